@@ -1,0 +1,3 @@
+"""ai (being built; see the issue tracker)."""
+
+__all__: list[str] = []

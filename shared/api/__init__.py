@@ -1,0 +1,3 @@
+"""api (being built; see the issue tracker)."""
+
+__all__: list[str] = []

@@ -1,0 +1,104 @@
+"""The plan table (SPEC §2): the only place any plan number lives.
+
+Everything else — admission arguments, usage responses, Stripe prices, tests — reads
+these frozen values. Changing a limit is a one-line change here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+
+__all__ = [
+    "BOOST_DAYS",
+    "BOOST_PRICE_CENTS",
+    "PLANS",
+    "PROVIDER_CONCURRENCY",
+    "UNLIMITED",
+    "Lane",
+    "Plan",
+    "PlanName",
+    "RegenMode",
+    "extend_boost",
+    "get_plan",
+    "resolve_effective_plan",
+]
+
+UNLIMITED: Final = -1
+"""Sentinel for a limit with no cap (Pro full regenerations)."""
+
+
+class PlanName(StrEnum):
+    BASIC = "basic"
+    STANDARD = "standard"
+    PRO = "pro"
+
+
+class RegenMode(StrEnum):
+    TARGETED = "targeted"
+    FULL = "full"
+
+
+class Lane(StrEnum):
+    INTERACTIVE = "interactive"
+    BATCH = "batch"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """One row of the plan table. ``full_regens_per_month`` is ``UNLIMITED`` for Pro."""
+
+    name: PlanName
+    price_cents: int
+    generations_per_month: int
+    max_variants: int
+    full_regen_allowed: bool
+    concurrent_jobs: int
+    generations_per_hour: int
+    full_regens_per_month: int
+    regen_cooldown_s: int
+
+    @property
+    def full_regen_unlimited(self) -> bool:
+        return self.full_regens_per_month == UNLIMITED
+
+
+PLANS: Final[dict[PlanName, Plan]] = {
+    PlanName.BASIC: Plan(PlanName.BASIC, 595, 60, 1, False, 1, 10, 0, 20),
+    PlanName.STANDARD: Plan(PlanName.STANDARD, 1995, 300, 3, True, 2, 40, 30, 10),
+    PlanName.PRO: Plan(PlanName.PRO, 3995, 900, 5, True, 5, 120, UNLIMITED, 5),
+}
+
+BOOST_PRICE_CENTS: Final = 1995
+BOOST_DAYS: Final = 30
+
+PROVIDER_CONCURRENCY: Final[dict[Lane, int]] = {Lane.INTERACTIVE: 50, Lane.BATCH: 10}
+"""Default in-flight cap per (provider, model, lane); configurable per deployment."""
+
+
+def get_plan(name: str | PlanName) -> Plan:
+    """The plan called ``name``; raises ``KeyError`` for an unknown name."""
+    return PLANS[PlanName(name)]
+
+
+def resolve_effective_plan(
+    base_plan: PlanName | None, boost_expires_at: datetime | None, now: datetime
+) -> PlanName | None:
+    """Pro while a boost is live (``now < expires_at``), else the base plan (or none).
+
+    A boost never downgrades: a Pro user with a boost stays Pro. A boost alone (no
+    subscription) still gives Pro until it expires.
+    """
+    if boost_expires_at is not None and now < boost_expires_at:
+        return PlanName.PRO
+    return base_plan
+
+
+def extend_boost(
+    current_expires_at: datetime | None, now: datetime, days: int = BOOST_DAYS
+) -> datetime:
+    """A new purchase extends from the later of now and the current expiry."""
+    start = now if current_expires_at is None or current_expires_at < now else current_expires_at
+    return start + timedelta(days=days)

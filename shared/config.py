@@ -1,0 +1,247 @@
+"""Configuration: the one place the environment is read (SPEC §6).
+
+``load_settings()`` builds a validated, frozen ``Settings`` from environment variables.
+A bad value raises ``ConfigError`` naming the variable. ``APP_ENV=production`` refuses
+dev-only settings. Values that look like Secret Manager resource names
+(``projects/…/secrets/…/versions/…``) are fetched once per instance; the
+``google-cloud-secret-manager`` client is imported only when such a value exists.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.billing.plans import PROVIDER_CONCURRENCY, Lane
+
+__all__ = [
+    "ConfigError",
+    "SecretClient",
+    "Settings",
+    "get_settings",
+    "load_settings",
+    "reset_settings_cache",
+    "resolve_secrets",
+]
+
+SECRET_NAME_RE = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the offending variable."""
+
+
+class Settings(BaseModel):
+    """Typed settings. Field aliases are the environment variable names."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    app_env: Literal["development", "production"] = Field("development", alias="APP_ENV")
+    database_url: str | None = Field(None, alias="DATABASE_URL")
+    redis_url: str | None = Field(None, alias="REDIS_URL")
+    upstash_redis_rest_url: str | None = Field(None, alias="UPSTASH_REDIS_REST_URL")
+    upstash_redis_rest_token: str | None = Field(None, alias="UPSTASH_REDIS_REST_TOKEN")
+    redis_key_prefix: str = Field(
+        "app", alias="REDIS_KEY_PREFIX", pattern=r"^[A-Za-z0-9_.-]{1,32}$"
+    )
+
+    auth_jwks_url: str | None = Field(None, alias="AUTH_JWKS_URL")
+    auth_issuer: str | None = Field(None, alias="AUTH_ISSUER")
+    auth_audience: str | None = Field(None, alias="AUTH_AUDIENCE")
+    auth_hs256_secret: str | None = Field(None, alias="AUTH_HS256_SECRET")
+
+    queue_backend: Literal["qstash", "local"] | None = Field(None, alias="QUEUE_BACKEND")
+    qstash_token: str | None = Field(None, alias="QSTASH_TOKEN")
+    qstash_url: str | None = Field(None, alias="QSTASH_URL")
+    qstash_current_signing_key: str | None = Field(None, alias="QSTASH_CURRENT_SIGNING_KEY")
+    qstash_next_signing_key: str | None = Field(None, alias="QSTASH_NEXT_SIGNING_KEY")
+    qstash_retries: int = Field(3, alias="QSTASH_RETRIES", ge=0, le=20)
+    worker_url: str | None = Field(None, alias="WORKER_URL")
+
+    ai_provider: Literal["minimax", "offline"] | None = Field(None, alias="AI_PROVIDER")
+    minimax_api_key: str | None = Field(None, alias="MINIMAX_API_KEY")
+    minimax_base_url: str = Field("https://api.minimax.io", alias="MINIMAX_BASE_URL")
+    minimax_model: str = Field("MiniMax-M2.5", alias="MINIMAX_MODEL")
+    ai_max_tokens: int = Field(4096, alias="AI_MAX_TOKENS", ge=256, le=65536)
+
+    cors_allowed_origins: tuple[str, ...] = Field((), alias="CORS_ALLOWED_ORIGINS")
+    port: int = Field(8080, alias="PORT", ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")
+
+    cursor_secret: str | None = Field(None, alias="CURSOR_SECRET")
+    max_job_runtime_s: int = Field(240, alias="MAX_JOB_RUNTIME_S", ge=5, le=3600)
+    queue_delay_allowance_s: int = Field(600, alias="QUEUE_DELAY_ALLOWANCE_S", ge=0, le=86400)
+    plan_cache_ttl_s: int = Field(600, alias="PLAN_CACHE_TTL_S", ge=1, le=86400)
+    provider_cap_interactive: int = Field(
+        PROVIDER_CONCURRENCY[Lane.INTERACTIVE], alias="PROVIDER_CAP_INTERACTIVE", ge=1
+    )
+    provider_cap_batch: int = Field(
+        PROVIDER_CONCURRENCY[Lane.BATCH], alias="PROVIDER_CAP_BATCH", ge=1
+    )
+    local_data_dir: str = Field(".local", alias="LOCAL_DATA_DIR")
+
+    stripe_secret_key: str | None = Field(None, alias="STRIPE_SECRET_KEY")
+    stripe_webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET")
+    stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
+    stripe_price_basic: str | None = Field(None, alias="STRIPE_PRICE_BASIC")
+    stripe_price_standard: str | None = Field(None, alias="STRIPE_PRICE_STANDARD")
+    stripe_price_pro: str | None = Field(None, alias="STRIPE_PRICE_PRO")
+    stripe_price_pro_boost: str | None = Field(None, alias="STRIPE_PRICE_PRO_BOOST")
+    stripe_success_url: str = Field(
+        "http://localhost:3000/billing/success", alias="STRIPE_SUCCESS_URL"
+    )
+    stripe_cancel_url: str = Field(
+        "http://localhost:3000/billing/cancel", alias="STRIPE_CANCEL_URL"
+    )
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def effective_queue_backend(self) -> Literal["qstash", "local"]:
+        if self.queue_backend:
+            return self.queue_backend
+        return "qstash" if self.is_production else "local"
+
+    @property
+    def effective_ai_provider(self) -> Literal["minimax", "offline"]:
+        if self.ai_provider:
+            return self.ai_provider
+        return "minimax" if self.minimax_api_key or self.is_production else "offline"
+
+    @property
+    def effective_worker_url(self) -> str:
+        return (self.worker_url or f"http://127.0.0.1:{self.port}").rstrip("/")
+
+    @property
+    def lease_ttl_s(self) -> int:
+        """A lease outlives the longest job plus the longest queue delay we tolerate."""
+        return self.max_job_runtime_s + self.queue_delay_allowance_s
+
+    def provider_cap(self, lane: Lane) -> int:
+        return (
+            self.provider_cap_interactive if lane is Lane.INTERACTIVE else self.provider_cap_batch
+        )
+
+    @property
+    def effective_cursor_secret(self) -> str:
+        # Development falls back to a fixed secret so cursors survive restarts of make dev.
+        return self.cursor_secret or "dev-cursor-secret-not-for-production"
+
+
+_PRODUCTION_REQUIRED = {
+    "DATABASE_URL": "database_url",
+    "AUTH_JWKS_URL": "auth_jwks_url",
+    "AUTH_ISSUER": "auth_issuer",
+    "AUTH_AUDIENCE": "auth_audience",
+    "CURSOR_SECRET": "cursor_secret",
+}
+
+
+def _check_production(s: Settings) -> None:
+    if not s.is_production:
+        return
+    if s.auth_hs256_secret:
+        raise ConfigError("AUTH_HS256_SECRET: development-only; refused when APP_ENV=production")
+    if s.queue_backend == "local":
+        raise ConfigError("QUEUE_BACKEND: 'local' is development-only; use 'qstash' in production")
+    if s.ai_provider == "offline":
+        raise ConfigError("AI_PROVIDER: 'offline' is development-only; use 'minimax' in production")
+    for env_name, field in _PRODUCTION_REQUIRED.items():
+        if not getattr(s, field):
+            raise ConfigError(f"{env_name}: required when APP_ENV=production")
+    if not (s.redis_url or (s.upstash_redis_rest_url and s.upstash_redis_rest_token)):
+        raise ConfigError(
+            "REDIS_URL: set it or UPSTASH_REDIS_REST_URL + UPSTASH_REDIS_REST_TOKEN in production"
+        )
+    if not (s.qstash_current_signing_key and s.qstash_next_signing_key and s.qstash_token):
+        raise ConfigError(
+            "QSTASH_TOKEN: QStash token and both signing keys are required in production"
+        )
+    if not s.minimax_api_key:
+        raise ConfigError("MINIMAX_API_KEY: required when APP_ENV=production")
+
+
+class SecretClient(Protocol):
+    """The slice of ``SecretManagerServiceClient`` we use (a fake in tests)."""
+
+    def access_secret_version(self, *, name: str) -> Any: ...
+
+
+def _default_secret_client() -> SecretClient:
+    # Imported here: the library takes ~0.5 s to import and most instances never need it.
+    from google.cloud import secretmanager
+
+    client: SecretClient = secretmanager.SecretManagerServiceClient()
+    return client
+
+
+def resolve_secrets(
+    env: Mapping[str, str], client_factory: Callable[[], SecretClient] = _default_secret_client
+) -> dict[str, str]:
+    """Replace Secret Manager resource names with their payloads; the client is made once."""
+    resolved = dict(env)
+    client: SecretClient | None = None
+    for key, value in env.items():
+        if not SECRET_NAME_RE.match(value.strip()):
+            continue
+        client = client or client_factory()
+        try:
+            response = client.access_secret_version(name=value.strip())
+            resolved[key] = response.payload.data.decode("utf-8")
+        except Exception as exc:  # any client failure is a start-up config error
+            raise ConfigError(f"{key}: could not read secret {value.strip()!r}: {exc}") from exc
+    return resolved
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    secret_client_factory: Callable[[], SecretClient] = _default_secret_client,
+) -> Settings:
+    """Validated settings from ``env`` (default ``os.environ``); raises ``ConfigError``."""
+    source = resolve_secrets(
+        {k: v for k, v in (os.environ if env is None else env).items() if k.isupper()},
+        secret_client_factory,
+    )
+    try:
+        settings = Settings.model_validate(source)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else "config"
+        raise ConfigError(f"{name}: {first['msg']}") from exc
+    _check_production(settings)
+    return settings
+
+
+_lock = threading.Lock()
+_cached: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """Settings for this instance, loaded once (thread-safe)."""
+    global _cached
+    if _cached is None:
+        with _lock:
+            if _cached is None:
+                _cached = load_settings()
+    return _cached
+
+
+def reset_settings_cache() -> None:
+    """Forget the cached settings (tests, local server restarts)."""
+    global _cached
+    with _lock:
+        _cached = None

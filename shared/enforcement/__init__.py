@@ -1,0 +1,3 @@
+"""enforcement (being built; see the issue tracker)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""observability (being built; see the issue tracker)."""
+
+__all__: list[str] = []

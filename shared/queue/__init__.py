@@ -1,0 +1,3 @@
+"""queue (being built; see the issue tracker)."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""redis (being built; see the issue tracker)."""
+
+__all__: list[str] = []
