@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from shared.billing.plans import PROVIDER_CONCURRENCY, Lane
 
 __all__ = [
+    "DEV_HS256_SECRET",
+    "DEV_SIGNING_KEYS",
     "ConfigError",
     "SecretClient",
     "Settings",
@@ -28,6 +30,10 @@ __all__ = [
     "reset_settings_cache",
     "resolve_secrets",
 ]
+
+# Development-only defaults; production refuses to start without real values.
+DEV_HS256_SECRET = "dev-only-hs256-secret-not-for-production"
+DEV_SIGNING_KEYS = ("dev-current-signing-key", "dev-next-signing-key")
 
 SECRET_NAME_RE = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
 
@@ -134,6 +140,21 @@ class Settings(BaseModel):
     def provider_cap(self, lane: Lane) -> int:
         return (
             self.provider_cap_interactive if lane is Lane.INTERACTIVE else self.provider_cap_batch
+        )
+
+    @property
+    def effective_hs256_secret(self) -> str | None:
+        """HS256 secret for dev tokens; a fixed dev default when nothing else is configured."""
+        if self.auth_hs256_secret or self.is_production or self.auth_jwks_url:
+            return self.auth_hs256_secret
+        return DEV_HS256_SECRET
+
+    @property
+    def effective_signing_keys(self) -> tuple[str, str]:
+        """QStash (current, next) signing keys; fixed dev defaults for the local queue."""
+        return (
+            self.qstash_current_signing_key or DEV_SIGNING_KEYS[0],
+            self.qstash_next_signing_key or DEV_SIGNING_KEYS[1],
         )
 
     @property
