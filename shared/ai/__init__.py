@@ -1,3 +1,48 @@
-"""ai (being built; see the issue tracker)."""
+"""AI client: turn a ``GenerationJob`` into validated variants through an ``LLMPort``.
 
-__all__: list[str] = []
+``MiniMaxClient`` talks to MiniMax over HTTP (retries, deadline, token accounting);
+``OfflineWriter`` is the deterministic demo writer; ``llm_from_settings`` picks one.
+Every failure is a ``ProviderError`` (see ``shared.ai.errors`` for the codes).
+"""
+
+from shared.ai.errors import (
+    PROVIDER_AUTH,
+    PROVIDER_BAD_OUTPUT,
+    PROVIDER_BAD_REQUEST,
+    PROVIDER_BALANCE,
+    PROVIDER_CONTENT_POLICY,
+    PROVIDER_RATE_LIMITED,
+    PROVIDER_TIMEOUT,
+    PROVIDER_UNAVAILABLE,
+    ProviderError,
+)
+from shared.ai.factory import llm_from_settings
+from shared.ai.minimax import MiniMaxClient
+from shared.ai.offline import OfflineWriter
+from shared.ai.parsing import parse_completion
+from shared.ai.pricing import cost_micro_usd
+from shared.ai.prompts import build_messages
+from shared.ai.types import FIELDS, Completion, GenerationJob, LLMPort, VariantContent
+
+__all__ = [
+    "FIELDS",
+    "PROVIDER_AUTH",
+    "PROVIDER_BAD_OUTPUT",
+    "PROVIDER_BAD_REQUEST",
+    "PROVIDER_BALANCE",
+    "PROVIDER_CONTENT_POLICY",
+    "PROVIDER_RATE_LIMITED",
+    "PROVIDER_TIMEOUT",
+    "PROVIDER_UNAVAILABLE",
+    "Completion",
+    "GenerationJob",
+    "LLMPort",
+    "MiniMaxClient",
+    "OfflineWriter",
+    "ProviderError",
+    "VariantContent",
+    "build_messages",
+    "cost_micro_usd",
+    "llm_from_settings",
+    "parse_completion",
+]

@@ -1,5 +1,6 @@
 """Plans, the Pro Boost and effective-plan resolution (SPEC §2)."""
 
+from shared.billing.effective import EffectivePlan, load_effective_plan
 from shared.billing.plans import (
     BOOST_DAYS,
     PLANS,
@@ -19,11 +20,13 @@ __all__ = [
     "PLANS",
     "PROVIDER_CONCURRENCY",
     "UNLIMITED",
+    "EffectivePlan",
     "Lane",
     "Plan",
     "PlanName",
     "RegenMode",
     "extend_boost",
     "get_plan",
+    "load_effective_plan",
     "resolve_effective_plan",
 ]

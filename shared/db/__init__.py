@@ -1,3 +1,58 @@
-"""db (being built; see the issue tracker)."""
+"""Postgres access: the pool, the unit of work, repositories, models and cursors.
 
-__all__: list[str] = []
+Services use ``Database.uow()`` and the repositories on the ``UnitOfWork``; SQL lives
+only in this package. See ``shared/db/README.md``.
+"""
+
+from shared.db.cursor import Keyset, decode_cursor, encode_cursor
+from shared.db.database import Database, UnitOfWork
+from shared.db.errors import DraftBusy, ForeignKeyViolation, IdempotencyConflict, UniqueViolation
+from shared.db.migrate import MigrationError, migrate
+from shared.db.models import (
+    Asset,
+    AssetPage,
+    AssetStatus,
+    CostRow,
+    Draft,
+    Generation,
+    GenerationKind,
+    GenerationStatus,
+    LedgerEntry,
+    NewVariant,
+    Platform,
+    Subscription,
+    SubscriptionStatus,
+    User,
+    Variant,
+    VariantContent,
+)
+
+__all__ = [
+    "Asset",
+    "AssetPage",
+    "AssetStatus",
+    "CostRow",
+    "Database",
+    "Draft",
+    "DraftBusy",
+    "ForeignKeyViolation",
+    "Generation",
+    "GenerationKind",
+    "GenerationStatus",
+    "IdempotencyConflict",
+    "Keyset",
+    "LedgerEntry",
+    "MigrationError",
+    "NewVariant",
+    "Platform",
+    "Subscription",
+    "SubscriptionStatus",
+    "UniqueViolation",
+    "UnitOfWork",
+    "User",
+    "Variant",
+    "VariantContent",
+    "decode_cursor",
+    "encode_cursor",
+    "migrate",
+]

@@ -1,0 +1,26 @@
+-- finish.lua — end a job: optional refund (exactly once) + release of both leases, and
+-- optionally drop the request's pending idempotency record (abort after admission).
+--
+-- KEYS[1] user semaphore          KEYS[2] provider semaphore     KEYS[3] lease record
+-- KEYS[4] refund marker           KEYS[5] monthly counter        KEYS[6] full-regen counter
+-- KEYS[7] idempotency record
+-- ARGV[1] lease id                ARGV[2] "1" refund, "0" release only
+-- ARGV[3] "1" full regeneration   ARGV[4] refund marker EXPIREAT, epoch s
+-- ARGV[5] fingerprint whose pending record to drop | "" (leave it)
+--
+-- Reply: {refunded (0|1), members_released (count), idempotency_dropped (0|1)}
+
+--#include semaphore
+--#include refund
+--#include idempotency
+
+local refunded = 0
+if ARGV[2] == '1' then
+  refunded = refund_once(KEYS[4], KEYS[5], KEYS[6], ARGV[3], ARGV[4])
+end
+local released = release_lease({KEYS[1], KEYS[2]}, KEYS[3], ARGV[1])
+local dropped = 0
+if ARGV[5] ~= '' then
+  dropped = idem_drop_pending(KEYS[7], ARGV[5])
+end
+return {refunded, released, dropped}

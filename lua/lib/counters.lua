@@ -1,0 +1,32 @@
+-- Fragment `counters`: usage counters seeded from Postgres (the truth) when missing.
+-- Returns the counter value, or nil when it is missing and no seed was passed.
+-- SET NX: a concurrent seeder may win, with the same count from the same ledger.
+local function counter_read(key, seed, expireat_s)
+  local v = redis.call('GET', key)
+  if v then
+    return tonumber(v)
+  end
+  if seed == nil or seed == '' then
+    return nil
+  end
+  redis.call('SET', key, seed, 'NX', 'EXAT', expireat_s)
+  return tonumber(redis.call('GET', key))
+end
+
+-- Charge n units; a counter created by this write gets its period expiry.
+local function counter_charge(key, n, expireat_s)
+  local v = redis.call('INCRBY', key, n)
+  if redis.call('TTL', key) == -1 then
+    redis.call('EXPIREAT', key, expireat_s)
+  end
+  return v
+end
+
+-- "month,hour,full" — the counters the caller must seed (full only when needed).
+local function missing_counters(month, hour, full, need_full)
+  local missing = {}
+  if not month then missing[#missing + 1] = 'month' end
+  if not hour then missing[#missing + 1] = 'hour' end
+  if need_full and not full then missing[#missing + 1] = 'full' end
+  return table.concat(missing, ',')
+end

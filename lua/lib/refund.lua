@@ -1,0 +1,20 @@
+-- Fragment `refund`: give a generation's unit back exactly once (marker SET NX).
+-- Counters are decremented only when they exist and are positive: a missing counter will
+-- be re-seeded from Postgres, which no longer counts the failed generation.
+local function decr_if_positive(key)
+  local v = tonumber(redis.call('GET', key) or '0')
+  if v > 0 then
+    redis.call('DECR', key)
+  end
+end
+
+local function refund_once(marker_key, month_key, full_key, is_full, marker_expireat_s)
+  if not redis.call('SET', marker_key, '1', 'NX', 'EXAT', marker_expireat_s) then
+    return 0
+  end
+  decr_if_positive(month_key)
+  if is_full == '1' then
+    decr_if_positive(full_key)
+  end
+  return 1
+end

@@ -1,0 +1,35 @@
+"""Builds the configured ``LLMPort`` from settings (called by the composition root)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from shared.ai.minimax import MiniMaxClient
+from shared.ai.offline import OfflineWriter
+from shared.ai.types import LLMPort
+from shared.config import ConfigError
+
+if TYPE_CHECKING:
+    from shared.config import Settings
+
+__all__ = ["llm_from_settings"]
+
+# MiniMax answers non-streamed completions only when it has finished writing, and an
+# M2.x model reasoning up to AI_MAX_TOKENS can take well over a minute; the job deadline
+# (MAX_JOB_RUNTIME_S) still bounds every attempt.
+_READ_TIMEOUT_S: Final = 120.0
+
+
+def llm_from_settings(settings: Settings) -> LLMPort:
+    """``MiniMaxClient`` for provider "minimax", ``OfflineWriter`` for "offline". No I/O."""
+    if settings.effective_ai_provider == "offline":
+        return OfflineWriter()
+    if not settings.minimax_api_key:
+        raise ConfigError("MINIMAX_API_KEY: required when AI_PROVIDER=minimax")
+    return MiniMaxClient(
+        settings.minimax_api_key,
+        base_url=settings.minimax_base_url,
+        model=settings.minimax_model,
+        max_tokens=settings.ai_max_tokens,
+        read_timeout_s=_READ_TIMEOUT_S,
+    )

@@ -1,0 +1,464 @@
+"""MiniMax adapter: the native chat completion endpoint over one reused httpx client.
+
+Per attempt the answer is classified in the order REFERENCE.md prescribes — HTTP status,
+then ``base_resp``, then the sensitivity flags, then empty choices/content — into ok,
+transient (retried with full-jitter backoff or the server's ``Retry-After``), permanent
+(raised at once) or unusable output (asked again once). Nothing ever waits past the job's
+deadline: when the next attempt cannot fit, ``PROVIDER_TIMEOUT`` is raised. Tokens reported
+in ``usage`` are summed over every attempt, failed ones included, and travel on the
+``Completion`` or the ``ProviderError``.
+
+Logs (``reel.ai``) carry the attempt number, HTTP status, ``base_resp`` code, ``Trace-Id``
+and latency — never prompts, outputs or the key. httpx errors are translated here.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import httpx
+
+from shared.ai.errors import (
+    PROVIDER_AUTH,
+    PROVIDER_BAD_OUTPUT,
+    PROVIDER_BAD_REQUEST,
+    PROVIDER_BALANCE,
+    PROVIDER_CONTENT_POLICY,
+    PROVIDER_RATE_LIMITED,
+    PROVIDER_TIMEOUT,
+    PROVIDER_UNAVAILABLE,
+    ProviderError,
+)
+from shared.ai.parsing import parse_completion
+from shared.ai.prompts import build_messages, temperature_for
+from shared.ai.types import Completion, GenerationJob
+
+__all__ = ["ENDPOINT", "MiniMaxClient", "Reply", "full_jitter_backoff_s", "interpret_response"]
+
+logger = logging.getLogger("reel.ai")
+
+ENDPOINT: Final = "/v1/text/chatcompletion_v2"
+
+# base_resp codes (REFERENCE.md, platform.minimax.io/docs/api-reference/errorcode).
+_TRANSIENT_BASE_CODES: Final = frozenset({1000, 1001, 1002, 1013, 1024, 1033, 1039, 1041, 2045})
+_PERMANENT_BASE_CODES: Final[dict[int, str]] = {
+    1004: PROVIDER_AUTH,
+    2049: PROVIDER_AUTH,
+    1008: PROVIDER_BALANCE,
+    1026: PROVIDER_CONTENT_POLICY,
+    1042: PROVIDER_BAD_REQUEST,
+    2013: PROVIDER_BAD_REQUEST,
+    2056: PROVIDER_RATE_LIMITED,  # usage-window limit: retrying within the job cannot help
+}
+_OUTPUT_SENSITIVE_CODE: Final = 1027
+
+_MESSAGES: Final[dict[str, str]] = {
+    PROVIDER_AUTH: "MiniMax rejected the API key",
+    PROVIDER_BALANCE: "MiniMax account balance is insufficient",
+    PROVIDER_CONTENT_POLICY: "MiniMax refused the content (sensitive input or output)",
+    PROVIDER_BAD_REQUEST: "MiniMax rejected the request as invalid",
+    PROVIDER_RATE_LIMITED: "MiniMax usage window is exhausted",
+    PROVIDER_UNAVAILABLE: "MiniMax kept failing with transient errors",
+    PROVIDER_TIMEOUT: "MiniMax did not answer within the job's time limit",
+}
+
+# A chat completion is a few KiB; anything near this is not an answer we can use, and the
+# cap keeps a misbehaving upstream from filling the instance's memory.
+_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
+# The model may be asked again once after an unusable answer (SPEC §5) and once after an
+# output-sensitive refusal (REFERENCE.md: 1027, at most one retry).
+_BAD_OUTPUT_RETRIES: Final = 1
+_SENSITIVE_OUTPUT_RETRIES: Final = 1
+# Caps the exponent so base * 2**n cannot overflow a float with absurd attempt counts.
+_MAX_BACKOFF_EXPONENT: Final = 32
+_TOP_P: Final = 0.95
+
+ReplyKind = Literal["ok", "transient", "permanent", "bad_output", "sensitive_output"]
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One attempt's classified answer. ``content`` is only set when ``kind == "ok"``."""
+
+    kind: ReplyKind
+    status: int | None = None
+    base_code: int | None = None
+    code: str | None = None  # our error code for permanent replies
+    reason: str = ""  # why the output was unusable (never quotes it)
+    content: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    retry_after_s: float | None = None
+    trace_id: str | None = None
+    timed_out: bool = False
+
+
+def full_jitter_backoff_s(
+    retry_index: int, *, base_s: float, cap_s: float, rng: Callable[[], float]
+) -> float:
+    """Full-jitter delay before retry ``retry_index`` (0 first): ``rng() * min(cap, base*2**i)``."""
+    ceiling = min(cap_s, base_s * 2.0 ** min(max(retry_index, 0), _MAX_BACKOFF_EXPONENT))
+    return rng() * ceiling
+
+
+def _retry_after_s(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), else None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _usage(payload: Mapping[str, Any]) -> tuple[int, int]:
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return 0, 0
+    return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+
+
+def _base_code(payload: Mapping[str, Any]) -> int:
+    base = payload.get("base_resp")
+    code = base.get("status_code", 0) if isinstance(base, dict) else 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else -1
+
+
+def _content(payload: Mapping[str, Any]) -> str | None:
+    choices = payload.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    return content if isinstance(content, str) and content.strip() else None
+
+
+def _http_status_kind(status: int) -> tuple[ReplyKind, str | None]:
+    if status in (408, 429) or status >= 500:
+        return "transient", None
+    code = {401: PROVIDER_AUTH, 403: PROVIDER_AUTH, 402: PROVIDER_BALANCE}.get(
+        status,
+        PROVIDER_BAD_REQUEST,  # 400, 422, any other 4xx, unexpected 1xx/3xx
+    )
+    return "permanent", code
+
+
+def interpret_response(
+    status: int, body: bytes, *, retry_after: str | None = None, trace_id: str | None = None
+) -> Reply:
+    """Classify one HTTP answer: status, then ``base_resp``, then sensitivity, then content."""
+    try:
+        payload: object = json.loads(body)
+    except (ValueError, RecursionError):
+        payload = None
+    tokens = _usage(payload) if isinstance(payload, dict) else (0, 0)
+    common: dict[str, Any] = {
+        "status": status,
+        "prompt_tokens": tokens[0],
+        "completion_tokens": tokens[1],
+        "trace_id": trace_id,
+    }
+    if not 200 <= status < 300:
+        kind, code = _http_status_kind(status)
+        return Reply(kind, code=code, retry_after_s=_retry_after_s(retry_after), **common)
+    if not isinstance(payload, dict):
+        # A 200 that is not JSON comes from something in between (proxy, gateway): retry.
+        return Reply("transient", **common)
+    base_code = _base_code(payload)
+    common["base_code"] = base_code
+    if base_code != 0:
+        if base_code == _OUTPUT_SENSITIVE_CODE:
+            return Reply("sensitive_output", **common)
+        if base_code in _PERMANENT_BASE_CODES:
+            return Reply("permanent", code=_PERMANENT_BASE_CODES[base_code], **common)
+        # Listed transient codes, and unknown ones: MiniMax's own 1000 "unknown error" is
+        # retryable, and the attempt budget bounds the cost of being wrong.
+        return Reply("transient", **common)
+    if payload.get("input_sensitive") is True:
+        return Reply("permanent", code=PROVIDER_CONTENT_POLICY, **common)
+    if payload.get("output_sensitive") is True:
+        return Reply("sensitive_output", **common)
+    content = _content(payload)
+    if content is None:
+        return Reply("bad_output", reason="empty choices or content", **common)
+    return Reply("ok", content=content, **common)
+
+
+class _Budget:
+    """Tokens and attempts spent on one job so far."""
+
+    def __init__(self) -> None:
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.attempts = 0
+        self.transient_failures = 0
+        self.bad_outputs = 0
+        self.sensitive_outputs = 0
+        self.trace_id: str | None = None
+
+    def add(self, reply: Reply) -> None:
+        self.prompt_tokens += reply.prompt_tokens
+        self.completion_tokens += reply.completion_tokens
+        self.trace_id = reply.trace_id or self.trace_id
+
+    def error(self, code: str, reply: Reply | None = None, detail: str = "") -> ProviderError:
+        status = reply.status if reply else None
+        base_code = reply.base_code if reply else None
+        where = ", ".join(
+            part
+            for part in (
+                f"HTTP {status}" if status is not None else "",
+                f"base_resp {base_code}" if base_code else "",
+                f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}",
+            )
+            if part
+        )
+        message = detail or _MESSAGES.get(code, "MiniMax call failed")
+        return ProviderError(
+            code,
+            f"{message} ({where}).",
+            status=status,
+            base_code=base_code,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            attempts=self.attempts,
+            trace_id=self.trace_id,
+        )
+
+
+class MiniMaxClient:
+    """``LLMPort`` over MiniMax's native API; thread-safe, one lazily built httpx client."""
+
+    provider = "minimax"
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str,
+        model: str,
+        max_tokens: int,
+        transport: httpx.BaseTransport | None = None,
+        connect_timeout_s: float = 5,
+        read_timeout_s: float = 60,
+        max_attempts: int = 4,
+        backoff_base_s: float = 0.5,
+        backoff_cap_s: float = 8,
+        min_attempt_s: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not api_key.strip():
+            raise ValueError("api_key is empty")
+        if max_attempts < 1 or max_tokens < 1:
+            raise ValueError("max_attempts and max_tokens must be >= 1")
+        url = httpx.URL(base_url)
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("base_url must be an absolute http(s) URL")
+        self.model = model
+        self._api_key = api_key
+        self._base_url = base_url.rstrip("/")
+        self._max_tokens = max_tokens
+        self._transport = transport
+        self._connect_timeout_s = connect_timeout_s
+        self._read_timeout_s = read_timeout_s
+        self._max_attempts = max_attempts
+        self._backoff_base_s = backoff_base_s
+        self._backoff_cap_s = backoff_cap_s
+        self._min_attempt_s = min_attempt_s
+        self._sleep = sleep
+        self._rng = rng
+        self._clock = clock
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MiniMaxClient(model={self.model!r}, base_url={self._base_url!r})"
+
+    def _http(self) -> httpx.Client:
+        # Double-checked so concurrent first calls (gunicorn threads) build one client.
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = httpx.Client(
+                        base_url=self._base_url,
+                        transport=self._transport,
+                        headers={
+                            "Authorization": f"Bearer {self._api_key}",
+                            "Content-Type": "application/json",
+                        },
+                        follow_redirects=False,
+                    )
+        return self._client
+
+    def close(self) -> None:
+        """Close the pooled connections (the client is rebuilt on next use)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def generate(self, job: GenerationJob, *, deadline: float) -> Completion:
+        """Write ``job``'s variants; raises ``ProviderError`` (tokens spent included)."""
+        temperature = temperature_for(job)
+        budget = _Budget()
+        retry_reason: str | None = None
+        while True:
+            if self._clock() >= deadline:
+                raise budget.error(PROVIDER_TIMEOUT)
+            body = self._body(build_messages(job, retry_reason=retry_reason), temperature)
+            budget.attempts += 1
+            reply = self._attempt(body, deadline, budget.attempts)
+            budget.add(reply)
+            if reply.kind == "ok":
+                try:
+                    variants = parse_completion(reply.content, job)
+                except ProviderError as exc:
+                    reply = Reply("bad_output", status=reply.status, reason=exc.message)
+                else:
+                    return Completion(
+                        variants=variants,
+                        provider=self.provider,
+                        model=self.model,
+                        prompt_tokens=budget.prompt_tokens,
+                        completion_tokens=budget.completion_tokens,
+                        attempts=budget.attempts,
+                        trace_id=budget.trace_id,
+                    )
+            if reply.kind == "bad_output":
+                retry_reason = reply.reason.rstrip(".")
+            if reply.kind == "transient" and self._clock() >= deadline:
+                raise budget.error(PROVIDER_TIMEOUT, reply)
+            delay_s = self._delay_before_retry(reply, budget)
+            if self._clock() + delay_s + self._min_attempt_s > deadline:
+                raise budget.error(PROVIDER_TIMEOUT, reply)
+            if delay_s > 0:
+                self._sleep(delay_s)
+
+    def _delay_before_retry(self, reply: Reply, budget: _Budget) -> float:
+        """Seconds to wait before asking again, or raise when this failure is final."""
+        if reply.kind == "permanent":
+            raise budget.error(reply.code or PROVIDER_BAD_REQUEST, reply)
+        if reply.kind == "bad_output":
+            budget.bad_outputs += 1
+            if budget.bad_outputs > _BAD_OUTPUT_RETRIES:
+                raise budget.error(PROVIDER_BAD_OUTPUT, reply, reply.reason.rstrip("."))
+            return 0.0
+        if reply.kind == "sensitive_output":
+            budget.sensitive_outputs += 1
+            if budget.sensitive_outputs > _SENSITIVE_OUTPUT_RETRIES:
+                raise budget.error(PROVIDER_CONTENT_POLICY, reply)
+            return 0.0
+        budget.transient_failures += 1
+        if budget.transient_failures >= self._max_attempts:
+            raise budget.error(PROVIDER_UNAVAILABLE, reply)
+        if reply.retry_after_s is not None:
+            return reply.retry_after_s
+        return full_jitter_backoff_s(
+            budget.transient_failures - 1,
+            base_s=self._backoff_base_s,
+            cap_s=self._backoff_cap_s,
+            rng=self._rng,
+        )
+
+    def _body(self, messages: list[dict[str, str]], temperature: float) -> bytes:
+        payload = {
+            "model": self.model,
+            "messages": messages,
+            "stream": False,
+            "max_completion_tokens": self._max_tokens,
+            "temperature": temperature,
+            "top_p": _TOP_P,
+        }
+        return json.dumps(payload, ensure_ascii=False).encode("utf-8")
+
+    def _timeout(self, deadline: float) -> httpx.Timeout:
+        remaining = max(0.001, deadline - self._clock())
+        connect = min(self._connect_timeout_s, remaining)
+        read = min(self._read_timeout_s, remaining)
+        return httpx.Timeout(connect=connect, read=read, write=read, pool=connect)
+
+    def _attempt(self, body: bytes, deadline: float, attempt: int) -> Reply:
+        started = self._clock()
+        try:
+            reply = self._send(body, deadline)
+        except httpx.TimeoutException:
+            reply = Reply("transient", timed_out=True)
+        except httpx.TransportError:
+            reply = Reply("transient")
+        _log(attempt, reply, latency_ms=round((self._clock() - started) * 1000))
+        return reply
+
+    def _send(self, body: bytes, deadline: float) -> Reply:
+        client = self._http()
+        request = client.build_request(
+            "POST", ENDPOINT, content=body, timeout=self._timeout(deadline)
+        )
+        response = client.send(request, stream=True)
+        try:
+            trace_id = response.headers.get("Trace-Id")
+            raw = bytearray()
+            for chunk in response.iter_bytes():
+                raw += chunk
+                if self._clock() > deadline:
+                    # A server trickling bytes must not stretch the job past its deadline.
+                    return Reply("transient", status=response.status_code, timed_out=True)
+                if len(raw) > _MAX_BODY_BYTES:
+                    return Reply(
+                        "bad_output", status=response.status_code, reason="response too large"
+                    )
+        finally:
+            response.close()
+        return interpret_response(
+            response.status_code,
+            bytes(raw),
+            retry_after=response.headers.get("Retry-After"),
+            trace_id=trace_id,
+        )
+
+
+def _log(attempt: int, reply: Reply, *, latency_ms: int) -> None:
+    level = logging.INFO if reply.kind == "ok" else logging.WARNING
+    logger.log(
+        level,
+        "minimax attempt=%d outcome=%s status=%s base_code=%s trace_id=%s latency_ms=%d%s",
+        attempt,
+        reply.kind,
+        reply.status,
+        reply.base_code,
+        reply.trace_id,
+        latency_ms,
+        " timed_out" if reply.timed_out else "",
+        extra={
+            "ai_attempt": attempt,
+            "ai_outcome": reply.kind,
+            "ai_http_status": reply.status,
+            "ai_base_code": reply.base_code,
+            "ai_trace_id": reply.trace_id,
+            "ai_latency_ms": latency_ms,
+        },
+    )

@@ -1,0 +1,200 @@
+"""Users, subscriptions, boosts and processed Stripe events."""
+
+# ruff: noqa: S608 - SQL here is assembled only from this module's constant column lists
+# and fixed fragments; every value travels as a bound parameter.
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.billing.plans import PlanName
+from shared.db.models import Subscription, SubscriptionStatus, User
+from shared.db.session import Session
+
+__all__ = ["PgBoosts", "PgStripeEvents", "PgSubscriptions", "PgUsers"]
+
+_USER_COLS = "id, stripe_customer_id, created_at"
+_SUB_COLS = (
+    "user_id, plan, status, stripe_subscription_id, current_period_end, "
+    "source_event_created, updated_at"
+)
+
+
+def _user(row: list[Any]) -> User:
+    return User(id=row[0], stripe_customer_id=row[1], created_at=row[2])
+
+
+def _subscription(row: list[Any]) -> Subscription:
+    return Subscription(
+        user_id=row[0],
+        plan=PlanName(row[1]),
+        status=SubscriptionStatus(row[2]),
+        stripe_subscription_id=row[3],
+        current_period_end=row[4],
+        source_event_created=row[5],
+        updated_at=row[6],
+    )
+
+
+class PgUsers:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def ensure(self, user_id: str) -> User:
+        """The user row, inserted on first sight (concurrent first requests are fine)."""
+        rows = self._s.run(
+            f"INSERT INTO users (id) VALUES (:id) ON CONFLICT (id) DO NOTHING "
+            f"RETURNING {_USER_COLS}",
+            id=user_id,
+        )
+        if rows:
+            return _user(rows[0])
+        existing = self.get(user_id)
+        if existing is None:  # only if deleted between the two statements
+            raise LookupError(f"user {user_id!r} vanished while being ensured")
+        return existing
+
+    def get(self, user_id: str) -> User | None:
+        rows = self._s.run(f"SELECT {_USER_COLS} FROM users WHERE id = :id", id=user_id)
+        return _user(rows[0]) if rows else None
+
+    def set_stripe_customer(self, user_id: str, customer_id: str) -> User | None:
+        """Remember the user's Stripe customer; None when the user does not exist."""
+        rows = self._s.run(
+            f"UPDATE users SET stripe_customer_id = :c WHERE id = :id RETURNING {_USER_COLS}",
+            id=user_id,
+            c=customer_id,
+        )
+        return _user(rows[0]) if rows else None
+
+    def by_stripe_customer(self, customer_id: str) -> User | None:
+        rows = self._s.run(
+            f"SELECT {_USER_COLS} FROM users WHERE stripe_customer_id = :c", c=customer_id
+        )
+        return _user(rows[0]) if rows else None
+
+
+class PgSubscriptions:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def get(self, user_id: str) -> Subscription | None:
+        rows = self._s.run(f"SELECT {_SUB_COLS} FROM subscriptions WHERE user_id = :u", u=user_id)
+        return _subscription(rows[0]) if rows else None
+
+    def upsert(
+        self,
+        user_id: str,
+        plan: PlanName,
+        status: SubscriptionStatus,
+        *,
+        stripe_subscription_id: str | None = None,
+        current_period_end: datetime | None = None,
+        source_event_created: datetime | None = None,
+    ) -> Subscription:
+        """Write the user's subscription and return what is stored afterwards.
+
+        With ``source_event_created`` (a Stripe event's ``created``), the write applies
+        only if no newer event already wrote the row: Stripe delivers out of order and an
+        older state must never overwrite a newer one. Equal timestamps apply (Stripe's
+        one-second resolution; the later delivery wins). Without it (admin), it always
+        applies and keeps the last event time as the guard.
+        """
+        rows = self._s.run(
+            f"""
+            INSERT INTO subscriptions AS s (user_id, plan, status, stripe_subscription_id,
+                current_period_end, source_event_created, updated_at)
+            VALUES (:u, :plan, :status, :sub, CAST(:end AS timestamptz),
+                CAST(:evt AS timestamptz), now())
+            ON CONFLICT (user_id) DO UPDATE SET
+                plan = EXCLUDED.plan,
+                status = EXCLUDED.status,
+                stripe_subscription_id = EXCLUDED.stripe_subscription_id,
+                current_period_end = EXCLUDED.current_period_end,
+                source_event_created = coalesce(EXCLUDED.source_event_created,
+                                                s.source_event_created),
+                updated_at = now()
+            WHERE EXCLUDED.source_event_created IS NULL
+               OR s.source_event_created IS NULL
+               OR s.source_event_created <= EXCLUDED.source_event_created
+            RETURNING {_SUB_COLS}
+            """,
+            u=user_id,
+            plan=PlanName(plan).value,
+            status=SubscriptionStatus(status).value,
+            sub=stripe_subscription_id,
+            end=current_period_end,
+            evt=source_event_created,
+        )
+        if rows:
+            return _subscription(rows[0])
+        current = self.get(user_id)  # the guard refused: a newer event is stored
+        if current is None:
+            raise LookupError(f"subscription of {user_id!r} vanished during upsert")
+        return current
+
+    def cancel(self, user_id: str) -> bool:
+        """Mark the subscription canceled; False when the user has none."""
+        rows = self._s.run(
+            "UPDATE subscriptions SET status = 'canceled', updated_at = now() "
+            "WHERE user_id = :u RETURNING user_id",
+            u=user_id,
+        )
+        return bool(rows)
+
+
+class PgBoosts:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def get_expiry(self, user_id: str) -> datetime | None:
+        rows = self._s.run("SELECT expires_at FROM boosts WHERE user_id = :u", u=user_id)
+        return rows[0][0] if rows else None
+
+    def extend(self, user_id: str, now: datetime, days: int) -> datetime:
+        """Extend by ``days`` from the later of ``now`` and the current expiry; the new expiry.
+
+        One statement: the upsert's row lock serialises concurrent purchases, so N
+        extends always add exactly N × days (same rule as ``plans.extend_boost``).
+        """
+        if days < 1:
+            raise ValueError("days must be positive")
+        rows = self._s.run(
+            """
+            INSERT INTO boosts AS b (user_id, expires_at, updated_at)
+            VALUES (:u, CAST(:now AS timestamptz) + make_interval(days => CAST(:d AS int)),
+                    CAST(:now AS timestamptz))
+            ON CONFLICT (user_id) DO UPDATE SET
+                expires_at = greatest(b.expires_at, CAST(:now AS timestamptz))
+                             + make_interval(days => CAST(:d AS int)),
+                updated_at = CAST(:now AS timestamptz)
+            RETURNING expires_at
+            """,
+            u=user_id,
+            now=now,
+            d=days,
+        )
+        expires_at: datetime = rows[0][0]
+        return expires_at
+
+
+class PgStripeEvents:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def record_once(self, event_id: str, type: str, created: datetime) -> bool:
+        """True the first time ``event_id`` is seen (in this transaction's commit).
+
+        Record and apply the event in the same unit of work: if applying fails, the
+        rollback forgets the id too and Stripe's redelivery is processed again.
+        """
+        rows = self._s.run(
+            "INSERT INTO stripe_events (event_id, type, created) "
+            "VALUES (:id, :type, CAST(:created AS timestamptz)) "
+            "ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            id=event_id,
+            type=type,
+            created=created,
+        )
+        return bool(rows)

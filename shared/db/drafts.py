@@ -1,0 +1,265 @@
+"""Drafts and the variants generated for them."""
+
+# ruff: noqa: S608 - SQL here is assembled only from this module's constant column lists
+# and fixed fragments; every value travels as a bound parameter.
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+from uuid import UUID, uuid4
+
+from shared.db.models import Draft, NewVariant, Platform, Variant, VariantContent
+from shared.db.session import Session
+from shared.errors import NotFound, PreconditionFailed, ValidationFailed
+
+__all__ = ["PgDrafts", "PgVariants"]
+
+_DRAFT_COLS = (
+    "id, owner_id, title, brief, platform, tone, duration_seconds, language, "
+    "selected_variant_id, version, created_at, updated_at"
+)
+_VARIANT_COLS = (
+    "id, generation_id, draft_id, index, hook, script, caption, hashtags, "
+    "source_variant_id, created_at"
+)
+
+# Columns a PATCH may change, each with the SQL expression that casts its parameter.
+# Only these names are ever interpolated into SQL (values always travel as parameters).
+_UPDATABLE: Final[dict[str, str]] = {
+    "title": ":title",
+    "brief": ":brief",
+    "platform": ":platform",
+    "tone": ":tone",
+    "duration_seconds": "CAST(:duration_seconds AS int)",
+    "language": ":language",
+    "selected_variant_id": "CAST(:selected_variant_id AS uuid)",
+}
+
+
+def _draft(row: list[Any]) -> Draft:
+    return Draft(
+        id=row[0],
+        owner_id=row[1],
+        title=row[2],
+        brief=row[3],
+        platform=Platform(row[4]),
+        tone=row[5],
+        duration_seconds=row[6],
+        language=row[7],
+        selected_variant_id=row[8],
+        version=row[9],
+        created_at=row[10],
+        updated_at=row[11],
+    )
+
+
+def _variant(row: list[Any]) -> Variant:
+    return Variant(
+        id=row[0],
+        generation_id=row[1],
+        draft_id=row[2],
+        index=row[3],
+        content=VariantContent(row[4], row[5], row[6], tuple(row[7] or ())),
+        source_variant_id=row[8],
+        created_at=row[9],
+    )
+
+
+def _param(value: object) -> object:
+    """Enums and UUIDs travel as their text (pg8000 sends every parameter as text)."""
+    return str(value) if isinstance(value, UUID | Platform) else value
+
+
+class PgDrafts:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def create(
+        self,
+        owner_id: str,
+        *,
+        title: str | None,
+        brief: str,
+        platform: Platform,
+        tone: str | None,
+        duration_seconds: int,
+        language: str,
+        draft_id: UUID | None = None,
+    ) -> Draft:
+        """Insert a draft (version 1); the id is generated unless given."""
+        rows = self._s.run(
+            f"""
+            INSERT INTO drafts (id, owner_id, title, brief, platform, tone,
+                duration_seconds, language)
+            VALUES (CAST(:id AS uuid), :owner, :title, :brief, :platform, :tone,
+                CAST(:duration AS int), :language)
+            RETURNING {_DRAFT_COLS}
+            """,
+            id=str(draft_id or uuid4()),
+            owner=owner_id,
+            title=title,
+            brief=brief,
+            platform=Platform(platform).value,
+            tone=tone,
+            duration=duration_seconds,
+            language=language,
+        )
+        return _draft(rows[0])
+
+    def get(self, owner_id: str, draft_id: UUID) -> Draft | None:
+        """The draft if it exists and belongs to ``owner_id`` (else None: looks missing)."""
+        rows = self._s.run(
+            f"SELECT {_DRAFT_COLS} FROM drafts WHERE id = CAST(:id AS uuid) AND owner_id = :o",
+            id=str(draft_id),
+            o=owner_id,
+        )
+        return _draft(rows[0]) if rows else None
+
+    def update(
+        self,
+        owner_id: str,
+        draft_id: UUID,
+        changes: Mapping[str, object],
+        expected_version: int | None,
+    ) -> Draft:
+        """Apply ``changes`` and bump the version (the ETag).
+
+        Raises ``NotFound`` (missing or not yours), ``PreconditionFailed`` (the version is
+        not ``expected_version``) or ``ValidationFailed`` (``selected_variant_id`` is not
+        a variant of this draft), in that order. The draft row is locked first, so two
+        concurrent PATCHes with the same If-Match cannot both win.
+        """
+        unknown = set(changes) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"not updatable draft fields: {sorted(unknown)}")
+        current = self._lock(owner_id, draft_id)
+        if expected_version is not None and current.version != expected_version:
+            raise PreconditionFailed()
+        if not changes:
+            return current
+        variant_id = changes.get("selected_variant_id")
+        if variant_id is not None and not self._has_variant(draft_id, variant_id):
+            raise ValidationFailed.field(
+                ["selected_variant_id"], "The variant does not belong to this draft."
+            )
+        assignments = ", ".join(f"{name} = {_UPDATABLE[name]}" for name in sorted(changes))
+        rows = self._s.run(
+            f"UPDATE drafts SET {assignments}, version = version + 1, updated_at = now() "
+            f"WHERE id = CAST(:draft_id AS uuid) RETURNING {_DRAFT_COLS}",
+            draft_id=str(draft_id),
+            **{name: _param(value) for name, value in changes.items()},
+        )
+        return _draft(rows[0])
+
+    def last_variant_count(self, draft_id: UUID) -> int:
+        """Variants requested by the draft's newest create/full regeneration (1 if none).
+
+        The default ``variants`` of a full regeneration (SPEC §4).
+        """
+        rows = self._s.run(
+            "SELECT requested_variants FROM generations "
+            "WHERE draft_id = CAST(:d AS uuid) AND kind IN ('create', 'regen_full') "
+            "ORDER BY created_at DESC, id DESC LIMIT 1",
+            d=str(draft_id),
+        )
+        return int(rows[0][0]) if rows else 1
+
+    def _lock(self, owner_id: str, draft_id: UUID) -> Draft:
+        rows = self._s.run(
+            f"SELECT {_DRAFT_COLS} FROM drafts "
+            "WHERE id = CAST(:id AS uuid) AND owner_id = :o FOR UPDATE",
+            id=str(draft_id),
+            o=owner_id,
+        )
+        if not rows:
+            raise NotFound()
+        return _draft(rows[0])
+
+    def _has_variant(self, draft_id: UUID, variant_id: object) -> bool:
+        try:
+            wanted = UUID(str(variant_id))
+        except ValueError:
+            return False
+        rows = self._s.run(
+            "SELECT 1 FROM variants WHERE id = CAST(:v AS uuid) AND draft_id = CAST(:d AS uuid)",
+            v=str(wanted),
+            d=str(draft_id),
+        )
+        return bool(rows)
+
+
+class PgVariants:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def add_many(
+        self, generation_id: UUID, draft_id: UUID, contents: Sequence[NewVariant]
+    ) -> list[Variant]:
+        """Store variants idempotently; returns every variant the generation now has.
+
+        One statement; a redelivered job inserting the same (generation, index) again
+        changes nothing (ON CONFLICT DO NOTHING) and gets the stored rows back.
+        """
+        if contents:
+            payload = [
+                {
+                    "id": str(uuid4()),
+                    "index": v.index,
+                    "hook": v.content.hook,
+                    "script": v.content.script,
+                    "caption": v.content.caption,
+                    "hashtags": list(v.content.hashtags),
+                    "source_variant_id": str(v.source_variant_id) if v.source_variant_id else None,
+                }
+                for v in contents
+            ]
+            self._s.run(
+                """
+                INSERT INTO variants (id, generation_id, draft_id, index, hook, script,
+                    caption, hashtags, source_variant_id)
+                SELECT x.id, CAST(:g AS uuid), CAST(:d AS uuid), x.index, x.hook, x.script,
+                       x.caption,
+                       ARRAY(SELECT jsonb_array_elements_text(x.hashtags)),
+                       x.source_variant_id
+                FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
+                    id uuid, index int, hook text, script text, caption text,
+                    hashtags jsonb, source_variant_id uuid)
+                ON CONFLICT ON CONSTRAINT variants_generation_index_key DO NOTHING
+                """,
+                g=str(generation_id),
+                d=str(draft_id),
+                rows=json.dumps(payload),
+            )
+        return self.list_for_generation(generation_id)
+
+    def list_for_generation(self, generation_id: UUID) -> list[Variant]:
+        """The generation's variants by index."""
+        rows = self._s.run(
+            f"SELECT {_VARIANT_COLS} FROM variants WHERE generation_id = CAST(:g AS uuid) "
+            "ORDER BY index",
+            g=str(generation_id),
+        )
+        return [_variant(r) for r in rows]
+
+    def get_for_draft(self, draft_id: UUID, variant_id: UUID) -> Variant | None:
+        """The variant if it belongs to ``draft_id``."""
+        rows = self._s.run(
+            f"SELECT {_VARIANT_COLS} FROM variants "
+            "WHERE id = CAST(:v AS uuid) AND draft_id = CAST(:d AS uuid)",
+            v=str(variant_id),
+            d=str(draft_id),
+        )
+        return _variant(rows[0]) if rows else None
+
+    def get_owned(self, owner_id: str, variant_id: UUID) -> Variant | None:
+        """The variant if its draft belongs to ``owner_id``."""
+        rows = self._s.run(
+            f"SELECT {', '.join('v.' + c for c in _VARIANT_COLS.split(', '))} "
+            "FROM variants v JOIN drafts d ON d.id = v.draft_id "
+            "WHERE v.id = CAST(:v AS uuid) AND d.owner_id = :o",
+            v=str(variant_id),
+            o=owner_id,
+        )
+        return _variant(rows[0]) if rows else None

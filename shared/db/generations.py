@@ -1,0 +1,249 @@
+"""Generations: the queued model jobs, their lifecycle and the usage seed counts.
+
+Status only moves forward: queued → running → succeeded | failed, and queued → failed.
+Every move is a conditional UPDATE (``WHERE status = …``) returning whether it happened,
+so redelivered jobs, the failure callback and the sweeper can race safely: exactly one
+of them wins each move (DESIGN §5).
+"""
+
+# ruff: noqa: S608 - SQL here is assembled only from this module's constant column lists
+# and fixed fragments; every value travels as a bound parameter.
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+from uuid import UUID
+
+from shared.billing.plans import PlanName
+from shared.db.errors import DraftBusy, IdempotencyConflict, UniqueViolation
+from shared.db.models import Generation, GenerationKind, GenerationStatus
+from shared.db.session import Session
+
+__all__ = ["PgGenerations"]
+
+_COLS = (
+    "id, owner_id, draft_id, kind, status, requested_variants, params, plan, period_month, "
+    "period_hour, provider, model, lane, request_id, idempotency_scope, idempotency_key, "
+    "request_fingerprint, error_code, error_message, attempts, created_at, started_at, "
+    "completed_at"
+)
+ERROR_MESSAGE_MAX: Final = 500  # schema.sql bound on generations.error_message
+ERROR_CODE_MAX: Final = 64
+
+
+def _generation(row: list[Any]) -> Generation:
+    return Generation(
+        id=row[0],
+        owner_id=row[1],
+        draft_id=row[2],
+        kind=GenerationKind(row[3]),
+        status=GenerationStatus(row[4]),
+        requested_variants=row[5],
+        params=row[6] or {},
+        plan=PlanName(row[7]),
+        period_month=row[8],
+        period_hour=row[9],
+        provider=row[10],
+        model=row[11],
+        lane=row[12],
+        request_id=row[13],
+        idempotency_scope=row[14],
+        idempotency_key=row[15],
+        request_fingerprint=row[16],
+        error_code=row[17],
+        error_message=row[18],
+        attempts=row[19],
+        created_at=row[20],
+        started_at=row[21],
+        completed_at=row[22],
+    )
+
+
+class PgGenerations:
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def create(
+        self,
+        *,
+        id: UUID,
+        owner_id: str,
+        draft_id: UUID,
+        kind: GenerationKind,
+        requested_variants: int,
+        plan: PlanName,
+        period_month: str,
+        period_hour: str,
+        provider: str,
+        model: str,
+        lane: str,
+        request_id: str,
+        params: Mapping[str, Any] | None = None,
+        idempotency_scope: str | None = None,
+        idempotency_key: str | None = None,
+        request_fingerprint: str | None = None,
+    ) -> Generation:
+        """Insert a ``queued`` generation (the id is the caller's: it is also the lease id).
+
+        Raises ``IdempotencyConflict`` when (owner, scope, key) is taken (the transaction
+        stays usable: look the stored row up with ``find_by_idempotency``) and
+        ``DraftBusy`` when the draft already has a queued/running generation (the
+        transaction is aborted: roll back).
+        """
+        try:
+            rows = self._s.run(
+                f"""
+                INSERT INTO generations (id, owner_id, draft_id, kind, requested_variants,
+                    params, plan, period_month, period_hour, provider, model, lane,
+                    request_id, idempotency_scope, idempotency_key, request_fingerprint)
+                VALUES (CAST(:id AS uuid), :owner, CAST(:draft AS uuid), :kind,
+                    CAST(:n AS int), CAST(:params AS jsonb), :plan, :month, :hour,
+                    :provider, :model, :lane, :request_id, :scope, :key, :fingerprint)
+                ON CONFLICT ON CONSTRAINT generations_idempotency_key DO NOTHING
+                RETURNING {_COLS}
+                """,
+                id=str(id),
+                owner=owner_id,
+                draft=str(draft_id),
+                kind=GenerationKind(kind).value,
+                n=requested_variants,
+                params=json.dumps(dict(params or {})),
+                plan=PlanName(plan).value,
+                month=period_month,
+                hour=period_hour,
+                provider=provider,
+                model=model,
+                lane=str(lane),
+                request_id=request_id,
+                scope=idempotency_scope,
+                key=idempotency_key,
+                fingerprint=request_fingerprint,
+            )
+        except UniqueViolation as exc:
+            if exc.constraint == "generations_one_active_per_draft":
+                raise DraftBusy(draft_id) from exc
+            raise
+        if not rows:
+            # Only the idempotency constraint is an arbiter; NULL keys never conflict.
+            raise IdempotencyConflict(owner_id, idempotency_scope, idempotency_key or "")
+        return _generation(rows[0])
+
+    def get(self, owner_id: str, generation_id: UUID) -> Generation | None:
+        """The generation if it belongs to ``owner_id``."""
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM generations WHERE id = CAST(:id AS uuid) AND owner_id = :o",
+            id=str(generation_id),
+            o=owner_id,
+        )
+        return _generation(rows[0]) if rows else None
+
+    def get_any(self, generation_id: UUID) -> Generation | None:
+        """The generation whoever owns it (the worker checks ownership itself)."""
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM generations WHERE id = CAST(:id AS uuid)",
+            id=str(generation_id),
+        )
+        return _generation(rows[0]) if rows else None
+
+    def find_by_idempotency(self, owner_id: str, scope: str, key: str) -> Generation | None:
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM generations "
+            "WHERE owner_id = :o AND idempotency_scope = :s AND idempotency_key = :k",
+            o=owner_id,
+            s=scope,
+            k=key,
+        )
+        return _generation(rows[0]) if rows else None
+
+    def active_for_draft(self, draft_id: UUID) -> Generation | None:
+        """The draft's queued or running generation, if any (at most one exists)."""
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM generations "
+            "WHERE draft_id = CAST(:d AS uuid) AND status IN ('queued', 'running')",
+            d=str(draft_id),
+        )
+        return _generation(rows[0]) if rows else None
+
+    def list_for_draft(self, draft_id: UUID) -> list[Generation]:
+        """The draft's generations, newest first."""
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM generations WHERE draft_id = CAST(:d AS uuid) "
+            "ORDER BY created_at DESC, id DESC",
+            d=str(draft_id),
+        )
+        return [_generation(r) for r in rows]
+
+    def mark_running(self, generation_id: UUID, now: datetime) -> bool:
+        """queued → running (counts an attempt); False if it was not queued."""
+        return self._move(
+            "status = 'running', started_at = CAST(:now AS timestamptz), attempts = attempts + 1",
+            "status = 'queued'",
+            generation_id,
+            now=now,
+        )
+
+    def mark_succeeded(self, generation_id: UUID, now: datetime) -> bool:
+        """running → succeeded; False if it was not running."""
+        return self._move(
+            "status = 'succeeded', completed_at = CAST(:now AS timestamptz)",
+            "status = 'running'",
+            generation_id,
+            now=now,
+        )
+
+    def mark_failed(self, generation_id: UUID, code: str, message: str, now: datetime) -> bool:
+        """queued | running → failed with an error; False if already terminal."""
+        return self._move(
+            "status = 'failed', completed_at = CAST(:now AS timestamptz), "
+            "error_code = :code, error_message = :message",
+            "status IN ('queued', 'running')",
+            generation_id,
+            now=now,
+            code=code[:ERROR_CODE_MAX],
+            message=message[:ERROR_MESSAGE_MAX],
+        )
+
+    def find_stuck(self, older_than: datetime, limit: int) -> list[Generation]:
+        """Queued/running generations created before ``older_than``, oldest first."""
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM generations "
+            "WHERE status IN ('queued', 'running') AND created_at < CAST(:t AS timestamptz) "
+            "ORDER BY created_at LIMIT CAST(:n AS int)",
+            t=older_than,
+            n=limit,
+        )
+        return [_generation(r) for r in rows]
+
+    def count_charged_month(self, owner_id: str, month: str) -> int:
+        """Generations charged to ``month`` ('YYYY-MM'): failed ones were refunded."""
+        return self._count(
+            "owner_id = :o AND period_month = :p AND status <> 'failed'", o=owner_id, p=month
+        )
+
+    def count_in_hour(self, owner_id: str, hour: str) -> int:
+        """Generations admitted in ``hour`` ('YYYYMMDDHH'), any status (no hourly refund)."""
+        return self._count("owner_id = :o AND period_hour = :p", o=owner_id, p=hour)
+
+    def count_full_regens_month(self, owner_id: str, month: str) -> int:
+        """Full regenerations charged to ``month``, failed ones excluded (refunded)."""
+        return self._count(
+            "owner_id = :o AND period_month = :p AND kind = 'regen_full' AND status <> 'failed'",
+            o=owner_id,
+            p=month,
+        )
+
+    def _move(self, assignments: str, guard: str, generation_id: UUID, **params: Any) -> bool:
+        rows = self._s.run(
+            f"UPDATE generations SET {assignments} "
+            f"WHERE id = CAST(:id AS uuid) AND {guard} RETURNING id",
+            id=str(generation_id),
+            **params,
+        )
+        return bool(rows)
+
+    def _count(self, where: str, **params: Any) -> int:
+        rows = self._s.run(f"SELECT count(*) FROM generations WHERE {where}", **params)
+        return int(rows[0][0])

@@ -1,0 +1,229 @@
+"""What the repositories return: frozen dataclasses, never rows.
+
+The enums mirror the CHECK constraints in ``schema.sql``; their values are the strings
+stored in Postgres and shown in the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from shared.billing.plans import PlanName
+
+__all__ = [
+    "Asset",
+    "AssetPage",
+    "AssetStatus",
+    "CostRow",
+    "Draft",
+    "Generation",
+    "GenerationKind",
+    "GenerationStatus",
+    "LedgerEntry",
+    "NewVariant",
+    "Platform",
+    "Subscription",
+    "SubscriptionStatus",
+    "User",
+    "Variant",
+    "VariantContent",
+]
+
+
+class Platform(StrEnum):
+    INSTAGRAM_REELS = "instagram_reels"
+    TIKTOK = "tiktok"
+    YOUTUBE_SHORTS = "youtube_shorts"
+
+
+class SubscriptionStatus(StrEnum):
+    ACTIVE = "active"
+    TRIALING = "trialing"
+    PAST_DUE = "past_due"
+    CANCELED = "canceled"
+
+
+class GenerationKind(StrEnum):
+    CREATE = "create"
+    REGEN_TARGETED = "regen_targeted"
+    REGEN_FULL = "regen_full"
+
+
+class GenerationStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class AssetStatus(StrEnum):
+    DRAFT = "draft"
+    READY = "ready"
+    PUBLISHED = "published"
+    ARCHIVED = "archived"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    stripe_customer_id: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    user_id: str
+    plan: PlanName
+    status: SubscriptionStatus
+    stripe_subscription_id: str | None
+    current_period_end: datetime | None
+    source_event_created: datetime | None
+    updated_at: datetime
+
+    @property
+    def grants_plan(self) -> bool:
+        """Only an active or trialing subscription gives its plan (SPEC §8)."""
+        return self.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    id: UUID
+    owner_id: str
+    title: str | None
+    brief: str
+    platform: Platform
+    tone: str | None
+    duration_seconds: int
+    language: str
+    selected_variant_id: UUID | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def etag(self) -> str:
+        """The strong ETag of this draft version (``If-Match`` compares against it)."""
+        return f'"{self.version}"'
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    id: UUID
+    owner_id: str
+    draft_id: UUID
+    kind: GenerationKind
+    status: GenerationStatus
+    requested_variants: int
+    params: Mapping[str, Any]
+    plan: PlanName
+    period_month: str
+    period_hour: str
+    provider: str
+    model: str
+    lane: str
+    request_id: str
+    idempotency_scope: str | None
+    idempotency_key: str | None
+    request_fingerprint: str | None
+    error_code: str | None
+    error_message: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in (GenerationStatus.SUCCEEDED, GenerationStatus.FAILED)
+
+
+@dataclass(frozen=True, slots=True)
+class VariantContent:
+    """The generated text of one variant (also what an asset stores)."""
+
+    hook: str
+    script: str
+    caption: str
+    hashtags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NewVariant:
+    """A variant to store; ``index`` is its 0-based position in the generation."""
+
+    index: int
+    content: VariantContent
+    source_variant_id: UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    id: UUID
+    generation_id: UUID
+    draft_id: UUID
+    index: int
+    content: VariantContent
+    source_variant_id: UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    id: UUID
+    owner_id: str
+    title: str
+    platform: Platform
+    tags: tuple[str, ...]
+    status: AssetStatus
+    content: VariantContent
+    source_draft_id: UUID | None
+    source_variant_id: UUID | None
+    idempotency_key: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AssetPage:
+    """One page of the library; ``next_cursor`` is None on the last page."""
+
+    items: tuple[Asset, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One usage-ledger row: tokens and cost of one finished generation.
+
+    ``created_at`` is set by the database; leave it None when recording.
+    """
+
+    generation_id: UUID
+    owner_id: str
+    month: str
+    plan: PlanName
+    kind: GenerationKind
+    provider: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micro_usd: int
+    billable: bool
+    created_at: datetime | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CostRow:
+    """Admin cost report line: ``group`` is a user id or a plan name."""
+
+    group: str
+    generations: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micro_usd: int

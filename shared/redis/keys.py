@@ -1,0 +1,142 @@
+"""Every Redis key string in the codebase, and the UTC period helpers that name them.
+
+Keys are pure functions of their inputs so a key written by the API is found by the worker,
+the sweeper and the usage endpoint alike. Nothing else may format a Redis key.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+__all__ = [
+    "Keys",
+    "hour_end",
+    "hour_key",
+    "hour_label",
+    "month_end",
+    "month_key",
+    "month_label",
+    "month_key_from_label",
+    "seconds_until",
+    "seconds_until_hour_end",
+    "seconds_until_month_end",
+]
+
+
+def _utc(dt: datetime) -> datetime:
+    """``dt`` in UTC; a naive datetime is taken to be UTC already."""
+    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def month_key(dt: datetime) -> str:
+    """``yyyymm`` of the UTC month containing ``dt`` (used inside keys)."""
+    return _utc(dt).strftime("%Y%m")
+
+
+def month_label(dt: datetime) -> str:
+    """``YYYY-MM`` of the UTC month containing ``dt`` (SPEC's period, UsageSource's month)."""
+    return _utc(dt).strftime("%Y-%m")
+
+
+def month_key_from_label(label: str) -> str:
+    """``YYYY-MM`` → ``yyyymm``; raises ``ValueError`` on anything else."""
+    return datetime.strptime(label, "%Y-%m").strftime("%Y%m")
+
+
+def hour_key(dt: datetime) -> str:
+    """``yyyymmddhh`` of the UTC hour containing ``dt``."""
+    return _utc(dt).strftime("%Y%m%d%H")
+
+
+hour_label = hour_key
+"""UsageSource's hour is the same ``YYYYMMDDHH`` string as the key part."""
+
+
+def month_end(dt: datetime) -> datetime:
+    """First instant of the next UTC month (exclusive end of ``dt``'s month)."""
+    d = _utc(dt)
+    year, month = (d.year + 1, 1) if d.month == 12 else (d.year, d.month + 1)
+    return datetime(year, month, 1, tzinfo=UTC)
+
+
+def hour_end(dt: datetime) -> datetime:
+    """First instant of the next UTC hour."""
+    d = _utc(dt).replace(minute=0, second=0, microsecond=0)
+    return d + timedelta(hours=1)
+
+
+def seconds_until(end: datetime, now: datetime) -> int:
+    """Whole seconds from ``now`` to ``end``, rounded up, at least 1 (a Retry-After value)."""
+    return max(1, math.ceil((_utc(end) - _utc(now)).total_seconds()))
+
+
+def seconds_until_month_end(now: datetime) -> int:
+    """Whole seconds (rounded up) until the UTC month of ``now`` ends."""
+    return seconds_until(month_end(now), now)
+
+
+def seconds_until_hour_end(now: datetime) -> int:
+    """Whole seconds (rounded up) until the UTC hour of ``now`` ends."""
+    return seconds_until(hour_end(now), now)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builders under one prefix (``REDIS_KEY_PREFIX``; tests use a per-run prefix)."""
+
+    prefix: str = "app"
+
+    def gen_used(self, user_id: str, yyyymm: str) -> str:
+        """Monthly generations charged (the pool)."""
+        return f"{self.prefix}:usage:{user_id}:gen_used:{yyyymm}"
+
+    def gen_hour(self, user_id: str, yyyymmddhh: str) -> str:
+        """Hourly generations charged (the burst limit)."""
+        return f"{self.prefix}:burst:{user_id}:gen_hour:{yyyymmddhh}"
+
+    def full_regen_used(self, user_id: str, yyyymm: str) -> str:
+        """Full regenerations charged this month."""
+        return f"{self.prefix}:usage:{user_id}:full_regen_used:{yyyymm}"
+
+    def regen_cooldown(self, user_id: str, draft_id: str) -> str:
+        """Per-draft regeneration cooldown marker."""
+        return f"{self.prefix}:cooldown:{user_id}:regen:{draft_id}"
+
+    def user_leases(self, user_id: str) -> str:
+        """The user's concurrency semaphore (sorted set: lease id → expiry ms)."""
+        return f"{self.prefix}:conc:{user_id}:leases"
+
+    def lease(self, lease_id: str) -> str:
+        """The lease record (hash: holder, semaphores held, counters charged)."""
+        return f"{self.prefix}:conc:lease:{lease_id}"
+
+    def provider(self, provider: str, model: str, lane: str) -> str:
+        """The provider semaphore of one (provider, model, lane)."""
+        return f"{self.prefix}:conc:provider:{provider}:{model}:{lane}"
+
+    def idem(self, user_id: str, scope: str, idem_key: str) -> str:
+        """The idempotency record of one (user, endpoint scope, Idempotency-Key)."""
+        return f"{self.prefix}:idem:{user_id}:{scope}:{idem_key}"
+
+    def plan_effective(self, user_id: str) -> str:
+        """Plan cache: the base plan name, or ``none``."""
+        return f"{self.prefix}:user:{user_id}:plan_effective"
+
+    def boost_until(self, user_id: str) -> str:
+        """Plan cache: Pro Boost expiry in epoch ms, or ``0``."""
+        return f"{self.prefix}:boost:{user_id}:pro_until"
+
+    def refund_marker(self, generation_id: str) -> str:
+        """Set once when a generation's unit is refunded (refunds happen exactly once)."""
+        return f"{self.prefix}:refund:{generation_id}"
+
+    def month_counters(self, user_id: str, now: datetime) -> tuple[str, str, str]:
+        """(monthly, hourly, full-regen) counter keys of the periods containing ``now``."""
+        mk = month_key(now)
+        return (
+            self.gen_used(user_id, mk),
+            self.gen_hour(user_id, hour_key(now)),
+            self.full_regen_used(user_id, mk),
+        )

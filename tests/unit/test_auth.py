@@ -1,0 +1,327 @@
+"""Authenticator in HS256 (development) mode, header parsing, claims, require_admin.
+
+JWKS mode runs against a real local JWKS server in tests/integration/test_jwks.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import jwt
+import pytest
+
+from shared.api.auth import Authenticator, Principal, require_admin
+from shared.api.devtoken import mint_dev_token
+from shared.config import DEV_HS256_SECRET, Settings
+from shared.errors import Forbidden, Unauthenticated
+from tests.support.jwks_server import SigningKey
+
+SECRET = "unit-test-hs256-secret-0123456789abcdef"
+NOW = 1_800_000_000.0
+
+
+class FakeClock:
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def hand_built(header: dict[str, Any], payload: dict[str, Any], key: bytes | None = None) -> str:
+    """A compact JWS built byte by byte (PyJWT refuses to make some of the hostile ones)."""
+    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
+    sig = hmac.new(key, signing_input.encode(), hashlib.sha256).digest() if key else b""
+    return f"{signing_input}.{b64(sig)}"
+
+
+def claims(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"sub": "user-1", "iat": int(NOW), "exp": int(NOW) + 600}
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def hs_token(payload: dict[str, Any], secret: str = SECRET, **headers: Any) -> str:
+    return jwt.encode(payload, secret, algorithm="HS256", headers=headers or None)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def auth(clock: FakeClock) -> Authenticator:
+    return Authenticator(
+        jwks_url=None, issuer=None, audience=None, hs256_secret=SECRET, clock=clock
+    )
+
+
+def bearer(token: str) -> str:
+    return f"Bearer {token}"
+
+
+def reject(auth: Authenticator, header: str | None) -> Unauthenticated:
+    with pytest.raises(Unauthenticated) as info:
+        auth.authenticate(header)
+    assert info.value.status == 401
+    assert info.value.code == "UNAUTHENTICATED"
+    return info.value
+
+
+# -- accepted --------------------------------------------------------------------------
+
+
+def test_valid_hs256_token_gives_principal(auth: Authenticator) -> None:
+    assert auth.authenticate(bearer(hs_token(claims()))) == Principal("user-1", is_admin=False)
+
+
+def test_admin_role_claim(auth: Authenticator) -> None:
+    principal = auth.authenticate(bearer(hs_token(claims(role="admin"))))
+    assert principal.is_admin
+    require_admin(principal)
+
+
+@pytest.mark.parametrize("role", ["Admin", "user", ["admin"], True, ""])
+def test_only_exact_role_admin_is_admin(auth: Authenticator, role: Any) -> None:
+    assert not auth.authenticate(bearer(hs_token(claims(role=role)))).is_admin
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "bEaReR"])
+def test_scheme_is_case_insensitive_and_whitespace_tolerant(
+    auth: Authenticator, scheme: str
+) -> None:
+    assert auth.authenticate(f"  {scheme}   {hs_token(claims())} ").user_id == "user-1"
+
+
+@pytest.mark.parametrize("sub", ["a", "x" * 128, "auth0|abc123", "u:1@example.com", "A.b-c_d"])
+def test_subject_charset_accepted(auth: Authenticator, sub: str) -> None:
+    assert auth.authenticate(bearer(hs_token(claims(sub=sub)))).user_id == sub
+
+
+def test_leeway_tolerates_small_clock_skew(auth: Authenticator, clock: FakeClock) -> None:
+    token = hs_token(claims(exp=int(NOW) - 10, nbf=int(NOW) + 10, iat=int(NOW) + 10))
+    assert auth.authenticate(bearer(token)).user_id == "user-1"
+
+
+def test_issuer_and_audience_checked_in_hs256_mode(clock: FakeClock) -> None:
+    auth = Authenticator(
+        jwks_url=None, issuer="https://iss", audience="reel", hs256_secret=SECRET, clock=clock
+    )
+    good = claims(iss="https://iss", aud="reel")
+    assert auth.authenticate(bearer(hs_token(good))).user_id == "user-1"
+    assert auth.authenticate(bearer(hs_token({**good, "aud": ["other", "reel"]})))
+    for bad in (
+        {**good, "iss": "https://evil"},
+        {**good, "iss": "https://iss/extra"},
+        {**good, "iss": "https://is"},
+        {**good, "aud": "other"},
+        {**good, "aud": ["other"]},
+        {k: v for k, v in good.items() if k != "iss"},
+        {k: v for k, v in good.items() if k != "aud"},
+    ):
+        reject(auth, bearer(hs_token(bad)))
+
+
+# -- rejected --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [None, "", "   "])
+def test_missing_header(auth: Authenticator, header: str | None) -> None:
+    assert reject(auth, header).message == "Missing bearer token."
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Basic dXNlcjpwYXNz", "Token abc", "Bearer", "Bearer a b", "abc.def.ghi", "Bearer: x.y.z"],
+)
+def test_wrong_scheme_or_shape(auth: Authenticator, header: str) -> None:
+    reject(auth, header)
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "not-a-jwt",
+        "a.b",
+        "a.b.c.d",
+        "!!!.!!!.!!!",
+        "e30.e30.",  # {} header: no alg
+        b64(b"[1]") + "." + b64(b"{}") + ".",
+        b64(b'{"alg":"HS256"}') + "." + b64(b"[]") + "." + b64(b"x"),
+        b64(b"[" * 6000) + ".e30.",  # nesting bomb: must not become a RecursionError 500
+        "é" * 20,
+        "a" * 9000,
+    ],
+)
+def test_malformed_tokens(auth: Authenticator, token: str) -> None:
+    reject(auth, bearer(token))
+
+
+def test_expired(auth: Authenticator, clock: FakeClock) -> None:
+    token = hs_token(claims(exp=int(NOW) + 60))
+    clock.now = NOW + 60 + 31
+    assert reject(auth, bearer(token)).message == "Token has expired."
+
+
+def test_not_yet_valid_beyond_leeway(auth: Authenticator) -> None:
+    reject(auth, bearer(hs_token(claims(nbf=int(NOW) + 31))))
+    reject(auth, bearer(hs_token(claims(iat=int(NOW) + 3600))))
+
+
+@pytest.mark.parametrize("claim", ["exp", "sub"])
+def test_required_claims(auth: Authenticator, claim: str) -> None:
+    reject(auth, bearer(hs_token(claims(**{claim: None}))))
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("exp", "2100-01-01"), ("exp", True), ("exp", None), ("nbf", "soon"), ("iat", [1])],
+)
+def test_malformed_time_claims(auth: Authenticator, name: str, value: Any) -> None:
+    payload = claims()
+    payload[name] = value
+    reject(auth, bearer(hand_built({"alg": "HS256", "typ": "JWT"}, payload, SECRET.encode())))
+
+
+@pytest.mark.parametrize(
+    "sub", ["", "x" * 129, "a b", "a/b", "a\nb", "ünï", "a'b", "<script>", 123, None]
+)
+def test_bad_subject(auth: Authenticator, sub: Any) -> None:
+    payload = claims()
+    payload["sub"] = sub
+    reject(auth, bearer(hand_built({"alg": "HS256"}, payload, SECRET.encode())))
+
+
+def test_wrong_secret(auth: Authenticator) -> None:
+    reject(auth, bearer(hs_token(claims(), secret="another-secret-that-is-long-enough-xx")))
+
+
+def test_tampered_payload(auth: Authenticator) -> None:
+    header, _, sig = hs_token(claims()).split(".")
+    forged = b64(json.dumps(claims(role="admin")).encode())
+    reject(auth, bearer(f"{header}.{forged}.{sig}"))
+
+
+@pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE", ""])
+def test_alg_none(auth: Authenticator, alg: str) -> None:
+    reject(auth, bearer(hand_built({"alg": alg, "typ": "JWT"}, claims())))
+    reject(auth, bearer(hand_built({"alg": alg}, claims(), SECRET.encode())))
+
+
+@pytest.mark.parametrize("alg", ["HS384", "HS512", "PS256", "EdDSA", 256, None])
+def test_other_algorithms_rejected(auth: Authenticator, alg: Any) -> None:
+    reject(auth, bearer(hand_built({"alg": alg}, claims(), SECRET.encode())))
+
+
+def test_rs256_token_rejected_in_hs256_only_mode(auth: Authenticator) -> None:
+    key = SigningKey.rsa(kid="k1")
+    reject(auth, bearer(key.sign(claims())))
+
+
+def test_rejection_never_echoes_the_token(auth: Authenticator) -> None:
+    token = hs_token(claims(sub="bad sub"))
+    error = reject(auth, bearer(token))
+    rendered = json.dumps(error.body("req-1"))
+    for part in token.split("."):
+        assert part not in rendered
+    assert "bad sub" not in rendered
+    assert error.__cause__ is None
+
+
+# -- admin, construction, settings -----------------------------------------------------
+
+
+def test_require_admin_forbids_non_admin() -> None:
+    with pytest.raises(Forbidden) as info:
+        require_admin(Principal("u", is_admin=False))
+    assert info.value.status == 403
+    assert info.value.code == "FORBIDDEN"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"jwks_url": None, "hs256_secret": None},
+        {"jwks_url": None, "hs256_secret": "short"},
+        {"jwks_url": "https://x", "hs256_secret": None, "leeway_s": -1},
+        {"jwks_url": "https://x", "hs256_secret": None, "jwks_cache_ttl_s": 0},
+    ],
+)
+def test_constructor_rejects_unusable_configuration(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        Authenticator(issuer=None, audience=None, **kwargs)
+
+
+def test_from_settings_development_uses_dev_secret() -> None:
+    auth = Authenticator.from_settings(Settings(AUTH_AUDIENCE="reel"))
+    token = mint_dev_token("dev-user", secret=DEV_HS256_SECRET, audience="reel")
+    assert auth.authenticate(bearer(token)) == Principal("dev-user", is_admin=False)
+
+
+def test_from_settings_jwks_only_refuses_hs256() -> None:
+    auth = Authenticator.from_settings(Settings(AUTH_JWKS_URL="http://127.0.0.1:9/jwks"))
+    reject(auth, bearer(mint_dev_token("dev-user", secret=DEV_HS256_SECRET)))
+
+
+def test_from_settings_production_never_accepts_hs256() -> None:
+    settings = Settings(
+        APP_ENV="production",
+        AUTH_JWKS_URL="https://idp.example/jwks",
+        AUTH_HS256_SECRET=SECRET,  # refused by load_settings; built by hand here
+    )
+    auth = Authenticator.from_settings(settings)
+    reject(auth, bearer(mint_dev_token("u", secret=SECRET)))
+
+
+def test_from_settings_production_requires_https_jwks() -> None:
+    with pytest.raises(ValueError, match="AUTH_JWKS_URL"):
+        Authenticator.from_settings(
+            Settings(APP_ENV="production", AUTH_JWKS_URL="http://idp.example/jwks")
+        )
+
+
+# -- mint_dev_token --------------------------------------------------------------------
+
+
+def test_mint_dev_token_round_trip(clock: FakeClock) -> None:
+    auth = Authenticator(
+        jwks_url=None, issuer="iss", audience="aud", hs256_secret=SECRET, clock=clock
+    )
+    token = mint_dev_token(
+        "u-42", secret=SECRET, admin=True, ttl_s=120, issuer="iss", audience="aud", now=NOW
+    )
+    assert auth.authenticate(bearer(token)) == Principal("u-42", is_admin=True)
+    payload = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_signature": False})
+    assert payload == {
+        "sub": "u-42",
+        "iat": int(NOW),
+        "exp": int(NOW) + 120,
+        "role": "admin",
+        "iss": "iss",
+        "aud": "aud",
+    }
+    clock.now = NOW + 120 + 31
+    reject(auth, bearer(token))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"user_id": "bad id", "secret": SECRET},
+        {"user_id": "", "secret": SECRET},
+        {"user_id": "u", "secret": SECRET, "ttl_s": 0},
+        {"user_id": "u", "secret": "short"},
+    ],
+)
+def test_mint_dev_token_validates(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        mint_dev_token(**kwargs)

@@ -1,0 +1,139 @@
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from shared.config import ConfigError, load_settings
+
+PROD_OK = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "postgresql://u:p@db:5432/reel",
+    "UPSTASH_REDIS_REST_URL": "https://x.upstash.io",
+    "UPSTASH_REDIS_REST_TOKEN": "tok",
+    "AUTH_JWKS_URL": "https://issuer/jwks",
+    "AUTH_ISSUER": "https://issuer",
+    "AUTH_AUDIENCE": "reel",
+    "CURSOR_SECRET": "c" * 32,
+    "QSTASH_TOKEN": "q",
+    "QSTASH_CURRENT_SIGNING_KEY": "k1",
+    "QSTASH_NEXT_SIGNING_KEY": "k2",
+    "MINIMAX_API_KEY": "m",
+}
+
+
+def test_development_defaults() -> None:
+    s = load_settings({})
+    assert s.app_env == "development"
+    assert s.effective_queue_backend == "local"
+    assert s.effective_ai_provider == "offline"
+    assert s.effective_worker_url == "http://127.0.0.1:8080"
+    assert s.effective_hs256_secret
+    assert s.lease_ttl_s == s.max_job_runtime_s + s.queue_delay_allowance_s
+
+
+def test_minimax_key_selects_minimax_in_development() -> None:
+    assert load_settings({"MINIMAX_API_KEY": "k"}).effective_ai_provider == "minimax"
+
+
+def test_bad_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="^PORT:"):
+        load_settings({"PORT": "eighty"})
+    with pytest.raises(ConfigError, match="^APP_ENV:"):
+        load_settings({"APP_ENV": "staging"})
+
+
+def test_cors_origins_split_and_normalised() -> None:
+    s = load_settings({"CORS_ALLOWED_ORIGINS": "https://a.com, https://b.com/ ,"})
+    assert s.cors_allowed_origins == ("https://a.com", "https://b.com")
+
+
+def test_production_accepts_complete_config() -> None:
+    s = load_settings(PROD_OK)
+    assert s.is_production
+    assert s.effective_queue_backend == "qstash"
+    assert s.effective_ai_provider == "minimax"
+    assert s.effective_hs256_secret is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "variable"),
+    [
+        ({"AUTH_HS256_SECRET": "x"}, "AUTH_HS256_SECRET"),
+        ({"QUEUE_BACKEND": "local"}, "QUEUE_BACKEND"),
+        ({"AI_PROVIDER": "offline"}, "AI_PROVIDER"),
+    ],
+)
+def test_production_refuses_dev_only_settings(extra: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{variable}:"):
+        load_settings({**PROD_OK, **extra})
+
+
+@pytest.mark.parametrize(
+    "missing", ["DATABASE_URL", "AUTH_JWKS_URL", "CURSOR_SECRET", "MINIMAX_API_KEY"]
+)
+def test_production_requires(missing: str) -> None:
+    env = {k: v for k, v in PROD_OK.items() if k != missing}
+    with pytest.raises(ConfigError, match=f"^{missing}:"):
+        load_settings(env)
+
+
+def test_production_requires_some_redis() -> None:
+    env = {k: v for k, v in PROD_OK.items() if not k.startswith("UPSTASH")}
+    with pytest.raises(ConfigError, match="^REDIS_URL:"):
+        load_settings(env)
+    assert load_settings({**env, "REDIS_URL": "redis://r:6379/0"}).redis_url
+
+
+class FakeSecretClient:
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.calls: list[str] = []
+
+    def access_secret_version(self, *, name: str) -> Any:
+        self.calls.append(name)
+        if name not in self.values:
+            raise RuntimeError("NOT_FOUND")
+        return SimpleNamespace(payload=SimpleNamespace(data=self.values[name].encode()))
+
+
+def test_secret_manager_names_are_resolved_with_one_client() -> None:
+    name = "projects/p/secrets/minimax/versions/3"
+    fake = FakeSecretClient(
+        {name: "sk-live", "projects/p/secrets/db/versions/1": "postgresql://x@y/z"}
+    )
+    made: list[int] = []
+
+    def factory() -> FakeSecretClient:
+        made.append(1)
+        return fake
+
+    s = load_settings(
+        {"MINIMAX_API_KEY": name, "DATABASE_URL": "projects/p/secrets/db/versions/1"}, factory
+    )
+    assert s.minimax_api_key == "sk-live"
+    assert s.database_url == "postgresql://x@y/z"
+    assert made == [1]
+    assert sorted(fake.calls) == sorted([name, "projects/p/secrets/db/versions/1"])
+
+
+def test_no_secret_names_means_no_client() -> None:
+    def factory() -> FakeSecretClient:
+        raise AssertionError("client must not be created")
+
+    assert load_settings({"MINIMAX_API_KEY": "plain"}, factory).minimax_api_key == "plain"
+
+
+def test_unreadable_secret_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="^MINIMAX_API_KEY: could not read secret"):
+        load_settings(
+            {"MINIMAX_API_KEY": "projects/p/secrets/x/versions/1"}, lambda: FakeSecretClient({})
+        )
+
+
+def test_secret_manager_module_not_imported_by_config() -> None:
+    import subprocess
+    import sys
+
+    code = "import shared.config, sys; print('google.cloud.secretmanager' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
