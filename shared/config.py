@@ -32,8 +32,11 @@ __all__ = [
 ]
 
 # Development-only defaults; production refuses to start without real values.
-DEV_HS256_SECRET = "dev-only-hs256-secret-not-for-production"
-DEV_SIGNING_KEYS = ("dev-current-signing-key", "dev-next-signing-key")
+DEV_HS256_SECRET = "dev-only-hs256-secret-not-for-production-use-0123456789"  # noqa: S105
+DEV_SIGNING_KEYS = (
+    "dev-current-signing-key-not-for-production-0123456789abcdef",
+    "dev-next-signing-key-not-for-production-0123456789abcdef",
+)
 
 SECRET_NAME_RE = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
 

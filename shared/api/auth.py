@@ -282,7 +282,8 @@ class Authenticator:
             if not _elapsed_at_least(self._clock(), snapshot.fetched_at, self._ttl_s):
                 return key
             # Stale but known: refresh if nobody else is, otherwise don't queue behind them.
-            self._fetch_lock.acquire()
+            if not self._fetch_lock.acquire(blocking=False):
+                return key
         else:
             # Unknown kid (or nothing cached): wait for any fetch in flight — it may be
             # bringing exactly this key after a rotation.
@@ -303,11 +304,10 @@ class Authenticator:
             self._clock(), self._last_attempt_at, interval
         ):
             return
-        _start = self._clock()
         keys = self._fetch_keys()
         # Measured from the end of the attempt: threads that queued behind a slow or
         # hanging fetch must not each start another one the moment they get the lock.
-        self._last_attempt_at = _start
+        self._last_attempt_at = self._clock()
         if keys:
             self._snapshot = _JwksSnapshot(keys=keys, fetched_at=self._last_attempt_at)
 

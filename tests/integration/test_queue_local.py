@@ -241,3 +241,24 @@ def test_threads_start_lazily(open_queues: list[LocalQueue]) -> None:
     after = {t for t in threading.enumerate() if t.name.startswith("reel-local-queue")}
     assert after == before
     assert queue.join_idle(0) is True
+
+
+def test_many_producers_each_job_delivered_once(open_queues: list[LocalQueue]) -> None:
+    with worker(ok()) as stub:
+        queue = start_queue(open_queues, stub.url)
+
+        def produce(offset: int) -> None:
+            for n in range(offset, offset + 25):
+                queue.enqueue(make_job(n))
+
+        producers = [threading.Thread(target=produce, args=(k * 100,)) for k in range(8)]
+        for producer in producers:
+            producer.start()
+        for producer in producers:
+            producer.join()
+        assert queue.join_idle(15)
+
+    delivered = [JobPayload.from_body(r.body).generation_id for r in stub.requests]
+    assert len(delivered) == 200
+    assert len(set(delivered)) == 200
+    assert all(r.verified for r in stub.requests)
