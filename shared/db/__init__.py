@@ -1,13 +1,13 @@
 """Postgres access: the pool, the unit of work, repositories, models and cursors.
 
 Services use ``Database.uow()`` and the repositories on the ``UnitOfWork``; SQL lives
-only in this package. See ``shared/db/README.md``.
+only in this package. Migrations: ``python -m shared.db.migrate`` (``shared.db.migrate.migrate``),
+kept out of this namespace so ``-m`` runs it cleanly. See ``shared/db/README.md``.
 """
 
 from shared.db.cursor import Keyset, decode_cursor, encode_cursor
 from shared.db.database import Database, UnitOfWork
 from shared.db.errors import DraftBusy, ForeignKeyViolation, IdempotencyConflict, UniqueViolation
-from shared.db.migrate import MigrationError, migrate
 from shared.db.models import (
     Asset,
     AssetPage,
@@ -42,7 +42,6 @@ __all__ = [
     "IdempotencyConflict",
     "Keyset",
     "LedgerEntry",
-    "MigrationError",
     "NewVariant",
     "Platform",
     "Subscription",
@@ -54,5 +53,4 @@ __all__ = [
     "VariantContent",
     "decode_cursor",
     "encode_cursor",
-    "migrate",
 ]

@@ -25,7 +25,7 @@ from shared.db.connection import PgParams, connect, parse_database_url
 from shared.db.errors import ForeignKeyViolation, UniqueViolation
 from shared.errors import AppError, InternalError, ServiceUnavailable, ValidationFailed
 
-__all__ = ["ConnectionPool", "Session"]
+__all__ = ["ConnectionPool", "Session", "sqlstate", "translate"]
 
 _DRIVER_ERRORS = (pg8000.exceptions.Error, OSError)
 

@@ -1,0 +1,516 @@
+"""Repositories on real Postgres: transactions, lifecycle guards, races, ledger, billing."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from shared.billing import EffectivePlan, PlanName, load_effective_plan
+from shared.db import (
+    Database,
+    DraftBusy,
+    GenerationKind,
+    GenerationStatus,
+    IdempotencyConflict,
+    LedgerEntry,
+    NewVariant,
+    Platform,
+    SubscriptionStatus,
+    UnitOfWork,
+    VariantContent,
+)
+from shared.errors import NotFound, PreconditionFailed, ServiceUnavailable, ValidationFailed
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url, max_connections=6)
+    yield database
+    database.close()
+
+
+def _uid() -> str:
+    return f"u-{secrets.token_hex(6)}"
+
+
+def _user(db: Database) -> str:
+    user = _uid()
+    with db.uow() as uow:
+        uow.users.ensure(user)
+        uow.commit()
+    return user
+
+
+def _draft(uow: UnitOfWork, owner: str) -> UUID:
+    return uow.drafts.create(
+        owner,
+        title="Water",
+        brief="3 reasons to drink water",
+        platform=Platform.TIKTOK,
+        tone="upbeat",
+        duration_seconds=30,
+        language="en",
+    ).id
+
+
+def _generation(uow: UnitOfWork, owner: str, draft_id: UUID, **overrides: Any) -> UUID:
+    fields: dict[str, Any] = {
+        "id": uuid4(),
+        "owner_id": owner,
+        "draft_id": draft_id,
+        "kind": GenerationKind.CREATE,
+        "requested_variants": 3,
+        "plan": PlanName.STANDARD,
+        "period_month": "2026-11",
+        "period_hour": "2026112712",
+        "provider": "minimax",
+        "model": "MiniMax-M2.5",
+        "lane": "interactive",
+        "request_id": "req-1",
+    } | overrides
+    return uow.generations.create(**fields).id
+
+
+def _content(n: int) -> VariantContent:
+    return VariantContent(f"hook {n}", f"script {n}", f"caption {n}", ("#water", f"#n{n}"))
+
+
+# ----------------------------------------------------------------------------------------
+# One transaction: draft + generation + variants
+
+
+def test_draft_generation_and_variants_commit_together(db: Database) -> None:
+    owner = _user(db)
+    with db.uow() as uow:
+        draft_id = _draft(uow, owner)
+        gen_id = _generation(uow, owner, draft_id)
+        stored = uow.variants.add_many(
+            gen_id, draft_id, [NewVariant(i, _content(i)) for i in range(3)]
+        )
+        uow.commit()
+    assert [v.index for v in stored] == [0, 1, 2]
+    with db.uow() as uow:
+        assert uow.drafts.get(owner, draft_id) is not None
+        gen = uow.generations.get(owner, gen_id)
+        assert gen is not None
+        assert gen.status is GenerationStatus.QUEUED
+        variants = uow.variants.list_for_generation(gen_id)
+        assert variants[2].content == _content(2)
+        assert uow.variants.get_for_draft(draft_id, variants[0].id) == variants[0]
+        assert uow.variants.get_owned(owner, variants[0].id) == variants[0]
+        assert uow.variants.get_owned(_uid(), variants[0].id) is None
+
+
+def test_a_failure_inside_rolls_back_everything(db: Database) -> None:
+    owner = _user(db)
+    bad = VariantContent("hook", "script", "x" * 2201, ())  # caption over its bound
+    with pytest.raises(Exception), db.uow() as uow:
+        draft_id = _draft(uow, owner)
+        gen_id = _generation(uow, owner, draft_id)
+        uow.variants.add_many(
+            gen_id,
+            draft_id,
+            [NewVariant(0, _content(0)), NewVariant(1, _content(1)), NewVariant(2, bad)],
+        )
+        uow.commit()
+    with db.uow() as uow:
+        assert uow.drafts.get(owner, draft_id) is None
+        assert uow.generations.get_any(gen_id) is None
+        assert uow.variants.list_for_generation(gen_id) == []
+
+
+def test_variants_are_idempotent_per_generation_and_index(db: Database) -> None:
+    owner = _user(db)
+    with db.uow() as uow:
+        draft_id = _draft(uow, owner)
+        gen_id = _generation(uow, owner, draft_id)
+        first = uow.variants.add_many(gen_id, draft_id, [NewVariant(0, _content(0))])
+        again = uow.variants.add_many(
+            gen_id, draft_id, [NewVariant(0, _content(9)), NewVariant(1, _content(1))]
+        )
+        uow.commit()
+    assert again[0] == first[0]  # the redelivered index 0 changed nothing
+    assert [v.index for v in again] == [0, 1]
+
+
+# ----------------------------------------------------------------------------------------
+# Generation lifecycle
+
+
+def test_status_moves_only_forward(db: Database) -> None:
+    owner = _user(db)
+    with db.uow() as uow:
+        draft_id = _draft(uow, owner)
+        gen_id = _generation(uow, owner, draft_id)
+        g = uow.generations
+        assert g.mark_succeeded(gen_id, NOW) is False  # queued → succeeded refused
+        assert g.mark_running(gen_id, NOW) is True
+        assert g.mark_running(gen_id, NOW) is False  # redelivery loses
+        assert g.mark_succeeded(gen_id, NOW) is True
+        assert g.mark_running(gen_id, NOW) is False  # succeeded → running refused
+        assert g.mark_failed(gen_id, "X", "late", NOW) is False
+        done = g.get_any(gen_id)
+        assert done is not None
+        assert done.status is GenerationStatus.SUCCEEDED
+        assert done.attempts == 1
+        assert done.started_at == NOW
+        assert done.completed_at == NOW
+
+        other = _generation(uow, owner, draft_id)
+        assert g.mark_failed(other, "PROVIDER_BAD_OUTPUT", "m" * 900, NOW) is True
+        assert g.mark_succeeded(other, NOW) is False  # failed → succeeded refused
+        assert g.mark_running(other, NOW) is False
+        failed = g.get_any(other)
+        assert failed is not None
+        assert failed.error_code == "PROVIDER_BAD_OUTPUT"
+        assert failed.error_message is not None
+        assert len(failed.error_message) == 500
+        uow.commit()
+
+
+def test_one_active_generation_per_draft(db: Database) -> None:
+    owner = _user(db)
+    with db.uow() as uow:
+        draft_id = _draft(uow, owner)
+        first = _generation(uow, owner, draft_id)
+        uow.commit()
+    with pytest.raises(DraftBusy) as info, db.uow() as uow:
+        _generation(uow, owner, draft_id, kind=GenerationKind.REGEN_FULL)
+    assert info.value.code == "GENERATION_IN_PROGRESS"
+    assert info.value.status == 409
+    with db.uow() as uow:
+        active = uow.generations.active_for_draft(draft_id)
+        assert active is not None
+        assert active.id == first
+        assert uow.generations.mark_failed(first, "X", "y", NOW)
+        second = _generation(uow, owner, draft_id, kind=GenerationKind.REGEN_FULL)
+        uow.commit()
+    with db.uow() as uow:
+        assert [g.id for g in uow.generations.list_for_draft(draft_id)] == [second, first]
+        assert uow.drafts.last_variant_count(draft_id) == 3
+
+
+def test_concurrent_regenerations_on_one_draft_exactly_one_wins(db: Database) -> None:
+    owner = _user(db)
+    with db.uow() as uow:
+        draft_id = _draft(uow, owner)
+        uow.commit()
+    outcomes: list[str] = []
+    barrier = threading.Barrier(5)
+
+    def regen() -> None:
+        barrier.wait()
+        try:
+            with db.uow() as uow:
+                _generation(uow, owner, draft_id, kind=GenerationKind.REGEN_FULL)
+                uow.commit()
+            outcomes.append("won")
+        except DraftBusy:
+            outcomes.append("busy")
+
+    threads = [threading.Thread(target=regen) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes) == ["busy"] * 4 + ["won"]
+
+
+def test_idempotency_triple_conflict(db: Database) -> None:
+    owner = _user(db)
+    key = secrets.token_hex(8)
+    with db.uow() as uow:
+        first = _generation(
+            uow,
+            owner,
+            _draft(uow, owner),
+            idempotency_scope="create",
+            idempotency_key=key,
+            request_fingerprint="f" * 64,
+        )
+        uow.commit()
+    with db.uow() as uow:
+        with pytest.raises(IdempotencyConflict) as info:
+            _generation(
+                uow, owner, _draft(uow, owner), idempotency_scope="create", idempotency_key=key
+            )
+        assert info.value.key == key
+        # The transaction is still usable: replay the stored generation from it.
+        stored = uow.generations.find_by_idempotency(owner, "create", key)
+        assert stored is not None
+        assert stored.id == first
+        # Another scope or another user with the same key is a different request.
+        _generation(uow, owner, _draft(uow, owner), idempotency_scope="regen", idempotency_key=key)
+        other = _user(db)
+        _generation(uow, other, _draft(uow, other), idempotency_scope="create", idempotency_key=key)
+        uow.commit()
+
+
+def test_owner_scoping_and_stuck_sweep(db: Database) -> None:
+    owner = _user(db)
+    with db.uow() as uow:
+        draft_id = _draft(uow, owner)
+        gen_id = _generation(uow, owner, draft_id)
+        uow.commit()
+    with db.uow() as uow:
+        assert uow.generations.get(_uid(), gen_id) is None
+        assert uow.drafts.get(_uid(), draft_id) is None
+        future = datetime.now(UTC) + timedelta(minutes=1)
+        stuck = uow.generations.find_stuck(future, limit=10_000)
+        assert gen_id in {g.id for g in stuck}
+        assert gen_id not in {
+            g.id for g in uow.generations.find_stuck(NOW - timedelta(days=9999), 10)
+        }
+
+
+def test_usage_seed_counts(db: Database) -> None:
+    owner = _user(db)
+    with db.uow() as uow:
+        ids = []
+        for kind, hour in [
+            (GenerationKind.CREATE, "2026112710"),
+            (GenerationKind.REGEN_FULL, "2026112710"),
+            (GenerationKind.REGEN_FULL, "2026112711"),
+            (GenerationKind.REGEN_TARGETED, "2026112711"),
+        ]:
+            gid = _generation(uow, owner, _draft(uow, owner), kind=kind, period_hour=hour)
+            ids.append(gid)
+        _generation(
+            uow, owner, _draft(uow, owner), period_month="2026-10", period_hour="2026103101"
+        )
+        uow.generations.mark_failed(ids[2], "X", "refunded", NOW)
+        g = uow.generations
+        assert g.count_charged_month(owner, "2026-11") == 3
+        assert g.count_charged_month(owner, "2026-10") == 1
+        assert g.count_in_hour(owner, "2026112711") == 2  # failed still counts in the hour
+        assert g.count_full_regens_month(owner, "2026-11") == 1
+        assert g.count_charged_month(_uid(), "2026-11") == 0
+
+
+# ----------------------------------------------------------------------------------------
+# Drafts
+
+
+def test_draft_update_versions_and_guards(db: Database) -> None:
+    owner = _user(db)
+    with db.uow() as uow:
+        draft_id = _draft(uow, owner)
+        gen_id = _generation(uow, owner, draft_id)
+        variant = uow.variants.add_many(gen_id, draft_id, [NewVariant(0, _content(0))])[0]
+        other_draft = _draft(uow, owner)
+        uow.commit()
+    with db.uow() as uow:
+        d = uow.drafts
+        updated = d.update(owner, draft_id, {"title": "New", "duration_seconds": 45}, 1)
+        assert (updated.title, updated.duration_seconds, updated.version) == ("New", 45, 2)
+        assert updated.etag == '"2"'
+        with pytest.raises(PreconditionFailed):
+            d.update(owner, draft_id, {"title": "Stale"}, 1)
+        uow.commit()
+    with db.uow() as uow:
+        d = uow.drafts
+        with pytest.raises(NotFound):
+            d.update(_uid(), draft_id, {"title": "Not yours"}, None)
+        with pytest.raises(ValidationFailed) as info:
+            d.update(owner, other_draft, {"selected_variant_id": variant.id}, None)
+        assert info.value.details["fields"][0]["loc"] == ["selected_variant_id"]
+    with db.uow() as uow:
+        picked = uow.drafts.update(owner, draft_id, {"selected_variant_id": variant.id}, 2)
+        assert picked.selected_variant_id == variant.id
+        assert picked.version == 3
+        cleared = uow.drafts.update(owner, draft_id, {"selected_variant_id": None}, None)
+        assert cleared.selected_variant_id is None
+        assert uow.drafts.update(owner, draft_id, {}, 4).version == 4
+        with pytest.raises(ValueError):
+            uow.drafts.update(owner, draft_id, {"owner_id": "me"}, None)
+
+
+# ----------------------------------------------------------------------------------------
+# Users, subscriptions, boosts, Stripe events, effective plan
+
+
+def test_users_and_stripe_customer(db: Database) -> None:
+    user = _uid()
+    customer = f"cus_{secrets.token_hex(6)}"
+    with db.uow() as uow:
+        created = uow.users.ensure(user)
+        assert uow.users.ensure(user) == created
+        assert uow.users.set_stripe_customer(user, customer) is not None
+        found = uow.users.by_stripe_customer(customer)
+        assert found is not None
+        assert found.id == user
+        assert uow.users.set_stripe_customer(_uid(), "cus_x") is None
+        uow.commit()
+
+
+def test_subscription_ordering_guard(db: Database) -> None:
+    user = _user(db)
+    t1, t2 = NOW, NOW + timedelta(minutes=5)
+    with db.uow() as uow:
+        s = uow.subscriptions
+        s.upsert(user, PlanName.PRO, SubscriptionStatus.ACTIVE, source_event_created=t2)
+        kept = s.upsert(user, PlanName.BASIC, SubscriptionStatus.PAST_DUE, source_event_created=t1)
+        assert (kept.plan, kept.status) == (PlanName.PRO, SubscriptionStatus.ACTIVE)
+        newer = s.upsert(
+            user,
+            PlanName.STANDARD,
+            SubscriptionStatus.ACTIVE,
+            source_event_created=t2,
+            stripe_subscription_id="sub_1",
+            current_period_end=t2 + timedelta(days=30),
+        )
+        assert newer.plan is PlanName.STANDARD
+        assert newer.stripe_subscription_id == "sub_1"
+        admin = s.upsert(user, PlanName.BASIC, SubscriptionStatus.ACTIVE)  # admin: no guard
+        assert admin.plan is PlanName.BASIC
+        assert admin.source_event_created == t2
+        assert s.cancel(user) is True
+        got = s.get(user)
+        assert got is not None
+        assert got.status is SubscriptionStatus.CANCELED
+        assert not got.grants_plan
+        assert s.cancel(_uid()) is False
+        uow.commit()
+
+
+def test_boost_extends_from_the_later_of_now_and_expiry(db: Database) -> None:
+    user = _user(db)
+    with db.uow() as uow:
+        assert uow.boosts.get_expiry(user) is None
+        assert uow.boosts.extend(user, NOW, 30) == NOW + timedelta(days=30)
+        assert uow.boosts.extend(user, NOW, 30) == NOW + timedelta(days=60)
+        later = NOW + timedelta(days=100)  # expired by then: extends from now
+        assert uow.boosts.extend(user, later, 30) == later + timedelta(days=30)
+        uow.commit()
+
+
+def test_concurrent_boost_extends_add_up_exactly(db: Database) -> None:
+    user = _user(db)
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(5)
+
+    def buy() -> None:
+        barrier.wait()
+        try:
+            with db.uow() as uow:
+                uow.boosts.extend(user, NOW, 30)
+                uow.commit()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=buy) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert errors == []
+    with db.uow() as uow:
+        assert uow.boosts.get_expiry(user) == NOW + timedelta(days=150)
+
+
+def test_stripe_events_are_recorded_once(db: Database) -> None:
+    event = f"evt_{secrets.token_hex(8)}"
+    with db.uow() as uow:
+        assert uow.stripe_events.record_once(event, "invoice.payment_failed", NOW) is True
+        assert uow.stripe_events.record_once(event, "invoice.payment_failed", NOW) is False
+        uow.commit()
+    forgotten = f"evt_{secrets.token_hex(8)}"
+    with db.uow() as uow:  # not committed: a redelivery processes it again
+        assert uow.stripe_events.record_once(forgotten, "x", NOW) is True
+    with db.uow() as uow:
+        assert uow.stripe_events.record_once(forgotten, "x", NOW) is True
+
+
+def test_effective_plan(db: Database) -> None:
+    nobody, subscriber, boosted, lapsed = (_user(db) for _ in range(4))
+    with db.uow() as uow:
+        uow.subscriptions.upsert(subscriber, PlanName.BASIC, SubscriptionStatus.TRIALING)
+        uow.subscriptions.upsert(boosted, PlanName.STANDARD, SubscriptionStatus.ACTIVE)
+        uow.boosts.extend(boosted, NOW, 30)
+        uow.subscriptions.upsert(lapsed, PlanName.PRO, SubscriptionStatus.PAST_DUE)
+        uow.commit()
+    with db.uow() as uow:
+        assert load_effective_plan(uow, nobody, NOW) == EffectivePlan(None, None, None)
+        assert load_effective_plan(uow, subscriber, NOW).effective is PlanName.BASIC
+        plan = load_effective_plan(uow, boosted, NOW)
+        assert plan == EffectivePlan(PlanName.STANDARD, NOW + timedelta(days=30), PlanName.PRO)
+        after = load_effective_plan(uow, boosted, NOW + timedelta(days=30))
+        assert after.effective is PlanName.STANDARD  # now == expires_at: boost over
+        assert load_effective_plan(uow, lapsed, NOW).effective is None
+
+
+# ----------------------------------------------------------------------------------------
+# Ledger
+
+
+def _ledger(gen_id: UUID, owner: str, plan: PlanName, tokens: int, cost: int) -> LedgerEntry:
+    return LedgerEntry(
+        generation_id=gen_id,
+        owner_id=owner,
+        month="2031-07",
+        plan=plan,
+        kind=GenerationKind.CREATE,
+        provider="minimax",
+        model="MiniMax-M2.5",
+        prompt_tokens=tokens,
+        completion_tokens=tokens * 2,
+        cost_micro_usd=cost,
+        billable=cost > 100,
+    )
+
+
+def test_ledger_records_once_and_reports_costs(db: Database) -> None:
+    # A month no other test uses, so the report only holds these rows.
+    alice, bob = _user(db), _user(db)
+    rows = [
+        (alice, PlanName.PRO, 10, 500),
+        (alice, PlanName.PRO, 20, 700),
+        (bob, PlanName.BASIC, 5, 50),
+    ]
+    with db.uow() as uow:
+        entries = []
+        for owner, plan, tokens, cost in rows:
+            gen_id = _generation(uow, owner, _draft(uow, owner), plan=plan, period_month="2031-07")
+            entry = _ledger(gen_id, owner, plan, tokens, cost)
+            assert uow.ledger.record(entry) is True
+            assert uow.ledger.record(entry) is False  # redelivery
+            entries.append(entry)
+        stored = uow.ledger.get(entries[0].generation_id)
+        assert stored == entries[0]
+        assert stored is not None
+        assert stored.created_at is not None
+        by_user = uow.ledger.costs("2031-07", "user")
+        by_plan = uow.ledger.costs("2031-07", "plan")
+        uow.commit()
+    assert [
+        (r.group, r.generations, r.prompt_tokens, r.completion_tokens, r.cost_micro_usd)
+        for r in by_user
+    ] == [(alice, 2, 30, 60, 1200), (bob, 1, 5, 10, 50)]
+    assert [(r.group, r.generations, r.cost_micro_usd) for r in by_plan] == [
+        ("pro", 2, 1200),
+        ("basic", 1, 50),
+    ]
+    with db.uow() as uow:
+        assert uow.ledger.costs("1999-01", "plan") == []
+        with pytest.raises(ValueError):
+            uow.ledger.costs("2031-07", "model")  # type: ignore[arg-type]
+
+
+def test_unique_violations_outside_the_known_ones_are_internal(db: Database) -> None:
+    owner = _user(db)
+    with db.uow() as uow:
+        draft_id = _draft(uow, owner)
+        gen_id = _generation(uow, owner, draft_id)
+        uow.generations.mark_failed(gen_id, "X", "y", NOW)
+        with pytest.raises(Exception) as info:
+            _generation(uow, owner, draft_id, id=gen_id)
+        assert not isinstance(info.value, ServiceUnavailable | DraftBusy | IdempotencyConflict)
+        assert getattr(info.value, "constraint", None) == "generations_pkey"
