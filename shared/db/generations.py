@@ -185,6 +185,22 @@ class PgGenerations:
             now=now,
         )
 
+    def claim(self, generation_id: UUID, now: datetime, stale_before: datetime) -> bool:
+        """Take the job: queued → running, or take over a running one whose worker died.
+
+        A running generation whose ``started_at`` is before ``stale_before`` (the max job
+        runtime ago) has lost its worker; a redelivery may claim it again. Exactly one
+        concurrent caller wins (conditional UPDATE).
+        """
+        return self._move(
+            "status = 'running', started_at = CAST(:now AS timestamptz), attempts = attempts + 1",
+            "(status = 'queued' OR "
+            "(status = 'running' AND started_at < CAST(:stale AS timestamptz)))",
+            generation_id,
+            now=now,
+            stale=stale_before,
+        )
+
     def mark_succeeded(self, generation_id: UUID, now: datetime) -> bool:
         """running → succeeded; False if it was not running."""
         return self._move(
@@ -206,13 +222,18 @@ class PgGenerations:
             message=message[:ERROR_MESSAGE_MAX],
         )
 
-    def find_stuck(self, older_than: datetime, limit: int) -> list[Generation]:
-        """Queued/running generations created before ``older_than``, oldest first."""
+    def find_stuck(
+        self, older_than: datetime, limit: int, running_before: datetime | None = None
+    ) -> list[Generation]:
+        """Queued generations created before ``older_than`` and running ones started before
+        ``running_before`` (default ``older_than``), oldest first."""
         rows = self._s.run(
             f"SELECT {_COLS} FROM generations "
-            "WHERE status IN ('queued', 'running') AND created_at < CAST(:t AS timestamptz) "
+            "WHERE (status = 'queued' AND created_at < CAST(:t AS timestamptz)) "
+            "OR (status = 'running' AND started_at < CAST(:r AS timestamptz)) "
             "ORDER BY created_at LIMIT CAST(:n AS int)",
             t=older_than,
+            r=running_before or older_than,
             n=limit,
         )
         return [_generation(r) for r in rows]

@@ -1,0 +1,327 @@
+"""The one wrapper around every Cloud Function (STYLE rule 2).
+
+``dispatch(function_name, flask_request)`` does, in order: request id, CORS (and
+preflight), route match (404/405), body limits and media type (413/415), bearer auth
+for routes that need it, the handler, error rendering in the SPEC shape, security
+headers, ``Retry-After`` on 429/503, and one canonical log line at start and end.
+Handlers receive a framework-free ``ApiRequest`` and return an ``ApiResponse``; no
+handler ever sees Flask, and no exception text or stack trace reaches a client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
+
+from pydantic import BaseModel, ValidationError
+
+from shared.errors import (
+    AppError,
+    BadRequest,
+    Forbidden,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from shared.observability.logging import bind, log_event, new_request_id, resolve_request_id
+
+if TYPE_CHECKING:
+    import flask
+
+    from shared.api.auth import Principal
+    from shared.bootstrap import Container
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "ApiRequest",
+    "ApiResponse",
+    "Route",
+    "dispatch",
+    "dump_json",
+    "validation_error",
+]
+
+MAX_BODY_BYTES: Final = 64 * 1024
+SECURITY_HEADERS: Final = {
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+}
+CORS_ALLOW_HEADERS: Final = "Authorization, Content-Type, Idempotency-Key, If-Match, X-Request-Id"
+CORS_EXPOSE_HEADERS: Final = (
+    "ETag, Location, Retry-After, X-Request-Id, Idempotent-Replayed, "
+    "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset"
+)
+_BODY_METHODS: Final = frozenset({"POST", "PATCH", "PUT"})
+_log = logging.getLogger("reel.api")
+M = TypeVar("M", bound=BaseModel)
+Auth = Literal["bearer", "admin", "none", "qstash", "stripe"]
+
+
+def dump_json(payload: Any) -> bytes:
+    """Compact UTF-8 JSON: the one serialisation every response (and replay) uses."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"invalid JSON constant {name}")
+
+
+def validation_error(exc: ValidationError) -> ValidationFailed:
+    """A pydantic error as 422 ``VALIDATION_FAILED`` with ``details.fields``."""
+    fields = [
+        {"loc": [p for p in err["loc"] if p != "__root__"], "msg": str(err["msg"])}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]
+    return ValidationFailed(details={"fields": fields})
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRequest:
+    """What a handler sees: no framework types."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+    request_id: str
+    path_params: Mapping[str, str]
+    principal: Principal | None
+    url: str
+
+    @property
+    def user_id(self) -> str:
+        if self.principal is None:
+            raise InternalError("route has no authenticated principal")
+        return self.principal.user_id
+
+    def json(self) -> Any:
+        """The body parsed as JSON; 400 ``INVALID_JSON`` when it is not."""
+        try:
+            return json.loads(self.body.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise BadRequest("Request body is not valid JSON.", code="INVALID_JSON") from exc
+
+    def parse(self, model: type[M]) -> M:
+        """The body validated by ``model``; 422 ``VALIDATION_FAILED`` on field errors."""
+        data = self.json()
+        if not isinstance(data, dict):
+            raise ValidationFailed.field([], "request body must be a JSON object")
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise validation_error(exc) from exc
+
+    def parse_query(self, model: type[M]) -> M:
+        try:
+            return model.model_validate(dict(self.query))
+        except ValidationError as exc:
+            raise validation_error(exc) from exc
+
+
+@dataclass(slots=True)
+class ApiResponse:
+    status: int
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(
+        cls, status: int, payload: Any, headers: Mapping[str, str] | None = None
+    ) -> ApiResponse:
+        if isinstance(payload, BaseModel):
+            payload = payload.model_dump(mode="json")
+        return cls(
+            status, dump_json(payload), {"Content-Type": "application/json", **(headers or {})}
+        )
+
+
+Handler = Callable[[ApiRequest, "Container"], ApiResponse]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One method + path of the public contract, resolved lazily to its handler."""
+
+    method: str
+    pattern: str
+    handler: str  # "module:function", imported on first use (cold starts pay only for theirs)
+    function: str  # the Cloud Function (shared.api.registry name) serving it
+    auth: Auth = "bearer"
+    summary: str = ""
+    request_model: type[BaseModel] | None = None
+    response_model: type[BaseModel] | None = None
+    query_model: type[BaseModel] | None = None
+    status: int = 200
+    idempotent: bool = False
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.pattern) + "$")
+
+    def resolve(self) -> Handler:
+        module, _, attr = self.handler.partition(":")
+        handler: Handler = getattr(import_module(module), attr)
+        return handler
+
+
+def _match(routes: list[Route], path: str, method: str) -> tuple[Route, dict[str, str]]:
+    allowed: list[str] = []
+    for route in routes:
+        m = route.regex.match(path)
+        if m is None:
+            continue
+        if route.method == method:
+            return route, m.groupdict()
+        allowed.append(route.method)
+    if allowed:
+        raise MethodNotAllowed(details={"allowed": sorted(set(allowed))})
+    raise NotFound("No such route.")
+
+
+def _read_body(req: flask.Request) -> bytes:
+    if req.content_length is not None and req.content_length > MAX_BODY_BYTES:
+        raise PayloadTooLarge(details={"max_bytes": MAX_BODY_BYTES})
+    body: bytes = req.stream.read(MAX_BODY_BYTES + 1)
+    if len(body) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(details={"max_bytes": MAX_BODY_BYTES})
+    return body
+
+
+def _check_media_type(req: flask.Request, body: bytes) -> None:
+    if req.method not in _BODY_METHODS:
+        return
+    if req.mimetype != "application/json":
+        raise UnsupportedMediaType()
+    charset = req.mimetype_params.get("charset")
+    if charset and charset.lower() not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType("Only UTF-8 JSON is accepted.")
+    if not body:
+        raise BadRequest("Request body is empty.", code="INVALID_JSON")
+
+
+def _cors_headers(origin: str | None, allowed: tuple[str, ...]) -> dict[str, str]:
+    if not origin or origin.rstrip("/") not in allowed:
+        return {}
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Credentials": "true",
+        "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
+        "Vary": "Origin",
+    }
+
+
+def _preflight(cors: dict[str, str], req: flask.Request) -> ApiResponse:
+    headers = dict(cors)
+    if cors:
+        headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, OPTIONS"
+        headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+        headers["Access-Control-Max-Age"] = "600"
+    return ApiResponse(204, b"", headers)
+
+
+def _error_response(exc: AppError, request_id: str) -> ApiResponse:
+    headers: dict[str, str] = {}
+    if exc.status in (429, 503) or exc.retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(exc.retry_after or 1)))
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = ", ".join(exc.details.get("allowed", []))
+    return ApiResponse.json(exc.status, exc.body(request_id), headers)
+
+
+def _authenticate(route: Route, req: flask.Request, container: Container) -> Principal | None:
+    if route.auth not in ("bearer", "admin"):
+        return None
+    principal = container.authenticator.authenticate(req.headers.get("Authorization"))
+    if route.auth == "admin" and not principal.is_admin:
+        raise Forbidden("This route requires the admin role.")
+    return principal
+
+
+def _handle(
+    function: str, req: flask.Request, container: Container, request_id: str
+) -> tuple[ApiResponse, Route | None, Principal | None]:
+    from shared.api.routes import routes_for
+
+    route, params = _match(routes_for(function), req.path, req.method)
+    body = _read_body(req)
+    _check_media_type(req, body)
+    principal = _authenticate(route, req, container)
+    api_req = ApiRequest(
+        method=req.method,
+        path=req.path,
+        headers=cast(Mapping[str, str], req.headers),
+        query=dict(req.args.items()),
+        body=body,
+        request_id=request_id,
+        path_params=params,
+        principal=principal,
+        url=req.url,
+    )
+    with bind(user_id=principal.user_id if principal else None):
+        return route.resolve()(api_req, container), route, principal
+
+
+def dispatch(
+    function: str, req: flask.Request, container: Container | None = None
+) -> flask.Response:
+    """Serve one request for the Cloud Function called ``function``."""
+    import flask
+
+    from shared.bootstrap import get_container
+
+    started = time.perf_counter()
+    c = container or get_container()
+    cors = _cors_headers(req.headers.get("Origin"), c.settings.cors_allowed_origins)
+    route: Route | None = None
+    principal: Principal | None = None
+    code: str | None = None
+    try:
+        request_id = resolve_request_id(req.headers.get("X-Request-Id"))
+        bad_id: AppError | None = None
+    except AppError as exc:
+        request_id, bad_id = new_request_id(), exc
+    with bind(request_id=request_id):
+        log_event(_log, "request_started", method=req.method, path=req.path)
+        try:
+            if bad_id is not None:
+                raise bad_id
+            if req.method == "OPTIONS":
+                resp = _preflight(cors, req)
+            else:
+                resp, route, principal = _handle(function, req, c, request_id)
+        except AppError as exc:
+            code = exc.code
+            resp = _error_response(exc, request_id)
+        except Exception:
+            _log.exception("unhandled_error", extra={"fields": {"event": "unhandled_error"}})
+            code = "INTERNAL"
+            resp = _error_response(InternalError(), request_id)
+        headers = {**SECURITY_HEADERS, **cors, **resp.headers, "X-Request-Id": request_id}
+        log_event(
+            _log,
+            "request_finished",
+            level=logging.WARNING if resp.status >= 500 else logging.INFO,
+            method=req.method,
+            route=route.pattern if route else None,
+            status=resp.status,
+            code=code,
+            user_id=principal.user_id if principal else None,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+        if (code and resp.status == 429) or code == "PROVIDER_BUSY":
+            log_event(_log, "limit_rejected", level=logging.INFO, code=code, status=resp.status)
+        return flask.Response(resp.body, status=resp.status, headers=headers)

@@ -1,0 +1,334 @@
+"""Request and response models (pydantic v2): the API's wire contract (SPEC §4).
+
+Request models forbid unknown fields and bound every string; their validation errors
+become 422 ``VALIDATION_FAILED`` with ``details.fields``. Response models exist for the
+OpenAPI document and are what handlers serialise.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from shared.db.models import AssetStatus, Platform
+
+__all__ = [
+    "HASHTAG_PATTERN",
+    "AcceptedResponse",
+    "AdminBoostRequest",
+    "AdminSubscriptionRequest",
+    "AssetContent",
+    "AssetListResponse",
+    "AssetResponse",
+    "AssetStatus",
+    "CheckoutRequest",
+    "CostsResponse",
+    "CreateAssetRequest",
+    "CreateRequest",
+    "DraftPatchRequest",
+    "DraftResponse",
+    "ErrorResponse",
+    "GenerationResponse",
+    "Platform",
+    "RegenerateRequest",
+    "UrlResponse",
+    "UsageResponse",
+    "VariantField",
+]
+
+HASHTAG_PATTERN = r"^#?[A-Za-z0-9_]{1,100}$"
+TAG_PATTERN = r"^[a-z0-9_-]{1,40}$"
+
+
+class VariantField(StrEnum):
+    HOOK = "hook"
+    SCRIPT = "script"
+    CAPTION = "caption"
+    HASHTAGS = "hashtags"
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, StringConstraints(strip_whitespace=False)]
+Hashtag = Annotated[str, StringConstraints(pattern=HASHTAG_PATTERN)]
+UUIDStr = Annotated[
+    str,
+    StringConstraints(
+        pattern=r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    ),
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_nul(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if isinstance(value, str):
+                    _no_nul(value)
+                elif isinstance(value, list):
+                    for item in value:
+                        if isinstance(item, str):
+                            _no_nul(item)
+                if isinstance(key, str):
+                    _no_nul(key)
+        return data
+
+
+class CreateRequest(_Strict):
+    brief: str = Field(min_length=1, max_length=2000)
+    platform: Platform
+    variants: int = Field(1, ge=1, le=5)
+    title: str | None = Field(None, max_length=200)
+    tone: str | None = Field(None, max_length=64)
+    duration_seconds: int = Field(30, ge=5, le=180)
+    language: str = Field("en", min_length=1, max_length=16)
+
+    @field_validator("brief")
+    @classmethod
+    def _brief_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+
+class RegenerateRequest(_Strict):
+    draft_id: UUIDStr
+    mode: Literal["targeted", "full"]
+    variant_id: UUIDStr | None = None
+    fields: list[VariantField] | None = Field(None, min_length=1, max_length=4)
+    instructions: str | None = Field(None, max_length=1000)
+    variants: int | None = Field(None, ge=1, le=5)
+
+    @model_validator(mode="after")
+    def _mode_rules(self) -> RegenerateRequest:
+        if self.mode == "targeted":
+            if self.variant_id is None:
+                raise ValueError("variant_id is required for a targeted regeneration")
+            if self.variants is not None:
+                raise ValueError("variants applies only to a full regeneration")
+        elif self.variant_id is not None or self.fields is not None:
+            raise ValueError("variant_id and fields apply only to a targeted regeneration")
+        if self.fields is not None and len(set(self.fields)) != len(self.fields):
+            raise ValueError("fields must not repeat")
+        return self
+
+
+class DraftPatchRequest(_Strict):
+    title: str | None = Field(None, max_length=200)
+    brief: str | None = Field(None, min_length=1, max_length=2000)
+    tone: str | None = Field(None, max_length=64)
+    platform: Platform | None = None
+    duration_seconds: int | None = Field(None, ge=5, le=180)
+    language: str | None = Field(None, min_length=1, max_length=16)
+    selected_variant_id: UUIDStr | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> DraftPatchRequest:
+        if not self.model_fields_set:
+            raise ValueError("at least one field is required")
+        for required in ("brief", "platform", "duration_seconds", "language"):
+            if required in self.model_fields_set and getattr(self, required) is None:
+                raise ValueError(f"{required} cannot be null")
+        return self
+
+
+class AssetContent(_Strict):
+    hook: str = Field(max_length=300)
+    script: str = Field(max_length=5000)
+    caption: str = Field(max_length=2200)
+    hashtags: list[Hashtag] = Field(default_factory=list, max_length=30)
+
+
+def _normalise_tags(value: Any) -> Any:
+    if isinstance(value, list):
+        return [t.lower() if isinstance(t, str) else t for t in value]
+    return value
+
+
+class CreateAssetRequest(_Strict):
+    draft_id: UUIDStr | None = None
+    variant_id: UUIDStr | None = None
+    raw: AssetContent | None = None
+    platform: Platform | None = None
+    title: str | None = Field(None, min_length=1, max_length=200)
+    tags: list[Annotated[str, StringConstraints(pattern=TAG_PATTERN)]] = Field(
+        default_factory=list, max_length=20
+    )
+    status: AssetStatus = AssetStatus.READY
+
+    _lower_tags = field_validator("tags", mode="before")(_normalise_tags)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CreateAssetRequest:
+        from_variant = self.draft_id is not None or self.variant_id is not None
+        if from_variant and self.raw is not None:
+            raise ValueError("give either draft_id + variant_id or raw, not both")
+        if from_variant:
+            if self.draft_id is None or self.variant_id is None:
+                raise ValueError("draft_id and variant_id go together")
+            if self.platform is not None:
+                raise ValueError("platform comes from the draft when saving a variant")
+            return self
+        if self.raw is None:
+            raise ValueError("either draft_id + variant_id or raw is required")
+        if self.platform is None or self.title is None:
+            raise ValueError("raw assets need platform and title")
+        return self
+
+
+class AdminSubscriptionRequest(_Strict):
+    user_id: str = Field(min_length=1, max_length=128)
+    plan: Literal["basic", "standard", "pro"] | None
+
+
+class AdminBoostRequest(_Strict):
+    user_id: str = Field(min_length=1, max_length=128)
+    days: int = Field(30, ge=1, le=366)
+
+
+class CheckoutRequest(_Strict):
+    product: Literal["basic", "standard", "pro", "pro_boost"]
+
+
+# ---- responses -------------------------------------------------------------------
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    request_id: str
+    details: dict[str, Any]
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
+
+
+class AcceptedResponse(BaseModel):
+    draft_id: str
+    generation_id: str
+    status: Literal["queued"]
+
+
+class VariantOut(BaseModel):
+    id: str
+    index: int
+    hook: str
+    script: str
+    caption: str
+    hashtags: list[str]
+    source_variant_id: str | None
+
+
+class GenerationError(BaseModel):
+    code: str
+    message: str
+
+
+class GenerationResponse(BaseModel):
+    id: str
+    draft_id: str
+    kind: Literal["create", "regen_targeted", "regen_full"]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    error: GenerationError | None
+    variants: list[VariantOut]
+
+
+class GenerationSummary(BaseModel):
+    id: str
+    kind: str
+    status: str
+    created_at: datetime
+
+
+class DraftResponse(BaseModel):
+    id: str
+    title: str | None
+    brief: str
+    platform: Platform
+    tone: str | None
+    duration_seconds: int
+    language: str
+    selected_variant_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    generations: list[GenerationSummary]
+
+
+class AssetSource(BaseModel):
+    draft_id: str | None
+    variant_id: str | None
+
+
+class AssetResponse(BaseModel):
+    id: str
+    title: str
+    platform: Platform
+    tags: list[str]
+    status: AssetStatus
+    content: AssetContent
+    source: AssetSource | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AssetListResponse(BaseModel):
+    items: list[AssetResponse]
+    next_cursor: str | None
+
+
+class UsageCounter(BaseModel):
+    used: int
+    limit: int | None
+    remaining: int | None = None
+    resets_at: datetime | None = None
+
+
+class UsageResponse(BaseModel):
+    plan: str | None
+    effective_plan: str | None
+    boost_expires_at: datetime | None
+    period: str
+    generations: UsageCounter
+    hourly: UsageCounter
+    full_regens: UsageCounter
+    concurrency: dict[str, int]
+
+
+class CostRowOut(BaseModel):
+    group: str
+    generations: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micro_usd: int
+
+
+class CostsResponse(BaseModel):
+    month: str
+    group_by: Literal["user", "plan"]
+    rows: list[CostRowOut]
+
+
+class UrlResponse(BaseModel):
+    url: str

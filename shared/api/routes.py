@@ -1,0 +1,197 @@
+"""The route table: every public method + path, its Cloud Function, auth and models.
+
+The local server, the OpenAPI generator and each deployed function read this one
+table, so they cannot disagree. Handlers are named as import strings and resolved on
+first use: a function instance imports only its own handlers.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from shared.api import models as m
+from shared.api.http import Route
+
+__all__ = ["ROUTES", "routes_for"]
+
+_H = "shared.api.handlers"
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        "/v1/create",
+        f"{_H}.generation:create",
+        "create",
+        summary="Create a draft and queue its first generation",
+        request_model=m.CreateRequest,
+        response_model=m.AcceptedResponse,
+        status=202,
+        idempotent=True,
+    ),
+    Route(
+        "POST",
+        "/v1/regenerate",
+        f"{_H}.generation:regenerate",
+        "regenerate",
+        summary="Queue a targeted or full regeneration",
+        request_model=m.RegenerateRequest,
+        response_model=m.AcceptedResponse,
+        status=202,
+        idempotent=True,
+    ),
+    Route(
+        "GET",
+        "/v1/generations/{id}",
+        f"{_H}.generation:get_generation",
+        "generations",
+        summary="A generation with its variants once succeeded",
+        response_model=m.GenerationResponse,
+    ),
+    Route(
+        "GET",
+        "/v1/drafts/{id}",
+        f"{_H}.drafts:get_draft",
+        "drafts",
+        summary="A draft with its generations",
+        response_model=m.DraftResponse,
+    ),
+    Route(
+        "PATCH",
+        "/v1/drafts/{id}",
+        f"{_H}.drafts:patch_draft",
+        "drafts",
+        summary="Update a draft (If-Match supported)",
+        request_model=m.DraftPatchRequest,
+        response_model=m.DraftResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/library/assets",
+        f"{_H}.library:create_asset",
+        "library",
+        summary="Save a variant or raw content to the library",
+        request_model=m.CreateAssetRequest,
+        response_model=m.AssetResponse,
+        status=201,
+        idempotent=True,
+    ),
+    Route(
+        "GET",
+        "/v1/library/assets",
+        f"{_H}.library:list_assets",
+        "library",
+        summary="Search the library (keyset pagination)",
+        response_model=m.AssetListResponse,
+    ),
+    Route(
+        "GET",
+        "/v1/usage",
+        f"{_H}.usage:get_usage",
+        "usage",
+        summary="The caller's plan and usage this month",
+        response_model=m.UsageResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/subscriptions",
+        f"{_H}.admin:set_subscription",
+        "admin",
+        auth="admin",
+        summary="Grant or remove a plan",
+        request_model=m.AdminSubscriptionRequest,
+    ),
+    Route(
+        "POST",
+        "/v1/admin/boosts",
+        f"{_H}.admin:grant_boost",
+        "admin",
+        auth="admin",
+        summary="Grant a Pro Boost",
+        request_model=m.AdminBoostRequest,
+    ),
+    Route(
+        "GET",
+        "/v1/admin/costs",
+        f"{_H}.admin:get_costs",
+        "admin",
+        auth="admin",
+        summary="Token cost by user or plan for a month",
+        response_model=m.CostsResponse,
+    ),
+    Route(
+        "POST",
+        "/v1/billing/checkout",
+        f"{_H}.billing:checkout",
+        "billing",
+        summary="Start a Stripe Checkout session",
+        request_model=m.CheckoutRequest,
+        response_model=m.UrlResponse,
+        status=201,
+    ),
+    Route(
+        "POST",
+        "/v1/billing/portal",
+        f"{_H}.billing:portal",
+        "billing",
+        summary="Open the Stripe customer portal",
+        response_model=m.UrlResponse,
+        status=201,
+    ),
+    Route(
+        "POST",
+        "/webhooks/stripe",
+        f"{_H}.billing:stripe_webhook",
+        "stripe-webhook",
+        auth="stripe",
+        summary="Stripe webhook (Stripe-Signature)",
+    ),
+    Route(
+        "GET", "/healthz", f"{_H}.health:healthz", "health", auth="none", summary="Process is up"
+    ),
+    Route(
+        "GET",
+        "/readyz",
+        f"{_H}.health:readyz",
+        "health",
+        auth="none",
+        summary="Redis and Postgres reachable",
+    ),
+    Route(
+        "GET",
+        "/openapi.json",
+        f"{_H}.health:openapi",
+        "health",
+        auth="none",
+        summary="This document",
+    ),
+    Route(
+        "POST",
+        "/worker/generate",
+        f"{_H}.worker:generate",
+        "worker",
+        auth="qstash",
+        summary="Run one generation job (QStash)",
+    ),
+    Route(
+        "POST",
+        "/worker/failed",
+        f"{_H}.worker:failed",
+        "worker",
+        auth="qstash",
+        summary="QStash failure callback",
+    ),
+    Route(
+        "POST",
+        "/worker/sweep",
+        f"{_H}.worker:sweep",
+        "worker",
+        auth="qstash",
+        summary="Fail and refund stuck generations",
+    ),
+)
+
+
+@cache
+def routes_for(function: str) -> list[Route]:
+    """Routes served by one Cloud Function; ``"*"`` (the local server) gets them all."""
+    return [r for r in ROUTES if function in ("*", r.function)]

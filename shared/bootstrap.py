@@ -1,0 +1,205 @@
+"""The composition root: builds every adapter lazily, once per instance, thread-safely.
+
+Nothing connects at import or construction (cold starts pay for every import-time
+side effect). The first request that needs Postgres opens the pool; the first that
+needs Redis opens the client; the Secret Manager client is only ever made by
+``load_settings`` when a secret name is configured. Tests and the local server build a
+``Container`` with explicit settings or overrides.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from shared.clock import Clock, SystemClock
+from shared.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from shared.ai.types import LLMPort
+    from shared.api.auth import Authenticator
+    from shared.db.database import Database
+    from shared.enforcement import Enforcer, PlanInfo
+    from shared.queue.base import QueuePort
+    from shared.queue.signing import SignatureVerifier
+    from shared.redis.client import RedisPort
+    from shared.redis.keys import Keys
+
+__all__ = ["Container", "DbPlanSource", "DbUsageSource", "get_container", "set_container"]
+
+T = TypeVar("T")
+
+
+class DbPlanSource:
+    """``PlanSource`` over Postgres: the subscription and boost the enforcer caches."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db, self._clock = db, clock
+
+    def load_plan(self, user_id: str) -> PlanInfo:
+        from shared.billing.effective import load_effective_plan
+        from shared.enforcement import PlanInfo
+
+        with self._db.uow() as uow:
+            eff = load_effective_plan(uow, user_id, self._clock.now())
+        return PlanInfo(base_plan=eff.base_plan, boost_expires_at=eff.boost_expires_at)
+
+
+class DbUsageSource:
+    """``UsageSource`` over Postgres: counts that seed missing Redis counters."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def count_month(self, user_id: str, month: str) -> int:
+        with self._db.uow() as uow:
+            return uow.generations.count_charged_month(user_id, month)
+
+    def count_hour(self, user_id: str, hour: str) -> int:
+        with self._db.uow() as uow:
+            return uow.generations.count_in_hour(user_id, hour)
+
+    def count_full_regens(self, user_id: str, month: str) -> int:
+        with self._db.uow() as uow:
+            return uow.generations.count_full_regens_month(user_id, month)
+
+
+class Container:
+    """Every dependency of the services, each built on first use."""
+
+    def __init__(self, settings: Settings, *, clock: Clock | None = None, **overrides: Any) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self._lock = threading.RLock()
+        self._built: dict[str, Any] = dict(overrides)
+
+    def _get(self, name: str, build: Callable[[], T]) -> T:
+        if name not in self._built:
+            with self._lock:
+                if name not in self._built:
+                    self._built[name] = build()
+        value: T = self._built[name]
+        return value
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    @property
+    def database_url(self) -> str:
+        def build() -> str:
+            if self.settings.database_url:
+                return self.settings.database_url
+            from shared.devservers import embedded_postgres_url
+
+            return embedded_postgres_url(self.settings.local_data_dir)
+
+        return self._get("database_url", build)
+
+    @property
+    def db(self) -> Database:
+        def build() -> Database:
+            from shared.db.database import Database
+
+            return Database(self.database_url)
+
+        return self._get("db", build)
+
+    @property
+    def redis(self) -> RedisPort:
+        def build() -> RedisPort:
+            from shared.redis import redis_from_settings
+
+            return redis_from_settings(self.settings)
+
+        return self._get("redis", build)
+
+    @property
+    def keys(self) -> Keys:
+        def build() -> Keys:
+            from shared.redis.keys import Keys
+
+            return Keys(self.settings.redis_key_prefix)
+
+        return self._get("keys", build)
+
+    @property
+    def enforcer(self) -> Enforcer:
+        def build() -> Enforcer:
+            from shared.billing.plans import Lane
+            from shared.enforcement import Enforcer
+
+            return Enforcer(
+                self.redis,
+                self.keys,
+                DbPlanSource(self.db, self.clock),
+                DbUsageSource(self.db),
+                lease_ttl_s=self.settings.lease_ttl_s,
+                plan_cache_ttl_s=self.settings.plan_cache_ttl_s,
+                provider_caps={lane: self.settings.provider_cap(lane) for lane in Lane},
+            )
+
+        return self._get("enforcer", build)
+
+    @property
+    def queue(self) -> QueuePort:
+        def build() -> QueuePort:
+            from shared.queue import queue_from_settings
+
+            return queue_from_settings(self.settings)
+
+        return self._get("queue", build)
+
+    @property
+    def llm(self) -> LLMPort:
+        def build() -> LLMPort:
+            from shared.ai import llm_from_settings
+
+            return llm_from_settings(self.settings)
+
+        return self._get("llm", build)
+
+    @property
+    def authenticator(self) -> Authenticator:
+        def build() -> Authenticator:
+            from shared.api.auth import Authenticator
+
+            return Authenticator.from_settings(self.settings)
+
+        return self._get("authenticator", build)
+
+    @property
+    def signature_verifier(self) -> SignatureVerifier:
+        def build() -> SignatureVerifier:
+            from shared.queue.signing import SignatureVerifier
+
+            current, nxt = self.settings.effective_signing_keys
+            return SignatureVerifier(current, nxt)
+
+        return self._get("signature_verifier", build)
+
+
+_lock = threading.Lock()
+_container: Container | None = None
+
+
+def get_container() -> Container:
+    """The instance-wide container (built on first request)."""
+    global _container
+    if _container is None:
+        with _lock:
+            if _container is None:
+                from shared.observability.logging import configure_logging
+
+                settings = get_settings()
+                configure_logging(settings.log_level)
+                _container = Container(settings)
+    return _container
+
+
+def set_container(container: Container | None) -> None:
+    """Install a container (the local server, tests)."""
+    global _container
+    with _lock:
+        _container = container

@@ -1,0 +1,341 @@
+"""Create and regenerate: admission, one transaction, enqueue — and undo on any failure.
+
+The order is SPEC §4's: the caller has authenticated and validated; here come the
+idempotency check, the effective plan, the plan checks and every limit in ONE Lua call
+(``Enforcer.admit``), then one DB transaction (draft + generation ``queued``), then the
+enqueue. Anything that fails after admission refunds the unit, releases both leases
+and drops the pending Idempotency-Key before the error reaches the client (a 5xx never
+pins its key). The 202 itself is stored for byte-for-byte replay.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from shared.api.models import CreateRequest, RegenerateRequest
+from shared.billing.plans import Lane
+from shared.db import Database, Generation, GenerationKind, IdempotencyConflict, UnitOfWork
+from shared.enforcement import (
+    AdmissionRequest,
+    AdmissionTicket,
+    Enforcer,
+    Scope,
+    StoredResponse,
+    enforce_or_throw,
+)
+from shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from shared.observability.logging import bind, log_event
+from shared.queue.base import QueuePort
+from shared.queue.jobs import JobPayload
+
+__all__ = ["GenerationDeps", "accepted_response", "create", "fingerprint", "regenerate"]
+
+_log = logging.getLogger("reel.generation")
+ENQUEUE_FAILED: Final = "ENQUEUE_FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationDeps:
+    db: Database
+    enforcer: Enforcer
+    queue: QueuePort
+    now: Callable[[], datetime]
+    provider: str
+    model: str
+
+
+def fingerprint(endpoint: str, body: Mapping[str, Any]) -> str:
+    """Identity of a request body for idempotency: same JSON value → same fingerprint."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{endpoint}\n{canonical}".encode()).hexdigest()
+
+
+def _rate_limit_headers(ticket: AdmissionTicket, now: datetime) -> dict[str, str]:
+    # IETF RateLimit header fields draft: limit, remaining, seconds until the window resets.
+    monthly = ticket.monthly
+    reset_s = int((monthly.resets_at - now).total_seconds()) if monthly.resets_at else 0
+    return {
+        "RateLimit-Limit": str(monthly.limit),
+        "RateLimit-Remaining": str(monthly.remaining),
+        "RateLimit-Reset": str(max(0, reset_s)),
+    }
+
+
+def accepted_response(
+    gen: Generation, extra_headers: Mapping[str, str] | None = None
+) -> StoredResponse:
+    """The 202 for a queued generation (also what an idempotent replay returns)."""
+    body = {"draft_id": str(gen.draft_id), "generation_id": str(gen.id), "status": "queued"}
+    return StoredResponse(
+        status=202,
+        body=json.dumps(body, separators=(",", ":")),
+        headers={
+            "Content-Type": "application/json",
+            "Location": f"/v1/generations/{gen.id}",
+            **(extra_headers or {}),
+        },
+    )
+
+
+@contextmanager
+def _undo_on_failure(deps: GenerationDeps, ticket: AdmissionTicket) -> Iterator[None]:
+    """Refund + release + drop the pending key if anything below raises (then re-raise)."""
+    done = False
+    try:
+        yield
+        done = True
+    finally:
+        if not done:
+            deps.enforcer.abort(ticket)
+            log_event(_log, "admission_undone", code="ABORTED")
+
+
+def _admit(
+    deps: GenerationDeps,
+    *,
+    user_id: str,
+    scope: Scope,
+    generation_id: str,
+    now: datetime,
+    variants: int,
+    draft_id: str | None,
+    idem_key: str | None,
+    body_fingerprint: str,
+) -> AdmissionTicket | StoredResponse:
+    admission = deps.enforcer.admit(
+        AdmissionRequest(
+            user_id=user_id,
+            scope=scope,
+            lease_id=generation_id,
+            now=now,
+            provider=deps.provider,
+            model=deps.model,
+            lane=Lane.INTERACTIVE,
+            variants=variants,
+            draft_id=draft_id,
+            idem_key=idem_key,
+            fingerprint=body_fingerprint if idem_key else None,
+        )
+    )
+    return enforce_or_throw(admission)
+
+
+def _enqueue_and_answer(
+    deps: GenerationDeps,
+    gen: Generation,
+    ticket: AdmissionTicket,
+    request_id: str,
+    now: datetime,
+) -> StoredResponse:
+    job = JobPayload(
+        generation_id=str(gen.id), user_id=gen.owner_id, lease_id=str(gen.id), request_id=request_id
+    )
+    try:
+        deps.queue.enqueue(job)
+    except ServiceUnavailable:
+        with deps.db.uow() as uow:
+            uow.generations.mark_failed(gen.id, ENQUEUE_FAILED, "The job could not be queued.", now)
+            uow.commit()
+        raise
+    log_event(_log, "job_queued", generation_id=str(gen.id), kind=gen.kind.value)
+    response = accepted_response(gen, _rate_limit_headers(ticket, now))
+    if ticket.idempotency is not None:
+        idem = ticket.idempotency
+        deps.enforcer.complete_idempotent(
+            idem.user_id, idem.scope, idem.key, idem.fingerprint, response
+        )
+    return response
+
+
+def create(
+    deps: GenerationDeps,
+    *,
+    user_id: str,
+    req: CreateRequest,
+    raw_body: Mapping[str, Any],
+    idem_key: str | None,
+    request_id: str,
+) -> tuple[StoredResponse, bool]:
+    """Admit, store draft + queued generation, enqueue. Returns (response, replayed)."""
+    now = deps.now()
+    generation_id = str(uuid.uuid4())
+    fp = fingerprint("create", raw_body)
+    outcome = _admit(
+        deps,
+        user_id=user_id,
+        scope=Scope.CREATE,
+        generation_id=generation_id,
+        now=now,
+        variants=req.variants,
+        draft_id=None,
+        idem_key=idem_key,
+        body_fingerprint=fp,
+    )
+    if isinstance(outcome, StoredResponse):
+        return outcome, True
+    ticket = outcome
+    with bind(generation_id=generation_id), _undo_on_failure(deps, ticket):
+        try:
+            with deps.db.uow() as uow:
+                uow.users.ensure(user_id)
+                draft = uow.drafts.create(
+                    user_id,
+                    title=req.title,
+                    brief=req.brief,
+                    platform=req.platform,
+                    tone=req.tone,
+                    duration_seconds=req.duration_seconds,
+                    language=req.language,
+                )
+                gen = _insert_generation(
+                    uow, ticket, generation_id, draft.id, GenerationKind.CREATE,
+                    req.variants, {}, request_id, idem_key, fp, now,
+                )  # fmt: skip
+                uow.commit()
+        except IdempotencyConflict:
+            return _replay_from_db(deps, ticket, user_id, Scope.CREATE, idem_key, fp), True
+        return _enqueue_and_answer(deps, gen, ticket, request_id, now), False
+
+
+def _insert_generation(
+    uow: UnitOfWork,
+    ticket: AdmissionTicket,
+    generation_id: str,
+    draft_id: uuid.UUID,
+    kind: GenerationKind,
+    variants: int,
+    params: Mapping[str, Any],
+    request_id: str,
+    idem_key: str | None,
+    fp: str,
+    now: datetime,
+) -> Generation:
+    lease = ticket.lease
+    return uow.generations.create(
+        id=uuid.UUID(generation_id),
+        owner_id=lease.user_id,
+        draft_id=draft_id,
+        kind=kind,
+        requested_variants=variants,
+        plan=ticket.plan,
+        period_month=ticket.charge.month,
+        period_hour=now.strftime("%Y%m%d%H"),
+        provider=lease.provider,
+        model=lease.model,
+        lane=lease.lane.value,
+        request_id=request_id,
+        params=params,
+        idempotency_scope=ticket.charge.scope.endpoint if idem_key else None,
+        idempotency_key=idem_key,
+        request_fingerprint=fp if idem_key else None,
+    )
+
+
+def _replay_from_db(
+    deps: GenerationDeps,
+    ticket: AdmissionTicket,
+    user_id: str,
+    scope: Scope,
+    idem_key: str | None,
+    fp: str,
+) -> StoredResponse:
+    """Our Redis record expired but Postgres holds the first request: undo ours, replay it."""
+    from shared.errors import IdempotencyKeyReused
+
+    deps.enforcer.abort(ticket)
+    with deps.db.uow() as uow:
+        existing = (
+            uow.generations.find_by_idempotency(user_id, scope.endpoint, idem_key)
+            if idem_key
+            else None
+        )
+    if existing is None:
+        raise Conflict(code="IDEMPOTENCY_IN_PROGRESS")
+    if existing.request_fingerprint != fp:
+        raise IdempotencyKeyReused()
+    return accepted_response(existing)
+
+
+def _targeted_params(req: RegenerateRequest) -> dict[str, Any]:
+    fields = (
+        [f.value for f in req.fields] if req.fields else ["hook", "script", "caption", "hashtags"]
+    )
+    return {"fields": fields, "instructions": req.instructions, "source_variant_id": req.variant_id}
+
+
+def _resolve_regen(
+    deps: GenerationDeps, user_id: str, req: RegenerateRequest
+) -> tuple[uuid.UUID, int, dict[str, Any]]:
+    """Check the draft (404), the variant (422), no job in flight (409); pick the count."""
+    draft_id = uuid.UUID(req.draft_id)
+    with deps.db.uow() as uow:
+        draft = uow.drafts.get(user_id, draft_id)
+        if draft is None:
+            raise NotFound("Draft not found.")
+        if req.mode == "targeted":
+            variant_id = uuid.UUID(req.variant_id or "")
+            if uow.variants.get_for_draft(draft_id, variant_id) is None:
+                raise ValidationFailed.field(["variant_id"], "variant does not belong to the draft")
+        if uow.generations.active_for_draft(draft_id) is not None:
+            raise Conflict(
+                "The draft already has a generation in progress.", code="GENERATION_IN_PROGRESS"
+            )
+        count = uow.drafts.last_variant_count(draft_id)
+    if req.mode == "targeted":
+        return draft_id, 1, _targeted_params(req)
+    return draft_id, req.variants or count, {"instructions": req.instructions}
+
+
+def regenerate(
+    deps: GenerationDeps,
+    *,
+    user_id: str,
+    req: RegenerateRequest,
+    raw_body: Mapping[str, Any],
+    idem_key: str | None,
+    request_id: str,
+) -> tuple[StoredResponse, bool]:
+    """Targeted or full regeneration of a draft. Returns (response, replayed)."""
+    now = deps.now()
+    generation_id = str(uuid.uuid4())
+    fp = fingerprint("regenerate", raw_body)
+    draft_id, variants, params = _resolve_regen(deps, user_id, req)
+    scope = Scope.REGEN_TARGETED if req.mode == "targeted" else Scope.REGEN_FULL
+    outcome = _admit(
+        deps,
+        user_id=user_id,
+        scope=scope,
+        generation_id=generation_id,
+        now=now,
+        variants=variants,
+        draft_id=str(draft_id),
+        idem_key=idem_key,
+        body_fingerprint=fp,
+    )
+    if isinstance(outcome, StoredResponse):
+        return outcome, True
+    ticket = outcome
+    kind = (
+        GenerationKind.REGEN_TARGETED
+        if scope is Scope.REGEN_TARGETED
+        else GenerationKind.REGEN_FULL
+    )
+    with bind(generation_id=generation_id), _undo_on_failure(deps, ticket):
+        try:
+            with deps.db.uow() as uow:
+                gen = _insert_generation(
+                    uow, ticket, generation_id, draft_id, kind, variants, params,
+                    request_id, idem_key, fp, now,
+                )  # fmt: skip
+                uow.commit()
+        except IdempotencyConflict:
+            return _replay_from_db(deps, ticket, user_id, scope, idem_key, fp), True
+        return _enqueue_and_answer(deps, gen, ticket, request_id, now), False

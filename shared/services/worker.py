@@ -1,0 +1,278 @@
+"""The worker: run one job exactly once however often QStash delivers it.
+
+Every step is idempotent (DESIGN §5): a terminal generation is acknowledged and left
+alone; the claim is a conditional UPDATE (queued → running, or take-over of a running
+job whose worker died, i.e. started longer than the max runtime ago); variants are
+unique per (generation, index) and the ledger per generation; refund and release are
+exactly-once/idempotent in Redis. Leases are released — and a failure refunded — BEFORE
+the terminal status becomes visible, so a client polling ``succeeded``/``failed`` can
+start its next job at once and already sees its usage corrected. The provider call
+happens outside any transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Final
+
+from shared.ai import (
+    Completion,
+    GenerationJob,
+    LLMPort,
+    ProviderError,
+    cost_micro_usd,
+)
+from shared.ai import VariantContent as AiContent
+from shared.billing.plans import Lane
+from shared.db import (
+    Database,
+    Generation,
+    LedgerEntry,
+    NewVariant,
+    VariantContent,
+)
+from shared.enforcement import ChargeRef, Enforcer, LeaseRef, Scope, enforce_lease
+from shared.errors import ServiceUnavailable
+from shared.observability.logging import bind, log_event
+from shared.queue.jobs import JobPayload
+
+__all__ = [
+    "JobResult",
+    "WorkerDeps",
+    "fail_generation",
+    "handle_failure_callback",
+    "run_job",
+    "sweep",
+]
+
+_log = logging.getLogger("reel.worker")
+RUNNING_ELSEWHERE_RETRY_S: Final = 30
+
+
+class JobResult(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ALREADY_TERMINAL = "already_terminal"
+    UNKNOWN = "unknown_generation"
+    OWNER_MISMATCH = "owner_mismatch"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerDeps:
+    db: Database
+    enforcer: Enforcer
+    llm: LLMPort
+    now: Callable[[], datetime]
+    max_job_runtime_s: int
+    lease_ttl_s: int
+
+
+def _lease(gen: Generation) -> LeaseRef:
+    return LeaseRef(str(gen.id), gen.owner_id, gen.provider, gen.model, Lane(gen.lane))
+
+
+def _charge(gen: Generation) -> ChargeRef:
+    return ChargeRef(str(gen.id), gen.owner_id, gen.period_month, Scope(gen.kind.value))
+
+
+def _ms(later: datetime, earlier: datetime | None) -> float | None:
+    return None if earlier is None else round((later - earlier).total_seconds() * 1000, 1)
+
+
+def _build_job(deps: WorkerDeps, gen: Generation) -> GenerationJob:
+    with deps.db.uow() as uow:
+        draft = uow.drafts.get(gen.owner_id, gen.draft_id)
+        source_id = gen.params.get("source_variant_id")
+        source = (
+            uow.variants.get_for_draft(gen.draft_id, uuid.UUID(str(source_id)))
+            if source_id
+            else None
+        )
+    if draft is None:
+        raise ProviderError("DRAFT_MISSING", "The draft no longer exists.", transient=False)
+    fields = tuple(gen.params.get("fields") or ("hook", "script", "caption", "hashtags"))
+    return GenerationJob(
+        kind=gen.kind.value,
+        brief=draft.brief,
+        platform=draft.platform.value,
+        title=draft.title,
+        tone=draft.tone,
+        duration_seconds=draft.duration_seconds,
+        language=draft.language,
+        variants=gen.requested_variants,
+        fields=fields,
+        instructions=gen.params.get("instructions"),
+        source=_ai_content(source.content) if source else None,
+    )
+
+
+def _ai_content(c: VariantContent) -> AiContent:
+    return AiContent(c.hook, c.script, c.caption, tuple(c.hashtags))
+
+
+def _db_content(c: AiContent) -> VariantContent:
+    return VariantContent(c.hook, c.script, c.caption, tuple(c.hashtags))
+
+
+def _ledger(
+    gen: Generation, prompt: int, completion: int, model: str, billable: bool
+) -> LedgerEntry:
+    return LedgerEntry(
+        generation_id=gen.id,
+        owner_id=gen.owner_id,
+        month=gen.period_month,
+        plan=gen.plan,
+        kind=gen.kind,
+        provider=gen.provider,
+        model=model,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        cost_micro_usd=cost_micro_usd(model, prompt, completion),
+        billable=billable,
+    )
+
+
+def fail_generation(
+    deps: WorkerDeps,
+    gen: Generation,
+    code: str,
+    message: str,
+    *,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+) -> bool:
+    """Refund (once) + release, THEN mark failed with a non-billable ledger row."""
+    deps.enforcer.finish(_lease(gen), _charge(gen))
+    now = deps.now()
+    with deps.db.uow() as uow:
+        moved = uow.generations.mark_failed(gen.id, code, message, now)
+        if moved:
+            uow.ledger.record(_ledger(gen, prompt_tokens, completion_tokens, gen.model, False))
+        uow.commit()
+    if moved:
+        log_event(
+            _log, "job_failed", level=logging.WARNING, generation_id=str(gen.id), code=code,
+            enqueue_to_complete_ms=_ms(now, gen.created_at),
+        )  # fmt: skip
+    return moved
+
+
+def _succeed(deps: WorkerDeps, gen: Generation, result: Completion, started: datetime) -> None:
+    deps.enforcer.release(_lease(gen))  # before the status is visible (SPEC §5 ordering)
+    source_id = gen.params.get("source_variant_id")
+    rows = [
+        NewVariant(i, _db_content(v), uuid.UUID(str(source_id)) if source_id else None)
+        for i, v in enumerate(result.variants)
+    ]
+    now = deps.now()
+    with deps.db.uow() as uow:
+        uow.variants.add_many(gen.id, gen.draft_id, rows)
+        moved = uow.generations.mark_succeeded(gen.id, now)
+        if moved:
+            uow.ledger.record(
+                _ledger(gen, result.prompt_tokens, result.completion_tokens, result.model, True)
+            )
+            uow.commit()
+    if moved:
+        log_event(
+            _log, "job_completed", generation_id=str(gen.id), variants=len(rows),
+            attempts=result.attempts, provider_trace_id=result.trace_id,
+            enqueue_to_start_ms=_ms(started, gen.created_at),
+            start_to_complete_ms=_ms(now, started),
+            enqueue_to_complete_ms=_ms(now, gen.created_at),
+        )  # fmt: skip
+
+
+def _claim(deps: WorkerDeps, gen: Generation) -> datetime:
+    now = deps.now()
+    stale_before = now - timedelta(seconds=deps.max_job_runtime_s)
+    with deps.db.uow() as uow:
+        claimed = uow.generations.claim(gen.id, now, stale_before)
+        uow.commit()
+    if not claimed:
+        # Another delivery holds it (still inside its runtime): let QStash come back later.
+        raise ServiceUnavailable(
+            "The job is running elsewhere.", retry_after=RUNNING_ELSEWHERE_RETRY_S
+        )
+    return now
+
+
+def run_job(deps: WorkerDeps, job: JobPayload, attempt: int = 0) -> JobResult:
+    """Run ``job`` once. Infrastructure trouble raises (5xx → QStash redelivers)."""
+    with bind(generation_id=job.generation_id, request_id=job.request_id, user_id=job.user_id):
+        with deps.db.uow() as uow:
+            gen = uow.generations.get_any(uuid.UUID(job.generation_id))
+        if gen is None:
+            log_event(_log, "job_ignored", reason=JobResult.UNKNOWN.value)
+            return JobResult.UNKNOWN
+        if gen.owner_id != job.user_id or str(gen.id) != job.lease_id:
+            log_event(_log, "job_ignored", level=logging.WARNING, reason="owner_mismatch")
+            return JobResult.OWNER_MISMATCH
+        if gen.is_terminal:
+            log_event(_log, "job_ignored", reason=JobResult.ALREADY_TERMINAL.value)
+            return JobResult.ALREADY_TERMINAL
+        enforce_lease(deps.enforcer.refresh_lease(_lease(gen), gen.plan))
+        try:
+            started = _claim(deps, gen)
+            log_event(
+                _log,
+                "job_started",
+                attempt=attempt,
+                enqueue_to_start_ms=_ms(started, gen.created_at),
+            )
+            return _execute(deps, gen, started)
+        finally:
+            deps.enforcer.release(_lease(gen))  # idempotent; covers every exit
+
+
+def _execute(deps: WorkerDeps, gen: Generation, started: datetime) -> JobResult:
+    deadline = time.monotonic() + deps.max_job_runtime_s
+    try:
+        result = deps.llm.generate(_build_job(deps, gen), deadline=deadline)
+    except ProviderError as exc:
+        if exc.code == "PROVIDER_RATE_LIMITED" or exc.status == 429:
+            log_event(_log, "provider_rate_limited", code=exc.code)
+        fail_generation(
+            deps, gen, exc.code, exc.message,
+            prompt_tokens=exc.prompt_tokens, completion_tokens=exc.completion_tokens,
+        )  # fmt: skip
+        return JobResult.FAILED
+    _succeed(deps, gen, result, started)
+    return JobResult.SUCCEEDED
+
+
+def handle_failure_callback(deps: WorkerDeps, job: JobPayload) -> bool:
+    """QStash gave up delivering ``job``: fail + refund + release unless already terminal."""
+    with bind(generation_id=job.generation_id, request_id=job.request_id):
+        with deps.db.uow() as uow:
+            gen = uow.generations.get_any(uuid.UUID(job.generation_id))
+        if gen is None or gen.is_terminal or gen.owner_id != job.user_id:
+            return False
+        return fail_generation(deps, gen, "DELIVERY_FAILED", "The job could not be delivered.")
+
+
+def sweep(deps: WorkerDeps, limit: int = 100) -> int:
+    """Fail and refund generations stuck past their time; returns how many were failed.
+
+    Queued ones get the whole lease TTL (queue delays and QStash retries); running ones
+    the max job runtime from their start.
+    """
+    now = deps.now()
+    with deps.db.uow() as uow:
+        stuck = uow.generations.find_stuck(
+            older_than=now - timedelta(seconds=deps.lease_ttl_s),
+            limit=limit,
+            running_before=now - timedelta(seconds=deps.max_job_runtime_s),
+        )
+    failed = 0
+    for gen in stuck:
+        with bind(generation_id=str(gen.id), request_id=gen.request_id):
+            failed += fail_generation(deps, gen, "TIMED_OUT", "The job did not finish in time.")
+    log_event(_log, "sweep_finished", examined=len(stuck), failed=failed)
+    return failed
