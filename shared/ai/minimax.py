@@ -356,8 +356,7 @@ class MiniMaxClient:
             delay_s = self._delay_before_retry(reply, budget)
             if self._clock() + delay_s + self._min_attempt_s > deadline:
                 raise budget.error(PROVIDER_TIMEOUT, reply)
-            if delay_s > 0:
-                self._sleep(delay_s)
+            self._sleep(delay_s)
 
     def _delay_before_retry(self, reply: Reply, budget: _Budget) -> float:
         """Seconds to wait before asking again, or raise when this failure is final."""

@@ -48,7 +48,8 @@ _TAG_WORD: Final = re.compile(r"[A-Za-z0-9_]{3,30}")
 
 
 def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
+    """Whitespace collapsed, NULs removed (Postgres text refuses them), at most ``limit``."""
+    text = " ".join(text.replace("\x00", "").split())
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -112,7 +113,8 @@ class OfflineWriter:
         pick = seed[index % len(seed)] + index
         angle = _ANGLES[pick % len(_ANGLES)]
         topic = _clip(job.title or job.brief, 120)
-        tone = f" Tone: {_clip(job.tone, 64)}." if job.tone else ""
+        tone_text = _clip(job.tone or "", 64)
+        tone = f" Tone: {tone_text}." if tone_text else ""
         rewrite = " (rewritten)" if job.kind != "create" else ""
         hook = _clip(f"{LABEL} {angle} #{index + 1}{rewrite}: {topic}", FIELD_MAX_CHARS["hook"])
         script = _clip(

@@ -348,8 +348,9 @@ class FakeMiniMax:
         """Start serving in a background thread."""
         self._stopping.clear()
         self._server = _Server(self)
+        # A short poll interval keeps stop() (shutdown waits for one poll) fast per test.
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-minimax", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="fake-minimax", daemon=True
         )
         self._thread.start()
         return self

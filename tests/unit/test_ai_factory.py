@@ -1,0 +1,83 @@
+"""llm_from_settings picks the adapter; GenerationJob refuses impossible jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.ai import GenerationJob, MiniMaxClient, OfflineWriter, VariantContent
+from shared.ai.factory import llm_from_settings
+from shared.config import ConfigError, load_settings
+
+
+def test_offline_without_a_key_in_development() -> None:
+    assert isinstance(llm_from_settings(load_settings(env={})), OfflineWriter)
+
+
+def test_minimax_when_a_key_is_set() -> None:
+    settings = load_settings(
+        env={"MINIMAX_API_KEY": "k", "MINIMAX_MODEL": "MiniMax-M2.7", "AI_MAX_TOKENS": "2048"}
+    )
+    llm = llm_from_settings(settings)
+    assert isinstance(llm, MiniMaxClient)
+    assert (llm.provider, llm.model) == ("minimax", "MiniMax-M2.7")
+    assert "k" not in repr(llm).replace("api.minimax", "")
+
+
+def test_explicit_offline_wins_over_a_key() -> None:
+    settings = load_settings(env={"MINIMAX_API_KEY": "k", "AI_PROVIDER": "offline"})
+    assert isinstance(llm_from_settings(settings), OfflineWriter)
+
+
+def test_minimax_without_a_key_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="MINIMAX_API_KEY"):
+        llm_from_settings(load_settings(env={"AI_PROVIDER": "minimax"}))
+
+
+def test_client_validates_its_arguments() -> None:
+    with pytest.raises(ValueError, match="api_key"):
+        MiniMaxClient(" ", base_url="https://api.minimax.io", model="m", max_tokens=1)
+    with pytest.raises(ValueError, match="base_url"):
+        MiniMaxClient("k", base_url="api.minimax.io", model="m", max_tokens=1)
+    with pytest.raises(ValueError, match="max_attempts"):
+        MiniMaxClient("k", base_url="https://x", model="m", max_tokens=1, max_attempts=0)
+
+
+BASE: dict[str, Any] = {
+    "kind": "create",
+    "brief": "b",
+    "platform": "tiktok",
+    "title": None,
+    "tone": None,
+    "duration_seconds": 30,
+    "language": "en",
+    "variants": 1,
+}
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"variants": 0},
+        {"variants": 6},
+        {"fields": ()},
+        {"fields": ("hook", "hook")},
+        {"fields": ("title",)},
+        {"kind": "regen_targeted"},
+        {"kind": "other"},
+    ],
+)
+def test_impossible_jobs_are_refused(overrides: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        GenerationJob(**{**BASE, **overrides})
+
+
+def test_targeted_expects_one_variant_with_the_chosen_fields_in_canonical_order() -> None:
+    source = VariantContent("h", "s", "c", ())
+    target = GenerationJob(
+        **{**BASE, "kind": "regen_targeted", "variants": 3, "fields": ("hashtags", "hook")},
+        source=source,
+    )
+    assert target.expected_variants == 1
+    assert target.rewritten_fields == ("hook", "hashtags")
