@@ -1,7 +1,35 @@
-"""Placeholder until its issue lands."""
+"""``make dev``: serve every function on one port with embedded defaults."""
 
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
 import sys
 
+from shared.api.local import LocalServer, prepare_container
+from shared.config import ConfigError, load_settings
+from shared.observability.logging import configure_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
+    args = parser.parse_args(argv)
+    os.environ["PORT"] = str(args.port)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    prepare_container(settings)
+    server = LocalServer(args.port)
+    print(f"Reel Content dev server on {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
 if __name__ == "__main__":
-    print("not yet: dev_server lands with its issue", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(main())

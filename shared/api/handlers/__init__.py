@@ -1,0 +1,3 @@
+"""Route handlers: parse an ``ApiRequest``, call one service, render an ``ApiResponse``."""
+
+__all__: list[str] = []

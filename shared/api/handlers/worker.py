@@ -1,0 +1,55 @@
+"""Worker routes: every request must carry a valid QStash signature (else 401)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.api.http import ApiRequest, ApiResponse
+from shared.queue.jobs import FailureCallback, JobPayload
+from shared.services import worker as service
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
+
+__all__ = ["failed", "generate", "sweep"]
+
+
+def _verified(req: ApiRequest, c: Container) -> None:
+    # Verify against our configured public URL, not the request's: proxies rewrite hosts.
+    url = c.settings.effective_worker_url + req.path
+    c.signature_verifier.verify(req.headers.get("Upstash-Signature"), req.body, url)
+
+
+def _deps(c: Container) -> service.WorkerDeps:
+    return service.WorkerDeps(
+        db=c.db,
+        enforcer=c.enforcer,
+        llm=c.llm,
+        now=c.now,
+        max_job_runtime_s=c.settings.max_job_runtime_s,
+        lease_ttl_s=c.settings.lease_ttl_s,
+    )
+
+
+def _attempt(req: ApiRequest) -> int:
+    raw = req.headers.get("Upstash-Retried", "0")
+    return int(raw) if raw.isdigit() else 0
+
+
+def generate(req: ApiRequest, c: Container) -> ApiResponse:
+    _verified(req, c)
+    job = JobPayload.from_body(req.body)
+    result = service.run_job(_deps(c), job, _attempt(req))
+    return ApiResponse.json(200, {"result": result.value})
+
+
+def failed(req: ApiRequest, c: Container) -> ApiResponse:
+    _verified(req, c)
+    callback = FailureCallback.from_body(req.body)
+    changed = service.handle_failure_callback(_deps(c), callback.job())
+    return ApiResponse.json(200, {"failed": changed})
+
+
+def sweep(req: ApiRequest, c: Container) -> ApiResponse:
+    _verified(req, c)
+    return ApiResponse.json(200, {"failed": service.sweep(_deps(c))})

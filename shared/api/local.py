@@ -1,0 +1,78 @@
+"""The local server: every Cloud Function on one port (``make dev``, e2e tests, demo).
+
+Requests are routed by path (``shared.api.registry``) to the SAME function objects that
+are deployed (``functions/<module>.py`` entry points), so local runs exercise exactly
+the production request handling. The local queue delivers jobs back to this server's
+``/worker/generate`` over HTTP with QStash signatures, on its own threads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from shared.api.registry import function_for_path
+from shared.bootstrap import Container, set_container
+from shared.config import Settings
+from shared.db.migrate import migrate
+
+__all__ = ["LocalServer", "build_app", "prepare_container"]
+
+_log = logging.getLogger("reel.local")
+
+
+def build_app() -> Any:
+    """A Flask app that forwards every request to the deployed entry point for its path."""
+    import flask
+
+    app = flask.Flask("reel-local")
+    cache: dict[str, Callable[[flask.Request], flask.Response]] = {}
+
+    @app.route(
+        "/", defaults={"path": ""}, methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
+    )
+    @app.route("/<path:path>", methods=["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"])
+    def route(path: str) -> flask.Response:
+        spec = function_for_path(flask.request.path)
+        name = spec.module if spec else "health"  # unknown paths: any function answers 404
+        if name not in cache:
+            module = importlib.import_module(f"functions.{name}")
+            cache[name] = getattr(module, spec.entry_point if spec else "health")
+        return cache[name](flask.request)
+
+    return app
+
+
+def prepare_container(settings: Settings) -> Container:
+    """Migrate the database (embedded when unconfigured) and install the container."""
+    container = Container(settings)
+    migrate(container.database_url)
+    set_container(container)
+    return container
+
+
+class LocalServer:
+    """A threaded WSGI server on 127.0.0.1 running ``build_app()`` in the background."""
+
+    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        self._server: BaseWSGIServer = make_server(host, port, build_app(), threaded=True)
+        self.port = self._server.server_port
+        self.url = f"http://{host}:{self.port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def start(self) -> LocalServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        self._server.server_close()
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
