@@ -1,0 +1,146 @@
+"""End-to-end fixtures: the real local server (same entry points as deployed) on the
+run's Postgres database and Redis prefix, with the local queue and offline writer."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from shared.api.devtoken import mint_dev_token
+from shared.api.local import LocalServer
+from shared.bootstrap import Container, get_container, set_container
+from shared.config import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[LocalServer]:
+    srv = LocalServer(0).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def base_env(
+    database_url: str, redis_url: str, run_prefix: str, server: LocalServer
+) -> dict[str, str]:
+    return {
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": f"{run_prefix}e",
+        "WORKER_URL": server.url,
+        "PORT": str(server.port),
+        "QUEUE_BACKEND": "local",
+        "AI_PROVIDER": "offline",
+        "CORS_ALLOWED_ORIGINS": "https://app.example.com",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(base_env: dict[str, str]) -> Settings:
+    return load_settings(base_env)
+
+
+@pytest.fixture(scope="session")
+def container(settings: Settings) -> Iterator[Container]:
+    c = Container(settings)
+    set_container(c)
+    yield c
+    queue = c._built.get("queue")
+    if queue is not None and hasattr(queue, "close"):
+        queue.close()
+    set_container(None)
+
+
+@pytest.fixture
+def use_container(container: Container) -> Iterator[Callable[[Container], Container]]:
+    """Swap in another container for one test (restored afterwards)."""
+
+    def swap(c: Container) -> Container:
+        set_container(c)
+        return c
+
+    yield swap
+    set_container(container)
+
+
+@pytest.fixture
+def client(server: LocalServer, container: Container) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture
+def token(settings: Settings) -> Callable[..., str]:
+    def make(user_id: str, *, admin: bool = False, **kw: Any) -> str:
+        return mint_dev_token(
+            user_id, secret=str(settings.effective_hs256_secret), admin=admin, **kw
+        )
+
+    return make
+
+
+@pytest.fixture
+def new_user() -> Callable[[], str]:
+    return lambda: f"u-{secrets.token_hex(6)}"
+
+
+class Api:
+    """A tiny client for one user: auth header, admin helpers, polling."""
+
+    def __init__(self, client: httpx.Client, user_id: str, token: str, admin_token: str) -> None:
+        self.client, self.user_id = client, user_id
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.admin_headers = {"Authorization": f"Bearer {admin_token}"}
+
+    def post(self, path: str, body: Any, **headers: str) -> httpx.Response:
+        return self.client.post(path, json=body, headers={**self.headers, **headers})
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.get(path, headers=self.headers, **kw)
+
+    def grant(self, plan: str | None) -> None:
+        r = self.client.post(
+            "/v1/admin/subscriptions", json={"user_id": self.user_id, "plan": plan},
+            headers=self.admin_headers,
+        )  # fmt: skip
+        assert r.status_code == 200, r.text
+
+    def boost(self, days: int = 30) -> httpx.Response:
+        return self.client.post(
+            "/v1/admin/boosts", json={"user_id": self.user_id, "days": days},
+            headers=self.admin_headers,
+        )  # fmt: skip
+
+    def wait(self, generation_id: str, timeout_s: float = 20) -> dict[str, Any]:
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            body: dict[str, Any] = self.get(f"/v1/generations/{generation_id}").json()
+            if body["status"] in ("succeeded", "failed"):
+                return body
+            time.sleep(0.05)
+        raise AssertionError(f"generation {generation_id} did not finish")
+
+
+@pytest.fixture
+def api(
+    client: httpx.Client, token: Callable[..., str], new_user: Callable[[], str]
+) -> Callable[..., Api]:
+    def make(plan: str | None = None) -> Api:
+        user = new_user()
+        a = Api(client, user, token(user), token("admin-" + user, admin=True))
+        if plan:
+            a.grant(plan)
+        return a
+
+    return make
+
+
+__all__ = ["Api", "get_container"]
