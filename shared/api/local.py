@@ -60,6 +60,8 @@ class LocalServer:
     """A threaded WSGI server on 127.0.0.1 running ``build_app()`` in the background."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+        # Our own JSON request lines replace werkzeug's access log.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server: BaseWSGIServer = make_server(host, port, build_app(), threaded=True)
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
