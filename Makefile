@@ -51,7 +51,7 @@ openapi: install
 	$(BIN)/python -m shared.api.openapi > openapi.json
 
 smoke: install
-	$(BIN)/python -m scripts.smoke --base-url "$(BASE_URL)"
+	$(BIN)/python -m scripts.smoke --base-url "$(BASE_URL)" --token "$(TOKEN)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .local

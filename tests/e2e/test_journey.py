@@ -35,7 +35,8 @@ def test_create_poll_regenerate_save_search(api: Callable[..., Api]) -> None:
     assert regen["kind"] == "regen_targeted"
     [new] = regen["variants"]
     assert new["source_variant_id"] == source["id"]
-    assert new["script"] == source["script"] and new["caption"] == source["caption"]
+    assert new["script"] == source["script"]
+    assert new["caption"] == source["caption"]
 
     r = a.post(
         "/v1/library/assets",
