@@ -78,10 +78,16 @@ class TcpRedis:
         self._trips = _TripCounter()
 
     @classmethod
-    def from_url(cls, url: str, *, timeout_s: float = 2.0) -> TcpRedis:
-        """An adapter for ``url``; connects lazily, on the first command."""
-        client = redis.Redis.from_url(
+    def from_url(cls, url: str, *, timeout_s: float = 2.0, max_connections: int = 32) -> TcpRedis:
+        """An adapter for ``url``; connects lazily, on the first command.
+
+        Threads share a blocking pool: beyond ``max_connections`` a caller waits up to
+        ``timeout_s`` for a free connection instead of failing at once.
+        """
+        pool = redis.BlockingConnectionPool.from_url(
             url,
+            max_connections=max_connections,
+            timeout=timeout_s,
             decode_responses=True,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
@@ -90,6 +96,7 @@ class TcpRedis:
             # every script is safe to repeat (admission and refunds are keyed by lease id).
             retry=Retry(NoBackoff(), 1),
         )
+        client = redis.Redis(connection_pool=pool)
         return cls(client)
 
     @property
@@ -112,8 +119,8 @@ class TcpRedis:
     def get(self, key: str) -> str | None:
         self._trips.add()
         with _redis_errors():
-            value: str | None = self._client.get(key)  # type: ignore[assignment]
-            return value
+            value = self._client.get(key)
+            return None if value is None else str(value)
 
     def set(self, key: str, value: str, *, px_ms: int | None = None) -> None:
         self._trips.add()
@@ -123,7 +130,7 @@ class TcpRedis:
     def delete(self, *keys: str) -> int:
         self._trips.add()
         with _redis_errors():
-            return int(self._client.delete(*keys))  # type: ignore[arg-type]
+            return int(self._client.delete(*keys))
 
     def ping(self) -> bool:
         self._trips.add()
@@ -232,7 +239,7 @@ class UpstashRedis:
 
     def close(self) -> None:
         """Close the HTTP client."""
-        self._client.close()
+        self._client.close()  # type: ignore[no-untyped-call]
 
 
 @contextmanager

@@ -1,0 +1,341 @@
+"""``Enforcer``: every limit decision of the product, each one Lua call in the common case.
+
+The rare paths cost one extra trip: a plan missing from the cache (``need_plan``) or a
+usage counter missing in Redis (``need_seed``, a new period or lost data) make the caller
+load the truth from Postgres and call again with it in ARGV; the script writes it.
+
+``time_offset_ms`` moves script time (Redis ``TIME``) forward; it is 0 in production and
+lets tests expire leases, cooldowns and boosts without sleeping.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TypeVar
+
+from shared.billing.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
+from shared.clock import utcnow
+from shared.enforcement.types import (
+    Admission,
+    AdmissionRequest,
+    AdmissionTicket,
+    ChargeRef,
+    CooldownResult,
+    CounterResult,
+    IdempotencyRef,
+    IdempotencyState,
+    LeaseRef,
+    LeaseStatus,
+    PlanSource,
+    SemaphoreResult,
+    StoredResponse,
+    UsageSnapshot,
+    UsageSource,
+)
+from shared.enforcement.wire import (
+    AdmitConfig,
+    Need,
+    PlanFill,
+    Seeds,
+    admission_args,
+    admission_keys,
+    finish_args,
+    finish_keys,
+    hour_expireat_s,
+    lease_sem_keys,
+    month_expireat_s,
+    parse_admission,
+    parse_idempotency,
+    parse_refresh,
+    parse_usage,
+    plan_table,
+    refund_args,
+    refund_keys,
+    usage_args,
+    usage_keys,
+)
+from shared.errors import ServiceUnavailable
+from shared.redis.client import RedisPort
+from shared.redis.keys import Keys, hour_end, hour_label, month_end, month_label
+
+__all__ = ["Enforcer"]
+
+_T = TypeVar("_T")
+_MAX_TRIPS = 3
+"""need_plan and need_seed arrive together, so two trips settle; a third covers a counter
+that expired between them. More would mean a bug, and paid limits then fail closed."""
+
+
+class Enforcer:
+    """Admission, leases, refunds, idempotency and usage over one ``RedisPort``."""
+
+    def __init__(
+        self,
+        redis: RedisPort,
+        keys: Keys,
+        plans: PlanSource,
+        usage: UsageSource,
+        *,
+        lease_ttl_s: int,
+        plan_cache_ttl_s: int,
+        provider_caps: Mapping[Lane, int],
+        idempotency_ttl_s: int = 86_400,
+    ) -> None:
+        self._redis = redis
+        self._keys = keys
+        self._plans = plans
+        self._usage = usage
+        self._lease_ttl_ms = lease_ttl_s * 1000
+        self._plan_cache_ttl_s = plan_cache_ttl_s
+        self._provider_caps = dict(provider_caps)
+        self._idempotency_ttl_s = idempotency_ttl_s
+        self._plan_table = plan_table()
+        self.time_offset_ms = 0
+
+    # ---- admission ---------------------------------------------------------------------
+
+    def admit(self, req: AdmissionRequest) -> Admission:
+        """Decide ``req`` atomically; a refusal consumes nothing. ``ValueError`` on bad input."""
+        _validate(req)
+        keys = admission_keys(self._keys, req)
+        cfg = self._config(req.lane)
+
+        def attempt(fill: PlanFill | None, seeds: Seeds | None) -> Admission | Need:
+            reply = self._redis.run("admission", keys, admission_args(req, cfg, fill, seeds))
+            return parse_admission(reply, req)
+
+        return self._settle(req.user_id, req.now, attempt, Admission)
+
+    def abort(self, ticket: AdmissionTicket) -> bool:
+        """Undo an admission (any failure after it): refund, release, drop the pending key."""
+        return self._finish(ticket.lease, ticket.charge, ticket.idempotency)
+
+    def finish(self, lease: LeaseRef, charge: ChargeRef | None = None) -> bool:
+        """End a job: refund ``charge`` (exactly once) and release ``lease``, in one call."""
+        return self._finish(lease, charge, None)
+
+    def _finish(
+        self, lease: LeaseRef, charge: ChargeRef | None, idem: IdempotencyRef | None
+    ) -> bool:
+        keys = finish_keys(self._keys, lease, charge, idem)
+        reply = self._redis.run("finish", keys, finish_args(lease, charge, idem))
+        return bool(int(reply[0]))
+
+    def release(self, lease: LeaseRef) -> bool:
+        """Release both slots of ``lease`` and drop its record; False when already released."""
+        return self.release_concurrency(lease) > 0
+
+    def refund(self, charge: ChargeRef) -> bool:
+        """Give the unit back once per generation; False when it was already refunded."""
+        reply = self._redis.run("refund", refund_keys(self._keys, charge), refund_args(charge))
+        return bool(int(reply))
+
+    def refresh_lease(self, lease: LeaseRef, plan: PlanName) -> LeaseStatus:
+        """Extend a lease still held, or re-take an expired one if ``plan``'s caps allow."""
+        keys = [*lease_sem_keys(self._keys, lease), self._keys.lease(lease.lease_id)]
+        args: list[str | int] = [
+            self.time_offset_ms,
+            lease.lease_id,
+            self._lease_ttl_ms,
+            PLANS[plan].concurrent_jobs,
+            self._provider_caps[lease.lane],
+        ]
+        return parse_refresh(self._redis.run("refresh_lease", keys, args))
+
+    def invalidate_plan(self, user_id: str) -> None:
+        """Forget the cached plan (call on every subscription or boost change)."""
+        self._redis.delete(self._keys.plan_effective(user_id), self._keys.boost_until(user_id))
+
+    def usage(self, user_id: str, now: datetime) -> UsageSnapshot:
+        """The caller's month, hour, full regens and concurrency (GET /v1/usage)."""
+        keys = usage_keys(self._keys, user_id, now)
+        cfg = self._config(Lane.INTERACTIVE)
+
+        def attempt(fill: PlanFill | None, seeds: Seeds | None) -> UsageSnapshot | Need:
+            reply = self._redis.run("usage", keys, usage_args(now, cfg, fill, seeds))
+            return parse_usage(reply, now)
+
+        return self._settle(user_id, now, attempt, UsageSnapshot)
+
+    # ---- idempotency for endpoints without admission -----------------------------------
+
+    def begin_idempotent(
+        self, user_id: str, scope: str, idem_key: str, fingerprint: str
+    ) -> IdempotencyState:
+        """Claim ``idem_key`` (new → pending), or say replay / in progress / reused."""
+        key = self._keys.idem(user_id, scope, idem_key)
+        reply = self._redis.run("idem_begin", [key], [fingerprint, self._idempotency_ttl_s])
+        return parse_idempotency(reply)
+
+    get_or_set_idempotency = begin_idempotent
+
+    def complete_idempotent(
+        self, user_id: str, scope: str, idem_key: str, fingerprint: str, response: StoredResponse
+    ) -> bool:
+        """Store the first response for replay; False if the key belongs to another body."""
+        key = self._keys.idem(user_id, scope, idem_key)
+        headers = json.dumps(response.headers, separators=(",", ":"), sort_keys=True)
+        args: list[str | int] = [
+            fingerprint,
+            response.status,
+            response.body,
+            headers,
+            self._idempotency_ttl_s,
+        ]
+        return bool(int(self._redis.run("idem_complete", [key], args)))
+
+    def drop_idempotent(self, user_id: str, scope: str, idem_key: str, fingerprint: str) -> bool:
+        """Forget a pending key (the request failed with a 5xx); a done one stays."""
+        key = self._keys.idem(user_id, scope, idem_key)
+        return bool(int(self._redis.run("idem_drop", [key], [fingerprint])))
+
+    # ---- thin single-limit wrappers ----------------------------------------------------
+
+    def enforce_monthly_pool(
+        self, user_id: str, n: int = 1, *, now: datetime | None = None
+    ) -> CounterResult:
+        """Charge ``n`` monthly units if the effective plan's pool allows."""
+        now = now or utcnow()
+        plan = self._effective_plan(user_id, now)
+        key = self._keys.gen_used(user_id, now.strftime("%Y%m"))
+        limit = plan.generations_per_month if plan else 0
+
+        def seed() -> int:
+            return self._usage.count_month(user_id, month_label(now))
+
+        return self._counter(key, limit, n, month_expireat_s(now), seed, month_end(now))
+
+    def enforce_hourly_burst(
+        self, user_id: str, n: int = 1, *, now: datetime | None = None
+    ) -> CounterResult:
+        """Charge ``n`` hourly units if the effective plan's burst allows."""
+        now = now or utcnow()
+        plan = self._effective_plan(user_id, now)
+        key = self._keys.gen_hour(user_id, hour_label(now))
+        limit = plan.generations_per_hour if plan else 0
+
+        def seed() -> int:
+            return self._usage.count_hour(user_id, hour_label(now))
+
+        return self._counter(key, limit, n, hour_expireat_s(now), seed, hour_end(now))
+
+    def full_regen_cap(self, user_id: str, *, now: datetime | None = None) -> CounterResult:
+        """Charge one full regeneration if the plan allows one (UNLIMITED: always)."""
+        now = now or utcnow()
+        plan = self._effective_plan(user_id, now)
+        key = self._keys.full_regen_used(user_id, now.strftime("%Y%m"))
+        limit = plan.full_regens_per_month if plan and plan.full_regen_allowed else 0
+
+        def seed() -> int:
+            return self._usage.count_full_regens(user_id, month_label(now))
+
+        return self._counter(key, limit, 1, month_expireat_s(now), seed, month_end(now))
+
+    def acquire_user_concurrency(
+        self, user_id: str, lease_id: str, *, now: datetime | None = None
+    ) -> SemaphoreResult:
+        """Take one of the user's concurrent-job slots for ``lease_id``."""
+        plan = self._effective_plan(user_id, now or utcnow())
+        limit = plan.concurrent_jobs if plan else 0
+        return self._acquire(self._keys.user_leases(user_id), lease_id, limit)
+
+    def acquire_provider_concurrency(
+        self, provider: str, model: str, lane: Lane, lease_id: str
+    ) -> SemaphoreResult:
+        """Take one in-flight slot of (provider, model, lane) for ``lease_id``."""
+        key = self._keys.provider(provider, model, lane.value)
+        return self._acquire(key, lease_id, self._provider_caps[lane])
+
+    def release_concurrency(self, lease: LeaseRef) -> int:
+        """Remove ``lease`` from both semaphores; the number of slots freed (0, 1 or 2)."""
+        keys = [self._keys.lease(lease.lease_id), *lease_sem_keys(self._keys, lease)]
+        return int(self._redis.run("semaphore_release", keys, [lease.lease_id]))
+
+    def check_and_set_regen_cooldown(
+        self, user_id: str, draft_id: str, *, now: datetime | None = None
+    ) -> CooldownResult:
+        """Start the draft's regeneration cooldown unless one is running."""
+        plan = self._effective_plan(user_id, now or utcnow())
+        cooldown_ms = plan.regen_cooldown_s * 1000 if plan else 0
+        key = self._keys.regen_cooldown(user_id, draft_id)
+        reply = self._redis.run("cooldown", [key], [self.time_offset_ms, cooldown_ms])
+        if int(reply[0]) == 1:
+            return CooldownResult(True)
+        return CooldownResult(False, -(-int(reply[1]) // 1000))
+
+    # ---- helpers -----------------------------------------------------------------------
+
+    def _config(self, lane: Lane) -> AdmitConfig:
+        return AdmitConfig(
+            plan_table=self._plan_table,
+            plan_cache_ttl_s=self._plan_cache_ttl_s,
+            lease_ttl_ms=self._lease_ttl_ms,
+            provider_cap=self._provider_caps[lane],
+            idempotency_ttl_s=self._idempotency_ttl_s,
+            time_offset_ms=self.time_offset_ms,
+        )
+
+    def _settle(
+        self,
+        user_id: str,
+        now: datetime,
+        attempt: Callable[[PlanFill | None, Seeds | None], _T | Need],
+        done: type[_T],
+    ) -> _T:
+        fill: PlanFill | None = None
+        seeds: Seeds | None = None
+        for _ in range(_MAX_TRIPS):
+            outcome = attempt(fill, seeds)
+            if isinstance(outcome, done):
+                return outcome
+            if not isinstance(outcome, Need):
+                break
+            if outcome.plan and fill is None:
+                fill = PlanFill.of(self._plans.load_plan(user_id))
+            seeds = self._seeds(user_id, now, outcome.counters)
+        raise ServiceUnavailable("Usage counters could not be settled; retry shortly.")
+
+    def _seeds(self, user_id: str, now: datetime, names: frozenset[str]) -> Seeds:
+        month = month_label(now)
+        return Seeds(
+            month=self._usage.count_month(user_id, month) if "month" in names else None,
+            hour=self._usage.count_hour(user_id, hour_label(now)) if "hour" in names else None,
+            full=self._usage.count_full_regens(user_id, month) if "full" in names else None,
+        )
+
+    def _effective_plan(self, user_id: str, now: datetime) -> Plan | None:
+        info = self._plans.load_plan(user_id)
+        name = resolve_effective_plan(info.base_plan, info.boost_expires_at, now)
+        return PLANS[name] if name else None
+
+    def _counter(
+        self,
+        key: str,
+        limit: int,
+        n: int,
+        expireat_s: int,
+        seed: Callable[[], int],
+        resets_at: datetime,
+    ) -> CounterResult:
+        args: list[str | int] = [limit, n, expireat_s, ""]
+        reply = self._redis.run("counter_with_limit", [key], args)
+        if reply[0] == "need_seed":
+            args[3] = seed()
+            reply = self._redis.run("counter_with_limit", [key], args)
+        return CounterResult(reply[0] == "ok", int(reply[1]), int(reply[2]), resets_at)
+
+    def _acquire(self, key: str, lease_id: str, limit: int) -> SemaphoreResult:
+        args: list[str | int] = [self.time_offset_ms, lease_id, limit, self._lease_ttl_ms]
+        reply = self._redis.run("semaphore_acquire", [key], args)
+        if int(reply[0]) == 1:
+            return SemaphoreResult(True, int(reply[1]), limit)
+        return SemaphoreResult(False, int(reply[1]), limit, max(1, -(-int(reply[2]) // 1000)))
+
+
+def _validate(req: AdmissionRequest) -> None:
+    if req.variants < 1:
+        raise ValueError("variants must be at least 1")
+    if req.idem_key is not None and not req.fingerprint:
+        raise ValueError("an Idempotency-Key needs the request fingerprint")

@@ -1,0 +1,262 @@
+"""Values that cross the enforcement boundary: requests, outcomes and the two data ports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from shared.billing.plans import Lane, PlanName
+
+__all__ = [
+    "Admission",
+    "AdmissionKind",
+    "AdmissionRequest",
+    "AdmissionTicket",
+    "ChargeRef",
+    "CooldownResult",
+    "CounterResult",
+    "IdempotencyKind",
+    "IdempotencyRef",
+    "IdempotencyState",
+    "LeaseRef",
+    "LeaseStatus",
+    "Meter",
+    "PlanInfo",
+    "PlanSource",
+    "Refusal",
+    "Scope",
+    "SemaphoreResult",
+    "StoredResponse",
+    "UsageSnapshot",
+    "UsageSource",
+]
+
+
+class Scope(StrEnum):
+    """What is being admitted; every scope costs one generation."""
+
+    CREATE = "create"
+    REGEN_TARGETED = "regen_targeted"
+    REGEN_FULL = "regen_full"
+
+    @property
+    def endpoint(self) -> str:
+        """The idempotency scope: one Idempotency-Key space per endpoint (SPEC §3)."""
+        return "create" if self is Scope.CREATE else "regenerate"
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInfo:
+    """A user's subscription as Postgres knows it."""
+
+    base_plan: PlanName | None
+    boost_expires_at: datetime | None = None
+
+
+class PlanSource(Protocol):
+    def load_plan(self, user_id: str) -> PlanInfo:
+        """The user's base plan and boost expiry (Postgres)."""
+        ...
+
+
+class UsageSource(Protocol):
+    """The usage ledger (Postgres): counts that seed missing Redis counters."""
+
+    def count_month(self, user_id: str, month: str) -> int:
+        """Charged (non-failed) generations in month ``YYYY-MM``."""
+        ...
+
+    def count_hour(self, user_id: str, hour: str) -> int:
+        """Charged generations in hour ``YYYYMMDDHH``."""
+        ...
+
+    def count_full_regens(self, user_id: str, month: str) -> int:
+        """Charged full regenerations in month ``YYYY-MM``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """A response kept for idempotent replay, byte-for-byte."""
+
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRequest:
+    """One create/regenerate asking to be admitted. ``now`` only picks the period keys."""
+
+    user_id: str
+    scope: Scope
+    lease_id: str
+    now: datetime
+    provider: str
+    model: str
+    lane: Lane = Lane.INTERACTIVE
+    variants: int = 1
+    draft_id: str | None = None
+    idem_key: str | None = None
+    fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRef:
+    """Everything needed to release a lease (the generation id is the lease id)."""
+
+    lease_id: str
+    user_id: str
+    provider: str
+    model: str
+    lane: Lane
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeRef:
+    """Everything needed to refund a generation's unit; ``month`` is the one charged."""
+
+    generation_id: str
+    user_id: str
+    month: str
+    scope: Scope
+
+
+@dataclass(frozen=True, slots=True)
+class Meter:
+    """A used/limit pair; ``limit`` is ``UNLIMITED`` (-1) when there is no cap."""
+
+    used: int
+    limit: int
+    resets_at: datetime | None = None
+
+    @property
+    def remaining(self) -> int:
+        """Units left (0 when over); -1 for unlimited."""
+        return -1 if self.limit < 0 else max(0, self.limit - self.used)
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRef:
+    """The Idempotency-Key an admission marked pending (dropped again by ``abort``)."""
+
+    user_id: str
+    scope: str
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionTicket:
+    """An admitted request: what to release, what to refund, and the usage it saw."""
+
+    lease: LeaseRef
+    charge: ChargeRef
+    plan: PlanName
+    monthly: Meter
+    hourly: Meter
+    lease_expires_at: datetime
+    idempotency: IdempotencyRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request was not admitted (a SPEC error code and its details)."""
+
+    code: str
+    limit: int | None = None
+    used: int | None = None
+    resets_at: datetime | None = None
+    retry_after_s: int | None = None
+
+
+class AdmissionKind(StrEnum):
+    ADMITTED = "admitted"
+    REFUSED = "refused"
+    REPLAY = "replay"
+    IN_PROGRESS = "in_progress"
+    KEY_REUSED = "key_reused"
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of ``Enforcer.admit``; exactly one of the optional fields matches ``kind``."""
+
+    kind: AdmissionKind
+    ticket: AdmissionTicket | None = None
+    refusal: Refusal | None = None
+    replay: StoredResponse | None = None
+
+
+class IdempotencyKind(StrEnum):
+    NEW = "new"
+    REPLAY = "replay"
+    IN_PROGRESS = "in_progress"
+    KEY_REUSED = "key_reused"
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyState:
+    """The state of an Idempotency-Key; ``replay`` is set for ``REPLAY``."""
+
+    kind: IdempotencyKind
+    replay: StoredResponse | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseStatus:
+    """``held`` (extended), ``reacquired`` (had expired, taken again) or ``busy``."""
+
+    state: str
+    expires_at: datetime | None = None
+    code: str | None = None
+    retry_after_s: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the job may run."""
+        return self.state != "busy"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageSnapshot:
+    """GET /v1/usage: the caller's month, hour, full regens and concurrency."""
+
+    plan: PlanName | None
+    effective_plan: PlanName | None
+    boost_expires_at: datetime | None
+    period: str
+    generations: Meter
+    hourly: Meter
+    full_regens: Meter
+    concurrency: Meter
+
+
+@dataclass(frozen=True, slots=True)
+class CounterResult:
+    """A thin counter check: ``allowed`` and the counter after it."""
+
+    allowed: bool
+    used: int
+    limit: int
+    resets_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SemaphoreResult:
+    """A thin semaphore acquire."""
+
+    acquired: bool
+    in_use: int
+    limit: int
+    retry_after_s: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownResult:
+    """A thin cooldown check-and-set."""
+
+    allowed: bool
+    retry_after_s: int | None = None

@@ -1,0 +1,408 @@
+"""Pure argument builders and reply parsers for the enforcement scripts (no I/O).
+
+Each ``*_keys`` / ``*_args`` pair follows the header of its script in ``lua/`` position by
+position; each ``parse_*`` turns a reply (numbers and strings only) into a typed value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.billing.plans import PLANS, Plan, PlanName
+from shared.enforcement.types import (
+    Admission,
+    AdmissionKind,
+    AdmissionRequest,
+    AdmissionTicket,
+    ChargeRef,
+    IdempotencyKind,
+    IdempotencyRef,
+    IdempotencyState,
+    LeaseRef,
+    LeaseStatus,
+    Meter,
+    PlanInfo,
+    Refusal,
+    Scope,
+    StoredResponse,
+    UsageSnapshot,
+)
+from shared.redis.keys import (
+    Keys,
+    hour_end,
+    month_end,
+    month_key_from_label,
+    month_label,
+    seconds_until_hour_end,
+    seconds_until_month_end,
+)
+
+__all__ = [
+    "CONCURRENCY_RETRY_AFTER_S",
+    "PERIOD_GRACE_S",
+    "AdmitConfig",
+    "Need",
+    "PlanFill",
+    "Seeds",
+    "admission_args",
+    "admission_keys",
+    "epoch_ms",
+    "finish_args",
+    "finish_keys",
+    "from_epoch_ms",
+    "hour_expireat_s",
+    "lease_sem_keys",
+    "month_expireat_s",
+    "parse_admission",
+    "parse_idempotency",
+    "parse_need",
+    "parse_refresh",
+    "parse_usage",
+    "plan_table",
+    "refund_args",
+    "refund_keys",
+    "refund_marker_expireat_s",
+    "refusal_for",
+    "usage_args",
+    "usage_keys",
+]
+
+PERIOD_GRACE_S = 86_400
+"""SPEC §2: counters outlive their period by a day, so a late refund still finds them."""
+
+CONCURRENCY_RETRY_AFTER_S = 5
+"""A slot frees when a job ends (seconds to tens of seconds): polling again soon is cheap."""
+
+
+def epoch_ms(dt: datetime) -> int:
+    """Milliseconds since the epoch."""
+    return int(dt.timestamp() * 1000)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    """UTC datetime from epoch milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def month_expireat_s(now: datetime) -> int:
+    """EXPIREAT of the monthly counters of ``now``'s month: its end plus grace."""
+    return int(month_end(now).timestamp()) + PERIOD_GRACE_S
+
+
+def hour_expireat_s(now: datetime) -> int:
+    """EXPIREAT of the hourly counter of ``now``'s hour: its end plus grace."""
+    return int(hour_end(now).timestamp()) + PERIOD_GRACE_S
+
+
+def refund_marker_expireat_s(month: str) -> int:
+    """The marker outlives the charged month's counters, so a refund never repeats."""
+    start = datetime.strptime(month, "%Y-%m").replace(tzinfo=UTC)
+    return month_expireat_s(start) + PERIOD_GRACE_S
+
+
+def _plan_row(plan: Plan) -> str:
+    fields = (
+        plan.generations_per_month,
+        plan.generations_per_hour,
+        plan.max_variants,
+        int(plan.full_regen_allowed),
+        plan.full_regens_per_month,
+        plan.concurrent_jobs,
+        plan.regen_cooldown_s * 1000,
+    )
+    return ":".join([plan.name.value, *map(str, fields)])
+
+
+def plan_table(plans: Mapping[PlanName, Plan] = PLANS) -> str:
+    """The plan table as ``lua/lib/plans.lua`` parses it (numbers only from plans.py)."""
+    return ";".join(_plan_row(p) for p in plans.values())
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFill:
+    """Plan-cache values to write: base plan (``none``) and boost expiry ms (0 = none)."""
+
+    base_plan: str
+    boost_until_ms: int
+
+    @classmethod
+    def of(cls, info: PlanInfo) -> PlanFill:
+        """The cache form of ``info``."""
+        boost = epoch_ms(info.boost_expires_at) if info.boost_expires_at else 0
+        return cls(info.base_plan.value if info.base_plan else "none", boost)
+
+
+@dataclass(frozen=True, slots=True)
+class Seeds:
+    """Counter values counted in Postgres for counters Redis is missing."""
+
+    month: int | None = None
+    hour: int | None = None
+    full: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Need:
+    """The script needs the plan and/or counter seeds before it can decide."""
+
+    plan: bool
+    counters: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AdmitConfig:
+    """The deployment's numbers every admission passes along."""
+
+    plan_table: str
+    plan_cache_ttl_s: int
+    lease_ttl_ms: int
+    provider_cap: int
+    idempotency_ttl_s: int
+    time_offset_ms: int = 0
+
+
+def _opt(value: int | None) -> str:
+    return "" if value is None else str(value)
+
+
+def _fill_args(fill: PlanFill | None) -> list[str]:
+    return ["", ""] if fill is None else [fill.base_plan, str(fill.boost_until_ms)]
+
+
+def _idem_key(keys: Keys, req: AdmissionRequest) -> str:
+    return keys.idem(req.user_id, req.scope.endpoint, req.idem_key or "")
+
+
+def admission_keys(keys: Keys, req: AdmissionRequest) -> list[str]:
+    """KEYS of ``admission.lua`` (every key it may touch, for Upstash key locking)."""
+    month, hour, full = keys.month_counters(req.user_id, req.now)
+    return [
+        _idem_key(keys, req),
+        keys.plan_effective(req.user_id),
+        keys.boost_until(req.user_id),
+        month,
+        hour,
+        full,
+        keys.regen_cooldown(req.user_id, req.draft_id or "-"),
+        keys.user_leases(req.user_id),
+        keys.provider(req.provider, req.model, req.lane.value),
+        keys.lease(req.lease_id),
+    ]
+
+
+def admission_args(
+    req: AdmissionRequest, cfg: AdmitConfig, fill: PlanFill | None, seeds: Seeds | None
+) -> list[str]:
+    """ARGV of ``admission.lua``; ``fill``/``seeds`` only on the retry after a NEED reply."""
+    seeds = seeds or Seeds()
+    return [
+        str(cfg.time_offset_ms),
+        req.scope.value,
+        req.lease_id,
+        str(req.variants),
+        (req.fingerprint or "") if req.idem_key else "",
+        cfg.plan_table,
+        *_fill_args(fill),
+        str(cfg.plan_cache_ttl_s),
+        _opt(seeds.month),
+        _opt(seeds.hour),
+        _opt(seeds.full),
+        str(month_expireat_s(req.now)),
+        str(hour_expireat_s(req.now)),
+        str(cfg.lease_ttl_ms),
+        str(cfg.provider_cap),
+        str(cfg.idempotency_ttl_s),
+        req.user_id,
+    ]
+
+
+def parse_need(reply: Sequence[Any]) -> Need | None:
+    """A ``need_plan`` / ``need_seed`` reply as a ``Need``; ``None`` for anything else."""
+    if reply[0] not in ("need_plan", "need_seed"):
+        return None
+    missing = frozenset(part for part in str(reply[1]).split(",") if part)
+    return Need(plan=reply[0] == "need_plan", counters=missing)
+
+
+def _ceil_s(ms: int) -> int:
+    return max(1, math.ceil(ms / 1000))
+
+
+def refusal_for(code: str, limit: int, used: int, retry_after_ms: int, now: datetime) -> Refusal:
+    """A ``Refusal`` with the SPEC details of ``code``, periods taken from ``now``."""
+    if code in ("MONTHLY_QUOTA_EXCEEDED", "FULL_REGEN_CAP_EXCEEDED"):
+        return Refusal(code, limit, used, month_end(now), seconds_until_month_end(now))
+    if code == "HOURLY_LIMIT_EXCEEDED":
+        return Refusal(code, limit, used, hour_end(now), seconds_until_hour_end(now))
+    if code == "COOLDOWN_ACTIVE":
+        wait_s = _ceil_s(retry_after_ms)
+        return Refusal(code, _ceil_s(limit), None, now + timedelta(seconds=wait_s), wait_s)
+    if code in ("CONCURRENCY_LIMIT", "PROVIDER_BUSY"):
+        return Refusal(code, limit, used, None, CONCURRENCY_RETRY_AFTER_S)
+    if code == "PLAN_FEATURE_UNAVAILABLE" and limit > 0:
+        return Refusal(code, limit, used)
+    return Refusal(code)
+
+
+def _ticket(reply: Sequence[Any], req: AdmissionRequest) -> AdmissionTicket:
+    lease = LeaseRef(req.lease_id, req.user_id, req.provider, req.model, req.lane)
+    charge = ChargeRef(req.lease_id, req.user_id, month_label(req.now), req.scope)
+    idem = None
+    if req.idem_key:
+        idem = IdempotencyRef(req.user_id, req.scope.endpoint, req.idem_key, req.fingerprint or "")
+    return AdmissionTicket(
+        lease=lease,
+        charge=charge,
+        plan=PlanName(reply[1]),
+        monthly=Meter(int(reply[2]), int(reply[3]), month_end(req.now)),
+        hourly=Meter(int(reply[4]), int(reply[5]), hour_end(req.now)),
+        lease_expires_at=from_epoch_ms(int(reply[8])),
+        idempotency=idem,
+    )
+
+
+def _stored(reply: Sequence[Any]) -> StoredResponse:
+    headers = json.loads(str(reply[3]) or "{}")
+    return StoredResponse(
+        int(reply[1]), str(reply[2]), {str(k): str(v) for k, v in headers.items()}
+    )
+
+
+def parse_admission(reply: Sequence[Any], req: AdmissionRequest) -> Admission | Need:
+    """The typed outcome of an ``admission.lua`` reply."""
+    need = parse_need(reply)
+    if need is not None:
+        return need
+    kind = str(reply[0])
+    if kind == "admitted":
+        return Admission(AdmissionKind.ADMITTED, ticket=_ticket(reply, req))
+    if kind == "refused":
+        refusal = refusal_for(str(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), req.now)
+        return Admission(AdmissionKind.REFUSED, refusal=refusal)
+    if kind == "replay":
+        return Admission(AdmissionKind.REPLAY, replay=_stored(reply))
+    return Admission(AdmissionKind(kind))
+
+
+def parse_idempotency(reply: Sequence[Any]) -> IdempotencyState:
+    """The typed reply of ``idem_begin.lua``."""
+    kind = IdempotencyKind(str(reply[0]))
+    replay = _stored(reply) if kind is IdempotencyKind.REPLAY else None
+    return IdempotencyState(kind, replay)
+
+
+def parse_refresh(reply: Sequence[Any]) -> LeaseStatus:
+    """The typed reply of ``refresh_lease.lua``."""
+    if reply[0] == "busy":
+        return LeaseStatus("busy", code=str(reply[1]), retry_after_s=CONCURRENCY_RETRY_AFTER_S)
+    return LeaseStatus(str(reply[0]), expires_at=from_epoch_ms(int(reply[1])))
+
+
+def usage_keys(keys: Keys, user_id: str, now: datetime) -> list[str]:
+    """KEYS of ``usage.lua``."""
+    return [
+        keys.plan_effective(user_id),
+        keys.boost_until(user_id),
+        *keys.month_counters(user_id, now),
+        keys.user_leases(user_id),
+    ]
+
+
+def usage_args(
+    now: datetime, cfg: AdmitConfig, fill: PlanFill | None, seeds: Seeds | None
+) -> list[str]:
+    """ARGV of ``usage.lua``."""
+    seeds = seeds or Seeds()
+    return [
+        str(cfg.time_offset_ms),
+        *_fill_args(fill),
+        str(cfg.plan_cache_ttl_s),
+        _opt(seeds.month),
+        _opt(seeds.hour),
+        _opt(seeds.full),
+        str(month_expireat_s(now)),
+        str(hour_expireat_s(now)),
+    ]
+
+
+def _plan_or_none(name: str) -> PlanName | None:
+    return None if name == "none" else PlanName(name)
+
+
+def parse_usage(reply: Sequence[Any], now: datetime) -> UsageSnapshot | Need:
+    """The typed reply of ``usage.lua``; limits of the effective plan (0 without a plan)."""
+    need = parse_need(reply)
+    if need is not None:
+        return need
+    base, boost_ms, now_ms = _plan_or_none(str(reply[1])), int(reply[2]), int(reply[7])
+    effective = PlanName.PRO if boost_ms > now_ms else base
+    plan = PLANS.get(effective) if effective else None
+    return UsageSnapshot(
+        plan=base,
+        effective_plan=effective,
+        boost_expires_at=from_epoch_ms(boost_ms) if boost_ms > now_ms else None,
+        period=month_label(now),
+        generations=Meter(int(reply[3]), plan.generations_per_month if plan else 0, month_end(now)),
+        hourly=Meter(int(reply[4]), plan.generations_per_hour if plan else 0, hour_end(now)),
+        full_regens=Meter(int(reply[5]), plan.full_regens_per_month if plan else 0, month_end(now)),
+        concurrency=Meter(int(reply[6]), plan.concurrent_jobs if plan else 0),
+    )
+
+
+def lease_sem_keys(keys: Keys, lease: LeaseRef) -> list[str]:
+    """The two semaphores a lease holds: the user's, then the provider's."""
+    return [
+        keys.user_leases(lease.user_id),
+        keys.provider(lease.provider, lease.model, lease.lane.value),
+    ]
+
+
+def finish_keys(
+    keys: Keys, lease: LeaseRef, charge: ChargeRef | None, idem: IdempotencyRef | None
+) -> list[str]:
+    """KEYS of ``finish.lua`` (unused slots still name real keys of this user)."""
+    month = month_key_from_label(charge.month) if charge else "000000"
+    user = lease.user_id
+    idem_key = keys.idem(user, idem.scope, idem.key) if idem else keys.idem(user, "-", "-")
+    return [
+        *lease_sem_keys(keys, lease),
+        keys.lease(lease.lease_id),
+        keys.refund_marker(charge.generation_id if charge else lease.lease_id),
+        keys.gen_used(user, month),
+        keys.full_regen_used(user, month),
+        idem_key,
+    ]
+
+
+def finish_args(
+    lease: LeaseRef, charge: ChargeRef | None, idem: IdempotencyRef | None
+) -> list[str]:
+    """ARGV of ``finish.lua``."""
+    return [
+        lease.lease_id,
+        "1" if charge else "0",
+        "1" if charge and charge.scope is Scope.REGEN_FULL else "0",
+        str(refund_marker_expireat_s(charge.month)) if charge else "0",
+        idem.fingerprint if idem else "",
+    ]
+
+
+def refund_keys(keys: Keys, charge: ChargeRef) -> list[str]:
+    """KEYS of ``refund.lua``."""
+    month = month_key_from_label(charge.month)
+    return [
+        keys.refund_marker(charge.generation_id),
+        keys.gen_used(charge.user_id, month),
+        keys.full_regen_used(charge.user_id, month),
+    ]
+
+
+def refund_args(charge: ChargeRef) -> list[str]:
+    """ARGV of ``refund.lua``."""
+    full = "1" if charge.scope is Scope.REGEN_FULL else "0"
+    return [str(refund_marker_expireat_s(charge.month)), full]

@@ -1,0 +1,405 @@
+"""Admission, leases, refunds, idempotency and usage on real Redis, through both clients."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.billing.plans import PLANS, Lane, PlanName
+from shared.enforcement import (
+    Admission,
+    AdmissionKind,
+    AdmissionRequest,
+    AdmissionTicket,
+    ChargeRef,
+    Enforcer,
+    IdempotencyKind,
+    LeaseRef,
+    PlanInfo,
+    Scope,
+    StoredResponse,
+    enforce_or_throw,
+)
+from shared.errors import LimitExceeded, ServiceUnavailable
+from shared.redis import Keys, RedisPort, month_label
+from tests.support.upstash_rest import UpstashRestServer, make_port
+
+PROVIDER, MODEL = "minimax", "MiniMax-M2.5"
+
+
+@dataclass
+class FakePlans:
+    """PlanSource: a dict, counting loads (each one would be a Postgres query)."""
+
+    plans: dict[str, PlanInfo] = field(default_factory=dict)
+    loads: int = 0
+
+    def load_plan(self, user_id: str) -> PlanInfo:
+        self.loads += 1
+        return self.plans.get(user_id, PlanInfo(None))
+
+
+@dataclass
+class FakeUsage:
+    """UsageSource: fixed counts per (user, period)."""
+
+    month: dict[tuple[str, str], int] = field(default_factory=dict)
+    hour: dict[tuple[str, str], int] = field(default_factory=dict)
+    full: dict[tuple[str, str], int] = field(default_factory=dict)
+
+    def count_month(self, user_id: str, month: str) -> int:
+        return self.month.get((user_id, month), 0)
+
+    def count_hour(self, user_id: str, hour: str) -> int:
+        return self.hour.get((user_id, hour), 0)
+
+    def count_full_regens(self, user_id: str, month: str) -> int:
+        return self.full.get((user_id, month), 0)
+
+
+@pytest.fixture(scope="module")
+def rest_server(redis_url: str) -> Iterator[UpstashRestServer]:
+    server = UpstashRestServer(redis_url)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["tcp", "upstash"])
+def port(
+    request: pytest.FixtureRequest, redis_url: str, rest_server: UpstashRestServer
+) -> RedisPort:
+    port: RedisPort = make_port(request.param, redis_url, rest_server)
+    return port
+
+
+@dataclass
+class World:
+    enforcer: Enforcer
+    port: RedisPort
+    keys: Keys
+    plans: FakePlans
+    usage: FakeUsage
+    now: datetime
+    provider: str
+
+    def user(self, plan: PlanName | None = PlanName.BASIC, boost: datetime | None = None) -> str:
+        user_id = f"u{uuid.uuid4().hex[:10]}"
+        self.plans.plans[user_id] = PlanInfo(plan, boost)
+        return user_id
+
+    def request(self, user_id: str, scope: Scope = Scope.CREATE, **kw: object) -> AdmissionRequest:
+        fields: dict[str, object] = {
+            "user_id": user_id,
+            "scope": scope,
+            "lease_id": uuid.uuid4().hex,
+            "now": self.now,
+            "provider": self.provider,
+            "model": MODEL,
+            "lane": Lane.INTERACTIVE,
+        }
+        fields.update(kw)
+        return AdmissionRequest(**fields)  # type: ignore[arg-type]
+
+    def admit(self, user_id: str, scope: Scope = Scope.CREATE, **kw: object) -> Admission:
+        return self.enforcer.admit(self.request(user_id, scope, **kw))
+
+    def ticket(self, user_id: str, scope: Scope = Scope.CREATE, **kw: object) -> AdmissionTicket:
+        admission = self.admit(user_id, scope, **kw)
+        assert admission.kind is AdmissionKind.ADMITTED, admission
+        assert admission.ticket is not None
+        return admission.ticket
+
+
+def make_world(port: RedisPort, run_prefix: str, *, provider_cap: int = 50) -> World:
+    keys = Keys(f"{run_prefix}:{uuid.uuid4().hex[:6]}")
+    plans, usage = FakePlans(), FakeUsage()
+    enforcer = Enforcer(
+        port,
+        keys,
+        plans,
+        usage,
+        lease_ttl_s=60,
+        plan_cache_ttl_s=600,
+        provider_caps={Lane.INTERACTIVE: provider_cap, Lane.BATCH: 1},
+    )
+    now = datetime.now(UTC)
+    return World(enforcer, port, keys, plans, usage, now, f"{PROVIDER}{uuid.uuid4().hex[:4]}")
+
+
+@pytest.fixture
+def world(port: RedisPort, run_prefix: str) -> World:
+    return make_world(port, run_prefix)
+
+
+def refusal_code(admission: Admission) -> str:
+    assert admission.kind is AdmissionKind.REFUSED, admission
+    assert admission.refusal is not None
+    return admission.refusal.code
+
+
+# ---- admission ---------------------------------------------------------------------------
+
+
+def test_admit_costs_one_trip_when_cached_and_two_when_the_plan_is_missing(world: World) -> None:
+    world.ticket(world.user(PlanName.PRO))  # the server has the script cached from now on
+    user = world.user(PlanName.PRO)
+    before = world.port.round_trips
+    first = world.ticket(user)
+    assert world.port.round_trips - before == 2  # need_plan (+ seeds) then the decision
+    assert first.plan is PlanName.PRO
+    assert (first.monthly.used, first.monthly.limit) == (1, 900)
+    before = world.port.round_trips
+    world.ticket(user)
+    assert world.port.round_trips - before == 1
+    assert world.plans.loads == 2  # one per user, none for the cached call
+
+
+def test_missing_counters_are_seeded_from_the_ledger(world: World) -> None:
+    user = world.user(PlanName.BASIC)
+    world.usage.month[(user, month_label(world.now))] = 59
+    ticket = world.ticket(user)
+    assert ticket.monthly.used == 60
+    world.enforcer.release(ticket.lease)
+    refused = world.admit(user)
+    assert refusal_code(refused) == "MONTHLY_QUOTA_EXCEEDED"
+    with pytest.raises(LimitExceeded) as info:
+        enforce_or_throw(refused)
+    assert info.value.details["limit"] == 60
+    assert info.value.details["used"] == 60
+    assert info.value.details["resets_at"].endswith("Z")
+    assert info.value.retry_after is not None
+    assert info.value.retry_after >= 1
+
+
+def test_hourly_refusal_does_not_touch_the_monthly_pool(world: World) -> None:
+    user = world.user(PlanName.BASIC)
+    hour = world.now.strftime("%Y%m%d%H")
+    world.usage.hour[(user, hour)] = 10
+    assert refusal_code(world.admit(user)) == "HOURLY_LIMIT_EXCEEDED"
+    snapshot = world.enforcer.usage(user, world.now)
+    assert snapshot.generations.used == 0
+    assert snapshot.hourly.used == 10
+    assert snapshot.concurrency.used == 0
+
+
+def test_provider_busy_does_not_take_the_user_slot(port: RedisPort, run_prefix: str) -> None:
+    world = make_world(port, run_prefix, provider_cap=1)
+    holder, other = world.user(PlanName.PRO), world.user(PlanName.BASIC)
+    world.ticket(holder)
+    refused = world.admit(other)
+    assert refusal_code(refused) == "PROVIDER_BUSY"
+    with pytest.raises(ServiceUnavailable) as info:
+        enforce_or_throw(refused)
+    assert info.value.code == "PROVIDER_BUSY"
+    assert info.value.retry_after
+    usage = world.enforcer.usage(other, world.now)
+    assert (usage.concurrency.used, usage.generations.used, usage.hourly.used) == (0, 0, 0)
+
+
+def test_concurrency_limit_then_release_frees_the_slot(world: World) -> None:
+    user = world.user(PlanName.BASIC)
+    ticket = world.ticket(user)
+    assert refusal_code(world.admit(user)) == "CONCURRENCY_LIMIT"
+    assert world.enforcer.release(ticket.lease) is True
+    assert world.enforcer.release(ticket.lease) is False
+    world.ticket(user)
+
+
+def test_plan_checks(world: World) -> None:
+    nobody = world.user(None)
+    assert refusal_code(world.admit(nobody)) == "SUBSCRIPTION_REQUIRED"
+    basic = world.user(PlanName.BASIC)
+    assert refusal_code(world.admit(basic, variants=2)) == "PLAN_FEATURE_UNAVAILABLE"
+    full = world.admit(basic, Scope.REGEN_FULL, draft_id="d1")
+    assert refusal_code(full) == "PLAN_FEATURE_UNAVAILABLE"
+
+
+def test_full_regen_cap_and_cooldown(world: World) -> None:
+    user = world.user(PlanName.STANDARD)
+    world.usage.full[(user, month_label(world.now))] = 29
+    ticket = world.ticket(user, Scope.REGEN_FULL, draft_id="d1", variants=3)
+    world.enforcer.release(ticket.lease)
+    assert refusal_code(world.admit(user, Scope.REGEN_FULL, draft_id="d2")) == (
+        "FULL_REGEN_CAP_EXCEEDED"
+    )
+    cooled = world.admit(user, Scope.REGEN_TARGETED, draft_id="d1")
+    assert refusal_code(cooled) == "COOLDOWN_ACTIVE"
+    assert cooled.refusal is not None
+    assert 1 <= (cooled.refusal.retry_after_s or 0) <= 10
+    world.enforcer.time_offset_ms = 10_500
+    world.ticket(user, Scope.REGEN_TARGETED, draft_id="d1")
+
+
+def test_pro_boost_applies_and_drops_back(world: World) -> None:
+    boost_until = datetime.now(UTC) + timedelta(seconds=30)
+    user = world.user(PlanName.BASIC, boost=boost_until)
+    ticket = world.ticket(user, variants=5)
+    assert ticket.plan is PlanName.PRO
+    world.enforcer.release(ticket.lease)
+    world.enforcer.time_offset_ms = 31_000
+    assert refusal_code(world.admit(user, variants=5)) == "PLAN_FEATURE_UNAVAILABLE"
+    assert world.ticket(user).plan is PlanName.BASIC
+    world.enforcer.invalidate_plan(user)
+    world.plans.plans[user] = PlanInfo(PlanName.STANDARD)
+    usage = world.enforcer.usage(user, world.now)
+    assert usage.plan is PlanName.STANDARD
+    assert usage.effective_plan is PlanName.STANDARD
+
+
+def test_leases_expire(world: World) -> None:
+    user = world.user(PlanName.BASIC)
+    world.ticket(user)
+    world.enforcer.time_offset_ms = 61_000
+    world.ticket(user)
+
+
+def test_refund_once_and_finish(world: World) -> None:
+    user = world.user(PlanName.STANDARD)
+    ticket = world.ticket(user, Scope.REGEN_FULL, draft_id="d")
+    assert world.enforcer.finish(ticket.lease, ticket.charge) is True
+    assert world.enforcer.refund(ticket.charge) is False
+    assert world.enforcer.finish(ticket.lease, ticket.charge) is False
+    usage = world.enforcer.usage(user, world.now)
+    assert (usage.generations.used, usage.hourly.used, usage.full_regens.used) == (0, 1, 0)
+    assert usage.concurrency.used == 0
+    second = world.enforcer.refund(
+        ChargeRef("never-charged", user, month_label(world.now), Scope.CREATE)
+    )
+    assert second is True  # the counter is at 0: nothing goes below zero
+    assert world.enforcer.usage(user, world.now).generations.used == 0
+
+
+def test_abort_refunds_releases_and_unpins_the_key(world: World) -> None:
+    user = world.user(PlanName.BASIC)
+    ticket = world.ticket(user, idem_key="k", fingerprint="f1")
+    assert world.admit(user, idem_key="k", fingerprint="f1").kind is AdmissionKind.IN_PROGRESS
+    assert world.enforcer.abort(ticket) is True
+    usage = world.enforcer.usage(user, world.now)
+    assert (usage.generations.used, usage.concurrency.used) == (0, 0)
+    assert world.admit(user, idem_key="k", fingerprint="f1").kind is AdmissionKind.ADMITTED
+
+
+def test_idempotent_replay_and_reuse(world: World) -> None:
+    user = world.user(PlanName.PRO)
+    ticket = world.ticket(user, idem_key="key-1", fingerprint="body-a")
+    assert ticket.idempotency is not None
+    response = StoredResponse(202, '{"id": "é"}', {"Location": "/v1/generations/x"})
+    idem = ticket.idempotency
+    assert world.enforcer.complete_idempotent(
+        user, idem.scope, idem.key, idem.fingerprint, response
+    )
+    replay = world.admit(user, idem_key="key-1", fingerprint="body-a")
+    assert replay.kind is AdmissionKind.REPLAY
+    assert replay.replay == response
+    assert enforce_or_throw(replay) == response
+    reused = world.admit(user, idem_key="key-1", fingerprint="body-b")
+    assert reused.kind is AdmissionKind.KEY_REUSED
+    assert world.enforcer.usage(user, world.now).generations.used == 1
+
+
+def test_idempotency_for_endpoints_without_admission(world: World) -> None:
+    enforcer, user = world.enforcer, world.user()
+    assert enforcer.begin_idempotent(user, "assets", "k", "a").kind is IdempotencyKind.NEW
+    assert enforcer.get_or_set_idempotency(user, "assets", "k", "a").kind is (
+        IdempotencyKind.IN_PROGRESS
+    )
+    assert enforcer.begin_idempotent(user, "assets", "k", "b").kind is IdempotencyKind.KEY_REUSED
+    assert enforcer.drop_idempotent(user, "assets", "k", "a") is True
+    assert enforcer.begin_idempotent(user, "assets", "k", "a").kind is IdempotencyKind.NEW
+    response = StoredResponse(201, "{}", {})
+    assert enforcer.complete_idempotent(user, "assets", "k", "b", response) is False
+    assert enforcer.complete_idempotent(user, "assets", "k", "a", response) is True
+    assert enforcer.drop_idempotent(user, "assets", "k", "a") is False
+    state = enforcer.begin_idempotent(user, "assets", "k", "a")
+    assert state.kind is IdempotencyKind.REPLAY
+    assert state.replay == response
+
+
+def test_refresh_lease(port: RedisPort, run_prefix: str) -> None:
+    world = make_world(port, run_prefix, provider_cap=1)
+    user = world.user(PlanName.BASIC)
+    ticket = world.ticket(user)
+    status = world.enforcer.refresh_lease(ticket.lease, PlanName.BASIC)
+    assert status.state == "held"
+    assert status.ok
+    world.enforcer.time_offset_ms = 61_000
+    assert world.enforcer.refresh_lease(ticket.lease, PlanName.BASIC).state == "reacquired"
+    world.enforcer.time_offset_ms = 200_000
+    other = world.ticket(world.user(PlanName.PRO))  # takes the only provider slot
+    busy = world.enforcer.refresh_lease(ticket.lease, PlanName.BASIC)
+    assert busy.state == "busy"
+    assert busy.code == "PROVIDER_BUSY"
+    assert not busy.ok
+    world.enforcer.release(other.lease)
+    second = world.ticket(user)  # the expired lease does not count against its user
+    busy = world.enforcer.refresh_lease(ticket.lease, PlanName.BASIC)
+    assert busy.code in ("CONCURRENCY_LIMIT", "PROVIDER_BUSY")
+    assert world.enforcer.usage(user, world.now).concurrency.used == 1
+    world.enforcer.release(second.lease)
+
+
+def test_duplicate_admission_of_one_lease_charges_once(world: World) -> None:
+    user = world.user(PlanName.PRO)
+    request = world.request(user)
+    first, again = world.enforcer.admit(request), world.enforcer.admit(request)
+    assert first.kind is again.kind is AdmissionKind.ADMITTED
+    assert world.enforcer.usage(user, world.now).generations.used == 1
+
+
+def test_invalid_requests(world: World) -> None:
+    user = world.user()
+    with pytest.raises(ValueError):
+        world.admit(user, variants=0)
+    with pytest.raises(ValueError):
+        world.admit(user, idem_key="k")
+
+
+# ---- thin wrappers -----------------------------------------------------------------------
+
+
+def test_thin_counters(world: World) -> None:
+    enforcer, user = world.enforcer, world.user(PlanName.BASIC)
+    now = world.now
+    world.usage.month[(user, month_label(now))] = 58
+    first = enforcer.enforce_monthly_pool(user, now=now)
+    assert (first.allowed, first.used, first.limit) == (True, 59, 60)
+    assert enforcer.enforce_monthly_pool(user, 2, now=now).allowed is False
+    assert enforcer.enforce_monthly_pool(user, now=now).used == 60
+    ttl = world.port.run(
+        "counter_with_limit", [world.keys.gen_used(user, now.strftime("%Y%m"))], [60, 0, 1, ""]
+    )
+    assert ttl[0] == "ok"
+    hourly = [enforcer.enforce_hourly_burst(user, now=now).allowed for _ in range(11)]
+    assert hourly == [True] * 10 + [False]
+    assert enforcer.full_regen_cap(user, now=now).allowed is False  # basic: no full regen
+    pro = world.user(PlanName.PRO)
+    assert all(enforcer.full_regen_cap(pro, now=now).allowed for _ in range(3))
+    assert enforcer.enforce_monthly_pool(world.user(None), now=now).allowed is False
+
+
+def test_thin_semaphores_and_cooldown(world: World) -> None:
+    enforcer, user = world.enforcer, world.user(PlanName.BASIC)
+    assert enforcer.acquire_user_concurrency(user, "l1").acquired
+    assert enforcer.acquire_user_concurrency(user, "l1").acquired  # re-entrant for its holder
+    blocked = enforcer.acquire_user_concurrency(user, "l2")
+    assert not blocked.acquired
+    assert blocked.retry_after_s
+    assert blocked.retry_after_s <= 60
+    lane = Lane.BATCH  # cap 1 in this world
+    assert enforcer.acquire_provider_concurrency(world.provider, MODEL, lane, "l1").acquired
+    assert not enforcer.acquire_provider_concurrency(world.provider, MODEL, lane, "l2").acquired
+    lease = LeaseRef("l1", user, world.provider, MODEL, Lane.BATCH)
+    assert enforcer.release_concurrency(lease) == 2
+    assert enforcer.release_concurrency(lease) == 0
+    assert enforcer.acquire_user_concurrency(user, "l2").acquired
+    assert enforcer.check_and_set_regen_cooldown(user, "d").allowed
+    again = enforcer.check_and_set_regen_cooldown(user, "d")
+    assert not again.allowed
+    assert again.retry_after_s == PLANS[PlanName.BASIC].regen_cooldown_s
+    enforcer.time_offset_ms = 20_001
+    assert enforcer.check_and_set_regen_cooldown(user, "d").allowed

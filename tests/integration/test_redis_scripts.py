@@ -1,0 +1,224 @@
+"""The script registry and both adapters on real Redis: NOSCRIPT recovery, wire shapes,
+error translation and the raw scripts' contracts (TTLs, semaphore expiry)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.config import ConfigError, Settings
+from shared.errors import InternalError, ServiceUnavailable
+from shared.redis import (
+    Keys,
+    RedisPort,
+    ScriptRegistry,
+    TcpRedis,
+    UpstashRedis,
+    default_registry,
+    redis_from_settings,
+)
+from shared.redis.scripts import LUA_DIR, UPSTASH_SHEBANG
+from tests.support.upstash_rest import UpstashRestServer, make_port
+
+SCRIPTS = sorted(p.stem for p in LUA_DIR.glob("*.lua"))
+
+
+@pytest.fixture(scope="module")
+def rest_server(redis_url: str) -> Iterator[UpstashRestServer]:
+    server = UpstashRestServer(redis_url)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["tcp", "upstash"])
+def port(
+    request: pytest.FixtureRequest, redis_url: str, rest_server: UpstashRestServer
+) -> RedisPort:
+    port: RedisPort = make_port(request.param, redis_url, rest_server)
+    return port
+
+
+@pytest.fixture
+def keys(run_prefix: str) -> Keys:
+    return Keys(f"{run_prefix}:{uuid.uuid4().hex[:6]}")
+
+
+def test_every_script_composes_with_a_header_and_no_leftover_includes() -> None:
+    registry = ScriptRegistry()
+    for name in SCRIPTS:
+        source = registry.get(name).source
+        assert source.startswith(f"-- {name}.lua"), name
+        assert "--#include" not in source
+        assert "KEYS[1]" in source.split("\n\n")[0] + source  # header names its keys
+    assert registry.get("admission") is registry.get("admission")
+    assert default_registry() is default_registry()
+
+
+def test_fragments_expand_once(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.lua").write_text("--#include b\nlocal a = 1\n")
+    (tmp_path / "lib" / "b.lua").write_text("local b = 2\n")
+    (tmp_path / "s.lua").write_text("--#include a\n--#include b\nreturn a + b\n")
+    source = ScriptRegistry(tmp_path).get("s").source
+    assert source.count("local b = 2") == 1
+    assert source.count("local a = 1") == 1
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_script_loads_on_this_redis(name: str, redis_url: str) -> None:
+    port = TcpRedis.from_url(redis_url)
+    sha = port._client.script_load(default_registry().get(name).source)
+    assert sha == default_registry().get(name).sha
+
+
+def test_noscript_recovery_after_script_flush_on_a_fresh_client(redis_url: str, keys: Keys) -> None:
+    # SCRIPT FLUSH drops cached scripts, never data; any other client recovers the same way.
+    port = TcpRedis.from_url(redis_url)
+    port.script_flush()
+    fresh = TcpRedis.from_url(redis_url)
+    assert fresh.run("cooldown", [keys.regen_cooldown("u", "d")], [0, 1000]) == [1, 0]
+    assert fresh.round_trips == 2  # EVALSHA → NOSCRIPT, then EVAL
+    assert fresh.run("cooldown", [keys.regen_cooldown("u", "d")], [0, 1000])[0] == 0
+    assert fresh.round_trips == 3
+
+
+def test_noscript_recovery_through_the_rest_endpoint(
+    rest_server: UpstashRestServer, redis_url: str, keys: Keys
+) -> None:
+    port = make_port("upstash", redis_url, rest_server)
+    key = keys.regen_cooldown("u", "rest")
+    port.run("cooldown", [key], [0, 1000])
+    trips = port.round_trips
+    port.run("cooldown", [key], [0, 1000])
+    assert port.round_trips == trips + 1
+    rest_server.forget_scripts()  # what a SCRIPT FLUSH looks like to this endpoint's clients
+    assert port.run("cooldown", [key], [0, 1000])[0] == 0
+    assert port.round_trips == trips + 3
+
+
+def test_upstash_scripts_carry_the_key_locking_shebang(
+    rest_server: UpstashRestServer, redis_url: str
+) -> None:
+    port = make_port("upstash", redis_url, rest_server)
+    script = port._script("admission")
+    assert script.source.startswith(UPSTASH_SHEBANG)
+    assert script.sha != default_registry().get("admission").sha
+    assert not default_registry().get("admission").source.startswith("#!")
+
+
+def test_rest_endpoint_wire_format(rest_server: UpstashRestServer, keys: Keys) -> None:
+    import httpx
+
+    key = keys.gen_used("u", "202611")
+    auth = {"Authorization": f"Bearer {rest_server.token}"}
+    b64 = {**auth, "Upstash-Encoding": "base64"}
+    with httpx.Client(base_url=rest_server.url) as http:
+        assert http.post("/", json=["SET", key, "hi"]).status_code == 401
+        assert http.post("/", json=["SET", key, "hi"], headers=b64).json() == {"result": "OK"}
+        assert http.post("/", json=["GET", key], headers=b64).json() == {"result": "aGk="}
+        assert http.post("/", json=["GET", key], headers=auth).json() == {"result": "hi"}
+        missing = http.post("/", json=["EVALSHA", "0" * 40, 0], headers=auth)
+        assert missing.status_code == 400
+        assert missing.json()["error"].startswith("NOSCRIPT")
+        batch = [["INCR", key + "n"], ["GET", key], ["INCR", key]]
+        piped = http.post("/pipeline", json=batch, headers=b64).json()
+        assert piped[0] == {"result": 1}
+        assert piped[1] == {"result": "aGk="}
+        assert "error" in piped[2]
+        tx = http.post("/multi-exec", json=[["INCR", key + "n"], ["GET", key]], headers=b64)
+        assert tx.json() == [{"result": 2}, {"result": "aGk="}]
+        http.post("/", json=["DEL", key, key + "n"], headers=auth)
+
+
+def test_counter_ttl_on_first_increment_and_limit(
+    port: RedisPort, keys: Keys, redis_url: str
+) -> None:
+    import redis
+
+    key = keys.gen_hour("u", "2026112717")
+    expireat = 4_102_444_800  # 2100-01-01
+    assert port.run("counter_with_limit", [key], [2, 1, expireat, ""]) == ["need_seed", 0, 2]
+    assert port.get(key) is None  # a refusal to decide writes nothing
+    assert port.run("counter_with_limit", [key], [2, 1, expireat, 0]) == ["ok", 1, 2]
+    ttl_s = redis.Redis.from_url(redis_url).ttl(key)  # EXPIRETIME needs Redis 7; TTL is 6.2
+    assert abs(ttl_s - (expireat - time.time())) < 5
+    assert port.run("counter_with_limit", [key], [2, 1, expireat, ""]) == ["ok", 2, 2]
+    assert port.run("counter_with_limit", [key], [2, 1, expireat, ""]) == ["refused", 2, 2]
+    assert port.run("counter_with_limit", [key], [-1, 5, expireat, ""]) == ["ok", 7, -1]
+    assert port.get(key) == "7"
+    port.delete(key)
+
+
+def test_semaphore_limit_and_expiry(port: RedisPort, keys: Keys) -> None:
+    key = keys.user_leases("u")
+    assert port.run("semaphore_acquire", [key], [0, "a", 2, 1000])[0] == 1
+    assert port.run("semaphore_acquire", [key], [0, "b", 2, 1000])[0] == 1
+    refused = port.run("semaphore_acquire", [key], [0, "c", 2, 1000])
+    assert refused[0] == 0
+    assert refused[1] == 2
+    assert 0 < refused[2] <= 1000
+    assert port.run("semaphore_acquire", [key], [1001, "c", 2, 1000])[:2] == [1, 1]
+    assert port.run("semaphore_release", [keys.lease("c"), key], ["c"]) == 1
+    assert port.run("semaphore_release", [keys.lease("c"), key], ["c"]) == 0
+
+
+def test_cooldown_blocks_until_expiry(port: RedisPort, keys: Keys) -> None:
+    key = keys.regen_cooldown("u", "d")
+    assert port.run("cooldown", [key], [0, 20_000]) == [1, 0]
+    blocked = port.run("cooldown", [key], [0, 20_000])
+    assert blocked[0] == 0
+    assert 19_000 < blocked[1] <= 20_000
+    assert port.run("cooldown", [key], [20_001, 20_000]) == [1, 0]
+
+
+def test_get_set_delete_ping(port: RedisPort, keys: Keys) -> None:
+    key = keys.refund_marker(uuid.uuid4().hex)
+    assert port.ping() is True
+    assert port.get(key) is None
+    port.set(key, "ü", px_ms=10_000)
+    assert port.get(key) == "ü"
+    assert port.delete(key) == 1
+
+
+def test_unreachable_redis_fails_closed() -> None:
+    tcp = TcpRedis.from_url("redis://127.0.0.1:1/0", timeout_s=0.2)
+    with pytest.raises(ServiceUnavailable):
+        tcp.run("cooldown", ["k"], [0, 1])
+    with pytest.raises(ServiceUnavailable):
+        tcp.ping()
+    rest = UpstashRedis("http://127.0.0.1:1", "t", timeout_s=0.2, rest_retries=0)
+    with pytest.raises(ServiceUnavailable):
+        rest.run("cooldown", ["k"], [0, 1])
+    with pytest.raises(ServiceUnavailable):
+        rest.get("k")
+
+
+def test_redis_errors_become_internal_errors(port: RedisPort, keys: Keys) -> None:
+    key = keys.user_leases("wrongtype")
+    port.set(key, "not a zset")
+    with pytest.raises(InternalError):
+        port.run("semaphore_acquire", [key], [0, "a", 1, 1000])
+    port.delete(key)
+
+
+def test_wrong_token_is_an_error(rest_server: UpstashRestServer) -> None:
+    port = UpstashRedis(rest_server.url, "wrong")
+    with pytest.raises(InternalError):
+        port.ping()
+
+
+def test_redis_from_settings(redis_url: str) -> None:
+    upstash = redis_from_settings(
+        Settings(UPSTASH_REDIS_REST_URL="http://127.0.0.1:1", UPSTASH_REDIS_REST_TOKEN="t")
+    )
+    assert isinstance(upstash, UpstashRedis)
+    tcp = redis_from_settings(Settings(REDIS_URL=redis_url))
+    assert isinstance(tcp, TcpRedis)
+    assert tcp.ping()
+    with pytest.raises(ConfigError):
+        redis_from_settings(Settings(APP_ENV="production"))

@@ -1,0 +1,226 @@
+"""Pure argument builders, reply parsers and the error boundary, without Redis."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.billing.plans import PLANS, Lane, PlanName
+from shared.enforcement import (
+    Admission,
+    AdmissionKind,
+    AdmissionRequest,
+    ChargeRef,
+    IdempotencyKind,
+    IdempotencyState,
+    LeaseRef,
+    LeaseStatus,
+    Meter,
+    PlanInfo,
+    Refusal,
+    Scope,
+    StoredResponse,
+    enforce_idempotency,
+    enforce_lease,
+    enforce_or_throw,
+    refusal_error,
+)
+from shared.enforcement.wire import (
+    AdmitConfig,
+    Need,
+    PlanFill,
+    Seeds,
+    admission_args,
+    admission_keys,
+    finish_args,
+    finish_keys,
+    parse_admission,
+    parse_idempotency,
+    parse_refresh,
+    parse_usage,
+    plan_table,
+    refund_args,
+    refund_keys,
+    refund_marker_expireat_s,
+)
+from shared.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InternalError,
+    LimitExceeded,
+    PlanFeatureUnavailable,
+    ServiceUnavailable,
+    SubscriptionRequired,
+)
+from shared.redis import Keys
+
+NOW = datetime(2026, 11, 27, 17, 30, tzinfo=UTC)
+DEC1 = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
+REQ = AdmissionRequest(
+    "u", Scope.REGEN_FULL, "g1", NOW, "minimax", "M", Lane.INTERACTIVE, 3, "d", "k", "fp"
+)
+CFG = AdmitConfig(plan_table(), 600, 60_000, 50, 86_400, 0)
+
+
+def test_plan_table_comes_from_plans_py() -> None:
+    table = plan_table()
+    assert table.split(";")[0] == "basic:60:10:1:0:0:1:20000"
+    assert "pro:900:120:5:1:-1:5:5000" in table
+    assert len(table.split(";")) == len(PLANS)
+
+
+def test_admission_keys_and_args_follow_the_script_header() -> None:
+    keys = admission_keys(Keys("p"), REQ)
+    assert keys == [
+        "p:idem:u:regenerate:k",
+        "p:user:u:plan_effective",
+        "p:boost:u:pro_until",
+        "p:usage:u:gen_used:202611",
+        "p:burst:u:gen_hour:2026112717",
+        "p:usage:u:full_regen_used:202611",
+        "p:cooldown:u:regen:d",
+        "p:conc:u:leases",
+        "p:conc:provider:minimax:M:interactive",
+        "p:conc:lease:g1",
+    ]
+    args = admission_args(REQ, CFG, PlanFill.of(PlanInfo(None)), Seeds(month=3, full=1))
+    assert args[:5] == ["0", "regen_full", "g1", "3", "fp"]
+    assert args[6:13] == ["none", "0", "600", "3", "", "1", str(DEC1 + 86_400)]
+    assert args[14:] == ["60000", "50", "86400", "u"]
+    plain = admission_args(AdmissionRequest("u", Scope.CREATE, "g", NOW, "m", "M"), CFG, None, None)
+    assert plain[4] == ""
+    assert plain[6:8] == ["", ""]
+    assert plain[9:12] == ["", "", ""]
+
+
+def test_plan_fill_of_a_boost() -> None:
+    boost = datetime(2026, 12, 1, tzinfo=UTC)
+    assert PlanFill.of(PlanInfo(PlanName.BASIC, boost)) == PlanFill("basic", DEC1 * 1000)
+
+
+def test_parse_admission_outcomes() -> None:
+    admitted = parse_admission(
+        ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000], REQ
+    )
+    assert isinstance(admitted, Admission)
+    assert admitted.ticket is not None
+    ticket = admitted.ticket
+    assert ticket.plan is PlanName.STANDARD
+    assert ticket.monthly == Meter(5, 300, datetime(2026, 12, 1, tzinfo=UTC))
+    assert ticket.charge == ChargeRef("g1", "u", "2026-11", Scope.REGEN_FULL)
+    assert ticket.lease == LeaseRef("g1", "u", "minimax", "M", Lane.INTERACTIVE)
+    assert ticket.idempotency is not None
+    assert ticket.idempotency.scope == "regenerate"
+    assert enforce_or_throw(admitted) is ticket
+    assert parse_admission(["need_plan", "month,hour"], REQ) == Need(
+        True, frozenset({"month", "hour"})
+    )
+    assert parse_admission(["need_seed", ""], REQ) == Need(False, frozenset())
+    replay = parse_admission(["replay", 202, "{}", '{"Location": "/x"}'], REQ)
+    assert isinstance(replay, Admission)
+    assert replay.replay == StoredResponse(202, "{}", {"Location": "/x"})
+    assert parse_admission(["in_progress"], REQ) == Admission(AdmissionKind.IN_PROGRESS)
+    assert parse_admission(["key_reused"], REQ) == Admission(AdmissionKind.KEY_REUSED)
+
+
+def refused(code: str, limit: int = 0, used: int = 0, retry_ms: int = 0) -> Refusal:
+    admission = parse_admission(["refused", code, limit, used, retry_ms], REQ)
+    assert isinstance(admission, Admission)
+    assert admission.refusal is not None
+    with pytest.raises(Exception) as info:
+        enforce_or_throw(admission)
+    assert info.value is not None
+    return admission.refusal
+
+
+def test_refusals_carry_spec_details_and_retry_after() -> None:
+    monthly = refused("MONTHLY_QUOTA_EXCEEDED", 60, 60)
+    assert monthly.resets_at == datetime(2026, 12, 1, tzinfo=UTC)
+    assert monthly.retry_after_s == 3 * 86400 + 6 * 3600 + 30 * 60
+    hourly = refused("HOURLY_LIMIT_EXCEEDED", 10, 10)
+    assert hourly.retry_after_s == 30 * 60
+    cooldown = refused("COOLDOWN_ACTIVE", 20_000, 0, 1_001)
+    assert (cooldown.limit, cooldown.used, cooldown.retry_after_s) == (20, None, 2)
+    assert refused("CONCURRENCY_LIMIT", 1, 1).retry_after_s == 5
+    assert refused("FULL_REGEN_CAP_EXCEEDED", 30, 30).limit == 30
+    assert refused("PLAN_FEATURE_UNAVAILABLE", 1, 3) == Refusal("PLAN_FEATURE_UNAVAILABLE", 1, 3)
+    assert refused("PLAN_FEATURE_UNAVAILABLE") == Refusal("PLAN_FEATURE_UNAVAILABLE")
+
+
+def test_refusal_errors() -> None:
+    error = refusal_error(Refusal("MONTHLY_QUOTA_EXCEEDED", 60, 60, NOW, 10))
+    assert isinstance(error, LimitExceeded)
+    assert error.code == "MONTHLY_QUOTA_EXCEEDED"
+    assert error.details == {"limit": 60, "used": 60, "resets_at": "2026-11-27T17:30:00Z"}
+    assert error.retry_after == 10
+    assert error.status == 429
+    busy = refusal_error(Refusal("PROVIDER_BUSY", 50, 50, None, 5))
+    assert isinstance(busy, ServiceUnavailable)
+    assert busy.code == "PROVIDER_BUSY"
+    assert busy.retry_after == 5
+    assert busy.status == 503
+    assert isinstance(refusal_error(Refusal("SUBSCRIPTION_REQUIRED")), SubscriptionRequired)
+    assert isinstance(refusal_error(Refusal("PLAN_FEATURE_UNAVAILABLE")), PlanFeatureUnavailable)
+    assert isinstance(refusal_error(Refusal("NOPE")), InternalError)
+    with pytest.raises(Conflict):
+        enforce_or_throw(Admission(AdmissionKind.IN_PROGRESS))
+    with pytest.raises(IdempotencyKeyReused):
+        enforce_or_throw(Admission(AdmissionKind.KEY_REUSED))
+    with pytest.raises(InternalError):
+        enforce_or_throw(Admission(AdmissionKind.ADMITTED))
+
+
+def test_idempotency_and_lease_parsing() -> None:
+    assert parse_idempotency(["new"]) == IdempotencyState(IdempotencyKind.NEW)
+    replay = parse_idempotency(["replay", 201, "b", "{}"])
+    assert enforce_idempotency(replay) == StoredResponse(201, "b", {})
+    assert enforce_idempotency(IdempotencyState(IdempotencyKind.NEW)) is None
+    with pytest.raises(Conflict):
+        enforce_idempotency(IdempotencyState(IdempotencyKind.IN_PROGRESS))
+    with pytest.raises(IdempotencyKeyReused):
+        enforce_idempotency(IdempotencyState(IdempotencyKind.KEY_REUSED))
+    held = parse_refresh(["held", 1_764_264_600_000])
+    assert held.ok
+    assert enforce_lease(held) is held
+    busy = parse_refresh(["busy", "PROVIDER_BUSY", 50, 50])
+    assert busy == LeaseStatus("busy", code="PROVIDER_BUSY", retry_after_s=5)
+    with pytest.raises(ServiceUnavailable) as info:
+        enforce_lease(busy)
+    assert info.value.code == "PROVIDER_BUSY"
+    with pytest.raises(ServiceUnavailable) as info:
+        enforce_lease(LeaseStatus("busy", code="CONCURRENCY_LIMIT", retry_after_s=5))
+    assert info.value.code == "SERVICE_UNAVAILABLE"
+
+
+def test_usage_parsing() -> None:
+    now_ms = 1_764_264_600_000
+    snap = parse_usage(["usage", "basic", now_ms + 1, 3, 1, 0, 1, now_ms], NOW)
+    assert not isinstance(snap, Need)
+    assert snap.plan is PlanName.BASIC
+    assert snap.effective_plan is PlanName.PRO
+    assert snap.generations == Meter(3, 900, datetime(2026, 12, 1, tzinfo=UTC))
+    assert snap.generations.remaining == 897
+    assert snap.full_regens.remaining == -1
+    nobody = parse_usage(["usage", "none", 0, 0, 0, 0, 0, now_ms], NOW)
+    assert not isinstance(nobody, Need)
+    assert nobody.effective_plan is None
+    assert nobody.generations.limit == 0
+    assert nobody.boost_expires_at is None
+
+
+def test_finish_and_refund_arguments() -> None:
+    keys, lease = Keys("p"), LeaseRef("g", "u", "mm", "M", Lane.BATCH)
+    charge = ChargeRef("g", "u", "2026-11", Scope.REGEN_FULL)
+    assert finish_keys(keys, lease, charge, None)[2:6] == [
+        "p:conc:lease:g",
+        "p:refund:g",
+        "p:usage:u:gen_used:202611",
+        "p:usage:u:full_regen_used:202611",
+    ]
+    marker = refund_marker_expireat_s("2026-11")
+    assert marker == DEC1 + 2 * 86_400
+    assert finish_args(lease, charge, None) == ["g", "1", "1", str(marker), ""]
+    assert finish_args(lease, None, None) == ["g", "0", "0", "0", ""]
+    assert refund_keys(keys, charge)[0] == "p:refund:g"
+    assert refund_args(ChargeRef("g", "u", "2026-11", Scope.CREATE)) == [str(marker), "0"]
