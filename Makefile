@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: install test lint typecheck pytest coverage-gate dev demo bench migrate openapi smoke fmt clean
+.PHONY: install test lint lint-terraform typecheck pytest coverage-gate dev demo bench migrate openapi smoke fmt clean
 
 install: $(STAMP)
 
@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 ## test: lint + typecheck + the whole pytest suite with coverage gates
 test: install lint typecheck pytest coverage-gate
 
-lint: install
+lint: install lint-terraform
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -54,4 +54,16 @@ smoke: install
 	$(BIN)/python -m scripts.smoke --base-url "$(BASE_URL)" --token "$(TOKEN)"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .local
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .local
+
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	touch $(CHECKOV_STAMP)
+
+## lint-terraform: checkov over terraform/, in its own venv (checkov and python-hcl2 both ship `hcl2`)
+lint-terraform: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov -d terraform --framework terraform --skip-download --compact --quiet

@@ -303,6 +303,13 @@ def dispatch(
                 resp = _preflight(cors, req)
             else:
                 resp, route, principal = _handle(function, req, c, request_id)
+        except InternalError as exc:
+            # Its message may carry driver text (Redis/Postgres errors): log it, never send it.
+            _log.error(
+                "internal_error: %s", exc.message, extra={"fields": {"event": "internal_error"}}
+            )
+            code = "INTERNAL"
+            resp = _error_response(InternalError(), request_id)
         except AppError as exc:
             code = exc.code
             resp = _error_response(exc, request_id)

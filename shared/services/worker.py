@@ -33,6 +33,7 @@ from shared.billing.plans import Lane
 from shared.db import (
     Database,
     Generation,
+    GenerationStatus,
     LedgerEntry,
     NewVariant,
     VariantContent,
@@ -163,7 +164,7 @@ def fail_generation(
     return moved
 
 
-def _succeed(deps: WorkerDeps, gen: Generation, result: Completion, started: datetime) -> None:
+def _succeed(deps: WorkerDeps, gen: Generation, result: Completion, started: datetime) -> bool:
     deps.enforcer.release(_lease(gen))  # before the status is visible (SPEC §5 ordering)
     source_id = gen.params.get("source_variant_id")
     rows = [
@@ -187,20 +188,23 @@ def _succeed(deps: WorkerDeps, gen: Generation, result: Completion, started: dat
             start_to_complete_ms=_ms(now, started),
             enqueue_to_complete_ms=_ms(now, gen.created_at),
         )  # fmt: skip
+    return moved
 
 
-def _claim(deps: WorkerDeps, gen: Generation) -> datetime:
+def _claim(deps: WorkerDeps, gen: Generation) -> datetime | None:
+    """The claim time; None when the job ended since ``gen`` was read; 503 when held."""
     now = deps.now()
     stale_before = now - timedelta(seconds=deps.max_job_runtime_s)
     with deps.db.uow() as uow:
         claimed = uow.generations.claim(gen.id, now, stale_before)
+        current = None if claimed else uow.generations.get_any(gen.id)
         uow.commit()
-    if not claimed:
-        # Another delivery holds it (still inside its runtime): let QStash come back later.
-        raise ServiceUnavailable(
-            "The job is running elsewhere.", retry_after=RUNNING_ELSEWHERE_RETRY_S
-        )
-    return now
+    if claimed:
+        return now
+    if current is None or current.is_terminal:
+        return None
+    # Another delivery holds it (still inside its runtime): let QStash come back later.
+    raise ServiceUnavailable("The job is running elsewhere.", retry_after=RUNNING_ELSEWHERE_RETRY_S)
 
 
 def run_job(deps: WorkerDeps, job: JobPayload, attempt: int = 0) -> JobResult:
@@ -218,8 +222,17 @@ def run_job(deps: WorkerDeps, job: JobPayload, attempt: int = 0) -> JobResult:
             log_event(_log, "job_ignored", reason=JobResult.ALREADY_TERMINAL.value)
             return JobResult.ALREADY_TERMINAL
         enforce_lease(deps.enforcer.refresh_lease(_lease(gen), gen.plan))
+        # Outside the try: when another delivery holds the job, the lease is that
+        # delivery's (lease id = generation id) and releasing it here would free a slot
+        # still in use. A job that ended meanwhile released its own lease already.
+        started = _claim(deps, gen)
+        if started is None:
+            # It ended after our first read. Its worker released its lease, so anything
+            # the refresh above re-took is ours to give back (else held until the TTL).
+            deps.enforcer.release(_lease(gen))
+            log_event(_log, "job_ignored", reason=JobResult.ALREADY_TERMINAL.value)
+            return JobResult.ALREADY_TERMINAL
         try:
-            started = _claim(deps, gen)
             log_event(
                 _log,
                 "job_started",
@@ -238,21 +251,37 @@ def _execute(deps: WorkerDeps, gen: Generation, started: datetime) -> JobResult:
     except ProviderError as exc:
         if exc.code == "PROVIDER_RATE_LIMITED" or exc.status == 429:
             log_event(_log, "provider_rate_limited", code=exc.code)
-        fail_generation(
+        moved = fail_generation(
             deps, gen, exc.code, exc.message,
             prompt_tokens=exc.prompt_tokens, completion_tokens=exc.completion_tokens,
         )  # fmt: skip
-        return JobResult.FAILED
-    _succeed(deps, gen, result, started)
-    return JobResult.SUCCEEDED
+        return JobResult.FAILED if moved else JobResult.ALREADY_TERMINAL
+    # Not moved: the sweeper (or the failure callback) ended it while the provider ran.
+    moved = _succeed(deps, gen, result, started)
+    return JobResult.SUCCEEDED if moved else JobResult.ALREADY_TERMINAL
+
+
+def _running_inside_runtime(deps: WorkerDeps, gen: Generation) -> bool:
+    stale_before = deps.now() - timedelta(seconds=deps.max_job_runtime_s)
+    return (
+        gen.status is GenerationStatus.RUNNING
+        and gen.started_at is not None
+        and gen.started_at >= stale_before
+    )
 
 
 def handle_failure_callback(deps: WorkerDeps, job: JobPayload) -> bool:
-    """QStash gave up delivering ``job``: fail + refund + release unless already terminal."""
+    """QStash gave up delivering ``job``: fail + refund + release, unless it is terminal or
+    running inside its max runtime (the delivery holding it decides; else the sweeper)."""
     with bind(generation_id=job.generation_id, request_id=job.request_id):
         with deps.db.uow() as uow:
             gen = uow.generations.get_any(uuid.UUID(job.generation_id))
         if gen is None or gen.is_terminal or gen.owner_id != job.user_id:
+            return False
+        if _running_inside_runtime(deps, gen):
+            # QStash gave up on a duplicate delivery (it got 503 "running elsewhere"),
+            # not on the job: the delivery that holds it decides, or the sweeper later.
+            log_event(_log, "failure_callback_ignored", reason="running")
             return False
         return fail_generation(deps, gen, "DELIVERY_FAILED", "The job could not be delivered.")
 

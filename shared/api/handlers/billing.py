@@ -1,35 +1,52 @@
-"""Stripe billing routes (SPEC §8); 503 with a clear message until Stripe is configured."""
+"""Stripe billing routes (SPEC §8): checkout, portal and the webhook.
+
+Each answers 503 ``SERVICE_UNAVAILABLE`` with a clear message while Stripe is not
+configured on the deployment. The webhook has no bearer auth: ``StripeBilling``
+verifies ``Stripe-Signature`` over the raw body (400 ``INVALID_SIGNATURE``).
+"""
 
 from __future__ import annotations
 
+import threading
+import weakref
 from typing import TYPE_CHECKING
 
 from shared.api.http import ApiRequest, ApiResponse
-from shared.errors import ServiceUnavailable
+from shared.api.models import CheckoutRequest, UrlResponse
+from shared.billing.stripe_billing import Product, StripeBilling
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
 __all__ = ["checkout", "portal", "stripe_webhook"]
 
-_NOT_CONFIGURED = "Billing is not configured on this deployment (STRIPE_SECRET_KEY is unset)."
+# One service (and so one StripeClient) per container: built on first use, shared by
+# every request thread of the instance; a test's swapped container gets its own.
+_services: weakref.WeakKeyDictionary[Container, StripeBilling] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
 
 
-def _require_stripe(c: Container) -> None:
-    if not c.settings.stripe_secret_key:
-        raise ServiceUnavailable(_NOT_CONFIGURED, retry_after=3600)
+def _billing(c: Container) -> StripeBilling:
+    with _lock:
+        service = _services.get(c)
+        if service is None:
+            service = _services[c] = StripeBilling.from_settings(c.settings, c.db, c.clock)
+        return service
 
 
 def checkout(req: ApiRequest, c: Container) -> ApiResponse:
-    _require_stripe(c)
-    raise ServiceUnavailable("Checkout is not available yet.", retry_after=3600)
+    body = req.parse(CheckoutRequest)
+    url = _billing(c).start_checkout(req.user_id, Product(body.product))
+    return ApiResponse.json(201, UrlResponse(url=url))
 
 
 def portal(req: ApiRequest, c: Container) -> ApiResponse:
-    _require_stripe(c)
-    raise ServiceUnavailable("The customer portal is not available yet.", retry_after=3600)
+    url = _billing(c).open_portal(req.user_id)
+    return ApiResponse.json(201, UrlResponse(url=url))
 
 
 def stripe_webhook(req: ApiRequest, c: Container) -> ApiResponse:
-    _require_stripe(c)
-    raise ServiceUnavailable("Webhooks are not processed yet.", retry_after=3600)
+    outcome = _billing(c).handle_webhook(req.body, req.headers.get("Stripe-Signature"))
+    if outcome.user_id is not None:
+        c.enforcer.invalidate_plan(outcome.user_id)  # after commit: the next read reloads
+    return ApiResponse.json(200, {"received": True, "result": outcome.result})

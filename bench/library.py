@@ -1,0 +1,195 @@
+"""5. Library listing at 100k assets for one user: first page, page 50, each filter.
+
+The assets are inserted with ``generate_series`` INSERTs through a raw pg8000
+connection, then ``VACUUM (ANALYZE)``d (the steady state autovacuum reaches). Every
+figure times ``PgAssets.list`` inside ``Database.uow()`` (the repository the API uses:
+SQL, row mapping, cursor), p50 and p99 over repeated runs after one warm call. Page 50
+is reached by walking cursors from the first page; the walk itself is timed once.
+
+Data (n = 100k × BENCH_SCALE): platforms cycle over 3, statuses over 4; tags are
+``tag{g%10}`` plus ``grp{g%7}``, or ``rare`` for one row in 1000; the title carries one
+of ten words (``delta`` = 10 % of rows); the script carries ``zulu`` in one row in 1000.
+``absent`` cases match nothing: the worst case of a filter the index order cannot serve.
+
+Bound: the unfiltered first page p50 (a keyset page should cost the same at any depth
+and with any filter); for the first page itself, a trivial unit of work (``SELECT 1``).
+``EXPLAIN (ANALYZE, BUFFERS)`` of each query lands in results.json.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from bench.env import BenchEnv
+from bench.report import Figure, Report, pct
+from shared.db import AssetPage, AssetStatus, Platform
+from shared.db.assets import _list_sql, search_query
+from shared.db.connection import connect
+
+__all__ = ["run"]
+
+SECTION = "5. library"
+PAGE = 20
+
+_INSERT = """
+INSERT INTO assets (id, owner_id, title, platform, tags, status, hook, script, caption,
+    hashtags, created_at, updated_at)
+SELECT gen_random_uuid(), :owner,
+    'Reel ' || g || ' ' || (ARRAY['alpha','bravo','charlie','delta','echo','foxtrot',
+        'golf','hotel','india','juliet'])[1 + g % 10],
+    (ARRAY['instagram_reels','tiktok','youtube_shorts'])[1 + g % 3],
+    CASE WHEN g % 1000 = 0 THEN ARRAY['tag' || (g % 10), 'rare']
+         ELSE ARRAY['tag' || (g % 10), 'grp' || (g % 7)] END,
+    (ARRAY['draft','ready','published','archived'])[1 + g % 4],
+    'Hook ' || g || ': stop scrolling, this changes how you cook',
+    'Script ' || g || ': open on the pan, show the problem, then the fix in three steps. '
+        || CASE WHEN g % 1000 = 0 THEN 'zulu ' ELSE '' END
+        || 'Close on the finished plate and a call to follow for part two.',
+    'Caption for reel ' || g || ' with a short call to action',
+    ARRAY['#reel', '#cooking', '#bench'],
+    now() - make_interval(secs => g), now() - make_interval(secs => g)
+FROM generate_series(CAST(:lo AS int), CAST(:hi AS int)) AS g
+"""
+
+CASES: list[tuple[str, dict[str, Any]]] = [
+    ("platform=tiktok (1/3)", {"platform": Platform.TIKTOK}),
+    ("status=archived (1/4)", {"status": AssetStatus.ARCHIVED}),
+    ("tags=[tag3] (1/10)", {"tags": ["tag3"]}),
+    ("tags=[rare] (1/1000)", {"tags": ["rare"]}),
+    ("q=delta (1/10)", {"q": "delta"}),
+    ("q=zulu (1/1000)", {"q": "zulu"}),
+    ("tags=[absent] (0 rows)", {"tags": ["absent"]}),
+    ("q=absent (0 rows)", {"q": "absentword"}),
+]
+
+
+def _insert(env: BenchEnv, owner: str, n: int) -> float:
+    conn = connect(env.database_url, timeout_s=600)
+    t0 = time.perf_counter()
+    try:
+        conn.run("INSERT INTO users (id) VALUES (:id) ON CONFLICT DO NOTHING", id=owner)
+        step = 50_000
+        for lo in range(1, n + 1, step):
+            conn.run(_INSERT, owner=owner, lo=lo, hi=min(n, lo + step - 1))
+        # What autovacuum would have done by now: statistics, visibility map, and the GIN
+        # pending lists (fastupdate) merged into the indexes.
+        conn.run("VACUUM (ANALYZE) assets")
+    finally:
+        conn.close()
+    return time.perf_counter() - t0
+
+
+def _explain(env: BenchEnv, owner: str, filters: dict[str, Any], after: Any) -> dict[str, Any]:
+    tags = sorted(set(filters.get("tags", ())))
+    binding = {
+        "platform": Platform(filters["platform"]).value if filters.get("platform") else None,
+        "status": AssetStatus(filters["status"]).value if filters.get("status") else None,
+        "tags": tags,
+        "q": filters.get("q"),
+    }
+    sql, params = _list_sql(owner, binding, tags, search_query(filters.get("q")), after, PAGE)
+    conn = connect(env.database_url)
+    try:
+        rows = conn.run("EXPLAIN (ANALYZE, BUFFERS) " + sql, **params)
+    finally:
+        conn.close()
+    lines = [str(r[0]) for r in rows]
+    exec_ms = next(
+        (float(x.split(":")[1].split()[0]) for x in lines if x.startswith("Execution Time")),
+        None,
+    )
+    return {"execution_ms": exec_ms, "plan": lines}
+
+
+def _sample(fn: Callable[[], Any], reps: int) -> list[float]:
+    fn()  # warm
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def run(env: BenchEnv, report: Report, n: int, reps: int) -> dict[str, Any]:
+    db = env.container.db
+    secret = env.settings.effective_cursor_secret
+    owner = f"{env.prefix}-library"
+    insert_s = _insert(env, owner, n)
+
+    def page(cursor: str | None = None, **filters: Any) -> AssetPage:
+        with db.uow() as uow:
+            return uow.assets.list(owner, limit=PAGE, cursor=cursor, cursor_secret=secret,
+                                   **filters)  # fmt: skip
+
+    def trivial() -> None:
+        with db.uow() as uow:
+            uow._session.run("SELECT 1")
+
+    floor = _sample(trivial, reps)
+    first = _sample(page, reps)
+    assert len(page().items) == PAGE
+
+    t0 = time.perf_counter()
+    cursor: str | None = None
+    for _ in range(49):
+        cursor = page(cursor).next_cursor
+        assert cursor is not None
+    walk_s = time.perf_counter() - t0
+    page50 = _sample(lambda: page(cursor), reps)
+    p50_items = page(cursor).items
+    assert len(p50_items) == PAGE
+
+    first_p50 = pct(first, 50) * 1e3
+    label = "unfiltered first page p50"
+    report.add(
+        Figure(SECTION, f"list first page p50 / p99 (n={n:,}, {PAGE}/page)", first_p50, "ms",
+               pct(floor, 50) * 1e3, "uow SELECT 1", value2=pct(first, 99) * 1e3)
+    )  # fmt: skip
+    report.add(
+        Figure(SECTION, "list page 50 (cursor) p50 / p99", pct(page50, 50) * 1e3, "ms",
+               first_p50, label, value2=pct(page50, 99) * 1e3)
+    )  # fmt: skip
+    report.add(
+        Figure(SECTION, "  walk pages 1-49 (total)", walk_s * 1e3, "ms", first_p50 * 49,
+               "49 × first page p50")
+    )  # fmt: skip
+    from shared.db.cursor import Keyset
+
+    last = p50_items[0]
+    explains: dict[str, Any] = {
+        "first page": _explain(env, owner, {}, None),
+        "page 50": _explain(env, owner, {}, Keyset(last.created_at, last.id)),
+    }
+    results: dict[str, Any] = {
+        "assets": n,
+        "insert_s": insert_s,
+        "floor_p50_ms": pct(floor, 50) * 1e3,
+        "first_page": {"p50_ms": first_p50, "p99_ms": pct(first, 99) * 1e3},
+        "page_50": {"p50_ms": pct(page50, 50) * 1e3, "p99_ms": pct(page50, 99) * 1e3},
+        "walk_49_pages_ms": walk_s * 1e3,
+    }
+    for name, filters in CASES:
+        found = len(page(**filters).items)
+        samples = _sample(lambda f=filters: page(**f), reps)  # type: ignore[misc]
+        explains[name] = _explain(env, owner, filters, None)
+        results[name] = {
+            "p50_ms": pct(samples, 50) * 1e3,
+            "p99_ms": pct(samples, 99) * 1e3,
+            "items": found,
+            "server_execution_ms": explains[name]["execution_ms"],
+        }
+        report.add(
+            Figure(SECTION, f"list {name} p50 / p99", pct(samples, 50) * 1e3, "ms",
+                   first_p50, label, value2=pct(samples, 99) * 1e3,
+                   details={"server_execution_ms": explains[name]["execution_ms"]})
+        )  # fmt: skip
+    report.add(
+        Figure(SECTION, "  bulk insert + VACUUM ANALYZE (generate_series)", insert_s, "s", None,
+               "info")
+    )  # fmt: skip
+    report.extra["library"] = results
+    report.extra["library_explain"] = explains
+    return results

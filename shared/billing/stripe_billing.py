@@ -1,0 +1,693 @@
+"""Stripe payments (SPEC §8): Checkout, the customer portal and the webhook.
+
+    StripeConfig      what this deployment may sell: price ids, URLs, secrets
+    StripeGateway     the one adapter over ``stripe.StripeClient``; Stripe's errors
+                      become ``ServiceUnavailable`` here (``raise … from exc``)
+    StripeBilling     the service: ``start_checkout``, ``open_portal``, ``handle_webhook``
+
+Money rules kept here:
+
+- Prices live in Stripe; we only name them by id (``STRIPE_PRICE_*``). No amount
+  is ever sent from code, and plan numbers stay in ``plans.py``.
+- Each Stripe event id takes effect once: ``stripe_events.record_once`` runs in the
+  same transaction as the change, so a duplicate (or a concurrent redelivery) waits
+  for the first to commit and then does nothing; a failure rolls both back.
+- Stripe delivers out of order: a subscription write carries the event's
+  ``created`` as ``source_event_created`` and the repository refuses older ones.
+- A subscription that is not active/trialing grants no plan; a paid Pro Boost
+  extends by ``BOOST_DAYS`` from the later of now and the current expiry.
+
+``stripe`` is imported lazily (it is slow to import): only the first Stripe call or
+webhook of an instance pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
+
+from shared.billing.plans import BOOST_DAYS, PlanName
+from shared.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from shared.observability.logging import log_event
+
+if TYPE_CHECKING:
+    from stripe import StripeClient
+    from stripe.params import CustomerCreateParams
+    from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
+    from stripe.params.checkout import SessionCreateParams as CheckoutSessionCreateParams
+
+    from shared.clock import Clock
+    from shared.config import Settings
+    from shared.db.database import Database, UnitOfWork
+    from shared.db.models import Subscription, SubscriptionStatus
+
+__all__ = [
+    "SIGNATURE_TOLERANCE_S",
+    "Product",
+    "StripeBilling",
+    "StripeConfig",
+    "StripeGateway",
+    "WebhookOutcome",
+    "map_subscription_status",
+    "verify_signature",
+]
+
+_log = logging.getLogger("reel.billing.stripe")
+
+SIGNATURE_TOLERANCE_S: Final = 300
+"""Stripe's recommended replay window: an older signed timestamp is refused."""
+
+_REQUEST_TIMEOUT_S: Final = 20.0
+"""Per Stripe call; well inside the function's own timeout so we answer 503, not die."""
+
+_NETWORK_RETRIES: Final = 2
+"""The SDK retries connection errors, 409 and 5xx with idempotency keys it sets."""
+
+_RETRY_AFTER_S: Final = 5
+_MISCONFIGURED_RETRY_AFTER_S: Final = 3600
+_MAX_USER_ID_LEN: Final = 128  # users.id CHECK in schema.sql
+
+
+class Product(StrEnum):
+    """What ``POST /v1/billing/checkout`` sells: a plan subscription or the boost."""
+
+    BASIC = "basic"
+    STANDARD = "standard"
+    PRO = "pro"
+    PRO_BOOST = "pro_boost"
+
+    @property
+    def plan(self) -> PlanName | None:
+        """The plan a subscription to this product grants; None for the one-time boost."""
+        return None if self is Product.PRO_BOOST else PlanName(self.value)
+
+
+# ---- configuration ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StripeConfig:
+    """The Stripe part of ``Settings``; unset values make the matching route answer 503."""
+
+    secret_key: str | None
+    webhook_secret: str | None
+    api_base: str | None
+    prices: Mapping[Product, str]
+    success_url: str
+    cancel_url: str
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> StripeConfig:
+        configured = {
+            Product.BASIC: s.stripe_price_basic,
+            Product.STANDARD: s.stripe_price_standard,
+            Product.PRO: s.stripe_price_pro,
+            Product.PRO_BOOST: s.stripe_price_pro_boost,
+        }
+        return cls(
+            secret_key=s.stripe_secret_key or None,
+            webhook_secret=s.stripe_webhook_secret or None,
+            api_base=s.stripe_api_base or None,
+            prices={p: price for p, price in configured.items() if price},
+            success_url=s.stripe_success_url,
+            cancel_url=s.stripe_cancel_url,
+        )
+
+    def require_secret_key(self) -> str:
+        if not self.secret_key:
+            raise _not_configured("STRIPE_SECRET_KEY is unset")
+        return self.secret_key
+
+    def require_webhook_secret(self) -> str:
+        if not self.webhook_secret:
+            raise _not_configured("STRIPE_WEBHOOK_SECRET is unset")
+        # Without every price id an event for one of our products could not be mapped
+        # to a plan; 503 makes Stripe redeliver once the deployment is fixed.
+        missing = [p for p in Product if p not in self.prices]
+        if missing:
+            raise _not_configured(f"{_price_env(missing[0])} is unset")
+        return self.webhook_secret
+
+    def price_for(self, product: Product) -> str:
+        """The configured Stripe price id of ``product``; 503 when it is not configured."""
+        price = self.prices.get(product)
+        if not price:
+            raise _not_configured(f"{_price_env(product)} is unset")
+        return price
+
+    def plan_for_price(self, price_id: str | None) -> PlanName | None:
+        """The plan a subscription price grants; None for the boost or a foreign price."""
+        for product, price in self.prices.items():
+            if price == price_id:
+                return product.plan
+        return None
+
+
+def _price_env(product: Product) -> str:
+    return f"STRIPE_PRICE_{product.value.upper()}"
+
+
+def _not_configured(reason: str) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        f"Billing is not configured on this deployment ({reason}).",
+        details={"reason": "stripe_not_configured"},
+        retry_after=_MISCONFIGURED_RETRY_AFTER_S,
+    )
+
+
+# ---- the adapter --------------------------------------------------------------------
+
+
+class StripeGateway:
+    """``stripe.StripeClient`` built on first use, once, and shared by every thread.
+
+    The SDK's default HTTP client keeps one ``requests`` session per thread, so one
+    client per instance is safe under functions-framework's threads. Every Stripe
+    error leaves this class as ``ServiceUnavailable`` (503, ``Retry-After``).
+    """
+
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        api_base: str | None = None,
+        timeout_s: float = _REQUEST_TIMEOUT_S,
+        max_network_retries: int = _NETWORK_RETRIES,
+    ) -> None:
+        self._secret_key, self._api_base = secret_key, api_base
+        self._timeout_s, self._retries = timeout_s, max_network_retries
+        self._lock = threading.Lock()
+        self._client: StripeClient | None = None
+
+    def _stripe(self) -> StripeClient:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    import stripe
+
+                    self._client = stripe.StripeClient(
+                        self._secret_key,
+                        base_addresses={"api": self._api_base} if self._api_base else None,
+                        max_network_retries=self._retries,
+                        http_client=stripe.new_default_http_client(timeout=self._timeout_s),
+                    )
+        return self._client
+
+    def create_customer(self, user_id: str) -> str:
+        """A new Stripe customer for ``user_id``; its id.
+
+        The idempotency key is derived from the user id: concurrent first checkouts
+        (and a retry after our own write failed) get the same customer back from
+        Stripe for 24 h instead of creating a second one.
+        """
+        params: CustomerCreateParams = {"metadata": {"user_id": user_id}}
+        try:
+            customer = self._stripe().v1.customers.create(
+                params, {"idempotency_key": f"reel-customer-{user_id}"}
+            )
+        except Exception as exc:
+            _raise_translated(exc, "create_customer")
+        return customer.id
+
+    def create_checkout_session(self, params: CheckoutSessionCreateParams) -> str:
+        """The URL of a new Checkout Session."""
+        try:
+            session = self._stripe().v1.checkout.sessions.create(params)
+        except Exception as exc:
+            _raise_translated(exc, "create_checkout_session")
+        if not session.url:
+            raise ServiceUnavailable("Stripe returned a Checkout Session without a URL.")
+        return session.url
+
+    def create_portal_session(self, customer_id: str, return_url: str) -> str:
+        """The URL of a new customer-portal session."""
+        params: PortalSessionCreateParams = {"customer": customer_id, "return_url": return_url}
+        try:
+            session = self._stripe().v1.billing_portal.sessions.create(params)
+        except Exception as exc:
+            _raise_translated(exc, "create_portal_session")
+        return session.url
+
+
+def _raise_translated(exc: Exception, operation: str) -> NoReturn:
+    """Stripe's errors as ours (the one translation boundary); anything else re-raised."""
+    import stripe
+
+    if not isinstance(exc, stripe.StripeError):
+        raise exc
+    misconfigured = isinstance(exc, stripe.AuthenticationError | stripe.PermissionError)
+    log_event(
+        _log,
+        "stripe_api_error",
+        level=logging.ERROR if misconfigured else logging.WARNING,
+        operation=operation,
+        error_type=type(exc).__name__,
+        http_status=exc.http_status,
+        stripe_code=exc.code,
+        stripe_request_id=exc.request_id,
+    )
+    if misconfigured:
+        raise ServiceUnavailable(
+            "Billing is misconfigured on this deployment (Stripe rejected our API key).",
+            details={"reason": "stripe_auth"},
+            retry_after=_MISCONFIGURED_RETRY_AFTER_S,
+        ) from exc
+    raise ServiceUnavailable(
+        "The payment provider is unavailable or refused the request; retry shortly.",
+        details={"reason": "stripe_error"},
+        retry_after=_RETRY_AFTER_S,
+    ) from exc
+
+
+def verify_signature(
+    payload: bytes, header: str | None, secret: str, *, tolerance_s: int = SIGNATURE_TOLERANCE_S
+) -> None:
+    """Check ``Stripe-Signature`` over the raw body; 400 ``INVALID_SIGNATURE`` when it fails.
+
+    Missing or malformed header, wrong secret, altered body and a timestamp older than
+    ``tolerance_s`` (a replay) are all refused before anything is read from the body.
+    """
+    import stripe
+
+    try:
+        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance_s)
+    except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
+        raise BadRequest(
+            "The Stripe-Signature header is missing or does not match this payload.",
+            code="INVALID_SIGNATURE",
+        ) from exc
+
+
+# ---- event parsing (pure) -------------------------------------------------------------
+
+_STATUS_MAP: Final[dict[str, str]] = {
+    "active": "active",
+    "trialing": "trialing",
+    # Payment outstanding: no plan until Stripe reports the subscription active again.
+    "past_due": "past_due",
+    "unpaid": "past_due",
+    "incomplete": "past_due",
+    "paused": "past_due",
+    # Ended for good.
+    "canceled": "canceled",
+    "incomplete_expired": "canceled",
+}
+
+
+def map_subscription_status(stripe_status: str | None) -> SubscriptionStatus:
+    """Stripe's subscription status as ours; anything unknown grants no plan."""
+    from shared.db.models import SubscriptionStatus
+
+    return SubscriptionStatus(_STATUS_MAP.get(stripe_status or "", "past_due"))
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _ref(value: Any) -> str | None:
+    """An expandable reference: an id string or an expanded object with ``id``."""
+    return _str(value) or _str(_obj(value).get("id"))
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return datetime.fromtimestamp(value, UTC)
+    return None
+
+
+def _subscription_items(sub: dict[str, Any]) -> list[dict[str, Any]]:
+    data = _obj(sub.get("items")).get("data")
+    return [_obj(i) for i in data] if isinstance(data, list) else []
+
+
+def _subscription_price(sub: dict[str, Any]) -> str | None:
+    for item in _subscription_items(sub):
+        if price := _ref(item.get("price")):
+            return price
+    return None
+
+
+def _period_end(sub: dict[str, Any]) -> datetime | None:
+    # API versions since 2025-03 keep current_period_end on the items, older on the root.
+    ends = [_timestamp(i.get("current_period_end")) for i in _subscription_items(sub)]
+    ends.append(_timestamp(sub.get("current_period_end")))
+    known = [e for e in ends if e is not None]
+    return max(known) if known else None
+
+
+def _invoice_subscription(invoice: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The invoice's subscription id and that subscription's metadata (both API shapes)."""
+    details = _obj(_obj(invoice.get("parent")).get("subscription_details"))
+    sub_id = _ref(details.get("subscription")) or _ref(invoice.get("subscription"))
+    return sub_id, _obj(details.get("metadata")) or _obj(invoice.get("subscription_details"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    id: str
+    type: str
+    created: datetime
+    obj: dict[str, Any]
+
+    @classmethod
+    def parse(cls, payload: bytes) -> _Event:
+        try:
+            raw = json.loads(payload)
+        except ValueError as exc:
+            raise BadRequest("The event is not valid JSON.", code="INVALID_EVENT") from exc
+        event = _obj(raw)
+        event_id, event_type = _str(event.get("id")), _str(event.get("type"))
+        created = _timestamp(event.get("created"))
+        obj = _obj(event.get("data")).get("object")
+        if event_id is None or event_type is None or created is None or not isinstance(obj, dict):
+            raise BadRequest(
+                "The event lacks id, type, created or data.object.", code="INVALID_EVENT"
+            )
+        return cls(event_id, event_type, created, obj)
+
+
+# ---- the service --------------------------------------------------------------------
+
+Result = Literal["applied", "duplicate", "stale", "ignored"]
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOutcome:
+    """What one delivery did. ``user_id`` is set whenever the event concerns a known user:
+    the caller invalidates that user's cached plan (also on a duplicate, so a delivery
+    that committed but failed to invalidate is repaired by Stripe's redelivery)."""
+
+    event_id: str
+    type: str
+    result: Result
+    user_id: str | None = None
+    detail: str | None = None
+
+
+_SUBSCRIPTION_EVENTS: Final = frozenset(
+    {
+        "customer.subscription.created",
+        "customer.subscription.updated",
+        "customer.subscription.deleted",
+    }
+)
+_CHECKOUT_EVENTS: Final = frozenset(
+    {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
+)
+_PAID: Final = frozenset({"paid", "no_payment_required"})
+
+
+class StripeBilling:
+    """Checkout, portal and webhook over Postgres and one ``StripeGateway``."""
+
+    def __init__(
+        self,
+        config: StripeConfig,
+        db: Database,
+        clock: Clock,
+        gateway: StripeGateway | None = None,
+    ) -> None:
+        self._config, self._db, self._clock = config, db, clock
+        self._gateway = gateway
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, db: Database, clock: Clock) -> StripeBilling:
+        return cls(StripeConfig.from_settings(settings), db, clock)
+
+    @property
+    def gateway(self) -> StripeGateway:
+        if self._gateway is None:
+            secret_key = self._config.require_secret_key()
+            with self._lock:
+                if self._gateway is None:
+                    self._gateway = StripeGateway(secret_key, api_base=self._config.api_base)
+        return self._gateway
+
+    # -- checkout and portal ------------------------------------------------------------
+
+    def start_checkout(self, user_id: str, product: Product) -> str:
+        """The URL of a Checkout Session selling ``product`` to ``user_id``.
+
+        Plans are subscriptions, the boost a one-time payment. The session and (for plans)
+        the subscription carry ``metadata.user_id``/``product`` so every webhook resolves
+        the user without a lookup. A user whose Stripe subscription already grants a plan
+        gets 409 ``SUBSCRIPTION_EXISTS``: plan changes go through the portal, so nobody is
+        billed for two subscriptions at once.
+        """
+        self._config.require_secret_key()
+        price = self._config.price_for(product)
+        if product.plan is not None:
+            self._refuse_second_subscription(user_id)
+        customer = self._ensure_customer(user_id)
+        metadata = {"user_id": user_id, "product": product.value}
+        params: CheckoutSessionCreateParams = {
+            "customer": customer,
+            "client_reference_id": user_id,
+            "metadata": metadata,
+            "line_items": [{"price": price, "quantity": 1}],
+            "success_url": self._config.success_url,
+            "cancel_url": self._config.cancel_url,
+        }
+        if product.plan is None:
+            params["mode"] = "payment"
+            params["payment_intent_data"] = {"metadata": metadata}
+        else:
+            params["mode"] = "subscription"
+            params["subscription_data"] = {"metadata": metadata}
+        url = self.gateway.create_checkout_session(params)
+        log_event(_log, "checkout_started", product=product.value, customer=customer)
+        return url
+
+    def open_portal(self, user_id: str) -> str:
+        """The URL of a customer-portal session; 404 when the user never started a checkout."""
+        self._config.require_secret_key()
+        with self._db.uow() as uow:
+            user = uow.users.get(user_id)
+        if user is None or not user.stripe_customer_id:
+            raise NotFound("No billing account yet: buy a plan or the Pro Boost first.")
+        return self.gateway.create_portal_session(user.stripe_customer_id, self._config.success_url)
+
+    def _refuse_second_subscription(self, user_id: str) -> None:
+        with self._db.uow() as uow:
+            sub = uow.subscriptions.get(user_id)
+        if sub is not None and sub.grants_plan and sub.stripe_subscription_id:
+            raise Conflict(
+                "You already have a subscription; change plans in the billing portal.",
+                code="SUBSCRIPTION_EXISTS",
+                details={"plan": sub.plan.value, "portal": "/v1/billing/portal"},
+            )
+
+    def _ensure_customer(self, user_id: str) -> str:
+        """The user's Stripe customer id, created on the first checkout only.
+
+        Race guard: the user row is the truth. A concurrent first checkout that stored a
+        customer between our read and our write wins and we use its id; Stripe's
+        idempotency key (derived from the user id) makes both racers get the same
+        customer anyway, so no second customer is kept on our side or billed on Stripe's.
+        No transaction is held open across the Stripe call.
+        """
+        with self._db.uow() as uow:
+            user = uow.users.ensure(user_id)
+            uow.commit()
+        if user.stripe_customer_id:
+            return user.stripe_customer_id
+        created = self.gateway.create_customer(user_id)
+        with self._db.uow() as uow:
+            current = uow.users.get(user_id)
+            if current is not None and current.stripe_customer_id:
+                return current.stripe_customer_id
+            uow.users.set_stripe_customer(user_id, created)
+            uow.commit()
+        log_event(_log, "stripe_customer_created", customer=created)
+        return created
+
+    # -- webhook ------------------------------------------------------------------------
+
+    def handle_webhook(self, payload: bytes, signature: str | None) -> WebhookOutcome:
+        """Verify, then apply one event exactly once. Unknown types are ignored (200)."""
+        secret = self._config.require_webhook_secret()
+        verify_signature(payload, signature, secret)
+        event = _Event.parse(payload)
+        if event.type in _SUBSCRIPTION_EVENTS:
+            outcome = self._on_subscription(event)
+        elif event.type in _CHECKOUT_EVENTS:
+            outcome = self._on_checkout(event)
+        elif event.type == "invoice.payment_failed":
+            outcome = self._on_payment_failed(event)
+        else:
+            outcome = WebhookOutcome(event.id, event.type, "ignored", detail="unhandled type")
+        log_event(
+            _log,
+            "stripe_event",
+            event_id=event.id,
+            event_type=event.type,
+            result=outcome.result,
+            detail=outcome.detail,
+            user_id=outcome.user_id,
+        )
+        return outcome
+
+    def _resolve_user(
+        self, uow: UnitOfWork, metadata: dict[str, Any], reference: Any, customer: str | None
+    ) -> str | None:
+        """metadata.user_id / client_reference_id (set by our checkout), else the customer."""
+        claimed = _str(metadata.get("user_id")) or _str(reference)
+        if claimed is not None and len(claimed) <= _MAX_USER_ID_LEN:
+            uow.users.ensure(claimed)  # rows referencing the user need it to exist
+            return claimed
+        if customer is not None:
+            user = uow.users.by_stripe_customer(customer)
+            if user is not None:
+                return user.id
+        return None
+
+    def _link_customer(self, uow: UnitOfWork, user_id: str, customer: str | None) -> None:
+        if customer is None:
+            return
+        user = uow.users.get(user_id)
+        if user is None or user.stripe_customer_id:
+            return  # the first customer stays: the portal and lookups keep pointing at it
+        owner = uow.users.by_stripe_customer(customer)
+        if owner is None:
+            uow.users.set_stripe_customer(user_id, customer)
+
+    def _on_subscription(self, event: _Event) -> WebhookOutcome:
+        from shared.db.models import SubscriptionStatus
+
+        sub = event.obj
+        sub_id, customer = _ref(sub.get("id")), _ref(sub.get("customer"))
+        status = (
+            SubscriptionStatus.CANCELED
+            if event.type == "customer.subscription.deleted"
+            else map_subscription_status(_str(sub.get("status")))
+        )
+        plan = self._config.plan_for_price(_subscription_price(sub))
+        with self._db.uow() as uow:
+            user_id = self._resolve_user(uow, _obj(sub.get("metadata")), None, customer)
+            if user_id is None:
+                return WebhookOutcome(event.id, event.type, "ignored", detail="unknown customer")
+            if not uow.stripe_events.record_once(event.id, event.type, event.created):
+                return WebhookOutcome(event.id, event.type, "duplicate", user_id)
+            stored = uow.subscriptions.get(user_id)
+            skip = _skip_subscription_write(stored, sub_id, status)
+            if skip is not None:
+                uow.commit()  # remember the event id: a redelivery changes nothing either
+                return WebhookOutcome(event.id, event.type, "ignored", user_id, skip)
+            if plan is None:
+                # A price we do not sell: only its ending matters (it may be the row we hold).
+                if stored is None or stored.stripe_subscription_id != sub_id or _grants(status):
+                    uow.commit()
+                    return WebhookOutcome(event.id, event.type, "ignored", user_id, "foreign price")
+                plan = stored.plan
+            self._link_customer(uow, user_id, customer)
+            written = uow.subscriptions.upsert(
+                user_id,
+                plan,
+                status,
+                stripe_subscription_id=sub_id,
+                current_period_end=_period_end(sub),
+                source_event_created=event.created,
+            )
+            uow.commit()
+        applied = written.source_event_created == event.created and written.status == status
+        return WebhookOutcome(
+            event.id,
+            event.type,
+            "applied" if applied else "stale",
+            user_id,
+            f"{plan.value}:{status.value}",
+        )
+
+    def _on_checkout(self, event: _Event) -> WebhookOutcome:
+        session = event.obj
+        metadata, customer = _obj(session.get("metadata")), _ref(session.get("customer"))
+        with self._db.uow() as uow:
+            user_id = self._resolve_user(
+                uow, metadata, session.get("client_reference_id"), customer
+            )
+            if user_id is None:
+                return WebhookOutcome(event.id, event.type, "ignored", detail="unknown customer")
+            if not uow.stripe_events.record_once(event.id, event.type, event.created):
+                return WebhookOutcome(event.id, event.type, "duplicate", user_id)
+            self._link_customer(uow, user_id, customer)
+            detail = "customer linked"
+            if session.get("mode") == "payment" and metadata.get("product") == Product.PRO_BOOST:
+                if session.get("payment_status") in _PAID:
+                    expires_at = uow.boosts.extend(user_id, self._clock.now(), BOOST_DAYS)
+                    detail = f"boost until {expires_at.isoformat()}"
+                else:  # delayed payment method: async_payment_succeeded will follow
+                    detail = "boost awaiting payment"
+            uow.commit()
+        return WebhookOutcome(event.id, event.type, "applied", user_id, detail)
+
+    def _on_payment_failed(self, event: _Event) -> WebhookOutcome:
+        from shared.db.models import SubscriptionStatus
+
+        invoice = event.obj
+        sub_id, sub_metadata = _invoice_subscription(invoice)
+        metadata = _obj(invoice.get("metadata")) | sub_metadata
+        with self._db.uow() as uow:
+            user_id = self._resolve_user(uow, metadata, None, _ref(invoice.get("customer")))
+            if user_id is None:
+                return WebhookOutcome(event.id, event.type, "ignored", detail="unknown customer")
+            if not uow.stripe_events.record_once(event.id, event.type, event.created):
+                return WebhookOutcome(event.id, event.type, "duplicate", user_id)
+            stored = uow.subscriptions.get(user_id)
+            if (
+                stored is None
+                or sub_id is None
+                or stored.stripe_subscription_id != sub_id
+                or not stored.grants_plan
+            ):
+                uow.commit()
+                return WebhookOutcome(
+                    event.id, event.type, "ignored", user_id, "not the active subscription"
+                )
+            written = uow.subscriptions.upsert(
+                user_id,
+                stored.plan,
+                SubscriptionStatus.PAST_DUE,
+                stripe_subscription_id=sub_id,
+                current_period_end=stored.current_period_end,
+                source_event_created=event.created,
+            )
+            uow.commit()
+        applied = written.status == SubscriptionStatus.PAST_DUE
+        return WebhookOutcome(
+            event.id, event.type, "applied" if applied else "stale", user_id, "past_due"
+        )
+
+
+def _grants(status: SubscriptionStatus) -> bool:
+    return status.value in ("active", "trialing")  # as Subscription.grants_plan
+
+
+def _skip_subscription_write(
+    stored: Subscription | None, sub_id: str | None, status: SubscriptionStatus
+) -> str | None:
+    """Why an event about ``sub_id`` must not touch the stored row (None: write it).
+
+    One row per user: when a user replaced one Stripe subscription with another, the
+    old one ending (canceled, past_due) must not take away the plan the new one grants.
+    """
+    if (
+        stored is not None
+        and stored.grants_plan
+        and stored.stripe_subscription_id is not None
+        and stored.stripe_subscription_id != sub_id
+        and not _grants(status)
+    ):
+        return "another subscription is current"
+    return None

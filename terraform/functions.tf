@@ -1,0 +1,145 @@
+# One Cloud Function (2nd gen) per shared.api.registry.FUNCTIONS entry, each built from its
+# own zip (see README.md, "Source layout"): main.py re-exporting only that function's entry
+# point, that function's module, and the shared library, Lua scripts, schema and
+# requirements. The object is named after the zip's MD5, so any change to those files
+# uploads a new object and redeploys exactly the functions whose zip changed.
+
+locals {
+  # Files every function zip carries (paths relative to the repository root).
+  common_source_files = sort(setunion(
+    fileset(local.repo_root, "shared/**/*.py"),
+    fileset(local.repo_root, "lua/**/*.lua"),
+    fileset(local.repo_root, "migrations/*.sql"),
+    ["functions/__init__.py", "requirements.txt", "schema.sql"],
+  ))
+
+  # Plain environment variables: configuration only. Secrets are never here; they are
+  # mounted from Secret Manager below (secrets.tf). AUTH_HS256_SECRET is never deployed.
+  plain_env = {
+    APP_ENV                = "production"
+    QUEUE_BACKEND          = "qstash"
+    AI_PROVIDER            = "minimax"
+    MINIMAX_MODEL          = var.minimax_model
+    MINIMAX_BASE_URL       = var.minimax_base_url
+    UPSTASH_REDIS_REST_URL = local.upstash_rest_url
+    QSTASH_URL             = var.qstash_url
+    QSTASH_RETRIES         = tostring(var.qstash_retries)
+    WORKER_URL             = local.worker_url
+    AUTH_JWKS_URL          = var.auth_jwks_url
+    AUTH_ISSUER            = var.auth_issuer
+    AUTH_AUDIENCE          = var.auth_audience
+    CORS_ALLOWED_ORIGINS   = join(",", var.cors_allowed_origins)
+    LOG_LEVEL              = var.log_level
+    STRIPE_PRICE_BASIC     = var.stripe_price_ids.basic
+    STRIPE_PRICE_STANDARD  = var.stripe_price_ids.standard
+    STRIPE_PRICE_PRO       = var.stripe_price_ids.pro
+    STRIPE_PRICE_PRO_BOOST = var.stripe_price_ids.pro_boost
+    STRIPE_SUCCESS_URL     = var.stripe_success_url
+    STRIPE_CANCEL_URL      = var.stripe_cancel_url
+  }
+}
+
+data "archive_file" "source" {
+  for_each = local.functions
+
+  type        = "zip"
+  output_path = "${path.module}/.build/${each.key}.zip"
+
+  source {
+    filename = "main.py"
+    content = templatefile("${path.module}/templates/main.py.tftpl", {
+      name        = each.key
+      module      = each.value.module
+      entry_point = each.value.entry_point
+    })
+  }
+
+  source {
+    filename = "functions/${each.value.module}.py"
+    content  = file("${local.repo_root}/functions/${each.value.module}.py")
+  }
+
+  dynamic "source" {
+    for_each = local.common_source_files
+    content {
+      filename = source.value
+      content  = file("${local.repo_root}/${source.value}")
+    }
+  }
+}
+
+resource "google_storage_bucket_object" "source" {
+  for_each = local.functions
+
+  bucket = google_storage_bucket.sources.name
+  name   = "${each.key}/${data.archive_file.source[each.key].output_md5}.zip"
+  source = data.archive_file.source[each.key].output_path
+}
+
+resource "google_cloudfunctions2_function" "fn" {
+  #checkov:skip=CKV_GCP_124: callers are browsers via API Gateway, QStash and Stripe (none internal); every request is authenticated in code
+  for_each = local.functions
+
+  project     = var.project_id
+  location    = var.region
+  name        = local.function_names[each.key]
+  description = "Reel Content ${each.key} (functions/${each.value.module}.py, auth: ${each.value.auth})"
+  labels      = local.labels
+
+  build_config {
+    runtime           = "python312"
+    entry_point       = each.value.entry_point
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.functions.id
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.sources.name
+        object = google_storage_bucket_object.source[each.key].name
+      }
+    }
+  }
+
+  service_config {
+    available_memory                 = each.value.memory
+    available_cpu                    = each.value.cpu
+    timeout_seconds                  = each.value.timeout_s
+    max_instance_count               = local.max_instances[each.key]
+    min_instance_count               = each.value.hot ? var.hot_min_instances : 0
+    max_instance_request_concurrency = each.value.concurrency
+    # Callers are browsers (through the gateway), QStash and Stripe: all on the internet.
+    # Each function authenticates every request in code (see iam.tf).
+    ingress_settings               = "ALLOW_ALL"
+    all_traffic_on_latest_revision = true
+    service_account_email          = google_service_account.functions.email
+
+    # Cloud SQL is reached on its private IP through the connector; everything else
+    # (Upstash, QStash, MiniMax, Stripe, JWKS) goes straight to the internet.
+    vpc_connector                 = var.use_cloud_sql ? google_vpc_access_connector.functions[0].id : null
+    vpc_connector_egress_settings = var.use_cloud_sql ? "PRIVATE_RANGES_ONLY" : null
+
+    environment_variables = local.plain_env
+
+    dynamic "secret_environment_variables" {
+      for_each = local.secrets
+      content {
+        key        = secret_environment_variables.key
+        project_id = var.project_id
+        secret     = google_secret_manager_secret.app[secret_environment_variables.key].secret_id
+        version    = local.secret_versions[secret_environment_variables.key]
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = length(local.missing_secret_versions) == 0
+      error_message = "secret_versions has no pinned version for: ${join(", ", local.missing_secret_versions)} (add the value out of band first; see README.md)."
+    }
+  }
+
+  depends_on = [
+    google_project_service.enabled,
+    google_secret_manager_secret_iam_member.functions,
+  ]
+}

@@ -1,0 +1,60 @@
+# API Gateway in front of the API functions: one public hostname, the OpenAPI 2.0 document
+# rendered from the function URLs (gateway/openapi2.yaml.tftpl), each route sent to its
+# function with the original path (APPEND_PATH_TO_ADDRESS).
+
+resource "google_api_gateway_api" "api" {
+  provider = google-beta
+
+  project      = var.project_id
+  api_id       = "${var.name_prefix}-api"
+  display_name = "Reel Content API"
+  labels       = local.labels
+
+  depends_on = [google_project_service.enabled]
+}
+
+# Each API gets its own managed service, which must be enabled before a gateway serves it.
+resource "google_project_service" "gateway_managed_service" {
+  project            = var.project_id
+  service            = google_api_gateway_api.api.managed_service
+  disable_on_destroy = false
+}
+
+resource "google_api_gateway_api_config" "api" {
+  provider = google-beta
+
+  project = var.project_id
+  api     = google_api_gateway_api.api.api_id
+  # Configs are immutable: a changed document creates a new config (new suffix), the
+  # gateway switches to it, then the old one is deleted.
+  api_config_id_prefix = "${var.name_prefix}-"
+  display_name         = "Reel Content API (${var.environment})"
+  labels               = local.labels
+
+  openapi_documents {
+    document {
+      path = "openapi2.yaml"
+      contents = base64encode(templatefile("${path.module}/gateway/openapi2.yaml.tftpl", {
+        title    = "Reel Content API (${var.environment})"
+        backends = { for name, fn in google_cloudfunctions2_function.fn : name => fn.service_config[0].uri }
+      }))
+    }
+  }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "google_api_gateway_gateway" "api" {
+  provider = google-beta
+
+  project      = var.project_id
+  region       = coalesce(var.gateway_region, var.region)
+  gateway_id   = "${var.name_prefix}-gateway"
+  api_config   = google_api_gateway_api_config.api.id
+  display_name = "Reel Content gateway (${var.environment})"
+  labels       = local.labels
+
+  depends_on = [google_project_service.gateway_managed_service]
+}

@@ -1,0 +1,172 @@
+# Shared locals, the project, the APIs it needs, and the build plumbing (source bucket,
+# Artifact Registry repository, build service account).
+
+data "google_project" "this" {
+  project_id = var.project_id
+}
+
+locals {
+  repo_root = abspath("${path.module}/..")
+
+  labels = merge(var.labels, {
+    app         = "reel-content"
+    environment = var.environment
+    managed-by  = "terraform"
+  })
+
+  # One entry per shared.api.registry.FUNCTIONS item (tests/integration/test_terraform.py
+  # keeps them equal): module, entry_point and auth mirror the registry; the rest sizes the
+  # function. Concurrency > 1 needs >= 1 vCPU; the handlers are I/O bound (Postgres, Redis,
+  # the provider) and thread-safe, so one instance serves several requests at once.
+  functions = {
+    create = {
+      module = "create", entry_point = "create", auth = "bearer", hot = true
+      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 10
+    }
+    regenerate = {
+      module = "regenerate", entry_point = "regenerate", auth = "bearer", hot = true
+      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 5
+    }
+    generations = {
+      module = "generations", entry_point = "generations", auth = "bearer", hot = true
+      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 16, max_instances = 10
+    }
+    drafts = {
+      module = "drafts", entry_point = "drafts", auth = "bearer", hot = false
+      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 5
+    }
+    library = {
+      module = "library", entry_point = "library", auth = "bearer", hot = false
+      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 5
+    }
+    usage = {
+      module = "usage", entry_point = "usage", auth = "bearer", hot = false
+      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 5
+    }
+    admin = {
+      module = "admin", entry_point = "admin", auth = "bearer", hot = false
+      memory = "512Mi", cpu = "1", timeout_s = 60, concurrency = 4, max_instances = 2
+    }
+    billing = {
+      module = "billing", entry_point = "billing", auth = "bearer", hot = false
+      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 3
+    }
+    stripe-webhook = {
+      module = "stripe_webhook", entry_point = "stripe_webhook", auth = "stripe", hot = false
+      memory = "512Mi", cpu = "1", timeout_s = 60, concurrency = 8, max_instances = 3
+    }
+    health = {
+      module = "health", entry_point = "health", auth = "none", hot = false
+      memory = "512Mi", cpu = "1", timeout_s = 10, concurrency = 16, max_instances = 2
+    }
+    # The job timeout covers MAX_JOB_RUNTIME_S (240 s) plus lease release and the ledger
+    # write; QStash retries a delivery that gets no answer, so it must not be shorter.
+    worker = {
+      module = "worker", entry_point = "worker", auth = "qstash", hot = false
+      memory = "1Gi", cpu = "1", timeout_s = 300, concurrency = 4, max_instances = 10
+    }
+  }
+
+  max_instances = {
+    for name, fn in local.functions : name => lookup(var.max_instances, name, fn.max_instances)
+  }
+
+  function_names = { for name, fn in local.functions : name => "${var.name_prefix}-${name}" }
+
+  # The worker's deterministic Cloud Run URL (https://SERVICE-PROJECT_NUMBER.REGION.run.app).
+  # QStash signs the exact destination URL and the worker checks the signature against
+  # WORKER_URL, so every function (the worker included) must agree on it before any function
+  # exists: referencing google_cloudfunctions2_function.fn["worker"] from the same resource
+  # would be a cycle.
+  worker_url = "https://${local.function_names["worker"]}-${data.google_project.this.number}.${var.region}.run.app"
+
+  # Connections Postgres keeps for superusers, migrations and maintenance.
+  sql_reserved_connections = 20
+  sql_connection_budget    = sum(values(local.max_instances)) * var.db_pool_size
+
+  required_apis = toset([
+    "apigateway.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "compute.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "run.googleapis.com",
+    "secretmanager.googleapis.com",
+    "servicecontrol.googleapis.com",
+    "servicemanagement.googleapis.com",
+    "servicenetworking.googleapis.com",
+    "sqladmin.googleapis.com",
+    "vpcaccess.googleapis.com",
+  ])
+}
+
+resource "google_project_service" "enabled" {
+  for_each = local.required_apis
+
+  project            = var.project_id
+  service            = each.value
+  disable_on_destroy = false
+}
+
+# ---------------------------------------------------------------------------------------
+# Build plumbing
+# ---------------------------------------------------------------------------------------
+
+resource "google_storage_bucket" "sources" {
+  #checkov:skip=CKV_GCP_62: build inputs only; object access is already in Cloud Audit Logs (Data Access) and a log bucket per env adds cost without signal
+  project                     = var.project_id
+  name                        = "${var.project_id}-${var.name_prefix}-fn-sources"
+  location                    = var.region
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+  labels                      = local.labels
+
+  versioning {
+    enabled = true
+  }
+
+  # Zips are read once, at build time; old ones only serve a manual rollback.
+  lifecycle_rule {
+    condition {
+      age = 90
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_artifact_registry_repository" "functions" {
+  #checkov:skip=CKV_GCP_84: images hold only the public-repo code and pinned dependencies, no data or secrets; Google-managed encryption at rest suffices
+  project       = var.project_id
+  location      = var.region
+  repository_id = "${var.name_prefix}-functions"
+  description   = "Container images built from the Reel Content function sources."
+  format        = "DOCKER"
+  labels        = local.labels
+
+  # Every deploy pushes a new image: delete images older than 30 days but always keep the
+  # 10 most recent (KEEP wins over DELETE), enough for a rollback.
+  cleanup_policies {
+    id     = "delete-old"
+    action = "DELETE"
+    condition {
+      tag_state  = "ANY"
+      older_than = "2592000s"
+    }
+  }
+
+  cleanup_policies {
+    id     = "keep-recent"
+    action = "KEEP"
+    most_recent_versions {
+      keep_count = 10
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}

@@ -1,0 +1,282 @@
+# ---------------------------------------------------------------------------------------
+# Project and naming
+# ---------------------------------------------------------------------------------------
+
+variable "project_id" {
+  description = "GCP project that hosts the functions, secrets, database and gateway."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, Cloud SQL and the VPC connector."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "gateway_region" {
+  description = "Region of the API Gateway (a subset of regions offer it); null = var.region."
+  type        = string
+  default     = null
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name; one per environment (e.g. reel-stg, reel)."
+  type        = string
+  default     = "reel"
+
+  validation {
+    # The tightest name built from it: service account ids (6-30 chars, "<prefix>-fn-runtime").
+    condition     = can(regex("^[a-z][a-z0-9-]{1,17}$", var.name_prefix))
+    error_message = "name_prefix: 2-18 chars, lowercase letters, digits and dashes."
+  }
+}
+
+variable "environment" {
+  description = "Deployment label (staging or production). APP_ENV is production in both."
+  type        = string
+
+  validation {
+    condition     = contains(["staging", "production"], var.environment)
+    error_message = "environment must be staging or production."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels for every labelled resource."
+  type        = map(string)
+  default     = {}
+}
+
+# ---------------------------------------------------------------------------------------
+# Functions sizing
+# ---------------------------------------------------------------------------------------
+
+variable "hot_min_instances" {
+  description = "min_instance_count of the interactive functions (registry hot=True); 0 in staging."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.hot_min_instances >= 0 && var.hot_min_instances <= 5
+    error_message = "hot_min_instances must be between 0 and 5."
+  }
+}
+
+variable "max_instances" {
+  description = "Per-function max_instance_count overrides (function name => count)."
+  type        = map(number)
+  default     = {}
+}
+
+variable "db_pool_size" {
+  description = "Postgres connections one function instance may hold (shared.db.Database pool)."
+  type        = number
+  default     = 4
+}
+
+# ---------------------------------------------------------------------------------------
+# Secrets
+# ---------------------------------------------------------------------------------------
+
+variable "secret_versions" {
+  description = <<-EOT
+    Numeric Secret Manager version of every secret whose value is added out of band
+    (env var name => version), e.g. { QSTASH_TOKEN = "3" }. Pinned, never "latest":
+    a function reads its secrets when an instance starts, so "latest" would let one
+    deployment run with two values at once, and rotating would not redeploy.
+  EOT
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for v in values(var.secret_versions) : can(regex("^[1-9][0-9]*$", v))])
+    error_message = "secret_versions: every version must be a number (no \"latest\")."
+  }
+
+  validation {
+    # AUTH_HS256_SECRET is development-only: production refuses to start with it.
+    condition     = !contains(keys(var.secret_versions), "AUTH_HS256_SECRET")
+    error_message = "AUTH_HS256_SECRET is development-only and is never deployed."
+  }
+}
+
+# ---------------------------------------------------------------------------------------
+# Postgres
+# ---------------------------------------------------------------------------------------
+
+variable "use_cloud_sql" {
+  description = "true: Cloud SQL Postgres 16 on a private IP; false: external DATABASE_URL secret."
+  type        = bool
+  default     = true
+}
+
+variable "network" {
+  description = "VPC network (name) for Cloud SQL private IP and the functions' VPC connector."
+  type        = string
+  default     = "default"
+}
+
+variable "vpc_connector_cidr" {
+  description = "Unused /28 in var.network for the Serverless VPC Access connector."
+  type        = string
+  default     = "10.8.0.0/28"
+}
+
+variable "sql_tier" {
+  description = "Cloud SQL machine tier."
+  type        = string
+  default     = "db-custom-2-7680"
+}
+
+variable "sql_availability_type" {
+  description = "ZONAL or REGIONAL (high availability)."
+  type        = string
+  default     = "REGIONAL"
+
+  validation {
+    condition     = contains(["ZONAL", "REGIONAL"], var.sql_availability_type)
+    error_message = "sql_availability_type must be ZONAL or REGIONAL."
+  }
+}
+
+variable "sql_max_connections" {
+  description = "Postgres max_connections flag; must cover sum(max instances) x db_pool_size."
+  type        = number
+  default     = 300
+}
+
+variable "sql_deletion_protection" {
+  description = "Protect the Cloud SQL instance from terraform destroy and API deletion."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------------------------------
+# Upstash (Redis REST + QStash)
+# ---------------------------------------------------------------------------------------
+
+variable "upstash_email" {
+  description = "Upstash account e-mail (management API); set TF_VAR_upstash_email."
+  type        = string
+  sensitive   = true
+}
+
+variable "upstash_api_key" {
+  description = "Upstash management API key; set TF_VAR_upstash_api_key."
+  type        = string
+  sensitive   = true
+}
+
+variable "upstash_primary_region" {
+  description = "Primary region of the global Upstash Redis database (nearest to var.region)."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "qstash_url" {
+  description = "QStash API base URL (the region of the QStash account)."
+  type        = string
+  default     = "https://qstash.upstash.io"
+}
+
+variable "qstash_retries" {
+  description = "QStash delivery retries per job (bounded by the QStash plan)."
+  type        = number
+  default     = 3
+}
+
+variable "sweep_cron" {
+  description = "Cron (UTC) of the signed QStash schedule that POSTs /worker/sweep."
+  type        = string
+  default     = "*/5 * * * *"
+}
+
+# ---------------------------------------------------------------------------------------
+# Application settings (plain, non-secret environment variables; SPEC section 6)
+# ---------------------------------------------------------------------------------------
+
+variable "auth_jwks_url" {
+  description = "AUTH_JWKS_URL: JWKS of the identity provider."
+  type        = string
+}
+
+variable "auth_issuer" {
+  description = "AUTH_ISSUER: expected iss claim."
+  type        = string
+}
+
+variable "auth_audience" {
+  description = "AUTH_AUDIENCE: expected aud claim."
+  type        = string
+}
+
+variable "cors_allowed_origins" {
+  description = "CORS_ALLOWED_ORIGINS (joined with commas)."
+  type        = list(string)
+  default     = []
+}
+
+variable "log_level" {
+  description = "LOG_LEVEL."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING or ERROR."
+  }
+}
+
+variable "minimax_model" {
+  description = "MINIMAX_MODEL."
+  type        = string
+  default     = "MiniMax-M2.5"
+}
+
+variable "minimax_base_url" {
+  description = "MINIMAX_BASE_URL."
+  type        = string
+  default     = "https://api.minimax.io"
+}
+
+variable "stripe_price_ids" {
+  description = "STRIPE_PRICE_* price ids (not secret)."
+  type = object({
+    basic     = string
+    standard  = string
+    pro       = string
+    pro_boost = string
+  })
+}
+
+variable "stripe_success_url" {
+  description = "STRIPE_SUCCESS_URL."
+  type        = string
+}
+
+variable "stripe_cancel_url" {
+  description = "STRIPE_CANCEL_URL."
+  type        = string
+}
+
+# ---------------------------------------------------------------------------------------
+# Monitoring
+# ---------------------------------------------------------------------------------------
+
+variable "alert_notification_channels" {
+  description = "Monitoring notification channel ids for the alert policies."
+  type        = list(string)
+  default     = []
+}
+
+variable "alert_5xx_ratio" {
+  description = "Alert when 5xx answers exceed this fraction of requests over 5 minutes."
+  type        = number
+  default     = 0.05
+}
+
+variable "alert_provider_429_per_5m" {
+  description = "Alert when the AI provider answers 429 more often than this in 5 minutes."
+  type        = number
+  default     = 20
+}

@@ -1,0 +1,108 @@
+"""Every worker route refuses a request QStash did not sign for exactly that URL and body.
+
+A refused job changes nothing: the generation stays queued, MiniMax is never called,
+the unit stays charged and the lease stays held.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from shared.bootstrap import Container
+from shared.queue import WORKER_FAILED_PATH, WORKER_GENERATE_PATH, WORKER_SWEEP_PATH
+from tests.e2e.conftest import Api
+from tests.support.fake_minimax import FakeMiniMax, ok
+from tests.support.worker_env import (
+    SIGNING_CURRENT,
+    SIGNING_NEXT,
+    WorkerEnv,
+    failure_callback_body,
+)
+
+
+@pytest.fixture
+def env(
+    base_env: dict[str, str],
+    container: Container,
+    client: httpx.Client,
+    use_container: Callable[[Container], Container],
+) -> Iterator[WorkerEnv]:
+    with FakeMiniMax(default=ok()) as fake:
+        env = WorkerEnv.build(base_env, container, client, fake)
+        use_container(env.container)
+        yield env
+        env.llm.close()
+
+
+@pytest.mark.parametrize("key", [SIGNING_CURRENT, SIGNING_NEXT], ids=["current", "next"])
+def test_job_signed_with_either_key_runs(env: WorkerEnv, api: Callable[..., Api], key: str) -> None:
+    user = api("basic")
+    generation_id = env.create(user.headers)
+
+    r = env.deliver(env.job(generation_id), key=key)
+
+    assert r.status_code == 200, r.text
+    assert r.json() == {"result": "succeeded"}
+    assert env.fake.calls == 1
+
+
+@pytest.mark.parametrize(
+    "forgery",
+    ["wrong_key", "expired", "body_tampered", "url_mismatch", "other_path", "missing"],
+)
+def test_forged_job_is_refused_and_changes_nothing(
+    env: WorkerEnv, api: Callable[..., Api], forgery: str
+) -> None:
+    user = api("basic")
+    generation_id = env.create(user.headers)
+    job = env.job(generation_id)
+    body = job.to_body()
+
+    forgeries: dict[str, Callable[[], httpx.Response]] = {
+        "wrong_key": lambda: env.deliver(job, key="sig_wrong_" + "w" * 54),
+        "expired": lambda: env.deliver(job, now=int(time.time()) - 3600),
+        # Signed for another body (one character differs): the body claim no longer matches.
+        "body_tampered": lambda: env.deliver(
+            job, signed_body=body.replace(b'"request_id":"', b'"request_id":"x')
+        ),
+        "url_mismatch": lambda: env.deliver(
+            job, signed_url="https://evil.example" + WORKER_GENERATE_PATH
+        ),
+        "other_path": lambda: env.deliver(job, signed_url=env.url(WORKER_FAILED_PATH)),
+        "missing": lambda: env.http.post(
+            WORKER_GENERATE_PATH, content=body, headers={"Content-Type": "application/json"}
+        ),
+    }
+
+    r = forgeries[forgery]()
+
+    assert r.status_code == 401, r.text
+    assert r.json()["error"]["code"] == "UNAUTHENTICATED"
+    assert env.fake.calls == 0
+    assert env.generation(generation_id)["status"] == "queued"
+    assert env.usage(user.headers) == (1, 1)  # still charged, lease still held
+    assert env.ledger(generation_id) == []
+
+
+@pytest.mark.parametrize("path", [WORKER_FAILED_PATH, WORKER_SWEEP_PATH])
+def test_failure_callback_and_sweep_refuse_unsigned_requests(
+    env: WorkerEnv, api: Callable[..., Api], path: str
+) -> None:
+    user = api("basic")
+    generation_id = env.create(user.headers)
+    body = failure_callback_body(env.job(generation_id))
+    env.backdate(generation_id, running=False, age_s=86_400)  # the sweeper would take it
+
+    unsigned = env.http.post(path, content=body, headers={"Content-Type": "application/json"})
+    # Validly signed, but for the job route: a signature is bound to its URL.
+    replayed = env.signed_post(path, body, signed_url=env.url(WORKER_GENERATE_PATH))
+
+    assert (unsigned.status_code, replayed.status_code) == (401, 401)
+    assert env.generation(generation_id)["status"] == "queued"
+    assert env.usage(user.headers) == (1, 1)
+    # Then fail it properly, so no other test's sweep finds it later.
+    assert env.failure_callback(env.job(generation_id)).json() == {"failed": True}

@@ -1,0 +1,877 @@
+"""Static invariants of the Terraform deployment (terraform/), checked without Terraform.
+
+Every ``check_*`` function takes the Terraform directory and returns the list of
+problems it found (empty when the invariant holds), so the same checks run against the
+real tree and against a broken copy: each mutation test below breaks one invariant in a
+copy of terraform/ and asserts that the matching check notices.
+
+The .tf files are parsed with python-hcl2; expressions stay strings such as
+``"${local.functions}"``, so the checks follow the references the configuration is
+written with (``for_each = local.functions``, ``local.secrets``, ...) instead of
+evaluating HCL.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+from hcl2.utils import SerializationOptions
+
+from shared.api.registry import FUNCTIONS, FunctionSpec, function_for_path
+
+ROOT = Path(__file__).resolve().parents[2]
+TERRAFORM_DIR = ROOT / "terraform"
+GATEWAY_TEMPLATE = Path("gateway/openapi2.yaml.tftpl")
+MAIN_PY_TEMPLATE = Path("templates/main.py.tftpl")
+
+# Every secret setting of shared/config.py.
+SECRET_ENV = frozenset(
+    {
+        "DATABASE_URL",
+        "UPSTASH_REDIS_REST_TOKEN",
+        "REDIS_URL",
+        "AUTH_HS256_SECRET",
+        "QSTASH_TOKEN",
+        "QSTASH_CURRENT_SIGNING_KEY",
+        "QSTASH_NEXT_SIGNING_KEY",
+        "MINIMAX_API_KEY",
+        "CURSOR_SECRET",
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+    }
+)
+# Development-only: production refuses to start with it, so it is never deployed.
+NEVER_DEPLOYED = frozenset({"AUTH_HS256_SECRET"})
+# Redis is reached over Upstash REST (which wins over REDIS_URL when both are set), so
+# REDIS_URL is not deployed; if it ever is, it must be a secret like the others.
+NOT_DEPLOYED = NEVER_DEPLOYED | {"REDIS_URL"}
+DEPLOYED_SECRETS = SECRET_ENV - NOT_DEPLOYED
+
+# Registry auth kinds that may be public at the network level, because the function
+# authenticates every request in code; qstash/stripe only with their signature checks.
+PUBLIC_AUTH = frozenset({"bearer", "none", "qstash", "stripe"})
+SIGNATURE_AUTH = frozenset({"qstash", "stripe"})
+# Called directly at WORKER_URL by QStash (which signs that exact URL), not via the gateway.
+DIRECT_ONLY_AUTH = frozenset({"qstash"})
+
+ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
+INVOKER_RESOURCES = (
+    "google_cloud_run_service_iam_member",
+    "google_cloud_run_service_iam_binding",
+    "google_cloud_run_v2_service_iam_member",
+    "google_cloud_run_v2_service_iam_binding",
+    "google_cloudfunctions2_function_iam_member",
+    "google_cloudfunctions2_function_iam_binding",
+)
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
+METRIC_EVENTS = ("limit_rejected", "provider_rate_limited", "job_completed", "request_finished")
+JOB_LATENCY_FIELDS = ("enqueue_to_complete_ms", "start_to_complete_ms", "enqueue_to_start_ms")
+
+_OPTIONS = SerializationOptions(
+    strip_string_quotes=True, explicit_blocks=False, with_comments=False
+)
+
+
+# ---------------------------------------------------------------------------------------
+# Loading
+# ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Terraform:
+    """The merged top-level blocks of every .tf file in one directory."""
+
+    resources: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    data: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    locals: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, dict[str, Any]] = field(default_factory=dict)
+    terraform: list[dict[str, Any]] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)
+
+    def resources_of(self, rtype: str) -> dict[str, dict[str, Any]]:
+        return {name: body for (t, name), body in self.resources.items() if t == rtype}
+
+
+def load_terraform(directory: Path) -> Terraform:
+    """Parse every ``*.tf`` directly in ``directory`` (Terraform's own module scope)."""
+    tf = Terraform()
+    for path in sorted(directory.glob("*.tf")):
+        text = path.read_text(encoding="utf-8")
+        tf.texts[path.name] = text
+        doc = hcl2.loads(text, serialization_options=_OPTIONS)
+        for kind, target in (("resource", tf.resources), ("data", tf.data)):
+            for block in doc.get(kind, []):
+                for rtype, named in block.items():
+                    for name, body in named.items():
+                        target[(rtype, name)] = body
+        for block in doc.get("locals", []):
+            tf.locals.update(block)
+        for block in doc.get("variable", []):
+            tf.variables.update(block)
+        tf.terraform.extend(doc.get("terraform", []))
+    return tf
+
+
+def load_tfvars(path: Path) -> dict[str, Any]:
+    return hcl2.loads(path.read_text(encoding="utf-8"), serialization_options=_OPTIONS)
+
+
+def first(block: Any) -> dict[str, Any]:
+    """A nested block (parsed as a one-element list) or an empty dict."""
+    if isinstance(block, list):
+        return block[0] if block else {}
+    return block if isinstance(block, dict) else {}
+
+
+def dynamic_blocks(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [d[name] for d in body.get("dynamic", []) if name in d]
+
+
+def walk(value: Any) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) pair at any depth of a parsed block."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield key, inner
+            yield from walk(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from walk(inner)
+
+
+def ref(name: str) -> str:
+    return "${" + name + "}"
+
+
+def function_resource(tf: Terraform) -> tuple[str, dict[str, Any]] | None:
+    functions = tf.resources_of("google_cloudfunctions2_function")
+    if len(functions) != 1:
+        return None
+    return next(iter(functions.items()))
+
+
+# ---------------------------------------------------------------------------------------
+# Checks
+# ---------------------------------------------------------------------------------------
+
+
+def check_functions(directory: Path) -> list[str]:
+    """One function per registry entry with the registry's module/entry point/auth/hot."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    table = tf.locals.get("functions")
+    if not isinstance(table, dict):
+        return ["locals.functions (function name => settings) is missing"]
+    registry = {spec.name: spec for spec in FUNCTIONS}
+    for name in sorted(registry.keys() - table.keys()):
+        problems.append(f"registry function {name!r} has no entry in locals.functions")
+    for name in sorted(table.keys() - registry.keys()):
+        problems.append(f"locals.functions has {name!r}, which the registry does not know")
+    for name in sorted(registry.keys() & table.keys()):
+        spec, entry = registry[name], table[name]
+        for key, expected in (
+            ("module", spec.module),
+            ("entry_point", spec.entry_point),
+            ("auth", spec.auth),
+            ("hot", spec.hot),
+        ):
+            if entry.get(key) != expected:
+                problems.append(f"{name}: {key} is {entry.get(key)!r}, registry says {expected!r}")
+        for key in ("memory", "timeout_s", "max_instances", "concurrency"):
+            if key not in entry:
+                problems.append(f"{name}: locals.functions entry has no {key}")
+
+    found = function_resource(tf)
+    if found is None:
+        return [*problems, "expected exactly one google_cloudfunctions2_function (for_each)"]
+    _, fn = found
+    build, service = first(fn.get("build_config")), first(fn.get("service_config"))
+    expectations = {
+        "for_each": (fn.get("for_each"), ref("local.functions")),
+        "runtime": (build.get("runtime"), "python312"),
+        "entry_point": (build.get("entry_point"), ref("each.value.entry_point")),
+        "min_instance_count": (
+            service.get("min_instance_count"),
+            ref("each.value.hot ? var.hot_min_instances : 0"),
+        ),
+        "service_account_email": (
+            service.get("service_account_email"),
+            ref("google_service_account.functions.email"),
+        ),
+    }
+    for key, (actual, expected) in expectations.items():
+        if actual != expected:
+            problems.append(f"function resource: {key} is {actual!r}, expected {expected!r}")
+
+    storage = first(first(build.get("source")).get("storage_source"))
+    obj_ref = re.fullmatch(
+        r"\$\{google_storage_bucket_object\.(\w+)\[each\.key\]\.name\}", str(storage.get("object"))
+    )
+    if obj_ref is None:
+        problems.append("build source object must be a per-function google_storage_bucket_object")
+    else:
+        obj = tf.resources.get(("google_storage_bucket_object", obj_ref.group(1)), {})
+        if "output_md5" not in str(obj.get("name")):
+            problems.append("source object name must contain the zip's output_md5 (redeploys)")
+    problems.extend(_check_archive(tf, directory))
+    return problems
+
+
+def _check_archive(tf: Terraform, directory: Path) -> list[str]:
+    archive = tf.data.get(("archive_file", "source"))
+    if archive is None:
+        return ["data.archive_file.source (one zip per function) is missing"]
+    problems: list[str] = []
+    if archive.get("for_each") != ref("local.functions"):
+        problems.append("archive_file.source must be for_each = local.functions")
+    static = {s.get("filename"): s.get("content", "") for s in archive.get("source", [])}
+    if "main.py" not in static or str(MAIN_PY_TEMPLATE) not in static.get("main.py", ""):
+        problems.append(f"the zip's main.py must be rendered from {MAIN_PY_TEMPLATE}")
+    if "functions/${each.value.module}.py" not in static:
+        problems.append("the zip must carry the function's own module")
+    common = str(tf.locals.get("common_source_files", ""))
+    for needed in ("shared/**/*.py", "lua/**/*.lua", "requirements.txt", "schema.sql"):
+        if needed not in common:
+            problems.append(f"locals.common_source_files does not include {needed}")
+    template = directory / MAIN_PY_TEMPLATE
+    if not template.is_file():
+        return [*problems, f"{MAIN_PY_TEMPLATE} is missing"]
+    imports = [
+        line for line in template.read_text().splitlines() if re.match(r"\s*(from|import)\s", line)
+    ]
+    if imports != ["from functions.${module} import ${entry_point}"]:
+        problems.append(f"main.py must import only its own entry point, found {imports}")
+    return problems
+
+
+def check_secrets(directory: Path) -> list[str]:
+    """Every secret: a Secret Manager secret, mounted pinned, readable by the functions only."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    table = tf.locals.get("secrets")
+    if not isinstance(table, dict):
+        return ["locals.secrets (env var name => settings) is missing"]
+    for name in sorted(DEPLOYED_SECRETS - table.keys()):
+        problems.append(f"secret {name} has no entry in locals.secrets")
+    for name in sorted(NOT_DEPLOYED & table.keys()):
+        problems.append(f"{name} must not be deployed")
+    for name in sorted(table.keys() - SECRET_ENV):
+        problems.append(
+            f"locals.secrets has {name}, which shared/config.py does not treat as secret"
+        )
+
+    secrets = tf.resources_of("google_secret_manager_secret")
+    if secrets.get("app", {}).get("for_each") != ref("local.secrets"):
+        problems.append("google_secret_manager_secret.app must be for_each = local.secrets")
+    for name, body in secrets.items():
+        if "replication" not in body:
+            problems.append(f"google_secret_manager_secret.{name} has no replication block")
+
+    found = function_resource(tf)
+    if found is None:
+        return [*problems, "expected exactly one google_cloudfunctions2_function (for_each)"]
+    service = first(found[1].get("service_config"))
+    mounts = dynamic_blocks(service, "secret_environment_variables")
+    if len(mounts) != 1 or mounts[0].get("for_each") != ref("local.secrets"):
+        problems.append("secret_environment_variables must be one dynamic block over local.secrets")
+    else:
+        content = first(mounts[0].get("content"))
+        if content.get("key") != ref("secret_environment_variables.key"):
+            problems.append("mounted secret env var key must be the locals.secrets key")
+        if content.get("version") != ref("local.secret_versions[secret_environment_variables.key]"):
+            problems.append("mounted secret version must come from local.secret_versions (pinned)")
+    for key, value in walk(tf.resources):
+        if key == "version" and str(value).strip().lower() == "latest":
+            problems.append('a secret version is "latest"; pin a number')
+    for key, value in walk(tf.locals.get("secret_versions", {})):
+        if "latest" in str(value):
+            problems.append('local.secret_versions mentions "latest"')
+
+    accessors = [
+        (rtype, name, body)
+        for (rtype, name), body in tf.resources.items()
+        if body.get("role") == ACCESSOR_ROLE
+        or ACCESSOR_ROLE in str(body.get("roles", ""))
+        or ACCESSOR_ROLE in str(body.get("for_each", ""))
+    ]
+    per_secret = [
+        (rtype, name, body)
+        for rtype, name, body in accessors
+        if rtype == "google_secret_manager_secret_iam_member"
+    ]
+    for rtype, name, _ in accessors:
+        if rtype != "google_secret_manager_secret_iam_member":
+            problems.append(f"{rtype}.{name} grants {ACCESSOR_ROLE}; grant it per secret only")
+    if len(per_secret) != 1:
+        problems.append(f"expected one per-secret accessor binding, found {len(per_secret)}")
+    for _, name, body in per_secret:
+        if body.get("for_each") not in (
+            ref("local.secrets"),
+            ref("google_secret_manager_secret.app"),
+        ):
+            problems.append(f"accessor binding {name} must cover every secret (for_each)")
+        if body.get("member") != "serviceAccount:${google_service_account.functions.email}":
+            problems.append(
+                f"accessor binding {name} must name the functions' service account only"
+            )
+    return problems
+
+
+def check_plain_environment(directory: Path) -> list[str]:
+    """Plain environment variables: configuration only, production settings, no secrets."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    found = function_resource(tf)
+    if found is None:
+        return ["expected exactly one google_cloudfunctions2_function (for_each)"]
+    service = first(found[1].get("service_config"))
+    env_ref = re.fullmatch(r"\$\{local\.(\w+)\}", str(service.get("environment_variables")))
+    if env_ref is None:
+        return ["environment_variables must be a single locals map (statically checkable)"]
+    env = tf.locals.get(env_ref.group(1))
+    if not isinstance(env, dict):
+        return [f"local.{env_ref.group(1)} is not a map literal"]
+    for name in sorted(SECRET_ENV & env.keys()):
+        problems.append(f"secret {name} is a plain environment variable")
+    for key, value in walk(tf.resources):
+        if key == "environment_variables" and isinstance(value, dict):
+            for name in sorted(SECRET_ENV & value.keys()):
+                problems.append(f"secret {name} is a plain environment variable")
+    for name, expected in (
+        ("APP_ENV", "production"),
+        ("QUEUE_BACKEND", "qstash"),
+        ("AI_PROVIDER", "minimax"),
+    ):
+        if env.get(name) != expected:
+            problems.append(f"{name} must be {expected!r}, is {env.get(name)!r}")
+    for name in ("WORKER_URL", "UPSTASH_REDIS_REST_URL", "AUTH_JWKS_URL", "AUTH_ISSUER"):
+        if name not in env:
+            problems.append(f"{name} is not set")
+    return problems
+
+
+def _invoker_targets(tf: Terraform, body: dict[str, Any]) -> list[str] | None:
+    """The registry names a Cloud Run IAM binding applies to, or None if unreadable."""
+    service = str(body.get("service", ""))
+    single = re.fullmatch(
+        r"\$\{google_cloudfunctions2_function\.\w+\[\"([\w-]+)\"\]\.service_config\[0\]\.service\}",
+        service,
+    )
+    if single:
+        return [single.group(1)]
+    if service != "${google_cloudfunctions2_function.fn[each.key].service_config[0].service}":
+        return None
+    for_each = str(body.get("for_each", ""))
+    if for_each == ref("local.functions"):
+        return sorted(tf.locals.get("functions", {}))
+    local = re.fullmatch(r"\$\{local\.(\w+)\}", for_each)
+    expr = str(tf.locals.get(local.group(1), "")) if local else for_each
+    allowed = re.fullmatch(
+        r"\$\{\{for (\w+), (\w+) in local\.functions : \1 => \2 "
+        r"if contains\(\[([^\]]*)\], \2\.auth\)\}\}",
+        expr,
+    )
+    if allowed is None:
+        return None
+    auths = {a.strip().strip('"') for a in allowed.group(3).split(",")}
+    return sorted(n for n, f in tf.locals.get("functions", {}).items() if f.get("auth") in auths)
+
+
+def check_public_invokers(directory: Path) -> list[str]:
+    """allUsers may invoke only functions that authenticate every request in code."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    registry = {spec.name: spec for spec in FUNCTIONS}
+    public: set[str] = set()
+    for (rtype, name), body in tf.resources.items():
+        if "cloudfunctions.invoker" in str(body.get("role", "")):
+            problems.append(
+                f"{rtype}.{name}: the cloudfunctions invoker role has no effect on gen2"
+            )
+        members = [body.get("member")] if "member" in body else list(body.get("members", []))
+        if not any(m in ("allUsers", "allAuthenticatedUsers") for m in members):
+            continue
+        if rtype not in INVOKER_RESOURCES or body.get("role") != "roles/run.invoker":
+            problems.append(f"{rtype}.{name}: public grant outside a run.invoker binding")
+            continue
+        targets = _invoker_targets(tf, body)
+        if targets is None:
+            problems.append(f"{rtype}.{name}: cannot tell which functions it makes public")
+            continue
+        if not _preceded_by_comment(tf, rtype, name):
+            problems.append(f"{rtype}.{name}: say in a comment how its callers authenticate")
+        for target in targets:
+            public.add(target)
+            spec = registry.get(target)
+            if spec is None:
+                problems.append(f"{rtype}.{name} makes unknown function {target!r} public")
+            elif spec.auth not in PUBLIC_AUTH:
+                problems.append(f"{target} (auth {spec.auth!r}) must not be public")
+    # A function deployed as signature-checked (auth qstash/stripe in locals.functions) is
+    # public only together with that check, which the registry must declare too.
+    table = tf.locals.get("functions", {})
+    for target in sorted(public & registry.keys()):
+        deployed_auth = table.get(target, {}).get("auth")
+        if deployed_auth in SIGNATURE_AUTH and registry[target].auth != deployed_auth:
+            problems.append(
+                f"{target} is public as {deployed_auth!r}-signed, registry says "
+                f"{registry[target].auth!r}"
+            )
+    return problems
+
+
+def _preceded_by_comment(tf: Terraform, rtype: str, name: str) -> bool:
+    header = re.compile(rf'^resource\s+"{rtype}"\s+"{re.escape(name)}"\s*\{{', re.M)
+    for text in tf.texts.values():
+        match = header.search(text)
+        if match:
+            before = text[: match.start()].rstrip("\n").splitlines()
+            return bool(before) and before[-1].lstrip().startswith("#")
+    return False
+
+
+def parse_gateway_template(text: str) -> dict[str, dict[str, dict[str, str]]]:
+    """path => method => scalar fields of the operation (x-google-backend's included).
+
+    Reads the subset of YAML the template is written in: two-space indentation, paths at
+    level 1 under ``paths:``, operations at level 2, backend fields at level 4.
+    """
+    paths: dict[str, dict[str, dict[str, str]]] = {}
+    in_paths, path, method = False, "", ""
+    for raw in text.splitlines():
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        indent = len(raw) - len(raw.lstrip(" "))
+        if indent == 0:
+            in_paths = stripped == "paths:"
+            continue
+        if not in_paths:
+            continue
+        if indent == 2:
+            path, method = stripped.rstrip(":"), ""
+            paths[path] = {}
+        elif indent == 4:
+            key = stripped.rstrip(":")
+            method = key if key in HTTP_METHODS else ""
+            if method:
+                paths[path][method] = {}
+        elif method and indent in (6, 8):
+            key, _, value = stripped.partition(":")
+            paths[path][method].setdefault(key.strip(), value.strip())
+    return paths
+
+
+def check_gateway(directory: Path) -> list[str]:
+    """The gateway document covers every non-worker path, each sent to its function."""
+    from shared.api.routes import ROUTES
+
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    configs = tf.resources_of("google_api_gateway_api_config")
+    rendered = str(configs)
+    if str(GATEWAY_TEMPLATE) not in rendered or "templatefile" not in rendered:
+        problems.append(f"the api_config must render {GATEWAY_TEMPLATE} with templatefile")
+    for rtype in ("google_api_gateway_api", "google_api_gateway_gateway"):
+        if not tf.resources_of(rtype):
+            problems.append(f"{rtype} is missing")
+    template = directory / GATEWAY_TEMPLATE
+    if not template.is_file():
+        return [*problems, f"{GATEWAY_TEMPLATE} is missing"]
+    text = template.read_text(encoding="utf-8")
+    if not re.search(r'^swagger: "2\.0"$', text, re.M):
+        problems.append('the gateway document must be OpenAPI 2.0 (swagger: "2.0")')
+    paths = parse_gateway_template(text)
+
+    for spec in FUNCTIONS:
+        if spec.auth in DIRECT_ONLY_AUTH:
+            continue
+        for prefix in spec.paths:
+            exact = prefix.rstrip("/")
+            if not any(p == exact or p.startswith(prefix) for p in paths):
+                problems.append(f"{spec.name}: registry path {prefix} is not in the gateway")
+    for route in ROUTES:
+        spec = next((f for f in FUNCTIONS if f.name == route.function), None)
+        if spec is None or spec.auth in DIRECT_ONLY_AUTH:
+            continue
+        if route.method.lower() not in paths.get(route.pattern, {}):
+            problems.append(f"{route.method} {route.pattern} is not in the gateway")
+    for path, operations in paths.items():
+        owner = function_for_path(re.sub(r"\{\w+\}", "00000000-0000-0000-0000-000000000000", path))
+        for method, op in operations.items():
+            where = f"{method.upper()} {path}"
+            backend = re.fullmatch(r'\$\{backends\["([\w-]+)"\]\}', op.get("address", ""))
+            if backend is None:
+                problems.append(f"{where}: x-google-backend address must be ${{backends[NAME]}}")
+            elif owner is None or backend.group(1) != owner.name:
+                expected = owner.name if owner else None
+                problems.append(
+                    f"{where}: backend {backend.group(1)!r}, registry says {expected!r}"
+                )
+            elif owner.auth in DIRECT_ONLY_AUTH:
+                problems.append(f"{where}: {owner.name} is called directly, not via the gateway")
+            if op.get("path_translation") != "APPEND_PATH_TO_ADDRESS":
+                problems.append(f"{where}: path_translation must be APPEND_PATH_TO_ADDRESS")
+    return problems
+
+
+def _metrics_by_event(tf: Terraform) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for body in tf.resources_of("google_logging_metric").values():
+        for event in re.findall(r'jsonPayload\.event=\\?"(\w+)\\?"', str(body.get("filter", ""))):
+            found.setdefault(event, []).append(body)
+    return found
+
+
+def _value_extractors(tf: Terraform, body: dict[str, Any]) -> set[str]:
+    extractor = str(body.get("value_extractor", ""))
+    local = re.fullmatch(r"\$\{local\.(\w+)\}", str(body.get("for_each", "")))
+    keys = list(tf.locals.get(local.group(1), {})) if local else []
+    if "${each.key}" in extractor and keys:
+        return {extractor.replace("${each.key}", key) for key in keys}
+    return {extractor} if extractor else set()
+
+
+def check_log_metrics(directory: Path) -> list[str]:
+    """Log-based metrics for the named events, and alert policies on 5xx and provider 429s."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    by_event = _metrics_by_event(tf)
+    for event in METRIC_EVENTS:
+        if event not in by_event:
+            problems.append(f"no log-based metric filters on jsonPayload.event={event}")
+    rejections = by_event.get("limit_rejected", [])
+    if not any(
+        first(m.get("label_extractors")).get("code") == "EXTRACT(jsonPayload.code)"
+        for m in rejections
+    ):
+        problems.append("limit_rejected metric must extract the label code from jsonPayload.code")
+    job_extractors = set().union(
+        *(_value_extractors(tf, m) for m in by_event.get("job_completed", []))
+    )
+    for name in JOB_LATENCY_FIELDS:
+        if f"EXTRACT(jsonPayload.{name})" not in job_extractors:
+            problems.append(f"no job_completed distribution over jsonPayload.{name}")
+    request_extractors = set().union(
+        *(_value_extractors(tf, m) for m in by_event.get("request_finished", []))
+    )
+    if "EXTRACT(jsonPayload.latency_ms)" not in request_extractors:
+        problems.append("no request latency distribution over jsonPayload.latency_ms")
+    for name, body in tf.resources_of("google_logging_metric").items():
+        if "value_extractor" in body:
+            descriptor = first(body.get("metric_descriptor"))
+            if descriptor.get("value_type") != "DISTRIBUTION":
+                problems.append(f"google_logging_metric.{name}: value_type must be DISTRIBUTION")
+            if "exponential_buckets" not in first(body.get("bucket_options")):
+                problems.append(f"google_logging_metric.{name}: use exponential buckets")
+    alerts = str(tf.resources_of("google_monitoring_alert_policy"))
+    for metric in ("http_5xx", "provider_rate_limited"):
+        if f"google_logging_metric.{metric}.name" not in alerts:
+            problems.append(f"no alert policy on google_logging_metric.{metric}")
+    return problems
+
+
+def check_providers(directory: Path) -> list[str]:
+    tf = load_terraform(directory)
+    required: dict[str, Any] = {}
+    for block in tf.terraform:
+        for providers in block.get("required_providers", []):
+            required.update(providers)
+    problems = []
+    for name, source in (
+        ("google", "hashicorp/google"),
+        ("google-beta", "hashicorp/google-beta"),
+        ("upstash", "upstash/upstash"),
+        ("archive", "hashicorp/archive"),
+    ):
+        spec = required.get(name, {})
+        if spec.get("source") != source or not spec.get("version"):
+            problems.append(f"required_providers.{name} must be {source} with a version")
+    return problems
+
+
+def check_connection_budget(directory: Path) -> list[str]:
+    """For each environment: sum(max instances) x pool + reserved <= max_connections."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    functions = tf.locals.get("functions", {})
+    reserved = int(tf.locals.get("sql_reserved_connections", 0))
+    defaults = {name: v.get("default") for name, v in tf.variables.items()}
+    for path in sorted((directory / "environments").glob("*.tfvars")):
+        values = {**defaults, **load_tfvars(path)}
+        overrides = values.get("max_instances") or {}
+        total = sum(int(overrides.get(n, f["max_instances"])) for n, f in functions.items())
+        budget = total * int(values["db_pool_size"]) + reserved
+        if values.get("use_cloud_sql") and budget > int(values["sql_max_connections"]):
+            problems.append(f"{path.name}: {budget} connections > {values['sql_max_connections']}")
+        if str(values.get("environment")) not in ("staging", "production"):
+            problems.append(f"{path.name}: environment must be staging or production")
+    return problems
+
+
+def check_function_modules(root: Path) -> list[str]:
+    """Each function zip holds only its own functions/ module: none may import another."""
+    problems = []
+    for path in sorted((root / "functions").glob("*.py")):
+        for match in re.finditer(r"^\s*(?:from|import)\s+functions\.(\w+)", path.read_text(), re.M):
+            if match.group(1) != path.stem:
+                problems.append(f"functions/{path.name} imports functions.{match.group(1)}")
+    return problems
+
+
+CHECKS: dict[str, Callable[[Path], list[str]]] = {
+    "functions": check_functions,
+    "secrets": check_secrets,
+    "plain_environment": check_plain_environment,
+    "public_invokers": check_public_invokers,
+    "gateway": check_gateway,
+    "log_metrics": check_log_metrics,
+    "providers": check_providers,
+    "connection_budget": check_connection_budget,
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Tests on the real tree
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_terraform_invariant_holds(name: str) -> None:
+    assert CHECKS[name](TERRAFORM_DIR) == []
+
+
+def test_every_tf_and_tfvars_file_parses() -> None:
+    files = [*TERRAFORM_DIR.glob("*.tf"), *(TERRAFORM_DIR / "environments").glob("*.tfvars")]
+    assert len(files) >= 10
+    for path in files:
+        assert isinstance(hcl2.loads(path.read_text(), serialization_options=_OPTIONS), dict)
+
+
+def test_function_modules_are_self_contained() -> None:
+    assert check_function_modules(ROOT) == []
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
+def test_generated_main_py_reexports_only_its_entry_point(spec: FunctionSpec) -> None:
+    template = (TERRAFORM_DIR / MAIN_PY_TEMPLATE).read_text()
+    source = template.replace("${name}", spec.name).replace("${module}", spec.module)
+    source = source.replace("${entry_point}", spec.entry_point)
+    tree = ast.parse(source)
+    imports = [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)]
+    assert len(imports) == 1
+    assert isinstance(imports[0], ast.ImportFrom)
+    assert imports[0].module == f"functions.{spec.module}"
+    assert [alias.name for alias in imports[0].names] == [spec.entry_point]
+
+
+def test_registry_says_public_signature_functions_verify_signatures() -> None:
+    # The lead's rule: worker and webhook are public only because they check signatures.
+    by_name = {spec.name: spec for spec in FUNCTIONS}
+    assert by_name["worker"].auth == "qstash"
+    assert by_name["stripe-webhook"].auth == "stripe"
+
+
+def test_terraform_files_are_formatted() -> None:
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("terraform CLI not installed (fmt is the only subcommand usable offline)")
+    import subprocess
+
+    result = subprocess.run(
+        [terraform, "fmt", "-check", "-recursive", "-list=true", str(TERRAFORM_DIR)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"not terraform-fmt formatted: {result.stdout}"
+
+
+# ---------------------------------------------------------------------------------------
+# Mutation tests: each breaks one invariant in a copy and expects its check to fail
+# ---------------------------------------------------------------------------------------
+
+MUTATIONS = [
+    pytest.param(
+        "secret_in_plain_env",
+        "functions.tf",
+        '    APP_ENV                = "production"\n',
+        '    APP_ENV                = "production"\n    MINIMAX_API_KEY = "sk-123"\n',
+        check_plain_environment,
+        id="secret-moved-to-environment_variables",
+    ),
+    pytest.param(
+        "dev_app_env",
+        "functions.tf",
+        'APP_ENV                = "production"',
+        'APP_ENV                = "development"',
+        check_plain_environment,
+        id="app-env-not-production",
+    ),
+    pytest.param(
+        "function_removed",
+        "main.tf",
+        "    usage = {\n",
+        "    usage-old = {\n",
+        check_functions,
+        id="function-missing-from-locals",
+    ),
+    pytest.param(
+        "wrong_entry_point",
+        "main.tf",
+        'module = "drafts", entry_point = "drafts"',
+        'module = "drafts", entry_point = "draft"',
+        check_functions,
+        id="wrong-entry-point",
+    ),
+    pytest.param(
+        "object_not_hashed",
+        "functions.tf",
+        'name   = "${each.key}/${data.archive_file.source[each.key].output_md5}.zip"',
+        'name   = "${each.key}/source.zip"',
+        check_functions,
+        id="source-object-not-named-after-hash",
+    ),
+    pytest.param(
+        "secret_dropped",
+        "secrets.tf",
+        "    STRIPE_WEBHOOK_SECRET      = { managed = false }\n",
+        "",
+        check_secrets,
+        id="secret-missing",
+    ),
+    pytest.param(
+        "hs256_deployed",
+        "secrets.tf",
+        "    CURSOR_SECRET              = { managed = true }\n",
+        "    CURSOR_SECRET              = { managed = true }\n"
+        "    AUTH_HS256_SECRET          = { managed = false }\n",
+        check_secrets,
+        id="dev-hs256-secret-deployed",
+    ),
+    pytest.param(
+        "latest_version",
+        "functions.tf",
+        "version    = local.secret_versions[secret_environment_variables.key]",
+        'version    = "latest"',
+        check_secrets,
+        id="secret-version-latest",
+    ),
+    pytest.param(
+        "project_wide_accessor",
+        "iam.tf",
+        '    "roles/cloudtrace.agent",\n',
+        '    "roles/cloudtrace.agent",\n    "roles/secretmanager.secretAccessor",\n',
+        check_secrets,
+        id="accessor-granted-project-wide",
+    ),
+    pytest.param(
+        "accessor_to_everyone",
+        "secrets.tf",
+        'member    = "serviceAccount:${google_service_account.functions.email}"',
+        'member    = "allAuthenticatedUsers"',
+        check_secrets,
+        id="accessor-not-limited-to-functions-sa",
+    ),
+    pytest.param(
+        "public_without_comment",
+        "iam.tf",
+        '# stripe-webhook (auth "stripe"): Stripe cannot present Google credentials; the function\n'
+        "# answers 400 unless Stripe-Signature verifies against STRIPE_WEBHOOK_SECRET.\n",
+        "",
+        check_public_invokers,
+        id="public-binding-without-auth-comment",
+    ),
+    pytest.param(
+        "public_unknown_function",
+        "iam.tf",
+        'fn["stripe-webhook"].service_config[0].service',
+        'fn["billing-internal"].service_config[0].service',
+        check_public_invokers,
+        id="public-binding-for-unknown-function",
+    ),
+    pytest.param(
+        "gen1_invoker_role",
+        "iam.tf",
+        'role     = "roles/run.invoker"\n  member   = "allUsers"\n}\n\n# stripe-webhook',
+        'role     = "roles/cloudfunctions.invoker"\n  member   = "allUsers"\n}\n\n# stripe-webhook',
+        check_public_invokers,
+        id="gen1-invoker-role",
+    ),
+    pytest.param(
+        "gateway_path_removed",
+        "gateway/openapi2.yaml.tftpl",
+        "  /v1/usage:\n",
+        "  /v1/usage-removed:\n",
+        check_gateway,
+        id="gateway-path-missing",
+    ),
+    pytest.param(
+        "gateway_wrong_backend",
+        "gateway/openapi2.yaml.tftpl",
+        'address: ${backends["generations"]}',
+        'address: ${backends["drafts"]}',
+        check_gateway,
+        id="gateway-wrong-backend",
+    ),
+    pytest.param(
+        "gateway_constant_address",
+        "gateway/openapi2.yaml.tftpl",
+        "path_translation: APPEND_PATH_TO_ADDRESS",
+        "path_translation: CONSTANT_ADDRESS",
+        check_gateway,
+        id="gateway-path-translation",
+    ),
+    pytest.param(
+        "metric_event_renamed",
+        "monitoring.tf",
+        'jsonPayload.event=\\"provider_rate_limited\\"',
+        'jsonPayload.event=\\"provider_throttled\\"',
+        check_log_metrics,
+        id="provider-429-metric-missing",
+    ),
+    pytest.param(
+        "job_field_dropped",
+        "monitoring.tf",
+        '    enqueue_to_start_ms    = "Enqueue to the worker starting the job (queue delay)"\n',
+        "",
+        check_log_metrics,
+        id="job-latency-field-missing",
+    ),
+    pytest.param(
+        "budget_exceeded",
+        "environments/production.tfvars",
+        "sql_max_connections     = 300",
+        "sql_max_connections     = 100",
+        check_connection_budget,
+        id="connection-budget-exceeded",
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "relpath", "old", "new", "check"), MUTATIONS)
+def test_check_fails_when_invariant_is_broken(
+    tmp_path: Path, label: str, relpath: str, old: str, new: str, check: Callable[[Path], list[str]]
+) -> None:
+    copy = tmp_path / "terraform"
+    shutil.copytree(TERRAFORM_DIR, copy, ignore=shutil.ignore_patterns(".build", ".terraform"))
+    assert check(copy) == [], f"{label}: the unmodified copy must pass"
+    target = copy / relpath
+    text = target.read_text()
+    assert old in text, f"{label}: the text to change is gone; update the mutation"
+    target.write_text(text.replace(old, new, 1))
+    assert check(copy), f"{label}: {check.__name__} did not notice"
+
+
+def test_function_module_importing_another_is_caught(tmp_path: Path) -> None:
+    (tmp_path / "functions").mkdir()
+    (tmp_path / "functions" / "create.py").write_text("from functions.drafts import drafts\n")
+    assert check_function_modules(tmp_path) == ["functions/create.py imports functions.drafts"]

@@ -1,0 +1,256 @@
+"""Pure parts of ``shared.billing.stripe_billing``: configuration, signature checks, event
+parsing and Stripe error translation (against the local ``FakeStripe`` server)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.billing.plans import PlanName
+from shared.billing.stripe_billing import (
+    Product,
+    StripeConfig,
+    StripeGateway,
+    _Event,
+    _invoice_subscription,
+    _period_end,
+    _skip_subscription_write,
+    map_subscription_status,
+    verify_signature,
+)
+from shared.config import load_settings
+from shared.db.models import Subscription, SubscriptionStatus
+from shared.errors import BadRequest, ServiceUnavailable
+from tests.support.fake_stripe import FakeStripe, decode_form, event, invoice, sign, subscription
+
+SECRET = "whsec_unit"
+PRICES = {
+    "STRIPE_PRICE_BASIC": "price_b",
+    "STRIPE_PRICE_STANDARD": "price_s",
+    "STRIPE_PRICE_PRO": "price_p",
+    "STRIPE_PRICE_PRO_BOOST": "price_boost",
+}
+
+
+def _config(**env: str) -> StripeConfig:
+    base = {"STRIPE_SECRET_KEY": "sk_test_1", "STRIPE_WEBHOOK_SECRET": SECRET, **PRICES}
+    return StripeConfig.from_settings(load_settings({**base, **env}))
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def test_products_map_to_plans_and_prices() -> None:
+    cfg = _config()
+    assert [p.plan for p in Product] == [PlanName.BASIC, PlanName.STANDARD, PlanName.PRO, None]
+    assert cfg.price_for(Product.PRO_BOOST) == "price_boost"
+    assert cfg.plan_for_price("price_s") is PlanName.STANDARD
+    assert cfg.plan_for_price("price_boost") is None
+    assert cfg.plan_for_price("price_someone_else") is None
+    assert cfg.plan_for_price(None) is None
+
+
+@pytest.mark.parametrize(
+    ("env", "call", "mentions"),
+    [
+        ({"STRIPE_SECRET_KEY": ""}, lambda c: c.require_secret_key(), "STRIPE_SECRET_KEY"),
+        ({"STRIPE_PRICE_PRO": ""}, lambda c: c.price_for(Product.PRO), "STRIPE_PRICE_PRO"),
+        ({"STRIPE_WEBHOOK_SECRET": ""}, lambda c: c.require_webhook_secret(), "WEBHOOK_SECRET"),
+        ({"STRIPE_PRICE_BASIC": ""}, lambda c: c.require_webhook_secret(), "STRIPE_PRICE_BASIC"),
+    ],
+)
+def test_missing_configuration_is_503_naming_the_variable(
+    env: dict[str, str], call: object, mentions: str
+) -> None:
+    cfg = _config(**env)
+    with pytest.raises(ServiceUnavailable) as info:
+        call(cfg)  # type: ignore[operator]
+    assert mentions in info.value.message
+    assert info.value.retry_after is not None
+
+
+# ---------------------------------------------------------------- signatures
+
+
+def test_a_stripe_signed_payload_verifies() -> None:
+    payload = b'{"id": "evt_1"}'
+    verify_signature(payload, sign(payload, SECRET), SECRET)
+    # Stripe may list several v1 signatures during secret rotation.
+    both = sign(payload, "whsec_old") + "," + sign(payload, SECRET).split(",")[1]
+    verify_signature(payload, both, SECRET)
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "garbage",
+        "t=notanumber,v1=abc",
+        f"t={int(time.time())}",
+        sign(b'{"id": "evt_1"}', "whsec_other"),
+        sign(b'{"id": "evt_2"}', SECRET),
+        sign(b'{"id": "evt_1"}', SECRET, int(time.time()) - 301),
+    ],
+)
+def test_bad_missing_or_stale_signatures_are_400(header: str | None) -> None:
+    with pytest.raises(BadRequest) as info:
+        verify_signature(b'{"id": "evt_1"}', header, SECRET)
+    assert info.value.code == "INVALID_SIGNATURE"
+
+
+def test_a_non_utf8_body_is_400_not_500() -> None:
+    body = b"\xff\xfe"
+    with pytest.raises(BadRequest):
+        verify_signature(body, f"t={int(time.time())},v1=00", SECRET)
+
+
+# ---------------------------------------------------------------- event parsing
+
+
+def test_event_parse_reads_id_type_created_and_object() -> None:
+    evt = event("customer.subscription.updated", {"id": "sub_1"}, created=1_700_000_000)
+    parsed = _Event.parse(json.dumps(evt).encode())
+    assert (parsed.type, parsed.obj["id"]) == ("customer.subscription.updated", "sub_1")
+    assert parsed.created == datetime.fromtimestamp(1_700_000_000, UTC)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"[]",
+        b'{"id": "evt_1", "type": "x", "created": 1}',
+        b'{"data": {"object": {}}}',
+    ],
+)
+def test_malformed_events_are_400(payload: bytes) -> None:
+    with pytest.raises(BadRequest) as info:
+        _Event.parse(payload)
+    assert info.value.code in ("INVALID_EVENT",)
+
+
+@pytest.mark.parametrize(
+    ("stripe_status", "ours"),
+    [
+        ("active", "active"),
+        ("trialing", "trialing"),
+        ("past_due", "past_due"),
+        ("unpaid", "past_due"),
+        ("incomplete", "past_due"),
+        ("paused", "past_due"),
+        ("canceled", "canceled"),
+        ("incomplete_expired", "canceled"),
+        ("something_new", "past_due"),
+        (None, "past_due"),
+    ],
+)
+def test_subscription_status_mapping_grants_only_active_and_trialing(
+    stripe_status: str | None, ours: str
+) -> None:
+    assert map_subscription_status(stripe_status) == ours
+
+
+def test_period_end_from_items_or_root() -> None:
+    sub = subscription(customer="cus_1", price="price_b", current_period_end=1_800_000_000)
+    assert _period_end(sub) == datetime.fromtimestamp(1_800_000_000, UTC)
+    legacy = {"id": "sub_1", "current_period_end": 1_800_000_100, "items": {"data": []}}
+    assert _period_end(legacy) == datetime.fromtimestamp(1_800_000_100, UTC)
+    assert _period_end({"id": "sub_1"}) is None
+
+
+def test_invoice_subscription_in_both_api_shapes() -> None:
+    current = invoice(customer="cus_1", subscription_id="sub_9")
+    assert _invoice_subscription(current)[0] == "sub_9"
+    legacy = {"id": "in_1", "customer": "cus_1", "subscription": "sub_8"}
+    assert _invoice_subscription(legacy)[0] == "sub_8"
+    assert _invoice_subscription({"id": "in_2"})[0] is None
+
+
+def _stored(status: str, sub_id: str | None) -> Subscription:
+    now = datetime.now(UTC)
+    return Subscription("u", PlanName.PRO, SubscriptionStatus(status), sub_id, None, now, now)
+
+
+def test_an_ended_old_subscription_never_overwrites_the_current_one() -> None:
+    canceled = SubscriptionStatus.CANCELED
+    assert _skip_subscription_write(_stored("active", "sub_new"), "sub_old", canceled)
+    assert _skip_subscription_write(_stored("active", "sub_new"), "sub_new", canceled) is None
+    assert (
+        _skip_subscription_write(_stored("active", "sub_new"), "sub_x", SubscriptionStatus.ACTIVE)
+        is None
+    )
+    assert _skip_subscription_write(_stored("canceled", "sub_new"), "sub_old", canceled) is None
+    assert _skip_subscription_write(_stored("active", None), "sub_old", canceled) is None
+    assert _skip_subscription_write(None, "sub_old", canceled) is None
+
+
+def test_decode_form_rebuilds_nested_params() -> None:
+    form = "a=1&m%5Bk%5D=v&li%5B0%5D%5Bprice%5D=p&li%5B0%5D%5Bquantity%5D=1&li%5B1%5D%5Bprice%5D=q"
+    assert decode_form(form) == {
+        "a": "1",
+        "m": {"k": "v"},
+        "li": [{"price": "p", "quantity": "1"}, {"price": "q"}],
+    }
+
+
+# ---------------------------------------------------------------- error translation
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeStripe]:
+    with FakeStripe(api_key="sk_test_1") as f:
+        yield f
+
+
+def test_gateway_creates_customers_idempotently_per_user(fake: FakeStripe) -> None:
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    assert gw.create_customer("u1") == gw.create_customer("u1")
+    assert gw.create_customer("u1") != gw.create_customer("u2")
+    keys = [r.headers["idempotency-key"] for r in fake.requests]
+    assert keys[0] == "reel-customer-u1"
+    assert fake.requests[0].headers["authorization"] == "Bearer sk_test_1"
+
+
+@pytest.mark.parametrize(
+    ("status", "type", "reason"),
+    [
+        (500, "api_error", "stripe_error"),
+        (429, "invalid_request_error", "stripe_error"),
+        (400, "invalid_request_error", "stripe_error"),
+        (401, "invalid_request_error", "stripe_auth"),
+        (403, "invalid_request_error", "stripe_auth"),
+    ],
+)
+def test_stripe_errors_become_service_unavailable(
+    fake: FakeStripe, status: int, type: str, reason: str
+) -> None:
+    fake.fail_next(status, type, "secret detail from stripe")
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    with pytest.raises(ServiceUnavailable) as info:
+        gw.create_portal_session("cus_1", "https://app.example.com")
+    assert info.value.details == {"reason": reason}
+    assert "secret detail" not in info.value.message
+    assert info.value.__cause__ is not None
+
+
+def test_an_unreachable_stripe_is_503() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gw = StripeGateway(
+        "sk_test_1", api_base=f"http://127.0.0.1:{port}", timeout_s=2, max_network_retries=0
+    )
+    with pytest.raises(ServiceUnavailable):
+        gw.create_customer("u1")
+
+
+def test_a_session_without_url_is_503(fake: FakeStripe) -> None:
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    with pytest.raises(ServiceUnavailable):
+        gw.create_checkout_session({"mode": "setup", "ui_mode": "embedded_page"})

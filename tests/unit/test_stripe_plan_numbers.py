@@ -1,0 +1,165 @@
+"""``shared/billing/plans.py`` stays the only place plan numbers live.
+
+The numbers are read from the plan table itself (so the check follows a price change)
+and searched in the code of ``shared/`` and ``functions/`` (tests and docs may quote
+them). To be meaningful without being flaky:
+
+- a price is distinctive (595, 1995, 3995 cents; 5.95, 19.95, 39.95 dollars): any such
+  literal outside docstrings is a copy of the table;
+- a monthly generation limit (60, 300, 900) is an everyday number (seconds, TTLs), so it
+  counts only where it is bound to a plan-ish name (``generations``, ``quota``,
+  ``monthly``, ``per_month``, ``plan``) — as an assignment, keyword, dict key or
+  comparison — or when all of them appear together in one module.
+
+The detector is tested on snippets below, so an always-green scan cannot hide.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from shared.billing.plans import BOOST_PRICE_CENTS, PLANS
+
+ROOT = Path(__file__).resolve().parents[2]
+PLANS_FILE = ROOT / "shared" / "billing" / "plans.py"
+
+PRICES_CENTS = frozenset({p.price_cents for p in PLANS.values()} | {BOOST_PRICE_CENTS})
+PRICES_DOLLARS = frozenset(c / 100 for c in PRICES_CENTS)
+PRICE_TEXT = re.compile(
+    "|".join(rf"(?<![\d.]){re.escape(f'{c / 100:.2f}')}(?![\d])" for c in sorted(PRICES_CENTS))
+)
+MONTHLY_LIMITS = frozenset(p.generations_per_month for p in PLANS.values())
+PLANISH = re.compile(r"generation|quota|monthly|per_month|plan", re.IGNORECASE)
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    ids: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                ids.add(id(body[0].value))
+    return ids
+
+
+def _name(node: ast.AST | None) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return ""
+
+
+def _is_limit(node: ast.AST | None) -> bool:
+    return (
+        isinstance(node, ast.Constant) and type(node.value) is int and node.value in MONTHLY_LIMITS
+    )
+
+
+def plan_number_violations(source: str, filename: str = "<snippet>") -> list[str]:
+    """Each plan number found in ``source``, as ``file:line: why``."""
+    tree = ast.parse(source, filename)
+    docs = _docstrings(tree)
+    found: list[str] = []
+
+    def flag(node: ast.AST, why: str) -> None:
+        found.append(f"{filename}:{getattr(node, 'lineno', 0)}: {why}")
+
+    limits_seen: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and id(node) not in docs:
+            value = node.value
+            if type(value) is int and value in PRICES_CENTS:
+                flag(node, f"price {value} (cents)")
+            elif type(value) is float and value in PRICES_DOLLARS:
+                flag(node, f"price {value}")
+            elif isinstance(value, str) and PRICE_TEXT.search(value):
+                flag(node, f"price in text {value!r}")
+            if type(value) is int and value in MONTHLY_LIMITS:
+                limits_seen.add(value)
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = " ".join(_name(t) for t in targets)
+            if PLANISH.search(names) and _contains_limit(node.value):
+                flag(node, f"monthly limit bound to {names!r}")
+        elif isinstance(node, ast.keyword):
+            if node.arg and PLANISH.search(node.arg) and _is_limit(node.value):
+                flag(node.value, f"monthly limit passed as {node.arg}=")
+        elif isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values, strict=True):
+                if PLANISH.search(_name(key)) and _is_limit(value):
+                    flag(value, f"monthly limit under key {_name(key)!r}")
+        elif isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(PLANISH.search(_name(o)) for o in operands) and any(map(_is_limit, operands)):
+                flag(node, "monthly limit compared with a plan value")
+    if limits_seen == MONTHLY_LIMITS:
+        found.append(f"{filename}: every monthly limit {sorted(MONTHLY_LIMITS)} appears")
+    return found
+
+
+def _contains_limit(node: ast.AST | None) -> bool:
+    return node is not None and any(_is_limit(n) for n in ast.walk(node))
+
+
+def _code_files() -> list[Path]:
+    files = [*(ROOT / "shared").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+    return sorted(f for f in files if f.resolve() != PLANS_FILE)
+
+
+def test_plan_numbers_live_only_in_plans_py() -> None:
+    files = _code_files()
+    assert len(files) > 20  # the scan really looked at the code base
+    violations = [
+        v
+        for f in files
+        for v in plan_number_violations(f.read_text("utf-8"), str(f.relative_to(ROOT)))
+    ]
+    assert violations == [], "plan numbers outside shared/billing/plans.py:\n" + "\n".join(
+        violations
+    )
+
+
+def test_the_plan_table_itself_would_be_flagged() -> None:
+    assert plan_number_violations(PLANS_FILE.read_text("utf-8"), "plans.py")
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "PRICE_CENTS = 1995",
+        "charge(amount=3995)",
+        "label = 'Pro, $39.95 a month'",
+        "price = 5.95",
+        "GENERATIONS_PER_MONTH = 300",
+        "Plan(generations_per_month=900)",
+        "limits = {'basic_quota': 60}",
+        "if monthly_used >= 900:\n    pass",
+        "MONTHLY = {PlanName.BASIC: 60}",
+        "caps = (60, 300, 900)",
+    ],
+)
+def test_detector_flags_copies_of_the_table(snippet: str) -> None:
+    assert plan_number_violations(snippet)
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "SIGNATURE_TOLERANCE_S = 300",
+        "ttl_s = 60",
+        "def f():\n    '''Pro costs $19.95 a month (SPEC §2).'''\n    return 900",
+        "retry_after = 300",
+        "plan = get_plan(name)\nlimit = plan.generations_per_month",
+        "version = '19.950'",
+        "timeout(seconds=60)",
+    ],
+)
+def test_detector_ignores_everyday_numbers(snippet: str) -> None:
+    assert plan_number_violations(snippet) == []
