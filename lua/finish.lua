@@ -3,10 +3,11 @@
 --
 -- KEYS[1] user semaphore          KEYS[2] provider semaphore     KEYS[3] lease record
 -- KEYS[4] refund marker           KEYS[5] monthly counter        KEYS[6] full-regen counter
--- KEYS[7] idempotency record
+-- KEYS[7] idempotency record      KEYS[8] the draft's regen cooldown
 -- ARGV[1] lease id                ARGV[2] "1" refund, "0" release only
 -- ARGV[3] "1" full regeneration   ARGV[4] refund marker EXPIREAT, epoch s
 -- ARGV[5] fingerprint whose pending record to drop | "" (leave it)
+-- ARGV[6] "1" clear the cooldown (abort of a regeneration that never ran), else "0"
 --
 -- Reply: {refunded (0|1), members_released (count), idempotency_dropped (0|1)}
 
@@ -22,5 +23,8 @@ local released = release_lease({KEYS[1], KEYS[2]}, KEYS[3], ARGV[1])
 local dropped = 0
 if ARGV[5] ~= '' then
   dropped = idem_drop_pending(KEYS[7], ARGV[5])
+end
+if ARGV[6] == '1' then
+  redis.call('DEL', KEYS[8])
 end
 return {refunded, released, dropped}

@@ -32,7 +32,13 @@ from shared.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from shared.observability.logging import bind, log_event, new_request_id, resolve_request_id
+from shared.observability.logging import (
+    annotate,
+    bind,
+    log_event,
+    new_request_id,
+    resolve_request_id,
+)
 
 if TYPE_CHECKING:
     import flask
@@ -253,7 +259,7 @@ def _authenticate(route: Route, req: flask.Request, container: Container) -> Pri
 
 def _handle(
     function: str, req: flask.Request, container: Container, request_id: str
-) -> tuple[ApiResponse, Route | None, Principal | None]:
+) -> tuple[ApiResponse, Route]:
     from shared.api.routes import routes_for
 
     route, params = _match(routes_for(function), req.path, req.method)
@@ -271,8 +277,8 @@ def _handle(
         principal=principal,
         url=req.url,
     )
-    with bind(user_id=principal.user_id if principal else None):
-        return route.resolve()(api_req, container), route, principal
+    annotate(user_id=principal.user_id if principal else None)
+    return route.resolve()(api_req, container), route
 
 
 def dispatch(
@@ -287,7 +293,6 @@ def dispatch(
     c = container or get_container()
     cors = _cors_headers(req.headers.get("Origin"), c.settings.cors_allowed_origins)
     route: Route | None = None
-    principal: Principal | None = None
     code: str | None = None
     try:
         request_id = resolve_request_id(req.headers.get("X-Request-Id"))
@@ -302,7 +307,7 @@ def dispatch(
             if req.method == "OPTIONS":
                 resp = _preflight(cors, req)
             else:
-                resp, route, principal = _handle(function, req, c, request_id)
+                resp, route = _handle(function, req, c, request_id)
         except InternalError as exc:
             # Its message may carry driver text (Redis/Postgres errors): log it, never send it.
             _log.error(
@@ -326,7 +331,6 @@ def dispatch(
             route=route.pattern if route else None,
             status=resp.status,
             code=code,
-            user_id=principal.user_id if principal else None,
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
         )
         if (code and resp.status == 429) or code == "PROVIDER_BUSY":

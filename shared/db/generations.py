@@ -222,6 +222,22 @@ class PgGenerations:
             message=message[:ERROR_MESSAGE_MAX],
         )
 
+    def fail_and_forget_key(
+        self, generation_id: UUID, code: str, message: str, now: datetime
+    ) -> bool:
+        """Mark failed AND drop its Idempotency-Key: a request that ended in a 5xx before
+        anything was queued must not pin its key (a retry creates a fresh generation)."""
+        return self._move(
+            "status = 'failed', completed_at = CAST(:now AS timestamptz), "
+            "error_code = :code, error_message = :message, "
+            "idempotency_scope = NULL, idempotency_key = NULL, request_fingerprint = NULL",
+            "status IN ('queued', 'running')",
+            generation_id,
+            now=now,
+            code=code[:ERROR_CODE_MAX],
+            message=message[:ERROR_MESSAGE_MAX],
+        )
+
     def find_stuck(
         self, older_than: datetime, limit: int, running_before: datetime | None = None
     ) -> list[Generation]:

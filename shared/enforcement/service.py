@@ -110,17 +110,21 @@ class Enforcer:
 
     def abort(self, ticket: AdmissionTicket) -> bool:
         """Undo an admission (any failure after it): refund, release, drop the pending key."""
-        return self._finish(ticket.lease, ticket.charge, ticket.idempotency)
+        return self._finish(ticket.lease, ticket.charge, ticket.idempotency, ticket.draft_id)
 
     def finish(self, lease: LeaseRef, charge: ChargeRef | None = None) -> bool:
         """End a job: refund ``charge`` (exactly once) and release ``lease``, in one call."""
         return self._finish(lease, charge, None)
 
     def _finish(
-        self, lease: LeaseRef, charge: ChargeRef | None, idem: IdempotencyRef | None
+        self,
+        lease: LeaseRef,
+        charge: ChargeRef | None,
+        idem: IdempotencyRef | None,
+        draft_id: str | None = None,
     ) -> bool:
-        keys = finish_keys(self._keys, lease, charge, idem)
-        reply = self._redis.run("finish", keys, finish_args(lease, charge, idem))
+        keys = finish_keys(self._keys, lease, charge, idem, draft_id)
+        reply = self._redis.run("finish", keys, finish_args(lease, charge, idem, draft_id))
         return bool(int(reply[0]))
 
     def release(self, lease: LeaseRef) -> bool:

@@ -159,6 +159,7 @@ class AdmissionTicket:
     hourly: Meter
     lease_expires_at: datetime
     idempotency: IdempotencyRef | None = None
+    draft_id: str | None = None  # a regeneration's draft: its cooldown is undone by abort
 
 
 @dataclass(frozen=True, slots=True)

@@ -263,6 +263,7 @@ def _ticket(reply: Sequence[Any], req: AdmissionRequest) -> AdmissionTicket:
         hourly=Meter(int(reply[4]), int(reply[5]), hour_end(req.now)),
         lease_expires_at=from_epoch_ms(int(reply[8])),
         idempotency=idem,
+        draft_id=req.draft_id if req.scope is not Scope.CREATE else None,
     )
 
 
@@ -363,7 +364,11 @@ def lease_sem_keys(keys: Keys, lease: LeaseRef) -> list[str]:
 
 
 def finish_keys(
-    keys: Keys, lease: LeaseRef, charge: ChargeRef | None, idem: IdempotencyRef | None
+    keys: Keys,
+    lease: LeaseRef,
+    charge: ChargeRef | None,
+    idem: IdempotencyRef | None,
+    draft_id: str | None = None,
 ) -> list[str]:
     """KEYS of ``finish.lua`` (unused slots still name real keys of this user)."""
     month = month_key_from_label(charge.month) if charge else "000000"
@@ -376,11 +381,15 @@ def finish_keys(
         keys.gen_used(user, month),
         keys.full_regen_used(user, month),
         idem_key,
+        keys.regen_cooldown(user, draft_id or "-"),
     ]
 
 
 def finish_args(
-    lease: LeaseRef, charge: ChargeRef | None, idem: IdempotencyRef | None
+    lease: LeaseRef,
+    charge: ChargeRef | None,
+    idem: IdempotencyRef | None,
+    draft_id: str | None = None,
 ) -> list[str]:
     """ARGV of ``finish.lua``."""
     return [
@@ -389,6 +398,7 @@ def finish_args(
         "1" if charge and charge.scope is Scope.REGEN_FULL else "0",
         str(refund_marker_expireat_s(charge.month)) if charge else "0",
         idem.fingerprint if idem else "",
+        "1" if draft_id else "0",
     ]
 
 

@@ -27,6 +27,7 @@ from shared.errors import BadRequest
 __all__ = [
     "REDACTED",
     "JsonFormatter",
+    "annotate",
     "bind",
     "configure_logging",
     "context_fields",
@@ -114,6 +115,16 @@ def bind(**fields: str | None) -> Iterator[None]:
         yield
     finally:
         _ctx.reset(token)
+
+
+def annotate(**fields: str | None) -> None:
+    """Add fields to the CURRENT context in place (visible to the enclosing request's
+    closing log line, unlike ``bind`` whose fields end with its block)."""
+    current = _ctx.get(None)
+    if current is None:
+        _ctx.set({k: v for k, v in fields.items() if v is not None})
+        return
+    current.update({k: v for k, v in fields.items() if v is not None})
 
 
 class JsonFormatter(logging.Formatter):

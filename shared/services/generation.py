@@ -32,7 +32,7 @@ from shared.enforcement import (
     enforce_or_throw,
 )
 from shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
-from shared.observability.logging import bind, log_event
+from shared.observability.logging import annotate, log_event
 from shared.queue.base import QueuePort
 from shared.queue.jobs import JobPayload
 
@@ -142,7 +142,9 @@ def _enqueue_and_answer(
         deps.queue.enqueue(job)
     except ServiceUnavailable:
         with deps.db.uow() as uow:
-            uow.generations.mark_failed(gen.id, ENQUEUE_FAILED, "The job could not be queued.", now)
+            uow.generations.fail_and_forget_key(
+                gen.id, ENQUEUE_FAILED, "The job could not be queued.", now
+            )
             uow.commit()
         raise
     log_event(_log, "job_queued", generation_id=str(gen.id), kind=gen.kind.value)
@@ -182,7 +184,8 @@ def create(
     if isinstance(outcome, StoredResponse):
         return outcome, True
     ticket = outcome
-    with bind(generation_id=generation_id), _undo_on_failure(deps, ticket):
+    annotate(generation_id=generation_id)
+    with _undo_on_failure(deps, ticket):
         try:
             with deps.db.uow() as uow:
                 uow.users.ensure(user_id)
@@ -328,7 +331,8 @@ def regenerate(
         if scope is Scope.REGEN_TARGETED
         else GenerationKind.REGEN_FULL
     )
-    with bind(generation_id=generation_id), _undo_on_failure(deps, ticket):
+    annotate(generation_id=generation_id)
+    with _undo_on_failure(deps, ticket):
         try:
             with deps.db.uow() as uow:
                 gen = _insert_generation(

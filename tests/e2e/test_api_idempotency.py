@@ -125,16 +125,7 @@ def test_key_still_in_flight_is_409_then_replays(
     "fault",
     [
         "insert",
-        pytest.param(
-            "enqueue",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="an enqueue failure leaves the key on the failed generation row "
-                "(generations_idempotency_key): the retry replays that dead generation "
-                "(202 'queued', Idempotent-Replayed) instead of queueing a new one; the fix "
-                "needs a PgGenerations method to clear the key (shared/db)",
-            ),
-        ),
+        "enqueue",
     ],
 )
 def test_a_5xx_does_not_pin_its_key(

@@ -9,8 +9,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import pytest
-
 from shared.bootstrap import Container
 from shared.clock import utcnow
 from shared.db import GenerationKind
@@ -314,11 +312,6 @@ def test_failed_enqueue_refunds_releases_and_fails_the_generation(
     a.wait(r.json()["generation_id"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Enforcer.abort (lua/finish.lua) leaves the per-draft regen cooldown that the "
-    "undone admission set: retrying a 503 after its Retry-After gets 429 COOLDOWN_ACTIVE",
-)
 def test_retry_after_a_failed_regen_enqueue_is_not_blocked_by_the_cooldown(
     api: Callable[..., Api],
     container: Container,

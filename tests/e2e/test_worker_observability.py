@@ -173,12 +173,6 @@ def test_no_brief_output_token_or_key_in_any_log_line(
         assert not [line for line in captured.lines if fragment in line], what
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="shared/api/http.py: request_finished is logged after the service's "
-    "bind(generation_id=...) has ended, so the API's canonical line for a create does not "
-    "name the generation it queued (job_queued does)",
-)
 def test_create_request_finished_line_names_the_generation(
     flow: Callable[[], dict[str, Any]], captured: _JsonLines
 ) -> None:

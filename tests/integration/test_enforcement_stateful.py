@@ -305,6 +305,9 @@ def build_machine(redis_port: RedisPort, prefix: str) -> type[RuleBasedStateMach
             gen = self.pick(data)
             want = self.model_refund(gen)
             self.model_release(gen)
+            if gen.ticket.draft_id is not None:
+                # An undone regeneration never ran: its cooldown goes with it.
+                self.cooldowns.pop((gen.user, gen.ticket.draft_id), None)
             assert self.enforcer.abort(gen.ticket) == want
 
         @rule(user=st.sampled_from(USERS))

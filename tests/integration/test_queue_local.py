@@ -214,7 +214,7 @@ def test_close_stops_threads_and_refuses_new_jobs(open_queues: list[LocalQueue])
         queue = start_queue(open_queues, stub.url)
         queue.enqueue(make_job())
         assert queue.join_idle(5)
-        threads = [t for t in threading.enumerate() if t.name.startswith("reel-local-queue")]
+        threads = list(queue._threads)  # this queue's own threads, not other tests' queues
         assert threads
         queue.close()
     assert not any(t.is_alive() for t in threads)
