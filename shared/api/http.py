@@ -207,9 +207,11 @@ def _read_body(req: flask.Request) -> bytes:
     return body
 
 
-def _check_media_type(req: flask.Request, body: bytes) -> None:
+def _check_media_type(req: flask.Request, body: bytes, route: Route) -> None:
     if req.method not in _BODY_METHODS:
         return
+    if not body and route.request_model is None:
+        return  # a bodiless POST (e.g. the billing portal) needs no Content-Type
     if req.mimetype != "application/json":
         raise UnsupportedMediaType()
     charset = req.mimetype_params.get("charset")
@@ -264,7 +266,7 @@ def _handle(
 
     route, params = _match(routes_for(function), req.path, req.method)
     body = _read_body(req)
-    _check_media_type(req, body)
+    _check_media_type(req, body, route)
     principal = _authenticate(route, req, container)
     api_req = ApiRequest(
         method=req.method,

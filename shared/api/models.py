@@ -27,11 +27,13 @@ __all__ = [
     "AcceptedResponse",
     "AdminBoostRequest",
     "AdminSubscriptionRequest",
+    "AssetQuery",
     "AssetContent",
     "AssetListResponse",
     "AssetResponse",
     "AssetStatus",
     "CheckoutRequest",
+    "CostsQuery",
     "CostsResponse",
     "CreateAssetRequest",
     "CreateRequest",
@@ -206,6 +208,36 @@ class AdminBoostRequest(_Strict):
 
 class CheckoutRequest(_Strict):
     product: Literal["basic", "standard", "pro", "pro_boost"]
+
+
+# ---- query strings (here, not in the handlers, so the route table and OpenAPI see them) --
+
+
+class AssetQuery(BaseModel):
+    """Query string of GET /v1/library/assets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    platform: Platform | None = None
+    status: AssetStatus | None = None
+    tags: str | None = Field(None, max_length=20 * 41)
+    q: str | None = Field(None, max_length=200)
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=1024)
+
+    def tag_list(self) -> tuple[str, ...]:
+        if not self.tags:
+            return ()
+        return tuple(t.strip().lower() for t in self.tags.split(",") if t.strip())
+
+
+class CostsQuery(BaseModel):
+    """Query string of GET /v1/admin/costs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    month: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
+    group_by: Literal["user", "plan"] = "user"
 
 
 # ---- responses -------------------------------------------------------------------

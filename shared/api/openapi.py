@@ -19,14 +19,48 @@ from shared.api.routes import ROUTES
 __all__ = ["build_openapi"]
 
 _REF = "#/components/schemas/{model}"
-_ERRORS = {
+_ERROR_TEXT = {
     "400": "Malformed input (INVALID_JSON, INVALID_CURSOR, INVALID_REQUEST_ID)",
     "401": "UNAUTHENTICATED",
+    "402": "SUBSCRIPTION_REQUIRED",
+    "403": "FORBIDDEN / PLAN_FEATURE_UNAVAILABLE",
     "404": "NOT_FOUND",
+    "409": "IDEMPOTENCY_IN_PROGRESS / GENERATION_IN_PROGRESS",
+    "412": "PRECONDITION_FAILED (If-Match)",
+    "413": "PAYLOAD_TOO_LARGE",
+    "415": "UNSUPPORTED_MEDIA_TYPE",
     "422": "VALIDATION_FAILED / IDEMPOTENCY_KEY_REUSED",
     "429": "A limit was reached (Retry-After)",
+    "500": "INTERNAL",
     "503": "SERVICE_UNAVAILABLE / PROVIDER_BUSY (Retry-After)",
 }
+# Every operation can meet a bad X-Request-Id (400), an unknown id (404), a bug (500) and
+# an unreachable Redis/Postgres/Stripe (503); the rest depend on what the route takes.
+_ALWAYS = ("400", "404", "500", "503")
+_BY_OPERATION = {
+    "create": ("402", "403", "429"),
+    "regenerate": ("402", "403", "409", "429"),
+    "patch_draft": ("412",),
+    "checkout": ("409",),
+}
+
+
+def _error_statuses(route: Any) -> list[str]:
+    """The documented error statuses of ``route`` (sorted)."""
+    statuses = set(_ALWAYS) | set(_BY_OPERATION.get(route.handler.rsplit(":", 1)[1], ()))
+    if route.auth in ("bearer", "admin"):
+        statuses.add("401")
+    if route.auth == "admin":
+        statuses.add("403")
+    if route.method in ("POST", "PATCH", "PUT"):
+        statuses |= {"413", "415"}
+    if route.request_model is not None or route.query_model is not None or route.idempotent:
+        statuses.add("422")
+    if route.method == "GET" and route.auth != "none":
+        statuses.add("422")  # query strings are validated too (unknown or bad parameters)
+    if route.idempotent:
+        statuses |= {"409", "422"}
+    return sorted(statuses)
 
 
 def _models() -> list[type[BaseModel]]:
@@ -38,7 +72,28 @@ def _models() -> list[type[BaseModel]]:
     return list(found.values())
 
 
-def _operation(route: Any, schemas: dict[str, Any]) -> dict[str, Any]:
+def _query_params(route: Any, defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """One ``in: query`` parameter per field of the route's query model."""
+    if route.query_model is None:
+        return []
+    model = defs[route.query_model.__name__]
+    required = set(model.get("required", []))
+    return [
+        {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
+        for name, prop in model["properties"].items()
+    ]
+
+
+def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
+    """``X | None`` as just ``X``: a query parameter is absent or a string, never null."""
+    branches = [b for b in prop.get("anyOf", []) if b.get("type") != "null"]
+    if len(branches) != 1:
+        return prop
+    rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+    return {**rest, **branches[0]}
+
+
+def _operation(route: Any, schemas: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.handler.rsplit(":", 1)[1],
         "summary": route.summary,
@@ -49,6 +104,7 @@ def _operation(route: Any, schemas: dict[str, Any]) -> dict[str, Any]:
         {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
         for n in re.findall(r"\{(\w+)\}", route.pattern)
     ]
+    params += _query_params(route, defs)
     if route.idempotent:
         params.append(
             {"name": "Idempotency-Key", "in": "header", "required": False,
@@ -66,8 +122,8 @@ def _operation(route: Any, schemas: dict[str, Any]) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": schemas[route.response_model.__name__]}}
     op["responses"][str(route.status)] = ok
     error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}}
-    for status, text in _ERRORS.items():
-        op["responses"][status] = {"description": text, "content": error}
+    for status in _error_statuses(route):
+        op["responses"][status] = {"description": _ERROR_TEXT[status], "content": error}
     if route.auth in ("bearer", "admin"):
         op["security"] = [{"bearer": []}]
     else:
@@ -87,7 +143,8 @@ def build_openapi() -> dict[str, Any]:
     schemas = {model.__name__: schema for (model, _), schema in refs.items()}
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
-        paths.setdefault(route.pattern, {})[route.method.lower()] = _operation(route, schemas)
+        op = _operation(route, schemas, defs.get("$defs", {}))
+        paths.setdefault(route.pattern, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",
         "info": {"title": "Reel Content API", "version": "1.0.0"},

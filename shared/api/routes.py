@@ -82,6 +82,7 @@ ROUTES: tuple[Route, ...] = (
         "library",
         summary="Search the library (keyset pagination)",
         response_model=m.AssetListResponse,
+        query_model=m.AssetQuery,
     ),
     Route(
         "GET",
@@ -117,6 +118,7 @@ ROUTES: tuple[Route, ...] = (
         auth="admin",
         summary="Token cost by user or plan for a month",
         response_model=m.CostsResponse,
+        query_model=m.CostsQuery,
     ),
     Route(
         "POST",

@@ -492,8 +492,9 @@ class StripeBilling:
     def _ensure_customer(self, user_id: str) -> str:
         """The user's Stripe customer id, created on the first checkout only.
 
-        Race guard: the user row is the truth. A concurrent first checkout that stored a
-        customer between our read and our write wins and we use its id; Stripe's
+        Race guard: the user row is the truth. ``claim_stripe_customer`` stores ours only
+        if none is stored yet (a conditional UPDATE), so a concurrent first checkout that
+        got there first wins and we use its id; Stripe's
         idempotency key (derived from the user id) makes both racers get the same
         customer anyway, so no second customer is kept on our side or billed on Stripe's.
         No transaction is held open across the Stripe call.
@@ -505,11 +506,10 @@ class StripeBilling:
             return user.stripe_customer_id
         created = self.gateway.create_customer(user_id)
         with self._db.uow() as uow:
-            current = uow.users.get(user_id)
-            if current is not None and current.stripe_customer_id:
-                return current.stripe_customer_id
-            uow.users.set_stripe_customer(user_id, created)
+            stored = uow.users.claim_stripe_customer(user_id, created)
             uow.commit()
+        if stored != created:
+            return stored or created
         log_event(_log, "stripe_customer_created", customer=created)
         return created
 

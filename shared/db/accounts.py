@@ -68,6 +68,21 @@ class PgUsers:
         )
         return _user(rows[0]) if rows else None
 
+    def claim_stripe_customer(self, user_id: str, customer_id: str) -> str | None:
+        """Store ``customer_id`` only if the user has none yet; return the one stored.
+
+        The conditional UPDATE is the race guard: two first checkouts can never leave
+        the user pointing at two customers. None when the user does not exist.
+        """
+        self._s.run(
+            "UPDATE users SET stripe_customer_id = :c "
+            "WHERE id = :id AND stripe_customer_id IS NULL",
+            id=user_id,
+            c=customer_id,
+        )
+        user = self.get(user_id)
+        return user.stripe_customer_id if user else None
+
     def by_stripe_customer(self, customer_id: str) -> User | None:
         rows = self._s.run(
             f"SELECT {_USER_COLS} FROM users WHERE stripe_customer_id = :c", c=customer_id

@@ -240,8 +240,11 @@ def run_job(deps: WorkerDeps, job: JobPayload, attempt: int = 0) -> JobResult:
                 enqueue_to_start_ms=_ms(started, gen.created_at),
             )
             return _execute(deps, gen, started)
-        finally:
-            deps.enforcer.release(_lease(gen))  # idempotent; covers every exit
+        except BaseException:
+            # Every normal exit of _execute has released already (success and failure
+            # both do it before the status is visible); an exception must not leak the slot.
+            deps.enforcer.release(_lease(gen))
+            raise
 
 
 def _execute(deps: WorkerDeps, gen: Generation, started: datetime) -> JobResult:

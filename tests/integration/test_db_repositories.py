@@ -514,3 +514,19 @@ def test_unique_violations_outside_the_known_ones_are_internal(db: Database) -> 
             _generation(uow, owner, draft_id, id=gen_id)
         assert not isinstance(info.value, ServiceUnavailable | DraftBusy | IdempotencyConflict)
         assert getattr(info.value, "constraint", None) == "generations_pkey"
+
+
+def test_claim_stripe_customer_keeps_the_first(database_url: str) -> None:
+    import secrets
+
+    from shared.db import Database
+
+    db = Database(database_url)
+    user = f"u-{secrets.token_hex(5)}"
+    with db.uow() as uow:
+        uow.users.ensure(user)
+        assert uow.users.claim_stripe_customer(user, "cus_first") == "cus_first"
+        assert uow.users.claim_stripe_customer(user, "cus_second") == "cus_first"
+        assert uow.users.claim_stripe_customer("nobody-" + user, "cus_x") is None
+        uow.commit()
+    db.close()

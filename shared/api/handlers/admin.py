@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING
 
 from shared.api.http import ApiRequest, ApiResponse
-from shared.api.models import AdminBoostRequest, AdminSubscriptionRequest
+from shared.api.models import AdminBoostRequest, AdminSubscriptionRequest, CostsQuery
 from shared.billing.plans import PlanName
 from shared.db import SubscriptionStatus
 from shared.services.render import rfc3339
@@ -16,13 +14,6 @@ if TYPE_CHECKING:
     from shared.bootstrap import Container
 
 __all__ = ["CostsQuery", "get_costs", "grant_boost", "set_subscription"]
-
-
-class CostsQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    month: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
-    group_by: Literal["user", "plan"] = "user"
 
 
 def set_subscription(req: ApiRequest, c: Container) -> ApiResponse:

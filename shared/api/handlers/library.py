@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from shared.api.handlers.common import idempotency_key, stored
 from shared.api.http import ApiRequest, ApiResponse
-from shared.api.models import CreateAssetRequest
-from shared.db import AssetStatus, Platform
+from shared.api.models import AssetQuery, CreateAssetRequest
 from shared.services import library as service
 from shared.services.render import asset_json
 
@@ -17,24 +14,6 @@ if TYPE_CHECKING:
     from shared.bootstrap import Container
 
 __all__ = ["AssetQuery", "create_asset", "list_assets"]
-
-
-class AssetQuery(BaseModel):
-    """Query string of GET /v1/library/assets."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    platform: Platform | None = None
-    status: AssetStatus | None = None
-    tags: str | None = Field(None, max_length=20 * 41)
-    q: str | None = Field(None, max_length=200)
-    limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=1024)
-
-    def tag_list(self) -> tuple[str, ...]:
-        if not self.tags:
-            return ()
-        return tuple(t.strip().lower() for t in self.tags.split(",") if t.strip())
 
 
 def create_asset(req: ApiRequest, c: Container) -> ApiResponse:
