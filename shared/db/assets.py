@@ -20,6 +20,8 @@ from shared.errors import ValidationFailed
 __all__ = ["MAX_PAGE_SIZE", "PgAssets", "search_query"]
 
 MAX_PAGE_SIZE: Final = 100
+RARE_MATCHES: Final = 2000
+"""Below this many matches a search reads its matches (GIN) instead of walking the library."""
 # A search is an AND of word prefixes; more words than this add cost, not precision.
 _MAX_SEARCH_WORDS: Final = 16
 # Words are cut to this length: still a valid prefix, far below tsquery's 2 KiB lexeme cap.
@@ -163,7 +165,9 @@ class PgAssets:
             if cursor
             else None
         )
-        sql, params = _list_sql(owner_id, binding, wanted_tags, search_query(q), after, limit)
+        tsquery = search_query(q)
+        rare = tsquery is not None and self._rare_match(owner_id, tsquery)
+        sql, params = _list_sql(owner_id, binding, wanted_tags, tsquery, after, limit, rare)
         items = [_asset(r) for r in self._s.run(sql, **params)]
         if len(items) <= limit:
             return AssetPage(tuple(items), None)
@@ -176,6 +180,24 @@ class PgAssets:
         )
         return AssetPage(tuple(items[:limit]), token)
 
+    def _rare_match(self, owner_id: str, tsquery: str) -> bool:
+        """Whether ``tsquery`` matches fewer than ``RARE_MATCHES`` of the owner's assets.
+
+        Postgres cannot estimate prefix queries (``word:*``) and always walks the
+        newest-first index, filtering every row: fine for common words (a page fills
+        fast), a full scan of the library for rare or absent ones (measured: 52 ms at
+        100k assets). This bounded count through the GIN index (stops at the cap) lets
+        rare searches read only their matches instead.
+        """
+        rows = self._s.run(
+            "SELECT count(*) FROM (SELECT 1 FROM assets WHERE owner_id = :o "
+            "AND search @@ to_tsquery('simple', :tsq) LIMIT CAST(:cap AS int)) m",
+            o=owner_id,
+            tsq=tsquery,
+            cap=RARE_MATCHES,
+        )
+        return int(rows[0][0]) < RARE_MATCHES
+
 
 def _list_sql(
     owner_id: str,
@@ -184,6 +206,7 @@ def _list_sql(
     tsquery: str | None,
     after: Keyset | None,
     limit: int,
+    rare: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """The listing query: fixed SQL fragments only; every value is a parameter."""
     where = ["owner_id = :owner"]
@@ -205,8 +228,12 @@ def _list_sql(
         where.append("(created_at, id) < (CAST(:after_t AS timestamptz), CAST(:after_id AS uuid))")
         params["after_t"] = after.created_at
         params["after_id"] = str(after.id)
-    sql = (
-        f"SELECT {_COLS} FROM assets WHERE {' AND '.join(where)} "
-        "ORDER BY created_at DESC, id DESC LIMIT CAST(:n AS int)"
-    )
-    return sql, params
+    order = "ORDER BY created_at DESC, id DESC LIMIT CAST(:n AS int)"
+    if rare:
+        # Few matches: collect them through the GIN index, then sort just those.
+        sql = (
+            f"WITH m AS MATERIALIZED (SELECT {_COLS} FROM assets WHERE {' AND '.join(where)}) "
+            f"SELECT * FROM m {order}"
+        )
+        return sql, params
+    return f"SELECT {_COLS} FROM assets WHERE {' AND '.join(where)} {order}", params
