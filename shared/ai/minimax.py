@@ -440,6 +440,10 @@ class MiniMaxClient:
         )
 
 
+_RATE_LIMIT_CODES: Final = frozenset({1002, 1039, 1041, 2045, 2056})
+"""MiniMax base_resp codes that mean "rate limited" (REFERENCE.md)."""
+
+
 def _log(attempt: int, reply: Reply, *, latency_ms: int) -> None:
     level = logging.INFO if reply.kind == "ok" else logging.WARNING
     logger.log(
@@ -453,11 +457,27 @@ def _log(attempt: int, reply: Reply, *, latency_ms: int) -> None:
         latency_ms,
         " timed_out" if reply.timed_out else "",
         extra={
-            "ai_attempt": attempt,
-            "ai_outcome": reply.kind,
-            "ai_http_status": reply.status,
-            "ai_base_code": reply.base_code,
-            "ai_trace_id": reply.trace_id,
-            "ai_latency_ms": latency_ms,
+            "fields": {
+                "event": "provider_attempt",
+                "attempt": attempt,
+                "outcome": reply.kind,
+                "http_status": reply.status,
+                "base_code": reply.base_code,
+                "provider_trace_id": reply.trace_id,
+                "latency_ms": latency_ms,
+            }
         },
     )
+    if reply.status == 429 or reply.base_code in _RATE_LIMIT_CODES:
+        # Counted by the log-based metric provider_rate_limited (terraform/monitoring.tf).
+        logger.warning(
+            "provider_rate_limited",
+            extra={
+                "fields": {
+                    "event": "provider_rate_limited",
+                    "http_status": reply.status,
+                    "base_code": reply.base_code,
+                    "attempt": attempt,
+                }
+            },
+        )

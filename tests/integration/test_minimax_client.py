@@ -471,7 +471,9 @@ def test_logs_hold_no_prompt_output_or_key(
         client.generate(job(brief=brief), deadline=soon())
 
     records = [r for r in caplog.records if r.name.startswith("reel.ai")]
-    assert len(records) == 5
+    events = [r.__dict__["fields"]["event"] for r in records]
+    assert events.count("provider_attempt") == 5
+    assert events.count("provider_rate_limited") == 1  # the 429, counted by a log metric
     everything = caplog.text + " ".join(str(r.__dict__) for r in caplog.records)
     everything += str(info.value) + repr(info.value)
     for secret in (API_KEY, "BRIEF-MARKER", "OUTPUT-MARKER", "PROSE-MARKER", "TITLE-MARKER"):
