@@ -252,8 +252,6 @@ def _execute(deps: WorkerDeps, gen: Generation, started: datetime) -> JobResult:
     try:
         result = deps.llm.generate(_build_job(deps, gen), deadline=deadline)
     except ProviderError as exc:
-        if exc.code == "PROVIDER_RATE_LIMITED" or exc.status == 429:
-            log_event(_log, "provider_rate_limited", code=exc.code)
         moved = fail_generation(
             deps, gen, exc.code, exc.message,
             prompt_tokens=exc.prompt_tokens, completion_tokens=exc.completion_tokens,
