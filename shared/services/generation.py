@@ -157,27 +157,30 @@ def _enqueue_and_answer(
     return response
 
 
-def create(
+def _submit(
     deps: GenerationDeps,
     *,
     user_id: str,
-    req: CreateRequest,
-    raw_body: Mapping[str, Any],
+    scope: Scope,
+    variants: int,
+    params: Mapping[str, Any],
+    draft_id: uuid.UUID | None,
+    new_draft: Callable[[UnitOfWork], uuid.UUID] | None,
+    fp: str,
     idem_key: str | None,
     request_id: str,
 ) -> tuple[StoredResponse, bool]:
-    """Admit, store draft + queued generation, enqueue. Returns (response, replayed)."""
+    """The shared pipeline: admit → one transaction → enqueue, undone on any failure."""
     now = deps.now()
     generation_id = str(uuid.uuid4())
-    fp = fingerprint("create", raw_body)
     outcome = _admit(
         deps,
         user_id=user_id,
-        scope=Scope.CREATE,
+        scope=scope,
         generation_id=generation_id,
         now=now,
-        variants=req.variants,
-        draft_id=None,
+        variants=variants,
+        draft_id=str(draft_id) if draft_id else None,
         idem_key=idem_key,
         body_fingerprint=fp,
     )
@@ -188,24 +191,55 @@ def create(
     with _undo_on_failure(deps, ticket):
         try:
             with deps.db.uow() as uow:
-                uow.users.ensure(user_id)
-                draft = uow.drafts.create(
-                    user_id,
-                    title=req.title,
-                    brief=req.brief,
-                    platform=req.platform,
-                    tone=req.tone,
-                    duration_seconds=req.duration_seconds,
-                    language=req.language,
-                )
+                target = new_draft(uow) if new_draft is not None else draft_id
+                if target is None:
+                    raise ValueError("a generation needs a draft")
                 gen = _insert_generation(
-                    uow, ticket, generation_id, draft.id, GenerationKind.CREATE,
-                    req.variants, {}, request_id, idem_key, fp, now,
+                    uow, ticket, generation_id, target, GenerationKind(scope.value),
+                    variants, params, request_id, idem_key, fp, now,
                 )  # fmt: skip
                 uow.commit()
         except IdempotencyConflict:
-            return _replay_from_db(deps, ticket, user_id, Scope.CREATE, idem_key, fp), True
+            return _replay_from_db(deps, ticket, user_id, scope, idem_key, fp), True
         return _enqueue_and_answer(deps, gen, ticket, request_id, now), False
+
+
+def create(
+    deps: GenerationDeps,
+    *,
+    user_id: str,
+    req: CreateRequest,
+    raw_body: Mapping[str, Any],
+    idem_key: str | None,
+    request_id: str,
+) -> tuple[StoredResponse, bool]:
+    """Admit, store draft + queued generation, enqueue. Returns (response, replayed)."""
+
+    def new_draft(uow: UnitOfWork) -> uuid.UUID:
+        uow.users.ensure(user_id)
+        draft = uow.drafts.create(
+            user_id,
+            title=req.title,
+            brief=req.brief,
+            platform=req.platform,
+            tone=req.tone,
+            duration_seconds=req.duration_seconds,
+            language=req.language,
+        )
+        return draft.id
+
+    return _submit(
+        deps,
+        user_id=user_id,
+        scope=Scope.CREATE,
+        variants=req.variants,
+        params={},
+        draft_id=None,
+        new_draft=new_draft,
+        fp=fingerprint("create", raw_body),
+        idem_key=idem_key,
+        request_id=request_id,
+    )
 
 
 def _insert_generation(
@@ -307,39 +341,16 @@ def regenerate(
     request_id: str,
 ) -> tuple[StoredResponse, bool]:
     """Targeted or full regeneration of a draft. Returns (response, replayed)."""
-    now = deps.now()
-    generation_id = str(uuid.uuid4())
-    fp = fingerprint("regenerate", raw_body)
     draft_id, variants, params = _resolve_regen(deps, user_id, req)
-    scope = Scope.REGEN_TARGETED if req.mode == "targeted" else Scope.REGEN_FULL
-    outcome = _admit(
+    return _submit(
         deps,
         user_id=user_id,
-        scope=scope,
-        generation_id=generation_id,
-        now=now,
+        scope=Scope.REGEN_TARGETED if req.mode == "targeted" else Scope.REGEN_FULL,
         variants=variants,
-        draft_id=str(draft_id),
+        params=params,
+        draft_id=draft_id,
+        new_draft=None,
+        fp=fingerprint("regenerate", raw_body),
         idem_key=idem_key,
-        body_fingerprint=fp,
+        request_id=request_id,
     )
-    if isinstance(outcome, StoredResponse):
-        return outcome, True
-    ticket = outcome
-    kind = (
-        GenerationKind.REGEN_TARGETED
-        if scope is Scope.REGEN_TARGETED
-        else GenerationKind.REGEN_FULL
-    )
-    annotate(generation_id=generation_id)
-    with _undo_on_failure(deps, ticket):
-        try:
-            with deps.db.uow() as uow:
-                gen = _insert_generation(
-                    uow, ticket, generation_id, draft_id, kind, variants, params,
-                    request_id, idem_key, fp, now,
-                )  # fmt: skip
-                uow.commit()
-        except IdempotencyConflict:
-            return _replay_from_db(deps, ticket, user_id, scope, idem_key, fp), True
-        return _enqueue_and_answer(deps, gen, ticket, request_id, now), False

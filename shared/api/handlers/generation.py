@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
 
 from shared.api.handlers.common import idempotency_key, path_uuid, stored
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import CreateRequest, RegenerateRequest
 from shared.db import GenerationStatus
+from shared.enforcement import StoredResponse
 from shared.errors import NotFound
 from shared.services import generation as service
 from shared.services.render import generation_json
@@ -29,30 +33,29 @@ def _deps(c: Container) -> service.GenerationDeps:
     )
 
 
-def create(req: ApiRequest, c: Container) -> ApiResponse:
-    body = req.parse(CreateRequest)
-    response, replayed = service.create(
+def _submit(
+    req: ApiRequest,
+    c: Container,
+    model: type[BaseModel],
+    run: Callable[..., tuple[StoredResponse, bool]],
+) -> ApiResponse:
+    response, replayed = run(
         _deps(c),
         user_id=req.user_id,
-        req=body,
+        req=req.parse(model),
         raw_body=req.json(),
         idem_key=idempotency_key(req),
         request_id=req.request_id,
     )
     return stored(response, replayed)
+
+
+def create(req: ApiRequest, c: Container) -> ApiResponse:
+    return _submit(req, c, CreateRequest, service.create)
 
 
 def regenerate(req: ApiRequest, c: Container) -> ApiResponse:
-    body = req.parse(RegenerateRequest)
-    response, replayed = service.regenerate(
-        _deps(c),
-        user_id=req.user_id,
-        req=body,
-        raw_body=req.json(),
-        idem_key=idempotency_key(req),
-        request_id=req.request_id,
-    )
-    return stored(response, replayed)
+    return _submit(req, c, RegenerateRequest, service.regenerate)
 
 
 def get_generation(req: ApiRequest, c: Container) -> ApiResponse:
