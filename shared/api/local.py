@@ -45,6 +45,14 @@ def build_app() -> Any:
             cache[name] = getattr(module, spec.entry_point if spec else "health")
         return cache[name](flask.request)
 
+    def unrouted(_exc: Exception) -> flask.Response:
+        # Flask's own router refused the request (a path with a newline escapes
+        # ``<path:path>``; a method outside the list): our wrapper answers it, in the SPEC
+        # error shape, instead of Flask's HTML page.
+        return route(flask.request.path)
+
+    app.register_error_handler(404, unrouted)
+    app.register_error_handler(405, unrouted)
     return app
 
 

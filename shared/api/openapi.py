@@ -108,7 +108,7 @@ def _operation(route: Any, schemas: dict[str, Any], defs: dict[str, Any]) -> dic
     if route.idempotent:
         params.append(
             {"name": "Idempotency-Key", "in": "header", "required": False,
-             "schema": {"type": "string", "minLength": 1, "maxLength": 255}}
+             "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"}}
         )  # fmt: skip
     if params:
         op["parameters"] = params
