@@ -28,9 +28,8 @@ from shared.billing.plans import Lane, PlanName
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from shared.db import SubscriptionStatus
-from shared.db.connection import connect, parse_database_url
 from shared.db.migrate import migrate
-from shared.devservers import tcp_reachable
+from shared.devservers import create_database, drop_database, tcp_reachable
 from shared.enforcement import AdmissionKind, AdmissionRequest, LeaseRef, Scope
 from shared.queue.jobs import JobPayload
 
@@ -225,25 +224,6 @@ class _Servers:
                 stop()
 
 
-def _create_database(admin_url: str) -> str:
-    name = f"reel_bench_{secrets.token_hex(6)}"
-    conn = connect(admin_url)
-    try:
-        conn.run(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
-    return parse_database_url(admin_url).with_database(name).url()
-
-
-def _drop_database(admin_url: str, url: str) -> None:
-    name = parse_database_url(url).database
-    conn = connect(admin_url)
-    try:
-        conn.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
-
-
 def _delete_prefix(redis_url: str, prefix: str) -> int:
     client = redis.Redis.from_url(redis_url)
     deleted = 0
@@ -266,7 +246,7 @@ def bench_env() -> Iterator[BenchEnv]:
     """Everything the benchmarks need; torn down (database dropped, keys deleted) after."""
     servers = _Servers()
     prefix = f"bench{secrets.token_hex(4)}"
-    database_url = _create_database(servers.admin_url)
+    database_url = create_database(servers.admin_url, "reel_bench")
     server: LocalServer | None = None
     container: Container | None = None
     try:
@@ -313,6 +293,6 @@ def bench_env() -> Iterator[BenchEnv]:
         with contextlib.suppress(Exception):
             _delete_prefix(servers.redis_url, prefix)
         try:
-            _drop_database(servers.admin_url, database_url)
+            drop_database(servers.admin_url, database_url)
         finally:
             servers.stop()

@@ -115,9 +115,7 @@ def main() -> int:
         print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
         return 1
     finally:
-        queue = container._built.get("queue")
-        if queue is not None and hasattr(queue, "close"):
-            queue.close()
+        container.close()
         server.stop()
     print("\nDemo finished: every step succeeded.")
     return 0

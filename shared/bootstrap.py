@@ -86,6 +86,17 @@ class Container:
     def now(self) -> datetime:
         return self.clock.now()
 
+    def built(self, name: str) -> Any:
+        """The adapter called ``name`` if it was built (or given), else None; never builds."""
+        return self._built.get(name)
+
+    def close(self) -> None:
+        """Stop the local queue's threads and close pooled connections that were built."""
+        for name in ("queue", "db"):
+            closer = getattr(self._built.get(name), "close", None)
+            if callable(closer):
+                closer()
+
     @property
     def database_url(self) -> str:
         def build() -> str:

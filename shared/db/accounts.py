@@ -55,6 +55,11 @@ class PgUsers:
             raise LookupError(f"user {user_id!r} vanished while being ensured")
         return existing
 
+    def touch(self, user_id: str) -> None:
+        """Make sure the user row exists, in one statement (``ensure`` when the row is
+        not needed: every create pays for this, and ``ensure`` costs a second SELECT)."""
+        self._s.run("INSERT INTO users (id) VALUES (:id) ON CONFLICT (id) DO NOTHING", id=user_id)
+
     def get(self, user_id: str) -> User | None:
         rows = self._s.run(f"SELECT {_USER_COLS} FROM users WHERE id = :id", id=user_id)
         return _user(rows[0]) if rows else None

@@ -216,7 +216,7 @@ def create(
     """Admit, store draft + queued generation, enqueue. Returns (response, replayed)."""
 
     def new_draft(uow: UnitOfWork) -> uuid.UUID:
-        uow.users.ensure(user_id)
+        uow.users.touch(user_id)
         draft = uow.drafts.create(
             user_id,
             title=req.title,

@@ -28,7 +28,7 @@ IDEMPOTENCY_SCOPE = "library_assets"
 
 def _store(db: Database, user_id: str, req: CreateAssetRequest, idem_key: str | None) -> Asset:
     with db.uow() as uow:
-        uow.users.ensure(user_id)
+        uow.users.touch(user_id)
         if req.raw is not None and req.platform is not None and req.title is not None:
             content = VariantContent(
                 req.raw.hook, req.raw.script, req.raw.caption, tuple(req.raw.hashtags)

@@ -51,9 +51,7 @@ def container(settings: Settings) -> Iterator[Container]:
     c = Container(settings)
     set_container(c)
     yield c
-    queue = c._built.get("queue")
-    if queue is not None and hasattr(queue, "close"):
-        queue.close()
+    c.close()
     set_container(None)
 
 

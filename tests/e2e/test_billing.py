@@ -55,7 +55,7 @@ def _stripe_env(base_env: dict[str, str], fake: FakeStripe, **extra: str) -> dic
 
 
 def _close(c: Container) -> None:
-    db = c._built.get("db")
+    db = c.built("db")
     if db is not None:
         db.close()
 

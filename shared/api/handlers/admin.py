@@ -19,7 +19,7 @@ __all__ = ["CostsQuery", "get_costs", "grant_boost", "set_subscription"]
 def set_subscription(req: ApiRequest, c: Container) -> ApiResponse:
     body = req.parse(AdminSubscriptionRequest)
     with c.db.uow() as uow:
-        uow.users.ensure(body.user_id)
+        uow.users.touch(body.user_id)
         if body.plan is None:
             uow.subscriptions.cancel(body.user_id)
         else:
@@ -32,7 +32,7 @@ def set_subscription(req: ApiRequest, c: Container) -> ApiResponse:
 def grant_boost(req: ApiRequest, c: Container) -> ApiResponse:
     body = req.parse(AdminBoostRequest)
     with c.db.uow() as uow:
-        uow.users.ensure(body.user_id)
+        uow.users.touch(body.user_id)
         expires_at = uow.boosts.extend(body.user_id, c.now(), body.days)
         uow.commit()
     c.enforcer.invalidate_plan(body.user_id)
