@@ -8,6 +8,8 @@
 -- ARGV[3] "1" full regeneration   ARGV[4] refund marker EXPIREAT, epoch s
 -- ARGV[5] fingerprint whose pending record to drop | "" (leave it)
 -- ARGV[6] "1" clear the cooldown (abort of a regeneration that never ran), else "0"
+-- ARGV[7] claim number of the finishing delivery | "" (no fence): a newer claim than this
+--         one holds the lease, so nothing is refunded or released
 --
 -- Reply: {refunded (0|1), members_released (count), idempotency_dropped (0|1)}
 
@@ -15,6 +17,9 @@
 --#include refund
 --#include idempotency
 
+if lease_superseded(KEYS[3], ARGV[7]) then
+  return {0, 0, 0}
+end
 local refunded = 0
 if ARGV[2] == '1' then
   refunded = refund_once(KEYS[4], KEYS[5], KEYS[6], ARGV[3], ARGV[4])

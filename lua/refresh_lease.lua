@@ -5,12 +5,17 @@
 -- KEYS[1] user semaphore      KEYS[2] provider semaphore      KEYS[3] lease record
 -- ARGV[1] time offset, ms     ARGV[2] lease id                ARGV[3] lease TTL, ms
 -- ARGV[4] user concurrency limit, slots                       ARGV[5] provider cap, slots
+-- ARGV[6] claim number of the refreshing delivery | "" (no fence); stored in the record
 --
 -- Reply: {"held", expires_ms} | {"reacquired", expires_ms} | {"busy", code, limit, in_use}
+--        | {"superseded"} (a newer claim owns the lease; nothing written)
 
 --#include clock
 --#include semaphore
 
+if lease_superseded(KEYS[3], ARGV[6]) then
+  return {'superseded'}
+end
 local now = now_ms(ARGV[1])
 local id, ttl = ARGV[2], tonumber(ARGV[3])
 local expires = now + ttl
@@ -32,5 +37,8 @@ end
 sem_add(KEYS[1], id, expires, now)
 sem_add(KEYS[2], id, expires, now)
 redis.call('HSET', KEYS[3], 'user_sem', KEYS[1], 'provider_sem', KEYS[2], 'expires_ms', expires)
+if ARGV[6] ~= nil and ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[3], 'attempt', ARGV[6])
+end
 redis.call('PEXPIRE', KEYS[3], ttl + 3600000)
 return {status, expires}

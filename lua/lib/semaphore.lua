@@ -14,6 +14,16 @@ local function sem_add(key, member, expires_ms, now)
   redis.call('PEXPIRE', key, math.max(1, tonumber(last[2]) - now + 1000))
 end
 
+-- True when a newer claim than `attempt` (the worker's claim number; "" = no fence) owns
+-- the lease: a paused, taken-over delivery must neither release nor refresh it. A record
+-- without an attempt (admitted, never refreshed by a claim) counts as claim 0.
+local function lease_superseded(lease_key, attempt)
+  if attempt == nil or attempt == '' then
+    return false
+  end
+  return tonumber(redis.call('HGET', lease_key, 'attempt') or '0') > tonumber(attempt)
+end
+
 -- Remove a lease from every semaphore it may hold and drop its record. Idempotent.
 local function release_lease(sem_keys, lease_key, member)
   local removed = 0

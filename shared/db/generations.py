@@ -34,6 +34,11 @@ ERROR_MESSAGE_MAX: Final = 500  # schema.sql bound on generations.error_message
 ERROR_CODE_MAX: Final = 64
 
 
+def _fence(attempt: int | None) -> str:
+    """The claim guard of a terminal move; None: whichever claim (tests, seeding)."""
+    return "" if attempt is None else " AND attempts = CAST(:attempt AS int)"
+
+
 def _generation(row: list[Any]) -> Generation:
     return Generation(
         id=row[0],
@@ -185,41 +190,67 @@ class PgGenerations:
             now=now,
         )
 
-    def claim(self, generation_id: UUID, now: datetime, stale_before: datetime) -> bool:
-        """Take the job: queued → running, or take over a running one whose worker died.
+    def claim(self, generation_id: UUID, now: datetime, stale_before: datetime) -> int | None:
+        """Take the job and return its claim number (the new ``attempts``); None if lost.
 
-        A running generation whose ``started_at`` is before ``stale_before`` (the max job
-        runtime ago) has lost its worker; a redelivery may claim it again. Exactly one
-        concurrent caller wins (conditional UPDATE).
+        queued → running, or take over a running one whose worker died: its ``started_at``
+        is before ``stale_before`` (the max job runtime ago). Exactly one concurrent caller
+        wins (conditional UPDATE). Every later write of the winning delivery is fenced on
+        the number returned, so a paused earlier delivery can no longer finish the job.
         """
-        return self._move(
-            "status = 'running', started_at = CAST(:now AS timestamptz), attempts = attempts + 1",
-            "(status = 'queued' OR "
-            "(status = 'running' AND started_at < CAST(:stale AS timestamptz)))",
-            generation_id,
+        rows = self._s.run(
+            "UPDATE generations SET status = 'running', started_at = CAST(:now AS timestamptz), "
+            "attempts = attempts + 1 WHERE id = CAST(:id AS uuid) AND (status = 'queued' OR "
+            "(status = 'running' AND started_at < CAST(:stale AS timestamptz))) "
+            "RETURNING attempts",
+            id=str(generation_id),
             now=now,
             stale=stale_before,
         )
+        return int(rows[0][0]) if rows else None
 
-    def mark_succeeded(self, generation_id: UUID, now: datetime) -> bool:
-        """running → succeeded; False if it was not running."""
+    def unclaim(self, generation_id: UUID, attempt: int) -> bool:
+        """running → queued while ``attempt`` is still the claim (its slots were taken)."""
         return self._move(
-            "status = 'succeeded', completed_at = CAST(:now AS timestamptz)",
-            "status = 'running'",
+            "status = 'queued', started_at = NULL",
+            "status = 'running' AND attempts = CAST(:attempt AS int)",
             generation_id,
-            now=now,
+            attempt=attempt,
         )
 
-    def mark_failed(self, generation_id: UUID, code: str, message: str, now: datetime) -> bool:
-        """queued | running → failed with an error; False if already terminal."""
+    def mark_succeeded(
+        self, generation_id: UUID, now: datetime, *, attempt: int | None = None
+    ) -> bool:
+        """running → succeeded; False if it was not running or (``attempt`` given) another
+        claim holds it. The UPDATE locks the row: a take-over waits for this transaction."""
+        return self._move(
+            "status = 'succeeded', completed_at = CAST(:now AS timestamptz)",
+            "status = 'running'" + _fence(attempt),
+            generation_id,
+            now=now,
+            attempt=attempt,
+        )
+
+    def mark_failed(
+        self,
+        generation_id: UUID,
+        code: str,
+        message: str,
+        now: datetime,
+        *,
+        attempt: int | None = None,
+    ) -> bool:
+        """queued | running → failed with an error; False if already terminal or
+        (``attempt`` given) another claim holds it."""
         return self._move(
             "status = 'failed', completed_at = CAST(:now AS timestamptz), "
             "error_code = :code, error_message = :message",
-            "status IN ('queued', 'running')",
+            "status IN ('queued', 'running')" + _fence(attempt),
             generation_id,
             now=now,
             code=code[:ERROR_CODE_MAX],
             message=message[:ERROR_MESSAGE_MAX],
+            attempt=attempt,
         )
 
     def fail_and_forget_key(

@@ -41,6 +41,7 @@ from shared.enforcement.wire import (
     Seeds,
     admission_args,
     admission_keys,
+    fence_arg,
     finish_args,
     finish_keys,
     hour_expireat_s,
@@ -113,7 +114,8 @@ class Enforcer:
         return self._finish(ticket.lease, ticket.charge, ticket.idempotency, ticket.draft_id)
 
     def finish(self, lease: LeaseRef, charge: ChargeRef | None = None) -> bool:
-        """End a job: refund ``charge`` (exactly once) and release ``lease``, in one call."""
+        """End a job: refund ``charge`` (exactly once) and release ``lease``, in one call;
+        a fenced ``lease`` that a newer claim owns does neither."""
         return self._finish(lease, charge, None)
 
     def _finish(
@@ -137,7 +139,8 @@ class Enforcer:
         return bool(int(reply))
 
     def refresh_lease(self, lease: LeaseRef, plan: PlanName) -> LeaseStatus:
-        """Extend a lease still held, or re-take an expired one if ``plan``'s caps allow."""
+        """Extend a lease still held, or re-take an expired one if ``plan``'s caps allow;
+        a fenced ``lease`` records its claim, or is ``superseded`` by a newer one."""
         keys = [*lease_sem_keys(self._keys, lease), self._keys.lease(lease.lease_id)]
         args: list[str | int] = [
             self.time_offset_ms,
@@ -145,6 +148,7 @@ class Enforcer:
             self._lease_ttl_ms,
             PLANS[plan].concurrent_jobs,
             self._provider_caps[lease.lane],
+            fence_arg(lease),
         ]
         return parse_refresh(self._redis.run("refresh_lease", keys, args))
 
@@ -253,9 +257,11 @@ class Enforcer:
         return self._acquire(key, lease_id, self._provider_caps[lane])
 
     def release_concurrency(self, lease: LeaseRef) -> int:
-        """Remove ``lease`` from both semaphores; the number of slots freed (0, 1 or 2)."""
+        """Remove ``lease`` from both semaphores; the number of slots freed (0, 1 or 2).
+        A fenced ``lease`` frees nothing once a newer claim owns it."""
         keys = [self._keys.lease(lease.lease_id), *lease_sem_keys(self._keys, lease)]
-        return int(self._redis.run("semaphore_release", keys, [lease.lease_id]))
+        args = [lease.lease_id, fence_arg(lease)]
+        return int(self._redis.run("semaphore_release", keys, args))
 
     def check_and_set_regen_cooldown(
         self, user_id: str, draft_id: str, *, now: datetime | None = None

@@ -105,13 +105,19 @@ class AdmissionRequest:
 
 @dataclass(frozen=True, slots=True)
 class LeaseRef:
-    """Everything needed to release a lease (the generation id is the lease id)."""
+    """Everything needed to release a lease (the generation id is the lease id).
+
+    ``attempt`` is the worker delivery's claim number (``generations.attempts``): refresh,
+    release and finish then act only while no newer claim owns the lease (fencing,
+    DESIGN §5). ``None`` (the API's own admission and abort) is not fenced.
+    """
 
     lease_id: str
     user_id: str
     provider: str
     model: str
     lane: Lane
+    attempt: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +214,8 @@ class IdempotencyState:
 
 @dataclass(frozen=True, slots=True)
 class LeaseStatus:
-    """``held`` (extended), ``reacquired`` (had expired, taken again) or ``busy``."""
+    """``held`` (extended), ``reacquired`` (had expired, taken again), ``busy`` or
+    ``superseded`` (a newer claim owns it)."""
 
     state: str
     expires_at: datetime | None = None
@@ -218,7 +225,12 @@ class LeaseStatus:
     @property
     def ok(self) -> bool:
         """True when the job may run."""
-        return self.state != "busy"
+        return self.state in ("held", "reacquired")
+
+    @property
+    def superseded(self) -> bool:
+        """A newer claim of the same job owns the lease (this delivery was taken over)."""
+        return self.state == "superseded"
 
 
 @dataclass(frozen=True, slots=True)

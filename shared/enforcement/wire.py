@@ -52,6 +52,7 @@ __all__ = [
     "admission_args",
     "admission_keys",
     "epoch_ms",
+    "fence_arg",
     "finish_args",
     "finish_keys",
     "from_epoch_ms",
@@ -301,6 +302,8 @@ def parse_refresh(reply: Sequence[Any]) -> LeaseStatus:
     """The typed reply of ``refresh_lease.lua``."""
     if reply[0] == "busy":
         return LeaseStatus("busy", code=str(reply[1]), retry_after_s=CONCURRENCY_RETRY_AFTER_S)
+    if reply[0] == "superseded":
+        return LeaseStatus("superseded")
     return LeaseStatus(str(reply[0]), expires_at=from_epoch_ms(int(reply[1])))
 
 
@@ -399,7 +402,13 @@ def finish_args(
         str(refund_marker_expireat_s(charge.month)) if charge else "0",
         idem.fingerprint if idem else "",
         "1" if draft_id else "0",
+        fence_arg(lease),
     ]
+
+
+def fence_arg(lease: LeaseRef) -> str:
+    """The claim-number argument of the lease scripts ("" = not fenced)."""
+    return "" if lease.attempt is None else str(lease.attempt)
 
 
 def refund_keys(keys: Keys, charge: ChargeRef) -> list[str]:

@@ -8,6 +8,13 @@ exactly-once/idempotent in Redis. Leases are released — and a failure refunded
 the terminal status becomes visible, so a client polling ``succeeded``/``failed`` can
 start its next job at once and already sees its usage corrected. The provider call
 happens outside any transaction.
+
+Fencing: a take-over makes two live deliveries of one job possible (the old one paused,
+not dead). The claim returns a number (``attempts``); each terminal transaction starts
+with an UPDATE guarded by it, which also locks the row until the refund/release that
+follow are done and the commit lands; the lease record stores the claim, and refresh and
+release of an older claim are refused in Redis. So a delivery that was taken over can
+neither finish the job nor free the slots its successor holds.
 """
 
 from __future__ import annotations
@@ -74,8 +81,10 @@ class WorkerDeps:
     lease_ttl_s: int
 
 
-def _lease(gen: Generation) -> LeaseRef:
-    return LeaseRef(str(gen.id), gen.owner_id, gen.provider, gen.model, Lane(gen.lane))
+def _lease(gen: Generation, attempt: int | None) -> LeaseRef:
+    return LeaseRef(
+        str(gen.id), gen.owner_id, gen.provider, gen.model, Lane(gen.lane), attempt=attempt
+    )
 
 
 def _charge(gen: Generation) -> ChargeRef:
@@ -145,27 +154,33 @@ def fail_generation(
     code: str,
     message: str,
     *,
+    attempt: int,
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
 ) -> bool:
-    """Refund (once) + release, THEN mark failed with a non-billable ledger row."""
-    deps.enforcer.finish(_lease(gen), _charge(gen))
+    """Fail claim ``attempt`` of ``gen``: refund (once) + release, then the failed status and
+    a non-billable ledger row; False (nothing done) when it ended or a newer claim holds it.
+    """
     now = deps.now()
     with deps.db.uow() as uow:
-        moved = uow.generations.mark_failed(gen.id, code, message, now)
-        if moved:
-            uow.ledger.record(_ledger(gen, prompt_tokens, completion_tokens, gen.model, False))
+        # The fenced UPDATE comes first and locks the row, so a take-over's claim waits for
+        # our commit: the refund and release below can only hit the claim we examined.
+        # They run last, right before the commit makes the status visible (SPEC §5).
+        if not uow.generations.mark_failed(gen.id, code, message, now, attempt=attempt):
+            return False
+        uow.ledger.record(_ledger(gen, prompt_tokens, completion_tokens, gen.model, False))
+        deps.enforcer.finish(_lease(gen, attempt), _charge(gen))
         uow.commit()
-    if moved:
-        log_event(
-            _log, "job_failed", level=logging.WARNING, generation_id=str(gen.id), code=code,
-            enqueue_to_complete_ms=_ms(now, gen.created_at),
-        )  # fmt: skip
-    return moved
+    log_event(
+        _log, "job_failed", level=logging.WARNING, generation_id=str(gen.id), code=code,
+        enqueue_to_complete_ms=_ms(now, gen.created_at),
+    )  # fmt: skip
+    return True
 
 
-def _succeed(deps: WorkerDeps, gen: Generation, result: Completion, started: datetime) -> bool:
-    deps.enforcer.release(_lease(gen))  # before the status is visible (SPEC §5 ordering)
+def _succeed(
+    deps: WorkerDeps, gen: Generation, result: Completion, started: datetime, attempt: int
+) -> bool:
     source_id = gen.params.get("source_variant_id")
     rows = [
         NewVariant(i, _db_content(v), uuid.UUID(str(source_id)) if source_id else None)
@@ -173,38 +188,68 @@ def _succeed(deps: WorkerDeps, gen: Generation, result: Completion, started: dat
     ]
     now = deps.now()
     with deps.db.uow() as uow:
+        # Fenced and first, like fail_generation: variants and the ledger row are written
+        # only by the claim that moves the status, in the same transaction.
+        if not uow.generations.mark_succeeded(gen.id, now, attempt=attempt):
+            return False
         uow.variants.add_many(gen.id, gen.draft_id, rows)
-        moved = uow.generations.mark_succeeded(gen.id, now)
-        if moved:
-            uow.ledger.record(
-                _ledger(gen, result.prompt_tokens, result.completion_tokens, result.model, True)
-            )
-            uow.commit()
-    if moved:
-        log_event(
-            _log, "job_completed", generation_id=str(gen.id), variants=len(rows),
-            attempts=result.attempts, provider_trace_id=result.trace_id,
-            enqueue_to_start_ms=_ms(started, gen.created_at),
-            start_to_complete_ms=_ms(now, started),
-            enqueue_to_complete_ms=_ms(now, gen.created_at),
-        )  # fmt: skip
-    return moved
+        uow.ledger.record(
+            _ledger(gen, result.prompt_tokens, result.completion_tokens, result.model, True)
+        )
+        deps.enforcer.release(_lease(gen, attempt))  # before the commit (SPEC §5 ordering)
+        uow.commit()
+    log_event(
+        _log, "job_completed", generation_id=str(gen.id), variants=len(rows),
+        attempts=result.attempts, provider_trace_id=result.trace_id,
+        enqueue_to_start_ms=_ms(started, gen.created_at),
+        start_to_complete_ms=_ms(now, started),
+        enqueue_to_complete_ms=_ms(now, gen.created_at),
+    )  # fmt: skip
+    return True
 
 
-def _claim(deps: WorkerDeps, gen: Generation) -> datetime | None:
-    """The claim time; None when the job ended since ``gen`` was read; 503 when held."""
+def _running_elsewhere() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The job is running elsewhere.", retry_after=RUNNING_ELSEWHERE_RETRY_S
+    )
+
+
+def _claim(deps: WorkerDeps, gen: Generation) -> tuple[datetime, int] | None:
+    """(claim time, claim number); None when the job ended since ``gen`` was read; 503 when
+    another delivery holds it inside its runtime."""
     now = deps.now()
     stale_before = now - timedelta(seconds=deps.max_job_runtime_s)
     with deps.db.uow() as uow:
-        claimed = uow.generations.claim(gen.id, now, stale_before)
-        current = None if claimed else uow.generations.get_any(gen.id)
+        attempt = uow.generations.claim(gen.id, now, stale_before)
+        current = None if attempt is not None else uow.generations.get_any(gen.id)
         uow.commit()
-    if claimed:
-        return now
+    if attempt is not None:
+        return now, attempt
     if current is None or current.is_terminal:
         return None
     # Another delivery holds it (still inside its runtime): let QStash come back later.
-    raise ServiceUnavailable("The job is running elsewhere.", retry_after=RUNNING_ELSEWHERE_RETRY_S)
+    raise _running_elsewhere()
+
+
+def _take_lease(deps: WorkerDeps, gen: Generation, claim: int) -> None:
+    """Extend (or re-take) the slots for ``claim`` and record it in the lease record. When
+    they cannot be had, hand the claim back so a redelivery can take the job at once."""
+    try:
+        status = deps.enforcer.refresh_lease(_lease(gen, claim), gen.plan)
+    except BaseException:
+        _unclaim(deps, gen, claim)
+        raise
+    if status.superseded:
+        raise _running_elsewhere()  # a take-over claimed after us; our claim is void
+    if not status.ok:
+        _unclaim(deps, gen, claim)
+        enforce_lease(status)
+
+
+def _unclaim(deps: WorkerDeps, gen: Generation, claim: int) -> None:
+    with deps.db.uow() as uow:
+        uow.generations.unclaim(gen.id, claim)
+        uow.commit()
 
 
 def run_job(deps: WorkerDeps, job: JobPayload, attempt: int = 0) -> JobResult:
@@ -221,45 +266,51 @@ def run_job(deps: WorkerDeps, job: JobPayload, attempt: int = 0) -> JobResult:
         if gen.is_terminal:
             log_event(_log, "job_ignored", reason=JobResult.ALREADY_TERMINAL.value)
             return JobResult.ALREADY_TERMINAL
-        enforce_lease(deps.enforcer.refresh_lease(_lease(gen), gen.plan))
-        # Outside the try: when another delivery holds the job, the lease is that
-        # delivery's (lease id = generation id) and releasing it here would free a slot
-        # still in use. A job that ended meanwhile released its own lease already.
-        started = _claim(deps, gen)
-        if started is None:
-            # It ended after our first read. Its worker released its lease, so anything
-            # the refresh above re-took is ours to give back (else held until the TTL).
-            deps.enforcer.release(_lease(gen))
+        # Claim first, then the lease: the lease record learns the claim number, so a
+        # delivery this one takes over can no longer release or refresh our slots.
+        claimed = _claim(deps, gen)
+        if claimed is None:
             log_event(_log, "job_ignored", reason=JobResult.ALREADY_TERMINAL.value)
             return JobResult.ALREADY_TERMINAL
+        started, claim = claimed
+        _take_lease(deps, gen, claim)
         try:
             log_event(
                 _log,
                 "job_started",
                 attempt=attempt,
+                claim=claim,
                 enqueue_to_start_ms=_ms(started, gen.created_at),
             )
-            return _execute(deps, gen, started)
+            return _execute(deps, gen, started, claim)
         except BaseException:
-            # Every normal exit of _execute has released already (success and failure
-            # both do it before the status is visible); an exception must not leak the slot.
-            deps.enforcer.release(_lease(gen))
+            # Every normal exit of _execute has released already; an exception must not
+            # leak the slot. Fenced: once taken over, the slots are the live delivery's.
+            deps.enforcer.release(_lease(gen, claim))
             raise
 
 
-def _execute(deps: WorkerDeps, gen: Generation, started: datetime) -> JobResult:
+def _execute(deps: WorkerDeps, gen: Generation, started: datetime, claim: int) -> JobResult:
     deadline = time.monotonic() + deps.max_job_runtime_s
     try:
         result = deps.llm.generate(_build_job(deps, gen), deadline=deadline)
     except ProviderError as exc:
         moved = fail_generation(
-            deps, gen, exc.code, exc.message,
+            deps, gen, exc.code, exc.message, attempt=claim,
             prompt_tokens=exc.prompt_tokens, completion_tokens=exc.completion_tokens,
         )  # fmt: skip
-        return JobResult.FAILED if moved else JobResult.ALREADY_TERMINAL
-    # Not moved: the sweeper (or the failure callback) ended it while the provider ran.
-    moved = _succeed(deps, gen, result, started)
-    return JobResult.SUCCEEDED if moved else JobResult.ALREADY_TERMINAL
+        outcome = JobResult.FAILED
+    else:
+        moved = _succeed(deps, gen, result, started, claim)
+        outcome = JobResult.SUCCEEDED
+    if moved:
+        return outcome
+    # Our claim ended while the provider ran: the sweeper or the failure callback ended
+    # it (and released), or a take-over claimed it. Give back only what this claim still
+    # holds (a refresh may have re-taken slots after the job ended); the fenced release
+    # leaves a newer claim's slots alone.
+    deps.enforcer.release(_lease(gen, claim))
+    return JobResult.ALREADY_TERMINAL
 
 
 def _running_inside_runtime(deps: WorkerDeps, gen: Generation) -> bool:
@@ -284,7 +335,9 @@ def handle_failure_callback(deps: WorkerDeps, job: JobPayload) -> bool:
             # not on the job: the delivery that holds it decides, or the sweeper later.
             log_event(_log, "failure_callback_ignored", reason="running")
             return False
-        return fail_generation(deps, gen, "DELIVERY_FAILED", "The job could not be delivered.")
+        return fail_generation(
+            deps, gen, "DELIVERY_FAILED", "The job could not be delivered.", attempt=gen.attempts
+        )
 
 
 def sweep(deps: WorkerDeps, limit: int = 100) -> int:
@@ -303,6 +356,8 @@ def sweep(deps: WorkerDeps, limit: int = 100) -> int:
     failed = 0
     for gen in stuck:
         with bind(generation_id=str(gen.id), request_id=gen.request_id):
-            failed += fail_generation(deps, gen, "TIMED_OUT", "The job did not finish in time.")
+            failed += fail_generation(
+                deps, gen, "TIMED_OUT", "The job did not finish in time.", attempt=gen.attempts
+            )
     log_event(_log, "sweep_finished", examined=len(stuck), failed=failed)
     return failed

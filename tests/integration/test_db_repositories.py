@@ -176,6 +176,29 @@ def test_status_moves_only_forward(db: Database) -> None:
         uow.commit()
 
 
+def test_terminal_moves_are_fenced_on_the_claim(db: Database) -> None:
+    """A delivery taken over (claim 2 after claim 1 went stale) can no longer end the job."""
+    owner = _user(db)
+    later = NOW + timedelta(minutes=10)
+    with db.uow() as uow:
+        draft_id = _draft(uow, owner)
+        gen_id = _generation(uow, owner, draft_id)
+        g = uow.generations
+        assert g.claim(gen_id, NOW, NOW - timedelta(minutes=5)) == 1
+        assert g.claim(gen_id, NOW, NOW - timedelta(minutes=5)) is None  # still fresh
+        assert g.claim(gen_id, later, later - timedelta(minutes=5)) == 2  # take-over
+        assert g.mark_succeeded(gen_id, later, attempt=1) is False
+        assert g.mark_failed(gen_id, "X", "old", later, attempt=1) is False
+        assert g.unclaim(gen_id, 1) is False
+        assert g.unclaim(gen_id, 2) is True  # back to queued; the next claim is 3
+        assert g.claim(gen_id, later, later - timedelta(minutes=5)) == 3
+        assert g.mark_succeeded(gen_id, later, attempt=3) is True
+        done = g.get_any(gen_id)
+        assert done is not None
+        assert (done.status, done.attempts) == (GenerationStatus.SUCCEEDED, 3)
+        uow.commit()
+
+
 def test_one_active_generation_per_draft(db: Database) -> None:
     owner = _user(db)
     with db.uow() as uow:

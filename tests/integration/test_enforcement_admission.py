@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -341,6 +341,27 @@ def test_refresh_lease(port: RedisPort, run_prefix: str) -> None:
     assert busy.code in ("CONCURRENCY_LIMIT", "PROVIDER_BUSY")
     assert world.enforcer.usage(user, world.now).concurrency.used == 1
     world.enforcer.release(second.lease)
+
+
+def test_a_newer_claim_fences_the_lease(world: World) -> None:
+    """A delivery taken over (claim 1, then claim 2) can neither refresh, release nor
+    refund the lease; the live claim still can (DESIGN §5 fencing)."""
+    user = world.user(PlanName.BASIC)
+    ticket = world.ticket(user)
+    old, live = replace(ticket.lease, attempt=1), replace(ticket.lease, attempt=2)
+    enforcer = world.enforcer
+    assert enforcer.refresh_lease(old, PlanName.BASIC).state == "held"
+    assert enforcer.refresh_lease(live, PlanName.BASIC).state == "held"
+
+    assert enforcer.refresh_lease(old, PlanName.BASIC).superseded
+    assert enforcer.release(old) is False
+    assert enforcer.finish(old, ticket.charge) is False
+    usage = enforcer.usage(user, world.now)
+    assert (usage.generations.used, usage.concurrency.used) == (1, 1)
+
+    assert enforcer.finish(live, ticket.charge) is True
+    usage = enforcer.usage(user, world.now)
+    assert (usage.generations.used, usage.concurrency.used) == (0, 0)
 
 
 def test_duplicate_admission_of_one_lease_charges_once(world: World) -> None:

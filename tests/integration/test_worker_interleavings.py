@@ -6,14 +6,16 @@ competitor inside a hook, then checks the job still ends exactly once with nothi
 from __future__ import annotations
 
 import secrets
+import threading
 import uuid
-from collections.abc import Iterator
-from datetime import timedelta
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from shared.ai import Completion, GenerationJob, MiniMaxClient
+from shared.ai import Completion, GenerationJob, MiniMaxClient, ProviderError
 from shared.api.models import CreateRequest
 from shared.billing.plans import PlanName
 from shared.bootstrap import Container
@@ -106,10 +108,27 @@ def _status(c: Container, job: JobPayload) -> tuple[str, str | None, int]:
     return gen.status.value, gen.error_code, ledger_rows
 
 
+class _DbWithHook:
+    """The real ``Database``; ``hook`` runs once, right before its ``at``-th unit of work."""
+
+    def __init__(self, real: Any, at: int, hook: Callable[[], object]) -> None:
+        self._real, self._at, self._hook = real, at, hook
+        self._count = 0
+
+    def uow(self) -> Any:
+        self._count += 1
+        if self._count == self._at:
+            self._hook()
+        return self._real.uow()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
 class _EnforcerWithHook:
     """The real ``Enforcer``; ``before_refresh`` runs once right before the first refresh."""
 
-    def __init__(self, real: Enforcer, before_refresh: Any) -> None:
+    def __init__(self, real: Enforcer, before_refresh: Callable[[], object]) -> None:
         self._real, self._hook = real, before_refresh
 
     def refresh_lease(self, *args: Any) -> LeaseStatus:
@@ -123,35 +142,192 @@ class _EnforcerWithHook:
 
 
 class _LlmWithHook:
-    """The real client; ``during`` runs while the provider is "thinking"."""
+    """The real client; ``during`` runs while the provider is "thinking"; ``then`` (if
+    given) replaces the real answer: raise from it to make the call fail."""
 
-    def __init__(self, real: Any, during: Any) -> None:
-        self._real, self._during = real, during
+    def __init__(
+        self,
+        real: Any,
+        during: Callable[[], object],
+        then: Callable[[], Completion] | None = None,
+    ) -> None:
+        self._real, self._during, self._then = real, during, then
         self.provider, self.model = real.provider, real.model
 
     def generate(self, job: GenerationJob, *, deadline: float) -> Completion:
         self._during()
+        if self._then is not None:
+            return self._then()
         result: Completion = self._real.generate(job, deadline=deadline)
         return result
 
 
-def test_delivery_that_loses_the_race_to_the_end_gives_back_its_refresh(
+def test_delivery_that_loses_the_race_to_the_end_does_nothing(
     container: Container,
 ) -> None:
     """Read 'queued', then the other delivery runs the whole job and releases the lease,
-    then our refresh re-takes the (now free) slot: the claim fails on a terminal job and
-    the slot must be given back, not held until the lease TTL."""
+    then our claim: it fails on a terminal job and nothing is taken or given back."""
     c = container
     job = _queued_job(c)
     winner = lambda: worker.run_job(_deps(c), job)  # noqa: E731
     outcome: list[worker.JobResult] = []
-    loser = _deps(c, enforcer=_EnforcerWithHook(c.enforcer, lambda: outcome.append(winner())))
+    # Unit of work 1 is our read; 2 would be our claim.
+    loser = _deps(c, db=_DbWithHook(c.db, 2, lambda: outcome.append(winner())))
 
     assert worker.run_job(loser, job) is worker.JobResult.ALREADY_TERMINAL
 
     assert outcome == [worker.JobResult.SUCCEEDED]
     assert _status(c, job) == ("succeeded", None, 1)
     assert _usage(c, job.user_id) == (1, 0)
+
+
+# ---- fencing: a delivery paused past the max runtime, then taken over ---------------------
+
+
+def _claims(c: Container, job: JobPayload) -> int:
+    with c.db.uow() as uow:
+        gen = uow.generations.get_any(uuid.UUID(job.generation_id))
+        assert gen is not None
+        return gen.attempts
+
+
+def _variants(c: Container, job: JobPayload) -> int:
+    with c.db.uow() as uow:
+        return len(uow.variants.list_for_generation(uuid.UUID(job.generation_id)))
+
+
+def _late(c: Container) -> Callable[[], datetime]:
+    """The take-over's clock: past the max runtime of the paused delivery's claim."""
+    return lambda: c.now() + timedelta(seconds=RUNTIME_S + 1)
+
+
+class _Pause:
+    """A step of the old delivery that blocks until the test lets it go on."""
+
+    def __init__(self) -> None:
+        self.reached, self.go = threading.Event(), threading.Event()
+
+    def __call__(self) -> None:
+        self.reached.set()
+        assert self.go.wait(30), "the test never resumed the paused delivery"
+
+
+def _take_over_while_paused(
+    c: Container, job: JobPayload, old_deps: worker.WorkerDeps, pause: _Pause
+) -> tuple[object, dict[str, Any]]:
+    """Run the old delivery (``old_deps``, which calls ``pause`` at one step) in a thread.
+    Once it is paused, a take-over claims the job past the old claim's max runtime; while
+    the take-over is inside MiniMax, the old delivery resumes and runs to its end. Returns
+    the old delivery's outcome (result or exception) and the state seen right after it
+    ended, with the take-over still live (then ``live``: the take-over's own result)."""
+    seen: dict[str, Any] = {}
+    with ThreadPoolExecutor(1) as pool:
+        old = pool.submit(worker.run_job, old_deps, job)
+        assert pause.reached.wait(10), "the old delivery never reached its paused step"
+
+        def old_delivery_ends() -> None:
+            pause.go.set()
+            try:
+                seen["old"] = old.result(timeout=30)
+            except Exception as exc:  # the outcome is what the test checks
+                seen["old"] = exc
+            seen["status"] = _status(c, job)
+            seen["claims"] = _claims(c, job)
+            seen["variants"] = _variants(c, job)
+            seen["usage"] = _usage(c, job.user_id)
+
+        live = _deps(c, now=_late(c), llm=_LlmWithHook(c.llm, old_delivery_ends))
+        seen["live"] = worker.run_job(live, job)
+    return seen.pop("old"), seen
+
+
+def _live_state(seen: dict[str, Any]) -> tuple[Any, ...]:
+    return seen["status"], seen["claims"], seen["variants"], seen["usage"]
+
+
+# Right after the old delivery ended: still running under claim 2, nothing written,
+# the unit still charged and the live delivery's slot still held.
+LIVE = (("running", None, 0), 2, 0, (1, 1))
+
+
+def _finished_once(c: Container, job: JobPayload, seen: dict[str, Any]) -> None:
+    assert seen["live"] is worker.JobResult.SUCCEEDED
+    assert _status(c, job) == ("succeeded", None, 1)
+    assert _variants(c, job) == 1
+    assert _usage(c, job.user_id) == (1, 0)
+
+
+def test_taken_over_delivery_cannot_succeed_or_free_the_live_slot(
+    container: Container,
+) -> None:
+    c = container
+    job = _queued_job(c)
+    pause = _Pause()
+    old = _deps(c, llm=_LlmWithHook(c.llm, pause))  # paused inside MiniMax
+
+    result, seen = _take_over_while_paused(c, job, old, pause)
+
+    assert result is worker.JobResult.ALREADY_TERMINAL
+    assert _live_state(seen) == LIVE
+    _finished_once(c, job, seen)
+
+
+def test_taken_over_delivery_cannot_fail_refund_or_free_the_live_slot(
+    container: Container,
+) -> None:
+    c = container
+    job = _queued_job(c)
+    pause = _Pause()
+
+    def refused() -> Completion:
+        raise ProviderError("CONTENT_POLICY", "refused", transient=False)
+
+    old = _deps(c, llm=_LlmWithHook(c.llm, pause, then=refused))
+
+    result, seen = _take_over_while_paused(c, job, old, pause)
+
+    assert result is worker.JobResult.ALREADY_TERMINAL
+    assert _live_state(seen) == LIVE
+    _finished_once(c, job, seen)
+
+
+def test_taken_over_delivery_that_crashes_keeps_its_hands_off_the_live_slot(
+    container: Container,
+) -> None:
+    c = container
+    job = _queued_job(c)
+    pause = _Pause()
+
+    def crash() -> Completion:
+        raise RuntimeError("the paused worker dies on waking")
+
+    old = _deps(c, llm=_LlmWithHook(c.llm, pause, then=crash))
+
+    result, seen = _take_over_while_paused(c, job, old, pause)
+
+    assert isinstance(result, RuntimeError)
+    assert _live_state(seen) == LIVE
+    _finished_once(c, job, seen)
+
+
+def test_taken_over_delivery_cannot_refresh_the_lease_it_lost(
+    container: Container, fake: FakeMiniMax
+) -> None:
+    """Paused between its claim and its lease refresh: the take-over's claim is newer,
+    so the refresh is refused (503, nothing written) and MiniMax is never called."""
+    c = container
+    job = _queued_job(c)
+    pause = _Pause()
+    calls = fake.calls
+    old = _deps(c, enforcer=_EnforcerWithHook(c.enforcer, pause))
+
+    result, seen = _take_over_while_paused(c, job, old, pause)
+
+    assert isinstance(result, ServiceUnavailable)
+    assert result.retry_after == worker.RUNNING_ELSEWHERE_RETRY_S
+    assert _live_state(seen) == LIVE
+    _finished_once(c, job, seen)
+    assert fake.calls - calls == 1  # the take-over's call only
 
 
 def test_delivery_while_another_runs_answers_503_and_keeps_its_lease(

@@ -191,6 +191,9 @@ def test_idempotency_and_lease_parsing() -> None:
     with pytest.raises(ServiceUnavailable) as info:
         enforce_lease(LeaseStatus("busy", code="CONCURRENCY_LIMIT", retry_after_s=5))
     assert info.value.code == "SERVICE_UNAVAILABLE"
+    superseded = parse_refresh(["superseded"])
+    assert superseded.superseded
+    assert not superseded.ok
 
 
 def test_usage_parsing() -> None:
@@ -220,11 +223,13 @@ def test_finish_and_refund_arguments() -> None:
     ]
     marker = refund_marker_expireat_s("2026-11")
     assert marker == DEC1 + 2 * 86_400
-    assert finish_args(lease, charge, None) == ["g", "1", "1", str(marker), "", "0"]
-    assert finish_args(lease, charge, None, "d1")[-1] == "1"
+    assert finish_args(lease, charge, None) == ["g", "1", "1", str(marker), "", "0", ""]
+    assert finish_args(lease, charge, None, "d1")[5] == "1"
+    fenced = LeaseRef("g", "u", "mm", "M", Lane.BATCH, attempt=3)
+    assert finish_args(fenced, charge, None)[6] == "3"
     assert finish_keys(keys, lease, charge, None, "d1")[-1] == keys.regen_cooldown(
         lease.user_id, "d1"
     )
-    assert finish_args(lease, None, None) == ["g", "0", "0", "0", "", "0"]
+    assert finish_args(lease, None, None) == ["g", "0", "0", "0", "", "0", ""]
     assert refund_keys(keys, charge)[0] == "p:refund:g"
     assert refund_args(ChargeRef("g", "u", "2026-11", Scope.CREATE)) == [str(marker), "0"]
