@@ -183,10 +183,10 @@ class Container:
     @property
     def signature_verifier(self) -> SignatureVerifier:
         def build() -> SignatureVerifier:
-            from shared.queue.signing import SignatureVerifier
+            from shared.queue.signing import RedisTokenLedger, SignatureVerifier
 
             current, nxt = self.settings.effective_signing_keys
-            return SignatureVerifier(current, nxt)
+            return SignatureVerifier(current, nxt, ledger=RedisTokenLedger(self.redis, self.keys))
 
         return self._get("signature_verifier", build)
 

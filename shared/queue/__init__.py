@@ -5,6 +5,7 @@ QueuePort                      enqueue(job) -> message id; ServiceUnavailable on
 ├── QStashQueue                production: publish via the QStash SDK
 └── LocalQueue                 development: same signatures, retries and failure callback
 sign_qstash / SignatureVerifier  Upstash-Signature, minted and verified
+RedisTokenLedger               each signed token accepted once (its jti, in Redis)
 queue_from_settings            the adapter the configuration asks for
 """
 
@@ -19,7 +20,7 @@ from shared.queue.jobs import (
 )
 from shared.queue.local_queue import LocalQueue
 from shared.queue.qstash_queue import QStashQueue
-from shared.queue.signing import SignatureVerifier, sign_qstash
+from shared.queue.signing import RedisTokenLedger, SignatureVerifier, sign_qstash
 
 __all__ = [
     "WORKER_FAILED_PATH",
@@ -30,6 +31,7 @@ __all__ = [
     "LocalQueue",
     "QStashQueue",
     "QueuePort",
+    "RedisTokenLedger",
     "SignatureVerifier",
     "queue_from_settings",
     "sign_qstash",

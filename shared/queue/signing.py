@@ -2,30 +2,52 @@
 
 A signature is the ``Upstash-Signature`` header: an HS256 JWT with ``iss`` "Upstash",
 ``sub`` the exact destination URL, ``exp``/``nbf``/``iat``/``jti``, and ``body`` the
-unpadded base64url SHA-256 of the raw request body. Verification goes through the SDK's
-``Receiver`` so the worker accepts exactly what real QStash sends.
+unpadded base64url SHA-256 of the raw request body. We verify it ourselves with PyJWT
+rather than through the SDK's ``Receiver``, which ignores its clock tolerance (qstash
+3.4.0): there any skew between QStash's clock and ours cost a 401 and a retry. Times are
+checked with a leeway against an injected clock, and a token is accepted once: its
+``jti`` is remembered for the rest of the token's life (QStash re-signs every delivery
+attempt, so only a replay presents a ``jti`` twice).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import logging
+import math
 import secrets
 import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import jwt
-from qstash import Receiver
-from qstash.errors import SignatureError
 
 from shared.errors import Unauthenticated
 
-__all__ = ["SignatureVerifier", "body_hash", "sign_qstash"]
+if TYPE_CHECKING:
+    from shared.redis.client import RedisPort
+    from shared.redis.keys import Keys
+
+__all__ = [
+    "CLOCK_LEEWAY_S",
+    "RedisTokenLedger",
+    "SignatureVerifier",
+    "TokenLedger",
+    "body_hash",
+    "sign_qstash",
+]
 
 logger = logging.getLogger("reel.queue")
 
 # QStash's own tokens live five minutes; retries are re-signed, so this bounds only one attempt.
 DEFAULT_TTL_S = 300
+CLOCK_LEEWAY_S: Final = 60
+"""Skew tolerated between QStash's clock and ours, on ``exp``, ``nbf`` and ``iat``."""
+ISSUER: Final = "Upstash"
+REQUIRED_CLAIMS: Final = ("iss", "sub", "exp", "nbf", "iat", "jti", "body")
+JTI_MAX_CHARS: Final = 200  # QStash's are ~30; the jti becomes part of a Redis key
 
 
 def body_hash(body: bytes) -> str:
@@ -54,37 +76,105 @@ def sign_qstash(
     return jwt.encode(claims, signing_key, algorithm="HS256")
 
 
-class SignatureVerifier:
-    """Checks ``Upstash-Signature`` against the current key, then the next (key rotation)."""
+class TokenLedger(Protocol):
+    """Remembers token ids, so each signed token is accepted once."""
 
-    def __init__(self, current_key: str, next_key: str, *, clock_tolerance_s: int = 5) -> None:
+    def first_use(self, token_id: str, ttl_s: int) -> bool:
+        """True the first time ``token_id`` is seen within ``ttl_s`` seconds, else False."""
+        ...
+
+
+class RedisTokenLedger:
+    """``TokenLedger`` in Redis: one ``SET NX`` with the token's remaining life as TTL."""
+
+    def __init__(self, redis: RedisPort, keys: Keys) -> None:
+        self._redis, self._keys = redis, keys
+
+    def first_use(self, token_id: str, ttl_s: int) -> bool:
+        return self._redis.set_nx(self._keys.qstash_token(token_id), "1", px_ms=ttl_s * 1000)
+
+
+def _reject(reason: str) -> Unauthenticated:
+    # Reasons name claims and checks, never the key, the token or the body.
+    logger.info("qstash signature rejected: %s", reason)
+    return Unauthenticated("Invalid Upstash-Signature.")
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+class SignatureVerifier:
+    """Checks ``Upstash-Signature``: current key, then next (key rotation); times within
+    ``leeway_s`` of ``clock`` (unix seconds); once per token when given a ``ledger``."""
+
+    def __init__(
+        self,
+        current_key: str,
+        next_key: str,
+        *,
+        ledger: TokenLedger | None = None,
+        leeway_s: int = CLOCK_LEEWAY_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         if not current_key or not next_key:
             raise ValueError("both QStash signing keys are required")
-        self._receiver = Receiver(current_signing_key=current_key, next_signing_key=next_key)
-        self._clock_tolerance_s = clock_tolerance_s
+        self._keys = (current_key, next_key)
+        self._ledger = ledger
+        self._leeway_s = leeway_s
+        self._clock = clock
 
     def verify(self, signature: str | None, body: bytes, url: str) -> None:
-        """Raise ``Unauthenticated`` unless ``signature`` is valid for the raw ``body`` at ``url``.
+        """Raise ``Unauthenticated`` unless ``signature`` is valid for the raw ``body`` at ``url``
+        and was not presented before.
 
-        ``url`` must be the exact URL the sender signed (scheme, host, path). The SDK wants
-        the body as ``str``: a body that is not UTF-8 cannot have been signed by QStash's
-        JSON publisher and is rejected before the SDK sees it. Note: qstash 3.4.0 hands
-        ``clock_tolerance`` to PyJWT where PyJWT ignores it, so a token whose ``iat``/``nbf``
-        is ahead of our clock is refused today (QStash then retries the delivery).
+        ``url`` must be the exact URL the sender signed (scheme, host, path). A Redis
+        failure while remembering the token raises ``ServiceUnavailable`` (QStash retries).
         """
         if not signature:
             raise Unauthenticated("Missing Upstash-Signature.")
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise Unauthenticated("Invalid Upstash-Signature.") from exc
-        try:
-            self._receiver.verify(
-                signature=signature, body=text, url=url, clock_tolerance=self._clock_tolerance_s
-            )
-        # The SDK raises SignatureError for JWT problems but indexes claims it does not
-        # require ("body"), so a well-signed token with odd claims surfaces as these.
-        except (SignatureError, KeyError, TypeError, AttributeError, ValueError) as exc:
-            # The SDK's reasons name claims, hashes and the subject URL, never key or body.
-            logger.info("qstash signature rejected: %s: %s", type(exc).__name__, exc)
-            raise Unauthenticated("Invalid Upstash-Signature.") from exc
+        claims = self._decode(signature, url)
+        now = self._clock()
+        exp, nbf, iat = claims["exp"], claims["nbf"], claims["iat"]
+        if not (_is_time(exp) and _is_time(nbf) and _is_time(iat)):
+            raise _reject("exp, nbf and iat must be numbers")
+        if now > exp + self._leeway_s:
+            raise _reject("expired")
+        if nbf > now + self._leeway_s or iat > now + self._leeway_s:
+            raise _reject("not yet valid")
+        claimed = claims["body"]
+        if not isinstance(claimed, str) or not hmac.compare_digest(
+            claimed.rstrip("=").encode(), body_hash(body).encode()
+        ):
+            raise _reject("body hash mismatch")
+        jti = claims["jti"]
+        if not isinstance(jti, str) or not 0 < len(jti) <= JTI_MAX_CHARS:
+            raise _reject("jti must be a short string")
+        remaining_s = max(1, math.ceil(exp + self._leeway_s - now))
+        if self._ledger is not None and not self._ledger.first_use(jti, remaining_s):
+            raise _reject("token replayed")
+
+    def _decode(self, signature: str, url: str) -> Mapping[str, Any]:
+        """The claims of a token signed with either key, for ``url``, with every claim
+        present; times are checked by ``verify`` against the injected clock."""
+        for key in self._keys:
+            try:
+                claims: dict[str, Any] = jwt.decode(
+                    signature,
+                    key,
+                    algorithms=["HS256"],
+                    issuer=ISSUER,
+                    subject=url,
+                    options={
+                        "require": list(REQUIRED_CLAIMS),
+                        "verify_exp": False,
+                        "verify_nbf": False,
+                        "verify_iat": False,
+                    },
+                )
+                return claims
+            except jwt.InvalidSignatureError:
+                continue  # the other key may have signed it (rotation)
+            except jwt.PyJWTError as exc:
+                raise _reject(type(exc).__name__) from exc
+        raise _reject("signed with neither key")

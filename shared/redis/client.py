@@ -48,6 +48,10 @@ class RedisPort(Protocol):
 
     def set(self, key: str, value: str, *, px_ms: int | None = None) -> None: ...
 
+    def set_nx(self, key: str, value: str, *, px_ms: int) -> bool:
+        """``SET key value NX PX px_ms``: True when this call created the key."""
+        ...
+
     def delete(self, *keys: str) -> int: ...
 
     def ping(self) -> bool: ...
@@ -126,6 +130,11 @@ class TcpRedis:
         self._trips.add()
         with _redis_errors():
             self._client.set(key, value, px=px_ms)
+
+    def set_nx(self, key: str, value: str, *, px_ms: int) -> bool:
+        self._trips.add()
+        with _redis_errors():
+            return bool(self._client.set(key, value, nx=True, px=px_ms))
 
     def delete(self, *keys: str) -> int:
         self._trips.add()
@@ -221,6 +230,11 @@ class UpstashRedis:
         self._trips.add()
         with _upstash_errors():
             self._client.set(key, value, px=px_ms)
+
+    def set_nx(self, key: str, value: str, *, px_ms: int) -> bool:
+        self._trips.add()
+        with _upstash_errors():
+            return bool(self._client.set(key, value, nx=True, px=px_ms))
 
     def delete(self, *keys: str) -> int:
         self._trips.add()

@@ -128,6 +128,10 @@ class Keys:
         """Plan cache: Pro Boost expiry in epoch ms, or ``0``."""
         return f"{self.prefix}:boost:{user_id}:pro_until"
 
+    def qstash_token(self, jti: str) -> str:
+        """A QStash signature already accepted (its ``jti``), kept for the token's life."""
+        return f"{self.prefix}:qstash:jti:{jti}"
+
     def refund_marker(self, generation_id: str) -> str:
         """Set once when a generation's unit is refunded (refunds happen exactly once)."""
         return f"{self.prefix}:refund:{generation_id}"

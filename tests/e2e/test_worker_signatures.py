@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from shared.bootstrap import Container
-from shared.queue import WORKER_FAILED_PATH, WORKER_GENERATE_PATH, WORKER_SWEEP_PATH
+from shared.queue import WORKER_FAILED_PATH, WORKER_GENERATE_PATH, WORKER_SWEEP_PATH, sign_qstash
 from tests.e2e.conftest import Api
 from tests.support.fake_minimax import FakeMiniMax, ok
 from tests.support.worker_env import (
@@ -106,3 +106,36 @@ def test_failure_callback_and_sweep_refuse_unsigned_requests(
     assert env.usage(user.headers) == (1, 1)
     # Then fail it properly, so no other test's sweep finds it later.
     assert env.failure_callback(env.job(generation_id)).json() == {"failed": True}
+
+
+def test_a_sender_clock_ahead_by_seconds_is_tolerated(
+    env: WorkerEnv, api: Callable[..., Api]
+) -> None:
+    """QStash's clock 30 s ahead of ours (iat/nbf in our future): the job runs at once
+    instead of costing a 401 and a QStash retry."""
+    user = api("basic")
+    generation_id = env.create(user.headers)
+
+    r = env.deliver(env.job(generation_id), now=int(time.time()) + 30)
+
+    assert r.status_code == 200, r.text
+    assert r.json() == {"result": "succeeded"}
+
+
+def test_a_signed_request_is_accepted_once(env: WorkerEnv, api: Callable[..., Api]) -> None:
+    """The same token presented again (a replayed request) is refused; QStash itself
+    signs every delivery attempt afresh, so a genuine redelivery is never refused."""
+    user = api("basic")
+    generation_id = env.create(user.headers)
+    body = env.job(generation_id).to_body()
+    signature = sign_qstash(body, env.url(WORKER_GENERATE_PATH), SIGNING_CURRENT)
+    headers = {"Content-Type": "application/json", "Upstash-Signature": signature}
+
+    first = env.http.post(WORKER_GENERATE_PATH, content=body, headers=headers)
+    replay = env.http.post(WORKER_GENERATE_PATH, content=body, headers=headers)
+    redelivery = env.deliver(env.job(generation_id))
+
+    assert first.json() == {"result": "succeeded"}
+    assert replay.status_code == 401, replay.text
+    assert replay.json()["error"]["code"] == "UNAUTHENTICATED"
+    assert redelivery.json() == {"result": "already_terminal"}

@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from shared.config import ConfigError, Settings
 from shared.errors import InternalError, ServiceUnavailable
+from shared.queue.signing import RedisTokenLedger
 from shared.redis import (
     Keys,
     RedisPort,
@@ -183,6 +185,24 @@ def test_get_set_delete_ping(port: RedisPort, keys: Keys) -> None:
     port.set(key, "ü", px_ms=10_000)
     assert port.get(key) == "ü"
     assert port.delete(key) == 1
+
+
+def test_qstash_tokens_are_remembered_once_for_their_life(
+    port: RedisPort, keys: Keys, redis_url: str
+) -> None:
+    """SET NX PX on both adapters, through the ledger the worker's verifier uses."""
+    ledger = RedisTokenLedger(port, keys)
+    jti = f"jwt_{uuid.uuid4().hex}"
+    before = port.round_trips
+    assert ledger.first_use(jti, 300) is True
+    assert port.round_trips - before == 1
+    assert ledger.first_use(jti, 300) is False
+    assert ledger.first_use(jti + "x", 300) is True
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        assert 299_000 < raw.pttl(keys.qstash_token(jti)) <= 300_000
+    finally:
+        raw.close()
 
 
 def test_unreachable_redis_fails_closed() -> None:

@@ -2,7 +2,8 @@
 
 ``StubServer`` is a real HTTP server on 127.0.0.1 (ephemeral port) answering from a
 script; ``WorkerStub`` adds what our worker does first: verify ``Upstash-Signature``
-with ``SignatureVerifier`` against the exact URL it was reached at (401 otherwise).
+with ``SignatureVerifier`` against the exact URL it was reached at, each token once
+(401 otherwise).
 """
 
 from __future__ import annotations
@@ -159,8 +160,24 @@ class StubServer:
         return Handler
 
 
+class MemoryTokenLedger:
+    """``TokenLedger`` in a dict (thread-safe): each token id is accepted once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.ttls: dict[str, int] = {}
+
+    def first_use(self, token_id: str, ttl_s: int) -> bool:
+        with self._lock:
+            if token_id in self.ttls:
+                return False
+            self.ttls[token_id] = ttl_s
+            return True
+
+
 class WorkerStub(StubServer):
-    """A worker endpoint that verifies QStash signatures, then answers from ``responder``."""
+    """A worker endpoint that verifies QStash signatures (each token once, like our
+    worker), then answers from ``responder``."""
 
     def __init__(
         self,
@@ -168,7 +185,8 @@ class WorkerStub(StubServer):
         keys: Sequence[str] = (TEST_CURRENT_KEY, TEST_NEXT_KEY),
     ) -> None:
         super().__init__(responder)
-        self._verifier = SignatureVerifier(keys[0], keys[1])
+        self.ledger = MemoryTokenLedger()
+        self._verifier = SignatureVerifier(keys[0], keys[1], ledger=self.ledger)
 
     def record(self, request: RecordedRequest) -> StubResponse:
         try:

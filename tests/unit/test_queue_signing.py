@@ -1,28 +1,33 @@
-"""Upstash-Signature: minted by sign_qstash, verified by the SDK's Receiver."""
+"""Upstash-Signature: minted by sign_qstash, verified by SignatureVerifier (PyJWT, a 60 s
+clock leeway on a pinned clock, each token once)."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-import time
 
 import jwt
 import pytest
 
 from shared.errors import Unauthenticated
 from shared.queue import SignatureVerifier, sign_qstash
-from shared.queue.signing import body_hash
-from tests.support.qstash_signing import TEST_CURRENT_KEY, TEST_NEXT_KEY
+from shared.queue.signing import CLOCK_LEEWAY_S, DEFAULT_TTL_S, REQUIRED_CLAIMS, body_hash
+from tests.support.qstash_signing import TEST_CURRENT_KEY, TEST_NEXT_KEY, MemoryTokenLedger
 
 URL = "https://worker.example.test/worker/generate"
 BODY = b'{"generation_id":"g1","lease_id":"g1","request_id":"r1","user_id":"u1"}'
 OTHER_KEY = "sig_some_other_key_" + "o" * 45
+NOW = 1_700_000_000  # the verifier's pinned clock
 
 
 @pytest.fixture
 def verifier() -> SignatureVerifier:
-    return SignatureVerifier(TEST_CURRENT_KEY, TEST_NEXT_KEY)
+    return SignatureVerifier(TEST_CURRENT_KEY, TEST_NEXT_KEY, clock=lambda: NOW)
+
+
+def _sign(body: bytes = BODY, url: str = URL, key: str = TEST_CURRENT_KEY, at: int = NOW) -> str:
+    return sign_qstash(body, url, key, now=at)
 
 
 def test_token_has_qstash_claims() -> None:
@@ -41,45 +46,69 @@ def test_token_has_qstash_claims() -> None:
 
 
 def test_valid_current_key_passes(verifier: SignatureVerifier) -> None:
-    verifier.verify(sign_qstash(BODY, URL, TEST_CURRENT_KEY), BODY, URL)
+    verifier.verify(_sign(), BODY, URL)
 
 
 def test_valid_next_key_passes(verifier: SignatureVerifier) -> None:
-    verifier.verify(sign_qstash(BODY, URL, TEST_NEXT_KEY), BODY, URL)
+    verifier.verify(_sign(key=TEST_NEXT_KEY), BODY, URL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="qstash 3.4.0 Receiver passes clock_tolerance as options['leeway'], which PyJWT "
-    "ignores (leeway is a decode() argument): a token dated even 1 s ahead is rejected",
+@pytest.mark.parametrize("skew_s", [1, 3, CLOCK_LEEWAY_S - 1, -(CLOCK_LEEWAY_S - 1)])
+def test_small_clock_skew_is_tolerated(verifier: SignatureVerifier, skew_s: int) -> None:
+    """QStash's clock ``skew_s`` ahead of ours: iat/nbf in our future (positive), or a
+    token whose exp passed ``-skew_s`` seconds ago by our clock (negative)."""
+    issued = NOW + skew_s if skew_s > 0 else NOW - DEFAULT_TTL_S + skew_s
+    verifier.verify(_sign(at=issued), BODY, URL)
+
+
+@pytest.mark.parametrize(
+    "issued",
+    [NOW + CLOCK_LEEWAY_S + 1, NOW - DEFAULT_TTL_S - CLOCK_LEEWAY_S - 1],
+    ids=["61s-ahead", "expired-61s-ago"],
 )
-def test_small_clock_skew_is_tolerated(verifier: SignatureVerifier) -> None:
-    future = int(time.time()) + 3
-    verifier.verify(sign_qstash(BODY, URL, TEST_CURRENT_KEY, now=future), BODY, URL)
+def test_skew_beyond_the_leeway_is_refused(verifier: SignatureVerifier, issued: int) -> None:
+    with pytest.raises(Unauthenticated):
+        verifier.verify(_sign(at=issued), BODY, URL)
+
+
+def test_a_token_is_accepted_once_for_its_remaining_life() -> None:
+    ledger = MemoryTokenLedger()
+    verifier = SignatureVerifier(TEST_CURRENT_KEY, TEST_NEXT_KEY, ledger=ledger, clock=lambda: NOW)
+    token = _sign(at=NOW - 100)
+    verifier.verify(token, BODY, URL)
+    with pytest.raises(Unauthenticated):
+        verifier.verify(token, BODY, URL)
+    # Remembered until it could no longer pass anyway: exp + leeway, from now.
+    assert list(ledger.ttls.values()) == [DEFAULT_TTL_S - 100 + CLOCK_LEEWAY_S]
+    verifier.verify(_sign(), BODY, URL)  # a redelivery carries a fresh token: accepted
+
+
+def test_a_refused_token_is_not_remembered() -> None:
+    ledger = MemoryTokenLedger()
+    verifier = SignatureVerifier(TEST_CURRENT_KEY, TEST_NEXT_KEY, ledger=ledger, clock=lambda: NOW)
+    with pytest.raises(Unauthenticated):
+        verifier.verify(_sign(), BODY + b" ", URL)
+    assert ledger.ttls == {}
 
 
 def test_padded_body_claim_is_accepted(verifier: SignatureVerifier) -> None:
-    now = int(time.time())
-    claims = {
-        "iss": "Upstash",
-        "sub": URL,
-        "exp": now + 300,
-        "nbf": now,
-        "iat": now,
-        "jti": "jwt_x",
-        "body": base64.urlsafe_b64encode(hashlib.sha256(BODY).digest()).decode(),
-    }
-    verifier.verify(jwt.encode(claims, TEST_CURRENT_KEY, algorithm="HS256"), BODY, URL)
+    padded = base64.urlsafe_b64encode(hashlib.sha256(BODY).digest()).decode()
+    assert padded.endswith("=")
+    verifier.verify(_encode(_claims(body=padded)), BODY, URL)
+
+
+def test_signature_covers_the_raw_bytes(verifier: SignatureVerifier) -> None:
+    """Not only UTF-8: the body claim hashes bytes (the job parser refuses non-JSON)."""
+    verifier.verify(_sign(b"\xff\xfe"), b"\xff\xfe", URL)
 
 
 def _claims(**overrides: object) -> dict[str, object]:
-    now = int(time.time())
     claims: dict[str, object] = {
         "iss": "Upstash",
         "sub": URL,
-        "exp": now + 300,
-        "nbf": now,
-        "iat": now,
+        "exp": NOW + 300,
+        "nbf": NOW,
+        "iat": NOW,
         "jti": "jwt_x",
         "body": body_hash(BODY),
     }
@@ -87,68 +116,40 @@ def _claims(**overrides: object) -> dict[str, object]:
     return {k: v for k, v in claims.items() if v is not None}
 
 
+def _encode(claims: dict[str, object], key: str = TEST_CURRENT_KEY, alg: str = "HS256") -> str:
+    return jwt.encode(claims, key, algorithm=alg)
+
+
+@pytest.mark.parametrize("claim", REQUIRED_CLAIMS)
+def test_every_claim_is_required(verifier: SignatureVerifier, claim: str) -> None:
+    verifier.verify(_encode(_claims()), BODY, URL)
+    with pytest.raises(Unauthenticated):
+        verifier.verify(_encode(_claims(**{claim: None})), BODY, URL)
+
+
 @pytest.mark.parametrize(
     ("signature", "body", "url"),
     [
-        pytest.param(sign_qstash(BODY, URL, OTHER_KEY), BODY, URL, id="wrong-key"),
-        pytest.param(
-            sign_qstash(BODY, URL, TEST_CURRENT_KEY, now=int(time.time()) - 3600),
-            BODY,
-            URL,
-            id="expired",
-        ),
-        pytest.param(
-            sign_qstash(BODY, URL, TEST_CURRENT_KEY, now=int(time.time()) + 3600),
-            BODY,
-            URL,
-            id="not-yet-valid",
-        ),
-        pytest.param(
-            sign_qstash(BODY, URL, TEST_CURRENT_KEY), BODY.replace(b"u1", b"u2"), URL, id="tampered"
-        ),
-        pytest.param(
-            sign_qstash(BODY, URL, TEST_CURRENT_KEY),
-            BODY,
-            "https://worker.example.test/worker/failed",
-            id="url-mismatch",
-        ),
+        pytest.param(_sign(key=OTHER_KEY), BODY, URL, id="wrong-key"),
+        pytest.param(_sign(at=NOW - 3600), BODY, URL, id="expired"),
+        pytest.param(_sign(at=NOW + 3600), BODY, URL, id="not-yet-valid"),
+        pytest.param(_sign(), BODY.replace(b"u1", b"u2"), URL, id="tampered"),
+        pytest.param(_sign(), BODY, "https://worker.example.test/worker/failed", id="url-mismatch"),
+        pytest.param(_sign(url=URL + "?x=1"), BODY, URL, id="url-with-query"),
+        pytest.param(_encode(_claims(body=body_hash(b"other"))), BODY, URL, id="wrong-body-hash"),
         pytest.param(None, BODY, URL, id="missing"),
         pytest.param("", BODY, URL, id="empty"),
         pytest.param("not.a.jwt", BODY, URL, id="garbage"),
         pytest.param("🙂", BODY, URL, id="non-ascii-garbage"),
-        pytest.param(
-            sign_qstash(b"\xff\xfe", URL, TEST_CURRENT_KEY), b"\xff\xfe", URL, id="non-utf8"
-        ),
-        pytest.param(
-            jwt.encode(_claims(iss="Someone"), TEST_CURRENT_KEY, algorithm="HS256"),
-            BODY,
-            URL,
-            id="wrong-issuer",
-        ),
-        pytest.param(
-            jwt.encode(_claims(body=None), TEST_CURRENT_KEY, algorithm="HS256"),
-            BODY,
-            URL,
-            id="no-body-claim",
-        ),
-        pytest.param(
-            jwt.encode(_claims(body=12345), TEST_CURRENT_KEY, algorithm="HS256"),
-            BODY,
-            URL,
-            id="non-string-body-claim",
-        ),
-        pytest.param(
-            jwt.encode(_claims(), TEST_CURRENT_KEY, algorithm="HS512"),
-            BODY,
-            URL,
-            id="other-algorithm",
-        ),
-        pytest.param(
-            jwt.encode(_claims(), None, algorithm="none"),
-            BODY,
-            URL,
-            id="alg-none",
-        ),
+        pytest.param(_encode(_claims(iss="Someone")), BODY, URL, id="wrong-issuer"),
+        pytest.param(_encode(_claims(body=12345)), BODY, URL, id="non-string-body-claim"),
+        pytest.param(_encode(_claims(exp="soon")), BODY, URL, id="non-numeric-exp"),
+        pytest.param(_encode(_claims(iat=True)), BODY, URL, id="boolean-iat"),
+        pytest.param(_encode(_claims(jti="")), BODY, URL, id="empty-jti"),
+        pytest.param(_encode(_claims(jti="j" * 201)), BODY, URL, id="overlong-jti"),
+        pytest.param(_encode(_claims(), alg="HS512"), BODY, URL, id="HS512"),
+        pytest.param(_encode(_claims(), alg="HS384"), BODY, URL, id="HS384"),
+        pytest.param(jwt.encode(_claims(), None, algorithm="none"), BODY, URL, id="alg-none"),
     ],
 )
 def test_bad_signatures_are_unauthenticated(
@@ -163,8 +164,6 @@ def test_verifier_needs_both_keys() -> None:
         SignatureVerifier(TEST_CURRENT_KEY, "")
 
 
-def test_signed_json_body_is_what_qstash_would_hash() -> None:
+def test_signed_json_body_is_what_qstash_would_hash(verifier: SignatureVerifier) -> None:
     body = json.dumps({"brief": "café ☕"}).encode()
-    SignatureVerifier(TEST_CURRENT_KEY, TEST_NEXT_KEY).verify(
-        sign_qstash(body, URL, TEST_CURRENT_KEY), body, URL
-    )
+    verifier.verify(_sign(body), body, URL)
