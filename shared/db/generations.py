@@ -1,9 +1,11 @@
 """Generations: the queued model jobs, their lifecycle and the usage seed counts.
 
-Status only moves forward: queued → running → succeeded | failed, and queued → failed.
+Status moves forward: queued → running → succeeded | failed, and queued → failed; the one
+step back is ``unclaim`` (running → queued) by the claim that could not get its slots.
 Every move is a conditional UPDATE (``WHERE status = …``) returning whether it happened,
 so redelivered jobs, the failure callback and the sweeper can race safely: exactly one
-of them wins each move (DESIGN §5).
+of them wins each move (DESIGN §5). A claim bumps ``attempts`` and returns it; the worker's
+terminal moves carry ``AND attempts = n`` (fencing).
 """
 
 # ruff: noqa: S608 - SQL here is assembled only from this module's constant column lists
