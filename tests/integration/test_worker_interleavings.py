@@ -17,10 +17,10 @@ import pytest
 
 from shared.ai import Completion, GenerationJob, MiniMaxClient, ProviderError
 from shared.api.models import CreateRequest
-from shared.billing.plans import PlanName
+from shared.billing.plans import Lane, PlanName
 from shared.bootstrap import Container
 from shared.db import SubscriptionStatus
-from shared.enforcement import Enforcer, LeaseStatus
+from shared.enforcement import Enforcer, LeaseRef, LeaseStatus
 from shared.errors import ServiceUnavailable
 from shared.queue import JobPayload
 from shared.services import generation, worker
@@ -213,16 +213,20 @@ class _Pause:
 
 
 def _take_over_while_paused(
-    c: Container, job: JobPayload, old_deps: worker.WorkerDeps, pause: _Pause
+    c: Container,
+    job: JobPayload,
+    old_deps: worker.WorkerDeps,
+    pause: _Pause,
+    old_party: Callable[[worker.WorkerDeps, JobPayload], object] = worker.run_job,
 ) -> tuple[object, dict[str, Any]]:
-    """Run the old delivery (``old_deps``, which calls ``pause`` at one step) in a thread.
-    Once it is paused, a take-over claims the job past the old claim's max runtime; while
-    the take-over is inside MiniMax, the old delivery resumes and runs to its end. Returns
-    the old delivery's outcome (result or exception) and the state seen right after it
+    """Run the old delivery (``old_party`` with ``old_deps``, which calls ``pause`` at one
+    step) in a thread. Once it is paused, a take-over claims the job past the old claim's
+    max runtime; while the take-over is inside MiniMax, the old party resumes and runs to
+    its end. Returns its outcome (result or exception) and the state seen right after it
     ended, with the take-over still live (then ``live``: the take-over's own result)."""
     seen: dict[str, Any] = {}
     with ThreadPoolExecutor(1) as pool:
-        old = pool.submit(worker.run_job, old_deps, job)
+        old = pool.submit(old_party, old_deps, job)
         assert pause.reached.wait(10), "the old delivery never reached its paused step"
 
         def old_delivery_ends() -> None:
@@ -382,3 +386,33 @@ def test_sweeper_ending_the_job_while_the_provider_runs_wins_once(
     with c.db.uow() as uow:
         assert uow.variants.list_for_generation(uuid.UUID(job.generation_id)) == []
     assert _usage(c, job.user_id) == (0, 0)
+
+
+def test_failure_callback_for_a_stale_claim_loses_to_the_take_over(
+    container: Container,
+) -> None:
+    """The first delivery died after its claim; QStash's failure callback finds the claim
+    stale and goes to fail it, but a redelivery takes the job over first: the callback
+    (fenced on the claim it examined) must not fail, refund or release anything. The
+    sweeper ends stale claims through the same fenced step."""
+    c = container
+    job = _queued_job(c)
+    gen_id = uuid.UUID(job.generation_id)
+    with c.db.uow() as uow:  # the delivery that died right after its claim and refresh
+        assert uow.generations.claim(gen_id, c.now(), c.now()) == 1
+        gen = uow.generations.get_any(gen_id)
+        uow.commit()
+    assert gen is not None
+    lease = LeaseRef(job.lease_id, gen.owner_id, gen.provider, gen.model, Lane(gen.lane), 1)
+    assert c.enforcer.refresh_lease(lease, gen.plan).ok
+    pause = _Pause()
+    # Unit of work 1 reads the generation; 2 is the fenced fail transaction.
+    callback = _deps(c, now=_late(c), db=_DbWithHook(c.db, 2, pause))
+
+    result, seen = _take_over_while_paused(
+        c, job, callback, pause, old_party=worker.handle_failure_callback
+    )
+
+    assert result is False
+    assert _live_state(seen) == LIVE
+    _finished_once(c, job, seen)
