@@ -13,6 +13,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
+from decimal import Decimal
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -93,6 +94,11 @@ class Settings(BaseModel):
         PROVIDER_CONCURRENCY[Lane.BATCH], alias="PROVIDER_CAP_BATCH", ge=1
     )
     local_data_dir: str = Field(".local", alias="LOCAL_DATA_DIR")
+    # A user's day cost above this (and above 5x their trailing median) is a spend
+    # anomaly (SPEC §10). Decimal: "0.10" must mean exactly 100000 micro-dollars.
+    spend_alert_usd: Decimal = Field(
+        Decimal(5), alias="SPEND_ALERT_USD", ge=0, le=1_000_000, allow_inf_nan=False
+    )
 
     stripe_secret_key: str | None = Field(None, alias="STRIPE_SECRET_KEY")
     stripe_webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET")
@@ -139,6 +145,10 @@ class Settings(BaseModel):
     def lease_ttl_s(self) -> int:
         """A lease outlives the longest job plus the longest queue delay we tolerate."""
         return self.max_job_runtime_s + self.queue_delay_allowance_s
+
+    @property
+    def spend_alert_micro_usd(self) -> int:
+        return int(self.spend_alert_usd * 1_000_000)
 
     def provider_cap(self, lane: Lane) -> int:
         return (

@@ -33,6 +33,7 @@ __all__ = [
     "AssetResponse",
     "AssetStatus",
     "CheckoutRequest",
+    "CostTotalsOut",
     "CostsQuery",
     "CostsResponse",
     "CreateAssetRequest",
@@ -232,12 +233,16 @@ class AssetQuery(BaseModel):
 
 
 class CostsQuery(BaseModel):
-    """Query string of GET /v1/admin/costs."""
+    """Query string of GET /v1/admin/costs: ``from``/``to`` (inclusive UTC days; default
+    this month to date) or ``month`` (SPEC §4); ``group_by`` any comma-separated subset
+    of day,user,plan,model (default plan; empty: totals only)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
+    from_: str | None = Field(None, alias="from", pattern=r"^\d{4}-\d{2}-\d{2}$")
+    to: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     month: str | None = Field(None, pattern=r"^\d{4}-(0[1-9]|1[0-2])$")
-    group_by: Literal["user", "plan"] = "user"
+    group_by: str | None = Field(None, max_length=64, pattern=r"^[a-z, ]*$")
 
 
 # ---- responses -------------------------------------------------------------------
@@ -348,18 +353,35 @@ class UsageResponse(BaseModel):
     concurrency: dict[str, int]
 
 
-class CostRowOut(BaseModel):
-    group: str
+class CostTotalsOut(BaseModel):
     generations: int
+    failed: int
     prompt_tokens: int
     completion_tokens: int
     cost_micro_usd: int
 
 
+class CostRowOut(CostTotalsOut):
+    """One group: the requested keys (only those), and ``group``, a display label joining
+    them with commas (for one key, the key itself, as in the SPEC §4 form)."""
+
+    group: str
+    day: str | None = None
+    user: str | None = None
+    plan: str | None = None
+    model: str | None = None
+
+
 class CostsResponse(BaseModel):
-    month: str
-    group_by: Literal["user", "plan"]
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from")
+    to: str
+    month: str | None
+    group_by: str
+    rolled_through: str | None
     rows: list[CostRowOut]
+    totals: CostTotalsOut
 
 
 class UrlResponse(BaseModel):

@@ -116,7 +116,7 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.admin:get_costs",
         "admin",
         auth="admin",
-        summary="Token cost by user or plan for a month",
+        summary="Tokens and cost by any of day, user, plan, model for a range, with totals",
         response_model=m.CostsResponse,
         query_model=m.CostsQuery,
     ),
@@ -189,6 +189,14 @@ ROUTES: tuple[Route, ...] = (
         "worker",
         auth="qstash",
         summary="Fail and refund stuck generations",
+    ),
+    Route(
+        "POST",
+        "/worker/rollup",
+        f"{_H}.worker:rollup",
+        "worker",
+        auth="qstash",
+        summary="Daily usage rollup and spend anomaly check (QStash schedule)",
     ),
 )
 

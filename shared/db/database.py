@@ -21,6 +21,7 @@ from shared.db.assets import PgAssets
 from shared.db.drafts import PgDrafts, PgVariants
 from shared.db.generations import PgGenerations
 from shared.db.ledger import PgLedger
+from shared.db.rollup import PgRollup
 from shared.db.session import ConnectionPool, Session
 
 __all__ = ["Database", "UnitOfWork"]
@@ -39,6 +40,7 @@ class UnitOfWork:
         self.variants = PgVariants(session)
         self.assets = PgAssets(session)
         self.ledger = PgLedger(session)
+        self.rollup = PgRollup(session)
         self.stripe_events = PgStripeEvents(session)
 
     def commit(self) -> None:

@@ -5,11 +5,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Any
 from uuid import UUID
 
 from shared.billing.plans import PlanName
-from shared.db.models import CostRow, GenerationKind, LedgerEntry
+from shared.db.models import GenerationKind, LedgerEntry
 from shared.db.session import Session
 
 __all__ = ["PgLedger"]
@@ -18,8 +18,6 @@ _COLS = (
     "generation_id, owner_id, month, plan, kind, provider, model, prompt_tokens, "
     "completion_tokens, cost_micro_usd, billable, created_at"
 )
-# group_by → SQL column; only these fixed names are interpolated.
-_GROUP_COLUMNS: Final = {"user": "owner_id", "plan": "plan"}
 
 
 def _entry(row: list[Any]) -> LedgerEntry:
@@ -48,10 +46,10 @@ class PgLedger:
         rows = self._s.run(
             """
             INSERT INTO usage_ledger (generation_id, owner_id, month, plan, kind, provider,
-                model, prompt_tokens, completion_tokens, cost_micro_usd, billable)
+                model, prompt_tokens, completion_tokens, cost_micro_usd, billable, created_at)
             VALUES (CAST(:g AS uuid), :owner, :month, :plan, :kind, :provider, :model,
                 CAST(:pt AS int), CAST(:ct AS int), CAST(:cost AS bigint),
-                CAST(:billable AS boolean))
+                CAST(:billable AS boolean), coalesce(CAST(:at AS timestamptz), now()))
             ON CONFLICT ON CONSTRAINT usage_ledger_generation_key DO NOTHING
             RETURNING id
             """,
@@ -66,6 +64,7 @@ class PgLedger:
             ct=entry.completion_tokens,
             cost=entry.cost_micro_usd,
             billable=entry.billable,
+            at=entry.created_at.isoformat() if entry.created_at else None,
         )
         return bool(rows)
 
@@ -75,21 +74,3 @@ class PgLedger:
             g=str(generation_id),
         )
         return _entry(rows[0]) if rows else None
-
-    def costs(self, month: str, group_by: Literal["user", "plan"]) -> list[CostRow]:
-        """Tokens and provider cost of ``month`` per user or per plan, costliest first.
-
-        Every finished generation counts, billable or not: failed ones were refunded to
-        the user but their tokens were still paid to the provider.
-        """
-        column = _GROUP_COLUMNS.get(group_by)
-        if column is None:
-            raise ValueError(f"group_by must be one of {sorted(_GROUP_COLUMNS)}")
-        rows = self._s.run(
-            f"SELECT {column}, count(*), coalesce(sum(prompt_tokens), 0), "
-            "coalesce(sum(completion_tokens), 0), coalesce(sum(cost_micro_usd), 0) "
-            f"FROM usage_ledger WHERE month = :m GROUP BY {column} "
-            f"ORDER BY 5 DESC, {column}",
-            m=month,
-        )
-        return [CostRow(str(r[0]), int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]

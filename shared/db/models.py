@@ -19,7 +19,7 @@ __all__ = [
     "Asset",
     "AssetPage",
     "AssetStatus",
-    "CostRow",
+    "CostLine",
     "Draft",
     "Generation",
     "GenerationKind",
@@ -201,7 +201,9 @@ class AssetPage:
 class LedgerEntry:
     """One usage-ledger row: tokens and cost of one finished generation.
 
-    ``created_at`` is set by the database; leave it None when recording.
+    ``created_at`` is the database's ``now()`` when recorded with None (the worker);
+    an explicit value (a backfill, a test with a pinned clock) is stored as given. Its
+    UTC day is the row's day in the daily rollup.
     """
 
     generation_id: UUID
@@ -219,11 +221,13 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class CostRow:
-    """Admin cost report line: ``group`` is a user id or a plan name."""
+class CostLine:
+    """One line of the cost report: ``keys`` are the values of the requested groups
+    (``YYYY-MM-DD`` for a day), in the order they were asked for."""
 
-    group: str
+    keys: tuple[str, ...]
     generations: int
+    failed: int
     prompt_tokens: int
     completion_tokens: int
     cost_micro_usd: int

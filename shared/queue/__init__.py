@@ -14,6 +14,7 @@ from shared.queue.factory import queue_from_settings
 from shared.queue.jobs import (
     WORKER_FAILED_PATH,
     WORKER_GENERATE_PATH,
+    WORKER_ROLLUP_PATH,
     WORKER_SWEEP_PATH,
     FailureCallback,
     JobPayload,
@@ -25,6 +26,7 @@ from shared.queue.signing import RedisTokenLedger, SignatureVerifier, sign_qstas
 __all__ = [
     "WORKER_FAILED_PATH",
     "WORKER_GENERATE_PATH",
+    "WORKER_ROLLUP_PATH",
     "WORKER_SWEEP_PATH",
     "FailureCallback",
     "JobPayload",

@@ -14,6 +14,7 @@ from shared.errors import BadRequest, ValidationFailed
 __all__ = [
     "WORKER_FAILED_PATH",
     "WORKER_GENERATE_PATH",
+    "WORKER_ROLLUP_PATH",
     "WORKER_SWEEP_PATH",
     "FailureCallback",
     "JobPayload",
@@ -23,6 +24,7 @@ __all__ = [
 WORKER_GENERATE_PATH = "/worker/generate"
 WORKER_FAILED_PATH = "/worker/failed"
 WORKER_SWEEP_PATH = "/worker/sweep"
+WORKER_ROLLUP_PATH = "/worker/rollup"
 
 _M = TypeVar("_M", bound=BaseModel)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from dataclasses import replace
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -490,41 +491,35 @@ def _ledger(gen_id: UUID, owner: str, plan: PlanName, tokens: int, cost: int) ->
     )
 
 
-def test_ledger_records_once_and_reports_costs(db: Database) -> None:
-    # A month no other test uses, so the report only holds these rows.
-    alice, bob = _user(db), _user(db)
-    rows = [
-        (alice, PlanName.PRO, 10, 500),
-        (alice, PlanName.PRO, 20, 700),
-        (bob, PlanName.BASIC, 5, 50),
-    ]
+def test_ledger_records_once_with_the_database_time_or_the_given_one(db: Database) -> None:
+    # Cost reports over the ledger: tests/integration/test_reporting_rollup.py.
+    alice = _user(db)
+    at = datetime(2031, 7, 31, 23, 59, 59, 999999, tzinfo=UTC)
     with db.uow() as uow:
         entries = []
-        for owner, plan, tokens, cost in rows:
-            gen_id = _generation(uow, owner, _draft(uow, owner), plan=plan, period_month="2031-07")
-            entry = _ledger(gen_id, owner, plan, tokens, cost)
+        for tokens, cost in ((10, 500), (20, 700)):
+            gen_id = _generation(
+                uow, alice, _draft(uow, alice), plan=PlanName.PRO, period_month="2031-07"
+            )
+            entry = _ledger(gen_id, alice, PlanName.PRO, tokens, cost)
             assert uow.ledger.record(entry) is True
             assert uow.ledger.record(entry) is False  # redelivery
             entries.append(entry)
+        backfilled = replace(_ledger(gen_id, alice, PlanName.PRO, 1, 1), created_at=at)
         stored = uow.ledger.get(entries[0].generation_id)
-        assert stored == entries[0]
-        assert stored is not None
-        assert stored.created_at is not None
-        by_user = uow.ledger.costs("2031-07", "user")
-        by_plan = uow.ledger.costs("2031-07", "plan")
         uow.commit()
-    assert [
-        (r.group, r.generations, r.prompt_tokens, r.completion_tokens, r.cost_micro_usd)
-        for r in by_user
-    ] == [(alice, 2, 30, 60, 1200), (bob, 1, 5, 10, 50)]
-    assert [(r.group, r.generations, r.cost_micro_usd) for r in by_plan] == [
-        ("pro", 2, 1200),
-        ("basic", 1, 50),
-    ]
+    assert stored == entries[0]
+    assert stored is not None
+    assert stored.created_at is not None
+    assert abs(stored.created_at - datetime.now(UTC)) < timedelta(minutes=5)
     with db.uow() as uow:
-        assert uow.ledger.costs("1999-01", "plan") == []
-        with pytest.raises(ValueError):
-            uow.ledger.costs("2031-07", "model")  # type: ignore[arg-type]
+        gen_id = _generation(uow, alice, _draft(uow, alice), plan=PlanName.PRO)
+        backfilled = replace(backfilled, generation_id=gen_id)
+        assert uow.ledger.record(backfilled) is True
+        got = uow.ledger.get(gen_id)
+        uow.commit()
+    assert got is not None
+    assert got.created_at == at
 
 
 def test_unique_violations_outside_the_known_ones_are_internal(db: Database) -> None:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import AdminBoostRequest, AdminSubscriptionRequest, CostsQuery
 from shared.billing.plans import PlanName
-from shared.db import SubscriptionStatus
+from shared.db import CostLine, SubscriptionStatus
+from shared.services import reporting
 from shared.services.render import rfc3339
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
-__all__ = ["CostsQuery", "get_costs", "grant_boost", "set_subscription"]
+__all__ = ["CostsQuery", "get_costs", "grant_boost", "render_costs", "set_subscription"]
 
 
 def set_subscription(req: ApiRequest, c: Container) -> ApiResponse:
@@ -41,21 +42,38 @@ def grant_boost(req: ApiRequest, c: Container) -> ApiResponse:
 
 def get_costs(req: ApiRequest, c: Container) -> ApiResponse:
     query = req.parse_query(CostsQuery)
-    month = query.month or c.now().strftime("%Y-%m")
-    with c.db.uow() as uow:
-        rows = uow.ledger.costs(month, query.group_by)
-    payload = {
-        "month": month,
-        "group_by": query.group_by,
+    rng = reporting.resolve_range(
+        reporting.utc_day(c.now()), month=query.month, start=query.from_, end=query.to
+    )
+    group_by = reporting.parse_group_by(query.group_by)
+    return ApiResponse.json(200, render_costs(reporting.cost_report(c.db, rng, group_by)))
+
+
+def _counters(line: CostLine) -> dict[str, int]:
+    return {
+        "generations": line.generations,
+        "failed": line.failed,
+        "prompt_tokens": line.prompt_tokens,
+        "completion_tokens": line.completion_tokens,
+        "cost_micro_usd": line.cost_micro_usd,
+    }
+
+
+def render_costs(report: reporting.CostReport) -> dict[str, Any]:
+    """The JSON body of GET /v1/admin/costs (also printed by ``python -m shared.ops.costs``)."""
+    return {
+        "from": report.range.start.isoformat(),
+        "to": report.range.end.isoformat(),
+        "month": report.range.month,
+        "group_by": ",".join(report.group_by),
+        "rolled_through": report.rolled_through.isoformat() if report.rolled_through else None,
         "rows": [
             {
-                "group": r.group,
-                "generations": r.generations,
-                "prompt_tokens": r.prompt_tokens,
-                "completion_tokens": r.completion_tokens,
-                "cost_micro_usd": r.cost_micro_usd,
+                "group": ",".join(r.keys),
+                **dict(zip(report.group_by, r.keys, strict=True)),
+                **_counters(r),
             }
-            for r in rows
+            for r in report.rows
         ],
+        "totals": _counters(report.totals),
     }
-    return ApiResponse.json(200, payload)

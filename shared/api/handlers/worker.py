@@ -6,12 +6,13 @@ from typing import TYPE_CHECKING
 
 from shared.api.http import ApiRequest, ApiResponse
 from shared.queue.jobs import FailureCallback, JobPayload
+from shared.services import reporting
 from shared.services import worker as service
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
-__all__ = ["failed", "generate", "sweep"]
+__all__ = ["failed", "generate", "rollup", "sweep"]
 
 
 def _verified(req: ApiRequest, c: Container) -> None:
@@ -53,3 +54,19 @@ def failed(req: ApiRequest, c: Container) -> ApiResponse:
 def sweep(req: ApiRequest, c: Container) -> ApiResponse:
     _verified(req, c)
     return ApiResponse.json(200, {"failed": service.sweep(_deps(c))})
+
+
+def rollup(req: ApiRequest, c: Container) -> ApiResponse:
+    """The daily usage rollup (QStash schedule); the body is ignored."""
+    _verified(req, c)
+    result = reporting.run_rollup(c.db, c.now(), c.settings.spend_alert_micro_usd)
+    return ApiResponse.json(
+        200,
+        {
+            "from": result.start.isoformat() if result.start else None,
+            "to": result.end.isoformat() if result.end else None,
+            "rows": result.rows,
+            "rolled_through": result.rolled_through.isoformat() if result.rolled_through else None,
+            "anomalies": len(result.anomalies),
+        },
+    )
