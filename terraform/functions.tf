@@ -36,6 +36,7 @@ locals {
     STRIPE_PRICE_PRO_BOOST = var.stripe_price_ids.pro_boost
     STRIPE_SUCCESS_URL     = var.stripe_success_url
     STRIPE_CANCEL_URL      = var.stripe_cancel_url
+    SPEND_ALERT_USD        = tostring(var.spend_alert_usd)
   }
 }
 

@@ -42,7 +42,7 @@ resource "google_logging_metric" "limit_rejections" {
     labels {
       key         = "code"
       value_type  = "STRING"
-      description = "SPEC error code (e.g. MONTHLY_LIMIT_REACHED, PROVIDER_BUSY)."
+      description = "SPEC error code (e.g. MONTHLY_QUOTA_EXCEEDED, PROVIDER_BUSY)."
     }
     labels {
       key         = "function"
@@ -290,4 +290,263 @@ resource "google_monitoring_alert_policy" "provider_rate_limited" {
   alert_strategy {
     auto_close = "1800s"
   }
+}
+
+# ---------------------------------------------------------------------------------------
+# Jobs, admissions and spend (SPEC §10)
+# ---------------------------------------------------------------------------------------
+
+resource "google_logging_metric" "jobs_finished" {
+  project     = var.project_id
+  name        = "${var.name_prefix}/jobs_finished"
+  description = "Generation jobs reaching a terminal status: event job_completed or job_failed (with its code; TIMED_OUT = failed by the sweeper)."
+  filter      = "${local.functions_log_filter} AND (jsonPayload.event=\"job_completed\" OR jsonPayload.event=\"job_failed\")"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+
+    labels {
+      key         = "outcome"
+      value_type  = "STRING"
+      description = "The log event: job_completed or job_failed."
+    }
+    labels {
+      key         = "code"
+      value_type  = "STRING"
+      description = "Failure code (e.g. TIMED_OUT, DELIVERY_FAILED, PROVIDER_BAD_OUTPUT); empty on success."
+    }
+  }
+
+  label_extractors = {
+    outcome = "EXTRACT(jsonPayload.event)"
+    code    = "EXTRACT(jsonPayload.code)"
+  }
+}
+
+resource "google_logging_metric" "admissions" {
+  project     = var.project_id
+  name        = "${var.name_prefix}/admissions"
+  description = "Admitted generations (stored and enqueued: event job_queued), by kind."
+  filter      = "${local.functions_log_filter} AND jsonPayload.event=\"job_queued\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+
+    labels {
+      key         = "kind"
+      value_type  = "STRING"
+      description = "create, regen_targeted or regen_full."
+    }
+  }
+
+  label_extractors = {
+    kind = "EXTRACT(jsonPayload.kind)"
+  }
+}
+
+resource "google_logging_metric" "spend_anomalies" {
+  project     = var.project_id
+  name        = "${var.name_prefix}/spend_anomalies"
+  description = "Users whose day cost exceeded SPEND_ALERT_USD and 5x their trailing 7-day median (event spend_anomaly of the daily rollup)."
+  filter      = "${local.functions_log_filter} AND jsonPayload.event=\"spend_anomaly\""
+
+  # No user label: one time series per user would be unbounded cardinality; the log
+  # line names the user (jsonPayload.user_id).
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+  }
+}
+
+locals {
+  # Every metric the dashboard template may name, as ${metrics.<key>}.
+  dashboard_metrics = {
+    requests              = google_logging_metric.requests.name
+    http_5xx              = google_logging_metric.http_5xx.name
+    provider_rate_limited = google_logging_metric.provider_rate_limited.name
+    jobs_finished         = google_logging_metric.jobs_finished.name
+    enqueue_to_start_ms   = google_logging_metric.job_latency["enqueue_to_start_ms"].name
+    spend_anomalies       = google_logging_metric.spend_anomalies.name
+    admissions            = google_logging_metric.admissions.name
+    limit_rejections      = google_logging_metric.limit_rejections.name
+  }
+}
+
+resource "google_monitoring_alert_policy" "job_failure_ratio" {
+  project               = var.project_id
+  display_name          = "Reel Content (${var.environment}): job failure ratio"
+  combiner              = "OR"
+  notification_channels = var.alert_notification_channels
+  user_labels           = local.labels
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "More than ${var.alert_job_failure_ratio * 100}% of generation jobs failed over 15 minutes. Group `${google_logging_metric.jobs_finished.name}` by `code`: PROVIDER_* codes point at MiniMax (status, balance, content policy), TIMED_OUT at stuck workers, DELIVERY_FAILED at QStash or the worker answering 5xx. Failed jobs are refunded."
+  }
+
+  conditions {
+    display_name = "failed / finished jobs > ${var.alert_job_failure_ratio}"
+
+    condition_threshold {
+      filter             = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.jobs_finished.name}\" AND metric.label.outcome=\"job_failed\""
+      denominator_filter = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.jobs_finished.name}\""
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.alert_job_failure_ratio
+      duration           = "900s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      denominator_aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+}
+
+resource "google_monitoring_alert_policy" "sweeper_timeouts" {
+  project               = var.project_id
+  display_name          = "Reel Content (${var.environment}): sweeper time-outs"
+  combiner              = "OR"
+  notification_channels = var.alert_notification_channels
+  user_labels           = local.labels
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The sweeper failed (and refunded) more than ${var.alert_sweeper_timeouts_per_hour} generations in an hour because they were stuck past MAX_JOB_RUNTIME_S (running) or the lease TTL (queued). Workers are dying mid-job (memory, timeouts) or QStash is not delivering: look at the worker's logs around jsonPayload.event=\"sweep_finished\"."
+  }
+
+  conditions {
+    display_name = "TIMED_OUT jobs per hour > ${var.alert_sweeper_timeouts_per_hour}"
+
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.jobs_finished.name}\" AND metric.label.code=\"TIMED_OUT\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_sweeper_timeouts_per_hour
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "3600s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "7200s"
+  }
+}
+
+resource "google_monitoring_alert_policy" "enqueue_to_start_p95" {
+  project               = var.project_id
+  display_name          = "Reel Content (${var.environment}): queue delay p95"
+  combiner              = "OR"
+  notification_channels = var.alert_notification_channels
+  user_labels           = local.labels
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The 95th percentile of enqueue to worker start exceeded ${var.alert_enqueue_to_start_p95_ms} ms for 10 minutes: users wait in the queue. Check QStash delivery (retries, 503 \"running elsewhere\"), the worker's max instances and the provider concurrency caps."
+  }
+
+  conditions {
+    display_name = "enqueue to start p95 > ${var.alert_enqueue_to_start_p95_ms} ms"
+
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.job_latency["enqueue_to_start_ms"].name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.alert_enqueue_to_start_p95_ms
+      duration        = "600s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_PERCENTILE_95"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+}
+
+resource "google_monitoring_alert_policy" "spend_anomaly" {
+  project               = var.project_id
+  display_name          = "Reel Content (${var.environment}): spend anomaly"
+  combiner              = "OR"
+  notification_channels = var.alert_notification_channels
+  user_labels           = local.labels
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The daily rollup found a user whose day cost exceeded SPEND_ALERT_USD (${var.spend_alert_usd} USD) and 5x their trailing 7-day median. The log line (jsonPayload.event=\"spend_anomaly\") names the user and day; `python -m shared.ops.costs --from DAY --to DAY --group-by user,model` shows the detail."
+  }
+
+  conditions {
+    display_name = "spend_anomaly events > 0"
+
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.spend_anomalies.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    # One event a day at most per user: keep the incident open until the next rollup.
+    auto_close = "86400s"
+  }
+}
+
+# ---------------------------------------------------------------------------------------
+# Dashboard: the alerts' signals plus admissions and rejections by code. The JSON lives
+# in a template so tests/integration/test_terraform.py can parse it and check that every
+# chart names a metric defined above.
+# ---------------------------------------------------------------------------------------
+
+resource "google_monitoring_dashboard" "operations" {
+  project = var.project_id
+  dashboard_json = templatefile("${path.module}/dashboards/operations.json.tftpl", {
+    environment = var.environment
+    metrics     = local.dashboard_metrics
+  })
 }

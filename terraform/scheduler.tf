@@ -17,3 +17,16 @@ resource "upstash_qstash_schedule_v2" "sweep" {
   # A missed tick is made up by the next one five minutes later.
   retries = 0
 }
+
+# The daily usage rollup (SPEC §10): POST /worker/rollup recomputes the last closed days
+# into usage_daily and logs spend_anomaly events, signed like the sweep. A run is
+# idempotent and catches up from its watermark, so a missed or repeated tick is harmless;
+# QStash retries a failed one.
+resource "upstash_qstash_schedule_v2" "rollup" {
+  destination  = "${local.worker_url}/worker/rollup"
+  cron         = var.rollup_cron
+  method       = "POST"
+  content_type = "application/json"
+  body         = "{}"
+  retries      = 3
+}

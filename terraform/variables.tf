@@ -185,6 +185,13 @@ variable "qstash_retries" {
   default     = 3
 }
 
+variable "rollup_cron" {
+  description = "Cron (UTC) of the signed QStash schedule that POSTs /worker/rollup (daily usage rollup)."
+  type        = string
+  # Shortly after midnight UTC: the day just closed is rolled up and checked for anomalies.
+  default = "15 0 * * *"
+}
+
 variable "sweep_cron" {
   description = "Cron (UTC) of the signed QStash schedule that POSTs /worker/sweep."
   type        = string
@@ -279,4 +286,28 @@ variable "alert_provider_429_per_5m" {
   description = "Alert when the AI provider answers 429 more often than this in 5 minutes."
   type        = number
   default     = 20
+}
+
+variable "alert_job_failure_ratio" {
+  description = "Alert when failed jobs exceed this fraction of finished jobs over 15 minutes."
+  type        = number
+  default     = 0.2
+}
+
+variable "alert_sweeper_timeouts_per_hour" {
+  description = "Alert when the sweeper times out more jobs than this in an hour."
+  type        = number
+  default     = 5
+}
+
+variable "alert_enqueue_to_start_p95_ms" {
+  description = "Alert when the p95 queue delay (enqueue to worker start) exceeds this for 10 minutes."
+  type        = number
+  default     = 30000
+}
+
+variable "spend_alert_usd" {
+  description = "SPEND_ALERT_USD: a user's day cost above this (and 5x their trailing 7-day median) is a spend anomaly."
+  type        = number
+  default     = 5
 }

@@ -14,6 +14,7 @@ evaluating HCL.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -72,7 +73,33 @@ INVOKER_RESOURCES = (
     "google_cloudfunctions2_function_iam_binding",
 )
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
-METRIC_EVENTS = ("limit_rejected", "provider_rate_limited", "job_completed", "request_finished")
+METRIC_EVENTS = (
+    "limit_rejected",
+    "provider_rate_limited",
+    "job_completed",
+    "job_failed",
+    "job_queued",
+    "request_finished",
+    "spend_anomaly",
+)
+# What SPEC §10 asks to alert on, as the metrics (and for_each keys) the alerts read.
+ALERTED_METRICS = frozenset(
+    {
+        "http_5xx",
+        "requests",
+        "provider_rate_limited",
+        "jobs_finished",
+        'job_latency["enqueue_to_start_ms"]',
+        "spend_anomalies",
+    }
+)
+# ...and what the dashboard charts: the alerts' signals plus admissions and rejections.
+CHARTED_METRICS = ALERTED_METRICS | {"admissions", "limit_rejections"}
+USER_METRIC_RE = re.compile(
+    r'metric\.type=\\?"logging\.googleapis\.com/user/(\$\{[^}]*\}|[^"\\]*)\\?"'
+)
+METRIC_REF_RE = re.compile(r'^\$\{google_logging_metric\.(\w+)(\["(\w+)"\])?\.name\}$')
+DASHBOARD_TEMPLATE_RE = re.compile(r'templatefile\("\$\{path\.module\}/([\w./-]+)", \{(.*)\}\)')
 JOB_LATENCY_FIELDS = ("enqueue_to_complete_ms", "start_to_complete_ms", "enqueue_to_start_ms")
 
 _OPTIONS = SerializationOptions(
@@ -572,10 +599,177 @@ def check_log_metrics(directory: Path) -> list[str]:
             if "exponential_buckets" not in first(body.get("bucket_options")):
                 problems.append(f"google_logging_metric.{name}: use exponential buckets")
     alerts = str(tf.resources_of("google_monitoring_alert_policy"))
-    for metric in ("http_5xx", "provider_rate_limited"):
+    for metric in ("http_5xx", "provider_rate_limited", "jobs_finished", "spend_anomalies"):
         if f"google_logging_metric.{metric}.name" not in alerts:
             problems.append(f"no alert policy on google_logging_metric.{metric}")
     return problems
+
+
+def _defined_metric(tf: Terraform, reference: str) -> tuple[str | None, str | None]:
+    """(metric, problem) for ``${google_logging_metric.NAME[\"KEY\"].name}``."""
+    match = METRIC_REF_RE.match(reference)
+    if match is None:
+        return None, f"{reference!r} is not a google_logging_metric defined here"
+    name, _, key = match.groups()
+    body = tf.resources.get(("google_logging_metric", name))
+    if body is None:
+        return None, f"google_logging_metric.{name} is not defined"
+    if key is not None:
+        local = re.fullmatch(r"\$\{local\.(\w+)\}", str(body.get("for_each", "")))
+        if local is None or key not in tf.locals.get(local.group(1), {}):
+            return None, f'google_logging_metric.{name}["{key}"] is not one of its for_each keys'
+        return f'{name}["{key}"]', None
+    if "for_each" in body:
+        return None, f"google_logging_metric.{name} has for_each: name one instance"
+    return name, None
+
+
+def check_alert_metrics(directory: Path) -> list[str]:
+    """Every alert condition reads only metrics Terraform defines; SPEC §10's are covered."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    alerted: set[str] = set()
+    for name, body in tf.resources_of("google_monitoring_alert_policy").items():
+        conditions = body.get("conditions", [])
+        if not conditions:
+            problems.append(f"alert {name} has no condition")
+        for condition in conditions:
+            threshold = first(condition.get("condition_threshold"))
+            filters = [threshold.get("filter"), threshold.get("denominator_filter")]
+            if not threshold.get("filter"):
+                problems.append(f"alert {name}: a condition without a threshold filter")
+            for text in filter(None, filters):
+                types = USER_METRIC_RE.findall(str(text))
+                if not types or str(text).count("metric.type=") != len(types):
+                    problems.append(f"alert {name}: filter reads a metric not defined here")
+                for reference in types:
+                    metric, problem = _defined_metric(tf, reference)
+                    if problem:
+                        problems.append(f"alert {name}: {problem}")
+                    if metric:
+                        alerted.add(metric)
+    for missing in sorted(ALERTED_METRICS - alerted):
+        problems.append(f"no alert policy reads metric {missing}")
+    return problems
+
+
+def _dashboard_filters(doc: Any, where: str, problems: list[str]) -> list[tuple[str, str]]:
+    """(chart title, filter) of every data set, checking the shape the charts rely on."""
+    layout = doc.get("mosaicLayout") if isinstance(doc, dict) else None
+    if not isinstance(doc, dict) or not isinstance(doc.get("displayName"), str):
+        problems.append(f"{where}: no displayName")
+    if not isinstance(layout, dict) or not isinstance(layout.get("columns"), int):
+        problems.append(f"{where}: mosaicLayout.columns missing")
+        return []
+    tiles = layout.get("tiles")
+    if not isinstance(tiles, list) or not tiles:
+        problems.append(f"{where}: mosaicLayout.tiles is empty")
+        return []
+    found: list[tuple[str, str]] = []
+    for i, tile in enumerate(tiles):
+        widget = tile.get("widget", {}) if isinstance(tile, dict) else {}
+        title = widget.get("title")
+        sizes = [tile.get(k, 0) for k in ("xPos", "yPos", "width", "height")]
+        if not all(isinstance(v, int) and v >= 0 for v in sizes) or not all(sizes[2:]):
+            problems.append(f"{where}: tile {i} needs integer xPos/yPos/width/height")
+        elif sizes[0] + sizes[2] > layout["columns"]:
+            problems.append(f"{where}: tile {i} is wider than the layout")
+        data_sets = widget.get("xyChart", {}).get("dataSets")
+        if not isinstance(title, str) or not isinstance(data_sets, list) or not data_sets:
+            problems.append(f"{where}: tile {i} must be a titled xyChart with data sets")
+            continue
+        for data_set in data_sets:
+            query = data_set.get("timeSeriesQuery", {})
+            plain = query.get("timeSeriesFilter")
+            ratio = query.get("timeSeriesFilterRatio")
+            parts = (
+                [plain]
+                if plain is not None and ratio is None
+                else [ratio.get("numerator"), ratio.get("denominator")]
+                if isinstance(ratio, dict) and plain is None
+                else []
+            )
+            if not parts or not all(isinstance(p, dict) and p.get("filter") for p in parts):
+                problems.append(f"{where}: {title!r} needs timeSeriesFilter(Ratio) with filters")
+                continue
+            for part in parts:
+                if "alignmentPeriod" not in part.get("aggregation", {}):
+                    problems.append(f"{where}: {title!r} has no aggregation.alignmentPeriod")
+                found.append((title, part["filter"]))
+    return found
+
+
+def check_dashboard(directory: Path) -> list[str]:
+    """One dashboard; its JSON parses, has the shape below, charts only defined metrics,
+    and charts SPEC §10's signals plus admissions and rejections by code."""
+    tf = load_terraform(directory)
+    dashboards = tf.resources_of("google_monitoring_dashboard")
+    if len(dashboards) != 1:
+        return [f"expected one google_monitoring_dashboard, found {len(dashboards)}"]
+    name, body = next(iter(dashboards.items()))
+    call = DASHBOARD_TEMPLATE_RE.search(str(body.get("dashboard_json", "")))
+    if call is None:
+        return [f"dashboard {name}: dashboard_json must be templatefile(path.module/..., vars)"]
+    template = directory / call.group(1)
+    local = re.search(r"metrics = local\.(\w+)", call.group(2))
+    if not template.is_file() or local is None:
+        return [f"dashboard {name}: template {call.group(1)} or its metrics map is missing"]
+    problems: list[str] = []
+    metric_names: dict[str, str] = {}
+    for key, reference in tf.locals.get(local.group(1), {}).items():
+        metric, problem = _defined_metric(tf, str(reference))
+        if problem:
+            problems.append(f"local.{local.group(1)}.{key}: {problem}")
+        if metric:
+            metric_names[key] = metric
+    text = template.read_text(encoding="utf-8")
+
+    def render(match: re.Match[str]) -> str:
+        expr = match.group(1)
+        if expr == "environment":
+            return "staging"
+        key = expr.removeprefix("metrics.")
+        if expr.startswith("metrics.") and key in metric_names:
+            return f"metric:{key}"
+        problems.append(f"{template.name}: ${{{expr}}} is not a defined metric or variable")
+        return "undefined"
+
+    try:
+        doc = json.loads(re.sub(r"\$\{([^}]*)\}", render, text))
+    except json.JSONDecodeError as exc:
+        return [*problems, f"{template.name}: not valid JSON ({exc})"]
+    charted: set[str] = set()
+    for title, text_filter in _dashboard_filters(doc, template.name, problems):
+        types = USER_METRIC_RE.findall(text_filter)
+        if len(types) != 1 or not types[0].startswith("metric:"):
+            problems.append(f"{template.name}: {title!r} must read one metric defined here")
+            continue
+        charted.add(metric_names[types[0].removeprefix("metric:")])
+    for missing in sorted(CHARTED_METRICS - charted):
+        problems.append(f"the dashboard has no chart of metric {missing}")
+    by_code = [
+        ds
+        for tile in doc.get("mosaicLayout", {}).get("tiles", [])
+        for ds in tile.get("widget", {}).get("xyChart", {}).get("dataSets", [])
+        if "limit_rejections" in json.dumps(ds)
+        and 'metric.label.\\"code\\"' in json.dumps(ds.get("timeSeriesQuery", {}))
+    ]
+    if not by_code:
+        problems.append("the dashboard must chart rejections grouped by metric.label.code")
+    return problems
+
+
+def check_metric_events_emitted(directory: Path, root: Path = ROOT) -> list[str]:
+    """Every event a log-based metric counts is one the code logs (log_event in shared/)."""
+    tf = load_terraform(directory)
+    emitted: set[str] = set()
+    for path in (root / "shared").rglob("*.py"):
+        emitted |= set(re.findall(r'log_event\(\s*_log,\s*"(\w+)"', path.read_text()))
+        emitted |= set(re.findall(r'"event": "(\w+)"', path.read_text()))
+    return [
+        f"a log-based metric counts event {event!r}, which no code in shared/ logs"
+        for event in sorted(_metrics_by_event(tf).keys() - emitted)
+    ]
 
 
 def check_providers(directory: Path) -> list[str]:
@@ -633,6 +827,9 @@ CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "public_invokers": check_public_invokers,
     "gateway": check_gateway,
     "log_metrics": check_log_metrics,
+    "alert_metrics": check_alert_metrics,
+    "dashboard": check_dashboard,
+    "metric_events_emitted": check_metric_events_emitted,
     "providers": check_providers,
     "connection_budget": check_connection_budget,
 }
@@ -845,6 +1042,86 @@ MUTATIONS = [
         "",
         check_log_metrics,
         id="job-latency-field-missing",
+    ),
+    pytest.param(
+        "alert_on_undefined_metric",
+        "monitoring.tf",
+        "user/${google_logging_metric.spend_anomalies.name}",
+        "user/${google_logging_metric.spend_anomaly.name}",
+        check_alert_metrics,
+        id="alert-reads-undefined-metric",
+    ),
+    pytest.param(
+        "alert_on_literal_metric",
+        "monitoring.tf",
+        'user/${google_logging_metric.jobs_finished.name}\\" AND metric.label.code',
+        'user/reel/jobs_finished\\" AND metric.label.code',
+        check_alert_metrics,
+        id="alert-reads-metric-by-literal-name",
+    ),
+    pytest.param(
+        "alert_on_unknown_key",
+        "monitoring.tf",
+        'job_latency["enqueue_to_start_ms"].name}\\"',
+        'job_latency["enqueue_to_begin_ms"].name}\\"',
+        check_alert_metrics,
+        id="alert-reads-unknown-for-each-key",
+    ),
+    pytest.param(
+        "chart_of_undefined_key",
+        "dashboards/operations.json.tftpl",
+        "${metrics.admissions}",
+        "${metrics.admission}",
+        check_dashboard,
+        id="chart-names-undefined-metric-key",
+    ),
+    pytest.param(
+        "chart_map_to_undefined_metric",
+        "monitoring.tf",
+        "admissions            = google_logging_metric.admissions.name",
+        "admissions            = google_logging_metric.admission.name",
+        check_dashboard,
+        id="chart-metric-map-names-undefined-metric",
+    ),
+    pytest.param(
+        "dashboard_invalid_json",
+        "dashboards/operations.json.tftpl",
+        '"columns": 48,',
+        '"columns": 48',
+        check_dashboard,
+        id="dashboard-json-invalid",
+    ),
+    pytest.param(
+        "dashboard_wrong_shape",
+        "dashboards/operations.json.tftpl",
+        '"timeSeriesFilterRatio"',
+        '"timeSeriesFilterRatios"',
+        check_dashboard,
+        id="dashboard-json-wrong-shape",
+    ),
+    pytest.param(
+        "dashboard_chart_dropped",
+        "dashboards/operations.json.tftpl",
+        "${metrics.spend_anomalies}",
+        "${metrics.admissions}",
+        check_dashboard,
+        id="dashboard-misses-spend-anomaly-chart",
+    ),
+    pytest.param(
+        "rejections_not_by_code",
+        "dashboards/operations.json.tftpl",
+        'metric.label.\\"code\\""',
+        'metric.label.\\"function\\""',
+        check_dashboard,
+        id="dashboard-rejections-not-by-code",
+    ),
+    pytest.param(
+        "metric_on_unlogged_event",
+        "monitoring.tf",
+        'jsonPayload.event=\\"spend_anomaly\\"',
+        'jsonPayload.event=\\"spend_alert\\"',
+        check_metric_events_emitted,
+        id="metric-counts-event-no-code-logs",
     ),
     pytest.param(
         "budget_exceeded",
