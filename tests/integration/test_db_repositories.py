@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-from dataclasses import replace
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
