@@ -16,7 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.config import reset_settings_cache
 from shared.db import Database
+from shared.ops import costs as costs_cli
+from shared.ops import rollup as rollup_cli
 from shared.services import reporting
 from shared.services.reporting import CostRange, cost_report, run_rollup
 from tests.support.ledger import Row, daily_rows, reporting_database, reset, seed
@@ -31,11 +34,16 @@ def at(day: str, clock: str = "12:00:00") -> datetime:
 
 
 @pytest.fixture(scope="module")
-def module_db() -> Iterator[Database]:
+def module_url() -> Iterator[str]:
     with reporting_database() as url:
-        database = Database(url, max_connections=3)
-        yield database
-        database.close()
+        yield url
+
+
+@pytest.fixture(scope="module")
+def module_db(module_url: str) -> Iterator[Database]:
+    database = Database(module_url, max_connections=3)
+    yield database
+    database.close()
 
 
 @pytest.fixture
@@ -330,3 +338,34 @@ def test_a_spend_anomaly_is_logged_once_for_a_completed_day(
         "median_micro_usd": 0,
         "threshold_micro_usd": THRESHOLD,
     }
+
+
+# ---- the operator commands -------------------------------------------------------------
+
+
+def test_operator_commands_roll_up_and_print_the_same_report(
+    db: Database,
+    module_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Days long past: the commands run on the real clock.
+    seed(db, [Row("alice", at("2020-03-02"), cost_micro_usd=1_500_000, plan="basic")])
+    monkeypatch.setenv("DATABASE_URL", module_url)
+    monkeypatch.setenv("SPEND_ALERT_USD", "1")
+    reset_settings_cache()
+    try:
+        assert rollup_cli.main([]) == 0
+        rolled = capsys.readouterr().out
+        assert costs_cli.main(["--month", "2020-03", "--group-by", "user,plan"]) == 0
+        table = capsys.readouterr().out
+        assert costs_cli.main(["--from", "2020-03-02", "--to", "2020-03-01"]) == 2
+        error = capsys.readouterr().err
+    finally:
+        reset_settings_cache()
+
+    assert rolled.startswith("recomputed 2020-03-02 .. ")
+    assert "0 spend anomalies" in rolled  # the first run checks only its last day
+    assert table.splitlines()[0].startswith("Costs 2020-03-01 .. 2020-03-31 (UTC) by user,plan")
+    assert table.splitlines()[4].split() == ["alice", "basic", "1", "0", "100", "50", "1.500000"]
+    assert error == "error: from: must not be after to\n"
