@@ -234,7 +234,6 @@ class StripeGateway:
             _raise_translated(exc, "create_portal_session")
         return session.url
 
-
     def cancel_subscription(self, subscription_id: str) -> bool:
         """Cancel at once (account deletion); False when Stripe no longer has it.
 

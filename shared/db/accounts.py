@@ -105,11 +105,6 @@ class PgUsers:
         user = self.get(user_id)
         return user.stripe_customer_id if user else None
 
-    def lock(self, user_id: str) -> User | None:
-        """The user row, locked for this transaction (serialises account deletions)."""
-        rows = self._s.run(f"SELECT {_USER_COLS} FROM users WHERE id = :id FOR UPDATE", id=user_id)
-        return _user(rows[0]) if rows else None
-
     def delete(self, user_id: str) -> bool:
         """Delete the user and, by cascade, subscription, boost, drafts, generations,
         variants and assets. False when there was no such user."""
