@@ -224,24 +224,24 @@ def _asset(c: Container, user_id: str) -> uuid.UUID:
 def test_patches_with_the_same_if_match_exactly_one_wins(container: Container) -> None:
     c = container
     user_id = f"u-{secrets.token_hex(6)}"
-    asset_id = _asset(c, user_id)
-    barrier = threading.Barrier(THREADS)
+    for _ in range(10):  # the read-check-write window is short: give it many chances
+        asset_id = _asset(c, user_id)
+        barrier = threading.Barrier(THREADS)
 
-    def patch(i: int) -> str:
-        barrier.wait()
-        req = AssetPatchRequest.model_validate({"title": f"title {i}"})
-        try:
-            library.update_asset(
-                c.db, user_id=user_id, asset_id=asset_id, req=req, expected_version=1
-            )
-            return "ok"
-        except PreconditionFailed:
-            return "412"
+        def patch(i: int, a: uuid.UUID = asset_id, b: threading.Barrier = barrier) -> str:
+            req = AssetPatchRequest.model_validate({"title": f"title {i}"})
+            b.wait()
+            try:
+                library.update_asset(c.db, user_id=user_id, asset_id=a, req=req,
+                                     expected_version=1)  # fmt: skip
+                return "ok"
+            except PreconditionFailed:
+                return "412"
 
-    with ThreadPoolExecutor(THREADS) as pool:
-        results = list(pool.map(patch, range(THREADS)))
-    assert sorted(results) == ["412"] * (THREADS - 1) + ["ok"]
-    assert library.get_asset(c.db, user_id=user_id, asset_id=asset_id).version == 2
+        with ThreadPoolExecutor(THREADS) as pool:
+            results = list(pool.map(patch, range(THREADS)))
+        assert sorted(results) == ["412"] * (THREADS - 1) + ["ok"]
+        assert library.get_asset(c.db, user_id=user_id, asset_id=asset_id).version == 2
 
 
 def test_restores_at_once_all_answer_and_change_it_once(container: Container) -> None:
