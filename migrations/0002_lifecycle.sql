@@ -76,6 +76,18 @@ CREATE INDEX IF NOT EXISTS assets_deleted_at_idx
 -- non-reversible pseudonym that matches no user). So it references nothing.
 ALTER TABLE usage_ledger DROP CONSTRAINT IF EXISTS usage_ledger_generation_id_fkey;
 ALTER TABLE usage_ledger DROP CONSTRAINT IF EXISTS usage_ledger_owner_id_fkey;
+-- Bounded by the users key it no longer references (a user id, or 'deleted:' + 32 hex).
+DO $$
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM pg_constraint
+        WHERE conname = 'usage_ledger_owner_id_check' AND conrelid = 'usage_ledger'::regclass
+    ) THEN
+        ALTER TABLE usage_ledger ADD CONSTRAINT usage_ledger_owner_id_check
+            CHECK (char_length(owner_id) BETWEEN 1 AND 128);
+    END IF;
+END
+$$;
 COMMENT ON TABLE usage_ledger IS
     'Tokens and provider cost per finished generation (exactly one row each). No foreign '
     'keys: rows outlive purged drafts, and a deleted account''s rows are pseudonymised.';

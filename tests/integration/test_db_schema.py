@@ -143,9 +143,11 @@ def test_named_constraints_and_indexes_exist(database_url: str) -> None:
     assert constraint == [["UNIQUE (generation_id, index)"]]
     assert {
         "generations_one_active_per_draft",
-        "assets_owner_created_idx",
-        "assets_search_gin_idx",
-        "assets_tags_gin_idx",
+        "assets_live_owner_created_idx",
+        "assets_live_search_gin_idx",
+        "assets_live_tags_gin_idx",
+        "drafts_live_owner_created_idx",
+        "assets_deleted_at_idx",
     } <= indexes
     assert uncommented == []
     assert unbounded == []
