@@ -220,15 +220,16 @@ class PgAssets:
         self, owner_id: str, *, deleted: bool, after: Keyset | None, limit: int
     ) -> builtins.list[Asset]:
         """The owner's live (or deleted) assets newest first, after ``after`` (the export)."""
+        where = f"owner_id = :o AND {_DELETED if deleted else _LIVE}"
+        params: dict[str, Any] = {"o": owner_id, "n": limit}
+        if after is not None:
+            # A plain row comparison (no "IS NULL OR"), so it is an index condition.
+            where += " AND (created_at, id) < (CAST(:t AS timestamptz), CAST(:i AS uuid))"
+            params |= {"t": after.created_at, "i": str(after.id)}
         rows = self._s.run(
-            f"SELECT {_COLS} FROM assets WHERE owner_id = :o AND {_DELETED if deleted else _LIVE} "
-            "AND (CAST(:t AS timestamptz) IS NULL "
-            "OR (created_at, id) < (CAST(:t AS timestamptz), CAST(:i AS uuid))) "
+            f"SELECT {_COLS} FROM assets WHERE {where} "
             "ORDER BY created_at DESC, id DESC LIMIT CAST(:n AS int)",
-            o=owner_id,
-            t=after.created_at if after else None,
-            i=str(after.id) if after else None,
-            n=limit,
+            **params,
         )
         return [_asset(r) for r in rows]
 

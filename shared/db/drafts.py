@@ -265,15 +265,16 @@ class PgDrafts:
 
     def export_page(self, owner_id: str, after: Keyset | None, limit: int) -> builtins.list[Draft]:
         """The owner's drafts, deleted ones included, oldest first, after ``after``."""
+        where = "owner_id = :o"
+        params: dict[str, Any] = {"o": owner_id, "n": limit}
+        if after is not None:
+            # A plain row comparison (no "IS NULL OR"), so it is an index condition.
+            where += " AND (created_at, id) > (CAST(:t AS timestamptz), CAST(:i AS uuid))"
+            params |= {"t": after.created_at, "i": str(after.id)}
         rows = self._s.run(
-            f"SELECT {_DRAFT_COLS} FROM drafts WHERE owner_id = :o "
-            "AND (CAST(:t AS timestamptz) IS NULL "
-            "OR (created_at, id) > (CAST(:t AS timestamptz), CAST(:i AS uuid))) "
+            f"SELECT {_DRAFT_COLS} FROM drafts WHERE {where} "
             "ORDER BY created_at, id LIMIT CAST(:n AS int)",
-            o=owner_id,
-            t=after.created_at if after else None,
-            i=str(after.id) if after else None,
-            n=limit,
+            **params,
         )
         return [_draft(r) for r in rows]
 
