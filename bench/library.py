@@ -103,6 +103,53 @@ def _explain(env: BenchEnv, owner: str, filters: dict[str, Any], after: Any) -> 
     return {"execution_ms": exec_ms, "plan": lines}
 
 
+DELETED_CASES: list[tuple[str, dict[str, Any]]] = [
+    ("first page", {}),
+    ("tags=[rare] (1/1000)", {"tags": ["rare"]}),
+    ("q=zulu (1/1000)", {"q": "zulu"}),
+    ("q=absent (0 rows)", {"q": "absentword"}),
+]
+
+
+def _with_deleted(
+    env: BenchEnv,
+    report: Report,
+    owner: str,
+    n: int,
+    reps: int,
+    page: Callable[..., AssetPage],
+    first_p50: float,
+) -> dict[str, Any]:
+    """The same owner gets ``n`` more assets, all soft-deleted and newer than the live
+    ones (the worst place: a full index would walk them first). Live reads must not
+    notice: the partial indexes of migrations/0002_lifecycle.sql do not hold them."""
+    conn = connect(env.database_url, timeout_s=600)
+    try:
+        step = 50_000
+        for lo in range(n + 1, 2 * n + 1, step):
+            conn.run(_INSERT.replace("now() - make_interval", "now() + make_interval"),
+                     owner=owner, lo=lo, hi=min(2 * n, lo + step - 1))  # fmt: skip
+        conn.run(
+            "UPDATE assets SET deleted_at = now() WHERE owner_id = :o AND created_at > now()",
+            o=owner,
+        )
+        conn.run("VACUUM (ANALYZE) assets")
+    finally:
+        conn.close()
+    out: dict[str, Any] = {"deleted_rows": n}
+    for name, filters in DELETED_CASES:
+        items = page(**filters).items
+        assert all(a.deleted_at is None for a in items)
+        samples = _sample(lambda f=filters: page(**f), reps)  # type: ignore[misc]
+        out[name] = {"p50_ms": pct(samples, 50) * 1e3, "p99_ms": pct(samples, 99) * 1e3}
+        report.add(
+            Figure(SECTION, f"list {name}, + {n:,} deleted rows, p50 / p99",
+                   pct(samples, 50) * 1e3, "ms", first_p50, "unfiltered first page p50",
+                   value2=pct(samples, 99) * 1e3)
+        )  # fmt: skip
+    return out
+
+
 def _sample(fn: Callable[[], Any], reps: int) -> list[float]:
     fn()  # warm
     out = []
@@ -190,6 +237,7 @@ def run(env: BenchEnv, report: Report, n: int, reps: int) -> dict[str, Any]:
         Figure(SECTION, "  bulk insert + VACUUM ANALYZE (generate_series)", insert_s, "s", None,
                "info")
     )  # fmt: skip
+    results["with_deleted"] = _with_deleted(env, report, owner, n, reps, page, first_p50)
     report.extra["library"] = results
     report.extra["library_explain"] = explains
     return results

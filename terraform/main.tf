@@ -39,6 +39,12 @@ locals {
       module = "library", entry_point = "library", auth = "bearer", hot = false
       memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 5
     }
+    # The export streams a whole account (10,000 assets in about a second, measured in
+    # bench/export.py); the timeout leaves room for big accounts and slow clients.
+    me = {
+      module = "me", entry_point = "me", auth = "bearer", hot = false
+      memory = "512Mi", cpu = "1", timeout_s = 120, concurrency = 8, max_instances = 3
+    }
     usage = {
       module = "usage", entry_point = "usage", auth = "bearer", hot = false
       memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 5

@@ -14,7 +14,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
@@ -140,9 +140,17 @@ class ApiRequest:
 
 @dataclass(slots=True)
 class ApiResponse:
+    """A response; ``stream`` (when set) replaces ``body`` and is sent as it is produced.
+
+    A streamed response has committed to its status: an error while streaming can only
+    cut the body short (logged; the client sees truncated JSON), so a streaming handler
+    must do whatever can fail with a proper status before returning.
+    """
+
     status: int
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    stream: Iterable[bytes] | None = None
 
     @classmethod
     def json(
@@ -235,7 +243,7 @@ def _cors_headers(origin: str | None, allowed: tuple[str, ...]) -> dict[str, str
 def _preflight(cors: dict[str, str], req: flask.Request) -> ApiResponse:
     headers = dict(cors)
     if cors:
-        headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, OPTIONS"
+        headers["Access-Control-Allow-Methods"] = "GET, POST, PATCH, DELETE, OPTIONS"
         headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
         headers["Access-Control-Max-Age"] = "600"
     return ApiResponse(204, b"", headers)
@@ -337,4 +345,17 @@ def dispatch(
         )
         if (code and resp.status == 429) or code == "PROVIDER_BUSY":
             log_event(_log, "limit_rejected", level=logging.INFO, code=code, status=resp.status)
+        if resp.stream is not None:
+            stream = _logged(resp.stream, request_id)
+            return flask.Response(stream, status=resp.status, headers=headers)
         return flask.Response(resp.body, status=resp.status, headers=headers)
+
+
+def _logged(stream: Iterable[bytes], request_id: str) -> Iterator[bytes]:
+    """``stream``, with a failure after the status was sent logged (it cannot be answered)."""
+    with bind(request_id=request_id):
+        try:
+            yield from stream
+        except Exception:
+            _log.exception("stream_failed", extra={"fields": {"event": "stream_failed"}})
+            raise

@@ -25,10 +25,14 @@ from shared.db.models import AssetStatus, Platform
 __all__ = [
     "HASHTAG_PATTERN",
     "AcceptedResponse",
+    "AccountDeletionResponse",
+    "AccountExport",
     "AdminBoostRequest",
     "AdminSubscriptionRequest",
     "AssetContent",
+    "AssetContentPatch",
     "AssetListResponse",
+    "AssetPatchRequest",
     "AssetQuery",
     "AssetResponse",
     "AssetStatus",
@@ -38,7 +42,9 @@ __all__ = [
     "CostsResponse",
     "CreateAssetRequest",
     "CreateRequest",
+    "DraftListResponse",
     "DraftPatchRequest",
+    "DraftQuery",
     "DraftResponse",
     "ErrorResponse",
     "GenerationResponse",
@@ -197,6 +203,48 @@ class CreateAssetRequest(_Strict):
         return self
 
 
+def _no_nulls(model: BaseModel, names: tuple[str, ...]) -> None:
+    for name in names:
+        if name in model.model_fields_set and getattr(model, name) is None:
+            raise ValueError(f"{name} cannot be null")
+
+
+class AssetContentPatch(_Strict):
+    """Any of the content fields, each validated as when saving (SPEC §4)."""
+
+    hook: str | None = Field(None, max_length=300)
+    script: str | None = Field(None, max_length=5000)
+    caption: str | None = Field(None, max_length=2200)
+    hashtags: list[Hashtag] | None = Field(None, max_length=30)
+
+    @model_validator(mode="after")
+    def _not_null(self) -> AssetContentPatch:
+        if not self.model_fields_set:
+            raise ValueError("at least one content field is required")
+        _no_nulls(self, ("hook", "script", "caption", "hashtags"))
+        return self
+
+
+class AssetPatchRequest(_Strict):
+    """PATCH /v1/library/assets/{id} (SPEC §9)."""
+
+    title: str | None = Field(None, min_length=1, max_length=200)
+    tags: list[Annotated[str, StringConstraints(pattern=TAG_PATTERN)]] | None = Field(
+        None, max_length=20
+    )
+    status: AssetStatus | None = None
+    content: AssetContentPatch | None = None
+
+    _lower_tags = field_validator("tags", mode="before")(_normalise_tags)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> AssetPatchRequest:
+        if not self.model_fields_set:
+            raise ValueError("at least one field is required")
+        _no_nulls(self, ("title", "tags", "status", "content"))
+        return self
+
+
 class AdminSubscriptionRequest(_Strict):
     user_id: str = Field(min_length=1, max_length=128)
     plan: Literal["basic", "standard", "pro"] | None
@@ -225,11 +273,23 @@ class AssetQuery(BaseModel):
     q: str | None = Field(None, max_length=200)
     limit: int = Field(20, ge=1, le=100)
     cursor: str | None = Field(None, max_length=1024)
+    deleted: bool = Field(False, description="List deleted assets still restorable instead.")
 
     def tag_list(self) -> tuple[str, ...]:
         if not self.tags:
             return ()
         return tuple(t.strip().lower() for t in self.tags.split(",") if t.strip())
+
+
+class DraftQuery(BaseModel):
+    """Query string of GET /v1/drafts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    platform: Platform | None = None
+    q: str | None = Field(None, max_length=200)
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = Field(None, max_length=1024)
 
 
 class CostsQuery(BaseModel):
@@ -313,6 +373,26 @@ class DraftResponse(BaseModel):
     generations: list[GenerationSummary]
 
 
+class DraftListItem(BaseModel):
+    id: str
+    title: str | None
+    brief: str
+    platform: Platform
+    tone: str | None
+    duration_seconds: int
+    language: str
+    selected_variant_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_generation: GenerationSummary | None
+    variant_count: int
+
+
+class DraftListResponse(BaseModel):
+    items: list[DraftListItem]
+    next_cursor: str | None
+
+
 class AssetSource(BaseModel):
     draft_id: str | None
     variant_id: str | None
@@ -328,6 +408,9 @@ class AssetResponse(BaseModel):
     source: AssetSource | None
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = Field(
+        None, description="Present only on deleted assets (`?deleted=true`)."
+    )
 
 
 class AssetListResponse(BaseModel):
@@ -386,3 +469,88 @@ class CostsResponse(BaseModel):
 
 class UrlResponse(BaseModel):
     url: str
+
+
+class AccountDeletionResponse(BaseModel):
+    status: Literal["deleted"]
+
+
+# ---- GET /v1/me/export: the document's format (streamed; these models only describe it) --
+
+
+class ExportUser(BaseModel):
+    id: str
+    created_at: datetime | None
+
+
+class ExportSubscription(BaseModel):
+    plan: str
+    status: str
+    stripe_subscription_id: str | None
+    current_period_end: datetime | None
+    updated_at: datetime
+
+
+class ExportBoost(BaseModel):
+    expires_at: datetime
+
+
+class ExportMonthUsage(BaseModel):
+    month: str = Field(description="YYYY-MM (UTC)")
+    generations: int = Field(description="finished generations recorded in the ledger")
+    billable: int = Field(description="of which charged (failed ones are refunded)")
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micro_usd: int
+
+
+class ExportGeneration(BaseModel):
+    id: str
+    kind: Literal["create", "regen_targeted", "regen_full"]
+    status: Literal["queued", "running", "succeeded", "failed"]
+    requested_variants: int
+    params: dict[str, Any]
+    plan: str
+    period_month: str
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    error: GenerationError | None
+    variants: list[VariantOut]
+
+
+class ExportDraft(BaseModel):
+    id: str
+    title: str | None
+    brief: str
+    platform: Platform
+    tone: str | None
+    duration_seconds: int
+    language: str
+    selected_variant_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    generations: list[ExportGeneration]
+
+
+class ExportAsset(AssetResponse):
+    deleted_at: datetime | None = None
+
+
+class AccountExport(BaseModel):
+    """GET /v1/me/export: everything held about the caller, as one streamed document.
+
+    Drafts come oldest first, each with its generations and their variants; assets
+    newest first, live ones then deleted ones (``deleted_at`` set). Soft-deleted
+    drafts and assets are included until the sweep purges them.
+    """
+
+    format: Literal["reel-content-export/1"]
+    exported_at: datetime
+    user: ExportUser
+    subscription: ExportSubscription | None
+    boost: ExportBoost | None
+    usage: list[ExportMonthUsage]
+    drafts: list[ExportDraft]
+    assets: list[ExportAsset]

@@ -41,6 +41,8 @@ _BY_OPERATION = {
     "create": ("402", "403", "429"),
     "regenerate": ("402", "403", "409", "429"),
     "patch_draft": ("412",),
+    "delete_draft": ("409",),
+    "patch_asset": ("412",),
     "checkout": ("409",),
 }
 

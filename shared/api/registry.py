@@ -34,6 +34,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("drafts", "drafts", "drafts", ("/v1/drafts/",), "bearer"),
     FunctionSpec("library", "library", "library", ("/v1/library/assets",), "bearer"),
     FunctionSpec("usage", "usage", "usage", ("/v1/usage",), "bearer"),
+    FunctionSpec("me", "me", "me", ("/v1/me/",), "bearer"),
     FunctionSpec("admin", "admin", "admin", ("/v1/admin/",), "bearer"),
     FunctionSpec("billing", "billing", "billing", ("/v1/billing/",), "bearer"),
     FunctionSpec(

@@ -234,6 +234,26 @@ class StripeGateway:
             _raise_translated(exc, "create_portal_session")
         return session.url
 
+    def cancel_subscription(self, subscription_id: str) -> bool:
+        """Cancel at once (account deletion); False when Stripe no longer has it.
+
+        Cancelling is idempotent on our side: a subscription Stripe reports missing
+        (``resource_missing``: already cancelled and gone, or never there) is done.
+        """
+        import stripe
+
+        try:
+            self._stripe().v1.subscriptions.cancel(
+                subscription_id, None, {"idempotency_key": f"reel-cancel-{subscription_id}"}
+            )
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "resource_missing":
+                return False
+            _raise_translated(exc, "cancel_subscription")
+        except Exception as exc:
+            _raise_translated(exc, "cancel_subscription")
+        return True
+
 
 def _raise_translated(exc: Exception, operation: str) -> NoReturn:
     """Stripe's errors as ours (the one translation boundary); anything else re-raised."""
@@ -434,6 +454,23 @@ class StripeBilling:
                 if self._gateway is None:
                     self._gateway = StripeGateway(secret_key, api_base=self._config.api_base)
         return self._gateway
+
+    def cancel_for_deletion(self, user_id: str) -> bool:
+        """Cancel the user's Stripe subscription, if one is still running (DELETE /v1/me).
+
+        True when Stripe cancelled something. A subscription without a Stripe id (an
+        admin grant) or already canceled needs no call; one with a Stripe id while
+        Stripe is not configured is a 503: deleting the account would leave it billing.
+        """
+        with self._db.uow() as uow:
+            sub = uow.subscriptions.get(user_id)
+        if sub is None or sub.stripe_subscription_id is None:
+            return False
+        if sub.status.value == "canceled":
+            return False
+        cancelled = self.gateway.cancel_subscription(sub.stripe_subscription_id)
+        log_event(_log, "stripe_subscription_cancelled", user_id=user_id, found=cancelled)
+        return cancelled
 
     # -- checkout and portal ------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +13,23 @@ from shared.billing.plans import PlanName
 from shared.db.models import Subscription, SubscriptionStatus, User
 from shared.db.session import Session
 
-__all__ = ["PgBoosts", "PgStripeEvents", "PgSubscriptions", "PgUsers"]
+__all__ = ["PgBoosts", "PgStripeEvents", "PgSubscriptions", "PgUsers", "UserFootprint"]
+
+
+@dataclass(frozen=True, slots=True)
+class UserFootprint:
+    """What names a user's Redis keys, read from Postgres before the rows go.
+
+    ``months`` / ``hours``: periods the user was charged in (counter keys);
+    ``draft_ids``: drafts with a recent generation (cooldown keys);
+    ``idempotency``: recent (scope, key) pairs (idempotency records).
+    """
+
+    months: tuple[str, ...]
+    hours: tuple[str, ...]
+    draft_ids: tuple[str, ...]
+    idempotency: tuple[tuple[str, str], ...]
+
 
 _USER_COLS = "id, stripe_customer_id, created_at"
 _SUB_COLS = (
@@ -87,6 +104,60 @@ class PgUsers:
         )
         user = self.get(user_id)
         return user.stripe_customer_id if user else None
+
+    def delete(self, user_id: str) -> bool:
+        """Delete the user and, by cascade, subscription, boost, drafts, generations,
+        variants and assets. False when there was no such user."""
+        return bool(self._s.run("DELETE FROM users WHERE id = :id RETURNING id", id=user_id))
+
+    def footprint(
+        self,
+        user_id: str,
+        *,
+        hours_since: datetime,
+        cooldowns_since: datetime,
+        idempotency_since: datetime,
+        asset_scope: str,
+    ) -> UserFootprint:
+        """The periods, drafts and Idempotency-Keys that name the user's Redis keys.
+
+        Only what can still exist in Redis is read: hourly counters and cooldowns expire
+        within hours, idempotency records within a day; monthly counters are read for
+        every month (few rows, and a grace day past month end).
+        """
+        rows = self._s.run(
+            """
+            SELECT 'm', period_month, NULL FROM generations WHERE owner_id = :u
+                GROUP BY period_month
+            UNION ALL
+            SELECT 'h', period_hour, NULL FROM generations
+                WHERE owner_id = :u AND created_at >= CAST(:h AS timestamptz)
+                GROUP BY period_hour
+            UNION ALL
+            SELECT 'd', CAST(draft_id AS text), NULL FROM generations
+                WHERE owner_id = :u AND created_at >= CAST(:c AS timestamptz)
+                GROUP BY draft_id
+            UNION ALL
+            SELECT 'i', idempotency_scope, idempotency_key FROM generations
+                WHERE owner_id = :u AND idempotency_key IS NOT NULL
+                AND created_at >= CAST(:i AS timestamptz)
+            UNION ALL
+            SELECT 'i', :asset_scope, idempotency_key FROM assets
+                WHERE owner_id = :u AND idempotency_key IS NOT NULL
+                AND created_at >= CAST(:i AS timestamptz)
+            """,
+            u=user_id,
+            h=hours_since,
+            c=cooldowns_since,
+            i=idempotency_since,
+            asset_scope=asset_scope,
+        )
+        return UserFootprint(
+            months=tuple(r[1] for r in rows if r[0] == "m"),
+            hours=tuple(r[1] for r in rows if r[0] == "h"),
+            draft_ids=tuple(r[1] for r in rows if r[0] == "d"),
+            idempotency=tuple((r[1], r[2]) for r in rows if r[0] == "i"),
+        )
 
     def by_stripe_customer(self, customer_id: str) -> User | None:
         rows = self._s.run(

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 from uuid import UUID, uuid4
 
@@ -15,7 +16,7 @@ from shared.db.cursor import Keyset, decode_cursor, encode_cursor
 from shared.db.errors import IdempotencyConflict
 from shared.db.models import Asset, AssetPage, AssetStatus, Platform, VariantContent
 from shared.db.session import Session
-from shared.errors import ValidationFailed
+from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 
 __all__ = ["MAX_PAGE_SIZE", "PgAssets", "search_query"]
 
@@ -33,8 +34,25 @@ _WORD_RE: Final = re.compile(r"[^\W_]+", re.UNICODE)
 
 _COLS = (
     "id, owner_id, title, platform, tags, status, hook, script, caption, hashtags, "
-    "source_draft_id, source_variant_id, idempotency_key, created_at, updated_at"
+    "source_draft_id, source_variant_id, idempotency_key, created_at, updated_at, version, "
+    "deleted_at"
 )
+# Live reads repeat this predicate literally so the planner uses the partial indexes of
+# migrations/0002_lifecycle.sql; deleted rows cost live reads nothing.
+_LIVE = "deleted_at IS NULL"
+_DELETED = "deleted_at IS NOT NULL"
+
+# Columns a PATCH may change, each with the SQL expression that casts its parameter.
+# Only these names are ever interpolated into SQL (values always travel as parameters).
+_UPDATABLE: Final[dict[str, str]] = {
+    "title": ":title",
+    "tags": "CAST(:tags AS text[])",
+    "status": ":status",
+    "hook": ":hook",
+    "script": ":script",
+    "caption": ":caption",
+    "hashtags": "CAST(:hashtags AS text[])",
+}
 
 
 def search_query(q: str | None) -> str | None:
@@ -64,6 +82,8 @@ def _asset(row: list[Any]) -> Asset:
         idempotency_key=row[12],
         created_at=row[13],
         updated_at=row[14],
+        version=row[15],
+        deleted_at=row[16],
     )
 
 
@@ -118,12 +138,111 @@ class PgAssets:
         return _asset(rows[0])
 
     def get(self, owner_id: str, asset_id: UUID) -> Asset | None:
+        """The live asset if it belongs to ``owner_id`` (deleted ones look missing)."""
         rows = self._s.run(
-            f"SELECT {_COLS} FROM assets WHERE id = CAST(:id AS uuid) AND owner_id = :o",
+            f"SELECT {_COLS} FROM assets "
+            f"WHERE id = CAST(:id AS uuid) AND owner_id = :o AND {_LIVE}",
             id=str(asset_id),
             o=owner_id,
         )
         return _asset(rows[0]) if rows else None
+
+    def update(
+        self,
+        owner_id: str,
+        asset_id: UUID,
+        changes: Mapping[str, object],
+        expected_version: int | None,
+    ) -> Asset:
+        """Apply ``changes`` (column names of ``_UPDATABLE``) and bump the version.
+
+        Raises ``NotFound`` (missing, deleted or not yours) or ``PreconditionFailed``
+        (the version is not ``expected_version``). The row is locked first, so two
+        PATCHes carrying the same If-Match cannot both win: the second sees the bumped
+        version and gets 412.
+        """
+        unknown = set(changes) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"not updatable asset fields: {sorted(unknown)}")
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM assets "
+            f"WHERE id = CAST(:id AS uuid) AND owner_id = :o AND {_LIVE} FOR UPDATE",
+            id=str(asset_id),
+            o=owner_id,
+        )
+        if not rows:
+            raise NotFound("Asset not found.")
+        current = _asset(rows[0])
+        if expected_version is not None and current.version != expected_version:
+            raise PreconditionFailed("If-Match does not match the asset's ETag.")
+        if not changes:
+            return current
+        assignments = ", ".join(f"{name} = {_UPDATABLE[name]}" for name in sorted(changes))
+        rows = self._s.run(
+            f"UPDATE assets SET {assignments}, version = version + 1, updated_at = now() "
+            f"WHERE id = CAST(:asset_id AS uuid) RETURNING {_COLS}",
+            asset_id=str(asset_id),
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in changes.items()},
+        )
+        return _asset(rows[0])
+
+    def soft_delete(self, owner_id: str, asset_id: UUID, now: datetime) -> bool:
+        """Mark the live asset deleted; False when missing, deleted already or not yours."""
+        rows = self._s.run(
+            "UPDATE assets SET deleted_at = CAST(:now AS timestamptz) "
+            f"WHERE id = CAST(:id AS uuid) AND owner_id = :o AND {_LIVE} RETURNING id",
+            id=str(asset_id),
+            o=owner_id,
+            now=now,
+        )
+        return bool(rows)
+
+    def restore(self, owner_id: str, asset_id: UUID, deleted_after: datetime) -> Asset | None:
+        """Bring back an asset deleted after ``deleted_after``; the asset, or None.
+
+        Idempotent: restoring a live asset returns it unchanged. Two restores at once
+        both get the asset; the conditional UPDATE lets exactly one of them change it
+        (one version bump).
+        """
+        rows = self._s.run(
+            "UPDATE assets SET deleted_at = NULL, version = version + 1, updated_at = now() "
+            f"WHERE id = CAST(:id AS uuid) AND owner_id = :o AND {_DELETED} "
+            f"AND deleted_at >= CAST(:after AS timestamptz) RETURNING {_COLS}",
+            id=str(asset_id),
+            o=owner_id,
+            after=deleted_after,
+        )
+        if rows:
+            return _asset(rows[0])
+        return self.get(owner_id, asset_id)
+
+    def export_page(
+        self, owner_id: str, *, deleted: bool, after: Keyset | None, limit: int
+    ) -> builtins.list[Asset]:
+        """The owner's live (or deleted) assets newest first, after ``after`` (the export)."""
+        where = f"owner_id = :o AND {_DELETED if deleted else _LIVE}"
+        params: dict[str, Any] = {"o": owner_id, "n": limit}
+        if after is not None:
+            # A plain row comparison (no "IS NULL OR"), so it is an index condition.
+            where += " AND (created_at, id) < (CAST(:t AS timestamptz), CAST(:i AS uuid))"
+            params |= {"t": after.created_at, "i": str(after.id)}
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM assets WHERE {where} "
+            "ORDER BY created_at DESC, id DESC LIMIT CAST(:n AS int)",
+            **params,
+        )
+        return [_asset(r) for r in rows]
+
+    def purge_deleted(self, deleted_before: datetime, limit: int) -> int:
+        """Hard-delete up to ``limit`` assets soft-deleted before ``deleted_before``."""
+        rows = self._s.run(
+            "DELETE FROM assets WHERE id IN (SELECT id FROM assets "
+            f"WHERE {_DELETED} AND deleted_at < CAST(:cutoff AS timestamptz) "
+            "ORDER BY deleted_at LIMIT CAST(:n AS int)) RETURNING id",
+            cutoff=deleted_before,
+            n=limit,
+        )
+        return len(rows)
 
     def find_by_idempotency(self, owner_id: str, key: str) -> Asset | None:
         rows = self._s.run(
@@ -144,30 +263,38 @@ class PgAssets:
         limit: int = 20,
         cursor: str | None = None,
         cursor_secret: str,
+        deleted_after: datetime | None = None,
     ) -> AssetPage:
         """One page of the owner's assets, newest first (keyset on created_at, id).
 
         ``tags`` must all be present; ``q`` matches words by prefix, case-insensitively,
         in title, hook, script and caption. ``cursor`` must come from a previous page of
-        the same owner and filters, else ``BadRequest(INVALID_CURSOR)``.
+        the same owner and filters, else ``BadRequest(INVALID_CURSOR)``. With
+        ``deleted_after``, lists instead the deleted assets still restorable (deleted
+        after that moment).
         """
         if not 1 <= limit <= MAX_PAGE_SIZE:
             raise ValidationFailed.field(["limit"], f"Must be between 1 and {MAX_PAGE_SIZE}.")
         wanted_tags = sorted(set(tags))
-        binding = {
+        binding: dict[str, object] = {
             "platform": Platform(platform).value if platform else None,
             "status": AssetStatus(status).value if status else None,
             "tags": wanted_tags,
             "q": q or None,
         }
+        if deleted_after is not None:
+            # Only then: live-listing cursors issued before this flag existed stay valid.
+            binding["deleted"] = True
         after = (
             decode_cursor(cursor, owner_id=owner_id, filters=binding, secret=cursor_secret)
             if cursor
             else None
         )
         tsquery = search_query(q)
-        rare = tsquery is not None and self._rare_match(owner_id, tsquery)
-        sql, params = _list_sql(owner_id, binding, wanted_tags, tsquery, after, limit, rare)
+        rare = tsquery is not None and self._rare_match(owner_id, tsquery, deleted_after)
+        sql, params = _list_sql(
+            owner_id, binding, wanted_tags, tsquery, after, limit, rare, deleted_after
+        )
         items = [_asset(r) for r in self._s.run(sql, **params)]
         if len(items) <= limit:
             return AssetPage(tuple(items), None)
@@ -180,7 +307,7 @@ class PgAssets:
         )
         return AssetPage(tuple(items[:limit]), token)
 
-    def _rare_match(self, owner_id: str, tsquery: str) -> bool:
+    def _rare_match(self, owner_id: str, tsquery: str, deleted_after: datetime | None) -> bool:
         """Whether ``tsquery`` matches fewer than ``RARE_MATCHES`` of the owner's assets.
 
         Postgres cannot estimate prefix queries (``word:*``) and always walks the
@@ -191,6 +318,7 @@ class PgAssets:
         """
         rows = self._s.run(
             "SELECT count(*) FROM (SELECT 1 FROM assets WHERE owner_id = :o "
+            f"AND {_DELETED if deleted_after else _LIVE} "
             "AND search @@ to_tsquery('simple', :tsq) LIMIT CAST(:cap AS int)) m",
             o=owner_id,
             tsq=tsquery,
@@ -207,10 +335,16 @@ def _list_sql(
     after: Keyset | None,
     limit: int,
     rare: bool = False,
+    deleted_after: datetime | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The listing query: fixed SQL fragments only; every value is a parameter."""
     where = ["owner_id = :owner"]
     params: dict[str, Any] = {"owner": owner_id, "n": limit + 1}
+    if deleted_after is None:
+        where.append(_LIVE)
+    else:
+        where += [_DELETED, "deleted_at >= CAST(:deleted_after AS timestamptz)"]
+        params["deleted_after"] = deleted_after
     if binding["platform"]:
         where.append("platform = :platform")
         params["platform"] = binding["platform"]

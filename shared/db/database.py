@@ -43,6 +43,12 @@ class UnitOfWork:
         self.rollup = PgRollup(session)
         self.stripe_events = PgStripeEvents(session)
 
+    def snapshot(self) -> None:
+        """Make this transaction a read-only snapshot: every later read sees the database
+        as of its first statement (a long export reads one consistent state). Call it
+        before any other statement of the transaction."""
+        self._session.run("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
     def commit(self) -> None:
         """Make everything done so far durable."""
         self._session.commit()

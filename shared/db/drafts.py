@@ -5,21 +5,41 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any, Final
 from uuid import UUID, uuid4
 
-from shared.db.models import Draft, NewVariant, Platform, Variant, VariantContent
+from shared.db.cursor import Keyset, decode_cursor, encode_cursor
+from shared.db.errors import DraftBusy
+from shared.db.models import (
+    Draft,
+    DraftPage,
+    DraftSummary,
+    GenerationKind,
+    GenerationStatus,
+    GenerationSummary,
+    NewVariant,
+    Platform,
+    Variant,
+    VariantContent,
+)
 from shared.db.session import Session
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 
-__all__ = ["PgDrafts", "PgVariants"]
+__all__ = ["MAX_DRAFT_PAGE", "PgDrafts", "PgVariants"]
+
+MAX_DRAFT_PAGE: Final = 100
 
 _DRAFT_COLS = (
     "id, owner_id, title, brief, platform, tone, duration_seconds, language, "
-    "selected_variant_id, version, created_at, updated_at"
+    "selected_variant_id, version, created_at, updated_at, deleted_at"
 )
+# Every live read repeats this predicate literally: it is what lets the planner use the
+# partial indexes of migrations/0002_lifecycle.sql.
+_LIVE = "deleted_at IS NULL"
 _VARIANT_COLS = (
     "id, generation_id, draft_id, index, hook, script, caption, hashtags, "
     "source_variant_id, created_at"
@@ -52,6 +72,7 @@ def _draft(row: list[Any]) -> Draft:
         version=row[9],
         created_at=row[10],
         updated_at=row[11],
+        deleted_at=row[12],
     )
 
 
@@ -111,11 +132,171 @@ class PgDrafts:
     def get(self, owner_id: str, draft_id: UUID) -> Draft | None:
         """The draft if it exists and belongs to ``owner_id`` (else None: looks missing)."""
         rows = self._s.run(
-            f"SELECT {_DRAFT_COLS} FROM drafts WHERE id = CAST(:id AS uuid) AND owner_id = :o",
+            f"SELECT {_DRAFT_COLS} FROM drafts "
+            f"WHERE id = CAST(:id AS uuid) AND owner_id = :o AND {_LIVE}",
             id=str(draft_id),
             o=owner_id,
         )
         return _draft(rows[0]) if rows else None
+
+    def lock_live(self, owner_id: str, draft_id: UUID) -> bool:
+        """Share-lock the live draft for this transaction; False if missing or deleted.
+
+        Race guard: a regeneration takes this lock in the transaction that inserts its
+        generation, and ``soft_delete`` takes FOR UPDATE on the same row, so a delete and
+        a regeneration admitted at the same moment serialise: either the delete sees
+        the queued generation (409) or the regeneration sees the deleted draft (404,
+        admission undone). Neither leaves a job running on a deleted draft.
+        """
+        rows = self._s.run(
+            f"SELECT 1 FROM drafts WHERE id = CAST(:id AS uuid) AND owner_id = :o AND {_LIVE} "
+            "FOR SHARE",
+            id=str(draft_id),
+            o=owner_id,
+        )
+        return bool(rows)
+
+    def soft_delete(self, owner_id: str, draft_id: UUID, now: datetime) -> None:
+        """Mark the draft deleted; its generations and variants go with it.
+
+        Raises ``NotFound`` (missing, deleted or not yours) or ``DraftBusy`` (a generation
+        is queued or running). The row lock is the race guard described in ``lock_live``.
+        """
+        self._lock(owner_id, draft_id)
+        busy = self._s.run(
+            "SELECT 1 FROM generations WHERE draft_id = CAST(:d AS uuid) "
+            "AND status IN ('queued', 'running')",
+            d=str(draft_id),
+        )
+        if busy:
+            raise DraftBusy(draft_id)
+        self._s.run(
+            "UPDATE drafts SET deleted_at = CAST(:now AS timestamptz) WHERE id = CAST(:d AS uuid)",
+            d=str(draft_id),
+            now=now,
+        )
+
+    def list(
+        self,
+        owner_id: str,
+        *,
+        platform: Platform | None = None,
+        q: str | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+        cursor_secret: str,
+    ) -> DraftPage:
+        """One page of the owner's live drafts, newest first (keyset on created_at, id).
+
+        Each item carries its newest generation and its variant count (two index
+        lookups per item on the page, not per draft of the owner). ``q`` matches word
+        prefixes in title and brief. The cursor is bound to the owner, the filters and
+        this listing (a library cursor is refused here).
+        """
+        from shared.db.assets import search_query
+
+        if not 1 <= limit <= MAX_DRAFT_PAGE:
+            raise ValidationFailed.field(["limit"], f"Must be between 1 and {MAX_DRAFT_PAGE}.")
+        binding = {
+            "list": "drafts",
+            "platform": Platform(platform).value if platform else None,
+            "q": q or None,
+        }
+        after = (
+            decode_cursor(cursor, owner_id=owner_id, filters=binding, secret=cursor_secret)
+            if cursor
+            else None
+        )
+        where = ["owner_id = :owner", _LIVE]
+        params: dict[str, Any] = {"owner": owner_id, "n": limit + 1}
+        if binding["platform"]:
+            where.append("platform = :platform")
+            params["platform"] = binding["platform"]
+        tsquery = search_query(q)
+        if tsquery:
+            where.append("search @@ to_tsquery('simple', :tsq)")
+            params["tsq"] = tsquery
+        if after:
+            where.append(
+                "(created_at, id) < (CAST(:after_t AS timestamptz), CAST(:after_id AS uuid))"
+            )
+            params["after_t"] = after.created_at
+            params["after_id"] = str(after.id)
+        cols = ", ".join(f"d.{c}" for c in _DRAFT_COLS.split(", "))
+        rows = self._s.run(
+            f"""
+            SELECT {cols}, g.id, g.kind, g.status, g.created_at,
+                   (SELECT count(*) FROM variants v WHERE v.draft_id = d.id)
+            FROM (SELECT {_DRAFT_COLS} FROM drafts WHERE {" AND ".join(where)}
+                  ORDER BY created_at DESC, id DESC LIMIT CAST(:n AS int)) d
+            LEFT JOIN LATERAL (
+                SELECT id, kind, status, created_at FROM generations
+                WHERE draft_id = d.id ORDER BY created_at DESC, id DESC LIMIT 1
+            ) g ON true
+            ORDER BY d.created_at DESC, d.id DESC
+            """,
+            **params,
+        )
+        n = len(_DRAFT_COLS.split(", "))
+        items = [
+            DraftSummary(
+                draft=_draft(r[:n]),
+                last_generation=(
+                    GenerationSummary(
+                        r[n], GenerationKind(r[n + 1]), GenerationStatus(r[n + 2]), r[n + 3]
+                    )
+                    if r[n] is not None
+                    else None
+                ),
+                variant_count=int(r[n + 4]),
+            )
+            for r in rows
+        ]
+        if len(items) <= limit:
+            return DraftPage(tuple(items), None)
+        last = items[limit - 1].draft
+        token = encode_cursor(
+            Keyset(last.created_at, last.id),
+            owner_id=owner_id,
+            filters=binding,
+            secret=cursor_secret,
+        )
+        return DraftPage(tuple(items[:limit]), token)
+
+    def export_page(self, owner_id: str, after: Keyset | None, limit: int) -> builtins.list[Draft]:
+        """The owner's drafts, deleted ones included, oldest first, after ``after``."""
+        where = "owner_id = :o"
+        params: dict[str, Any] = {"o": owner_id, "n": limit}
+        if after is not None:
+            # A plain row comparison (no "IS NULL OR"), so it is an index condition.
+            where += " AND (created_at, id) > (CAST(:t AS timestamptz), CAST(:i AS uuid))"
+            params |= {"t": after.created_at, "i": str(after.id)}
+        rows = self._s.run(
+            f"SELECT {_DRAFT_COLS} FROM drafts WHERE {where} "
+            "ORDER BY created_at, id LIMIT CAST(:n AS int)",
+            **params,
+        )
+        return [_draft(r) for r in rows]
+
+    def purge_deleted(self, deleted_before: datetime, current_month: str, limit: int) -> int:
+        """Hard-delete drafts soft-deleted before ``deleted_before`` (generations and
+        variants cascade); returns how many.
+
+        A draft with a generation charged to ``current_month`` waits for the month to
+        end: the monthly counter is re-seeded from those rows when Redis loses it, and
+        purging them early would hand out free quota.
+        """
+        rows = self._s.run(
+            "DELETE FROM drafts WHERE id IN ("
+            " SELECT d.id FROM drafts d WHERE d.deleted_at < CAST(:cutoff AS timestamptz)"
+            " AND NOT EXISTS (SELECT 1 FROM generations g WHERE g.draft_id = d.id"
+            "  AND g.period_month = :month)"
+            " ORDER BY d.deleted_at LIMIT CAST(:n AS int)) RETURNING id",
+            cutoff=deleted_before,
+            month=current_month,
+            n=limit,
+        )
+        return len(rows)
 
     def update(
         self,
@@ -169,7 +350,7 @@ class PgDrafts:
     def _lock(self, owner_id: str, draft_id: UUID) -> Draft:
         rows = self._s.run(
             f"SELECT {_DRAFT_COLS} FROM drafts "
-            "WHERE id = CAST(:id AS uuid) AND owner_id = :o FOR UPDATE",
+            f"WHERE id = CAST(:id AS uuid) AND owner_id = :o AND {_LIVE} FOR UPDATE",
             id=str(draft_id),
             o=owner_id,
         )
@@ -258,8 +439,19 @@ class PgVariants:
         rows = self._s.run(
             f"SELECT {', '.join('v.' + c for c in _VARIANT_COLS.split(', '))} "
             "FROM variants v JOIN drafts d ON d.id = v.draft_id "
-            "WHERE v.id = CAST(:v AS uuid) AND d.owner_id = :o",
+            "WHERE v.id = CAST(:v AS uuid) AND d.owner_id = :o AND d.deleted_at IS NULL",
             v=str(variant_id),
             o=owner_id,
         )
         return _variant(rows[0]) if rows else None
+
+    def for_drafts(self, draft_ids: Sequence[UUID]) -> list[Variant]:
+        """Every variant of these drafts (the export reads a page of drafts at a time)."""
+        if not draft_ids:
+            return []
+        rows = self._s.run(
+            f"SELECT {_VARIANT_COLS} FROM variants "
+            "WHERE draft_id = ANY(CAST(:ids AS uuid[])) ORDER BY generation_id, index",
+            ids=[str(d) for d in draft_ids],
+        )
+        return [_variant(r) for r in rows]

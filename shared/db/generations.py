@@ -14,7 +14,7 @@ terminal moves carry ``AND attempts = n`` (fencing).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
@@ -139,13 +139,35 @@ class PgGenerations:
         return _generation(rows[0])
 
     def get(self, owner_id: str, generation_id: UUID) -> Generation | None:
-        """The generation if it belongs to ``owner_id``."""
+        """The generation if it belongs to ``owner_id`` and its draft is not deleted."""
+        cols = ", ".join(f"g.{c}" for c in _COLS.split(", "))
         rows = self._s.run(
-            f"SELECT {_COLS} FROM generations WHERE id = CAST(:id AS uuid) AND owner_id = :o",
+            f"SELECT {cols} FROM generations g JOIN drafts d ON d.id = g.draft_id "
+            "WHERE g.id = CAST(:id AS uuid) AND g.owner_id = :o AND d.deleted_at IS NULL",
             id=str(generation_id),
             o=owner_id,
         )
         return _generation(rows[0]) if rows else None
+
+    def for_drafts(self, draft_ids: Sequence[UUID]) -> list[Generation]:
+        """Every generation of these drafts, oldest first (the export)."""
+        if not draft_ids:
+            return []
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM generations WHERE draft_id = ANY(CAST(:ids AS uuid[])) "
+            "ORDER BY created_at, id",
+            ids=[str(d) for d in draft_ids],
+        )
+        return [_generation(r) for r in rows]
+
+    def active_for_owner(self, owner_id: str) -> list[Generation]:
+        """The owner's queued and running generations (their leases are live)."""
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM generations "
+            "WHERE owner_id = :o AND status IN ('queued', 'running')",
+            o=owner_id,
+        )
+        return [_generation(r) for r in rows]
 
     def get_any(self, generation_id: UUID) -> Generation | None:
         """The generation whoever owns it (the worker checks ownership itself)."""

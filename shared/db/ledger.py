@@ -9,7 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from shared.billing.plans import PlanName
-from shared.db.models import GenerationKind, LedgerEntry
+from shared.db.models import GenerationKind, LedgerEntry, MonthUsage
 from shared.db.session import Session
 
 __all__ = ["PgLedger"]
@@ -74,3 +74,32 @@ class PgLedger:
             g=str(generation_id),
         )
         return _entry(rows[0]) if rows else None
+
+    def usage_by_month(self, owner_id: str) -> list[MonthUsage]:
+        """The owner's ledger per month, oldest first (the export)."""
+        rows = self._s.run(
+            "SELECT month, count(*), count(*) FILTER (WHERE billable), "
+            "coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0), "
+            "coalesce(sum(cost_micro_usd), 0) "
+            "FROM usage_ledger WHERE owner_id = :o GROUP BY month ORDER BY month",
+            o=owner_id,
+        )
+        return [MonthUsage(r[0], *(int(v) for v in r[1:])) for r in rows]
+
+    def pseudonymise(self, owner_id: str, pseudonym: str) -> int:
+        """Re-key the owner's rows under ``pseudonym``; how many rows moved.
+
+        Plan, month, tokens and cost stay, so every sum by plan and month is unchanged.
+        """
+        rows = self._s.run(
+            "WITH moved AS (UPDATE usage_ledger SET owner_id = :p WHERE owner_id = :o "
+            "RETURNING 1) SELECT count(*) FROM moved",
+            o=owner_id,
+            p=pseudonym,
+        )
+        # The daily rollup (SPEC §10) keys rows by user too: re-key them in the same
+        # transaction so no report can name the deleted user.
+        self._s.run(
+            "UPDATE usage_daily SET user_id = :p WHERE user_id = :o", o=owner_id, p=pseudonym
+        )
+        return int(rows[0][0])

@@ -21,10 +21,14 @@ __all__ = [
     "AssetStatus",
     "CostLine",
     "Draft",
+    "DraftPage",
+    "DraftSummary",
     "Generation",
     "GenerationKind",
     "GenerationStatus",
+    "GenerationSummary",
     "LedgerEntry",
+    "MonthUsage",
     "NewVariant",
     "Platform",
     "Subscription",
@@ -105,11 +109,39 @@ class Draft:
     version: int
     created_at: datetime
     updated_at: datetime
+    deleted_at: datetime | None = None
 
     @property
     def etag(self) -> str:
         """The strong ETag of this draft version (``If-Match`` compares against it)."""
         return f'"{self.version}"'
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationSummary:
+    """A generation as a draft lists it."""
+
+    id: UUID
+    kind: GenerationKind
+    status: GenerationStatus
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DraftSummary:
+    """One item of GET /v1/drafts: the draft, its newest generation, its variant count."""
+
+    draft: Draft
+    last_generation: GenerationSummary | None
+    variant_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DraftPage:
+    """One page of drafts; ``next_cursor`` is None on the last page."""
+
+    items: tuple[DraftSummary, ...]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +219,13 @@ class Asset:
     idempotency_key: str | None
     created_at: datetime
     updated_at: datetime
+    version: int = 1
+    deleted_at: datetime | None = None
+
+    @property
+    def etag(self) -> str:
+        """The strong ETag of this asset version (``If-Match`` compares against it)."""
+        return f'"{self.version}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +267,18 @@ class CostLine:
     keys: tuple[str, ...]
     generations: int
     failed: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_micro_usd: int
+
+
+@dataclass(frozen=True, slots=True)
+class MonthUsage:
+    """The ledger of one user and month (the export's usage section)."""
+
+    month: str
+    generations: int
+    billable: int
     prompt_tokens: int
     completion_tokens: int
     cost_micro_usd: int

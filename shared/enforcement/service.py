@@ -11,9 +11,9 @@ lets tests expire leases, cooldowns and boosts without sleeping.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from shared.billing.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
 from shared.clock import utcnow
@@ -151,6 +151,27 @@ class Enforcer:
             fence_arg(lease),
         ]
         return parse_refresh(self._redis.run("refresh_lease", keys, args))
+
+    def forget_user(
+        self, user_keys: Sequence[str], leases: Sequence[LeaseRef], *, chunk: int = 500
+    ) -> int:
+        """Drop a deleted user's Redis state: release ``leases`` (both semaphores and the
+        record, one call each), then delete ``user_keys`` (from ``Keys.user_state``) in
+        ``chunk``-sized DELs. Idempotent; returns how many keys existed.
+
+        Round trips: one per live lease (at most the plan's concurrency) plus one per
+        ``chunk`` keys, never a scan of the keyspace.
+        """
+        for lease in leases:
+            self.release(lease)
+        dropped = 0
+        for start in range(0, len(user_keys), chunk):
+            dropped += self._redis.delete(*user_keys[start : start + chunk])
+        return dropped
+
+    def user_state_keys(self, user_id: str, now: datetime, **named: Any) -> list[str]:
+        """``Keys.user_state`` under this enforcer's prefix (see there)."""
+        return self._keys.user_state(user_id, now, **named)
 
     def invalidate_plan(self, user_id: str) -> None:
         """Forget the cached plan (call on every subscription or boost change)."""

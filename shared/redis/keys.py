@@ -7,6 +7,7 @@ the sweeper and the usage endpoint alike. Nothing else may format a Redis key.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -144,3 +145,35 @@ class Keys:
             self.gen_hour(user_id, hour_key(now)),
             self.full_regen_used(user_id, mk),
         )
+
+    def user_state(
+        self,
+        user_id: str,
+        now: datetime,
+        *,
+        months: Iterable[str] = (),
+        hours: Iterable[str] = (),
+        draft_ids: Iterable[str] = (),
+        idempotency: Iterable[tuple[str, str]] = (),
+    ) -> list[str]:
+        """Every key holding state of ``user_id`` (account deletion drops them all).
+
+        User keys are named by the user plus a period, a draft or an Idempotency-Key,
+        and Upstash cannot enumerate keys cheaply, so the caller supplies those (read
+        from Postgres): ``months`` as ``YYYY-MM``, ``hours`` as ``yyyymmddhh``. The
+        current and previous month and hour are always included (usage reads seed
+        counters without any generation). Lease records and semaphore members are not
+        here: they are released lease by lease.
+        """
+        last_month = _utc(now).replace(day=1) - timedelta(days=1)
+        month_keys = {month_key(now), month_key(last_month)}
+        month_keys |= {month_key_from_label(m) for m in months}
+        hour_keys = {hour_key(now), hour_key(now - timedelta(hours=1)), *hours}
+        found = [self.plan_effective(user_id), self.boost_until(user_id)]
+        found.append(self.user_leases(user_id))
+        for mk in sorted(month_keys):
+            found += [self.gen_used(user_id, mk), self.full_regen_used(user_id, mk)]
+        found += [self.gen_hour(user_id, hk) for hk in sorted(hour_keys)]
+        found += [self.regen_cooldown(user_id, d) for d in sorted(set(draft_ids))]
+        found += [self.idem(user_id, s, k) for s, k in sorted(set(idempotency))]
+        return found

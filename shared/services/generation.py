@@ -194,6 +194,10 @@ def _submit(
                 target = new_draft(uow) if new_draft is not None else draft_id
                 if target is None:
                     raise ValueError("a generation needs a draft")
+                if new_draft is None and not uow.drafts.lock_live(user_id, target):
+                    # Deleted since _resolve_regen looked (PgDrafts.lock_live): the
+                    # admission is undone on the way out.
+                    raise NotFound("Draft not found.")
                 gen = _insert_generation(
                     uow, ticket, generation_id, target, GenerationKind(scope.value),
                     variants, params, request_id, idem_key, fp, now,

@@ -1,12 +1,17 @@
-"""Library save (idempotent) and search."""
+"""The library: save (idempotent), search, read, edit (If-Match), delete and restore.
+
+Deleting is soft: the asset leaves every read at once and can be restored for
+``RESTORE_WINDOW``; the scheduled sweep purges it after that (``lifecycle``).
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Final
 
-from shared.api.models import CreateAssetRequest
+from shared.api.models import AssetPatchRequest, CreateAssetRequest
 from shared.db import (
     Asset,
     AssetPage,
@@ -21,9 +26,20 @@ from shared.errors import IdempotencyKeyReused, NotFound
 from shared.services.generation import fingerprint
 from shared.services.render import asset_json, dump
 
-__all__ = ["IDEMPOTENCY_SCOPE", "list_assets", "save_asset"]
+__all__ = [
+    "IDEMPOTENCY_SCOPE",
+    "RESTORE_WINDOW",
+    "delete_asset",
+    "get_asset",
+    "list_assets",
+    "restore_asset",
+    "save_asset",
+    "update_asset",
+]
 
 IDEMPOTENCY_SCOPE = "library_assets"
+RESTORE_WINDOW: Final = timedelta(days=30)
+"""SPEC §9: a deleted asset can be restored for 30 days, then the sweep purges it."""
 
 
 def _store(db: Database, user_id: str, req: CreateAssetRequest, idem_key: str | None) -> Asset:
@@ -114,8 +130,13 @@ def list_assets(
     limit: int,
     cursor: str | None,
     cursor_secret: str,
+    deleted: bool = False,
+    now: datetime | None = None,
 ) -> AssetPage:
-    """One page of the caller's library, newest first."""
+    """One page of the caller's library, newest first; with ``deleted``, the deleted
+    assets still restorable at ``now`` instead."""
+    if deleted and now is None:
+        raise ValueError("listing deleted assets needs now")
     with db.uow() as uow:
         return uow.assets.list(
             user_id,
@@ -126,4 +147,60 @@ def list_assets(
             limit=limit,
             cursor=cursor,
             cursor_secret=cursor_secret,
+            deleted_after=now - RESTORE_WINDOW if deleted and now is not None else None,
         )
+
+
+def get_asset(db: Database, *, user_id: str, asset_id: uuid.UUID) -> Asset:
+    """The caller's live asset; ``NotFound`` otherwise."""
+    with db.uow() as uow:
+        asset = uow.assets.get(user_id, asset_id)
+    if asset is None:
+        raise NotFound("Asset not found.")
+    return asset
+
+
+def _changes(req: AssetPatchRequest) -> dict[str, object]:
+    """The PATCH body as column changes (content fields flatten into their columns)."""
+    changes: dict[str, object] = {}
+    for name in req.model_fields_set - {"content"}:
+        value = getattr(req, name)
+        changes[name] = value.value if isinstance(value, AssetStatus) else value
+    if req.content is not None:
+        for name in req.content.model_fields_set:
+            changes[name] = getattr(req.content, name)
+    return changes
+
+
+def update_asset(
+    db: Database,
+    *,
+    user_id: str,
+    asset_id: uuid.UUID,
+    req: AssetPatchRequest,
+    expected_version: int | None,
+) -> Asset:
+    """Apply a PATCH; ``PreconditionFailed`` (412) when ``expected_version`` is stale."""
+    with db.uow() as uow:
+        asset = uow.assets.update(user_id, asset_id, _changes(req), expected_version)
+        uow.commit()
+    return asset
+
+
+def delete_asset(db: Database, *, user_id: str, asset_id: uuid.UUID, now: datetime) -> None:
+    """Soft-delete the caller's asset; ``NotFound`` if it is missing or deleted already."""
+    with db.uow() as uow:
+        if not uow.assets.soft_delete(user_id, asset_id, now):
+            raise NotFound("Asset not found.")
+        uow.commit()
+
+
+def restore_asset(db: Database, *, user_id: str, asset_id: uuid.UUID, now: datetime) -> Asset:
+    """Undo a delete within ``RESTORE_WINDOW`` (idempotent: a live asset is returned as
+    is); ``NotFound`` once the window has passed, whether or not the sweep purged it."""
+    with db.uow() as uow:
+        asset = uow.assets.restore(user_id, asset_id, now - RESTORE_WINDOW)
+        uow.commit()
+    if asset is None:
+        raise NotFound("Asset not found.")
+    return asset

@@ -6,10 +6,20 @@ import json
 from datetime import datetime
 from typing import Any
 
-from shared.db import Asset, Draft, Generation, Variant
+from shared.db import Asset, Draft, DraftSummary, Generation, MonthUsage, Variant
 from shared.enforcement import Meter, UsageSnapshot
 
-__all__ = ["asset_json", "draft_json", "dump", "generation_json", "rfc3339", "usage_json"]
+__all__ = [
+    "asset_json",
+    "draft_json",
+    "draft_summary_json",
+    "dump",
+    "export_draft_json",
+    "generation_json",
+    "month_usage_json",
+    "rfc3339",
+    "usage_json",
+]
 
 
 def dump(payload: Any) -> str:
@@ -38,8 +48,12 @@ def _variant(v: Variant) -> dict[str, Any]:
     }
 
 
+def _error(gen: Generation) -> dict[str, str] | None:
+    return {"code": gen.error_code, "message": gen.error_message or ""} if gen.error_code else None
+
+
 def generation_json(gen: Generation, variants: list[Variant]) -> dict[str, Any]:
-    error = {"code": gen.error_code, "message": gen.error_message or ""} if gen.error_code else None
+    error = _error(gen)
     return {
         "id": str(gen.id),
         "draft_id": str(gen.draft_id),
@@ -50,6 +64,72 @@ def generation_json(gen: Generation, variants: list[Variant]) -> dict[str, Any]:
         "completed_at": rfc3339(gen.completed_at),
         "error": error,
         "variants": [_variant(v) for v in variants],
+    }
+
+
+def _draft_fields(draft: Draft) -> dict[str, Any]:
+    return {
+        "id": str(draft.id),
+        "title": draft.title,
+        "brief": draft.brief,
+        "platform": draft.platform.value,
+        "tone": draft.tone,
+        "duration_seconds": draft.duration_seconds,
+        "language": draft.language,
+        "selected_variant_id": _id(draft.selected_variant_id),
+        "created_at": rfc3339(draft.created_at),
+        "updated_at": rfc3339(draft.updated_at),
+    }
+
+
+def draft_summary_json(item: DraftSummary) -> dict[str, Any]:
+    """One item of GET /v1/drafts."""
+    g = item.last_generation
+    last = (
+        {"id": str(g.id), "kind": g.kind.value, "status": g.status.value,
+         "created_at": rfc3339(g.created_at)}
+        if g is not None
+        else None
+    )  # fmt: skip
+    return {**_draft_fields(item.draft), "last_generation": last,
+            "variant_count": item.variant_count}  # fmt: skip
+
+
+def export_draft_json(
+    draft: Draft, generations: list[Generation], variants: dict[Any, list[Variant]]
+) -> dict[str, Any]:
+    """A draft in the export: deleted_at, and every generation with its variants."""
+    return {
+        **_draft_fields(draft),
+        "deleted_at": rfc3339(draft.deleted_at),
+        "generations": [
+            {
+                "id": str(g.id),
+                "kind": g.kind.value,
+                "status": g.status.value,
+                "requested_variants": g.requested_variants,
+                "params": dict(g.params),
+                "plan": g.plan.value,
+                "period_month": g.period_month,
+                "created_at": rfc3339(g.created_at),
+                "started_at": rfc3339(g.started_at),
+                "completed_at": rfc3339(g.completed_at),
+                "error": _error(g),
+                "variants": [_variant(v) for v in variants.get(g.id, [])],
+            }
+            for g in generations
+        ],
+    }
+
+
+def month_usage_json(u: MonthUsage) -> dict[str, Any]:
+    return {
+        "month": u.month,
+        "generations": u.generations,
+        "billable": u.billable,
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "cost_micro_usd": u.cost_micro_usd,
     }
 
 
@@ -95,6 +175,8 @@ def asset_json(asset: Asset) -> dict[str, Any]:
         else None,
         "created_at": rfc3339(asset.created_at),
         "updated_at": rfc3339(asset.updated_at),
+        # Only on deleted assets: live bodies (and stored idempotent replays) keep their shape.
+        **({"deleted_at": rfc3339(asset.deleted_at)} if asset.deleted_at else {}),
     }
 
 

@@ -190,7 +190,9 @@ def _succeed(
     with deps.db.uow() as uow:
         # Fenced and first, like fail_generation: variants and the ledger row are written
         # only by the claim that moves the status, in the same transaction.
+        # Also nothing when the generation is gone (account deleted while the job ran).
         if not uow.generations.mark_succeeded(gen.id, now, attempt=attempt):
+            log_event(_log, "job_result_discarded", generation_id=str(gen.id))
             return False
         uow.variants.add_many(gen.id, gen.draft_id, rows)
         uow.ledger.record(

@@ -249,7 +249,7 @@ def test_another_users_objects_look_missing(api: Callable[..., Api]) -> None:
     ("method", "path", "allow"),
     [
         ("GET", "/v1/create", "POST"),
-        ("DELETE", "/v1/drafts/" + str(uuid.uuid4()), "GET, PATCH"),
+        ("PUT", "/v1/drafts/" + str(uuid.uuid4()), "DELETE, GET, PATCH"),
         ("PUT", "/v1/library/assets", "GET, POST"),
         ("POST", "/healthz", "GET"),
     ],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -142,9 +143,11 @@ def test_named_constraints_and_indexes_exist(database_url: str) -> None:
     assert constraint == [["UNIQUE (generation_id, index)"]]
     assert {
         "generations_one_active_per_draft",
-        "assets_owner_created_idx",
-        "assets_search_gin_idx",
-        "assets_tags_gin_idx",
+        "assets_live_owner_created_idx",
+        "assets_live_search_gin_idx",
+        "assets_live_tags_gin_idx",
+        "drafts_live_owner_created_idx",
+        "assets_deleted_at_idx",
     } <= indexes
     assert uncommented == []
     assert unbounded == []
@@ -195,8 +198,9 @@ def _plan(database_url: str, owner: str, **filters: Any) -> str:
     }
     after = filters.get("after")
     sql, params = _list_sql(
-        owner, binding, binding["tags"], search_query(filters.get("q")), after, 20
-    )
+        owner, binding, binding["tags"], search_query(filters.get("q")), after, 20,
+        deleted_after=filters.get("deleted_after"),
+    )  # fmt: skip
     conn = connect(database_url)
     try:
         rows = conn.run("EXPLAIN " + sql, **params)
@@ -221,6 +225,7 @@ def _plan(database_url: str, owner: str, **filters: Any) -> str:
         {"after": "cursor"},
         {"after": "cursor", "platform": "youtube_shorts"},
         {"after": "cursor", "q": "word7"},
+        {"deleted_after": datetime(2000, 1, 1, tzinfo=UTC)},
     ],
     ids=lambda f: "-".join(sorted(f)) or "none",
 )

@@ -228,6 +228,7 @@ class _State:
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     portal_sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     idempotent: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     failures: deque[_Failure] = field(default_factory=deque)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -329,6 +330,30 @@ class _Handler(BaseHTTPRequestHandler):
                     state.idempotent[key] = (status, body)
         self._send(status, body)
 
+    def do_DELETE(self) -> None:
+        """``DELETE /v1/subscriptions/{id}``: cancel now (what the SDK's cancel sends)."""
+        state = self.server.state
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        with state.lock:
+            state.requests.append(RecordedRequest("DELETE", self.path, headers, {}))
+            sub_id = self.path.removeprefix("/v1/subscriptions/")
+            sub = state.subscriptions.get(sub_id)
+            if state.api_key is not None and headers.get("authorization") != (
+                f"Bearer {state.api_key}"
+            ):
+                status, body = _error(401, "invalid_request_error", "Invalid API Key provided")
+            elif state.failures:
+                f = state.failures.popleft()
+                status, body = _error(f.status, f.type, f.message, f.code)
+            elif not self.path.startswith("/v1/subscriptions/") or sub is None:
+                missing = f"No such subscription: '{sub_id}'"
+                status, body = _error(404, "invalid_request_error", missing, "resource_missing")
+            else:
+                sub["status"] = "canceled"
+                sub["canceled_at"] = int(time.time())
+                status, body = 200, dict(sub)
+        self._send(status, body)
+
     def do_GET(self) -> None:
         self._send(*_error(404, "invalid_request_error", "GET is not served by the fake"))
 
@@ -396,6 +421,18 @@ class FakeStripe:
     def customers(self) -> dict[str, dict[str, Any]]:
         with self._state.lock:
             return dict(self._state.customers)
+
+    def add_subscription(self, sub_id: str, customer: str, status: str = "active") -> None:
+        """A subscription the fake knows (as if created by a completed checkout)."""
+        with self._state.lock:
+            self._state.subscriptions[sub_id] = {
+                "id": sub_id, "object": "subscription", "customer": customer, "status": status,
+            }  # fmt: skip
+
+    def subscription_status(self, sub_id: str) -> str | None:
+        with self._state.lock:
+            sub = self._state.subscriptions.get(sub_id)
+            return None if sub is None else str(sub["status"])
 
     def fail_next(
         self, status: int, type: str = "api_error", message: str = "boom", code: str | None = None

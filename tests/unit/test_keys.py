@@ -61,3 +61,22 @@ def test_period_ends_and_retry_after() -> None:
     assert seconds_until_month_end(now) == 1
     assert seconds_until_hour_end(datetime(2026, 1, 1, 10, 0, tzinfo=UTC)) == 3600
     assert seconds_until_month_end(datetime(2027, 1, 1, tzinfo=UTC) - timedelta(days=1)) == 86400
+
+
+def test_user_state_names_every_per_user_key_once() -> None:
+    k = Keys("p")
+    now = datetime(2026, 1, 1, 0, 30, tzinfo=UTC)  # first hour of a year: both wrap
+    found = k.user_state(
+        "u1", now, months=["2025-06", "2026-01"], hours=["2025123122"],
+        draft_ids=["d1", "d1"], idempotency=[("create", "k"), ("library_assets", "k")],
+    )  # fmt: skip
+    assert len(found) == len(set(found))
+    assert set(found) == {
+        k.plan_effective("u1"), k.boost_until("u1"), k.user_leases("u1"),
+        *(k.gen_used("u1", m) for m in ("202506", "202512", "202601")),
+        *(k.full_regen_used("u1", m) for m in ("202506", "202512", "202601")),
+        *(k.gen_hour("u1", h) for h in ("2025123122", "2025123123", "2026010100")),
+        k.regen_cooldown("u1", "d1"), k.idem("u1", "create", "k"),
+        k.idem("u1", "library_assets", "k"),
+    }  # fmt: skip
+    assert not any("u2" in key for key in found)

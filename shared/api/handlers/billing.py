@@ -18,7 +18,7 @@ from shared.billing.stripe_billing import Product, StripeBilling
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
-__all__ = ["checkout", "portal", "stripe_webhook"]
+__all__ = ["billing_service", "checkout", "portal", "stripe_webhook"]
 
 # One service (and so one StripeClient) per container: built on first use, shared by
 # every request thread of the instance; a test's swapped container gets its own.
@@ -26,7 +26,8 @@ _services: weakref.WeakKeyDictionary[Container, StripeBilling] = weakref.WeakKey
 _lock = threading.Lock()
 
 
-def _billing(c: Container) -> StripeBilling:
+def billing_service(c: Container) -> StripeBilling:
+    """The instance's ``StripeBilling`` (one per container, built on first use)."""
     with _lock:
         service = _services.get(c)
         if service is None:
@@ -36,17 +37,17 @@ def _billing(c: Container) -> StripeBilling:
 
 def checkout(req: ApiRequest, c: Container) -> ApiResponse:
     body = req.parse(CheckoutRequest)
-    url = _billing(c).start_checkout(req.user_id, Product(body.product))
+    url = billing_service(c).start_checkout(req.user_id, Product(body.product))
     return ApiResponse.json(201, UrlResponse(url=url))
 
 
 def portal(req: ApiRequest, c: Container) -> ApiResponse:
-    url = _billing(c).open_portal(req.user_id)
+    url = billing_service(c).open_portal(req.user_id)
     return ApiResponse.json(201, UrlResponse(url=url))
 
 
 def stripe_webhook(req: ApiRequest, c: Container) -> ApiResponse:
-    outcome = _billing(c).handle_webhook(req.body, req.headers.get("Stripe-Signature"))
+    outcome = billing_service(c).handle_webhook(req.body, req.headers.get("Stripe-Signature"))
     if outcome.user_id is not None:
         c.enforcer.invalidate_plan(outcome.user_id)  # after commit: the next read reloads
     return ApiResponse.json(200, {"received": True, "result": outcome.result})

@@ -8,9 +8,9 @@ from typing import Final
 
 from shared.api.http import ApiRequest, ApiResponse
 from shared.enforcement import StoredResponse
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 
-__all__ = ["idempotency_key", "path_uuid", "stored"]
+__all__ = ["expected_version", "idempotency_key", "path_uuid", "stored"]
 
 _IDEM_RE: Final = re.compile(r"^[\x21-\x7e]{1,255}$")  # 1–255 visible ASCII (SPEC §3)
 
@@ -41,3 +41,15 @@ def stored(response: StoredResponse, replayed: bool) -> ApiResponse:
     if replayed:
         headers["Idempotent-Replayed"] = "true"
     return ApiResponse(response.status, response.body.encode("utf-8"), headers)
+
+
+def expected_version(req: ApiRequest, what: str) -> int | None:
+    """The version an ``If-Match`` demands; None when absent or ``*``; 412 if unparseable
+    (a weak or foreign tag can never match our strong ``"<version>"`` ETags)."""
+    value = req.headers.get("If-Match")
+    if value is None or value.strip() == "*":
+        return None
+    m = re.fullmatch(r'\s*"(\d{1,9})"\s*', value)
+    if m is None:
+        raise PreconditionFailed(f"If-Match does not match the {what}'s ETag.")
+    return int(m.group(1))

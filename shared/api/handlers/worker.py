@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from shared.api.http import ApiRequest, ApiResponse
 from shared.queue.jobs import FailureCallback, JobPayload
-from shared.services import reporting
+from shared.services import lifecycle, reporting
 from shared.services import worker as service
 
 if TYPE_CHECKING:
@@ -53,7 +53,11 @@ def failed(req: ApiRequest, c: Container) -> ApiResponse:
 
 def sweep(req: ApiRequest, c: Container) -> ApiResponse:
     _verified(req, c)
-    return ApiResponse.json(200, {"failed": service.sweep(_deps(c))})
+    failed = service.sweep(_deps(c))
+    purged = lifecycle.purge_deleted(c.db, c.now())
+    return ApiResponse.json(
+        200, {"failed": failed, "purged": {"drafts": purged.drafts, "assets": purged.assets}}
+    )
 
 
 def rollup(req: ApiRequest, c: Container) -> ApiResponse:

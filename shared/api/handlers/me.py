@@ -1,0 +1,30 @@
+"""GET /v1/me/export (streamed) and DELETE /v1/me (SPEC §9)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.api.handlers.billing import billing_service
+from shared.api.http import ApiRequest, ApiResponse
+from shared.api.models import AccountDeletionResponse
+from shared.services import account as service
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
+
+__all__ = ["delete_me", "export_me"]
+
+
+def export_me(req: ApiRequest, c: Container) -> ApiResponse:
+    stream = service.export_account(c.db, req.user_id, c.now())
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Disposition": 'attachment; filename="reel-content-export.json"',
+    }
+    return ApiResponse(200, headers=headers, stream=stream)
+
+
+def delete_me(req: ApiRequest, c: Container) -> ApiResponse:
+    deps = service.AccountDeps(db=c.db, enforcer=c.enforcer, billing=billing_service(c), now=c.now)
+    service.delete_account(deps, req.user_id)
+    return ApiResponse.json(202, AccountDeletionResponse(status="deleted"))

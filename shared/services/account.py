@@ -1,0 +1,206 @@
+"""The caller's whole account: export it (streamed) and delete it (SPEC §9).
+
+Deletion order, and why:
+
+1. Cancel the Stripe subscription first: if Stripe fails we answer 503 and nothing is
+   gone yet (a deleted account that keeps billing is the worst outcome).
+2. Read the Redis footprint (periods, recent drafts and Idempotency-Keys) and the live
+   leases from Postgres while the rows exist; release the leases and drop the keys.
+3. One transaction: delete the user row (drafts, generations, variants, assets,
+   subscription and boost cascade), THEN re-key the ledger under a random pseudonym.
+   The delete waits for a worker that is finishing a job of this user; the ledger
+   UPDATE, a later statement, then sees that job's ledger row too. A worker finishing
+   after the commit finds no generation to move and writes nothing (the worker's
+   conditional status move comes before its inserts).
+4. Drop the keys again: a request racing the deletion may have re-seeded a counter or
+   the plan cache from rows that were still there.
+
+A second call finds nothing in Postgres and only deletes keys that do not exist: 202,
+no change. The pseudonym is random per deletion, so it links nothing, not even two
+deletions of the same ``sub``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import chain
+from typing import Any, Final, Protocol
+
+from shared.billing.plans import Lane
+from shared.db import Database, Keyset, UnitOfWork
+from shared.enforcement import Enforcer, LeaseRef
+from shared.observability.logging import log_event
+from shared.services.library import IDEMPOTENCY_SCOPE
+from shared.services.render import (
+    asset_json,
+    dump,
+    export_draft_json,
+    month_usage_json,
+    rfc3339,
+)
+
+__all__ = [
+    "EXPORT_FORMAT",
+    "AccountDeletion",
+    "AccountDeps",
+    "SubscriptionCanceller",
+    "delete_account",
+    "export_account",
+]
+
+_log = logging.getLogger("reel.account")
+EXPORT_FORMAT: Final = "reel-content-export/1"
+# Rows per export query: memory stays flat (one page at a time), round trips stay few.
+DRAFT_BATCH: Final = 200
+ASSET_BATCH: Final = 500
+# How far back Redis can still hold per-user keys: hourly counters (hour + grace),
+# regeneration cooldowns (seconds), idempotency records (24 h) — each with slack.
+_HOURS_BACK: Final = timedelta(hours=3)
+_COOLDOWNS_BACK: Final = timedelta(hours=1)
+_IDEMPOTENCY_BACK: Final = timedelta(hours=26)
+
+
+class SubscriptionCanceller(Protocol):
+    def cancel_for_deletion(self, user_id: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDeps:
+    db: Database
+    enforcer: Enforcer
+    billing: SubscriptionCanceller
+    now: Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountDeletion:
+    existed: bool
+    stripe_cancelled: bool
+    ledger_rows: int
+    redis_keys: int
+
+
+def _pseudonym() -> str:
+    """A fresh non-reversible owner id for the ledger (matches no JWT ``sub`` we mint)."""
+    return "deleted:" + secrets.token_hex(16)
+
+
+def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
+    """Delete everything of ``user_id`` (see the module docstring); idempotent."""
+    cancelled = deps.billing.cancel_for_deletion(user_id)
+    now = deps.now()
+    with deps.db.uow() as uow:
+        fp = uow.users.footprint(
+            user_id,
+            hours_since=now - _HOURS_BACK,
+            cooldowns_since=now - _COOLDOWNS_BACK,
+            idempotency_since=now - _IDEMPOTENCY_BACK,
+            asset_scope=IDEMPOTENCY_SCOPE,
+        )
+        active = uow.generations.active_for_owner(user_id)
+    keys = deps.enforcer.user_state_keys(
+        user_id, now, months=fp.months, hours=fp.hours, draft_ids=fp.draft_ids,
+        idempotency=fp.idempotency,
+    )  # fmt: skip
+    leases = [LeaseRef(str(g.id), g.owner_id, g.provider, g.model, Lane(g.lane)) for g in active]
+    dropped = deps.enforcer.forget_user(keys, leases)
+    with deps.db.uow() as uow:
+        existed = uow.users.delete(user_id)
+        moved = uow.ledger.pseudonymise(user_id, _pseudonym())
+        uow.commit()
+    dropped += deps.enforcer.forget_user(keys, [])
+    log_event(
+        _log, "account_deleted", existed=existed, stripe_cancelled=cancelled,
+        ledger_rows=moved, redis_keys=dropped, jobs_discarded=len(active),
+    )  # fmt: skip
+    return AccountDeletion(existed, cancelled, moved, dropped)
+
+
+def export_account(db: Database, user_id: str, now: datetime) -> Iterator[bytes]:
+    """The export document (``models.AccountExport``) as chunks of UTF-8 JSON.
+
+    The first chunk is produced before this returns, so an unreachable database is an
+    ordinary 503 rather than a broken stream. The rest is read page by page inside one
+    read-only snapshot transaction, so memory stays flat however big the account is
+    and the document is consistent.
+    """
+    chunks = _export(db, user_id, now)
+    first = next(chunks)
+    return chain((first,), chunks)
+
+
+def _export(db: Database, user_id: str, now: datetime) -> Iterator[bytes]:
+    with db.uow() as uow:
+        uow.snapshot()
+        yield _head(uow, user_id, now)
+        yield from _drafts(uow, user_id)
+        yield b'],"assets":['
+        yield from _assets(uow, user_id)
+        yield b"]}"
+
+
+def _head(uow: UnitOfWork, user_id: str, now: datetime) -> bytes:
+    user = uow.users.get(user_id)
+    sub = uow.subscriptions.get(user_id)
+    boost = uow.boosts.get_expiry(user_id)
+    head: dict[str, Any] = {
+        "format": EXPORT_FORMAT,
+        "exported_at": rfc3339(now),
+        "user": {"id": user_id, "created_at": rfc3339(user.created_at) if user else None},
+        "subscription": {
+            "plan": sub.plan.value,
+            "status": sub.status.value,
+            "stripe_subscription_id": sub.stripe_subscription_id,
+            "current_period_end": rfc3339(sub.current_period_end),
+            "updated_at": rfc3339(sub.updated_at),
+        }
+        if sub
+        else None,
+        "boost": {"expires_at": rfc3339(boost)} if boost else None,
+        "usage": [month_usage_json(m) for m in uow.ledger.usage_by_month(user_id)],
+    }
+    # The head is a complete object; reopen it to append the streamed arrays.
+    return (dump(head)[:-1] + ',"drafts":[').encode("utf-8")
+
+
+def _drafts(uow: UnitOfWork, user_id: str) -> Iterator[bytes]:
+    after: Keyset | None = None
+    sep = b""
+    while True:
+        drafts = uow.drafts.export_page(user_id, after, DRAFT_BATCH)
+        if not drafts:
+            return
+        ids = [d.id for d in drafts]
+        generations = uow.generations.for_drafts(ids)
+        by_generation: dict[Any, list[Any]] = {}
+        for v in uow.variants.for_drafts(ids):
+            by_generation.setdefault(v.generation_id, []).append(v)
+        by_draft: dict[Any, list[Any]] = {}
+        for g in generations:
+            by_draft.setdefault(g.draft_id, []).append(g)
+        for d in drafts:
+            yield sep + dump(export_draft_json(d, by_draft.get(d.id, []), by_generation)).encode()
+            sep = b","
+        after = Keyset(drafts[-1].created_at, drafts[-1].id)
+
+
+def _assets(uow: UnitOfWork, user_id: str) -> Iterator[bytes]:
+    sep = b""
+    for deleted in (False, True):
+        after: Keyset | None = None
+        while True:
+            page = uow.assets.export_page(user_id, deleted=deleted, after=after, limit=ASSET_BATCH)
+            if not page:
+                break
+            body = ",".join(dump(_export_asset(a)) for a in page).encode()
+            yield sep + body
+            sep = b","
+            after = Keyset(page[-1].created_at, page[-1].id)
+
+
+def _export_asset(asset: Any) -> dict[str, Any]:
+    return {**asset_json(asset), "deleted_at": rfc3339(asset.deleted_at)}
