@@ -190,15 +190,13 @@ class Enforcer:
 
     # ---- idempotency for endpoints without admission -----------------------------------
 
-    def begin_idempotent(
+    def get_or_set_idempotency(
         self, user_id: str, scope: str, idem_key: str, fingerprint: str
     ) -> IdempotencyState:
         """Claim ``idem_key`` (new → pending), or say replay / in progress / reused."""
         key = self._keys.idem(user_id, scope, idem_key)
         reply = self._redis.run("idem_begin", [key], [fingerprint, self._idempotency_ttl_s])
         return parse_idempotency(reply)
-
-    get_or_set_idempotency = begin_idempotent
 
     def complete_idempotent(
         self, user_id: str, scope: str, idem_key: str, fingerprint: str, response: StoredResponse

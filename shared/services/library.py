@@ -99,7 +99,7 @@ def save_asset(
         return _created(_store(db, user_id, req, None)), False
     fp = fingerprint(IDEMPOTENCY_SCOPE, raw_body)
     replay = enforce_idempotency(
-        enforcer.begin_idempotent(user_id, IDEMPOTENCY_SCOPE, idem_key, fp)
+        enforcer.get_or_set_idempotency(user_id, IDEMPOTENCY_SCOPE, idem_key, fp)
     )
     if replay is not None:
         return replay, True

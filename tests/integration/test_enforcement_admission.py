@@ -304,18 +304,20 @@ def test_idempotent_replay_and_reuse(world: World) -> None:
 
 def test_idempotency_for_endpoints_without_admission(world: World) -> None:
     enforcer, user = world.enforcer, world.user()
-    assert enforcer.begin_idempotent(user, "assets", "k", "a").kind is IdempotencyKind.NEW
+    assert enforcer.get_or_set_idempotency(user, "assets", "k", "a").kind is IdempotencyKind.NEW
     assert enforcer.get_or_set_idempotency(user, "assets", "k", "a").kind is (
         IdempotencyKind.IN_PROGRESS
     )
-    assert enforcer.begin_idempotent(user, "assets", "k", "b").kind is IdempotencyKind.KEY_REUSED
+    assert (
+        enforcer.get_or_set_idempotency(user, "assets", "k", "b").kind is IdempotencyKind.KEY_REUSED
+    )
     assert enforcer.drop_idempotent(user, "assets", "k", "a") is True
-    assert enforcer.begin_idempotent(user, "assets", "k", "a").kind is IdempotencyKind.NEW
+    assert enforcer.get_or_set_idempotency(user, "assets", "k", "a").kind is IdempotencyKind.NEW
     response = StoredResponse(201, "{}", {})
     assert enforcer.complete_idempotent(user, "assets", "k", "b", response) is False
     assert enforcer.complete_idempotent(user, "assets", "k", "a", response) is True
     assert enforcer.drop_idempotent(user, "assets", "k", "a") is False
-    state = enforcer.begin_idempotent(user, "assets", "k", "a")
+    state = enforcer.get_or_set_idempotency(user, "assets", "k", "a")
     assert state.kind is IdempotencyKind.REPLAY
     assert state.replay == response
 
