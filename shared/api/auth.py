@@ -60,18 +60,31 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MIN_HS256_SECRET_BYTES",
-    "SUBJECT_RE",
+    "SUBJECT_MAX_CHARS",
+    "SUBJECT_PATTERN",
     "Authenticator",
     "Principal",
+    "is_valid_subject",
     "require_admin",
 ]
 
 logger = logging.getLogger(__name__)
 
-# User ids end up in database rows, Redis keys and log lines: keep them short and free
-# of separators we use elsewhere (no spaces, slashes, quotes or control characters).
-# Firebase uids (28 alphanumerics) and "provider|id" style subjects both fit.
-SUBJECT_RE = re.compile(r"[A-Za-z0-9._:@|-]{1,128}")
+# A sub is whatever the identity provider issues ("auth0|abc", "google-oauth2|1234",
+# "samlp|okta|a@b.example", base64 ids with "+/="): Redis keys encode it (shared/redis/
+# keys.py), rows and logs quote it. What is refused cannot be shown or compared safely:
+# whitespace, control and other invisible characters. 128 is users.id's column bound.
+SUBJECT_MAX_CHARS = 128
+SUBJECT_PATTERN = rf"^[^\s\x00-\x1f\x7f-\x9f]{{1,{SUBJECT_MAX_CHARS}}}$"
+"""The sub rule as a regex (JSON Schema / pydantic ``pattern``); ``is_valid_subject`` also
+refuses the remaining non-printable characters (format, unassigned, surrogates)."""
+_SUBJECT_RE = re.compile(SUBJECT_PATTERN)
+
+
+def is_valid_subject(value: str) -> bool:
+    """True when ``value`` may be a user id: 1-128 printable, non-whitespace characters."""
+    return bool(_SUBJECT_RE.fullmatch(value)) and value.isprintable()
+
 
 # Firebase ID tokens are ~1 KiB; the cap bounds the parsing work a hostile header costs.
 _MAX_TOKEN_CHARS = 8192
@@ -257,7 +270,7 @@ class Authenticator:
 
         self._check_time_claims(claims)
         sub = claims["sub"]
-        if not isinstance(sub, str) or not SUBJECT_RE.fullmatch(sub):
+        if not isinstance(sub, str) or not is_valid_subject(sub):
             raise _reject("sub outside the allowed charset or length")
         return Principal(user_id=sub, is_admin=claims.get("role") == "admin")
 

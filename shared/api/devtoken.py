@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import jwt
 
-from shared.api.auth import MIN_HS256_SECRET_BYTES, SUBJECT_RE
+from shared.api.auth import MIN_HS256_SECRET_BYTES, is_valid_subject
 from shared.config import ConfigError, load_settings
 
 __all__ = ["main", "mint_dev_token"]
@@ -38,8 +38,8 @@ def mint_dev_token(
     Raises ``ValueError`` for a user id the authenticator would reject, a non-positive
     ttl or a secret shorter than 32 bytes.
     """
-    if not SUBJECT_RE.fullmatch(user_id):
-        raise ValueError("user_id must be 1-128 characters of [A-Za-z0-9._:@|-]")
+    if not is_valid_subject(user_id):
+        raise ValueError("user_id must be 1-128 printable characters without whitespace")
     if ttl_s <= 0:
         raise ValueError("ttl_s must be positive")
     if len(secret.encode()) < MIN_HS256_SECRET_BYTES:

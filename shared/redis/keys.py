@@ -2,6 +2,11 @@
 
 Keys are pure functions of their inputs so a key written by the API is found by the worker,
 the sweeper and the usage endpoint alike. Nothing else may format a Redis key.
+
+Every component passed in (user id, draft id, Idempotency-Key, lease id, provider, …) is
+percent-encoded before it joins a key (``encode_component``): ``:`` never survives inside
+a component, so two distinct inputs can never spell one key (SPEC §9), whatever a
+token's ``sub`` or a client's key contains.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 __all__ = [
     "Keys",
+    "encode_component",
     "hour_end",
     "hour_key",
     "hour_label",
@@ -24,6 +31,16 @@ __all__ = [
     "seconds_until_hour_end",
     "seconds_until_month_end",
 ]
+
+
+# Unreserved characters plus "@" and "|" (common in identity-provider subs) stay as they
+# are, so ordinary ids keep readable keys; "%" itself is encoded, so decoding is unique.
+_SAFE = "@|"
+
+
+def encode_component(value: str) -> str:
+    """``value`` percent-encoded (UTF-8; lone surrogates kept distinct): injective, no ``:``."""
+    return quote(value, safe=_SAFE, encoding="utf-8", errors="surrogatepass")
 
 
 def _utc(dt: datetime) -> datetime:
@@ -83,6 +100,9 @@ def seconds_until_hour_end(now: datetime) -> int:
     return seconds_until(hour_end(now), now)
 
 
+_e = encode_component
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Key builders under one prefix (``REDIS_KEY_PREFIX``; tests use a per-run prefix)."""
@@ -91,43 +111,43 @@ class Keys:
 
     def gen_used(self, user_id: str, yyyymm: str) -> str:
         """Monthly generations charged (the pool)."""
-        return f"{self.prefix}:usage:{user_id}:gen_used:{yyyymm}"
+        return f"{self.prefix}:usage:{_e(user_id)}:gen_used:{_e(yyyymm)}"
 
     def gen_hour(self, user_id: str, yyyymmddhh: str) -> str:
         """Hourly generations charged (the burst limit)."""
-        return f"{self.prefix}:burst:{user_id}:gen_hour:{yyyymmddhh}"
+        return f"{self.prefix}:burst:{_e(user_id)}:gen_hour:{_e(yyyymmddhh)}"
 
     def full_regen_used(self, user_id: str, yyyymm: str) -> str:
         """Full regenerations charged this month."""
-        return f"{self.prefix}:usage:{user_id}:full_regen_used:{yyyymm}"
+        return f"{self.prefix}:usage:{_e(user_id)}:full_regen_used:{_e(yyyymm)}"
 
     def regen_cooldown(self, user_id: str, draft_id: str) -> str:
         """Per-draft regeneration cooldown marker."""
-        return f"{self.prefix}:cooldown:{user_id}:regen:{draft_id}"
+        return f"{self.prefix}:cooldown:{_e(user_id)}:regen:{_e(draft_id)}"
 
     def user_leases(self, user_id: str) -> str:
         """The user's concurrency semaphore (sorted set: lease id → expiry ms)."""
-        return f"{self.prefix}:conc:{user_id}:leases"
+        return f"{self.prefix}:conc:{_e(user_id)}:leases"
 
     def lease(self, lease_id: str) -> str:
         """The lease record (hash: holder, semaphores held, counters charged)."""
-        return f"{self.prefix}:conc:lease:{lease_id}"
+        return f"{self.prefix}:conc:lease:{_e(lease_id)}"
 
     def provider(self, provider: str, model: str, lane: str) -> str:
         """The provider semaphore of one (provider, model, lane)."""
-        return f"{self.prefix}:conc:provider:{provider}:{model}:{lane}"
+        return f"{self.prefix}:conc:provider:{_e(provider)}:{_e(model)}:{_e(lane)}"
 
     def idem(self, user_id: str, scope: str, idem_key: str) -> str:
         """The idempotency record of one (user, endpoint scope, Idempotency-Key)."""
-        return f"{self.prefix}:idem:{user_id}:{scope}:{idem_key}"
+        return f"{self.prefix}:idem:{_e(user_id)}:{_e(scope)}:{_e(idem_key)}"
 
     def plan_effective(self, user_id: str) -> str:
         """Plan cache: the base plan name, or ``none``."""
-        return f"{self.prefix}:user:{user_id}:plan_effective"
+        return f"{self.prefix}:user:{_e(user_id)}:plan_effective"
 
     def boost_until(self, user_id: str) -> str:
         """Plan cache: Pro Boost expiry in epoch ms, or ``0``."""
-        return f"{self.prefix}:boost:{user_id}:pro_until"
+        return f"{self.prefix}:boost:{_e(user_id)}:pro_until"
 
     def qstash_token(self, jti: str) -> str:
         """A QStash signature already accepted (its ``jti``), kept for the token's life."""
@@ -135,7 +155,7 @@ class Keys:
 
     def refund_marker(self, generation_id: str) -> str:
         """Set once when a generation's unit is refunded (refunds happen exactly once)."""
-        return f"{self.prefix}:refund:{generation_id}"
+        return f"{self.prefix}:refund:{_e(generation_id)}"
 
     def month_counters(self, user_id: str, now: datetime) -> tuple[str, str, str]:
         """(monthly, hourly, full-regen) counter keys of the periods containing ``now``."""

@@ -231,3 +231,22 @@ def test_twenty_concurrent_identical_saves_make_one_asset(
         if r.status_code == 409:
             assert_error(r, 409, "IDEMPOTENCY_IN_PROGRESS")
     assert count_rows(database_url, "assets", a.user_id) == 1
+
+
+def test_keys_of_two_users_never_collide(
+    client: httpx.Client, token: Callable[..., str], new_user: Callable[[], str]
+) -> None:
+    # Keys joined with ":" made user "<v>:create:x" sending "k" read the record of user
+    # "<v>" sending "x:create:k", and replayed that user's 202 (their ids) to a stranger.
+    vic = new_user()
+    users = [(vic, "x:create:k"), (f"{vic}:create:x", "k")]
+    answers = []
+    for user_id, key in users:
+        a = Api(client, user_id, token(user_id), token("admin-" + user_id, admin=True))
+        a.grant("standard")
+        r = a.post("/v1/create", CREATE, **{"Idempotency-Key": key})
+        assert r.status_code == 202, r.text
+        assert "Idempotent-Replayed" not in r.headers
+        assert a.get(f"/v1/generations/{r.json()['generation_id']}").status_code == 200
+        answers.append(r.json()["generation_id"])
+    assert answers[0] != answers[1]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from urllib.parse import unquote
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shared.redis.keys import (
     Keys,
+    encode_component,
     hour_end,
     hour_key,
     month_end,
@@ -80,3 +84,76 @@ def test_user_state_names_every_per_user_key_once() -> None:
         k.idem("u1", "library_assets", "k"),
     }  # fmt: skip
     assert not any("u2" in key for key in found)
+
+
+def test_the_issue_collision_is_gone() -> None:
+    # Joined with ":", user "vic:create:x" sending key "k" read user "vic"'s "x:create:k".
+    assert K.idem("vic:create:x", "create", "k") != K.idem("vic", "create", "x:create:k")
+    assert K.idem("vic", "create", "x:create:k") == "p:idem:vic:create:x%3Acreate%3Ak"
+
+
+def test_components_are_encoded_and_ordinary_ids_stay_readable() -> None:
+    assert K.user_leases("auth0|abc") == "p:conc:auth0|abc:leases"
+    assert K.plan_effective("google-oauth2|1234") == "p:user:google-oauth2|1234:plan_effective"
+    assert (
+        K.idem("a@b.example", "create", "5d0e-4f.A_b~") == "p:idem:a@b.example:create:5d0e-4f.A_b~"
+    )
+    assert K.gen_used("u:1", "202611") == "p:usage:u%3A1:gen_used:202611"
+    assert K.regen_cooldown("u", "d:1") == "p:cooldown:u:regen:d%3A1"
+    assert encode_component("%3A") == "%253A"  # "%" is encoded too: decoding is unique
+    assert encode_component("ü") == "%C3%BC"
+    assert encode_component("a b/c\n") == "a%20b%2Fc%0A"
+    assert encode_component("\ud800") == "%ED%A0%80"  # a lone surrogate is kept, not an error
+
+
+# A small alphabet rich in separators and escapes, so near-collisions are drawn often,
+# plus any text at all.
+_component = st.text(st.sampled_from(["a", ":", "%", "3", "A", "|", "ü"]), max_size=6) | st.text(
+    max_size=8
+)
+_triple = st.tuples(_component, _component, _component)
+
+
+@st.composite
+def _same_text_split_again(draw: st.DrawFn) -> tuple[tuple[str, str, str], tuple[str, str, str]]:
+    """A triple, and a triple whose ":"-joined text is the same (the old keys' collisions)."""
+    a = draw(_triple)
+    parts = ":".join(a).split(":")
+    i = draw(st.integers(1, len(parts) - 1))
+    j = draw(st.integers(i + 1, len(parts)))
+    if j == len(parts):
+        return a, a
+    b = (":".join(parts[:i]), ":".join(parts[i:j]), ":".join(parts[j:]))
+    return a, b
+
+
+@given(_same_text_split_again())
+def test_distinct_triples_never_share_an_idempotency_key(
+    pair: tuple[tuple[str, str, str], tuple[str, str, str]],
+) -> None:
+    a, b = pair
+    assert (K.idem(*a) == K.idem(*b)) == (a == b)
+
+
+@given(_triple)
+def test_an_idempotency_key_names_its_triple(triple: tuple[str, str, str]) -> None:
+    # A left inverse exists, so no two distinct triples can share a key.
+    prefix, kind, *parts = K.idem(*triple).split(":")
+    assert (prefix, kind) == ("p", "idem")
+    assert tuple(unquote(x, errors="surrogatepass") for x in parts) == triple
+
+
+@given(a=st.tuples(_component, _component), b=st.tuples(_component, _component))
+def test_distinct_inputs_never_share_any_key(a: tuple[str, str], b: tuple[str, str]) -> None:
+    for build in (K.gen_used, K.gen_hour, K.full_regen_used, K.regen_cooldown):
+        assert (build(*a) == build(*b)) == (a == b)
+    for one in (K.user_leases, K.plan_effective, K.boost_until, K.lease, K.refund_marker):
+        assert (one(a[0]) == one(b[0])) == (a[0] == b[0])
+
+
+@given(_component)
+def test_an_encoded_component_never_holds_a_separator(value: str) -> None:
+    encoded = encode_component(value)
+    assert ":" not in encoded
+    assert encoded.isascii()
+    assert unquote(encoded, errors="surrogatepass") == value
