@@ -4,12 +4,14 @@
 -- KEYS[1] user semaphore          KEYS[2] provider semaphore     KEYS[3] lease record
 -- KEYS[4] refund marker           KEYS[5] monthly counter        KEYS[6] full-regen counter
 -- KEYS[7] idempotency record      KEYS[8] the draft's regen cooldown
+-- KEYS[9] hourly counter of the admission's hour (given back only on abort)
 -- ARGV[1] lease id                ARGV[2] "1" refund, "0" release only
 -- ARGV[3] "1" full regeneration   ARGV[4] refund marker EXPIREAT, epoch s
 -- ARGV[5] fingerprint whose pending record to drop | "" (leave it)
 -- ARGV[6] "1" clear the cooldown (abort of a regeneration that never ran), else "0"
 -- ARGV[7] claim number of the finishing delivery | "" (no fence): a newer claim than this
 --         one holds the lease, so nothing is refunded or released
+-- ARGV[8] "1" give the hourly unit back too (abort: no generation ran), else "0"
 --
 -- Reply: {refunded (0|1), members_released (count), idempotency_dropped (0|1)}
 
@@ -22,7 +24,12 @@ if lease_superseded(KEYS[3], ARGV[7]) then
 end
 local refunded = 0
 if ARGV[2] == '1' then
-  refunded = refund_once(KEYS[4], KEYS[5], KEYS[6], ARGV[3], ARGV[4])
+  -- Only the hour this lease charged (its record says which): nothing else is given back.
+  local hour_key = nil
+  if ARGV[8] == '1' and redis.call('HGET', KEYS[3], 'hour_key') == KEYS[9] then
+    hour_key = KEYS[9]
+  end
+  refunded = refund_once(KEYS[4], KEYS[5], KEYS[6], ARGV[3], ARGV[4], hour_key)
 end
 local released = release_lease({KEYS[1], KEYS[2]}, KEYS[3], ARGV[1])
 local dropped = 0

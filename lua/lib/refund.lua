@@ -8,13 +8,18 @@ local function decr_if_positive(key)
   end
 end
 
-local function refund_once(marker_key, month_key, full_key, is_full, marker_expireat_s)
+-- hour_key: only for an admission that produced no generation (SPEC §9); a generation
+-- that ran keeps its hourly unit (SPEC §2), so the worker passes nil.
+local function refund_once(marker_key, month_key, full_key, is_full, marker_expireat_s, hour_key)
   if not redis.call('SET', marker_key, '1', 'NX', 'EXAT', marker_expireat_s) then
     return 0
   end
   decr_if_positive(month_key)
   if is_full == '1' then
     decr_if_positive(full_key)
+  end
+  if hour_key then
+    decr_if_positive(hour_key)
   end
   return 1
 end

@@ -24,7 +24,7 @@ from shared.db.errors import DraftBusy, IdempotencyConflict, UniqueViolation
 from shared.db.models import Generation, GenerationKind, GenerationStatus
 from shared.db.session import Session
 
-__all__ = ["PgGenerations"]
+__all__ = ["ENQUEUE_FAILED", "PgGenerations"]
 
 _COLS = (
     "id, owner_id, draft_id, kind, status, requested_variants, params, plan, period_month, "
@@ -34,6 +34,9 @@ _COLS = (
 )
 ERROR_MESSAGE_MAX: Final = 500  # schema.sql bound on generations.error_message
 ERROR_CODE_MAX: Final = 64
+ENQUEUE_FAILED: Final = "ENQUEUE_FAILED"
+"""The code of a generation whose admission was undone (``fail_and_forget_key``): it never
+ran, so its hourly unit was given back too (SPEC §9) and the hour count skips it."""
 
 
 def _fence(attempt: int | None) -> str:
@@ -277,11 +280,10 @@ class PgGenerations:
             attempt=attempt,
         )
 
-    def fail_and_forget_key(
-        self, generation_id: UUID, code: str, message: str, now: datetime
-    ) -> bool:
-        """Mark failed AND drop its Idempotency-Key: a request that ended in a 5xx before
-        anything was queued must not pin its key (a retry creates a fresh generation)."""
+    def fail_and_forget_key(self, generation_id: UUID, message: str, now: datetime) -> bool:
+        """Mark failed (``ENQUEUE_FAILED``) AND drop its Idempotency-Key: a request that
+        ended in a 5xx before anything was queued must not pin its key (a retry creates a
+        fresh generation)."""
         return self._move(
             "status = 'failed', completed_at = CAST(:now AS timestamptz), "
             "error_code = :code, error_message = :message, "
@@ -289,7 +291,7 @@ class PgGenerations:
             "status IN ('queued', 'running')",
             generation_id,
             now=now,
-            code=code[:ERROR_CODE_MAX],
+            code=ENQUEUE_FAILED,
             message=message[:ERROR_MESSAGE_MAX],
         )
 
@@ -316,8 +318,15 @@ class PgGenerations:
         )
 
     def count_in_hour(self, owner_id: str, hour: str) -> int:
-        """Generations admitted in ``hour`` ('YYYYMMDDHH'), any status (no hourly refund)."""
-        return self._count("owner_id = :o AND period_hour = :p", o=owner_id, p=hour)
+        """Generations admitted in ``hour`` ('YYYYMMDDHH'): a failed one keeps its hourly
+        unit (SPEC §2), an undone admission (never queued) does not (SPEC §9)."""
+        return self._count(
+            "owner_id = :o AND period_hour = :p AND NOT (status = 'failed' "
+            "AND error_code IS NOT DISTINCT FROM CAST(:aborted AS text))",
+            o=owner_id,
+            p=hour,
+            aborted=ENQUEUE_FAILED,
+        )
 
     def count_full_regens_month(self, owner_id: str, month: str) -> int:
         """Full regenerations charged to ``month``, failed ones excluded (refunded)."""

@@ -110,8 +110,11 @@ class Enforcer:
         return self._settle(req.user_id, req.now, attempt, Admission)
 
     def abort(self, ticket: AdmissionTicket) -> bool:
-        """Undo an admission (any failure after it): refund, release, drop the pending key."""
-        return self._finish(ticket.lease, ticket.charge, ticket.idempotency, ticket.draft_id)
+        """Undo an admission that produced no generation: monthly, hourly and full-regen
+        units, cooldown, both leases, the pending key (SPEC §9). Idempotent."""
+        return self._finish(
+            ticket.lease, ticket.charge, ticket.idempotency, ticket.draft_id, ticket.hour
+        )
 
     def finish(self, lease: LeaseRef, charge: ChargeRef | None = None) -> bool:
         """End a job: refund ``charge`` (exactly once) and release ``lease``, in one call;
@@ -124,9 +127,11 @@ class Enforcer:
         charge: ChargeRef | None,
         idem: IdempotencyRef | None,
         draft_id: str | None = None,
+        hour: str | None = None,
     ) -> bool:
-        keys = finish_keys(self._keys, lease, charge, idem, draft_id)
-        reply = self._redis.run("finish", keys, finish_args(lease, charge, idem, draft_id))
+        keys = finish_keys(self._keys, lease, charge, idem, draft_id, hour)
+        args = finish_args(lease, charge, idem, draft_id, hour)
+        reply = self._redis.run("finish", keys, args)
         return bool(int(reply[0]))
 
     def release(self, lease: LeaseRef) -> bool:

@@ -166,6 +166,7 @@ class AdmissionTicket:
     lease_expires_at: datetime
     idempotency: IdempotencyRef | None = None
     draft_id: str | None = None  # a regeneration's draft: its cooldown is undone by abort
+    hour: str | None = None  # YYYYMMDDHH charged: abort gives the hourly unit back (SPEC §9)
 
 
 @dataclass(frozen=True, slots=True)

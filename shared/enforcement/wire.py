@@ -35,6 +35,7 @@ from shared.enforcement.types import (
 from shared.redis.keys import (
     Keys,
     hour_end,
+    hour_label,
     month_end,
     month_key_from_label,
     month_label,
@@ -265,6 +266,7 @@ def _ticket(reply: Sequence[Any], req: AdmissionRequest) -> AdmissionTicket:
         lease_expires_at=from_epoch_ms(int(reply[8])),
         idempotency=idem,
         draft_id=req.draft_id if req.scope is not Scope.CREATE else None,
+        hour=hour_label(req.now),
     )
 
 
@@ -372,6 +374,7 @@ def finish_keys(
     charge: ChargeRef | None,
     idem: IdempotencyRef | None,
     draft_id: str | None = None,
+    hour: str | None = None,
 ) -> list[str]:
     """KEYS of ``finish.lua`` (unused slots still name real keys of this user)."""
     month = month_key_from_label(charge.month) if charge else "000000"
@@ -385,6 +388,7 @@ def finish_keys(
         keys.full_regen_used(user, month),
         idem_key,
         keys.regen_cooldown(user, draft_id or "-"),
+        keys.gen_hour(user, hour or "0000000000"),
     ]
 
 
@@ -393,6 +397,7 @@ def finish_args(
     charge: ChargeRef | None,
     idem: IdempotencyRef | None,
     draft_id: str | None = None,
+    hour: str | None = None,
 ) -> list[str]:
     """ARGV of ``finish.lua``."""
     return [
@@ -403,6 +408,7 @@ def finish_args(
         idem.fingerprint if idem else "",
         "1" if draft_id else "0",
         fence_arg(lease),
+        "1" if charge and hour else "0",
     ]
 
 

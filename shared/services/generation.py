@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 from shared.api.models import CreateRequest, RegenerateRequest
 from shared.billing.plans import Lane
@@ -39,7 +39,6 @@ from shared.queue.jobs import JobPayload
 __all__ = ["GenerationDeps", "accepted_response", "create", "fingerprint", "regenerate"]
 
 _log = logging.getLogger("reel.generation")
-ENQUEUE_FAILED: Final = "ENQUEUE_FAILED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +141,7 @@ def _enqueue_and_answer(
         deps.queue.enqueue(job)
     except ServiceUnavailable:
         with deps.db.uow() as uow:
-            uow.generations.fail_and_forget_key(
-                gen.id, ENQUEUE_FAILED, "The job could not be queued.", now
-            )
+            uow.generations.fail_and_forget_key(gen.id, "The job could not be queued.", now)
             uow.commit()
         raise
     log_event(_log, "job_queued", generation_id=str(gen.id), kind=gen.kind.value)

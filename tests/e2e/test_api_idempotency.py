@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -23,6 +24,8 @@ from tests.e2e.api_support import (
     raw,
 )
 from tests.e2e.conftest import Api
+from tests.support.clock import FixedClock
+from tests.support.usage_truth import assert_usage_matches_postgres
 
 KEY = {"Idempotency-Key": "req-2026-11-27/create#1"}
 
@@ -119,6 +122,7 @@ def test_key_still_in_flight_is_409_then_replays(
     assert count_rows(database_url, "generations", a.user_id) == 1
     queue.deliver_to(container.queue)
     a.wait(original.json()["generation_id"])
+    assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
 
 
 @pytest.mark.parametrize(
@@ -151,6 +155,7 @@ def test_a_5xx_does_not_pin_its_key(
     assert replay.content == retry.content
     assert replay.headers["Idempotent-Replayed"] == "true"
     assert _usage(a)["generations"]["used"] == 1
+    assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
 
 
 def _hammer(
@@ -184,7 +189,7 @@ def test_twenty_concurrent_identical_creates_make_one_draft(
     assert count_rows(database_url, "drafts", a.user_id) == 1
     assert count_rows(database_url, "generations", a.user_id) == 1
     a.wait(accepted[0].json()["generation_id"])
-    usage = _usage(a)
+    usage = assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
     assert usage["generations"]["used"] == 1
     assert usage["concurrency"]["in_use"] == 0
 
@@ -234,7 +239,10 @@ def test_twenty_concurrent_identical_saves_make_one_asset(
 
 
 def test_keys_of_two_users_never_collide(
-    client: httpx.Client, token: Callable[..., str], new_user: Callable[[], str]
+    client: httpx.Client,
+    token: Callable[..., str],
+    new_user: Callable[[], str],
+    database_url: str,
 ) -> None:
     # Keys joined with ":" made user "<v>:create:x" sending "k" read the record of user
     # "<v>" sending "x:create:k", and replayed that user's 202 (their ids) to a stranger.
@@ -248,5 +256,59 @@ def test_keys_of_two_users_never_collide(
         assert r.status_code == 202, r.text
         assert "Idempotent-Replayed" not in r.headers
         assert a.get(f"/v1/generations/{r.json()['generation_id']}").status_code == 200
+        a.wait(r.json()["generation_id"])
+        assert_usage_matches_postgres(a.get("/v1/usage"), database_url, user_id)
         answers.append(r.json()["generation_id"])
     assert answers[0] != answers[1]
+
+
+def _flush(redis_url: str, prefix: str) -> int:
+    """Drop every key under ``prefix``: what a Redis failover without persistence does."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        names = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        return int(client.delete(*names)) if names else 0
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("mode", ["create", "regen_full"])
+def test_replay_found_in_postgres_gives_every_unit_back(
+    api: Callable[..., Api],
+    container: Container,
+    base_env: dict[str, str],
+    database_url: str,
+    redis_url: str,
+    run_prefix: str,
+    use_container: Callable[[Container], Container],
+    mode: str,
+) -> None:
+    # The issue's reproduction: create with a key, Redis loses its data, the same request
+    # again. The new admission charges (counters reseeded from Postgres), its insert meets
+    # the first request's row, and the abort must give back every unit, the hour included.
+    prefix = f"{run_prefix}lost{uuid.uuid4().hex[:6]}"
+    # One pinned instant: the hour cannot turn between the two usage reads.
+    use_container(derive(container, base_env, {"REDIS_KEY_PREFIX": prefix}, clock=FixedClock()))
+    a = api("pro")
+    created = a.post("/v1/create", CREATE)
+    assert created.status_code == 202, created.text
+    a.wait(created.json()["generation_id"])
+    path, body = "/v1/create", CREATE
+    if mode == "regen_full":
+        path, body = "/v1/regenerate", {"draft_id": created.json()["draft_id"], "mode": "full"}
+    first = a.post(path, body, **KEY)
+    assert first.status_code == 202, first.text
+    a.wait(first.json()["generation_id"])
+    before = assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
+
+    assert _flush(redis_url, prefix) > 0
+
+    replay = a.post(path, body, **KEY)
+    assert replay.status_code == 202, replay.text
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == first.json()
+    after = assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
+    for meter in ("generations", "hourly", "full_regens", "concurrency"):
+        assert after[meter] == before[meter], meter

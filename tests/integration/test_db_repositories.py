@@ -317,6 +317,10 @@ def test_usage_seed_counts(db: Database) -> None:
         assert g.count_in_hour(owner, "2026112711") == 2  # failed still counts in the hour
         assert g.count_full_regens_month(owner, "2026-11") == 1
         assert g.count_charged_month(_uid(), "2026-11") == 0
+        # An undone admission (never queued) gave its hourly unit back: it is not counted.
+        assert g.fail_and_forget_key(ids[1], "The job could not be queued.", NOW)
+        assert g.count_in_hour(owner, "2026112710") == 1
+        assert g.count_charged_month(owner, "2026-11") == 2
 
 
 # ----------------------------------------------------------------------------------------

@@ -252,9 +252,13 @@ def test_pro_boost_applies_and_drops_back(world: World) -> None:
 
 
 def test_leases_expire(world: World) -> None:
-    user = world.user(PlanName.BASIC)
+    user = world.user(PlanName.BASIC)  # one concurrent job
     world.ticket(user)
-    world.enforcer.time_offset_ms = 61_000
+    world.enforcer.time_offset_ms = 59_000  # the 60 s lease is still held: refused
+    assert refusal_code(world.admit(user)) == "CONCURRENCY_LIMIT"
+    assert world.enforcer.usage(user, world.now).concurrency.used == 1
+    world.enforcer.time_offset_ms = 61_000  # expired: the slot is free without a release
+    assert world.enforcer.usage(user, world.now).concurrency.used == 0
     world.ticket(user)
 
 
@@ -281,6 +285,9 @@ def test_abort_refunds_releases_and_unpins_the_key(world: World) -> None:
     assert world.enforcer.abort(ticket) is True
     usage = world.enforcer.usage(user, world.now)
     assert (usage.generations.used, usage.concurrency.used) == (0, 0)
+    assert usage.hourly.used == 0  # no generation ran: the hourly unit comes back too
+    assert world.enforcer.abort(ticket) is False  # idempotent: nothing is given back twice
+    assert world.enforcer.usage(user, world.now).hourly.used == 0
     assert world.admit(user, idem_key="k", fingerprint="f1").kind is AdmissionKind.ADMITTED
 
 

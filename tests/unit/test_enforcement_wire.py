@@ -109,6 +109,7 @@ def test_parse_admission_outcomes() -> None:
     assert ticket.plan is PlanName.STANDARD
     assert ticket.monthly == Meter(5, 300, datetime(2026, 12, 1, tzinfo=UTC))
     assert ticket.charge == ChargeRef("g1", "u", "2026-11", Scope.REGEN_FULL)
+    assert ticket.hour == "2026112717"
     assert ticket.lease == LeaseRef("g1", "u", "minimax", "M", Lane.INTERACTIVE)
     assert ticket.idempotency is not None
     assert ticket.idempotency.scope == "regenerate"
@@ -223,13 +224,18 @@ def test_finish_and_refund_arguments() -> None:
     ]
     marker = refund_marker_expireat_s("2026-11")
     assert marker == DEC1 + 2 * 86_400
-    assert finish_args(lease, charge, None) == ["g", "1", "1", str(marker), "", "0", ""]
+    assert finish_args(lease, charge, None) == ["g", "1", "1", str(marker), "", "0", "", "0"]
     assert finish_args(lease, charge, None, "d1")[5] == "1"
     fenced = LeaseRef("g", "u", "mm", "M", Lane.BATCH, attempt=3)
     assert finish_args(fenced, charge, None)[6] == "3"
-    assert finish_keys(keys, lease, charge, None, "d1")[-1] == keys.regen_cooldown(
+    assert finish_keys(keys, lease, charge, None, "d1")[7] == keys.regen_cooldown(
         lease.user_id, "d1"
     )
-    assert finish_args(lease, None, None) == ["g", "0", "0", "0", "", "0", ""]
+    # An abort names the hour it charged and gives that unit back; the worker never does.
+    assert finish_keys(keys, lease, charge, None, None, "2026112717")[8] == (
+        "p:burst:u:gen_hour:2026112717"
+    )
+    assert finish_args(lease, charge, None, None, "2026112717")[7] == "1"
+    assert finish_args(lease, None, None) == ["g", "0", "0", "0", "", "0", "", "0"]
     assert refund_keys(keys, charge)[0] == "p:refund:g"
     assert refund_args(ChargeRef("g", "u", "2026-11", Scope.CREATE)) == [str(marker), "0"]
