@@ -3,6 +3,7 @@ error translation and the raw scripts' contracts (TTLs, semaphore expiry)."""
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,13 +51,44 @@ def keys(run_prefix: str) -> Keys:
     return Keys(f"{run_prefix}:{uuid.uuid4().hex[:6]}")
 
 
+_REF = re.compile(r"\b(KEYS|ARGV)\[(\d+)(\.\.n)?\]")
+
+
+def _header_and_code(raw: str) -> tuple[str, str]:
+    """The leading comment block, and the code below it with every comment removed."""
+    lines = raw.splitlines()
+    n = next(i for i, line in enumerate(lines) if not line.startswith("--"))
+    code = "\n".join(line.split("--", 1)[0] for line in lines[n:])
+    return "\n".join(lines[:n]), code
+
+
+def _refs(text: str) -> dict[str, set[int]]:
+    found: dict[str, set[int]] = {"KEYS": set(), "ARGV": set()}
+    for kind, index, _ in _REF.findall(text):
+        found[kind].add(int(index))
+    return found
+
+
 def test_every_script_composes_with_a_header_and_no_leftover_includes() -> None:
     registry = ScriptRegistry()
     for name in SCRIPTS:
+        raw = (LUA_DIR / f"{name}.lua").read_text()
         source = registry.get(name).source
         assert source.startswith(f"-- {name}.lua"), name
-        assert "--#include" not in source
-        assert "KEYS[1]" in source.split("\n\n")[0] + source  # header names its keys
+        assert "--#include" not in source, name
+        for fragment in re.findall(r"^--#include (\w+)$", raw, re.MULTILINE):
+            body = (LUA_DIR / "lib" / f"{fragment}.lua").read_text()
+            assert body.strip() in source, (name, fragment)  # expanded, not just deleted
+        # The header documents exactly the KEYS and ARGV the code reads, numbered 1..n:
+        # a slot added, removed or renumbered without its header line fails here.
+        header, code = _header_and_code(raw)
+        documented, used = _refs(header), _refs(code)
+        for kind in ("KEYS", "ARGV"):
+            assert documented[kind] == set(range(1, len(documented[kind]) + 1)), (name, kind)
+            if f"{kind}[{max(documented[kind], default=0)}..n]" in header:
+                assert used[kind] <= documented[kind] and f"#{kind}" in code, (name, kind)
+            else:
+                assert used[kind] == documented[kind], (name, kind)
     assert registry.get("admission") is registry.get("admission")
     assert default_registry() is default_registry()
 

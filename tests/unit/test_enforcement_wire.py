@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -54,9 +55,11 @@ from shared.errors import (
     SubscriptionRequired,
 )
 from shared.redis import Keys
+from shared.redis.scripts import LUA_DIR
 
 NOW = datetime(2026, 11, 27, 17, 30, tzinfo=UTC)
 DEC1 = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
+HOUR_END = int(datetime(2026, 11, 27, 18, tzinfo=UTC).timestamp())
 REQ = AdmissionRequest(
     "u", Scope.REGEN_FULL, "g1", NOW, "minimax", "M", Lane.INTERACTIVE, 3, "d", "k", "fp"
 )
@@ -70,24 +73,51 @@ def test_plan_table_comes_from_plans_py() -> None:
     assert len(table.split(";")) == len(PLANS)
 
 
+def _header_slots(script: str) -> dict[str, dict[int, str]]:
+    """``{"KEYS": {1: "…", …}, "ARGV": {…}}``: each slot's text in the script's header."""
+    slots: dict[str, dict[int, str]] = {"KEYS": {}, "ARGV": {}}
+    for line in (LUA_DIR / f"{script}.lua").read_text().splitlines():
+        if not line.startswith("--"):
+            break
+        # Several slots may share a line: each description runs up to the next slot.
+        parts = re.split(r"\b(KEYS|ARGV)\[(\d+)\]", line)
+        for kind, index, text in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
+            slots[kind][int(index)] = text.strip()
+    return slots
+
+
+# What the header's placeholders stand for in REQ, and what each ARGV slot (named by its
+# header description) must carry for REQ / CFG / the fills and seeds passed below.
+_PLACEHOLDERS = {
+    "p": "p", "u": "u", "scope": "regenerate", "idem_key": "k", "yyyymm": "202611",
+    "yyyymmddhh": "2026112717", "draft_id": "d", "provider": "minimax", "model": "M",
+    "lane": "interactive", "lease_id": "g1",
+}  # fmt: skip
+_ARGV = {
+    "time offset": "0", "scope": "regen_full", "lease id": "g1", "variants requested": "3",
+    "request fingerprint": "fp", "plan table": CFG.plan_table, "plan fill": "none",
+    "boost fill": "0", "plan cache TTL": "600", "monthly seed": "3", "hourly seed": "",
+    "full seed": "1", "monthly counters EXPIREAT": str(DEC1 + 86_400),
+    "hourly counter EXPIREAT": str(HOUR_END + 86_400),
+    "lease TTL": "60000", "provider cap": "50", "idempotency record TTL": "86400",
+    "user id": "u",
+}  # fmt: skip
+
+
 def test_admission_keys_and_args_follow_the_script_header() -> None:
-    keys = admission_keys(Keys("p"), REQ)
-    assert keys == [
-        "p:idem:u:regenerate:k",
-        "p:user:u:plan_effective",
-        "p:boost:u:pro_until",
-        "p:usage:u:gen_used:202611",
-        "p:burst:u:gen_hour:2026112717",
-        "p:usage:u:full_regen_used:202611",
-        "p:cooldown:u:regen:d",
-        "p:conc:u:leases",
-        "p:conc:provider:minimax:M:interactive",
-        "p:conc:lease:g1",
+    header = _header_slots("admission")
+    # KEYS: the template at the end of each header line, placeholders filled in from REQ.
+    templates = [header["KEYS"][i].split()[-1] for i in range(1, len(header["KEYS"]) + 1)]
+    expected_keys = [
+        re.sub(r"\{(\w+)\}", lambda m: _PLACEHOLDERS[m.group(1)], t) for t in templates
     ]
+    assert admission_keys(Keys("p"), REQ) == expected_keys
+    # ARGV: each slot's description names what it carries; the builder must agree.
     args = admission_args(REQ, CFG, PlanFill.of(PlanInfo(None)), Seeds(month=3, full=1))
-    assert args[:5] == ["0", "regen_full", "g1", "3", "fp"]
-    assert args[6:13] == ["none", "0", "600", "3", "", "1", str(DEC1 + 86_400)]
-    assert args[14:] == ["60000", "50", "86400", "u"]
+    assert len(args) == len(header["ARGV"])
+    for index, text in header["ARGV"].items():
+        name = re.split(r"[,:(|]", text)[0].strip()
+        assert args[index - 1] == _ARGV[name], (index, text)
     plain = admission_args(AdmissionRequest("u", Scope.CREATE, "g", NOW, "m", "M"), CFG, None, None)
     assert plain[4] == ""
     assert plain[6:8] == ["", ""]
