@@ -195,7 +195,12 @@ def derive(
     """
     env = dict(env or {})
     settings = load_settings({**base_env, **env}) if env else container.settings
-    shared: dict[str, Any] = {"db": container.db, "queue": container.queue, "llm": container.llm}
+    shared: dict[str, Any] = {
+        "db": container.db,
+        "queue": container.queue,
+        "llm": container.llm,
+        "clock": container.clock,  # a test that pinned time keeps it in derived containers
+    }
     if not any(k.startswith(("REDIS_", "PROVIDER_")) for k in env):
         shared |= {"redis": container.redis, "enforcer": container.enforcer}
     if not any(k.startswith("AUTH_") for k in env):
@@ -237,9 +242,9 @@ def seed_charged(
     plan: str = "basic",
     hour: str | None = None,
 ) -> None:
-    """``count`` succeeded (charged) generations of ``kind`` this UTC month, through the
-    repositories, all on one draft (each finished before the next: one active per draft)."""
-    now = utcnow()
+    """``count`` succeeded (charged) generations of ``kind`` in the container's month,
+    through the repositories, all on one draft (each finished before the next)."""
+    now = container.now()
     llm = container.llm
     with container.db.uow() as uow:
         uow.users.ensure(user_id)

@@ -14,6 +14,7 @@ from shared.api.devtoken import mint_dev_token
 from shared.api.local import LocalServer
 from shared.bootstrap import Container, get_container, set_container
 from shared.config import Settings, load_settings
+from tests.support.clock import PinnableClock
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +49,22 @@ def settings(base_env: dict[str, str]) -> Settings:
 
 @pytest.fixture(scope="session")
 def container(settings: Settings) -> Iterator[Container]:
-    c = Container(settings)
+    c = Container(settings, clock=PinnableClock())
     set_container(c)
     yield c
     c.close()
     set_container(None)
+
+
+@pytest.fixture
+def pinned_clock(container: Container) -> Iterator[PinnableClock]:
+    """Pin the server's "now" (and every derived container's) for one test: the test's
+    admissions, usage reads and Postgres seeds then share one hour and one month."""
+    clock = container.clock
+    assert isinstance(clock, PinnableClock)
+    clock.pin()
+    yield clock
+    clock.unpin()
 
 
 @pytest.fixture

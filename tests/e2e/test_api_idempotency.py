@@ -35,6 +35,7 @@ def _usage(a: Api) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_same_key_same_body_replays_byte_for_byte_without_charging(
     api: Callable[..., Api], database_url: str
 ) -> None:
@@ -62,6 +63,7 @@ def test_same_key_same_body_replays_byte_for_byte_without_charging(
     assert count_rows(database_url, "generations", a.user_id) == 1
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_same_key_different_body_is_422_and_keys_are_per_endpoint_and_user(
     api: Callable[..., Api], database_url: str
 ) -> None:
@@ -125,6 +127,7 @@ def test_key_still_in_flight_is_409_then_replays(
     assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
 
 
+@pytest.mark.usefixtures("pinned_clock")
 @pytest.mark.parametrize(
     "fault",
     [
@@ -172,6 +175,7 @@ def _hammer(
         return list(pool.map(one, range(n)))
 
 
+@pytest.mark.usefixtures("pinned_clock")
 @pytest.mark.parametrize("plan", ["basic", "pro"])
 def test_twenty_concurrent_identical_creates_make_one_draft(
     api: Callable[..., Api], database_url: str, plan: str

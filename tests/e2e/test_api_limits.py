@@ -9,6 +9,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from shared.bootstrap import Container
 from shared.clock import utcnow
 from shared.db import GenerationKind
@@ -26,6 +28,7 @@ from tests.e2e.api_support import (
     sql,
 )
 from tests.e2e.conftest import Api
+from tests.support.usage_truth import assert_usage_matches_postgres
 
 
 def _created(a: Api, **body: Any) -> dict[str, Any]:
@@ -45,6 +48,7 @@ def _finished_draft(a: Api, variants: int = 1) -> tuple[str, dict[str, Any]]:
 # ---- 403 plan features and the Pro Boost -----------------------------------------------
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_basic_cannot_ask_two_variants_or_a_full_regen(api: Callable[..., Api]) -> None:
     a = api("basic")
     err = assert_error(
@@ -102,6 +106,7 @@ def test_pro_boost_lifts_basic_at_once_and_drops_back_when_it_expires(
 # ---- 429 -------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_61st_basic_generation_is_refused_with_counter_seeded_from_postgres(
     api: Callable[..., Api], container: Container
 ) -> None:
@@ -111,27 +116,27 @@ def test_61st_basic_generation_is_refused_with_counter_seeded_from_postgres(
     err = assert_error(a.post("/v1/create", CREATE), 429, "MONTHLY_QUOTA_EXCEEDED")
     assert_limit_details(err, limit=60, used=60)
     retry_after = int(a.post("/v1/create", CREATE).headers["Retry-After"])
-    assert abs(retry_after - seconds_until_month_end(utcnow())) <= 5
+    assert retry_after == seconds_until_month_end(container.now())
     usage = a.get("/v1/usage").json()
     assert usage["generations"]["used"] == 60
     assert usage["generations"]["remaining"] == 0
     assert usage["concurrency"]["in_use"] == 0
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_11th_basic_generation_in_an_hour_is_refused(
     api: Callable[..., Api], container: Container
 ) -> None:
-    if seconds_until_hour_end(utcnow()) < 5:  # do not straddle an hour boundary
-        time.sleep(seconds_until_hour_end(utcnow()) + 0.1)
-    a = api("basic")
-    seed_charged(container, a.user_id, count=10, hour=hour_label(utcnow()))
+    a = api("basic")  # the server's clock is pinned: the seeded hour is the admission's
+    seed_charged(container, a.user_id, count=10, hour=hour_label(container.now()))
     r = a.post("/v1/create", CREATE)
     err = assert_error(r, 429, "HOURLY_LIMIT_EXCEEDED")
     assert_limit_details(err, limit=10, used=10)
-    assert abs(int(r.headers["Retry-After"]) - seconds_until_hour_end(utcnow())) <= 5
+    assert int(r.headers["Retry-After"]) == seconds_until_hour_end(container.now())
     assert a.get("/v1/usage").json()["generations"]["used"] == 10  # the refusal charged nothing
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_standard_31st_full_regen_is_refused(api: Callable[..., Api], container: Container) -> None:
     a = api("standard")
     seed_charged(container, a.user_id, count=30, kind=GenerationKind.REGEN_FULL, plan="standard")
@@ -139,7 +144,7 @@ def test_standard_31st_full_regen_is_refused(api: Callable[..., Api], container:
     r = a.post("/v1/regenerate", {"draft_id": draft_id, "mode": "full"})
     err = assert_error(r, 429, "FULL_REGEN_CAP_EXCEEDED")
     assert_limit_details(err, limit=30, used=30)
-    assert abs(int(r.headers["Retry-After"]) - seconds_until_month_end(utcnow())) <= 5
+    assert int(r.headers["Retry-After"]) == seconds_until_month_end(container.now())
     # Targeted regeneration is not capped.
     r = a.post(
         "/v1/regenerate",
@@ -255,6 +260,7 @@ def _usage(a: Api) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_failed_insert_after_admission_refunds_and_releases(
     api: Callable[..., Api],
     container: Container,
@@ -273,8 +279,11 @@ def test_failed_insert_after_admission_refunds_and_releases(
     assert after["concurrency"] == {"in_use": 0, "limit": 2}
     assert count_rows(database_url, "drafts", a.user_id) == 1  # the draft insert rolled back
     assert count_rows(database_url, "generations", a.user_id) == 1
+    assert after["hourly"] == before["hourly"]  # no generation: the hourly unit is back too
+    assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_failed_enqueue_refunds_releases_and_fails_the_generation(
     api: Callable[..., Api],
     container: Container,
@@ -292,8 +301,9 @@ def test_failed_enqueue_refunds_releases_and_fails_the_generation(
     r = a.post("/v1/regenerate", {"draft_id": draft_id, "mode": "full"})
     assert_error(r, 503, "SERVICE_UNAVAILABLE")
     assert queue.calls == 2
-    after = _usage(a)
+    after = assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
     assert after["generations"] == before["generations"]
+    assert after["hourly"] == before["hourly"]  # neither job ran: both hourly units are back
     assert after["full_regens"] == before["full_regens"]
     assert after["concurrency"]["in_use"] == 0
     rows = sql(
@@ -310,6 +320,7 @@ def test_failed_enqueue_refunds_releases_and_fails_the_generation(
     r = a.post("/v1/create", CREATE)
     assert r.status_code == 202, r.text
     a.wait(r.json()["generation_id"])
+    assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
 
 
 def test_retry_after_a_failed_regen_enqueue_is_not_blocked_by_the_cooldown(

@@ -1,5 +1,8 @@
 """Races: N threads (and N processes) admitting for one basic user never win one more slot
-than the plan allows (concurrency 1 while a lease is held; 10 per hour with releases)."""
+than the plan allows (concurrency 1 while a lease is held; 10 per hour with releases).
+
+Each test pins its ``now`` once: admissions pick the hour's counter from it, and a run
+that straddled an hour boundary once counted 13 winners in two hours instead of 9."""
 
 from __future__ import annotations
 
@@ -41,21 +44,19 @@ def make_enforcer(redis_port: RedisPort, prefix: str, user: str) -> Enforcer:
     )
 
 
-def admit_once(enforcer: Enforcer, user: str) -> tuple[str, AdmissionTicket | None]:
-    """Admit one create: (outcome code, ticket when admitted)."""
-    request = AdmissionRequest(
-        user, Scope.CREATE, uuid.uuid4().hex, datetime.now(UTC), "minimax", "race"
-    )
+def admit_once(enforcer: Enforcer, user: str, now: datetime) -> tuple[str, AdmissionTicket | None]:
+    """Admit one create at ``now``: (outcome code, ticket when admitted)."""
+    request = AdmissionRequest(user, Scope.CREATE, uuid.uuid4().hex, now, "minimax", "race")
     admission = enforcer.admit(request)
     code = admission.refusal.code if admission.refusal else admission.kind.value
     return code, admission.ticket
 
 
-def admit_until_hour_is_spent(enforcer: Enforcer, user: str) -> list[str]:
+def admit_until_hour_is_spent(enforcer: Enforcer, user: str, now: datetime) -> list[str]:
     """Keep admitting (releasing each win at once) until the hourly limit answers."""
     codes: list[str] = []
     while not codes or codes[-1] != "HOURLY_LIMIT_EXCEEDED":
-        code, ticket = admit_once(enforcer, user)
+        code, ticket = admit_once(enforcer, user, now)
         if ticket is not None:
             enforcer.release(ticket.lease)
         codes.append(code)
@@ -76,38 +77,39 @@ def race(run: Callable[[], _T], n: int) -> list[_T]:
 @pytest.mark.slow
 def test_threads_never_win_one_more(port: RedisPort, run_prefix: str) -> None:  # noqa: F811
     user, prefix = f"race{uuid.uuid4().hex[:8]}", f"{run_prefix}:{uuid.uuid4().hex[:6]}"
-    enforcer = make_enforcer(port, prefix, user)
-    held = race(lambda: admit_once(enforcer, user), THREADS)
+    enforcer, now = make_enforcer(port, prefix, user), datetime.now(UTC)
+    held = race(lambda: admit_once(enforcer, user, now), THREADS)
     winners = [ticket for code, ticket in held if ticket is not None]
     assert len(winners) == 1
     assert {code for code, _ in held} == {"admitted", "CONCURRENCY_LIMIT"}
     assert enforcer.release(winners[0].lease)
     codes = [
         c
-        for chunk in race(lambda: admit_until_hour_is_spent(enforcer, user), THREADS)
+        for chunk in race(lambda: admit_until_hour_is_spent(enforcer, user, now), THREADS)
         for c in chunk
     ]
     assert codes.count("admitted") == 9  # 10 per hour, one of them won above
     assert set(codes) == {"admitted", "CONCURRENCY_LIMIT", "HOURLY_LIMIT_EXCEEDED"}
-    usage = enforcer.usage(user, datetime.now(UTC))
+    usage = enforcer.usage(user, now)
     assert (usage.hourly.used, usage.generations.used, usage.concurrency.used) == (10, 10, 0)
 
 
-def _process_worker(args: tuple[str, str, str, int]) -> list[str]:
-    redis_url, prefix, user, n = args
+def _process_worker(args: tuple[str, str, str, int, datetime]) -> list[str]:
+    redis_url, prefix, user, n, now = args
     enforcer = make_enforcer(TcpRedis.from_url(redis_url, timeout_s=10), prefix, user)
-    chunks = race(lambda: admit_until_hour_is_spent(enforcer, user), n)
+    chunks = race(lambda: admit_until_hour_is_spent(enforcer, user, now), n)
     return [code for chunk in chunks for code in chunk]
 
 
 @pytest.mark.slow
 def test_processes_never_win_one_more(redis_url: str, run_prefix: str) -> None:
     user, prefix = f"race{uuid.uuid4().hex[:8]}", f"{run_prefix}:{uuid.uuid4().hex[:6]}"
-    jobs = [(redis_url, prefix, user, THREADS // PROCESSES)] * PROCESSES
+    now = datetime.now(UTC)
+    jobs = [(redis_url, prefix, user, THREADS // PROCESSES, now)] * PROCESSES
     with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
         codes = [code for chunk in pool.map(_process_worker, jobs) for code in chunk]
     assert sum(code == "admitted" for code in codes) == 10
     assert set(codes) <= {"admitted", "CONCURRENCY_LIMIT", "HOURLY_LIMIT_EXCEEDED"}
     enforcer = make_enforcer(TcpRedis.from_url(redis_url), prefix, user)
-    usage = enforcer.usage(user, datetime.now(UTC))
+    usage = enforcer.usage(user, now)
     assert (usage.hourly.used, usage.generations.used, usage.concurrency.used) == (10, 10, 0)

@@ -86,7 +86,8 @@ def test_every_script_composes_with_a_header_and_no_leftover_includes() -> None:
         for kind in ("KEYS", "ARGV"):
             assert documented[kind] == set(range(1, len(documented[kind]) + 1)), (name, kind)
             if f"{kind}[{max(documented[kind], default=0)}..n]" in header:
-                assert used[kind] <= documented[kind] and f"#{kind}" in code, (name, kind)
+                assert used[kind] <= documented[kind], (name, kind)
+                assert f"#{kind}" in code, (name, kind)
             else:
                 assert used[kind] == documented[kind], (name, kind)
     assert registry.get("admission") is registry.get("admission")

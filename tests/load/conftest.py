@@ -27,6 +27,7 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures, re-exported for tests
     client,
     container,
     new_user,
+    pinned_clock,
     server,
     settings,
     token,
