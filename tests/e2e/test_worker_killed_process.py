@@ -168,3 +168,4 @@ def test_worker_killed_mid_job_is_taken_over_and_finished_once(
     assert env.variant_count(generation_id) == 1
     assert [row["billable"] for row in env.ledger(generation_id)] == [True]
     assert env.usage(user.headers) == (1, 0)  # charged once, released: free to go again
+    env.assert_books(user.headers, user.user_id)

@@ -100,6 +100,7 @@ def test_five_concurrent_deliveries_run_the_job_once(
     assert env.deliver(job).json() == {"result": "already_terminal"}
     assert env.fake.calls == 1
     assert env.usage(user.headers) == (1, 0)
+    env.assert_books(user.headers, user.user_id)
 
 
 def test_redelivery_while_running_keeps_the_running_jobs_lease(
@@ -122,6 +123,7 @@ def test_redelivery_while_running_keeps_the_running_jobs_lease(
         assert first.result().json() == {"result": "succeeded"}
     _assert_succeeded_once(env, generation_id)
     assert env.usage(user.headers) == (1, 0)
+    env.assert_books(user.headers, user.user_id)
 
 
 # ---------------------------------------------------------------- failure callback
@@ -152,6 +154,7 @@ def test_failure_callback_fails_a_queued_generation_once(
     assert env.usage(user.headers) == (1, 0)
     assert env.fake.calls == 1  # the anchor's only
     assert len(env.ledger(generation_id)) == 1
+    env.assert_books(user.headers, user.user_id)
 
 
 def test_failure_callback_leaves_a_job_that_is_still_running_alone(
@@ -173,6 +176,7 @@ def test_failure_callback_leaves_a_job_that_is_still_running_alone(
         assert first.result().json() == {"result": "succeeded"}
     _assert_succeeded_once(env, generation_id)
     assert env.usage(user.headers) == (1, 0)
+    env.assert_books(user.headers, user.user_id)
 
 
 # ---------------------------------------------------------------- sweeper
@@ -201,6 +205,7 @@ def test_sweeper_fails_a_stuck_generation_and_refunds_once(
     assert env.sweep().status_code == 200  # running it again refunds nothing more
     assert env.usage(user.headers) == (1, 0)
     assert len(env.ledger(generation_id)) == 1
+    env.assert_books(user.headers, user.user_id)
 
 
 def test_sweeper_leaves_a_job_inside_its_runtime_alone(
@@ -222,6 +227,7 @@ def test_sweeper_leaves_a_job_inside_its_runtime_alone(
     env.sweep()
     assert env.generation(generation_id)["code"] == "TIMED_OUT"
     assert env.usage(user.headers) == (0, 0)
+    env.assert_books(user.headers, user.user_id)
 
 
 # ---------------------------------------------------------------- worker killed mid-job
@@ -260,6 +266,7 @@ def test_redelivery_takes_over_a_job_whose_worker_died(
     assert env.fake.calls == 1
     assert env.generation(generation_id)["status"] == "succeeded"
     assert env.usage(user.headers) == (1, 0)
+    env.assert_books(user.headers, user.user_id)
 
 
 def test_sweeper_first_then_redelivery_is_acknowledged_and_does_nothing(
@@ -283,3 +290,4 @@ def test_sweeper_first_then_redelivery_is_acknowledged_and_does_nothing(
     assert env.usage(user.headers) == (1, 0)
     assert env.generation(generation_id)["status"] == "failed"
     assert len(env.ledger(generation_id)) == 1
+    env.assert_books(user.headers, user.user_id)

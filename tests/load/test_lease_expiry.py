@@ -82,3 +82,4 @@ def test_expired_lease_is_reclaimed_and_swept_once(env: WorkerEnv, api: Callable
     assert env.deliver(env.job(newer)).json() == {"result": "succeeded"}
     assert env.usage(user.headers) == (1, 0)
     assert env.fake.calls == 1
+    env.assert_books(user.headers, user.user_id)

@@ -23,6 +23,7 @@ from shared.enforcement import Enforcer
 from tests.e2e.api_support import CREATE, RecordingQueue, assert_error, count_rows, derive
 from tests.e2e.conftest import Api
 from tests.load.conftest import PrivatePostgres
+from tests.support.usage_truth import assert_usage_matches_postgres
 
 pytestmark = pytest.mark.load
 
@@ -69,6 +70,7 @@ def _meters(enforcer: Enforcer, c: Container, user_id: str) -> tuple[int, int]:
     return snap.generations.used, snap.concurrency.used
 
 
+@pytest.mark.usefixtures("pinned_clock")
 def test_postgres_stopped_after_admission_refunds_and_releases(
     private_postgres: PrivatePostgres,
     container: Container,
@@ -113,5 +115,7 @@ def test_postgres_stopped_after_admission_refunds_and_releases(
         assert _meters(c.enforcer, c, user.user_id) == (3, 3)
         assert count_rows(private_postgres.url, "drafts", user.user_id) == 3
         assert count_rows(private_postgres.url, "generations", user.user_id) == 3
+        # Hourly included: the two undone admissions gave their hourly unit back.
+        assert_usage_matches_postgres(user.get("/v1/usage"), private_postgres.url, user.user_id)
     finally:
         real_db.close()

@@ -16,6 +16,7 @@ from shared.bootstrap import Container
 from tests.e2e.api_support import CREATE, RecordingQueue, assert_error, count_rows, derive
 from tests.e2e.conftest import Api
 from tests.load.conftest import PrivateRedis
+from tests.support.usage_truth import assert_usage_matches_postgres
 
 pytestmark = pytest.mark.load
 
@@ -27,6 +28,7 @@ def _rows(database_url: str, user: Api) -> tuple[int, int]:
     )
 
 
+@pytest.mark.usefixtures("pinned_clock")  # the hourly count below is one hour's
 def test_redis_killed_then_restarted(
     private_redis: PrivateRedis,
     container: Container,
@@ -40,8 +42,8 @@ def test_redis_killed_then_restarted(
     env = {"REDIS_URL": private_redis.url, "REDIS_KEY_PREFIX": f"{run_prefix}rk"}
     use_container(derive(container, base_env, env, queue=queue))
     user = api("pro")
-    r = user.post("/v1/create", CREATE)
-    assert r.status_code == 202, r.text
+    created = user.post("/v1/create", CREATE)
+    assert created.status_code == 202, created.text
     assert _rows(database_url, user) == (1, 1)
 
     private_redis.kill()
@@ -63,3 +65,10 @@ def test_redis_killed_then_restarted(
     assert usage["hourly"]["used"] == 2
     assert usage["effective_plan"] == "pro"
     assert user.get("/readyz").status_code == 200
+
+    # The first job's lease died with Redis; its delivery takes a slot again (the worker
+    # re-acquires an expired lease) and both jobs end: the books then match Postgres.
+    queue.deliver_to(container.queue)
+    for job in (created.json(), r.json()):
+        assert user.wait(job["generation_id"])["status"] == "succeeded"
+    assert_usage_matches_postgres(user.get("/v1/usage"), database_url, user.user_id)

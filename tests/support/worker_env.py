@@ -34,6 +34,7 @@ from shared.queue import (
     sign_qstash,
 )
 from tests.support.fake_minimax import FakeMiniMax
+from tests.support.usage_truth import assert_usage_matches_postgres
 
 __all__ = [
     "MINIMAX_KEY",
@@ -264,6 +265,12 @@ class WorkerEnv:
         assert r.status_code == 200, r.text
         body = r.json()
         return int(body["generations"]["used"]), int(body["concurrency"]["in_use"])
+
+    def assert_books(self, headers: Mapping[str, str], user_id: str) -> dict[str, Any]:
+        """The user's ``/v1/usage`` equals what Postgres implies (after a fault test)."""
+        r = self.http.get("/v1/usage", headers=dict(headers))
+        assert self.settings.database_url
+        return assert_usage_matches_postgres(r, self.settings.database_url, user_id)
 
     def backdate(self, generation_id: str, *, running: bool, age_s: int) -> None:
         """Seed a crash: the generation created (and, if ``running``, claimed) long ago."""
