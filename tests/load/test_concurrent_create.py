@@ -24,13 +24,13 @@ from pathlib import Path
 import pytest
 
 from shared.api.local import LocalServer
+from shared.billing.plans import PLANS, PlanName
 from shared.bootstrap import Container
-from shared.clock import utcnow
-from shared.redis.keys import hour_label
 from tests.e2e.api_support import RecordingQueue, count_rows, derive, sql
 from tests.e2e.conftest import Api
 from tests.load._hammer import Result, hammer
 from tests.load.conftest import load_scale, wait_until
+from tests.support.usage_truth import assert_usage_matches_postgres
 
 pytestmark = pytest.mark.load
 
@@ -82,6 +82,7 @@ def _assert_documented(results: list[Result]) -> Counter[int]:
     return statuses
 
 
+@pytest.mark.usefixtures("pinned_clock")  # one hour for the whole storm
 def test_basic_user_storm_admits_exactly_one(
     server: LocalServer,
     container: Container,
@@ -100,12 +101,13 @@ def test_basic_user_storm_admits_exactly_one(
     assert statuses[429] == len(results) - 1, statuses  # no 503: the storm is no outage
     assert count_rows(database_url, "generations", user.user_id) == 1
     assert count_rows(database_url, "drafts", user.user_id) == 1
-    usage = user.get("/v1/usage").json()
+    usage = assert_usage_matches_postgres(user.get("/v1/usage"), database_url, user.user_id)
     assert usage["generations"]["used"] == 1
     assert usage["hourly"]["used"] == 1
     assert usage["concurrency"]["in_use"] == 1
 
 
+@pytest.mark.usefixtures("pinned_clock")  # one hour for the whole storm
 def test_pro_user_storm_with_delivery_balances_the_books(
     server: LocalServer,
     container: Container,
@@ -113,14 +115,12 @@ def test_pro_user_storm_with_delivery_balances_the_books(
     api: Callable[..., Api],
 ) -> None:
     user = api("pro")  # the session container: local queue delivering to the offline writer
-    hour_before = hour_label(utcnow())
 
     results = _storm(server.url, user.headers["Authorization"].removeprefix("Bearer "))
 
     statuses = _assert_documented(results)
-    hours = 1 if hour_label(utcnow()) == hour_before else 2  # the storm crossed an hour
     admitted = statuses[202]
-    assert 1 <= admitted <= 120 * hours, statuses
+    assert 1 <= admitted <= PLANS[PlanName.PRO].generations_per_hour, statuses
     assert count_rows(database_url, "generations", user.user_id) == admitted
     assert count_rows(database_url, "drafts", user.user_id) == admitted
 
@@ -139,8 +139,7 @@ def test_pro_user_storm_with_delivery_balances_the_books(
         "SELECT count(*) FROM generations WHERE owner_id = :o AND status <> 'failed'",
         o=user.user_id,
     )[0][0]
-    usage = user.get("/v1/usage").json()
+    usage = assert_usage_matches_postgres(user.get("/v1/usage"), database_url, user.user_id)
     assert usage["generations"]["used"] == not_failed
     assert usage["concurrency"]["in_use"] == 0
-    if hours == 1:
-        assert usage["hourly"]["used"] == admitted
+    assert usage["hourly"]["used"] == admitted
