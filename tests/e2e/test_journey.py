@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from tests.e2e.conftest import Api
 
 
+@pytest.mark.usefixtures("pinned_clock")  # usage counts below are one month's
 def test_create_poll_regenerate_save_search(api: Callable[..., Api]) -> None:
     a = api("standard")
     r = a.post(

@@ -33,6 +33,7 @@ from shared.queue import (
     QueuePort,
     sign_qstash,
 )
+from tests.support.clock import FixedClock
 from tests.support.fake_minimax import FakeMiniMax
 from tests.support.usage_truth import assert_usage_matches_postgres
 
@@ -151,8 +152,15 @@ class WorkerEnv:
         )
         queue = queue if queue is not None else CapturingQueue()
         # Share the session's pools: a fresh Postgres pool per test would only cost time.
+        # Pinned unless the test brings its own: usage counts then name one month and hour
+        # however long the test runs (a ShiftedClock container models a later worker).
         container = Container(
-            settings, clock=clock, llm=llm, queue=queue, db=session.db, redis=session.redis
+            settings,
+            clock=clock or FixedClock(),
+            llm=llm,
+            queue=queue,
+            db=session.db,
+            redis=session.redis,
         )
         return cls(settings, container, fake, http, queue, llm)
 
