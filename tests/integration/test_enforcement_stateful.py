@@ -303,7 +303,13 @@ def build_machine(redis_port: RedisPort, prefix: str) -> type[RuleBasedStateMach
         @rule(data=st.data())
         def abort(self, data: st.DataObject) -> None:
             gen = self.pick(data)
+            # No generation ran: the hour is given back too (SPEC §9), by the one refund,
+            # and only while the lease record still names the hour it charged.
+            hour_back = not gen.refunded and not gen.released
             want = self.model_refund(gen)
+            key = ("hour", gen.user, gen.hour)
+            if hour_back and self.counters.get(key, 0) > 0:
+                self.counters[key] -= 1
             self.model_release(gen)
             if gen.ticket.draft_id is not None:
                 # An undone regeneration never ran: its cooldown goes with it.
