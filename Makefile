@@ -7,17 +7,18 @@ PORT ?= 8080
 
 .PHONY: install test lint lint-terraform typecheck pytest coverage-gate dev demo bench migrate openapi smoke fmt clean
 
+## install: the venv from the locked tree (every package pinned and hash-checked; make lock)
 install: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.lock requirements-dev.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	touch $(STAMP)
 
 ## test: lint + typecheck + the whole pytest suite with coverage gates
 test: install lint typecheck pytest coverage-gate
 
-lint: install lint-terraform
+lint: install lint-terraform lint-workflows
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -67,3 +68,29 @@ $(CHECKOV_STAMP): requirements-checkov.txt
 ## lint-terraform: checkov over terraform/, in its own venv (checkov and python-hcl2 both ship `hcl2`)
 lint-terraform: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -d terraform --framework terraform --skip-download --compact --quiet
+
+# --- Deployment (issue 12): locks, the registry's Terraform file, function zips -------
+.PHONY: lock functions-json package lint-workflows
+
+# The whole dependency tree with hashes, for every platform and Python >= 3.11:
+# requirements.lock (runtime; shipped as each function zip's requirements.txt) and
+# requirements-dev.lock (runtime + tools, constrained to the same versions). Edit the
+# direct pins in requirements*.txt, then run this. uv comes from the dev lock.
+LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock" -q
+lock: install
+	$(BIN)/uv pip compile requirements.txt $(LOCK_FLAGS) -o requirements.lock
+	$(BIN)/uv pip compile requirements-dev.txt $(LOCK_FLAGS) -c requirements.lock -o requirements-dev.lock
+
+## functions-json: terraform/functions.json from shared/api/registry.py (a test keeps them equal)
+functions-json: install
+	$(BIN)/python -m shared.api.registry > terraform/functions.json
+
+## package: build/functions/<name>.zip for every registry function (what Terraform uploads)
+package: install
+	$(BIN)/python -m scripts.package --out build/functions
+
+## lint-workflows: the GitHub workflows against their schema, then zizmor's audit (offline)
+lint-workflows: install
+	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(BIN)/zizmor --offline --min-severity low .github/workflows
+# --- end deployment ---------------------------------------------------------------------

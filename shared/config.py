@@ -14,6 +14,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,7 +24,9 @@ from shared.billing.plans import PROVIDER_CONCURRENCY, Lane
 __all__ = [
     "DEV_HS256_SECRET",
     "DEV_SIGNING_KEYS",
+    "NEED_SECRETS",
     "ConfigError",
+    "Need",
     "SecretClient",
     "Settings",
     "get_settings",
@@ -46,12 +49,65 @@ class ConfigError(ValueError):
     """A configuration problem; the message names the offending variable."""
 
 
+# --- Per-function needs (issue 12 item 6) ---------------------------------------------
+class Need(StrEnum):
+    """A capability a deployed function uses (``shared.api.registry.FunctionSpec.needs``).
+
+    It decides which secrets Terraform mounts into the function and which settings the
+    function requires at start-up in production: each function holds and checks only
+    what it uses (the health function starts without the Stripe or MiniMax keys).
+    """
+
+    POSTGRES = "postgres"
+    REDIS = "redis"
+    AUTH = "auth"  # bearer tokens checked against the JWKS
+    QUEUE = "queue"  # publishes jobs to QStash
+    SIGNATURES = "signatures"  # verifies QStash signatures (the worker)
+    AI = "ai"
+    CURSOR = "cursor"  # signs library cursors
+    # Stripe routes answer 503 until their secret is set, so these mount but never require.
+    STRIPE = "stripe"
+    STRIPE_WEBHOOK = "stripe_webhook"
+
+
+# The secret environment variables (Secret Manager in production) each need mounts.
+NEED_SECRETS: dict[Need, tuple[str, ...]] = {
+    Need.POSTGRES: ("DATABASE_URL",),
+    Need.REDIS: ("UPSTASH_REDIS_REST_TOKEN",),
+    Need.AUTH: (),
+    Need.QUEUE: ("QSTASH_TOKEN",),
+    Need.SIGNATURES: ("QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY"),
+    Need.AI: ("MINIMAX_API_KEY",),
+    Need.CURSOR: ("CURSOR_SECRET",),
+    Need.STRIPE: ("STRIPE_SECRET_KEY",),
+    Need.STRIPE_WEBHOOK: ("STRIPE_WEBHOOK_SECRET",),
+}
+
+
+def function_needs(app_function: str | None) -> frozenset[Need]:
+    """The needs of the deployed function ``APP_FUNCTION`` names; every need when unset
+    (one process serving every route: ``make dev``, the tests)."""
+    if app_function is None:
+        return frozenset(Need)
+    from shared.api.registry import function_by_name  # the registry imports this module
+
+    spec = function_by_name(app_function)
+    if spec is None:
+        raise ConfigError(f"APP_FUNCTION: {app_function!r} is not a function of the registry")
+    return spec.needs
+
+
+# --- end per-function needs ------------------------------------------------------------
+
+
 class Settings(BaseModel):
     """Typed settings. Field aliases are the environment variable names."""
 
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     app_env: Literal["development", "production"] = Field("development", alias="APP_ENV")
+    # The registry name of the deployed function this process is (set by Terraform).
+    app_function: str | None = Field(None, alias="APP_FUNCTION")
     database_url: str | None = Field(None, alias="DATABASE_URL")
     redis_url: str | None = Field(None, alias="REDIS_URL")
     upstash_redis_rest_url: str | None = Field(None, alias="UPSTASH_REDIS_REST_URL")
@@ -176,15 +232,6 @@ class Settings(BaseModel):
         return self.cursor_secret or "dev-cursor-secret-not-for-production"
 
 
-_PRODUCTION_REQUIRED = {
-    "DATABASE_URL": "database_url",
-    "AUTH_JWKS_URL": "auth_jwks_url",
-    "AUTH_ISSUER": "auth_issuer",
-    "AUTH_AUDIENCE": "auth_audience",
-    "CURSOR_SECRET": "cursor_secret",
-}
-
-
 def _check_production(s: Settings) -> None:
     if not s.is_production:
         return
@@ -194,19 +241,43 @@ def _check_production(s: Settings) -> None:
         raise ConfigError("QUEUE_BACKEND: 'local' is development-only; use 'qstash' in production")
     if s.ai_provider == "offline":
         raise ConfigError("AI_PROVIDER: 'offline' is development-only; use 'minimax' in production")
-    for env_name, field in _PRODUCTION_REQUIRED.items():
-        if not getattr(s, field):
-            raise ConfigError(f"{env_name}: required when APP_ENV=production")
-    if not (s.redis_url or (s.upstash_redis_rest_url and s.upstash_redis_rest_token)):
-        raise ConfigError(
-            "REDIS_URL: set it or UPSTASH_REDIS_REST_URL + UPSTASH_REDIS_REST_TOKEN in production"
-        )
-    if not (s.qstash_current_signing_key and s.qstash_next_signing_key and s.qstash_token):
-        raise ConfigError(
-            "QSTASH_TOKEN: QStash token and both signing keys are required in production"
-        )
-    if not s.minimax_api_key:
-        raise ConfigError("MINIMAX_API_KEY: required when APP_ENV=production")
+    needs = function_needs(s.app_function)
+    for need in (n for n in Need if n in needs):
+        problem = _missing_for(s, need)
+        if problem:
+            raise ConfigError(problem)
+
+
+def _missing_for(s: Settings, need: Need) -> str | None:
+    """What production lacks for ``need`` (the message names the variable), or None."""
+    required: dict[str, object] = {}
+    if need is Need.POSTGRES:
+        required = {"DATABASE_URL": s.database_url}
+    elif need is Need.REDIS:
+        if not (s.redis_url or (s.upstash_redis_rest_url and s.upstash_redis_rest_token)):
+            return (
+                "REDIS_URL: set it or UPSTASH_REDIS_REST_URL + UPSTASH_REDIS_REST_TOKEN"
+                " in production"
+            )
+    elif need is Need.AUTH:
+        required = {
+            "AUTH_JWKS_URL": s.auth_jwks_url,
+            "AUTH_ISSUER": s.auth_issuer,
+            "AUTH_AUDIENCE": s.auth_audience,
+        }
+    elif need is Need.QUEUE:
+        required = {"QSTASH_TOKEN": s.qstash_token}
+    elif need is Need.SIGNATURES:
+        if not (s.qstash_current_signing_key and s.qstash_next_signing_key):
+            return "QSTASH_CURRENT_SIGNING_KEY: both QStash signing keys are required in production"
+    elif need is Need.AI:
+        required = {"MINIMAX_API_KEY": s.minimax_api_key}
+    elif need is Need.CURSOR:
+        required = {"CURSOR_SECRET": s.cursor_secret}
+    for env_name, value in required.items():
+        if not value:
+            return f"{env_name}: required when APP_ENV=production"
+    return None
 
 
 class SecretClient(Protocol):

@@ -1,18 +1,10 @@
-# One Cloud Function (2nd gen) per shared.api.registry.FUNCTIONS entry, each built from its
-# own zip (see README.md, "Source layout"): main.py re-exporting only that function's entry
-# point, that function's module, and the shared library, Lua scripts, schema and
-# requirements. The object is named after the zip's MD5, so any change to those files
-# uploads a new object and redeploys exactly the functions whose zip changed.
+# One Cloud Function (2nd gen) per entry of terraform/functions.json (generated from
+# shared/api/registry.py), each from the zip `make package` built for it
+# (build/functions/<name>.zip; scripts/package.py is the one definition of its files).
+# The object is named after the zip's SHA-256 and the zips are reproducible, so a plan
+# redeploys exactly the functions whose zip changed. Run `make package` before planning.
 
 locals {
-  # Files every function zip carries (paths relative to the repository root).
-  common_source_files = sort(setunion(
-    fileset(local.repo_root, "shared/**/*.py"),
-    fileset(local.repo_root, "lua/**/*.lua"),
-    fileset(local.repo_root, "migrations/*.sql"),
-    ["functions/__init__.py", "requirements.txt", "schema.sql"],
-  ))
-
   # Plain environment variables: configuration only. Secrets are never here; they are
   # mounted from Secret Manager below (secrets.tf). AUTH_HS256_SECRET is never deployed.
   plain_env = {
@@ -40,41 +32,12 @@ locals {
   }
 }
 
-data "archive_file" "source" {
-  for_each = local.functions
-
-  type        = "zip"
-  output_path = "${path.module}/.build/${each.key}.zip"
-
-  source {
-    filename = "main.py"
-    content = templatefile("${path.module}/templates/main.py.tftpl", {
-      name        = each.key
-      module      = each.value.module
-      entry_point = each.value.entry_point
-    })
-  }
-
-  source {
-    filename = "functions/${each.value.module}.py"
-    content  = file("${local.repo_root}/functions/${each.value.module}.py")
-  }
-
-  dynamic "source" {
-    for_each = local.common_source_files
-    content {
-      filename = source.value
-      content  = file("${local.repo_root}/${source.value}")
-    }
-  }
-}
-
 resource "google_storage_bucket_object" "source" {
   for_each = local.functions
 
   bucket = google_storage_bucket.sources.name
-  name   = "${each.key}/${data.archive_file.source[each.key].output_md5}.zip"
-  source = data.archive_file.source[each.key].output_path
+  name   = "${each.key}/${filesha256("${local.package_dir}/${each.key}.zip")}.zip"
+  source = "${local.package_dir}/${each.key}.zip"
 }
 
 resource "google_cloudfunctions2_function" "fn" {

@@ -14,64 +14,13 @@ locals {
     managed-by  = "terraform"
   })
 
-  # One entry per shared.api.registry.FUNCTIONS item (tests/integration/test_terraform.py
-  # keeps them equal): module, entry_point and auth mirror the registry; the rest sizes the
-  # function. Concurrency > 1 needs >= 1 vCPU; the handlers are I/O bound (Postgres, Redis,
-  # the provider) and thread-safe, so one instance serves several requests at once.
-  functions = {
-    create = {
-      module = "create", entry_point = "create", auth = "bearer", hot = true
-      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 10
-    }
-    regenerate = {
-      module = "regenerate", entry_point = "regenerate", auth = "bearer", hot = true
-      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 5
-    }
-    generations = {
-      module = "generations", entry_point = "generations", auth = "bearer", hot = true
-      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 16, max_instances = 10
-    }
-    drafts = {
-      module = "drafts", entry_point = "drafts", auth = "bearer", hot = false
-      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 5
-    }
-    library = {
-      module = "library", entry_point = "library", auth = "bearer", hot = false
-      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 5
-    }
-    # The export streams a whole account (10,000 assets in about a second, measured in
-    # bench/export.py); the timeout leaves room for big accounts and slow clients.
-    me = {
-      module = "me", entry_point = "me", auth = "bearer", hot = false
-      memory = "512Mi", cpu = "1", timeout_s = 120, concurrency = 8, max_instances = 3
-    }
-    usage = {
-      module = "usage", entry_point = "usage", auth = "bearer", hot = false
-      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 5
-    }
-    admin = {
-      module = "admin", entry_point = "admin", auth = "bearer", hot = false
-      memory = "512Mi", cpu = "1", timeout_s = 60, concurrency = 4, max_instances = 2
-    }
-    billing = {
-      module = "billing", entry_point = "billing", auth = "bearer", hot = false
-      memory = "512Mi", cpu = "1", timeout_s = 30, concurrency = 8, max_instances = 3
-    }
-    stripe-webhook = {
-      module = "stripe_webhook", entry_point = "stripe_webhook", auth = "stripe", hot = false
-      memory = "512Mi", cpu = "1", timeout_s = 60, concurrency = 8, max_instances = 3
-    }
-    health = {
-      module = "health", entry_point = "health", auth = "none", hot = false
-      memory = "512Mi", cpu = "1", timeout_s = 10, concurrency = 16, max_instances = 2
-    }
-    # The job timeout covers MAX_JOB_RUNTIME_S (240 s) plus lease release and the ledger
-    # write; QStash retries a delivery that gets no answer, so it must not be shorter.
-    worker = {
-      module = "worker", entry_point = "worker", auth = "qstash", hot = false
-      memory = "1Gi", cpu = "1", timeout_s = 300, concurrency = 4, max_instances = 10
-    }
-  }
+  # The registry (shared/api/registry.py) is the one source of what is deployed: module,
+  # entry point, auth, sizing and the secrets of every function come from functions.json,
+  # which `make functions-json` generates from it (a test keeps the two equal).
+  functions = jsondecode(file("${path.module}/functions.json")).functions
+
+  # The zips `make package` builds (scripts/package.py decides what each one holds).
+  package_dir = "${local.repo_root}/build/functions"
 
   max_instances = {
     for name, fn in local.functions : name => lookup(var.max_instances, name, fn.max_instances)

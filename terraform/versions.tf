@@ -17,13 +17,14 @@ terraform {
       source  = "upstash/upstash"
       version = "~> 1.5"
     }
-    archive = {
-      source  = "hashicorp/archive"
-      version = "~> 2.7"
-    }
     random = {
       source  = "hashicorp/random"
       version = "~> 3.6"
+    }
+    # time_sleep: waits for IAM and log-based metrics to propagate (README "Deploy").
+    time = {
+      source  = "hashicorp/time"
+      version = "~> 0.12"
     }
   }
 }

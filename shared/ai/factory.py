@@ -12,12 +12,21 @@ from shared.config import ConfigError
 if TYPE_CHECKING:
     from shared.config import Settings
 
-__all__ = ["llm_from_settings"]
+__all__ = ["llm_from_settings", "llm_identity"]
 
 # MiniMax answers non-streamed completions only when it has finished writing, and an
 # M2.x model reasoning up to AI_MAX_TOKENS can take well over a minute; the job deadline
 # (MAX_JOB_RUNTIME_S) still bounds every attempt.
 _READ_TIMEOUT_S: Final = 120.0
+
+
+def llm_identity(settings: Settings) -> tuple[str, str]:
+    """(provider, model) that ``llm_from_settings`` would build, without needing its key:
+    create and regenerate record them on the generation but never call the provider, so
+    they run without ``MINIMAX_API_KEY`` (only the worker holds it)."""
+    if settings.effective_ai_provider == "offline":
+        return OfflineWriter.provider, OfflineWriter.model
+    return MiniMaxClient.provider, settings.minimax_model
 
 
 def llm_from_settings(settings: Settings) -> LLMPort:

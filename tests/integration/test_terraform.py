@@ -13,7 +13,6 @@ evaluating HCL.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import shutil
@@ -26,12 +25,14 @@ import hcl2
 import pytest
 from hcl2.utils import SerializationOptions
 
-from shared.api.registry import FUNCTIONS, FunctionSpec, function_for_path
+from shared.api.registry import FUNCTIONS, function_for_path, render_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "terraform"
 GATEWAY_TEMPLATE = Path("gateway/openapi2.yaml.tftpl")
-MAIN_PY_TEMPLATE = Path("templates/main.py.tftpl")
+FUNCTIONS_JSON = "functions.json"
+# How main.tf reads the registry's generated file (the only accepted source of the list).
+FUNCTIONS_FROM_JSON = '${jsondecode(file("${path.module}/functions.json")).functions}'
 
 # Every secret setting of shared/config.py.
 SECRET_ENV = frozenset(
@@ -122,6 +123,8 @@ class Terraform:
     variables: dict[str, dict[str, Any]] = field(default_factory=dict)
     terraform: list[dict[str, Any]] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)
+    # locals.functions as written (before functions.json is substituted for it).
+    functions_expr: Any = None
 
     def resources_of(self, rtype: str) -> dict[str, dict[str, Any]]:
         return {name: body for (t, name), body in self.resources.items() if t == rtype}
@@ -144,6 +147,11 @@ def load_terraform(directory: Path) -> Terraform:
         for block in doc.get("variable", []):
             tf.variables.update(block)
         tf.terraform.extend(doc.get("terraform", []))
+    # locals.functions reads functions.json: the checks see the table Terraform would.
+    tf.functions_expr = tf.locals.get("functions")
+    if tf.functions_expr == FUNCTIONS_FROM_JSON and (directory / FUNCTIONS_JSON).is_file():
+        manifest = json.loads((directory / FUNCTIONS_JSON).read_text(encoding="utf-8"))
+        tf.locals["functions"] = manifest.get("functions")
     return tf
 
 
@@ -245,36 +253,33 @@ def check_functions(directory: Path) -> list[str]:
         problems.append("build source object must be a per-function google_storage_bucket_object")
     else:
         obj = tf.resources.get(("google_storage_bucket_object", obj_ref.group(1)), {})
-        if "output_md5" not in str(obj.get("name")):
-            problems.append("source object name must contain the zip's output_md5 (redeploys)")
-    problems.extend(_check_archive(tf, directory))
+        zip_path = "${local.package_dir}/${each.key}.zip"
+        if obj.get("source") != zip_path:
+            problems.append(f"source object must upload the zip make package built ({zip_path})")
+        if f'filesha256("{zip_path}")' not in str(obj.get("name")):
+            problems.append("source object name must contain the zip's filesha256 (redeploys)")
     return problems
 
 
-def _check_archive(tf: Terraform, directory: Path) -> list[str]:
-    archive = tf.data.get(("archive_file", "source"))
-    if archive is None:
-        return ["data.archive_file.source (one zip per function) is missing"]
+def check_registry_source(directory: Path) -> list[str]:
+    """Item 7: the function list comes from the registry only (functions.json, in sync);
+    Terraform builds no zip of its own (make package is the one file list)."""
+    tf = load_terraform(directory)
     problems: list[str] = []
-    if archive.get("for_each") != ref("local.functions"):
-        problems.append("archive_file.source must be for_each = local.functions")
-    static = {s.get("filename"): s.get("content", "") for s in archive.get("source", [])}
-    if "main.py" not in static or str(MAIN_PY_TEMPLATE) not in static.get("main.py", ""):
-        problems.append(f"the zip's main.py must be rendered from {MAIN_PY_TEMPLATE}")
-    if "functions/${each.value.module}.py" not in static:
-        problems.append("the zip must carry the function's own module")
-    common = str(tf.locals.get("common_source_files", ""))
-    for needed in ("shared/**/*.py", "lua/**/*.lua", "requirements.txt", "schema.sql"):
-        if needed not in common:
-            problems.append(f"locals.common_source_files does not include {needed}")
-    template = directory / MAIN_PY_TEMPLATE
-    if not template.is_file():
-        return [*problems, f"{MAIN_PY_TEMPLATE} is missing"]
-    imports = [
-        line for line in template.read_text().splitlines() if re.match(r"\s*(from|import)\s", line)
-    ]
-    if imports != ["from functions.${module} import ${entry_point}"]:
-        problems.append(f"main.py must import only its own entry point, found {imports}")
+    if tf.functions_expr != FUNCTIONS_FROM_JSON:
+        problems.append(f"locals.functions must be {FUNCTIONS_FROM_JSON}, not a copy")
+    path = directory / FUNCTIONS_JSON
+    if not path.is_file():
+        problems.append(f"{FUNCTIONS_JSON} is missing (make functions-json)")
+    elif path.read_text(encoding="utf-8") != render_manifest():
+        problems.append(
+            f"{FUNCTIONS_JSON} differs from shared/api/registry.py: make functions-json"
+        )
+    if tf.data.get(("archive_file", "source")) or tf.resources_of("archive_file"):
+        problems.append("Terraform must not zip sources itself; upload make package's zips")
+    for text in tf.texts.values():
+        if "templatefile(" in text and "main.py" in text:
+            problems.append("main.py is rendered by scripts/package.py, not by Terraform")
     return problems
 
 
@@ -783,7 +788,7 @@ def check_providers(directory: Path) -> list[str]:
         ("google", "hashicorp/google"),
         ("google-beta", "hashicorp/google-beta"),
         ("upstash", "upstash/upstash"),
-        ("archive", "hashicorp/archive"),
+        ("time", "hashicorp/time"),
     ):
         spec = required.get(name, {})
         if spec.get("source") != source or not spec.get("version"):
@@ -822,6 +827,7 @@ def check_function_modules(root: Path) -> list[str]:
 
 CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "functions": check_functions,
+    "registry_source": check_registry_source,
     "secrets": check_secrets,
     "plain_environment": check_plain_environment,
     "public_invokers": check_public_invokers,
@@ -854,19 +860,6 @@ def test_every_tf_and_tfvars_file_parses() -> None:
 
 def test_function_modules_are_self_contained() -> None:
     assert check_function_modules(ROOT) == []
-
-
-@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
-def test_generated_main_py_reexports_only_its_entry_point(spec: FunctionSpec) -> None:
-    template = (TERRAFORM_DIR / MAIN_PY_TEMPLATE).read_text()
-    source = template.replace("${name}", spec.name).replace("${module}", spec.module)
-    source = source.replace("${entry_point}", spec.entry_point)
-    tree = ast.parse(source)
-    imports = [node for node in ast.walk(tree) if isinstance(node, ast.Import | ast.ImportFrom)]
-    assert len(imports) == 1
-    assert isinstance(imports[0], ast.ImportFrom)
-    assert imports[0].module == f"functions.{spec.module}"
-    assert [alias.name for alias in imports[0].names] == [spec.entry_point]
 
 
 def test_registry_says_public_signature_functions_verify_signatures() -> None:
@@ -915,27 +908,43 @@ MUTATIONS = [
     ),
     pytest.param(
         "function_removed",
-        "main.tf",
-        "    usage = {\n",
-        "    usage-old = {\n",
+        "functions.json",
+        '    "usage": {\n',
+        '    "usage-old": {\n',
         check_functions,
-        id="function-missing-from-locals",
+        id="function-missing-from-functions-json",
     ),
     pytest.param(
         "wrong_entry_point",
-        "main.tf",
-        'module = "drafts", entry_point = "drafts"',
-        'module = "drafts", entry_point = "draft"',
+        "functions.json",
+        '"entry_point": "drafts"',
+        '"entry_point": "draft"',
         check_functions,
         id="wrong-entry-point",
     ),
     pytest.param(
         "object_not_hashed",
         "functions.tf",
-        'name   = "${each.key}/${data.archive_file.source[each.key].output_md5}.zip"',
+        'name   = "${each.key}/${filesha256("${local.package_dir}/${each.key}.zip")}.zip"',
         'name   = "${each.key}/source.zip"',
         check_functions,
         id="source-object-not-named-after-hash",
+    ),
+    pytest.param(
+        "functions_json_hand_edited",
+        "functions.json",
+        '"memory": "1Gi"',
+        '"memory": "2Gi"',
+        check_registry_source,
+        id="item7-functions-json-out-of-sync",
+    ),
+    pytest.param(
+        "functions_copied_into_locals",
+        "main.tf",
+        '  functions = jsondecode(file("${path.module}/functions.json")).functions\n',
+        '  functions = { health = { module = "health", entry_point = "health" } }\n',
+        check_registry_source,
+        id="item7-function-list-copied-into-terraform",
     ),
     pytest.param(
         "secret_dropped",

@@ -137,3 +137,56 @@ def test_secret_manager_module_not_imported_by_config() -> None:
     code = "import shared.config, sys; print('google.cloud.secretmanager' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- Per-function requirements (issue 12 item 6): APP_FUNCTION names a registry entry ---
+
+
+def _only(*names: str) -> dict[str, str]:
+    plain = {k: v for k, v in PROD_OK.items() if not k.isupper() or k in _PLAIN}
+    return {**plain, **{n: PROD_OK[n] for n in names}}
+
+
+_PLAIN = {"APP_ENV", "UPSTASH_REDIS_REST_URL", "AUTH_JWKS_URL", "AUTH_ISSUER", "AUTH_AUDIENCE"}
+
+
+def test_health_starts_with_only_the_database_and_redis() -> None:
+    s = load_settings(
+        {**_only("DATABASE_URL", "UPSTASH_REDIS_REST_TOKEN"), "APP_FUNCTION": "health"}
+    )
+    assert s.app_function == "health"
+    assert s.stripe_secret_key is None
+    assert s.minimax_api_key is None
+
+
+def test_without_app_function_production_requires_every_need() -> None:
+    with pytest.raises(ConfigError, match="^QSTASH_TOKEN:"):
+        load_settings(_only("DATABASE_URL", "UPSTASH_REDIS_REST_TOKEN", "CURSOR_SECRET"))
+
+
+@pytest.mark.parametrize(
+    ("function", "missing"),
+    [
+        ("worker", "MINIMAX_API_KEY"),
+        ("worker", "QSTASH_CURRENT_SIGNING_KEY"),
+        ("create", "QSTASH_TOKEN"),
+        ("library", "CURSOR_SECRET"),
+        ("drafts", "DATABASE_URL"),
+        ("usage", "REDIS_URL"),
+    ],
+)
+def test_each_function_requires_what_it_uses(function: str, missing: str) -> None:
+    from shared.api.registry import function_by_name
+
+    spec = function_by_name(function)
+    assert spec is not None
+    env = {**_only(*spec.secrets), "APP_FUNCTION": function}
+    load_settings(env)  # complete for this function
+    drop = "UPSTASH_REDIS_REST_TOKEN" if missing == "REDIS_URL" else missing
+    with pytest.raises(ConfigError, match=f"^{missing}:"):
+        load_settings({k: v for k, v in env.items() if k != drop})
+
+
+def test_unknown_app_function_is_refused() -> None:
+    with pytest.raises(ConfigError, match="^APP_FUNCTION:"):
+        load_settings({**PROD_OK, "APP_FUNCTION": "nope"})

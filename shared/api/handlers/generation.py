@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from shared.ai.factory import llm_identity
 from shared.api.handlers.common import idempotency_key, path_uuid, stored
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import CreateRequest, RegenerateRequest
@@ -23,13 +24,14 @@ __all__ = ["create", "get_generation", "regenerate"]
 
 
 def _deps(c: Container) -> service.GenerationDeps:
+    provider, model = llm_identity(c.settings)
     return service.GenerationDeps(
         db=c.db,
         enforcer=c.enforcer,
         queue=c.queue,
         now=c.now,
-        provider=c.llm.provider,
-        model=c.llm.model,
+        provider=provider,
+        model=model,
     )
 
 
