@@ -75,17 +75,19 @@ resource "google_cloudfunctions2_function" "fn" {
     # Each function authenticates every request in code (see iam.tf).
     ingress_settings               = "ALLOW_ALL"
     all_traffic_on_latest_revision = true
-    service_account_email          = google_service_account.functions.email
+    service_account_email          = google_service_account.fn[each.key].email
 
     # Cloud SQL is reached on its private IP through the connector; everything else
     # (Upstash, QStash, MiniMax, Stripe, JWKS) goes straight to the internet.
     vpc_connector                 = var.use_cloud_sql ? google_vpc_access_connector.functions[0].id : null
     vpc_connector_egress_settings = var.use_cloud_sql ? "PRIVATE_RANGES_ONLY" : null
 
-    environment_variables = local.plain_env
+    # APP_FUNCTION: the function checks at start-up only the settings it needs.
+    environment_variables = merge(local.plain_env, { APP_FUNCTION = each.key })
 
+    # Only the secrets this function uses (least privilege, issue 12 item 6).
     dynamic "secret_environment_variables" {
-      for_each = local.secrets
+      for_each = toset(each.value.secrets)
       content {
         key        = secret_environment_variables.key
         project_id = var.project_id
@@ -104,6 +106,6 @@ resource "google_cloudfunctions2_function" "fn" {
 
   depends_on = [
     google_project_service.enabled,
-    google_secret_manager_secret_iam_member.functions,
+    time_sleep.iam_propagation,
   ]
 }

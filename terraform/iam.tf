@@ -1,56 +1,92 @@
 # Identities and who may call what.
 #
-# - functions: the runtime identity of every function. It may write logs, metrics and
-#   traces, and read exactly the secrets in secrets.tf (one binding per secret there).
-#   Nothing else: Cloud SQL is reached with a password on its private IP (no
-#   cloudsql.client), Redis and QStash over HTTPS with tokens.
+# - fn[<function>]: one runtime identity per function (functions.json), so each holds only
+#   its own permissions: write logs, metrics and traces, and read exactly the secrets its
+#   registry entry needs (secrets.tf, one binding per function and secret). Nothing else:
+#   Cloud SQL is reached with a password on its private IP (no cloudsql.client), Redis and
+#   QStash over HTTPS with tokens. The health function cannot read the Stripe key.
 # - build: the Cloud Build identity that turns a source zip into an image.
 # - invokers: every function is public at the network level, because every caller is
 #   outside Google (browsers, QStash, Stripe) and each function authenticates each request
 #   in code. Functions not named in these bindings would stay private.
 
-resource "google_service_account" "functions" {
-  project      = var.project_id
-  account_id   = "${var.name_prefix}-fn-runtime"
-  display_name = "Reel Content functions runtime"
-}
-
-resource "google_project_iam_member" "functions" {
-  for_each = toset([
+locals {
+  runtime_roles = toset([
     "roles/logging.logWriter",
     "roles/monitoring.metricWriter",
     "roles/cloudtrace.agent",
   ])
 
+  runtime_grants = {
+    for pair in setproduct(keys(local.functions), local.runtime_roles) :
+    "${pair[0]} ${pair[1]}" => { function = pair[0], role = pair[1] }
+  }
+
+  # Gen2 builds copy the source into the gcf-v2-sources-<number>-<region> bucket that
+  # Cloud Functions manages and build from there, so bucket-level grants on our sources
+  # bucket are not enough (provider issue 20571); these are the roles of the provider's
+  # "cloudfunctions2 basic builder" example, project-wide.
+  build_roles = toset([
+    "roles/logging.logWriter",
+    "roles/artifactregistry.writer",
+    "roles/storage.objectAdmin",
+  ])
+}
+
+# Account ids are "<prefix>-<function>": name_prefix (<= 14) and the registry's names
+# (<= 15) keep them within the 30 characters Google allows.
+resource "google_service_account" "fn" {
+  for_each = local.functions
+
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-${each.key}"
+  display_name = "Reel Content ${each.key} function"
+
+  # iam.googleapis.com must be on before the first account is created (fresh project).
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_project_iam_member" "runtime" {
+  for_each = local.runtime_grants
+
   project = var.project_id
-  role    = each.value
-  member  = "serviceAccount:${google_service_account.functions.email}"
+  role    = each.value.role
+  member  = "serviceAccount:${google_service_account.fn[each.value.function].email}"
 }
 
 resource "google_service_account" "build" {
   project      = var.project_id
   account_id   = "${var.name_prefix}-fn-build"
   display_name = "Reel Content functions build"
+
+  depends_on = [google_project_service.enabled]
 }
 
-resource "google_project_iam_member" "build_logs" {
+resource "google_project_iam_member" "build" {
+  for_each = local.build_roles
+
   project = var.project_id
-  role    = "roles/logging.logWriter"
+  role    = each.value
   member  = "serviceAccount:${google_service_account.build.email}"
 }
 
-resource "google_storage_bucket_iam_member" "build_reads_sources" {
-  bucket = google_storage_bucket.sources.name
-  role   = "roles/storage.objectViewer"
-  member = "serviceAccount:${google_service_account.build.email}"
-}
+# IAM is eventually consistent: a build or a revision started right after a grant can
+# still be refused (the provider's example waits 60 s). The functions depend on this wait;
+# new grants (a new function or secret) replace it, so they are waited for too.
+resource "time_sleep" "iam_propagation" {
+  create_duration = "60s"
 
-resource "google_artifact_registry_repository_iam_member" "build_pushes_images" {
-  project    = var.project_id
-  location   = google_artifact_registry_repository.functions.location
-  repository = google_artifact_registry_repository.functions.name
-  role       = "roles/artifactregistry.writer"
-  member     = "serviceAccount:${google_service_account.build.email}"
+  triggers = {
+    build   = join(",", sort(local.build_roles))
+    runtime = join(",", sort(keys(local.runtime_grants)))
+    secrets = join(",", sort(keys(local.secret_grants)))
+  }
+
+  depends_on = [
+    google_project_iam_member.build,
+    google_project_iam_member.runtime,
+    google_secret_manager_secret_iam_member.functions,
+  ]
 }
 
 # ---------------------------------------------------------------------------------------

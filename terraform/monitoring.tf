@@ -204,6 +204,30 @@ resource "google_logging_metric" "job_latency" {
   }
 }
 
+# A log-based metric can take up to 10 minutes to become visible to alert policies:
+# created right after it, a policy fails with 404 "Cannot find metric(s)" (provider issue
+# 11102). Every alert policy depends on this wait; a new metric replaces it (triggers), so
+# policies added with it wait too. On a first apply it runs alongside Cloud SQL's creation.
+resource "time_sleep" "log_metrics" {
+  create_duration = "600s"
+
+  triggers = {
+    metrics = join(",", sort(concat(
+      [
+        google_logging_metric.limit_rejections.name,
+        google_logging_metric.provider_rate_limited.name,
+        google_logging_metric.requests.name,
+        google_logging_metric.http_5xx.name,
+        google_logging_metric.request_latency.name,
+        google_logging_metric.jobs_finished.name,
+        google_logging_metric.admissions.name,
+        google_logging_metric.spend_anomalies.name,
+      ],
+      [for m in google_logging_metric.job_latency : m.name],
+    )))
+  }
+}
+
 # ---------------------------------------------------------------------------------------
 # Alert policies (a sketch: thresholds per environment in tfvars, channels in
 # var.alert_notification_channels)
@@ -252,6 +276,8 @@ resource "google_monitoring_alert_policy" "http_5xx_ratio" {
   alert_strategy {
     auto_close = "1800s"
   }
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 resource "google_monitoring_alert_policy" "provider_rate_limited" {
@@ -290,6 +316,8 @@ resource "google_monitoring_alert_policy" "provider_rate_limited" {
   alert_strategy {
     auto_close = "1800s"
   }
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 # ---------------------------------------------------------------------------------------
@@ -420,6 +448,8 @@ resource "google_monitoring_alert_policy" "job_failure_ratio" {
   alert_strategy {
     auto_close = "3600s"
   }
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 resource "google_monitoring_alert_policy" "sweeper_timeouts" {
@@ -458,6 +488,8 @@ resource "google_monitoring_alert_policy" "sweeper_timeouts" {
   alert_strategy {
     auto_close = "7200s"
   }
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 resource "google_monitoring_alert_policy" "enqueue_to_start_p95" {
@@ -496,6 +528,8 @@ resource "google_monitoring_alert_policy" "enqueue_to_start_p95" {
   alert_strategy {
     auto_close = "3600s"
   }
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 resource "google_monitoring_alert_policy" "spend_anomaly" {
@@ -535,6 +569,8 @@ resource "google_monitoring_alert_policy" "spend_anomaly" {
     # One event a day at most per user: keep the incident open until the next rollup.
     auto_close = "86400s"
   }
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 # ---------------------------------------------------------------------------------------

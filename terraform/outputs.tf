@@ -18,9 +18,9 @@ output "gateway_url" {
   value       = "https://${google_api_gateway_gateway.api.default_hostname}"
 }
 
-output "functions_service_account_email" {
-  description = "Runtime identity of every function."
-  value       = google_service_account.functions.email
+output "function_service_accounts" {
+  description = "Function name => its runtime identity (one per function)."
+  value       = { for name, sa in google_service_account.fn : name => sa.email }
 }
 
 output "secret_ids" {

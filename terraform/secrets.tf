@@ -1,6 +1,7 @@
-# Secret Manager: one secret per secret environment variable, mounted into every function
-# with secret_environment_variables at a pinned numeric version, readable by the
-# functions' service account only (one IAM binding per secret, nothing project-wide).
+# Secret Manager: one secret per secret environment variable. Each function mounts only
+# the secrets its registry entry needs (functions.json "secrets"), at a pinned numeric
+# version, and only that function's service account may read them (one IAM binding per
+# function and secret, nothing project-wide).
 #
 # "managed" secrets get their versions from Terraform (it knows the value: the Upstash
 # REST token, the generated cursor secret, the Cloud SQL URL). The others are added out of
@@ -31,6 +32,13 @@ locals {
     { for v in google_secret_manager_secret_version.database_url : "DATABASE_URL" => v.version },
   )
 
+  # function/secret => the grant: what each function's identity may read.
+  secret_grants = {
+    for g in flatten([
+      for name, fn in local.functions : [for secret in fn.secrets : { function = name, secret = secret }]
+    ]) : "${g.function}/${g.secret}" => g
+  }
+
   out_of_band_secrets = sort([for name, s in local.secrets : name if !s.managed])
 
   missing_secret_versions = [
@@ -58,12 +66,12 @@ resource "google_secret_manager_secret" "app" {
 }
 
 resource "google_secret_manager_secret_iam_member" "functions" {
-  for_each = local.secrets
+  for_each = local.secret_grants
 
   project   = var.project_id
-  secret_id = google_secret_manager_secret.app[each.key].secret_id
+  secret_id = google_secret_manager_secret.app[each.value.secret].secret_id
   role      = "roles/secretmanager.secretAccessor"
-  member    = "serviceAccount:${google_service_account.functions.email}"
+  member    = "serviceAccount:${google_service_account.fn[each.value.function].email}"
 }
 
 # ---------------------------------------------------------------------------------------

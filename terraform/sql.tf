@@ -7,11 +7,36 @@
 # connections, so sum(max_instance_count) x db_pool_size + reserved must stay within
 # max_connections. The instance refuses to plan otherwise (precondition below).
 
-data "google_compute_network" "vpc" {
+# The functions' own network, created here rather than read: a data source would be read
+# at plan time, before compute.googleapis.com is on in a fresh project, and would assume
+# a "default" network that organisation policies often forbid.
+resource "google_compute_network" "vpc" {
   count = var.use_cloud_sql ? 1 : 0
 
-  project = var.project_id
-  name    = var.network
+  project                 = var.project_id
+  name                    = "${var.name_prefix}-net"
+  auto_create_subnetworks = false
+  routing_mode            = "REGIONAL"
+
+  depends_on = [google_project_service.enabled]
+}
+
+# Nothing in the network accepts connections from outside it: the functions only call out
+# (Cloud SQL over the peering). Said explicitly, beneath the rules Google adds for the
+# VPC connector (priority 1000), rather than left to the implied deny.
+resource "google_compute_firewall" "deny_ingress" {
+  count = var.use_cloud_sql ? 1 : 0
+
+  project       = var.project_id
+  name          = "${var.name_prefix}-deny-ingress"
+  network       = google_compute_network.vpc[0].name
+  direction     = "INGRESS"
+  priority      = 65534
+  source_ranges = ["0.0.0.0/0"]
+
+  deny {
+    protocol = "all"
+  }
 }
 
 resource "google_compute_global_address" "sql_private_range" {
@@ -22,15 +47,21 @@ resource "google_compute_global_address" "sql_private_range" {
   purpose       = "VPC_PEERING"
   address_type  = "INTERNAL"
   prefix_length = 20
-  network       = data.google_compute_network.vpc[0].id
+  network       = google_compute_network.vpc[0].id
 }
 
 resource "google_service_networking_connection" "sql" {
   count = var.use_cloud_sql ? 1 : 0
 
-  network                 = data.google_compute_network.vpc[0].id
+  network                 = google_compute_network.vpc[0].id
   service                 = "servicenetworking.googleapis.com"
   reserved_peering_ranges = [google_compute_global_address.sql_private_range[0].name]
+  # A network can hold one connection to servicenetworking: if it already exists (a
+  # re-run, a network shared with another stack), update it instead of failing.
+  update_on_creation_fail = true
+  # Deleting the peering fails while Cloud SQL still uses it (also for a while after the
+  # instance is gone): on destroy Terraform drops it from the state instead of failing.
+  deletion_policy = "ABANDON"
 
   depends_on = [google_project_service.enabled]
 }
@@ -41,7 +72,7 @@ resource "google_vpc_access_connector" "functions" {
   project       = var.project_id
   name          = "${var.name_prefix}-vpc"
   region        = var.region
-  network       = var.network
+  network       = google_compute_network.vpc[0].name
   ip_cidr_range = var.vpc_connector_cidr
   machine_type  = "e2-micro"
   min_instances = 2
@@ -86,7 +117,7 @@ resource "google_sql_database_instance" "main" {
 
     ip_configuration {
       ipv4_enabled    = false
-      private_network = data.google_compute_network.vpc[0].id
+      private_network = google_compute_network.vpc[0].id
       # The driver's sslmode=require verifies the server against the public CA store,
       # which Cloud SQL's per-instance CA is not in; see README "Follow-ups".
       ssl_mode = "ALLOW_UNENCRYPTED_AND_ENCRYPTED"

@@ -25,9 +25,10 @@ variable "name_prefix" {
   default     = "reel"
 
   validation {
-    # The tightest name built from it: service account ids (6-30 chars, "<prefix>-fn-runtime").
-    condition     = can(regex("^[a-z][a-z0-9-]{1,17}$", var.name_prefix))
-    error_message = "name_prefix: 2-18 chars, lowercase letters, digits and dashes."
+    # The tightest names built from it: service account ids (6-30 chars,
+    # "<prefix>-<function>", function names of 2-15 chars in shared/api/registry.py).
+    condition     = can(regex("^[a-z][a-z0-9-]{2,13}$", var.name_prefix))
+    error_message = "name_prefix: 3-14 chars, lowercase letters, digits and dashes."
   }
 }
 
@@ -110,14 +111,8 @@ variable "use_cloud_sql" {
   default     = true
 }
 
-variable "network" {
-  description = "VPC network (name) for Cloud SQL private IP and the functions' VPC connector."
-  type        = string
-  default     = "default"
-}
-
 variable "vpc_connector_cidr" {
-  description = "Unused /28 in var.network for the Serverless VPC Access connector."
+  description = "Unused /28 in the functions' VPC network for the Serverless VPC Access connector."
   type        = string
   default     = "10.8.0.0/28"
 }
@@ -271,9 +266,26 @@ variable "stripe_cancel_url" {
 # ---------------------------------------------------------------------------------------
 
 variable "alert_notification_channels" {
-  description = "Monitoring notification channel ids for the alert policies."
+  description = <<-EOT
+    Monitoring notification channel ids of the alert policies
+    (projects/<project>/notificationChannels/<id>). Required: production passes real
+    channels from the deploy environment (TF_VAR_alert_notification_channels), never a
+    placeholder in a tfvars file; staging may pass [].
+  EOT
   type        = list(string)
-  default     = []
+
+  validation {
+    condition = alltrue([
+      for c in var.alert_notification_channels :
+      can(regex("^projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/[0-9]+$", c))
+    ])
+    error_message = "alert_notification_channels: each must be projects/<project>/notificationChannels/<id>."
+  }
+
+  validation {
+    condition     = var.environment != "production" || length(var.alert_notification_channels) > 0
+    error_message = "alert_notification_channels: production needs at least one channel."
+  }
 }
 
 variable "alert_5xx_ratio" {

@@ -32,8 +32,8 @@ __all__ = [
 ]
 
 # A function's name is part of its Cloud Run service and service account ids
-# ("<prefix>-<name>", at most 30 characters with a prefix of at most 14).
-_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{2,14}$")
+# ("<prefix>-<name>": 6 to 30 characters with a prefix of 3 to 14).
+_NAME_RE: Final = re.compile(r"^[a-z][a-z0-9-]{1,14}$")
 _MEMORY_RE: Final = re.compile(r"^[0-9]+(Mi|Gi)$")
 
 _P, _R, _A = Need.POSTGRES, Need.REDIS, Need.AUTH

@@ -44,6 +44,7 @@ stripe_price_ids = {
 stripe_success_url = "https://app.example.com/billing/success"
 stripe_cancel_url  = "https://app.example.com/billing/cancel"
 
-alert_notification_channels = ["projects/acme-reel-prod/notificationChannels/1234567890"]
-alert_5xx_ratio             = 0.02
-alert_provider_429_per_5m   = 20
+# alert_notification_channels comes from the production deploy environment
+# (TF_VAR_alert_notification_channels, .github/workflows/deploy.yml): required, no default.
+alert_5xx_ratio           = 0.02
+alert_provider_429_per_5m = 20

@@ -65,6 +65,8 @@ SIGNATURE_AUTH = frozenset({"qstash", "stripe"})
 DIRECT_ONLY_AUTH = frozenset({"qstash"})
 
 ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
+MOUNTED_SECRETS = "${toset(each.value.secrets)}"
+FUNCTION_SA_MEMBER = "serviceAccount:${google_service_account.fn[each.value.function].email}"
 INVOKER_RESOURCES = (
     "google_cloud_run_service_iam_member",
     "google_cloud_run_service_iam_binding",
@@ -238,7 +240,7 @@ def check_functions(directory: Path) -> list[str]:
         ),
         "service_account_email": (
             service.get("service_account_email"),
-            ref("google_service_account.functions.email"),
+            ref("google_service_account.fn[each.key].email"),
         ),
     }
     for key, (actual, expected) in expectations.items():
@@ -283,6 +285,16 @@ def check_registry_source(directory: Path) -> list[str]:
     return problems
 
 
+def _with_locals(tf: Terraform, text: str, depth: int = 3) -> str:
+    """``text`` followed by the locals it references, transitively (a few levels)."""
+    seen: set[str] = set()
+    for _ in range(depth):
+        for name in set(re.findall(r"local\.(\w+)", text)) - seen:
+            seen.add(name)
+            text += " " + str(tf.locals.get(name, ""))
+    return text
+
+
 def check_secrets(directory: Path) -> list[str]:
     """Every secret: a Secret Manager secret, mounted pinned, readable by the functions only."""
     tf = load_terraform(directory)
@@ -311,8 +323,10 @@ def check_secrets(directory: Path) -> list[str]:
         return [*problems, "expected exactly one google_cloudfunctions2_function (for_each)"]
     service = first(found[1].get("service_config"))
     mounts = dynamic_blocks(service, "secret_environment_variables")
-    if len(mounts) != 1 or mounts[0].get("for_each") != ref("local.secrets"):
-        problems.append("secret_environment_variables must be one dynamic block over local.secrets")
+    if len(mounts) != 1 or mounts[0].get("for_each") != MOUNTED_SECRETS:
+        problems.append(
+            f"secret_environment_variables must be one dynamic block over {MOUNTED_SECRETS}"
+        )
     else:
         content = first(mounts[0].get("content"))
         if content.get("key") != ref("secret_environment_variables.key"):
@@ -331,7 +345,7 @@ def check_secrets(directory: Path) -> list[str]:
         for (rtype, name), body in tf.resources.items()
         if body.get("role") == ACCESSOR_ROLE
         or ACCESSOR_ROLE in str(body.get("roles", ""))
-        or ACCESSOR_ROLE in str(body.get("for_each", ""))
+        or ACCESSOR_ROLE in _with_locals(tf, str(body.get("for_each", "")))
     ]
     per_secret = [
         (rtype, name, body)
@@ -344,15 +358,13 @@ def check_secrets(directory: Path) -> list[str]:
     if len(per_secret) != 1:
         problems.append(f"expected one per-secret accessor binding, found {len(per_secret)}")
     for _, name, body in per_secret:
-        if body.get("for_each") not in (
-            ref("local.secrets"),
-            ref("google_secret_manager_secret.app"),
-        ):
-            problems.append(f"accessor binding {name} must cover every secret (for_each)")
-        if body.get("member") != "serviceAccount:${google_service_account.functions.email}":
-            problems.append(
-                f"accessor binding {name} must name the functions' service account only"
-            )
+        if body.get("for_each") != ref("local.secret_grants"):
+            problems.append(f"accessor binding {name} must be one per function and secret")
+        if body.get("member") != FUNCTION_SA_MEMBER:
+            problems.append(f"accessor binding {name} must name the function's own account")
+    for fname, entry in sorted(tf.locals.get("functions", {}).items()):
+        for secret in sorted(set(entry.get("secrets", [])) - table.keys()):
+            problems.append(f"{fname} mounts {secret}, which has no Secret Manager secret")
     return problems
 
 
@@ -364,9 +376,15 @@ def check_plain_environment(directory: Path) -> list[str]:
     if found is None:
         return ["expected exactly one google_cloudfunctions2_function (for_each)"]
     service = first(found[1].get("service_config"))
-    env_ref = re.fullmatch(r"\$\{local\.(\w+)\}", str(service.get("environment_variables")))
+    env_ref = re.fullmatch(
+        r"\$\{merge\(local\.(\w+), \{APP_FUNCTION = each\.key\}\)\}",
+        str(service.get("environment_variables")),
+    )
     if env_ref is None:
-        return ["environment_variables must be a single locals map (statically checkable)"]
+        return [
+            "environment_variables must be merge(local.<map>, { APP_FUNCTION = each.key })"
+            " (one statically checkable map, plus the function's registry name)"
+        ]
     env = tf.locals.get(env_ref.group(1))
     if not isinstance(env, dict):
         return [f"local.{env_ref.group(1)} is not a map literal"]
@@ -777,6 +795,214 @@ def check_metric_events_emitted(directory: Path, root: Path = ROOT) -> list[str]
     ]
 
 
+# ---------------------------------------------------------------------------------------
+# Issue 12: a first apply on a fresh project (items 1-6; item 7 is check_registry_source)
+# ---------------------------------------------------------------------------------------
+
+BUILD_ROLES = frozenset(
+    {"roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectAdmin"}
+)
+BUILD_MEMBER = "serviceAccount:${google_service_account.build.email}"
+
+
+def _duration_s(value: Any) -> int:
+    match = re.fullmatch(r"(\d+)([smh])", str(value))
+    if match is None:
+        return 0
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def _roles_of(tf: Terraform, body: dict[str, Any]) -> set[str]:
+    """Roles a google_project_iam_member grants (a literal role or a for_each over a set)."""
+    if body.get("role") and "each." not in str(body["role"]):
+        return {str(body["role"])}
+    return set(re.findall(r'"(roles/[\w.]+)"', _with_locals(tf, str(body.get("for_each", "")))))
+
+
+def _sleeps_before(tf: Terraform, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The time_sleep resources named in a resource's depends_on."""
+    sleeps = tf.resources_of("time_sleep")
+    named = {
+        m.group(1)
+        for d in body.get("depends_on", [])
+        if (m := re.fullmatch(r"\$\{time_sleep\.(\w+)\}", str(d)))
+    }
+    return {name: sleeps[name] for name in named if name in sleeps}
+
+
+def check_build_identity(directory: Path) -> list[str]:
+    """Item 1: the build account holds the builder roles project-wide, and every function
+    waits (time_sleep >= 60 s) for those grants before it is built."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    found = function_resource(tf)
+    if found is None:
+        return ["expected exactly one google_cloudfunctions2_function (for_each)"]
+    fn = found[1]
+    if first(fn.get("build_config")).get("service_account") != ref(
+        "google_service_account.build.id"
+    ):
+        problems.append("build_config.service_account must be google_service_account.build")
+    grants = {
+        name: body
+        for name, body in tf.resources_of("google_project_iam_member").items()
+        if body.get("member") == BUILD_MEMBER
+    }
+    granted = set().union(*(_roles_of(tf, b) for b in grants.values())) if grants else set()
+    for role in sorted(BUILD_ROLES - granted):
+        problems.append(f"the build account lacks project-level {role} (provider issue 20571)")
+    sleeps = _sleeps_before(tf, fn)
+    waited = [
+        name
+        for name, sleep in sleeps.items()
+        if _duration_s(sleep.get("create_duration")) >= 60
+        and all(
+            ref(f"google_project_iam_member.{g}") in sleep.get("depends_on", []) for g in grants
+        )
+    ]
+    if not grants or not waited:
+        problems.append(
+            "the functions must depends_on a time_sleep (>= 60s) that depends on every "
+            "build-account grant"
+        )
+    return problems
+
+
+def check_alert_wait(directory: Path) -> list[str]:
+    """Item 2: alert policies wait (>= 10 min) after every log-based metric exists."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    metrics = sorted(tf.resources_of("google_logging_metric"))
+    for name, policy in sorted(tf.resources_of("google_monitoring_alert_policy").items()):
+        sleeps = _sleeps_before(tf, policy)
+        ok = [
+            s
+            for s in sleeps.values()
+            if _duration_s(s.get("create_duration")) >= 600
+            and all(f"google_logging_metric.{m}" in str(s) for m in metrics)
+        ]
+        if not ok:
+            problems.append(
+                f"google_monitoring_alert_policy.{name} must depends_on a time_sleep (>= 600s) "
+                f"that follows every google_logging_metric ({', '.join(metrics)})"
+            )
+    return problems
+
+
+def check_fresh_project_order(directory: Path) -> list[str]:
+    """Item 3: nothing is read at plan time before its API is on; service accounts wait
+    for iam.googleapis.com; the network is created, not assumed."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    services = ref("google_project_service.enabled")
+    apis = str(tf.locals.get("required_apis", ""))
+    for api in ("compute.googleapis.com", "iam.googleapis.com"):
+        if api not in apis:
+            problems.append(f"{api} is not in locals.required_apis")
+    for (dtype, name), body in sorted(tf.data.items()):
+        if dtype == "google_project":
+            continue  # the project itself; Resource Manager is on in every project
+        if services not in body.get("depends_on", []):
+            problems.append(f"data.{dtype}.{name} is read before the APIs are enabled")
+    if not tf.resources_of("google_compute_network") and tf.resources_of(
+        "google_sql_database_instance"
+    ):
+        problems.append("the VPC network must be created (google_compute_network), not assumed")
+    for rtype in ("google_service_account", "google_compute_network"):
+        for name, body in sorted(tf.resources_of(rtype).items()):
+            if services not in body.get("depends_on", []):
+                problems.append(f"{rtype}.{name} must depends_on google_project_service.enabled")
+    return problems
+
+
+def check_private_service_access(directory: Path) -> list[str]:
+    """Item 4: the peering survives an existing connection and a destroy."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    connections = tf.resources_of("google_service_networking_connection")
+    if not connections:
+        problems.append("no google_service_networking_connection")
+    for name, body in sorted(connections.items()):
+        if body.get("update_on_creation_fail") is not True:
+            problems.append(
+                f"google_service_networking_connection.{name}: update_on_creation_fail = true"
+            )
+        if body.get("deletion_policy") != "ABANDON":
+            problems.append(
+                f'google_service_networking_connection.{name}: deletion_policy = "ABANDON"'
+            )
+    return problems
+
+
+def check_notification_channels(directory: Path) -> list[str]:
+    """Item 5: production's channels are a required input, never a tfvars placeholder."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    var = tf.variables.get("alert_notification_channels")
+    if var is None:
+        return ["variable alert_notification_channels is missing"]
+    if "default" in var:
+        problems.append("alert_notification_channels must be required (no default)")
+    conditions = " ".join(str(v.get("condition", "")) for v in var.get("validation", []))
+    if "notificationChannels" not in conditions:
+        problems.append("alert_notification_channels must validate the channel id format")
+    if (
+        "var.environment" not in conditions
+        or "length(var.alert_notification_channels)" not in conditions
+    ):
+        problems.append("alert_notification_channels must refuse an empty list in production")
+    for path in sorted((directory / "environments").glob("*.tfvars")):
+        values = load_tfvars(path)
+        if values.get("environment") == "production" and "alert_notification_channels" in values:
+            problems.append(
+                f"{path.name} sets alert_notification_channels (use the deploy environment)"
+            )
+    return problems
+
+
+def check_least_privilege(directory: Path) -> list[str]:
+    """Item 6: each function runs as its own account and mounts only its own secrets."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    found = function_resource(tf)
+    if found is None:
+        return ["expected exactly one google_cloudfunctions2_function (for_each)"]
+    service = first(found[1].get("service_config"))
+    accounts = {
+        n: b
+        for n, b in tf.resources_of("google_service_account").items()
+        if b.get("for_each") == ref("local.functions")
+    }
+    if len(accounts) != 1:
+        problems.append("expected one google_service_account with for_each = local.functions")
+    expected_sa = {ref(f"google_service_account.{n}[each.key].email") for n in accounts}
+    if service.get("service_account_email") not in expected_sa:
+        problems.append("each function must run as its own service account ([each.key])")
+    mounts = dynamic_blocks(service, "secret_environment_variables")
+    if [m.get("for_each") for m in mounts] != [MOUNTED_SECRETS]:
+        problems.append(f"a function must mount only its own secrets ({MOUNTED_SECRETS})")
+    if "APP_FUNCTION = each.key" not in str(service.get("environment_variables")):
+        problems.append("APP_FUNCTION = each.key must be set (per-function start-up checks)")
+    per_function = re.compile(
+        r"serviceAccount:\$\{google_service_account\.\w+\[each\.value\.function\]\.email\}"
+    )
+    for name, body in sorted(tf.resources_of("google_project_iam_member").items()):
+        member = str(body.get("member", ""))
+        runtime = "google_service_account." in member and member != BUILD_MEMBER
+        if runtime and not per_function.fullmatch(member):
+            problems.append(
+                f"google_project_iam_member.{name}: runtime roles go to each function's account"
+            )
+    registry = {spec.name: spec for spec in FUNCTIONS}
+    for fname, entry in sorted(tf.locals.get("functions", {}).items()):
+        spec = registry.get(fname)
+        if spec is not None and sorted(entry.get("secrets", [])) != list(spec.secrets):
+            problems.append(
+                f"{fname}: mounts {entry.get('secrets')}, registry needs {list(spec.secrets)}"
+            )
+    return problems
+
+
 def check_providers(directory: Path) -> list[str]:
     tf = load_terraform(directory)
     required: dict[str, Any] = {}
@@ -828,6 +1054,12 @@ def check_function_modules(root: Path) -> list[str]:
 CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "functions": check_functions,
     "registry_source": check_registry_source,
+    "build_identity": check_build_identity,
+    "alert_wait": check_alert_wait,
+    "fresh_project_order": check_fresh_project_order,
+    "private_service_access": check_private_service_access,
+    "notification_channels": check_notification_channels,
+    "least_privilege": check_least_privilege,
     "secrets": check_secrets,
     "plain_environment": check_plain_environment,
     "public_invokers": check_public_invokers,
@@ -982,7 +1214,7 @@ MUTATIONS = [
     pytest.param(
         "accessor_to_everyone",
         "secrets.tf",
-        'member    = "serviceAccount:${google_service_account.functions.email}"',
+        'member    = "serviceAccount:${google_service_account.fn[each.value.function].email}"',
         'member    = "allAuthenticatedUsers"',
         check_secrets,
         id="accessor-not-limited-to-functions-sa",
@@ -1139,6 +1371,115 @@ MUTATIONS = [
         "sql_max_connections     = 100",
         check_connection_budget,
         id="connection-budget-exceeded",
+    ),
+    pytest.param(
+        "build_role_missing",
+        "iam.tf",
+        '    "roles/storage.objectAdmin",\n',
+        "",
+        check_build_identity,
+        id="item1-build-account-without-project-storage-role",
+    ),
+    pytest.param(
+        "functions_do_not_wait_for_iam",
+        "functions.tf",
+        "    time_sleep.iam_propagation,\n",
+        "",
+        check_build_identity,
+        id="item1-functions-do-not-wait-for-grants",
+    ),
+    pytest.param(
+        "alert_without_wait",
+        "monitoring.tf",
+        "\n  depends_on = [time_sleep.log_metrics]\n",
+        "\n",
+        check_alert_wait,
+        id="item2-alert-policy-does-not-wait",
+    ),
+    pytest.param(
+        "wait_misses_a_metric",
+        "monitoring.tf",
+        "        google_logging_metric.requests.name,\n",
+        "",
+        check_alert_wait,
+        id="item2-wait-does-not-follow-every-metric",
+    ),
+    pytest.param(
+        "network_read_at_plan_time",
+        "sql.tf",
+        'resource "google_compute_network" "vpc" {',
+        'data "google_compute_network" "vpc" {',
+        check_fresh_project_order,
+        id="item3-network-data-source",
+    ),
+    pytest.param(
+        "service_account_before_iam_api",
+        "iam.tf",
+        "\n  # iam.googleapis.com must be on before the first account is created (fresh project).\n"
+        "  depends_on = [google_project_service.enabled]\n",
+        "\n",
+        check_fresh_project_order,
+        id="item3-service-account-before-iam-api",
+    ),
+    pytest.param(
+        "peering_fails_when_it_exists",
+        "sql.tf",
+        "  update_on_creation_fail = true\n",
+        "",
+        check_private_service_access,
+        id="item4-no-update-on-creation-fail",
+    ),
+    pytest.param(
+        "peering_blocks_destroy",
+        "sql.tf",
+        'deletion_policy = "ABANDON"',
+        'deletion_policy = ""',
+        check_private_service_access,
+        id="item4-no-abandon-on-destroy",
+    ),
+    pytest.param(
+        "placeholder_channel",
+        "environments/production.tfvars",
+        "alert_5xx_ratio           = 0.02\n",
+        "alert_5xx_ratio           = 0.02\n"
+        "alert_notification_channels = "
+        '["projects/acme-reel-prod/notificationChannels/1234567890"]\n',
+        check_notification_channels,
+        id="item5-placeholder-channel-in-production-tfvars",
+    ),
+    pytest.param(
+        "channels_optional",
+        "variables.tf",
+        "  type        = list(string)\n\n  validation {\n    condition = alltrue([\n"
+        "      for c in var.alert_notification_channels",
+        "  type        = list(string)\n  default     = []\n\n  validation {\n"
+        "    condition = alltrue([\n      for c in var.alert_notification_channels",
+        check_notification_channels,
+        id="item5-channels-not-required",
+    ),
+    pytest.param(
+        "every_secret_mounted",
+        "functions.tf",
+        "for_each = toset(each.value.secrets)",
+        "for_each = local.secrets",
+        check_least_privilege,
+        id="item6-function-mounts-every-secret",
+    ),
+    pytest.param(
+        "one_shared_identity",
+        "functions.tf",
+        "service_account_email          = google_service_account.fn[each.key].email",
+        "service_account_email          = google_service_account.build.email",
+        check_least_privilege,
+        id="item6-functions-share-one-identity",
+    ),
+    pytest.param(
+        "health_gets_stripe",
+        "functions.json",
+        '"UPSTASH_REDIS_REST_TOKEN"\n      ]\n    },\n    "worker"',
+        '"UPSTASH_REDIS_REST_TOKEN", "STRIPE_SECRET_KEY"\n      ]\n    },\n    "worker"',
+        check_least_privilege,
+        id="item6-health-mounts-the-stripe-key",
     ),
 ]
 
