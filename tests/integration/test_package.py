@@ -60,10 +60,17 @@ settings = get_settings()
 from shared.redis.scripts import default_registry
 default_registry().get("admission")
 status = None
+client = app.test_client()
 if sys.argv[2] == "health":
-    status = app.test_client().get("/healthz").status_code
+    status = client.get("/healthz").status_code
+# A browser on the frontend's origin calls this function's own URL (no gateway).
+preflight = client.options(sys.argv[3], headers={
+    "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+    "Access-Control-Request-Headers": "authorization, content-type, idempotency-key"})
+cors = [preflight.status_code, preflight.headers.get("Access-Control-Allow-Origin"),
+        preflight.headers.get("Access-Control-Allow-Headers")]
 print(json.dumps({"modules": len(names), "outside": outside, "function": settings.app_function,
-                  "healthz": status}))
+                  "healthz": status, "cors": cors}))
 """
 
 
@@ -72,6 +79,21 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("functions")
     build(out)
     return out
+
+
+def _probe(
+    src: Path, spec: FunctionSpec, env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    path = spec.paths[0] + ("x" if spec.paths[0].endswith("/") else "")
+    return subprocess.run(
+        [sys.executable, "-I", "-c", PROBE, str(src), spec.entry_point, path],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _unpack(packages: Path, spec: FunctionSpec, into: Path) -> Path:
@@ -121,21 +143,17 @@ def test_each_zip_starts_alone_in_production_with_only_its_secrets(
     src = _unpack(packages, spec, tmp_path)
     env = {**PLAIN_ENV, "APP_FUNCTION": spec.name, "PATH": "/usr/bin:/bin"}
     env.update({name: f"secret-{name.lower()}" for name in spec.secrets})
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", PROBE, str(src), spec.entry_point],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _probe(src, spec, env, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["outside"] == []
     assert report["function"] == spec.name
     if spec.name == "health":
         assert report["healthz"] == 200
+    status, allow_origin, allow_headers = report["cors"]
+    assert status == 204
+    assert allow_origin == "https://app.example"
+    assert "Idempotency-Key" in allow_headers
 
 
 def test_health_needs_neither_stripe_nor_minimax_nor_qstash() -> None:
@@ -153,15 +171,7 @@ def test_a_zip_missing_a_module_fails_the_probe(packages: Path, tmp_path: Path) 
     (src / "shared" / "errors.py").unlink()
     env = {**PLAIN_ENV, "APP_FUNCTION": spec.name, "PATH": "/usr/bin:/bin"}
     env.update(dict.fromkeys(spec.secrets, "x"))
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", PROBE, str(src), spec.entry_point],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _probe(src, spec, env, tmp_path)
     assert result.returncode != 0
     assert "shared.errors" in result.stderr or "ModuleNotFoundError" in result.stderr
 
@@ -173,14 +183,6 @@ def test_a_function_without_a_secret_it_needs_refuses_to_start(
     src = _unpack(packages, spec, tmp_path)
     env = {**PLAIN_ENV, "APP_FUNCTION": spec.name, "PATH": "/usr/bin:/bin"}
     env.update({name: "x" for name in spec.secrets if name != "MINIMAX_API_KEY"})
-    result = subprocess.run(
-        [sys.executable, "-I", "-c", PROBE, str(src), spec.entry_point],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _probe(src, spec, env, tmp_path)
     assert result.returncode != 0
     assert "MINIMAX_API_KEY" in result.stderr
