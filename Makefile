@@ -55,7 +55,7 @@ smoke: install
 	$(BIN)/python -m scripts.smoke --base-url "$(BASE_URL)" --token "$(TOKEN)"
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .local
+	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage .local
 
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed

@@ -39,11 +39,14 @@ def test_production_waits_for_staging_and_its_environment() -> None:
     assert jobs["production"]["needs"] == "staging"
     assert jobs["production"]["environment"] == "production"
     assert jobs["staging"]["environment"] == "staging"
-    steps = [s.get("name", s.get("uses", "")) for s in jobs["staging"]["steps"]]
-    order = [
-        next(i for i, s in enumerate(steps) if key in s) for key in ("migrate", "apply", "smoke")
-    ]
-    assert order == sorted(order)
+    for env in ("staging", "production"):
+        steps = [s.get("name", s.get("uses", "")) for s in jobs[env]["steps"]]
+        order = [
+            next(i for i, s in enumerate(steps) if key in s)
+            for key in ("migrate", "apply", "smoke")
+        ]
+        assert order == sorted(order), env
+        assert f"DEPLOY_ENV: {env}" in yaml.safe_dump(jobs[env])
     # Google auth by Workload Identity Federation, never a JSON key.
     text = (WORKFLOWS / "deploy.yml").read_text()
     assert "workload_identity_provider" in text
