@@ -60,9 +60,9 @@ clean:
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-$(CHECKOV_STAMP): requirements-checkov.txt
+$(CHECKOV_STAMP): requirements-checkov.lock
 	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements-checkov.lock
 	touch $(CHECKOV_STAMP)
 
 ## lint-terraform: checkov over terraform/, in its own venv (checkov and python-hcl2 both ship `hcl2`)
@@ -74,12 +74,15 @@ lint-terraform: $(CHECKOV_STAMP)
 
 # The whole dependency tree with hashes, for every platform and Python >= 3.11:
 # requirements.lock (runtime; shipped as each function zip's requirements.txt) and
-# requirements-dev.lock (runtime + tools, constrained to the same versions). Edit the
+# requirements-dev.lock (runtime + tools, constrained to the same versions), and
+# requirements-checkov.lock (lint-terraform's own venv; its tree needs Python >= 3.11.5).
+# Edit the
 # direct pins in requirements*.txt, then run this. uv comes from the dev lock.
 LOCK_FLAGS := --universal --python-version 3.11 --generate-hashes --custom-compile-command "make lock" -q
 lock: install
 	$(BIN)/uv pip compile requirements.txt $(LOCK_FLAGS) -o requirements.lock
 	$(BIN)/uv pip compile requirements-dev.txt $(LOCK_FLAGS) -c requirements.lock -o requirements-dev.lock
+	$(BIN)/uv pip compile requirements-checkov.txt $(subst 3.11,3.11.5,$(LOCK_FLAGS)) -o requirements-checkov.lock
 
 ## functions-json: terraform/functions.json from shared/api/registry.py (a test keeps them equal)
 functions-json: install

@@ -66,6 +66,13 @@ def check_locks(root: Path) -> list[str]:
     for name, entry in sorted(runtime.items()):
         if dev.get(name) != entry:
             problems.append(f"requirements-dev.lock: {name} differs from requirements.lock")
+    checkov = lock_entries(root / "requirements-checkov.lock")
+    for name, version in sorted(direct_pins(root / "requirements-checkov.txt").items()):
+        if checkov.get(name, ("", frozenset()))[0] != version:
+            problems.append(f"requirements-checkov.lock: {name} is not at {version}")
+    for name, (_, hashes) in sorted(checkov.items()):
+        if not hashes:
+            problems.append(f"requirements-checkov.lock: {name} has no hash")
     return problems
 
 
@@ -79,12 +86,19 @@ def test_locks_match_the_pins_and_each_other() -> None:
         ("requirements.txt", "httpx==0.28.1", "httpx==0.28.0"),
         ("requirements-dev.txt", "pytest==9.2.0", "pytest==9.1.0"),
         ("requirements.lock", "--hash=sha256:", "--hash=md5:"),
+        ("requirements-checkov.txt", "checkov==3.3.30", "checkov==3.3.29"),
     ],
 )
 def test_check_notices_a_stale_lock(tmp_path: Path, path: str, old: str, new: str) -> None:
-    for name in ("requirements.txt", "requirements-dev.txt", "requirements.lock"):
+    for name in (
+        "requirements.txt",
+        "requirements-dev.txt",
+        "requirements.lock",
+        "requirements-dev.lock",
+        "requirements-checkov.txt",
+        "requirements-checkov.lock",
+    ):
         (tmp_path / name).write_text((ROOT / name).read_text())
-    (tmp_path / "requirements-dev.lock").write_text((ROOT / "requirements-dev.lock").read_text())
     text = (tmp_path / path).read_text()
     assert old in text
     (tmp_path / path).write_text(text.replace(old, new))
@@ -95,3 +109,4 @@ def test_make_install_requires_hashes_from_the_dev_lock() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert "--require-hashes -r requirements-dev.lock" in makefile
     assert re.search(r"^\$\(STAMP\): requirements\.lock requirements-dev\.lock$", makefile, re.M)
+    assert "--require-hashes -r requirements-checkov.lock" in makefile
