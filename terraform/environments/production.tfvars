@@ -6,8 +6,8 @@ name_prefix = "reel"
 environment = "production"
 
 # One warm instance for each interactive function (create, regenerate, generations).
-# Connection budget with the defaults in main.tf: sum(max instances) = 60, x db_pool_size
-# 4 = 240, + 20 reserved <= 300.
+# Connection budget with the registry's defaults (shared/api/registry.py): sum(max
+# instances) = 63, x db_pool_size 4 = 252, + 20 reserved <= 300.
 hot_min_instances = 1
 max_instances     = {}
 

@@ -6,7 +6,7 @@ name_prefix = "reel-stg"
 environment = "staging"
 
 # No warm instances; small maxima keep the connection budget inside a small instance:
-# sum(max instances) = 2 x 11 = 22, x db_pool_size 4 = 88, + 20 reserved <= 120.
+# sum(max instances) = 2 x 12 = 24, x db_pool_size 4 = 96, + 20 reserved <= 120.
 hot_min_instances = 0
 max_instances = {
   create         = 2
@@ -15,6 +15,7 @@ max_instances = {
   drafts         = 2
   library        = 2
   usage          = 2
+  me             = 2
   admin          = 2
   billing        = 2
   stripe-webhook = 2
