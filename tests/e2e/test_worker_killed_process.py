@@ -24,10 +24,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devtools.fake_minimax import FakeMiniMax, delayed, ok
 from shared.bootstrap import Container
 from shared.queue import WORKER_GENERATE_PATH, sign_qstash
 from tests.e2e.conftest import Api
-from tests.support.fake_minimax import FakeMiniMax, delayed, ok
 from tests.support.worker_env import (
     MINIMAX_KEY,
     SIGNING_CURRENT,

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.fake_minimax import FakeMiniMax, ok, variant
 from shared.api.local import LocalServer
 from shared.bootstrap import Container
 from shared.observability.logging import JsonFormatter
 from shared.queue import LocalQueue
 from tests.e2e.conftest import Api
-from tests.support.fake_minimax import FakeMiniMax, ok, variant
 from tests.support.worker_env import MINIMAX_KEY, SIGNING_CURRENT, SIGNING_NEXT, WorkerEnv
 
 

@@ -13,10 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.ai import cost_micro_usd
-from shared.bootstrap import Container
-from tests.e2e.conftest import Api
-from tests.support.fake_minimax import (
+from devtools.fake_minimax import (
     FakeMiniMax,
     Scripted,
     base_error,
@@ -26,6 +23,9 @@ from tests.support.fake_minimax import (
     ok,
     variant,
 )
+from shared.ai import cost_micro_usd
+from shared.bootstrap import Container
+from tests.e2e.conftest import Api
 from tests.support.worker_env import MINIMAX_KEY, MODEL, WorkerEnv
 
 EnvFactory = Callable[..., WorkerEnv]

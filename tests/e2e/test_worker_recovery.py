@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from devtools.fake_minimax import FakeMiniMax, delayed, ok
 from shared.bootstrap import Container
 from tests.e2e.conftest import Api
-from tests.support.fake_minimax import FakeMiniMax, delayed, ok
 from tests.support.worker_env import WorkerEnv
 
 RUNTIME_S = 30  # the job cap of these tests' worker

@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
+from devtools.fake_minimax import FakeMiniMax, ok
 from shared.bootstrap import Container
 from shared.queue import WORKER_FAILED_PATH, WORKER_GENERATE_PATH, WORKER_SWEEP_PATH, sign_qstash
 from tests.e2e.conftest import Api
-from tests.support.fake_minimax import FakeMiniMax, ok
 from tests.support.worker_env import (
     SIGNING_CURRENT,
     SIGNING_NEXT,

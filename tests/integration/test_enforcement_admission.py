@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from devtools.upstash_rest import UpstashRestServer, make_port
 from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import (
     Admission,
@@ -26,7 +27,6 @@ from shared.enforcement import (
 )
 from shared.errors import LimitExceeded, ServiceUnavailable
 from shared.redis import Keys, RedisPort, month_label
-from tests.support.upstash_rest import UpstashRestServer, make_port
 
 PROVIDER, MODEL = "minimax", "MiniMax-M2.5"
 

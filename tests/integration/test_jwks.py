@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.jwks_server import JwksServer, SigningKey, jwks
 from shared.api.auth import Authenticator, Principal
 from shared.errors import Unauthenticated
-from tests.support.jwks_server import JwksServer, SigningKey, jwks
 
 ISSUER = "https://securetoken.example/reel"
 AUDIENCE = "reel-content"

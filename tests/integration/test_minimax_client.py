@@ -11,21 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.ai import (
-    PROVIDER_AUTH,
-    PROVIDER_BAD_OUTPUT,
-    PROVIDER_BAD_REQUEST,
-    PROVIDER_BALANCE,
-    PROVIDER_CONTENT_POLICY,
-    PROVIDER_RATE_LIMITED,
-    PROVIDER_TIMEOUT,
-    PROVIDER_UNAVAILABLE,
-    GenerationJob,
-    MiniMaxClient,
-    ProviderError,
-    VariantContent,
-)
-from tests.support.fake_minimax import (
+from devtools.fake_minimax import (
     ENDPOINT_PATH,
     FakeMiniMax,
     Scripted,
@@ -39,6 +25,20 @@ from tests.support.fake_minimax import (
     sensitive,
     variant,
     variants_json,
+)
+from shared.ai import (
+    PROVIDER_AUTH,
+    PROVIDER_BAD_OUTPUT,
+    PROVIDER_BAD_REQUEST,
+    PROVIDER_BALANCE,
+    PROVIDER_CONTENT_POLICY,
+    PROVIDER_RATE_LIMITED,
+    PROVIDER_TIMEOUT,
+    PROVIDER_UNAVAILABLE,
+    GenerationJob,
+    MiniMaxClient,
+    ProviderError,
+    VariantContent,
 )
 
 API_KEY = "sk-test-key-0123456789"

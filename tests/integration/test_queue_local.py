@@ -11,15 +11,7 @@ from collections.abc import Iterator
 import jwt
 import pytest
 
-from shared.errors import ServiceUnavailable
-from shared.queue import (
-    WORKER_FAILED_PATH,
-    WORKER_GENERATE_PATH,
-    FailureCallback,
-    JobPayload,
-    LocalQueue,
-)
-from tests.support.qstash_signing import (
+from devtools.qstash_signing import (
     TEST_CURRENT_KEY,
     Responder,
     StubResponse,
@@ -27,6 +19,14 @@ from tests.support.qstash_signing import (
     by_path,
     scripted,
     unused_port,
+)
+from shared.errors import ServiceUnavailable
+from shared.queue import (
+    WORKER_FAILED_PATH,
+    WORKER_GENERATE_PATH,
+    FailureCallback,
+    JobPayload,
+    LocalQueue,
 )
 
 FAST = {"backoff_base_s": 0.01, "backoff_cap_s": 0.05, "timeout_s": 5}

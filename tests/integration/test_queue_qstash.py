@@ -10,11 +10,11 @@ import httpx
 import pytest
 from qstash import QStash
 
+from devtools.qstash_signing import StubResponse, StubServer, scripted, unused_port
 from shared.config import ConfigError, load_settings
 from shared.errors import ServiceUnavailable
 from shared.queue import JobPayload, LocalQueue, QStashQueue, queue_from_settings
 from shared.queue.factory import PUBLISH_TIMEOUT
-from tests.support.qstash_signing import StubResponse, StubServer, scripted, unused_port
 
 WORKER = "https://worker.example.test"
 JOB = JobPayload(

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from devtools.upstash_rest import UpstashRestServer, make_port
 from shared.config import ConfigError, Settings
 from shared.errors import InternalError, ServiceUnavailable
 from shared.queue.signing import RedisTokenLedger
@@ -25,7 +26,6 @@ from shared.redis import (
     redis_from_settings,
 )
 from shared.redis.scripts import LUA_DIR, UPSTASH_SHEBANG
-from tests.support.upstash_rest import UpstashRestServer, make_port
 
 SCRIPTS = sorted(p.stem for p in LUA_DIR.glob("*.lua"))
 

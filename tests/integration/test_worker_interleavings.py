@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from devtools.fake_minimax import FakeMiniMax, ok
 from shared.ai import Completion, GenerationJob, MiniMaxClient, ProviderError
 from shared.api.models import CreateRequest
 from shared.billing.plans import Lane, PlanName
@@ -24,7 +25,6 @@ from shared.enforcement import Enforcer, LeaseRef, LeaseStatus
 from shared.errors import ServiceUnavailable
 from shared.queue import JobPayload
 from shared.services import generation, worker
-from tests.support.fake_minimax import FakeMiniMax, ok
 from tests.support.worker_env import MINIMAX_KEY, MODEL, CapturingQueue, worker_settings
 
 RUNTIME_S = 30

@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from devtools.fake_minimax import FakeMiniMax, ok
 from shared.bootstrap import Container
 from tests.e2e.api_support import assert_error
 from tests.e2e.conftest import Api
-from tests.support.fake_minimax import FakeMiniMax, ok
 from tests.support.worker_env import WorkerEnv
 
 pytestmark = pytest.mark.load

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from devtools.fake_minimax import FakeMiniMax
 from shared.ai import MiniMaxClient
 from shared.bootstrap import Container
 from shared.clock import Clock, utcnow
@@ -34,7 +35,6 @@ from shared.queue import (
     sign_qstash,
 )
 from tests.support.clock import FixedClock
-from tests.support.fake_minimax import FakeMiniMax
 from tests.support.usage_truth import assert_usage_matches_postgres
 
 __all__ = [

@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 import pytest
 
+from devtools.jwks_server import SigningKey
 from shared.api.auth import (
     SUBJECT_PATTERN,
     Authenticator,
@@ -24,7 +25,6 @@ from shared.api.auth import (
 from shared.api.devtoken import mint_dev_token
 from shared.config import DEV_HS256_SECRET, Settings
 from shared.errors import Forbidden, Unauthenticated
-from tests.support.jwks_server import SigningKey
 
 SECRET = "unit-test-hs256-secret-0123456789abcdef"
 NOW = 1_800_000_000.0

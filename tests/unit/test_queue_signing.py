@@ -10,10 +10,10 @@ import json
 import jwt
 import pytest
 
+from devtools.qstash_signing import TEST_CURRENT_KEY, TEST_NEXT_KEY, MemoryTokenLedger
 from shared.errors import Unauthenticated
 from shared.queue import SignatureVerifier, sign_qstash
 from shared.queue.signing import CLOCK_LEEWAY_S, DEFAULT_TTL_S, REQUIRED_CLAIMS, body_hash
-from tests.support.qstash_signing import TEST_CURRENT_KEY, TEST_NEXT_KEY, MemoryTokenLedger
 
 URL = "https://worker.example.test/worker/generate"
 BODY = b'{"generation_id":"g1","lease_id":"g1","request_id":"r1","user_id":"u1"}'

@@ -1,0 +1,16 @@
+"""Development tools: local servers speaking external services' wire formats, and the
+production rehearsal (``make rehearse``).
+
+Nothing here is deployed: a function's zip holds ``main.py``, its ``functions/`` module
+and ``shared/`` (``shared.api.registry`` / Terraform's file list), never ``devtools/``, and
+``tests/unit/test_devtools_boundary.py`` proves no deployed module imports this package.
+
+upstash_rest    Upstash's Redis REST protocol in front of a real Redis
+jwks_server     an RS256/ES256 issuer: signing keys, a JWKS URL, ``python -m
+                devtools.jwks_server mint`` for a token
+fake_minimax    MiniMax's chat completion wire format (scripted, or answering the prompt)
+qstash_signing  QStash signing keys and recording endpoints for the queue's tests
+qstash_server   QStash's publish and schedules API, delivering signed, with retries
+gateway         nginx configuration rendered from the route table (one origin for /v1/*)
+rehearse        every function from its own package, in production mode, behind nginx
+"""
