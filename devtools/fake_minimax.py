@@ -8,8 +8,10 @@ Each test scripts the answers it wants, in order, and inspects the requests rece
         ...
         assert fake.requests[0].headers["authorization"] == "Bearer k"
 
-When the queue is empty the server answers ``default`` (if given) or HTTP 500 and counts
-the request in ``unexpected``. Only ``POST /v1/text/chatcompletion_v2`` is served; any
+When the queue is empty the server answers ``default`` (if given), else asks
+``responder`` (``answer_prompt`` writes what the prompt asks for: as many variants, or
+only the fields a targeted rewrite names), else answers HTTP 500 and counts the request
+in ``unexpected``. Only ``POST /v1/text/chatcompletion_v2`` is served; any
 other path gets 404 (recorded too).
 """
 
@@ -18,9 +20,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import re
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -30,7 +33,9 @@ __all__ = [
     "ENDPOINT_PATH",
     "FakeMiniMax",
     "RecordedRequest",
+    "Responder",
     "Scripted",
+    "answer_prompt",
     "base_error",
     "content_answer",
     "delayed",
@@ -224,6 +229,24 @@ def delayed(answer: Scripted, delay_s: float) -> Scripted:
     return dataclasses.replace(answer, delay_s=delay_s)
 
 
+_COUNT_RE = re.compile(r"Return exactly (\d+) object")
+_KEYS_RE = re.compile(r"with only the keys: ([a-z, ]+)\.")
+
+
+def answer_prompt(request: RecordedRequest) -> Scripted:
+    """A good answer to what the request's user message asks for: ``n`` variants, or one
+    variant holding only the fields a targeted rewrite names."""
+    messages = request.body.get("messages", []) if isinstance(request.body, dict) else []
+    task = next((m.get("content", "") for m in messages if m.get("role") == "user"), "")
+    count = _COUNT_RE.search(task)
+    keys = _KEYS_RE.search(task)
+    if keys:
+        fresh = variant(1)
+        wanted = [k.strip() for k in keys.group(1).split(",")]
+        return ok([{k: f"{fresh[k]} (rewritten)" if k != "hashtags" else fresh[k] for k in wanted}])
+    return ok(count=int(count.group(1)) if count else 1)
+
+
 # ---------------------------------------------------------------- the server
 
 
@@ -288,11 +311,17 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up waiting (read timeout tests)
 
 
+Responder = Callable[[RecordedRequest], Scripted]
+
+
 class FakeMiniMax:
     """Context manager running the fake on 127.0.0.1 with an ephemeral port."""
 
-    def __init__(self, *, default: Scripted | None = None) -> None:
+    def __init__(
+        self, *, default: Scripted | None = None, responder: Responder | None = None
+    ) -> None:
         self.default = default
+        self.responder = responder
         self.requests: list[RecordedRequest] = []
         self.unexpected = 0
         self._queue: deque[Scripted] = deque()
@@ -336,6 +365,8 @@ class FakeMiniMax:
                 answer = self._queue.popleft()
             elif self.default is not None:
                 answer = self.default
+            elif self.responder is not None:
+                answer = self.responder(request)
             else:
                 self.unexpected += 1
                 return Scripted(500, {"error": "fake queue empty"})

@@ -1,18 +1,26 @@
-"""A real local JWKS endpoint and signing keys, for the authenticator's tests.
+"""A local token issuer: signing keys, a real JWKS endpoint, and a command that mints tokens.
 
 ``JwksServer`` listens on 127.0.0.1 (ephemeral port) and serves whatever key set it
 holds, counts requests, and can be told to fail (HTTP 500), hang (the client times
 out) or serve arbitrary bytes. ``SigningKey`` generates an RSA or EC P-256 key pair
-with the ``cryptography`` library and signs tokens with it.
+with the ``cryptography`` library and signs tokens with it. ``Issuer`` is what an
+identity provider is to a deployment (a key, an ``iss``, an ``aud``), saved to a file
+so another process can mint tokens for it (the rehearsal)::
+
+    python -m devtools.jwks_server mint --issuer-file build/rehearse/issuer.json USER [--admin]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
@@ -66,6 +74,63 @@ class SigningKey:
         if self.kid is not None:
             hdrs.setdefault("kid", self.kid)
         return jwt.encode(claims, self.private_key, algorithm=self.alg, headers=hdrs)
+
+    def private_pem(self) -> bytes:
+        return self.private_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+    @classmethod
+    def from_pem(cls, pem: bytes, kid: str | None) -> SigningKey:
+        key = serialization.load_pem_private_key(pem, password=None)
+        if isinstance(key, rsa.RSAPrivateKey):
+            return cls(kid=kid, alg="RS256", private_key=key)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return cls(kid=kid, alg="ES256", private_key=key)
+        raise ValueError("only RSA and EC P-256 keys are supported")
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """An identity provider as a deployment sees it: ``AUTH_ISSUER``, ``AUTH_AUDIENCE`` and
+    the key behind ``AUTH_JWKS_URL``."""
+
+    key: SigningKey
+    issuer: str
+    audience: str
+
+    def mint(self, user_id: str, *, admin: bool = False, ttl_s: int = 3600) -> str:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": user_id,
+            "iat": now,
+            "exp": now + ttl_s,
+        }
+        if admin:
+            claims["role"] = "admin"
+        return self.key.sign(claims)
+
+    def save(self, path: Path) -> None:
+        """Write the issuer (private key included) for ``load``; readable by the owner only."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        document = {
+            "issuer": self.issuer,
+            "audience": self.audience,
+            "kid": self.key.kid,
+            "private_key_pem": self.key.private_pem().decode(),
+        }
+        path.write_text(json.dumps(document, indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> Issuer:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        key = SigningKey.from_pem(doc["private_key_pem"].encode(), doc["kid"])
+        return cls(key=key, issuer=doc["issuer"], audience=doc["audience"])
 
 
 def jwks(keys: Iterable[SigningKey]) -> dict[str, Any]:
@@ -156,3 +221,22 @@ class JwksServer:
                 pass
 
         return Handler
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``mint``: print a token for a user from a saved issuer (see the module doc)."""
+    parser = argparse.ArgumentParser(prog="python -m devtools.jwks_server")
+    sub = parser.add_subparsers(dest="command", required=True)
+    mint = sub.add_parser("mint", help="print a bearer token signed by a saved issuer")
+    mint.add_argument("--issuer-file", type=Path, required=True)
+    mint.add_argument("user_id")
+    mint.add_argument("--admin", action="store_true", help='add role: "admin"')
+    mint.add_argument("--ttl-s", type=int, default=3600)
+    args = parser.parse_args(argv)
+    issuer = Issuer.load(args.issuer_file)
+    print(issuer.mint(args.user_id, admin=args.admin, ttl_s=args.ttl_s))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
