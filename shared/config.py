@@ -9,6 +9,7 @@ dev-only settings. Values that look like Secret Manager resource names
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import threading
@@ -30,6 +31,7 @@ __all__ = [
     "SecretClient",
     "Settings",
     "get_settings",
+    "is_safe_transport",
     "load_settings",
     "reset_settings_cache",
     "resolve_secrets",
@@ -98,6 +100,28 @@ def function_needs(app_function: str | None) -> frozenset[Need]:
 
 
 # --- end per-function needs ------------------------------------------------------------
+
+
+def is_safe_transport(url: str) -> bool:
+    """True for ``https://`` URLs and for ``http://`` to a loopback address.
+
+    Plain HTTP is refused in production because it crosses a network in clear text; a
+    request to 127.0.0.0/8, ``::1`` or ``localhost`` never leaves the machine, so it is
+    as private as TLS (the production rehearsal's local identity provider lives there).
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return bool(parts.hostname)
+    if parts.scheme != "http" or not parts.hostname:
+        return False
+    if parts.hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(parts.hostname).is_loopback
+    except ValueError:
+        return False
 
 
 class Settings(BaseModel):

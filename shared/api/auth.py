@@ -203,13 +203,18 @@ class Authenticator:
         """The authenticator for this deployment (SPEC §6 ``AUTH_*`` variables).
 
         Raises ``ValueError`` for a configuration that could never verify safely: a
-        non-https JWKS URL in production, or an HS256 secret shorter than 32 bytes.
+        JWKS URL in production that is neither https nor loopback, or an HS256 secret
+        shorter than 32 bytes.
         """
+        from shared.config import is_safe_transport
+
         if settings.is_production:
             # shared.config already refuses AUTH_HS256_SECRET in production; HS256 must
             # never be accepted there even if a Settings object was built by hand.
-            if not settings.auth_jwks_url or not settings.auth_jwks_url.startswith("https://"):
-                raise ValueError("AUTH_JWKS_URL: an https:// URL is required in production")
+            if not settings.auth_jwks_url or not is_safe_transport(settings.auth_jwks_url):
+                raise ValueError(
+                    "AUTH_JWKS_URL: an https:// (or loopback http://) URL is required in production"
+                )
             hs256_secret = None
         else:
             hs256_secret = settings.effective_hs256_secret

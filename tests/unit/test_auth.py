@@ -327,11 +327,34 @@ def test_from_settings_production_never_accepts_hs256() -> None:
     reject(auth, bearer(mint_dev_token("u", secret=SECRET)))
 
 
-def test_from_settings_production_requires_https_jwks() -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://idp.example/jwks",
+        "http://127.0.0.1.idp.example/jwks",
+        "http://10.0.0.1/jwks",
+        "ftp://127.0.0.1/jwks",
+        "https:///jwks",
+    ],
+)
+def test_from_settings_production_requires_https_jwks(url: str) -> None:
     with pytest.raises(ValueError, match="AUTH_JWKS_URL"):
-        Authenticator.from_settings(
-            Settings(APP_ENV="production", AUTH_JWKS_URL="http://idp.example/jwks")
-        )
+        Authenticator.from_settings(Settings(APP_ENV="production", AUTH_JWKS_URL=url))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://idp.example/jwks",
+        "http://127.0.0.1:8123/.well-known/jwks.json",
+        "http://127.8.0.1/jwks",
+        "http://[::1]:9/jwks",
+        "http://localhost:9/jwks",
+    ],
+)
+def test_from_settings_production_accepts_https_or_loopback_jwks(url: str) -> None:
+    # Loopback never leaves the machine (the production rehearsal's issuer lives there).
+    Authenticator.from_settings(Settings(APP_ENV="production", AUTH_JWKS_URL=url))
 
 
 # -- mint_dev_token --------------------------------------------------------------------
