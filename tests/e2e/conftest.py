@@ -1,10 +1,20 @@
 """End-to-end fixtures: the real local server (same entry points as deployed) on the
-run's Postgres database and Redis prefix, with the local queue and offline writer."""
+run's Postgres database and Redis prefix, with the local queue and offline writer.
+
+The base-URL switch: with ``E2E_REHEARSAL`` naming a running rehearsal's state file
+(``build/rehearse/rehearsal.json``, see ``make rehearse-test``), ``server``, ``client``,
+``token`` and ``api`` talk to its gateway instead, with RS256 tokens from its issuer; run
+the tests marked ``rehearsal`` (``-m rehearsal``), which need nothing in-process.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,9 +26,26 @@ from shared.bootstrap import Container, get_container, set_container
 from shared.config import Settings, load_settings
 from tests.support.clock import PinnableClock
 
+REHEARSAL_STATE = os.environ.get("E2E_REHEARSAL", "")
+
+
+@dataclass(frozen=True)
+class RemoteServer:
+    """A server this process did not start (the rehearsal's gateway)."""
+
+    url: str
+
+
+def rehearsal_state() -> dict[str, Any]:
+    state: dict[str, Any] = json.loads(Path(REHEARSAL_STATE).read_text(encoding="utf-8"))
+    return state
+
 
 @pytest.fixture(scope="session")
-def server() -> Iterator[LocalServer]:
+def server() -> Iterator[LocalServer | RemoteServer]:
+    if REHEARSAL_STATE:
+        yield RemoteServer(rehearsal_state()["gateway_url"])
+        return
     srv = LocalServer(0).start()
     yield srv
     srv.stop()
@@ -80,13 +107,24 @@ def use_container(container: Container) -> Iterator[Callable[[Container], Contai
 
 
 @pytest.fixture
-def client(server: LocalServer, container: Container) -> Iterator[httpx.Client]:
+def client(
+    server: LocalServer | RemoteServer, request: pytest.FixtureRequest
+) -> Iterator[httpx.Client]:
+    if not REHEARSAL_STATE:
+        request.getfixturevalue("container")  # the local server serves from it
     with httpx.Client(base_url=server.url, timeout=30) as c:
         yield c
 
 
 @pytest.fixture
-def token(settings: Settings) -> Callable[..., str]:
+def token(request: pytest.FixtureRequest) -> Callable[..., str]:
+    if REHEARSAL_STATE:
+        from devtools.jwks_server import Issuer
+
+        issuer = Issuer.load(Path(rehearsal_state()["issuer_file"]))
+        return lambda user_id, *, admin=False, **kw: issuer.mint(user_id, admin=admin)
+    settings: Settings = request.getfixturevalue("settings")
+
     def make(user_id: str, *, admin: bool = False, **kw: Any) -> str:
         return mint_dev_token(
             user_id, secret=str(settings.effective_hs256_secret), admin=admin, **kw

@@ -8,6 +8,9 @@ import pytest
 
 from tests.e2e.conftest import Api
 
+# Runs in-process and, through the base-URL switch, against the rehearsal (conftest.py).
+pytestmark = pytest.mark.rehearsal
+
 
 @pytest.mark.usefixtures("pinned_clock")  # usage counts below are one month's
 def test_create_poll_regenerate_save_search(api: Callable[..., Api]) -> None:

@@ -1,0 +1,534 @@
+"""``make rehearse``: production's shape on one machine.
+
+Every function runs from its own deployable zip (``make package``), unpacked into its
+own directory, in its own process started by the functions-framework CLI as Cloud
+Functions starts it, from a virtualenv built from the zip's pinned ``requirements.txt``
+alone (no development package can hide a missing dependency), with ``APP_ENV=production``
+and the production configuration check passing unmodified:
+
+- tokens: RS256 from a local issuer (``devtools.jwks_server``) at ``AUTH_JWKS_URL``;
+- queue: ``QUEUE_BACKEND=qstash``, ``QSTASH_URL`` at ``devtools.qstash_server``, which
+  delivers with ``Upstash-Signature`` to the worker's own URL (``WORKER_URL``) and runs
+  the sweep schedule, as Terraform's ``upstash_qstash_schedule_v2`` does;
+- Redis: ``UPSTASH_REDIS_REST_URL`` at ``devtools.upstash_rest`` in front of real Redis;
+- Postgres: a fresh database on the real server, migrated as ``make migrate`` does;
+- MiniMax: ``devtools.fake_minimax`` answering what each prompt asks for;
+- a gateway: nginx (``devtools.gateway``) as the one origin for ``/v1/*``;
+- the example frontend (``examples/web``) served from another origin.
+
+It prints the gateway URL, the page URL and a token for a user on the Standard plan,
+writes the same (and every process it started) to ``build/rehearse/rehearsal.json``, and
+runs until Ctrl-C (SIGINT), SIGTERM or SIGHUP, which stop every process group it started,
+drop the database and the run's Redis keys. Logs: ``build/rehearse/logs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import hashlib
+import http.server
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from devtools.fake_minimax import FakeMiniMax, answer_prompt
+from devtools.gateway import render_nginx
+from devtools.jwks_server import Issuer, JwksServer, SigningKey, jwks
+from devtools.qstash_server import QStashServer
+from devtools.upstash_rest import UpstashRestServer
+from shared.api.registry import FUNCTIONS, FunctionSpec
+from shared.devservers import (
+    create_database,
+    drop_database,
+    embedded_postgres_url,
+    embedded_redis_url,
+    tcp_reachable,
+)
+
+__all__ = ["Rehearsal", "build_packages", "main"]
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build"
+STATE_DIR = BUILD / "rehearse"
+STATE_FILE = STATE_DIR / "rehearsal.json"
+VENV_DIR = BUILD / "rehearse-venv"
+PAGE_DIR = ROOT / "examples" / "web"
+ISSUER = "https://issuer.rehearsal.local"
+AUDIENCE = "reel-content"
+DEMO_USER = "rehearsal-demo"
+# The sweep runs every 5 minutes in production; every minute here so a run sees one.
+SWEEP_CRON = "* * * * *"
+READY_LINE = "REHEARSAL READY"
+
+
+def build_packages() -> Path:
+    """Every function's deployable zip, built by ``make package`` (scripts/package.py)."""
+    subprocess.run([sys.executable, "-m", "scripts.package"], cwd=ROOT, check=True)
+    return BUILD / "functions"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def runtime_venv(requirements: Path) -> Path:
+    """A virtualenv with exactly the zip's pinned requirements, rebuilt when they change."""
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:16]
+    stamp = VENV_DIR / f".requirements-{digest}"
+    if stamp.exists():
+        return VENV_DIR
+    shutil.rmtree(VENV_DIR, ignore_errors=True)
+    print(f"rehearse: building {VENV_DIR.relative_to(ROOT)} from the zip's requirements.txt")
+    subprocess.run([sys.executable, "-m", "venv", str(VENV_DIR)], check=True)
+    pip = [str(VENV_DIR / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(requirements)], check=True)
+    stamp.touch()
+    return VENV_DIR
+
+
+@dataclass
+class Started:
+    """A process group the rehearsal started."""
+
+    name: str
+    pid: int
+    pgid: int
+    port: int
+    url: str
+    started_at: float = field(repr=False)  # time.monotonic() before Popen
+    cold_start_ms: float | None = None
+    probe: str = ""
+    probe_status: int | None = None
+
+
+class _PageHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+
+class Rehearsal:
+    """Start with ``start()``, stop with ``stop()`` (idempotent; safe from a signal)."""
+
+    def __init__(self, *, redis_url: str, pg_admin_url: str, log_level: str = "INFO") -> None:
+        self.redis_url = redis_url
+        self.pg_admin_url = pg_admin_url
+        self.log_level = log_level
+        self.processes: list[Started] = []
+        self._popen: dict[str, subprocess.Popen[bytes]] = {}
+        self._servers: list[Any] = []
+        self._stopped = threading.Event()
+        self.database_url = ""
+        self.prefix = f"rh{secrets.token_hex(4)}"
+        self.secrets = {
+            "QSTASH_TOKEN": "qstash-" + secrets.token_hex(16),
+            "QSTASH_CURRENT_SIGNING_KEY": "sig_" + secrets.token_hex(30),
+            "QSTASH_NEXT_SIGNING_KEY": "sig_" + secrets.token_hex(30),
+            "UPSTASH_REDIS_REST_TOKEN": "upstash-" + secrets.token_hex(16),
+            "MINIMAX_API_KEY": "mm-" + secrets.token_hex(16),
+            "CURSOR_SECRET": secrets.token_hex(32),
+        }
+        self.issuer = Issuer(SigningKey.rsa(kid="rehearsal-1"), ISSUER, AUDIENCE)
+        self.gateway_url = ""
+        self.page_url = ""
+        self.timings: dict[str, float] = {}
+
+    # ---- start -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        t0 = time.monotonic()
+        shutil.rmtree(STATE_DIR, ignore_errors=True)
+        (STATE_DIR / "logs").mkdir(parents=True)
+        zips = build_packages()
+        self.timings["package_s"] = time.monotonic() - t0
+        dirs = self._unpack(zips)
+        t1 = time.monotonic()
+        venv = runtime_venv(next(iter(dirs.values())) / "requirements.txt")
+        self.timings["venv_s"] = time.monotonic() - t1
+        self.database_url = create_database(self.pg_admin_url, prefix="reel_rehearse")
+        # What `make migrate` runs, against the rehearsal's database.
+        subprocess.run(
+            [sys.executable, "-m", "shared.db.migrate"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": self.database_url},
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        env = self._start_services()
+        t2 = time.monotonic()
+        for spec in FUNCTIONS:
+            self._start_function(spec, dirs[spec.name], venv, env)
+        self.timings["functions_s"] = time.monotonic() - t2
+        self._start_gateway()
+        self._schedule_sweep(env)
+        self._grant_demo_plan()
+        self.timings["start_s"] = time.monotonic() - t0
+        self._write_state()
+
+    def _unpack(self, zips: Path) -> dict[str, Path]:
+        dirs = {}
+        for spec in FUNCTIONS:
+            target = STATE_DIR / "functions" / spec.name
+            with zipfile.ZipFile(zips / f"{spec.name}.zip") as archive:
+                archive.extractall(target)
+            dirs[spec.name] = target
+        return dirs
+
+    def _start_services(self) -> dict[str, str]:
+        """The external services' local stand-ins; the functions' environment."""
+        upstash = UpstashRestServer(self.redis_url, token=self.secrets["UPSTASH_REDIS_REST_TOKEN"])
+        upstash.start()
+        self._servers.append(upstash)
+        idp = JwksServer(jwks([self.issuer.key])).__enter__()
+        self._servers.append(idp)
+        self.issuer.save(STATE_DIR / "issuer.json")
+        minimax = FakeMiniMax(responder=answer_prompt).start()
+        self._servers.append(minimax)
+        qstash = QStashServer(
+            token=self.secrets["QSTASH_TOKEN"],
+            current_signing_key=self.secrets["QSTASH_CURRENT_SIGNING_KEY"],
+            next_signing_key=self.secrets["QSTASH_NEXT_SIGNING_KEY"],
+            backoff_scale=0.01,  # 0.12 s, 1.5 s, 18 s instead of 12 s, 2.5 min, 30 min
+        ).start()
+        self._servers.append(qstash)
+        self.qstash = qstash
+        page_port = free_port()
+        self.gateway_port = free_port()
+        self.gateway_url = f"http://127.0.0.1:{self.gateway_port}"
+        self.ports = {spec.name: free_port() for spec in FUNCTIONS}
+        self.worker_url = f"http://127.0.0.1:{self.ports['worker']}"
+        web = STATE_DIR / "web"
+        shutil.copytree(PAGE_DIR, web)
+        # The page's only configuration: where the API is (and one function's own URL).
+        config = {
+            "apiBase": self.gateway_url,
+            "usageFunctionUrl": f"http://127.0.0.1:{self.ports['usage']}",
+        }
+        (web / "config.js").write_text(f"window.REEL_CONFIG = {json.dumps(config)};\n")
+        handler = functools.partial(_PageHandler, directory=str(web))
+        page = http.server.ThreadingHTTPServer(("127.0.0.1", page_port), handler)
+        page.daemon_threads = True
+        threading.Thread(target=page.serve_forever, args=(0.1,), daemon=True).start()
+        self._servers.append(page)
+        # The page and the API are different origins, as in production (another host).
+        self.page_url = f"http://localhost:{page_port}/"
+        return {
+            "APP_ENV": "production",
+            "DATABASE_URL": self.database_url,
+            "UPSTASH_REDIS_REST_URL": upstash.url,
+            "REDIS_KEY_PREFIX": self.prefix,
+            "AUTH_JWKS_URL": idp.url,
+            "AUTH_ISSUER": ISSUER,
+            "AUTH_AUDIENCE": AUDIENCE,
+            "QUEUE_BACKEND": "qstash",
+            "QSTASH_URL": qstash.url,
+            "QSTASH_RETRIES": "3",
+            "WORKER_URL": self.worker_url,
+            "AI_PROVIDER": "minimax",
+            "MINIMAX_BASE_URL": minimax.url,
+            "CORS_ALLOWED_ORIGINS": self.page_url.rstrip("/"),
+            "LOG_LEVEL": self.log_level,
+            **self.secrets,
+        }
+
+    def _start_function(
+        self, spec: FunctionSpec, source: Path, venv: Path, env: dict[str, str]
+    ) -> None:
+        port = self.ports[spec.name]
+        # Only what Cloud Functions sets plus our configuration: nothing leaks from here.
+        process_env = {
+            "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
+            "HOME": os.environ.get("HOME", "/tmp"),
+            "LANG": "C.UTF-8",
+            "PORT": str(port),
+            "K_SERVICE": spec.name,
+            "FUNCTION_TARGET": spec.entry_point,
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
+        command = [
+            str(venv / "bin" / "functions-framework"),
+            "--target",
+            spec.entry_point,
+            "--source",
+            str(source / "main.py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        log = (STATE_DIR / "logs" / f"{spec.name}.log").open("wb")
+        started_at = time.monotonic()
+        proc = subprocess.Popen(
+            command,
+            cwd=source,
+            env=process_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group, stopped as one
+        )
+        log.close()
+        started = Started(
+            spec.name, proc.pid, os.getpgid(proc.pid), port, f"http://127.0.0.1:{port}", started_at
+        )
+        self.processes.append(started)
+        self._popen[spec.name] = proc
+        self._probe(started, proc)
+
+    def _probe(self, started: Started, proc: subprocess.Popen[bytes]) -> None:
+        """Time from process start to the function's first answer to a real request."""
+        method, path, body, headers, expected = self._probe_request(started.name)
+        started.probe = f"{method} {path} -> {expected}"
+        deadline = started.started_at + 60
+        with httpx.Client(base_url=started.url, timeout=30) as client:
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{started.name} exited; see build/rehearse/logs")
+                try:
+                    response = client.request(method, path, content=body, headers=headers)
+                except httpx.TransportError:
+                    time.sleep(0.01)
+                    continue
+                started.cold_start_ms = (time.monotonic() - started.started_at) * 1000
+                started.probe_status = response.status_code
+                if response.status_code != expected:
+                    raise RuntimeError(
+                        f"{started.name}: probe {method} {path} answered "
+                        f"{response.status_code}, expected {expected}: {response.text[:300]}"
+                    )
+                return
+        raise RuntimeError(f"{started.name} did not answer within 60 s")
+
+    def _probe_request(self, name: str) -> tuple[str, str, bytes | None, dict[str, str], int]:
+        """One authenticated request per function: 200 where the contract allows one
+        without earlier state, else the documented refusal (no plan, unknown id, no Stripe)."""
+        user = f"probe-{secrets.token_hex(4)}"
+        auth = {"Authorization": f"Bearer {self.issuer.mint(user)}"}
+        admin = {"Authorization": f"Bearer {self.issuer.mint('probe-admin', admin=True)}"}
+        js = {"Content-Type": "application/json"}
+        unknown = str(uuid.uuid4())
+        if name == "worker":
+            url = self.worker_url + "/worker/sweep"
+            signature = self.qstash.sign(b"{}", url)
+            return "POST", "/worker/sweep", b"{}", {**js, "Upstash-Signature": signature}, 200
+        brief = json.dumps({"brief": "probe", "platform": "tiktok"}).encode()
+        regen = json.dumps({"draft_id": unknown, "mode": "full"}).encode()
+        probes: dict[str, tuple[str, str, bytes | None, dict[str, str], int]] = {
+            "create": ("POST", "/v1/create", brief, {**auth, **js}, 402),
+            "regenerate": ("POST", "/v1/regenerate", regen, {**auth, **js}, 404),
+            "generations": ("GET", f"/v1/generations/{unknown}", None, auth, 404),
+            "drafts": ("GET", f"/v1/drafts/{unknown}", None, auth, 404),
+            "library": ("GET", "/v1/library/assets", None, auth, 200),
+            "usage": ("GET", "/v1/usage", None, auth, 200),
+            "admin": ("GET", "/v1/admin/costs", None, admin, 200),
+            "billing": ("POST", "/v1/billing/portal", None, auth, 503),
+            "stripe-webhook": ("POST", "/webhooks/stripe", b"{}", js, 503),
+            "health": ("GET", "/readyz", None, {}, 200),
+        }
+        return probes[name]
+
+    def _start_gateway(self) -> None:
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        prefix = STATE_DIR / "nginx"
+        for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (prefix / "temp" / sub).mkdir(parents=True, exist_ok=True)
+        conf = prefix / "nginx.conf"
+        backends = {p.name: p.url for p in self.processes}
+        conf.write_text(render_nginx(backends, port=self.gateway_port, prefix=prefix))
+        log = (STATE_DIR / "logs" / "nginx.log").open("wb")
+        started_at = time.monotonic()
+        proc = subprocess.Popen(
+            [nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        started = Started(
+            "nginx",
+            proc.pid,
+            os.getpgid(proc.pid),
+            self.gateway_port,
+            self.gateway_url,
+            started_at,
+            probe="GET /healthz -> 200",
+        )
+        self.processes.append(started)
+        self._popen["nginx"] = proc
+        deadline = started_at + 20
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError("nginx exited; see build/rehearse/nginx/error.log")
+            try:
+                status = httpx.get(self.gateway_url + "/healthz", timeout=5).status_code
+            except httpx.TransportError:
+                time.sleep(0.02)
+                continue
+            started.cold_start_ms = (time.monotonic() - started_at) * 1000
+            started.probe_status = status
+            return
+        raise RuntimeError("nginx did not answer within 20 s")
+
+    def _schedule_sweep(self, env: dict[str, str]) -> None:
+        """The sweep schedule, created through the SDK as Terraform creates it in QStash."""
+        from qstash import QStash
+
+        client = QStash(env["QSTASH_TOKEN"], base_url=env["QSTASH_URL"])
+        client.schedule.create(
+            destination=self.worker_url + "/worker/sweep",
+            cron=SWEEP_CRON,
+            method="POST",
+            content_type="application/json",
+            body="{}",
+            retries=0,
+        )
+
+    def _grant_demo_plan(self) -> None:
+        admin = self.issuer.mint("rehearsal-admin", admin=True)
+        response = httpx.post(
+            self.gateway_url + "/v1/admin/subscriptions",
+            json={"user_id": DEMO_USER, "plan": "standard"},
+            headers={"Authorization": f"Bearer {admin}"},
+            timeout=30,
+        )
+        response.raise_for_status()
+        self.demo_token = self.issuer.mint(DEMO_USER, ttl_s=8 * 3600)
+
+    def _write_state(self) -> None:
+        state = {
+            "gateway_url": self.gateway_url,
+            "page_url": self.page_url,
+            "worker_url": self.worker_url,
+            "issuer_file": str(STATE_DIR / "issuer.json"),
+            "demo_user": DEMO_USER,
+            "demo_token": self.demo_token,
+            "orchestrator_pid": os.getpid(),
+            "processes": [
+                {k: v for k, v in asdict(p).items() if k != "started_at"} for p in self.processes
+            ],
+            "timings": self.timings,
+        }
+        STATE_FILE.write_text(json.dumps(state, indent=2))
+
+    # ---- stop --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        for proc in reversed(list(self._popen.values())):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self._popen.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        for started in self.processes:  # children of the group (nginx's workers) too
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(started.pgid, signal.SIGKILL)
+        for server in reversed(self._servers):
+            with contextlib.suppress(Exception):
+                if isinstance(server, JwksServer):
+                    server.__exit__(None, None, None)
+                elif isinstance(server, http.server.HTTPServer):
+                    server.shutdown()
+                    server.server_close()
+                else:
+                    server.stop()
+        if self.database_url:
+            with contextlib.suppress(Exception):
+                drop_database(self.pg_admin_url, self.database_url)
+        with contextlib.suppress(Exception):
+            client = redis.Redis.from_url(self.redis_url)
+            keys = list(client.scan_iter(match=f"{self.prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+            client.close()
+
+
+def _servers() -> tuple[str, str]:
+    """(Redis URL, Postgres admin URL): the real servers on 127.0.0.1 when they answer
+    (``REHEARSE_REDIS_URL`` / ``REHEARSE_POSTGRES_ADMIN_URL`` override), else embedded."""
+    data = BUILD / "rehearse-data"
+    redis_url = os.environ.get("REHEARSE_REDIS_URL") or (
+        "redis://127.0.0.1:6379/0" if tcp_reachable("127.0.0.1", 6379) else embedded_redis_url(data)
+    )
+    pg_url = os.environ.get("REHEARSE_POSTGRES_ADMIN_URL") or (
+        "postgresql://postgres@127.0.0.1:5432/postgres"
+        if tcp_reachable("127.0.0.1", 5432)
+        else embedded_postgres_url(data)
+    )
+    return redis_url, pg_url
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.rehearse", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    redis_url, pg_admin_url = _servers()
+    rehearsal = Rehearsal(redis_url=redis_url, pg_admin_url=pg_admin_url, log_level=args.log_level)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
+    try:
+        rehearsal.start()
+        if stop.is_set():
+            return 130
+        _print_banner(rehearsal)
+        print(READY_LINE, flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("rehearse: stopping every process started", flush=True)
+        return 0
+    finally:
+        rehearsal.stop()
+
+
+def _print_banner(r: Rehearsal) -> None:
+    print("\nrehearse: processes started (process start -> first answer to a real request)")
+    for p in r.processes:
+        print(f"  {p.name:15} pid {p.pid:<7} {p.url:24} {p.cold_start_ms:7.0f} ms  {p.probe}")
+    print(
+        f"\n  gateway  {r.gateway_url}/v1/…\n  page     {r.page_url}\n"
+        f"  token    {r.demo_token}\n  (user {DEMO_USER}, Standard plan; more tokens: "
+        f"python -m devtools.jwks_server mint --issuer-file {STATE_DIR / 'issuer.json'} USER)\n"
+        f"  state    {STATE_FILE}\n\nCtrl-C stops everything.",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
