@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: install test lint lint-terraform typecheck pytest coverage-gate dev demo bench migrate openapi smoke fmt clean
+.PHONY: install test lint lint-terraform typecheck pytest coverage-gate dev demo bench migrate openapi smoke fmt clean \
+	rehearse rehearse-test
 
 ## install: the venv from the locked tree (every package pinned and hash-checked; make lock)
 install: $(STAMP)
@@ -53,6 +54,16 @@ openapi: install
 
 smoke: install
 	$(BIN)/python -m scripts.smoke --base-url "$(BASE_URL)" --token "$(TOKEN)"
+
+## rehearse: every function from its own zip, in production mode, behind nginx (Ctrl-C stops all)
+rehearse: install
+	bash scripts/system_deps.sh nginx:nginx
+	$(BIN)/python -m devtools.rehearse
+
+## rehearse-test: rehearse, run smoke + the e2e journey + the browser journey, Ctrl-C, check
+rehearse-test: install
+	bash scripts/system_deps.sh nginx:nginx chromium:chromium chromedriver:chromium-driver
+	$(BIN)/python -m devtools.rehearse_test
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage .local

@@ -30,7 +30,7 @@ function showHeaders(id, response) {
     const dt = document.createElement("dt");
     dt.textContent = name;
     const dd = document.createElement("dd");
-    dd.textContent = response.headers.get(name) ?? "(not readable)";
+    dd.textContent = response.headers.get(name) ?? "—";
     dd.dataset.header = name.toLowerCase();
     dl.append(dt, dd);
   }
