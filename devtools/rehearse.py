@@ -98,10 +98,18 @@ def runtime_venv(requirements: Path) -> Path:
     if stamp.exists():
         return VENV_DIR
     shutil.rmtree(VENV_DIR, ignore_errors=True)
-    print(f"rehearse: building {VENV_DIR.relative_to(ROOT)} from the zip's requirements.txt")
+    log = BUILD / "rehearse-venv.log"
+    print(
+        f"rehearse: building {VENV_DIR.relative_to(ROOT)} from the zip's requirements.txt "
+        f"(about 2 minutes; log: {log.relative_to(ROOT)})",
+        flush=True,
+    )
     subprocess.run([sys.executable, "-m", "venv", str(VENV_DIR)], check=True)
     pip = [str(VENV_DIR / "bin" / "pip"), "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", str(requirements)], check=True)
+    with log.open("wb") as out:
+        result = subprocess.run([*pip, "-r", str(requirements)], stdout=out, stderr=out)
+    if result.returncode != 0:
+        raise RuntimeError(f"pip install failed; see {log}")
     stamp.touch()
     return VENV_DIR
 
@@ -497,16 +505,21 @@ def main(argv: list[str] | None = None) -> int:
     redis_url, pg_admin_url = _servers()
     rehearsal = Rehearsal(redis_url=redis_url, pg_admin_url=pg_admin_url, log_level=args.log_level)
     stop = threading.Event()
+    up = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
         stop.set()
+        if not up.is_set():
+            raise KeyboardInterrupt  # abandon start-up; `finally` stops what already runs
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, on_signal)
     try:
-        rehearsal.start()
-        if stop.is_set():
+        try:
+            rehearsal.start()
+        except KeyboardInterrupt:
             return 130
+        up.set()
         _print_banner(rehearsal)
         print(READY_LINE, flush=True)
         while not stop.wait(0.5):
