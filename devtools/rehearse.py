@@ -415,6 +415,7 @@ class Rehearsal:
             body="{}",
             retries=0,
         )
+        self.timings["sweep_scheduled_at"] = time.time()
 
     def _grant_demo_plan(self) -> None:
         admin = self.issuer.mint("rehearsal-admin", admin=True)

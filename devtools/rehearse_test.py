@@ -24,12 +24,15 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from devtools.rehearse import READY_LINE, ROOT, STATE_DIR, STATE_FILE
 
 START_TIMEOUT_S = 600  # the first run builds the runtime virtualenv (about 2 minutes)
 STOP_TIMEOUT_S = 60
+SWEEP_WAIT_S = 65  # the schedule is "* * * * *": one minute boundary, plus delivery
 
 
 def _echo(stream: Any, ready: threading.Event, lines: list[str]) -> None:
@@ -55,6 +58,17 @@ def port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def worker_requests(log: Path) -> Counter[tuple[str, int]]:
+    """(route, status) of every request the worker finished, from its JSON log lines."""
+    seen: Counter[tuple[str, int]] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if isinstance(entry, dict) and entry.get("event") == "request_finished":
+                seen[(str(entry.get("route")), int(entry.get("status", 0)))] += 1
+    return seen
 
 
 def _run(label: str, command: list[str], env: dict[str, str] | None = None) -> tuple[bool, float]:
@@ -126,6 +140,13 @@ def main() -> int:
         )
         if not ok:
             failures.append("the e2e journey tests against the rehearsal")
+        # The sweep schedule fires on minute boundaries: wait for one (at most ~a minute).
+        worker_log = STATE_DIR / "logs" / "worker.log"
+        scheduled_at = state["timings"]["sweep_scheduled_at"]
+        while time.time() - scheduled_at < SWEEP_WAIT_S:
+            if worker_requests(worker_log)[("/worker/sweep", 200)] > 1:  # beyond the probe
+                break
+            time.sleep(1)
     finally:
         # Ctrl-C, as a terminal sends it: SIGINT to the foreground process group.
         stop_started = time.monotonic()
@@ -149,6 +170,15 @@ def main() -> int:
     if listening:
         failures.append(f"ports still open after Ctrl-C: {', '.join(listening)}")
 
+    deliveries = worker_requests(STATE_DIR / "logs" / "worker.log")
+    refused = {k: n for k, n in deliveries.items() if k[1] in (401, 403)}
+    if refused:
+        failures.append(f"the worker refused QStash deliveries: {refused}")
+    sweeps = deliveries[("/worker/sweep", 200)] - 1  # one was the cold-start probe
+    scheduled_for_s = time.time() - state["timings"]["sweep_scheduled_at"]
+    if sweeps < 1:
+        failures.append(f"no scheduled sweep was delivered in {scheduled_for_s:.0f} s")
+
     browser = STATE_DIR / "browser.json"
     browser_s = json.loads(browser.read_text())["journey_s"] if browser.exists() else None
     print("\nrehearse-test: measured")
@@ -166,6 +196,11 @@ def main() -> int:
     print(
         f"  rehearsal up in {up_s:.1f} s (packages {timings['package_s']:.1f} s, runtime venv "
         f"{timings['venv_s']:.1f} s, functions {timings['functions_s']:.1f} s)"
+    )
+    print(
+        f"  QStash deliveries the worker answered: "
+        f"{', '.join(f'{r} {st}: {n}' for (r, st), n in sorted(deliveries.items()))}; "
+        f"scheduled sweeps: {sweeps} in {scheduled_for_s:.0f} s"
     )
     print(f"  smoke journey (create, poll, save) via the gateway: {smoke_s:.2f} s")
     print(f"  e2e journey tests (pytest, incl. browser): {tests_s:.2f} s")
