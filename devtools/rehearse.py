@@ -114,6 +114,45 @@ def runtime_venv(requirements: Path) -> Path:
     return VENV_DIR
 
 
+def production_env(
+    *,
+    minimax_url: str,
+    upstash_url: str,
+    qstash_url: str,
+    worker_url: str,
+    jwks_url: str,
+    page_url: str,
+    log_level: str,
+    redis_key_prefix: str,
+) -> dict[str, str]:
+    """Terraform's plain environment (``local.plain_env`` in terraform/functions.tf, kept
+    equal by tests/unit/test_devtools_rehearse.py) pointed at the local stand-ins, plus
+    REDIS_KEY_PREFIX, which keeps this run's keys apart on a shared Redis."""
+    return {
+        "APP_ENV": "production",
+        "QUEUE_BACKEND": "qstash",
+        "AI_PROVIDER": "minimax",
+        "MINIMAX_MODEL": "MiniMax-M2.5",
+        "MINIMAX_BASE_URL": minimax_url,
+        "UPSTASH_REDIS_REST_URL": upstash_url,
+        "QSTASH_URL": qstash_url,
+        "QSTASH_RETRIES": "3",
+        "WORKER_URL": worker_url,
+        "AUTH_JWKS_URL": jwks_url,
+        "AUTH_ISSUER": ISSUER,
+        "AUTH_AUDIENCE": AUDIENCE,
+        "CORS_ALLOWED_ORIGINS": page_url.rstrip("/"),
+        "LOG_LEVEL": log_level,
+        "STRIPE_PRICE_BASIC": "price_rehearsal_basic",
+        "STRIPE_PRICE_STANDARD": "price_rehearsal_standard",
+        "STRIPE_PRICE_PRO": "price_rehearsal_pro",
+        "STRIPE_PRICE_PRO_BOOST": "price_rehearsal_pro_boost",
+        "STRIPE_SUCCESS_URL": page_url + "?billing=success",
+        "STRIPE_CANCEL_URL": page_url + "?billing=cancel",
+        "REDIS_KEY_PREFIX": redis_key_prefix,
+    }
+
+
 @dataclass
 class Started:
     """A process group the rehearsal started."""
@@ -243,24 +282,22 @@ class Rehearsal:
         self._servers.append(page)
         # The page and the API are different origins, as in production (another host).
         self.page_url = f"http://localhost:{page_port}/"
-        return {
-            "APP_ENV": "production",
-            "DATABASE_URL": self.database_url,
-            "UPSTASH_REDIS_REST_URL": upstash.url,
-            "REDIS_KEY_PREFIX": self.prefix,
-            "AUTH_JWKS_URL": idp.url,
-            "AUTH_ISSUER": ISSUER,
-            "AUTH_AUDIENCE": AUDIENCE,
-            "QUEUE_BACKEND": "qstash",
-            "QSTASH_URL": qstash.url,
-            "QSTASH_RETRIES": "3",
-            "WORKER_URL": self.worker_url,
-            "AI_PROVIDER": "minimax",
-            "MINIMAX_BASE_URL": minimax.url,
-            "CORS_ALLOWED_ORIGINS": self.page_url.rstrip("/"),
-            "LOG_LEVEL": self.log_level,
-            **self.secrets,
-        }
+        self.secrets["DATABASE_URL"] = self.database_url
+        return production_env(
+            minimax_url=minimax.url,
+            upstash_url=upstash.url,
+            qstash_url=qstash.url,
+            worker_url=self.worker_url,
+            jwks_url=idp.url,
+            page_url=self.page_url,
+            log_level=self.log_level,
+            redis_key_prefix=self.prefix,
+        )
+
+    def function_env(self, spec: FunctionSpec, plain: dict[str, str]) -> dict[str, str]:
+        """What Terraform gives ``spec``'s function: the plain variables and the secrets."""
+        del spec  # every function gets every secret today
+        return {**plain, **self.secrets}
 
     def _start_function(
         self, spec: FunctionSpec, source: Path, venv: Path, env: dict[str, str]
@@ -275,7 +312,7 @@ class Rehearsal:
             "K_SERVICE": spec.name,
             "FUNCTION_TARGET": spec.entry_point,
             "PYTHONUNBUFFERED": "1",
-            **env,
+            **self.function_env(spec, env),
         }
         command = [
             str(venv / "bin" / "functions-framework"),
@@ -406,7 +443,7 @@ class Rehearsal:
         """The sweep schedule, created through the SDK as Terraform creates it in QStash."""
         from qstash import QStash
 
-        client = QStash(env["QSTASH_TOKEN"], base_url=env["QSTASH_URL"])
+        client = QStash(self.secrets["QSTASH_TOKEN"], base_url=env["QSTASH_URL"])
         client.schedule.create(
             destination=self.worker_url + "/worker/sweep",
             cron=SWEEP_CRON,

@@ -1,0 +1,53 @@
+"""The rehearsal configures each function as Terraform does: the same plain variables
+(pointed at local stand-ins) and the same secrets, nothing else."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from devtools.rehearse import production_env
+from shared.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+# Extra to Terraform's: a key prefix so a run never meets another's keys on a shared Redis.
+REHEARSAL_ONLY = {"REDIS_KEY_PREFIX"}
+
+
+def terraform_plain_env() -> set[str]:
+    text = (ROOT / "terraform" / "functions.tf").read_text(encoding="utf-8")
+    block = re.search(r"plain_env = \{\n(.*?)\n  \}", text, re.S)
+    assert block, "plain_env not found in terraform/functions.tf"
+    return set(re.findall(r"^\s+([A-Z][A-Z0-9_]+)\s+=", block.group(1), re.M))
+
+
+def env() -> dict[str, str]:
+    return production_env(
+        minimax_url="http://127.0.0.1:1",
+        upstash_url="http://127.0.0.1:2",
+        qstash_url="http://127.0.0.1:3",
+        worker_url="http://127.0.0.1:4",
+        jwks_url="http://127.0.0.1:5/.well-known/jwks.json",
+        page_url="http://localhost:6/",
+        log_level="INFO",
+        redis_key_prefix="rh1",
+    )
+
+
+def test_plain_variables_are_terraforms() -> None:
+    assert set(env()) - REHEARSAL_ONLY == terraform_plain_env()
+
+
+def test_the_production_check_passes_with_them_and_the_secrets() -> None:
+    secrets = {
+        "DATABASE_URL": "postgresql://u@127.0.0.1:5432/db",
+        "UPSTASH_REDIS_REST_TOKEN": "t",
+        "QSTASH_TOKEN": "q",
+        "QSTASH_CURRENT_SIGNING_KEY": "c" * 64,
+        "QSTASH_NEXT_SIGNING_KEY": "n" * 64,
+        "MINIMAX_API_KEY": "m",
+        "CURSOR_SECRET": "s" * 64,
+    }
+    settings = load_settings({**env(), **secrets})
+    assert settings.is_production
+    assert settings.effective_queue_backend == "qstash"
