@@ -149,6 +149,7 @@ def production_env(
         "STRIPE_PRICE_PRO_BOOST": "price_rehearsal_pro_boost",
         "STRIPE_SUCCESS_URL": page_url + "?billing=success",
         "STRIPE_CANCEL_URL": page_url + "?billing=cancel",
+        "SPEND_ALERT_USD": "5",
         "REDIS_KEY_PREFIX": redis_key_prefix,
     }
 

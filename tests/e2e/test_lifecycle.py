@@ -530,7 +530,7 @@ def test_restore_window_and_purge_on_both_sides_of_30_days(
     use_container: Callable[[Container], Container],
     database_url: str,
 ) -> None:
-    from tests.support.fake_minimax import FakeMiniMax, ok
+    from devtools.fake_minimax import FakeMiniMax, ok
     from tests.support.worker_env import WorkerEnv
 
     a = api("basic")
