@@ -395,6 +395,7 @@ class Rehearsal:
             "drafts": ("GET", f"/v1/drafts/{unknown}", None, auth, 404),
             "library": ("GET", "/v1/library/assets", None, auth, 200),
             "usage": ("GET", "/v1/usage", None, auth, 200),
+            "me": ("GET", "/v1/me/export", None, auth, 200),
             "admin": ("GET", "/v1/admin/costs", None, admin, 200),
             "billing": ("POST", "/v1/billing/portal", None, auth, 503),
             "stripe-webhook": ("POST", "/webhooks/stripe", b"{}", js, 503),
