@@ -296,9 +296,11 @@ class Rehearsal:
         )
 
     def function_env(self, spec: FunctionSpec, plain: dict[str, str]) -> dict[str, str]:
-        """What Terraform gives ``spec``'s function: the plain variables and the secrets."""
-        del spec  # every function gets every secret today
-        return {**plain, **self.secrets}
+        """What Terraform gives ``spec``'s function (terraform/functions.tf): the plain
+        variables, ``APP_FUNCTION`` and only the secrets its needs mount (no Stripe keys
+        here: the billing routes answer 503, as without Stripe configured)."""
+        mounted = {name: self.secrets[name] for name in spec.secrets if name in self.secrets}
+        return {**plain, "APP_FUNCTION": spec.name, **mounted}
 
     def _start_function(
         self, spec: FunctionSpec, source: Path, venv: Path, env: dict[str, str]

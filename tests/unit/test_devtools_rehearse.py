@@ -51,3 +51,31 @@ def test_the_production_check_passes_with_them_and_the_secrets() -> None:
     settings = load_settings({**env(), **secrets})
     assert settings.is_production
     assert settings.effective_queue_backend == "qstash"
+
+
+def test_every_mounted_secret_but_stripes_has_a_value() -> None:
+    from devtools.rehearse import Rehearsal
+    from shared.config import NEED_SECRETS, Need
+
+    rehearsal = Rehearsal(redis_url="redis://127.0.0.1:1/0", pg_admin_url="postgresql://x@y/z")
+    rehearsal.secrets["DATABASE_URL"] = "postgresql://u@127.0.0.1:5432/db"
+    stripe = {*NEED_SECRETS[Need.STRIPE], *NEED_SECRETS[Need.STRIPE_WEBHOOK]}
+    wanted = {s for secrets in NEED_SECRETS.values() for s in secrets} - stripe
+    assert set(rehearsal.secrets) == wanted
+
+
+def test_a_function_gets_only_its_own_secrets() -> None:
+    from devtools.rehearse import Rehearsal
+    from shared.api.registry import function_by_name
+
+    rehearsal = Rehearsal(redis_url="redis://127.0.0.1:1/0", pg_admin_url="postgresql://x@y/z")
+    rehearsal.secrets["DATABASE_URL"] = "postgresql://u@127.0.0.1:5432/db"
+    health = function_by_name("health")
+    assert health is not None
+    got = rehearsal.function_env(health, env())
+    assert got["APP_FUNCTION"] == "health"
+    assert set(got) - set(env()) - {"APP_FUNCTION"} == set(health.secrets) - {
+        "STRIPE_SECRET_KEY",
+        "STRIPE_WEBHOOK_SECRET",
+    }
+    assert "MINIMAX_API_KEY" not in got
