@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.clock import Clock, SystemClock
-from shared.config import Settings, get_settings
+from shared.config import Settings, check_configuration, get_settings
 
 if TYPE_CHECKING:
     from shared.ai.types import LLMPort
@@ -27,7 +27,14 @@ if TYPE_CHECKING:
     from shared.redis.client import RedisPort
     from shared.redis.keys import Keys
 
-__all__ = ["Container", "DbPlanSource", "DbUsageSource", "get_container", "set_container"]
+__all__ = [
+    "Container",
+    "DbPlanSource",
+    "DbUsageSource",
+    "check_startup",
+    "get_container",
+    "set_container",
+]
 
 T = TypeVar("T")
 
@@ -207,6 +214,17 @@ def get_container() -> Container:
                 configure_logging(settings.log_level)
                 _container = Container(settings)
     return _container
+
+
+def check_startup() -> None:
+    """Validate this instance's configuration before it serves (raises ``ConfigError``).
+
+    Called at import by every ``functions/`` module. When a container is already
+    installed (the local server, tests) its settings were validated when it was built,
+    and they, not the environment, are what requests will use.
+    """
+    if _container is None:
+        check_configuration()
 
 
 def set_container(container: Container | None) -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "Need",
     "SecretClient",
     "Settings",
+    "check_configuration",
     "get_settings",
     "is_safe_transport",
     "load_settings",
@@ -304,6 +305,33 @@ def _missing_for(s: Settings, need: Need) -> str | None:
     return None
 
 
+def _check_consistency(s: Settings) -> None:
+    """Settings that are each valid but cannot work together (checked in every env),
+    for what this function uses (``APP_FUNCTION``; everything when unset).
+
+    The adapters would refuse these too, but only when first built, inside a request:
+    here they stop the instance at start-up instead.
+    """
+    needs = function_needs(s.app_function)
+    if Need.QUEUE in needs and s.effective_queue_backend == "qstash":
+        if not s.qstash_token:
+            raise ConfigError("QSTASH_TOKEN: required when QUEUE_BACKEND=qstash")
+        if not s.worker_url:
+            raise ConfigError("WORKER_URL: required when QUEUE_BACKEND=qstash")
+    if Need.AI in needs and s.effective_ai_provider == "minimax" and not s.minimax_api_key:
+        raise ConfigError("MINIMAX_API_KEY: required when AI_PROVIDER=minimax")
+    if Need.AUTH not in needs:
+        return
+    if s.is_production and not (s.auth_jwks_url or "").startswith("https://"):
+        raise ConfigError("AUTH_JWKS_URL: an https:// URL is required in production")
+    secret = s.effective_hs256_secret
+    if secret is not None:
+        from shared.api.auth import MIN_HS256_SECRET_BYTES
+
+        if len(secret.encode("utf-8")) < MIN_HS256_SECRET_BYTES:
+            raise ConfigError(f"AUTH_HS256_SECRET: at least {MIN_HS256_SECRET_BYTES} bytes")
+
+
 class SecretClient(Protocol):
     """The slice of ``SecretManagerServiceClient`` we use (a fake in tests)."""
 
@@ -339,12 +367,16 @@ def resolve_secrets(
 def load_settings(
     env: Mapping[str, str] | None = None,
     secret_client_factory: Callable[[], SecretClient] = _default_secret_client,
+    *,
+    fetch_secrets: bool = True,
 ) -> Settings:
-    """Validated settings from ``env`` (default ``os.environ``); raises ``ConfigError``."""
-    source = resolve_secrets(
-        {k: v for k, v in (os.environ if env is None else env).items() if k.isupper()},
-        secret_client_factory,
-    )
+    """Validated settings from ``env`` (default ``os.environ``); raises ``ConfigError``.
+
+    ``fetch_secrets=False`` validates with Secret Manager names left in place (no I/O).
+    """
+    source = {k: v for k, v in (os.environ if env is None else env).items() if k.isupper()}
+    if fetch_secrets:
+        source = resolve_secrets(source, secret_client_factory)
     try:
         settings = Settings.model_validate(source)
     except ValidationError as exc:
@@ -352,7 +384,19 @@ def load_settings(
         name = str(first["loc"][0]) if first["loc"] else "config"
         raise ConfigError(f"{name}: {first['msg']}") from exc
     _check_production(settings)
+    _check_consistency(settings)
     return settings
+
+
+def check_configuration(env: Mapping[str, str] | None = None) -> None:
+    """Validate the whole configuration at start-up, connecting to nothing.
+
+    Each Cloud Function module calls this at import, so a bad setting stops the instance
+    (and the deploy) with a ``ConfigError`` naming the variable, instead of answering a
+    500 on some later request. Secret Manager names are not fetched here (the first
+    request does that, once); a mounted secret is just a value and is checked.
+    """
+    load_settings(env, fetch_secrets=False)
 
 
 _lock = threading.Lock()

@@ -230,10 +230,16 @@ def _check_media_type(req: flask.Request, body: bytes, route: Route) -> None:
 
 
 def _cors_headers(origin: str | None, allowed: tuple[str, ...]) -> dict[str, str]:
-    if not origin or origin.rstrip("/") not in allowed:
+    if not origin:
         return {}
+    wanted = origin.rstrip("/")
+    configured = next((o for o in allowed if o == wanted), None)
+    if configured is None:
+        return {}
+    # The configured string, never the caller's: a browser compares it byte for byte,
+    # and reflecting request text into a header is how header injection starts.
     return {
-        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Origin": configured,
         "Access-Control-Allow-Credentials": "true",
         "Access-Control-Expose-Headers": CORS_EXPOSE_HEADERS,
         "Vary": "Origin",
@@ -268,11 +274,12 @@ def _authenticate(route: Route, req: flask.Request, container: Container) -> Pri
 
 
 def _handle(
-    function: str, req: flask.Request, container: Container, request_id: str
-) -> tuple[ApiResponse, Route]:
-    from shared.api.routes import routes_for
-
-    route, params = _match(routes_for(function), req.path, req.method)
+    route: Route,
+    params: dict[str, str],
+    req: flask.Request,
+    container: Container,
+    request_id: str,
+) -> ApiResponse:
     body = _read_body(req)
     _check_media_type(req, body, route)
     principal = _authenticate(route, req, container)
@@ -288,7 +295,7 @@ def _handle(
         url=req.url,
     )
     annotate(user_id=principal.user_id if principal else None)
-    return route.resolve()(api_req, container), route
+    return route.resolve()(api_req, container)
 
 
 def dispatch(
@@ -300,10 +307,9 @@ def dispatch(
     from shared.bootstrap import get_container
 
     started = time.perf_counter()
-    c = container or get_container()
-    cors = _cors_headers(req.headers.get("Origin"), c.settings.cors_allowed_origins)
     route: Route | None = None
     code: str | None = None
+    cors: dict[str, str] = {}
     try:
         request_id = resolve_request_id(req.headers.get("X-Request-Id"))
         bad_id: AppError | None = None
@@ -311,17 +317,28 @@ def dispatch(
         request_id, bad_id = new_request_id(), exc
     with bind(request_id=request_id):
         log_event(_log, "request_started", method=req.method, path=req.path)
+        # Everything that can raise runs inside this try, the container included: a
+        # broken configuration met here still answers JSON with the request id.
         try:
+            c = container or get_container()
+            cors = _cors_headers(req.headers.get("Origin"), c.settings.cors_allowed_origins)
             if bad_id is not None:
                 raise bad_id
             if req.method == "OPTIONS":
                 resp = _preflight(cors, req)
             else:
-                resp, route = _handle(function, req, c, request_id)
+                from shared.api.routes import routes_for
+
+                route, params = _match(routes_for(function), req.path, req.method)
+                # ``route`` is set from here on, so error lines carry it too.
+                resp = _handle(route, params, req, c, request_id)
         except InternalError as exc:
             # Its message may carry driver text (Redis/Postgres errors): log it, never send it.
             _log.error(
-                "internal_error: %s", exc.message, extra={"fields": {"event": "internal_error"}}
+                "internal_error: %s",
+                exc.message,
+                exc_info=True,
+                extra={"fields": {"event": "internal_error"}},
             )
             code = "INTERNAL"
             resp = _error_response(InternalError(), request_id)

@@ -17,6 +17,7 @@ import re
 import secrets
 import sys
 import threading
+import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ __all__ = [
     "bind",
     "configure_logging",
     "context_fields",
+    "exception_chain",
     "log_event",
     "new_request_id",
     "redact",
@@ -146,9 +148,44 @@ class JsonFormatter(logging.Formatter):
         if isinstance(fields, Mapping):
             entry.update(redact(fields))
         if record.exc_info and record.exc_info[0] is not None:
-            # Type only: exception messages may quote user content or driver internals.
+            # Types and frames only: exception messages may quote user content or driver
+            # internals, and locals hold request data. Where it happened is enough to debug.
             entry["exception_type"] = record.exc_info[0].__name__
+            entry["exception"] = exception_chain(record.exc_info[1])
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+_MAX_CHAIN: Final = 5
+_MAX_FRAMES: Final = 50
+
+
+def _frames(exc: BaseException) -> list[dict[str, Any]]:
+    summary = traceback.extract_tb(exc.__traceback__, limit=-_MAX_FRAMES)
+    return [
+        {"file": _short_path(f.filename), "line": f.lineno, "function": f.name} for f in summary
+    ]
+
+
+def _short_path(filename: str) -> str:
+    """Paths from the package root (``shared/api/http.py``), not the instance's layout."""
+    for marker in ("/site-packages/", "/dist-packages/"):
+        if marker in filename:
+            return filename.rsplit(marker, 1)[1]
+    for root in ("/shared/", "/functions/", "/scripts/", "/tests/"):
+        if root in filename:
+            return root.lstrip("/") + filename.rsplit(root, 1)[1]
+    return filename
+
+
+def exception_chain(exc: BaseException | None) -> list[dict[str, Any]]:
+    """The exception and its causes, outermost first: type and frames, no message."""
+    chain: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen and len(chain) < _MAX_CHAIN:
+        seen.add(id(exc))
+        chain.append({"type": type(exc).__name__, "frames": _frames(exc)})
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return chain
 
 
 def log_event(

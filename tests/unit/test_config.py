@@ -1,9 +1,13 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from shared.config import ConfigError, load_settings
+from shared.config import ConfigError, check_configuration, load_settings
 
 PROD_OK = {
     "APP_ENV": "production",
@@ -18,6 +22,7 @@ PROD_OK = {
     "QSTASH_CURRENT_SIGNING_KEY": "k1",
     "QSTASH_NEXT_SIGNING_KEY": "k2",
     "MINIMAX_API_KEY": "m",
+    "WORKER_URL": "https://worker.example.com",
 }
 
 
@@ -147,7 +152,10 @@ def _only(*names: str) -> dict[str, str]:
     return {**plain, **{n: PROD_OK[n] for n in names}}
 
 
-_PLAIN = {"APP_ENV", "UPSTASH_REDIS_REST_URL", "AUTH_JWKS_URL", "AUTH_ISSUER", "AUTH_AUDIENCE"}
+_PLAIN = {
+    "APP_ENV", "UPSTASH_REDIS_REST_URL", "AUTH_JWKS_URL", "AUTH_ISSUER", "AUTH_AUDIENCE",
+    "WORKER_URL",
+}  # fmt: skip
 
 
 def test_health_starts_with_only_the_database_and_redis() -> None:
@@ -190,3 +198,82 @@ def test_each_function_requires_what_it_uses(function: str, missing: str) -> Non
 def test_unknown_app_function_is_refused() -> None:
     with pytest.raises(ConfigError, match="^APP_FUNCTION:"):
         load_settings({**PROD_OK, "APP_FUNCTION": "nope"})
+
+
+# ---- start-up validation (issue 11 item 4) ----------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+_CONFIG_PREFIXES = (
+    "APP_ENV", "APP_FUNCTION", "DATABASE_URL", "REDIS_", "UPSTASH_", "AUTH_", "QSTASH_",
+    "QUEUE_", "WORKER_URL", "AI_", "MINIMAX_", "CURSOR_", "STRIPE_", "PORT", "LOG_LEVEL",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"QUEUE_BACKEND": "qstash", "QSTASH_TOKEN": "q"}, "WORKER_URL"),
+        ({"QUEUE_BACKEND": "qstash", "WORKER_URL": "https://w"}, "QSTASH_TOKEN"),
+        ({"AI_PROVIDER": "minimax"}, "MINIMAX_API_KEY"),
+        ({"AUTH_HS256_SECRET": "short"}, "AUTH_HS256_SECRET"),
+        ({"QSTASH_RETRIES": "999"}, "QSTASH_RETRIES"),
+    ],
+)
+def test_settings_that_cannot_work_together_are_refused(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{variable}:"):
+        load_settings(env)
+    with pytest.raises(ConfigError, match=f"^{variable}:"):
+        check_configuration(env)
+
+
+def test_production_needs_an_https_jwks_url() -> None:
+    with pytest.raises(ConfigError, match="^AUTH_JWKS_URL:"):
+        load_settings({**PROD_OK, "AUTH_JWKS_URL": "http://issuer/jwks"})
+
+
+def test_check_configuration_fetches_no_secret() -> None:
+    # A Secret Manager name counts as set; the value is fetched by the first request.
+    check_configuration({**PROD_OK, "MINIMAX_API_KEY": "projects/p/secrets/m/versions/1"})
+
+
+def _import_function(module: str, extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_CONFIG_PREFIXES)}
+    env.update(extra)
+    return subprocess.run(
+        [sys.executable, "-c", f"import functions.{module}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"QUEUE_BACKEND": "qstash", "QSTASH_TOKEN": "q"}, "WORKER_URL"),
+        ({"QSTASH_RETRIES": "999"}, "QSTASH_RETRIES"),
+    ],
+)
+def test_a_function_refuses_to_start_on_bad_configuration(
+    env: dict[str, str], variable: str
+) -> None:
+    result = _import_function("create", env)
+    assert result.returncode != 0
+    assert f"ConfigError: {variable}:" in result.stderr
+
+
+def test_a_function_starts_without_connecting_to_anything() -> None:
+    # Unreachable addresses: an import that connected would fail or hang.
+    result = _import_function(
+        "usage",
+        {
+            **PROD_OK,
+            "DATABASE_URL": "postgresql://u:p@192.0.2.1:5432/reel",
+            "UPSTASH_REDIS_REST_URL": "https://192.0.2.1",
+            "AUTH_JWKS_URL": "https://192.0.2.1/jwks",
+        },
+    )
+    assert result.returncode == 0, result.stderr

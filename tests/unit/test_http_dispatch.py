@@ -1,0 +1,127 @@
+"""The request wrapper without a server: errors that used to escape the JSON path, the
+route on every closing log line, and the CORS origin it echoes (issue 11 items 4, 7, 8)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import flask
+import pytest
+
+from shared.api.http import dispatch
+from shared.bootstrap import Container, set_container
+from shared.config import load_settings, reset_settings_cache
+from shared.observability.logging import JsonFormatter
+
+ORIGIN = "https://app.example.com"
+_app = flask.Flask("test-dispatch")
+
+
+def call(function: str, path: str, container: Container | None, **kw: Any) -> flask.Response:
+    with _app.test_request_context(path, **kw):
+        return dispatch(function, flask.request, container)
+
+
+@pytest.fixture
+def dev_container() -> Container:
+    # Nothing here connects: these requests end before any adapter is used.
+    return Container(load_settings({"CORS_ALLOWED_ORIGINS": ORIGIN + "/"}))
+
+
+@pytest.fixture
+def no_container() -> Iterator[None]:
+    set_container(None)
+    reset_settings_cache()
+    yield
+    reset_settings_cache()
+    set_container(None)
+
+
+def finished(caplog: pytest.LogCaptureFixture) -> dict[str, Any]:
+    [record] = [r for r in caplog.records if r.getMessage() == "request_finished"]
+    fields: dict[str, Any] = record.fields  # type: ignore[attr-defined]
+    return fields
+
+
+def test_a_configuration_error_in_a_request_answers_json(
+    no_container: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("QSTASH_RETRIES", "999")
+    caplog.set_level(logging.INFO, logger="reel")
+    resp = call("usage", "/v1/usage", None, headers={"X-Request-Id": "cfg-1"})
+    assert resp.status_code == 500
+    assert resp.headers["Content-Type"] == "application/json"
+    assert resp.headers["X-Request-Id"] == "cfg-1"
+    assert resp.headers["X-Content-Type-Options"] == "nosniff"
+    body = json.loads(resp.get_data())
+    assert body["error"]["code"] == "INTERNAL"
+    assert body["error"]["request_id"] == "cfg-1"
+    assert "QSTASH_RETRIES" not in resp.get_data(as_text=True)
+    assert finished(caplog)["status"] == 500
+    [error] = [r for r in caplog.records if r.getMessage() == "unhandled_error"]
+    line = json.loads(JsonFormatter().format(error))
+    assert line["exception_type"] == "ConfigError"
+    assert "999" not in json.dumps(line)  # the message names the value; the log does not
+
+
+def test_a_500_line_carries_frames_but_no_message(
+    dev_container: Container, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(*_a: Any, **_k: Any) -> Any:
+        secret_local = "hunter2"  # noqa: F841 - a local must not reach the log
+        raise RuntimeError("user brief: buy my course")
+
+    monkeypatch.setattr("shared.api.http._read_body", explode)
+    caplog.set_level(logging.INFO, logger="reel")
+    resp = call("usage", "/v1/usage", dev_container, method="GET")
+    assert resp.status_code == 500
+    [error] = [r for r in caplog.records if r.getMessage() == "unhandled_error"]
+    text = JsonFormatter().format(error)
+    line = json.loads(text)
+    frames = line["exception"][0]["frames"]
+    assert {"file", "line", "function"} == set(frames[-1])
+    assert frames[-1]["function"] == "explode"
+    assert frames[-1]["file"] == "tests/unit/test_http_dispatch.py"
+    assert any(f["file"] == "shared/api/http.py" and f["function"] == "dispatch" for f in frames)
+    for leak in ("buy my course", "hunter2", "Traceback"):
+        assert leak not in text
+
+
+@pytest.mark.parametrize(
+    ("function", "path", "method", "status"),
+    [
+        ("usage", "/v1/usage", "GET", 401),
+        ("create", "/v1/create", "POST", 415),
+        ("library", "/v1/library/assets", "POST", 415),
+    ],
+)
+def test_error_lines_carry_the_matched_route(
+    dev_container: Container,
+    caplog: pytest.LogCaptureFixture,
+    function: str,
+    path: str,
+    method: str,
+    status: int,
+) -> None:
+    caplog.set_level(logging.INFO, logger="reel")
+    resp = call(function, path, dev_container, method=method, data=b"x")
+    assert resp.status_code == status
+    assert finished(caplog)["route"] == path
+
+
+def test_unmatched_path_has_no_route(
+    dev_container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="reel")
+    assert call("usage", "/v1/nope", dev_container).status_code == 404
+    assert finished(caplog)["route"] is None
+
+
+@pytest.mark.parametrize("sent", [ORIGIN, ORIGIN + "/"])
+def test_cors_echoes_the_configured_origin(dev_container: Container, sent: str) -> None:
+    for method in ("GET", "OPTIONS"):
+        resp = call("health", "/healthz", dev_container, method=method, headers={"Origin": sent})
+        assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN
