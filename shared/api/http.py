@@ -122,16 +122,21 @@ class ApiRequest:
             raise BadRequest("Request body is not valid JSON.", code="INVALID_JSON") from exc
 
     def parse(self, model: type[M]) -> M:
-        """The body validated by ``model``; 422 ``VALIDATION_FAILED`` on field errors."""
+        """The body validated by ``model``; 422 ``VALIDATION_FAILED`` on field errors.
+
+        Strict, from the JSON text: ``true`` or ``"2"`` for an integer is a wrong type
+        (SPEC §3), not something to coerce. Enum values still match their JSON strings.
+        """
         data = self.json()
         if not isinstance(data, dict):
             raise ValidationFailed.field([], "request body must be a JSON object")
         try:
-            return model.model_validate(data)
+            return model.model_validate_json(self.body, strict=True)
         except ValidationError as exc:
             raise validation_error(exc) from exc
 
     def parse_query(self, model: type[M]) -> M:
+        # Lax on purpose: a query string is all strings, so "limit=20" must become 20.
         try:
             return model.model_validate(dict(self.query))
         except ValidationError as exc:

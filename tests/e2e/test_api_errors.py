@@ -302,8 +302,23 @@ def test_non_json_media_type_is_415(api: Callable[..., Api], content_type: str |
         ({**CREATE, "brief": ""}, ["brief"]),
         ({"platform": "tiktok"}, ["brief"]),
         ({**CREATE, "duration_seconds": 4}, ["duration_seconds"]),
+        ({**CREATE, "variants": True}, ["variants"]),
+        ({**CREATE, "variants": "2"}, ["variants"]),
+        ({**CREATE, "variants": 1.0}, ["variants"]),
+        ({**CREATE, "duration_seconds": "30"}, ["duration_seconds"]),
     ],
-    ids=["unknown_field", "bad_enum", "too_many_variants", "empty_brief", "missing", "duration"],
+    ids=[
+        "unknown_field",
+        "bad_enum",
+        "too_many_variants",
+        "empty_brief",
+        "missing",
+        "duration",
+        "bool_for_int",
+        "string_for_int",
+        "float_for_int",
+        "string_duration",
+    ],  # fmt: skip
 )
 def test_invalid_fields_are_422_with_field_locations(
     api: Callable[..., Api], body: dict[str, Any], loc: list[str]

@@ -1,5 +1,6 @@
-"""The request wrapper without a server: errors that used to escape the JSON path, the
-route on every closing log line, and the CORS origin it echoes (issue 11 items 4, 7, 8)."""
+"""The request wrapper without a server (issue 11 items 4, 6, 7, 8): errors that used to
+escape the JSON path, the route on every closing log line, the CORS origin it echoes,
+and strict JSON bodies."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from typing import Any
 import flask
 import pytest
 
-from shared.api.http import dispatch
+from shared.api import models as m
+from shared.api.http import ApiRequest, dispatch
 from shared.bootstrap import Container, set_container
 from shared.config import load_settings, reset_settings_cache
+from shared.errors import ValidationFailed
 from shared.observability.logging import JsonFormatter
 
 ORIGIN = "https://app.example.com"
@@ -125,3 +128,39 @@ def test_cors_echoes_the_configured_origin(dev_container: Container, sent: str) 
     for method in ("GET", "OPTIONS"):
         resp = call("health", "/healthz", dev_container, method=method, headers={"Origin": sent})
         assert resp.headers["Access-Control-Allow-Origin"] == ORIGIN
+
+
+def _request(body: dict[str, Any]) -> ApiRequest:
+    return ApiRequest("POST", "/", {}, {}, json.dumps(body).encode(), "r", {}, None, "http://x/")
+
+
+DRAFT = "0b9c6c1e-4a55-4c5e-9a43-8c7a3d3c0a11"
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "field"),
+    [
+        (m.CreateRequest, {"brief": "b", "platform": "tiktok", "variants": True}, "variants"),
+        (m.CreateRequest, {"brief": "b", "platform": "tiktok", "variants": "2"}, "variants"),
+        (m.CreateRequest, {"brief": "b", "platform": "tiktok", "duration_seconds": 30.0},
+         "duration_seconds"),
+        (m.CreateRequest, {"brief": 7, "platform": "tiktok"}, "brief"),
+        (m.RegenerateRequest, {"draft_id": DRAFT, "mode": "full", "variants": "2"}, "variants"),
+        (m.DraftPatchRequest, {"duration_seconds": "30"}, "duration_seconds"),
+        (m.AdminBoostRequest, {"user_id": "u", "days": "30"}, "days"),
+        (m.CreateAssetRequest, {"draft_id": DRAFT, "variant_id": DRAFT, "tags": [1]}, "tags"),
+    ],
+)  # fmt: skip
+def test_json_bodies_are_validated_strictly(
+    model: type[m.BaseModel], body: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationFailed) as err:
+        _request(body).parse(model)
+    assert [field] in [f["loc"][:1] for f in err.value.details["fields"]]
+
+
+def test_strict_json_still_reads_enums_and_defaults() -> None:
+    parsed = _request({"brief": "b", "platform": "tiktok", "variants": 2}).parse(m.CreateRequest)
+    assert parsed.platform == m.Platform.TIKTOK
+    assert parsed.variants == 2
+    assert parsed.duration_seconds == 30
