@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
+from shared.billing.plans import MAX_VARIANTS
+
 __all__ = [
     "FIELDS",
     "FIELD_MAX_CHARS",
@@ -28,9 +30,6 @@ FIELDS: Final[tuple[str, ...]] = ("hook", "script", "caption", "hashtags")
 FIELD_MAX_CHARS: Final[dict[str, int]] = {"hook": 300, "script": 5000, "caption": 2200}
 MAX_HASHTAGS: Final = 30
 HASHTAG_MAX_CHARS: Final = 100  # without the leading '#'
-
-# The API's own bound on `variants` (SPEC §4, 1..5) — not a plan number; plans cap lower.
-MAX_VARIANTS: Final = 5
 
 
 @dataclass(frozen=True, slots=True)

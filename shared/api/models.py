@@ -20,6 +20,9 @@ from pydantic import (
     model_validator,
 )
 
+from shared.api.auth import SUBJECT_PATTERN
+from shared.billing.plans import BOOST_DAYS, MAX_VARIANTS, PlanName
+from shared.billing.stripe_billing import Product
 from shared.db.models import AssetStatus, Platform
 
 __all__ = [
@@ -104,7 +107,7 @@ class _Strict(BaseModel):
 class CreateRequest(_Strict):
     brief: str = Field(min_length=1, max_length=2000)
     platform: Platform
-    variants: int = Field(1, ge=1, le=5)
+    variants: int = Field(1, ge=1, le=MAX_VARIANTS)
     title: str | None = Field(None, max_length=200)
     tone: str | None = Field(None, max_length=64)
     duration_seconds: int = Field(30, ge=5, le=180)
@@ -124,7 +127,7 @@ class RegenerateRequest(_Strict):
     variant_id: UUIDStr | None = None
     fields: list[VariantField] | None = Field(None, min_length=1, max_length=4)
     instructions: str | None = Field(None, max_length=1000)
-    variants: int | None = Field(None, ge=1, le=5)
+    variants: int | None = Field(None, ge=1, le=MAX_VARIANTS)
 
     @model_validator(mode="after")
     def _mode_rules(self) -> RegenerateRequest:
@@ -245,18 +248,22 @@ class AssetPatchRequest(_Strict):
         return self
 
 
+# The rule a token's ``sub`` follows: an id no token can carry could never be served.
+UserId = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]
+
+
 class AdminSubscriptionRequest(_Strict):
-    user_id: str = Field(min_length=1, max_length=128)
-    plan: Literal["basic", "standard", "pro"] | None
+    user_id: UserId
+    plan: PlanName | None
 
 
 class AdminBoostRequest(_Strict):
-    user_id: str = Field(min_length=1, max_length=128)
-    days: int = Field(30, ge=1, le=366)
+    user_id: UserId
+    days: int = Field(BOOST_DAYS, ge=1, le=366)
 
 
 class CheckoutRequest(_Strict):
-    product: Literal["basic", "standard", "pro", "pro_boost"]
+    product: Product
 
 
 # ---- query strings (here, not in the handlers, so the route table and OpenAPI see them) --

@@ -14,6 +14,7 @@ from typing import Final
 __all__ = [
     "BOOST_DAYS",
     "BOOST_PRICE_CENTS",
+    "MAX_VARIANTS",
     "PLANS",
     "PROVIDER_CONCURRENCY",
     "UNLIMITED",
@@ -70,6 +71,9 @@ PLANS: Final[dict[PlanName, Plan]] = {
     PlanName.STANDARD: Plan(PlanName.STANDARD, 1995, 300, 3, True, 2, 40, 30, 10),
     PlanName.PRO: Plan(PlanName.PRO, 3995, 900, 5, True, 5, 120, UNLIMITED, 5),
 }
+
+MAX_VARIANTS: Final = max(p.max_variants for p in PLANS.values())
+"""The most variants any plan allows: the API's bound on ``variants`` (SPEC §4, 1..5)."""
 
 BOOST_PRICE_CENTS: Final = 1995
 BOOST_DAYS: Final = 30

@@ -318,7 +318,7 @@ def test_non_json_media_type_is_415(api: Callable[..., Api], content_type: str |
         "string_for_int",
         "float_for_int",
         "string_duration",
-    ],  # fmt: skip
+    ],
 )
 def test_invalid_fields_are_422_with_field_locations(
     api: Callable[..., Api], body: dict[str, Any], loc: list[str]

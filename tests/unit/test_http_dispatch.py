@@ -13,7 +13,9 @@ import flask
 import pytest
 
 from shared.api import models as m
+from shared.api.auth import is_valid_subject
 from shared.api.http import ApiRequest, dispatch
+from shared.billing.plans import BOOST_DAYS, PLANS, PlanName
 from shared.bootstrap import Container, set_container
 from shared.config import load_settings, reset_settings_cache
 from shared.errors import ValidationFailed
@@ -164,3 +166,32 @@ def test_strict_json_still_reads_enums_and_defaults() -> None:
     assert parsed.platform == m.Platform.TIKTOK
     assert parsed.variants == 2
     assert parsed.duration_seconds == 30
+
+
+@pytest.mark.parametrize("model", [m.AdminSubscriptionRequest, m.AdminBoostRequest])
+@pytest.mark.parametrize("user_id", ["a b", "a\n", "\tx", "a\x00b", "a\x7f", "x" * 129, ""])
+def test_admin_user_ids_follow_the_token_subject_rule(
+    model: type[m.BaseModel], user_id: str
+) -> None:
+    assert not is_valid_subject(user_id)
+    with pytest.raises(ValidationFailed) as err:
+        _request({"user_id": user_id, "plan": "pro"} if "plan" in model.model_fields
+                 else {"user_id": user_id}).parse(model)  # fmt: skip
+    if "\x00" not in user_id:  # NUL is refused body-wide, before any field is looked at
+        assert ["user_id"] in [f["loc"][:1] for f in err.value.details["fields"]]
+
+
+@pytest.mark.parametrize("user_id", ["auth0|abc", "google-oauth2|1234", "Xy7Qz0aBcD", "x" * 128])
+def test_admin_accepts_every_subject_a_token_may_carry(user_id: str) -> None:
+    assert is_valid_subject(user_id)
+    body = _request({"user_id": user_id, "plan": "pro"}).parse(m.AdminSubscriptionRequest)
+    assert (body.user_id, body.plan) == (user_id, PlanName.PRO)
+    boost = _request({"user_id": user_id}).parse(m.AdminBoostRequest)
+    assert boost.days == BOOST_DAYS
+
+
+def test_plan_bounds_in_the_models_come_from_the_plan_table() -> None:
+    create = m.CreateRequest.model_json_schema()["properties"]["variants"]
+    assert create["maximum"] == max(p.max_variants for p in PLANS.values())
+    plan = m.AdminSubscriptionRequest.model_json_schema()
+    assert sorted(plan["$defs"]["PlanName"]["enum"]) == sorted(PlanName)

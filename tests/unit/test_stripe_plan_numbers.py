@@ -8,8 +8,12 @@ them). To be meaningful without being flaky:
   literal outside docstrings is a copy of the table;
 - a monthly generation limit (60, 300, 900) is an everyday number (seconds, TTLs), so it
   counts only where it is bound to a plan-ish name (``generations``, ``quota``,
-  ``monthly``, ``per_month``, ``plan``) — as an assignment, keyword, dict key or
-  comparison — or when all of them appear together in one module.
+  ``monthly``, ``per_month``, ``plan``) — as an assignment, keyword, dict key,
+  comparison or parameter default — or when all of them appear together in one module;
+- likewise a variant cap above one (3, 5) bound to a ``variant`` name (``variants:
+  int = Field(1, le=5)``) and the boost length (30) bound to a ``days``/``boost`` name;
+- the plan names spelled out together (``Literal["basic", "standard", "pro"]``, a
+  tuple or list of them) are a copy of the plan list.
 
 The detector is tested on snippets below, so an always-green scan cannot hide.
 """
@@ -22,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.billing.plans import BOOST_PRICE_CENTS, PLANS
+from shared.billing.plans import BOOST_DAYS, BOOST_PRICE_CENTS, PLANS, PlanName
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANS_FILE = ROOT / "shared" / "billing" / "plans.py"
@@ -34,6 +38,17 @@ PRICE_TEXT = re.compile(
 )
 MONTHLY_LIMITS = frozenset(p.generations_per_month for p in PLANS.values())
 PLANISH = re.compile(r"generation|quota|monthly|per_month|plan", re.IGNORECASE)
+# (names a number is bound to, the plan numbers that may not be bound to them, what it is)
+BOUND_RULES: tuple[tuple[re.Pattern[str], frozenset[int], str], ...] = (
+    (PLANISH, MONTHLY_LIMITS, "monthly limit"),
+    (
+        re.compile(r"variant", re.IGNORECASE),
+        frozenset(p.max_variants for p in PLANS.values() if p.max_variants > 1),
+        "variant cap",
+    ),
+    (re.compile(r"(^|_)days?($|_)|boost", re.IGNORECASE), frozenset({BOOST_DAYS}), "boost length"),
+)
+PLAN_NAMES = frozenset(p.value for p in PlanName)
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -86,26 +101,53 @@ def plan_number_violations(source: str, filename: str = "<snippet>") -> list[str
         elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             names = " ".join(_name(t) for t in targets)
-            if PLANISH.search(names) and _contains_limit(node.value):
-                flag(node, f"monthly limit bound to {names!r}")
+            for why in _bound(names, node.value):
+                flag(node, f"{why} bound to {names!r}")
         elif isinstance(node, ast.keyword):
-            if node.arg and PLANISH.search(node.arg) and _is_limit(node.value):
-                flag(node.value, f"monthly limit passed as {node.arg}=")
+            for why in _bound(node.arg or "", node.value, deep=False):
+                flag(node.value, f"{why} passed as {node.arg}=")
+        elif isinstance(node, ast.arguments):
+            positional = [*node.posonlyargs, *node.args]
+            pairs = [
+                *zip(
+                    positional[len(positional) - len(node.defaults) :], node.defaults, strict=True
+                ),
+                *((a, d) for a, d in zip(node.kwonlyargs, node.kw_defaults, strict=True) if d),
+            ]
+            for arg, default in pairs:
+                for why in _bound(arg.arg, default, deep=False):
+                    flag(default, f"{why} as the default of {arg.arg}")
         elif isinstance(node, ast.Dict):
             for key, value in zip(node.keys, node.values, strict=True):
-                if PLANISH.search(_name(key)) and _is_limit(value):
-                    flag(value, f"monthly limit under key {_name(key)!r}")
+                for why in _bound(_name(key), value, deep=False):
+                    flag(value, f"{why} under key {_name(key)!r}")
         elif isinstance(node, ast.Compare):
             operands = [node.left, *node.comparators]
-            if any(PLANISH.search(_name(o)) for o in operands) and any(map(_is_limit, operands)):
-                flag(node, "monthly limit compared with a plan value")
+            names = " ".join(_name(o) for o in operands)
+            if any(_bound(names, o, deep=False) for o in operands):
+                flag(node, "plan number compared with a plan value")
+        elif isinstance(node, ast.Tuple | ast.List | ast.Set):
+            spelled = {
+                e.value
+                for e in node.elts
+                if isinstance(e, ast.Constant) and isinstance(e.value, str)
+            }
+            if spelled >= PLAN_NAMES:
+                flag(node, f"the plan names spelled out: {sorted(spelled)}")
     if limits_seen == MONTHLY_LIMITS:
         found.append(f"{filename}: every monthly limit {sorted(MONTHLY_LIMITS)} appears")
     return found
 
 
-def _contains_limit(node: ast.AST | None) -> bool:
-    return node is not None and any(_is_limit(n) for n in ast.walk(node))
+def _bound(names: str, node: ast.AST | None, *, deep: bool = True) -> list[str]:
+    """What plan number ``node`` (or, when ``deep``, anything inside it) binds to ``names``."""
+    if node is None or not names:
+        return []
+    nodes = list(ast.walk(node)) if deep else [node]
+    values = {n.value for n in nodes if isinstance(n, ast.Constant) and type(n.value) is int}
+    return [
+        why for pattern, numbers, why in BOUND_RULES if pattern.search(names) and values & numbers
+    ]
 
 
 def _code_files() -> list[Path]:
@@ -143,6 +185,14 @@ def test_the_plan_table_itself_would_be_flagged() -> None:
         "if monthly_used >= 900:\n    pass",
         "MONTHLY = {PlanName.BASIC: 60}",
         "caps = (60, 300, 900)",
+        "def grant(user, monthly_quota=300): ...",
+        "variants: int = Field(1, ge=1, le=5)",
+        "max_variants = 3",
+        "days: int = Field(30, ge=1, le=366)",
+        "expires = now + timedelta(days=30)",
+        "def extend_boost(expires, now, days=30): ...",
+        "plan: Literal['basic', 'standard', 'pro'] | None",
+        "PAID = ('pro', 'standard', 'basic', 'pro_boost')",
     ],
 )
 def test_detector_flags_copies_of_the_table(snippet: str) -> None:
@@ -159,6 +209,12 @@ def test_detector_flags_copies_of_the_table(snippet: str) -> None:
         "plan = get_plan(name)\nlimit = plan.generations_per_month",
         "version = '19.950'",
         "timeout(seconds=60)",
+        "duration_seconds: int = Field(30, ge=5, le=180)",
+        "variants: int = Field(1, ge=1, le=MAX_VARIANTS)",
+        "days: int = Field(BOOST_DAYS, ge=1, le=366)",
+        "retention_s = 30",
+        "if plan == 'pro':\n    pass",
+        "fields = ('hook', 'script', 'caption', 'hashtags')",
     ],
 )
 def test_detector_ignores_everyday_numbers(snippet: str) -> None:
