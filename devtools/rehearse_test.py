@@ -3,7 +3,7 @@ prove nothing it started is left running.
 
 1. starts ``python -m devtools.rehearse`` (what ``make rehearse`` runs) in its own process
    group and waits for its READY line;
-2. runs ``scripts.smoke`` against the gateway (what ``make smoke BASE_URL=… TOKEN=…`` runs);
+2. runs ``scripts.smoke`` against the gateway (what ``SMOKE_TOKEN=… make smoke BASE_URL=…`` runs);
 3. runs the e2e tests marked ``rehearsal`` through the base-URL switch
    (``E2E_REHEARSAL``): the journey, the smoke tests and the browser journey;
 4. sends SIGINT to the rehearsal's process group, as a terminal's Ctrl-C does, and checks

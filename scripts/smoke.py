@@ -1,8 +1,11 @@
-"""``make smoke BASE_URL=… TOKEN=…``: create → poll → save against any deployment.
+"""``make smoke BASE_URL=…``: create → poll → save against any deployment.
 
-The token must belong to a user with an active plan (``python -m shared.api.devtoken``
-for a local server; a real ID token for a deployed one). Exits 0 only when every step
-answers as the contract says.
+The bearer token comes from ``SMOKE_TOKEN`` in the environment or from a file
+(``--token-file``, ``make smoke TOKEN_FILE=…``), never from the command line: a command
+line is echoed by make into consoles and CI logs and is visible in ``ps``. Nothing here
+prints it. The token must belong to a user with an active plan (``python -m
+shared.api.devtoken`` for a local server; a real ID token for a deployed one). Exits 0
+only when every step answers as the contract says.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 
 import httpx
 
@@ -51,15 +55,34 @@ def run(base_url: str, token: str, timeout_s: float = 120.0) -> list[str]:
         return []
 
 
+USAGE = (
+    "usage: SMOKE_TOKEN=<bearer token> make smoke BASE_URL=https://…\n"
+    "   or: make smoke BASE_URL=https://… TOKEN_FILE=<file holding the token>"
+)
+
+
+def read_token(token_file: str | None, env: Mapping[str, str]) -> str:
+    """The bearer token from ``token_file`` when given, else ``SMOKE_TOKEN``; "" if none."""
+    if token_file:
+        with open(token_file, encoding="utf-8") as f:
+            return f.read().strip()
+    return env.get("SMOKE_TOKEN", "").strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--base-url", default=os.environ.get("BASE_URL", ""))
-    parser.add_argument("--token", default=os.environ.get("TOKEN", ""))
+    parser.add_argument("--token-file", help="a file holding the bearer token (else SMOKE_TOKEN)")
     args = parser.parse_args(argv)
-    if not args.base_url or not args.token:
-        print("usage: make smoke BASE_URL=https://… TOKEN=<bearer token>", file=sys.stderr)
+    try:
+        token = read_token(args.token_file, os.environ)
+    except OSError as exc:
+        print(f"smoke: cannot read --token-file: {exc.strerror}", file=sys.stderr)
         return 2
-    failures = run(args.base_url, args.token)
+    if not args.base_url or not token:
+        print(USAGE, file=sys.stderr)
+        return 2
+    failures = run(args.base_url, token)
     for failure in failures:
         print(f"SMOKE FAILED: {failure}", file=sys.stderr)
     return 1 if failures else 0
