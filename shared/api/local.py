@@ -8,10 +8,13 @@ the production request handling. The local queue delivers jobs back to this serv
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import FrameType
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -21,7 +24,7 @@ from shared.bootstrap import Container, set_container
 from shared.config import Settings
 from shared.db.migrate import migrate
 
-__all__ = ["LocalServer", "build_app", "prepare_container"]
+__all__ = ["LocalServer", "build_app", "prepare_container", "shut_down", "stop_on_signals"]
 
 _log = logging.getLogger("reel.local")
 
@@ -74,15 +77,61 @@ class LocalServer:
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._serving = False
 
     def start(self) -> LocalServer:
+        self._serving = True
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=10)
+        # shutdown() waits for a serve loop to end: it would wait forever for one that
+        # never began (stopped during start-up).
+        if self._serving:
+            self._server.shutdown()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
         self._server.server_close()
 
     def serve_forever(self) -> None:
+        self._serving = True
         self._server.serve_forever()
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Turn SIGTERM (and SIGHUP) into ``KeyboardInterrupt``, as Ctrl-C already is, so a
+    ``finally`` that stops the embedded servers runs however the process is told to stop."""
+
+    def interrupt(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def shut_down(container: Container | None, server: LocalServer | None) -> None:
+    """Stop the server, the container's threads and pools, then the embedded servers.
+
+    A second Ctrl-C or SIGTERM during this would leave processes behind, so both are
+    ignored until it is done.
+    """
+    from shared.devservers import stop_embedded
+
+    ignored = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if server is not None:
+            with contextlib.suppress(Exception):
+                server.stop()
+        if container is not None:
+            with contextlib.suppress(Exception):
+                container.close()
+            set_container(None)
+        stop_embedded()
+    finally:
+        for sig, handler in ignored.items():
+            signal.signal(sig, handler)
