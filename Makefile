@@ -5,8 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
 
-.PHONY: install test lint lint-terraform typecheck pytest coverage-gate dev demo bench migrate openapi smoke fmt clean \
-	rehearse rehearse-test
+.PHONY: install test lint lint-terraform lint-openapi typecheck pytest coverage-gate dev demo bench migrate \
+	openapi smoke fmt clean rehearse rehearse-test
 
 ## install: the venv from the locked tree (every package pinned and hash-checked; make lock)
 install: $(STAMP)
@@ -19,9 +19,19 @@ $(STAMP): requirements.lock requirements-dev.lock
 ## test: lint + typecheck + the whole pytest suite with coverage gates
 test: install lint typecheck pytest coverage-gate
 
-lint: install lint-terraform lint-workflows
+lint: install lint-terraform lint-workflows lint-openapi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+## lint-openapi: Redocly CLI (pinned in package.json / package-lock.json, installed by
+## npm ci into the git-ignored node_modules/) over openapi.json; redocly.yaml has the rules.
+NODE_STAMP := node_modules/.package-lock.json
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+lint-openapi: $(NODE_STAMP)
+	node_modules/.bin/redocly lint openapi.json
 
 fmt: install
 	$(BIN)/ruff format .
@@ -68,7 +78,7 @@ rehearse-test: install
 	$(BIN)/python -m devtools.rehearse_test
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build .pytest_cache .mypy_cache .ruff_cache .coverage .local
+	rm -rf $(VENV) $(CHECKOV_VENV) build node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .local
 
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed

@@ -3,13 +3,19 @@
 Request models forbid unknown fields and bound every string; their validation errors
 become 422 ``VALIDATION_FAILED`` with ``details.fields``. Response models exist for the
 OpenAPI document and are what handlers serialise.
+
+The JSON Schema of a request model is the OpenAPI document's, so it must say exactly
+what validation enforces (a generated client then refuses what the server would):
+free text carries its "no NUL" pattern, and the rules across fields that a field type
+cannot carry (one of two shapes, "at least one field", "not null once given") are
+added to the schema next to the validator that enforces them.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -60,6 +66,10 @@ __all__ = [
 
 HASHTAG_PATTERN = r"^#?[A-Za-z0-9_]{1,100}$"
 TAG_PATTERN = r"^[a-z0-9_-]{1,40}$"
+NO_NUL_PATTERN: Final = r"^[^\x00]*$"
+# Not blank: some character that ``str.strip()`` keeps (Python's whitespace is Unicode
+# White_Space plus the \x1c-\x1f separators, which JSON Schema's \s does not cover).
+NOT_BLANK_PATTERN: Final = r"^[^\x00]*[^\s\x00\x1c-\x1f][^\x00]*$"
 
 
 class VariantField(StrEnum):
@@ -75,7 +85,7 @@ def _no_nul(value: str) -> str:
     return value
 
 
-Text = Annotated[str, StringConstraints(strip_whitespace=False)]
+Text = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)]
 Hashtag = Annotated[str, StringConstraints(pattern=HASHTAG_PATTERN)]
 UUIDStr = Annotated[
     str,
@@ -85,13 +95,18 @@ UUIDStr = Annotated[
 ]
 
 
+# In a one-of branch: the property is given and not null (its type comes from the model).
+_PRESENT: Final[dict[str, Any]] = {"not": {"type": "null"}}
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
     @model_validator(mode="before")
     @classmethod
-    def _reject_nul(cls, data: Any) -> Any:
+    def _integers_and_nul(cls, data: Any) -> Any:
         if isinstance(data, dict):
+            data = cls._integral_floats(data)
             for key, value in data.items():
                 if isinstance(value, str):
                     _no_nul(value)
@@ -103,15 +118,29 @@ class _Strict(BaseModel):
                     _no_nul(key)
         return data
 
+    @classmethod
+    def _integral_floats(cls, data: dict[Any, Any]) -> dict[Any, Any]:
+        # JSON has one number type and JSON Schema's "integer" includes 2.0, so the
+        # document allows it: an integer field takes a float with no fraction. Strict
+        # mode still refuses true and "2".
+        out = dict(data)
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(name, str) else None
+            if field is None or type(value) is not float or not value.is_integer():
+                continue
+            if field.annotation is int or int in get_args(field.annotation):
+                out[name] = int(value)
+        return out
+
 
 class CreateRequest(_Strict):
-    brief: str = Field(min_length=1, max_length=2000)
+    brief: str = Field(min_length=1, max_length=2000, pattern=NOT_BLANK_PATTERN)
     platform: Platform
     variants: int = Field(1, ge=1, le=MAX_VARIANTS)
-    title: str | None = Field(None, max_length=200)
-    tone: str | None = Field(None, max_length=64)
+    title: Text | None = Field(None, max_length=200)
+    tone: Text | None = Field(None, max_length=64)
     duration_seconds: int = Field(30, ge=5, le=180)
-    language: str = Field("en", min_length=1, max_length=16)
+    language: Text = Field("en", min_length=1, max_length=16)
 
     @field_validator("brief")
     @classmethod
@@ -125,9 +154,36 @@ class RegenerateRequest(_Strict):
     draft_id: UUIDStr
     mode: Literal["targeted", "full"]
     variant_id: UUIDStr | None = None
-    fields: list[VariantField] | None = Field(None, min_length=1, max_length=4)
-    instructions: str | None = Field(None, max_length=1000)
+    fields: list[VariantField] | None = Field(
+        None, min_length=1, max_length=4, json_schema_extra={"uniqueItems": True}
+    )
+    instructions: Text | None = Field(None, max_length=1000)
     variants: int | None = Field(None, ge=1, le=MAX_VARIANTS)
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "title": "targeted",
+                    "properties": {
+                        "mode": {"const": "targeted"},
+                        "variant_id": _PRESENT,
+                        "variants": {"type": "null"},
+                    },
+                    "required": ["mode", "variant_id"],
+                },
+                {
+                    "title": "full",
+                    "properties": {
+                        "mode": {"const": "full"},
+                        "variant_id": {"type": "null"},
+                        "fields": {"type": "null"},
+                    },
+                    "required": ["mode"],
+                },
+            ]
+        }
+    )
 
     @model_validator(mode="after")
     def _mode_rules(self) -> RegenerateRequest:
@@ -143,29 +199,44 @@ class RegenerateRequest(_Strict):
         return self
 
 
+_NOT_NULL_ONCE_GIVEN: Final = ("brief", "platform", "duration_seconds", "language")
+
+
+def _patch_schema(schema: dict[str, Any]) -> None:
+    """Absent or a value: ``null`` is refused for the fields a draft cannot lack."""
+    schema["minProperties"] = 1
+    for name in _NOT_NULL_ONCE_GIVEN:
+        prop = schema["properties"][name]
+        [value] = [b for b in prop.pop("anyOf") if b.get("type") != "null"]
+        prop.pop("default", None)
+        prop.update(value)
+
+
 class DraftPatchRequest(_Strict):
-    title: str | None = Field(None, max_length=200)
-    brief: str | None = Field(None, min_length=1, max_length=2000)
-    tone: str | None = Field(None, max_length=64)
+    title: Text | None = Field(None, max_length=200)
+    brief: Text | None = Field(None, min_length=1, max_length=2000)
+    tone: Text | None = Field(None, max_length=64)
     platform: Platform | None = None
     duration_seconds: int | None = Field(None, ge=5, le=180)
-    language: str | None = Field(None, min_length=1, max_length=16)
+    language: Text | None = Field(None, min_length=1, max_length=16)
     selected_variant_id: UUIDStr | None = None
+
+    model_config = ConfigDict(json_schema_extra=_patch_schema)
 
     @model_validator(mode="after")
     def _not_empty(self) -> DraftPatchRequest:
         if not self.model_fields_set:
             raise ValueError("at least one field is required")
-        for required in ("brief", "platform", "duration_seconds", "language"):
+        for required in _NOT_NULL_ONCE_GIVEN:
             if required in self.model_fields_set and getattr(self, required) is None:
                 raise ValueError(f"{required} cannot be null")
         return self
 
 
 class AssetContent(_Strict):
-    hook: str = Field(max_length=300)
-    script: str = Field(max_length=5000)
-    caption: str = Field(max_length=2200)
+    hook: Text = Field(max_length=300)
+    script: Text = Field(max_length=5000)
+    caption: Text = Field(max_length=2200)
     hashtags: list[Hashtag] = Field(default_factory=list, max_length=30)
 
 
@@ -180,11 +251,39 @@ class CreateAssetRequest(_Strict):
     variant_id: UUIDStr | None = None
     raw: AssetContent | None = None
     platform: Platform | None = None
-    title: str | None = Field(None, min_length=1, max_length=200)
+    title: Text | None = Field(None, min_length=1, max_length=200)
     tags: list[Annotated[str, StringConstraints(pattern=TAG_PATTERN)]] = Field(
         default_factory=list, max_length=20
     )
     status: AssetStatus = AssetStatus.READY
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "title": "a saved variant",
+                    "properties": {
+                        "draft_id": _PRESENT,
+                        "variant_id": _PRESENT,
+                        "raw": {"type": "null"},
+                        "platform": {"type": "null"},
+                    },
+                    "required": ["draft_id", "variant_id"],
+                },
+                {
+                    "title": "raw content",
+                    "properties": {
+                        "raw": _PRESENT,
+                        "platform": _PRESENT,
+                        "title": _PRESENT,
+                        "draft_id": {"type": "null"},
+                        "variant_id": {"type": "null"},
+                    },
+                    "required": ["raw", "platform", "title"],
+                },
+            ]
+        }
+    )
 
     _lower_tags = field_validator("tags", mode="before")(_normalise_tags)
 

@@ -66,19 +66,20 @@ def _error_statuses(route: Any) -> list[str]:
 
 
 def _models() -> list[type[BaseModel]]:
+    # Query models are not components: each becomes its route's query parameters.
     found: dict[str, type[BaseModel]] = {"ErrorResponse": ErrorResponse}
     for r in ROUTES:
-        for m in (r.request_model, r.response_model, r.query_model):
+        for m in (r.request_model, r.response_model):
             if m is not None:
                 found[m.__name__] = m
     return list(found.values())
 
 
-def _query_params(route: Any, defs: dict[str, Any]) -> list[dict[str, Any]]:
+def _query_params(route: Any) -> list[dict[str, Any]]:
     """One ``in: query`` parameter per field of the route's query model."""
     if route.query_model is None:
         return []
-    model = defs[route.query_model.__name__]
+    model = route.query_model.model_json_schema(ref_template=_REF)
     required = set(model.get("required", []))
     return [
         {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
@@ -95,7 +96,7 @@ def _not_null(prop: dict[str, Any]) -> dict[str, Any]:
     return {**rest, **branches[0]}
 
 
-def _operation(route: Any, schemas: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+def _operation(route: Any, schemas: dict[str, Any]) -> dict[str, Any]:
     op: dict[str, Any] = {
         "operationId": route.handler.rsplit(":", 1)[1],
         "summary": route.summary,
@@ -106,7 +107,7 @@ def _operation(route: Any, schemas: dict[str, Any], defs: dict[str, Any]) -> dic
         {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
         for n in re.findall(r"\{(\w+)\}", route.pattern)
     ]
-    params += _query_params(route, defs)
+    params += _query_params(route)
     if route.idempotent:
         params.append(
             {"name": "Idempotency-Key", "in": "header", "required": False,
@@ -145,11 +146,18 @@ def build_openapi() -> dict[str, Any]:
     schemas = {model.__name__: schema for (model, _), schema in refs.items()}
     paths: dict[str, dict[str, Any]] = {}
     for route in ROUTES:
-        op = _operation(route, schemas, defs.get("$defs", {}))
+        op = _operation(route, schemas)
         paths.setdefault(route.pattern, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Reel Content API", "version": "1.0.0"},
+        "info": {
+            "title": "Reel Content API",
+            "version": "1.0.0",
+            "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
+        },
+        # Relative: the document is served by the API itself (API Gateway in production,
+        # make dev locally), so its own origin is the server.
+        "servers": [{"url": "/", "description": "The origin serving this document"}],
         "paths": paths,
         "components": {
             "schemas": defs.get("$defs", {}),

@@ -304,7 +304,7 @@ def test_non_json_media_type_is_415(api: Callable[..., Api], content_type: str |
         ({**CREATE, "duration_seconds": 4}, ["duration_seconds"]),
         ({**CREATE, "variants": True}, ["variants"]),
         ({**CREATE, "variants": "2"}, ["variants"]),
-        ({**CREATE, "variants": 1.0}, ["variants"]),
+        ({**CREATE, "variants": 1.5}, ["variants"]),
         ({**CREATE, "duration_seconds": "30"}, ["duration_seconds"]),
     ],
     ids=[

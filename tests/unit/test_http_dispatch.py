@@ -144,7 +144,7 @@ DRAFT = "0b9c6c1e-4a55-4c5e-9a43-8c7a3d3c0a11"
     [
         (m.CreateRequest, {"brief": "b", "platform": "tiktok", "variants": True}, "variants"),
         (m.CreateRequest, {"brief": "b", "platform": "tiktok", "variants": "2"}, "variants"),
-        (m.CreateRequest, {"brief": "b", "platform": "tiktok", "duration_seconds": 30.0},
+        (m.CreateRequest, {"brief": "b", "platform": "tiktok", "duration_seconds": 30.5},
          "duration_seconds"),
         (m.CreateRequest, {"brief": 7, "platform": "tiktok"}, "brief"),
         (m.RegenerateRequest, {"draft_id": DRAFT, "mode": "full", "variants": "2"}, "variants"),
@@ -166,6 +166,13 @@ def test_strict_json_still_reads_enums_and_defaults() -> None:
     assert parsed.platform == m.Platform.TIKTOK
     assert parsed.variants == 2
     assert parsed.duration_seconds == 30
+
+
+def test_an_integral_float_is_an_integer_as_json_schema_says() -> None:
+    body = {"brief": "b", "platform": "tiktok", "variants": 2.0, "duration_seconds": 30.0}
+    parsed = _request(body).parse(m.CreateRequest)
+    assert (parsed.variants, parsed.duration_seconds) == (2, 30)
+    assert type(parsed.variants) is int
 
 
 @pytest.mark.parametrize("model", [m.AdminSubscriptionRequest, m.AdminBoostRequest])
