@@ -4,6 +4,10 @@ import flask
 import functions_framework
 
 from shared.api.http import dispatch
+from shared.bootstrap import check_startup
+
+# A bad setting stops this instance at cold start, naming the variable (connects nothing).
+check_startup()
 
 
 @functions_framework.http

@@ -13,6 +13,7 @@ added to the schema next to the validator that enforces them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, get_args
@@ -199,17 +200,28 @@ class RegenerateRequest(_Strict):
         return self
 
 
-_NOT_NULL_ONCE_GIVEN: Final = ("brief", "platform", "duration_seconds", "language")
+def _patch_schema(not_null: tuple[str, ...]) -> Callable[[dict[str, Any]], None]:
+    """The document's side of a PATCH model's rules: at least one field, and ``null``
+    refused (absent or a value) for ``not_null`` — as ``_no_nulls`` enforces."""
+
+    def patch(schema: dict[str, Any]) -> None:
+        schema["minProperties"] = 1
+        for name in not_null:
+            prop = schema["properties"][name]
+            [value] = [b for b in prop.pop("anyOf") if b.get("type") != "null"]
+            prop.pop("default", None)
+            prop.update(value)
+
+    return patch
 
 
-def _patch_schema(schema: dict[str, Any]) -> None:
-    """Absent or a value: ``null`` is refused for the fields a draft cannot lack."""
-    schema["minProperties"] = 1
-    for name in _NOT_NULL_ONCE_GIVEN:
-        prop = schema["properties"][name]
-        [value] = [b for b in prop.pop("anyOf") if b.get("type") != "null"]
-        prop.pop("default", None)
-        prop.update(value)
+def _no_nulls(model: BaseModel, names: tuple[str, ...]) -> None:
+    for name in names:
+        if name in model.model_fields_set and getattr(model, name) is None:
+            raise ValueError(f"{name} cannot be null")
+
+
+_DRAFT_NOT_NULL: Final = ("brief", "platform", "duration_seconds", "language")
 
 
 class DraftPatchRequest(_Strict):
@@ -221,15 +233,13 @@ class DraftPatchRequest(_Strict):
     language: Text | None = Field(None, min_length=1, max_length=16)
     selected_variant_id: UUIDStr | None = None
 
-    model_config = ConfigDict(json_schema_extra=_patch_schema)
+    model_config = ConfigDict(json_schema_extra=_patch_schema(_DRAFT_NOT_NULL))
 
     @model_validator(mode="after")
     def _not_empty(self) -> DraftPatchRequest:
         if not self.model_fields_set:
             raise ValueError("at least one field is required")
-        for required in _NOT_NULL_ONCE_GIVEN:
-            if required in self.model_fields_set and getattr(self, required) is None:
-                raise ValueError(f"{required} cannot be null")
+        _no_nulls(self, _DRAFT_NOT_NULL)
         return self
 
 
@@ -305,37 +315,39 @@ class CreateAssetRequest(_Strict):
         return self
 
 
-def _no_nulls(model: BaseModel, names: tuple[str, ...]) -> None:
-    for name in names:
-        if name in model.model_fields_set and getattr(model, name) is None:
-            raise ValueError(f"{name} cannot be null")
+_CONTENT_NOT_NULL: Final = ("hook", "script", "caption", "hashtags")
+_ASSET_NOT_NULL: Final = ("title", "tags", "status", "content")
 
 
 class AssetContentPatch(_Strict):
     """Any of the content fields, each validated as when saving (SPEC §4)."""
 
-    hook: str | None = Field(None, max_length=300)
-    script: str | None = Field(None, max_length=5000)
-    caption: str | None = Field(None, max_length=2200)
+    hook: Text | None = Field(None, max_length=300)
+    script: Text | None = Field(None, max_length=5000)
+    caption: Text | None = Field(None, max_length=2200)
     hashtags: list[Hashtag] | None = Field(None, max_length=30)
+
+    model_config = ConfigDict(json_schema_extra=_patch_schema(_CONTENT_NOT_NULL))
 
     @model_validator(mode="after")
     def _not_null(self) -> AssetContentPatch:
         if not self.model_fields_set:
             raise ValueError("at least one content field is required")
-        _no_nulls(self, ("hook", "script", "caption", "hashtags"))
+        _no_nulls(self, _CONTENT_NOT_NULL)
         return self
 
 
 class AssetPatchRequest(_Strict):
     """PATCH /v1/library/assets/{id} (SPEC §9)."""
 
-    title: str | None = Field(None, min_length=1, max_length=200)
+    title: Text | None = Field(None, min_length=1, max_length=200)
     tags: list[Annotated[str, StringConstraints(pattern=TAG_PATTERN)]] | None = Field(
         None, max_length=20
     )
     status: AssetStatus | None = None
     content: AssetContentPatch | None = None
+
+    model_config = ConfigDict(json_schema_extra=_patch_schema(_ASSET_NOT_NULL))
 
     _lower_tags = field_validator("tags", mode="before")(_normalise_tags)
 
@@ -343,7 +355,7 @@ class AssetPatchRequest(_Strict):
     def _not_empty(self) -> AssetPatchRequest:
         if not self.model_fields_set:
             raise ValueError("at least one field is required")
-        _no_nulls(self, ("title", "tags", "status", "content"))
+        _no_nulls(self, _ASSET_NOT_NULL)
         return self
 
 

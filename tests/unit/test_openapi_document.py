@@ -47,12 +47,17 @@ def test_what_redocly_flagged_is_fixed() -> None:
     assert unused == []
 
 
+NESTED = {m.CreateAssetRequest: "AssetContent", m.AssetPatchRequest: "AssetContentPatch"}
+
+
 @pytest.mark.parametrize(
-    "model", [m.CreateRequest, m.RegenerateRequest, m.DraftPatchRequest, m.CreateAssetRequest]
-)
+    "model",
+    [m.CreateRequest, m.RegenerateRequest, m.DraftPatchRequest, m.CreateAssetRequest,
+     m.AssetPatchRequest],
+)  # fmt: skip
 def test_every_request_string_refuses_nul_in_the_document(model: type[BaseModel]) -> None:
     schema = DOC["components"]["schemas"]
-    names = {model.__name__, *(["AssetContent"] if model is m.CreateAssetRequest else [])}
+    names = {model.__name__, *([NESTED[model]] if model in NESTED else [])}
     strings = [s for name in names for s in _strings(schema[name])]
     assert strings
     for s in strings:
@@ -93,6 +98,12 @@ CASES: list[tuple[type[BaseModel], dict[str, Any]]] = [
     (m.CreateAssetRequest, {"raw": RAW, "title": "t"}),
     (m.CreateAssetRequest, {"raw": {**RAW, "hook": "\x00"}, "platform": "tiktok", "title": "t"}),
     (m.CreateAssetRequest, {}),
+    (m.AssetPatchRequest, {}),
+    (m.AssetPatchRequest, {"title": None}),
+    (m.AssetPatchRequest, {"title": "t\x00"}),
+    (m.AssetPatchRequest, {"content": {}}),
+    (m.AssetPatchRequest, {"content": {"hook": None}}),
+    (m.AssetPatchRequest, {"content": {"hook": "h"}, "tags": ["a"]}),
 ]  # fmt: skip
 
 
