@@ -11,7 +11,9 @@ them). To be meaningful without being flaky:
   ``monthly``, ``per_month``, ``plan``) — as an assignment, keyword, dict key,
   comparison or parameter default — or when all of them appear together in one module;
 - likewise a variant cap above one (3, 5) bound to a ``variant`` name (``variants:
-  int = Field(1, le=5)``) and the boost length (30) bound to a ``days``/``boost`` name;
+  int = Field(1, le=5)``), and the boost length (30) bound to a ``days``/``boost`` name
+  inside something about boosts (``AdminBoostRequest.days``, ``extend_boost(days=30)``;
+  a 30-day restore window is not a boost);
 - the plan names spelled out together (``Literal["basic", "standard", "pro"]``, a
   tuple or list of them) are a copy of the plan list.
 
@@ -38,15 +40,23 @@ PRICE_TEXT = re.compile(
 )
 MONTHLY_LIMITS = frozenset(p.generations_per_month for p in PLANS.values())
 PLANISH = re.compile(r"generation|quota|monthly|per_month|plan", re.IGNORECASE)
-# (names a number is bound to, the plan numbers that may not be bound to them, what it is)
-BOUND_RULES: tuple[tuple[re.Pattern[str], frozenset[int], str], ...] = (
-    (PLANISH, MONTHLY_LIMITS, "monthly limit"),
+# (names a number is bound to, the plan numbers that may not be bound to them, what it
+# is, and what the names or their enclosing class/function must mention, if anything)
+BoundRule = tuple[re.Pattern[str], frozenset[int], str, re.Pattern[str] | None]
+BOUND_RULES: tuple[BoundRule, ...] = (
+    (PLANISH, MONTHLY_LIMITS, "monthly limit", None),
     (
         re.compile(r"variant", re.IGNORECASE),
         frozenset(p.max_variants for p in PLANS.values() if p.max_variants > 1),
         "variant cap",
+        None,
     ),
-    (re.compile(r"(^|_)days?($|_)|boost", re.IGNORECASE), frozenset({BOOST_DAYS}), "boost length"),
+    (
+        re.compile(r"(^|_)days?($|_)|boost", re.IGNORECASE),
+        frozenset({BOOST_DAYS}),
+        "boost length",
+        re.compile(r"boost", re.IGNORECASE),
+    ),
 )
 PLAN_NAMES = frozenset(p.value for p in PlanName)
 
@@ -85,6 +95,11 @@ def plan_number_violations(source: str, filename: str = "<snippet>") -> list[str
 
     def flag(node: ast.AST, why: str) -> None:
         found.append(f"{filename}:{getattr(node, 'lineno', 0)}: {why}")
+
+    scopes = _scopes(tree)
+
+    def _bound(names: str, node: ast.AST | None, *, deep: bool = True) -> list[str]:
+        return _bound_in(names, scopes.get(id(node), ""), node, deep=deep)
 
     limits_seen: set[int] = set()
     for node in ast.walk(tree):
@@ -139,14 +154,33 @@ def plan_number_violations(source: str, filename: str = "<snippet>") -> list[str
     return found
 
 
-def _bound(names: str, node: ast.AST | None, *, deep: bool = True) -> list[str]:
+def _scopes(tree: ast.AST) -> dict[int, str]:
+    """Node id -> the names of the classes and functions around it (its own included)."""
+    found: dict[int, str] = {}
+
+    def visit(node: ast.AST, scope: str) -> None:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            scope = f"{scope} {node.name}"
+        found[id(node)] = scope
+        for child in ast.iter_child_nodes(node):
+            visit(child, scope)
+
+    visit(tree, "")
+    return found
+
+
+def _bound_in(names: str, scope: str, node: ast.AST | None, *, deep: bool) -> list[str]:
     """What plan number ``node`` (or, when ``deep``, anything inside it) binds to ``names``."""
     if node is None or not names:
         return []
     nodes = list(ast.walk(node)) if deep else [node]
     values = {n.value for n in nodes if isinstance(n, ast.Constant) and type(n.value) is int}
     return [
-        why for pattern, numbers, why in BOUND_RULES if pattern.search(names) and values & numbers
+        why
+        for pattern, numbers, why, context in BOUND_RULES
+        if pattern.search(names)
+        and values & numbers
+        and (context is None or context.search(f"{names} {scope}"))
     ]
 
 
@@ -188,8 +222,9 @@ def test_the_plan_table_itself_would_be_flagged() -> None:
         "def grant(user, monthly_quota=300): ...",
         "variants: int = Field(1, ge=1, le=5)",
         "max_variants = 3",
-        "days: int = Field(30, ge=1, le=366)",
-        "expires = now + timedelta(days=30)",
+        "class AdminBoostRequest:\n    days: int = Field(30, ge=1, le=366)",
+        "def grant_boost(now):\n    return now + timedelta(days=30)",
+        "boost_days = 30",
         "def extend_boost(expires, now, days=30): ...",
         "plan: Literal['basic', 'standard', 'pro'] | None",
         "PAID = ('pro', 'standard', 'basic', 'pro_boost')",
@@ -212,6 +247,8 @@ def test_detector_flags_copies_of_the_table(snippet: str) -> None:
         "duration_seconds: int = Field(30, ge=5, le=180)",
         "variants: int = Field(1, ge=1, le=MAX_VARIANTS)",
         "days: int = Field(BOOST_DAYS, ge=1, le=366)",
+        "RESTORE_WINDOW = timedelta(days=30)",
+        "class Retention:\n    days: int = 30",
         "retention_s = 30",
         "if plan == 'pro':\n    pass",
         "fields = ('hook', 'script', 'caption', 'hashtags')",
