@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -27,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from shared.api.auth import SUBJECT_PATTERN
+from shared.api.auth import SUBJECT_PATTERN, is_valid_subject
 from shared.billing.plans import BOOST_DAYS, MAX_VARIANTS, PlanName
 from shared.billing.stripe_billing import Product
 from shared.db.models import AssetStatus, Platform
@@ -359,8 +360,14 @@ class AssetPatchRequest(_Strict):
         return self
 
 
+def _subject(value: str) -> str:
+    if not is_valid_subject(value):  # the pattern, plus printable (no format characters)
+        raise ValueError("must be a user id a token can carry (1-128 printable characters)")
+    return value
+
+
 # The rule a token's ``sub`` follows: an id no token can carry could never be served.
-UserId = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]
+UserId = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN), AfterValidator(_subject)]
 
 
 class AdminSubscriptionRequest(_Strict):

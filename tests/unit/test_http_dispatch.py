@@ -176,7 +176,9 @@ def test_an_integral_float_is_an_integer_as_json_schema_says() -> None:
 
 
 @pytest.mark.parametrize("model", [m.AdminSubscriptionRequest, m.AdminBoostRequest])
-@pytest.mark.parametrize("user_id", ["a b", "a\n", "\tx", "a\x00b", "a\x7f", "x" * 129, ""])
+@pytest.mark.parametrize(
+    "user_id", ["a b", "a\n", "\tx", "a\x00b", "a\x7f", "x" * 129, "", "a\u200bb"]
+)
 def test_admin_user_ids_follow_the_token_subject_rule(
     model: type[m.BaseModel], user_id: str
 ) -> None:
