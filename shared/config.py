@@ -322,8 +322,10 @@ def _check_consistency(s: Settings) -> None:
         raise ConfigError("MINIMAX_API_KEY: required when AI_PROVIDER=minimax")
     if Need.AUTH not in needs:
         return
-    if s.is_production and not (s.auth_jwks_url or "").startswith("https://"):
-        raise ConfigError("AUTH_JWKS_URL: an https:// URL is required in production")
+    if s.is_production and not is_safe_transport(s.auth_jwks_url or ""):
+        raise ConfigError(
+            "AUTH_JWKS_URL: an https:// (or loopback http://) URL is required in production"
+        )
     secret = s.effective_hs256_secret
     if secret is not None:
         from shared.api.auth import MIN_HS256_SECRET_BYTES

@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-import pytest
-
 from scripts import smoke
 from shared.api.local import LocalServer
 from tests.e2e.conftest import Api, RemoteServer
@@ -45,7 +43,7 @@ def test_smoke_cli_needs_url_and_token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("source", ["env", "file"])
 def test_smoke_cli_reads_the_token_and_never_prints_it(
-    server: LocalServer,
+    server: LocalServer | RemoteServer,
     api: Callable[..., Api],
     token: Callable[..., str],
     source: str,

@@ -229,6 +229,7 @@ def test_settings_that_cannot_work_together_are_refused(env: dict[str, str], var
 def test_production_needs_an_https_jwks_url() -> None:
     with pytest.raises(ConfigError, match="^AUTH_JWKS_URL:"):
         load_settings({**PROD_OK, "AUTH_JWKS_URL": "http://issuer/jwks"})
+    load_settings({**PROD_OK, "AUTH_JWKS_URL": "http://127.0.0.1:9999/jwks"})  # the rehearsal
 
 
 def test_check_configuration_fetches_no_secret() -> None:
