@@ -394,10 +394,10 @@ class AssetQuery(BaseModel):
 
     platform: Platform | None = None
     status: AssetStatus | None = None
-    tags: str | None = Field(None, max_length=20 * 41)
-    q: str | None = Field(None, max_length=200)
+    tags: Text | None = Field(None, max_length=20 * 41)
+    q: Text | None = Field(None, max_length=200)
     limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=1024)
+    cursor: Text | None = Field(None, max_length=1024)
     deleted: bool = Field(False, description="List deleted assets still restorable instead.")
 
     def tag_list(self) -> tuple[str, ...]:
@@ -412,9 +412,9 @@ class DraftQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     platform: Platform | None = None
-    q: str | None = Field(None, max_length=200)
+    q: Text | None = Field(None, max_length=200)
     limit: int = Field(20, ge=1, le=100)
-    cursor: str | None = Field(None, max_length=1024)
+    cursor: Text | None = Field(None, max_length=1024)
 
 
 class CostsQuery(BaseModel):
