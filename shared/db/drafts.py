@@ -23,6 +23,7 @@ from shared.db.models import (
     GenerationSummary,
     NewVariant,
     Platform,
+    RegenContext,
     Variant,
     VariantContent,
 )
@@ -333,6 +334,40 @@ class PgDrafts:
             **{name: _param(value) for name, value in changes.items()},
         )
         return _draft(rows[0])
+
+    def regen_context(
+        self, owner_id: str, draft_id: UUID, variant_id: UUID | None
+    ) -> RegenContext | None:
+        """What a regeneration checks before admission, in ONE statement: None when the
+        draft is missing, deleted or not ``owner_id``'s; else whether ``variant_id`` (if given)
+        belongs to it, whether a generation is queued or running, and
+        ``last_variant_count``."""
+        rows = self._s.run(
+            """
+            SELECT
+                CASE WHEN CAST(:v AS uuid) IS NULL THEN NULL ELSE EXISTS (
+                    SELECT 1 FROM variants WHERE id = CAST(:v AS uuid) AND draft_id = d.id
+                ) END,
+                EXISTS (SELECT 1 FROM generations
+                        WHERE draft_id = d.id AND status IN ('queued', 'running')),
+                (SELECT requested_variants FROM generations
+                 WHERE draft_id = d.id AND kind IN ('create', 'regen_full')
+                 ORDER BY created_at DESC, id DESC LIMIT 1)
+            FROM drafts d WHERE d.id = CAST(:d AS uuid) AND d.owner_id = :o
+                AND d.deleted_at IS NULL
+            """,
+            d=str(draft_id),
+            o=owner_id,
+            v=str(variant_id) if variant_id else None,
+        )
+        if not rows:
+            return None
+        has_variant, busy, last = rows[0]
+        return RegenContext(
+            variant_ok=None if has_variant is None else bool(has_variant),
+            busy=bool(busy),
+            last_variant_count=int(last) if last is not None else 1,
+        )
 
     def last_variant_count(self, draft_id: UUID) -> int:
         """Variants requested by the draft's newest create/full regeneration (1 if none).

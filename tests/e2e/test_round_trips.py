@@ -40,13 +40,14 @@ class Trips:
 # Idempotency-Key 2 + 11, full regenerate 1 + 16, worker job 2 + 29, library page 0 + 5
 # (0 + 8 with q).
 EXPECTED = {
-    "first create": Trips(redis=2, postgres=15),
-    "create": Trips(redis=1, postgres=5),
-    "create + Idempotency-Key": Trips(redis=2, postgres=5),
-    "regenerate (full)": Trips(redis=1, postgres=8),
+    "first create": Trips(redis=2, postgres=2),
+    "create": Trips(redis=1, postgres=1),
+    "create + Idempotency-Key": Trips(redis=2, postgres=1),
+    "regenerate (full)": Trips(redis=1, postgres=2),
+    "regenerate (targeted)": Trips(redis=1, postgres=2),
     "worker job": Trips(redis=2, postgres=15),
-    "library page": Trips(redis=0, postgres=3),
-    "library page (q)": Trips(redis=0, postgres=4),
+    "library page": Trips(redis=0, postgres=1),
+    "library page (q)": Trips(redis=0, postgres=1),
 }
 
 BRIEF = {"brief": "Three ways to brew better coffee at home", "platform": "tiktok"}
@@ -161,14 +162,20 @@ def test_create_with_idempotency_key(wire: Wire, user: Any) -> None:
     assert trips == EXPECTED["create + Idempotency-Key"]
 
 
-def test_regenerate_full(wire: Wire, user: Any) -> None:
-    drafts = [_create(user)["draft_id"] for _ in range(3)]
+@pytest.mark.parametrize("mode", ["full", "targeted"])
+def test_regenerate(wire: Wire, user: Any, mode: str) -> None:
+    created = [_create(user) for _ in range(2)]
     wire.run_jobs()
-    _post(user, "/v1/regenerate", {"draft_id": drafts[0], "mode": "full"})
-    trips, _ = wire.count(
-        lambda: _post(user, "/v1/regenerate", {"draft_id": drafts[1], "mode": "full"})
-    )
-    assert trips == EXPECTED["regenerate (full)"]
+    bodies = []
+    for c in created:
+        body = {"draft_id": c["draft_id"], "mode": mode}
+        if mode == "targeted":
+            gen = user.get(f"/v1/generations/{c['generation_id']}").json()
+            body["variant_id"] = gen["variants"][0]["id"]
+        bodies.append(body)
+    _post(user, "/v1/regenerate", bodies[0])
+    trips, _ = wire.count(lambda: _post(user, "/v1/regenerate", bodies[1]))
+    assert trips == EXPECTED[f"regenerate ({mode})"]
 
 
 def test_worker_job(wire: Wire, user: Any) -> None:
