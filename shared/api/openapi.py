@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shared.api import models as api_models
 from shared.api.models import ErrorResponse
 from shared.api.routes import ROUTES
 
@@ -68,9 +69,9 @@ def _error_statuses(route: Any) -> list[str]:
 def _models() -> list[type[BaseModel]]:
     found: dict[str, type[BaseModel]] = {"ErrorResponse": ErrorResponse}
     for r in ROUTES:
-        for m in (r.request_model, r.response_model, r.query_model):
-            if m is not None:
-                found[m.__name__] = m
+        for name in (r.request_model, r.response_model, r.query_model):
+            if name is not None:
+                found[name] = getattr(api_models, name)
     return list(found.values())
 
 
@@ -78,7 +79,7 @@ def _query_params(route: Any, defs: dict[str, Any]) -> list[dict[str, Any]]:
     """One ``in: query`` parameter per field of the route's query model."""
     if route.query_model is None:
         return []
-    model = defs[route.query_model.__name__]
+    model = defs[route.query_model]
     required = set(model.get("required", []))
     return [
         {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
@@ -117,11 +118,11 @@ def _operation(route: Any, schemas: dict[str, Any], defs: dict[str, Any]) -> dic
     if route.request_model is not None:
         op["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": schemas[route.request_model.__name__]}},
+            "content": {"application/json": {"schema": schemas[route.request_model]}},
         }
     ok: dict[str, Any] = {"description": "OK"}
     if route.response_model is not None:
-        ok["content"] = {"application/json": {"schema": schemas[route.response_model.__name__]}}
+        ok["content"] = {"application/json": {"schema": schemas[route.response_model]}}
     op["responses"][str(route.status)] = ok
     error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}}
     for status in _error_statuses(route):
