@@ -30,7 +30,7 @@ from shared.db.models import (
 from shared.db.session import Session
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 
-__all__ = ["MAX_DRAFT_PAGE", "PgDrafts", "PgVariants"]
+__all__ = ["MAX_DRAFT_PAGE", "PgDrafts", "PgVariants", "variant_rows"]
 
 MAX_DRAFT_PAGE: Final = 100
 
@@ -406,6 +406,24 @@ class PgDrafts:
         return bool(rows)
 
 
+def variant_rows(contents: Sequence[NewVariant]) -> str:
+    """New variants as the JSON array the inserts read with ``jsonb_to_recordset``."""
+    return json.dumps(
+        [
+            {
+                "id": str(uuid4()),
+                "index": v.index,
+                "hook": v.content.hook,
+                "script": v.content.script,
+                "caption": v.content.caption,
+                "hashtags": list(v.content.hashtags),
+                "source_variant_id": str(v.source_variant_id) if v.source_variant_id else None,
+            }
+            for v in contents
+        ]
+    )
+
+
 class PgVariants:
     def __init__(self, session: Session) -> None:
         self._s = session
@@ -419,18 +437,7 @@ class PgVariants:
         changes nothing (ON CONFLICT DO NOTHING) and gets the stored rows back.
         """
         if contents:
-            payload = [
-                {
-                    "id": str(uuid4()),
-                    "index": v.index,
-                    "hook": v.content.hook,
-                    "script": v.content.script,
-                    "caption": v.content.caption,
-                    "hashtags": list(v.content.hashtags),
-                    "source_variant_id": str(v.source_variant_id) if v.source_variant_id else None,
-                }
-                for v in contents
-            ]
+            payload = variant_rows(contents)
             self._s.run(
                 """
                 INSERT INTO variants (id, generation_id, draft_id, index, hook, script,
@@ -446,7 +453,7 @@ class PgVariants:
                 """,
                 g=str(generation_id),
                 d=str(draft_id),
-                rows=json.dumps(payload),
+                rows=payload,
             )
         return self.list_for_generation(generation_id)
 

@@ -20,13 +20,16 @@ from typing import Any, Final
 from uuid import UUID
 
 from shared.billing.plans import PlanName
+from shared.db.drafts import variant_rows
 from shared.db.errors import DraftBusy, IdempotencyConflict, UniqueViolation
 from shared.db.models import (
     AdmissionTruth,
     Generation,
     GenerationKind,
     GenerationStatus,
+    LedgerEntry,
     NewDraft,
+    NewVariant,
     Platform,
     SubscriptionStatus,
 )
@@ -371,6 +374,71 @@ class PgGenerations:
             now=now,
             attempt=attempt,
         )
+
+    def succeed_with_variants(
+        self,
+        generation_id: UUID,
+        now: datetime,
+        *,
+        attempt: int,
+        draft_id: UUID,
+        variants: Sequence[NewVariant],
+        ledger: LedgerEntry,
+    ) -> bool:
+        """running → succeeded for claim ``attempt``, with its variants and its ledger row:
+        ONE statement, so in an autocommit unit of work one round trip, committed.
+
+        The variants and the ledger row are inserted only from the fenced UPDATE's
+        RETURNING: a claim that lost the job (ended, or taken over) writes nothing and
+        gets False. Redelivered rows change nothing (ON CONFLICT DO NOTHING).
+        """
+        rows = self._s.run(
+            """
+            WITH s AS (
+                UPDATE generations
+                SET status = 'succeeded', completed_at = CAST(:now AS timestamptz)
+                WHERE id = CAST(:id AS uuid) AND status = 'running'
+                    AND attempts = CAST(:attempt AS int)
+                RETURNING id
+            ), v AS (
+                INSERT INTO variants (id, generation_id, draft_id, index, hook, script,
+                    caption, hashtags, source_variant_id)
+                SELECT x.id, s.id, CAST(:d AS uuid), x.index, x.hook, x.script, x.caption,
+                       ARRAY(SELECT jsonb_array_elements_text(x.hashtags)),
+                       x.source_variant_id
+                FROM s, jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
+                    id uuid, index int, hook text, script text, caption text,
+                    hashtags jsonb, source_variant_id uuid)
+                ON CONFLICT ON CONSTRAINT variants_generation_index_key DO NOTHING
+            ), l AS (
+                INSERT INTO usage_ledger (generation_id, owner_id, month, plan, kind,
+                    provider, model, prompt_tokens, completion_tokens, cost_micro_usd,
+                    billable)
+                SELECT s.id, :owner, :month, :plan, :kind, :provider, :model,
+                    CAST(:pt AS int), CAST(:ct AS int), CAST(:cost AS bigint),
+                    CAST(:billable AS boolean)
+                FROM s
+                ON CONFLICT ON CONSTRAINT usage_ledger_generation_key DO NOTHING
+            )
+            SELECT id FROM s
+            """,
+            id=str(generation_id),
+            now=now,
+            attempt=attempt,
+            d=str(draft_id),
+            rows=variant_rows(variants),
+            owner=ledger.owner_id,
+            month=ledger.month,
+            plan=PlanName(ledger.plan).value,
+            kind=GenerationKind(ledger.kind).value,
+            provider=ledger.provider,
+            model=ledger.model,
+            pt=ledger.prompt_tokens,
+            ct=ledger.completion_tokens,
+            cost=ledger.cost_micro_usd,
+            billable=ledger.billable,
+        )
+        return bool(rows)
 
     def mark_failed(
         self,

@@ -45,7 +45,7 @@ EXPECTED = {
     "create + Idempotency-Key": Trips(redis=2, postgres=1),
     "regenerate (full)": Trips(redis=1, postgres=2),
     "regenerate (targeted)": Trips(redis=1, postgres=2),
-    "worker job": Trips(redis=2, postgres=15),
+    "worker job": Trips(redis=2, postgres=4),
     "library page": Trips(redis=0, postgres=1),
     "library page (q)": Trips(redis=0, postgres=1),
 }
