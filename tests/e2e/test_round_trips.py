@@ -24,6 +24,7 @@ import pytest
 from shared.ai.offline import OfflineWriter
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
+from shared.db.connection import connect
 from shared.services.worker import JobResult, WorkerDeps, run_job
 from tests.e2e.api_support import RecordingQueue
 from tests.support.wire_proxy import WireProxy
@@ -106,6 +107,9 @@ def wire(base_env: dict[str, str], container: Container) -> Iterator[Wire]:
                 **base_env,
                 "DATABASE_URL": db_url.geturl(),
                 "REDIS_URL": f"redis://127.0.0.1:{rd.port}/0",
+                # Its own key space: the jobs recorded here are never delivered, and
+                # their leases must not hold the provider slots other tests need.
+                "REDIS_KEY_PREFIX": base_env["REDIS_KEY_PREFIX"] + "rt",
                 "LOG_LEVEL": "WARNING",
             }
         )
@@ -218,3 +222,23 @@ def test_library_page(wire: Wire, user: Any, query: dict[str, str]) -> None:
     assert first["items"]
     trips, _ = wire.count(page)
     assert trips == EXPECTED["library page (q)" if "q" in query else "library page"]
+
+
+def test_the_proxy_counts_what_the_driver_is_known_to_do(
+    wire: Wire, base_env: dict[str, str]
+) -> None:
+    """REFERENCE "pg8000 on the wire": simple query 1 trip, unnamed statement with
+    parameters 3 (Parse, Describe, Bind+Execute, each waited for), prepared execution 1."""
+    db = urlparse(base_env["DATABASE_URL"])
+    conn = connect(db._replace(netloc=f"postgres@127.0.0.1:{wire.pg.port}").geturl())
+    try:
+        with wire.pg.counting() as simple:
+            conn.run("SELECT 1")
+        with wire.pg.counting() as unnamed:
+            conn.run("SELECT CAST(:x AS int)", x=1)
+        statement = conn.prepare("SELECT CAST(:x AS int)")
+        with wire.pg.counting() as prepared:
+            assert statement.run(x=2) == [[2]]
+    finally:
+        conn.close()
+    assert (simple[0], unnamed[0], prepared[0]) == (1, 3, 1)
