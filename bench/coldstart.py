@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -49,14 +50,13 @@ def _free_port() -> int:
 
 
 def _request(spec: FunctionSpec | None) -> tuple[str, str]:
+    """The function's first route (a placeholder id in its path), or ``/`` for hello."""
     if spec is None:
         return "GET", "/"
-    path = spec.paths[0]
-    if spec.name == "worker":
-        return "POST", path + "generate"
-    if spec.name in ("create", "regenerate", "stripe-webhook"):
-        return "POST", path
-    return "GET", path.rstrip("/") + ("/x" if path.endswith("/") else "")
+    from shared.api.routes import routes_for
+
+    route = routes_for(spec.name)[0]
+    return route.method, re.sub(r"\{\w+\}", "00000000-0000-0000-0000-000000000000", route.pattern)
 
 
 def _first_response(spec: FunctionSpec | None, hello_dir: Path) -> tuple[float, int]:
@@ -80,7 +80,7 @@ def _first_response(spec: FunctionSpec | None, hello_dir: Path) -> tuple[float, 
                 raise RuntimeError(f"{spec.name if spec else 'hello'} exited before answering")
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             try:
-                body = b"{}" if method == "POST" else None
+                body = b"{}" if method in ("POST", "PATCH") else None
                 conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
                 resp = conn.getresponse()
                 resp.read()
