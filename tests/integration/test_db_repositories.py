@@ -329,10 +329,11 @@ def test_usage_seed_counts(db: Database) -> None:
         every = frozenset({"month", "hour", "full"})
         truth = g.admission_truth(owner, month="2026-11", hour="2026112711", plan=True,
                                   counters=every)  # fmt: skip
-        assert truth == AdmissionTruth(PlanName.PRO, boost, month=3, hour=2, full=1)
+        # (ids[1], the full regeneration, was undone above: counted nowhere.)
+        assert truth == AdmissionTruth(PlanName.PRO, boost, month=2, hour=2, full=0)
         only_hour = g.admission_truth(owner, month="2026-11", hour="2026112710", plan=False,
                                       counters=frozenset({"hour"}))  # fmt: skip
-        assert only_hour == AdmissionTruth(None, None, month=None, hour=2, full=None)
+        assert only_hour == AdmissionTruth(None, None, month=None, hour=1, full=None)
         uow.subscriptions.cancel(owner)  # a canceled subscription grants no plan
         canceled = g.admission_truth(owner, month="2026-12", hour="x", plan=True, counters=every)
         assert canceled == AdmissionTruth(None, boost, 0, 0, 0)
