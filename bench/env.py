@@ -72,7 +72,8 @@ class PgCounter:
 
 @contextmanager
 def count_pg_statements() -> Iterator[PgCounter]:
-    """Count every pg8000 ``Connection.run`` (one statement, BEGIN/COMMIT included) and
+    """Count every pg8000 ``Connection.run`` and ``PreparedStatement.run`` (one statement,
+    BEGIN/COMMIT included; one round trip each once the statement is prepared) and
     time pg8000's ``to_statement`` (the per-call rewrite of ``:name`` parameters).
 
     Instrumentation for the round-trip section only: it patches pg8000 for the whole
@@ -81,11 +82,16 @@ def count_pg_statements() -> Iterator[PgCounter]:
     from pg8000 import native
 
     original_run, original_rewrite = native.Connection.run, native.to_statement
+    original_prepared_run = native.PreparedStatement.run
     counter = PgCounter()
 
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
         counter.statements += 1
         return original_run(self, *args, **kwargs)
+
+    def prepared_run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        counter.statements += 1  # a prepared statement's execution (pooled connections)
+        return original_prepared_run(self, *args, **kwargs)
 
     def to_statement(*args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
@@ -95,11 +101,13 @@ def count_pg_statements() -> Iterator[PgCounter]:
             counter.rewrite_s += time.perf_counter() - t0
 
     native.Connection.run = run  # type: ignore[method-assign]
+    native.PreparedStatement.run = prepared_run  # type: ignore[method-assign]
     native.to_statement = to_statement
     try:
         yield counter
     finally:
         native.Connection.run = original_run  # type: ignore[method-assign]
+        native.PreparedStatement.run = original_prepared_run  # type: ignore[method-assign]
         native.to_statement = original_rewrite
 
 

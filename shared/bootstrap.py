@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from shared.ai.types import LLMPort
     from shared.api.auth import Authenticator
     from shared.db.database import Database
-    from shared.enforcement import Enforcer, PlanInfo
+    from shared.enforcement import Enforcer, PlanInfo, Truth
     from shared.queue.base import QueuePort
     from shared.queue.signing import SignatureVerifier
     from shared.redis.client import RedisPort
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Container",
     "DbPlanSource",
+    "DbTruthSource",
     "DbUsageSource",
     "check_startup",
     "get_container",
@@ -52,6 +53,32 @@ class DbPlanSource:
         with self._db.uow() as uow:
             eff = load_effective_plan(uow, user_id, self._clock.now())
         return PlanInfo(base_plan=eff.base_plan, boost_expires_at=eff.boost_expires_at)
+
+
+class DbTruthSource:
+    """``TruthSource`` over Postgres: plan and missing counts in one statement (its own
+    transaction, one round trip), for a user's first request of a period."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def load_truth(
+        self, user_id: str, now: datetime, *, plan: bool, counters: frozenset[str]
+    ) -> Truth:
+        from shared.enforcement import PlanInfo, Truth
+        from shared.redis.keys import hour_label, month_label
+
+        with self._db.autocommit() as uow:
+            found = uow.generations.admission_truth(
+                user_id, month=month_label(now), hour=hour_label(now), plan=plan,
+                counters=counters,
+            )  # fmt: skip
+        return Truth(
+            plan=PlanInfo(found.base_plan, found.boost_expires_at) if plan else None,
+            month=found.month,
+            hour=found.hour,
+            full=found.full,
+        )
 
 
 class DbUsageSource:
@@ -156,6 +183,7 @@ class Container:
                 lease_ttl_s=self.settings.lease_ttl_s,
                 plan_cache_ttl_s=self.settings.plan_cache_ttl_s,
                 provider_caps={lane: self.settings.provider_cap(lane) for lane in Lane},
+                truth=DbTruthSource(self.db),
             )
 
         return self._get("enforcer", build)

@@ -49,13 +49,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from shared.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
+    import httpx
+
     from shared.config import Settings
 
 __all__ = [
@@ -97,8 +98,11 @@ _MIN_RSA_BITS = 2048
 # With no key cached every request fails anyway, so retry the JWKS sooner than the
 # normal refresh interval — but still not once per request.
 _EMPTY_CACHE_RETRY_S = 1.0
-# A JWKS fetch happens inside a request; keep it well under the request deadline.
-_JWKS_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
+# A JWKS fetch happens inside a request; keep it well under the request deadline
+# (connect, then every other operation). httpx is imported on the first fetch: a
+# development instance (HS256) never needs it, and cold starts pay for every import.
+_JWKS_CONNECT_TIMEOUT_S = 2.0
+_JWKS_TIMEOUT_S = 5.0
 # httpx timeouts are per operation; this bounds a body that trickles in slowly.
 _JWKS_DEADLINE_S = 10.0
 
@@ -334,8 +338,13 @@ class Authenticator:
         url = self._jwks_url
         if url is None:  # pragma: no cover - only called in JWKS mode
             return None
+        import httpx
+
         if self._http is None:
-            self._http = httpx.Client(timeout=_JWKS_TIMEOUT, follow_redirects=False)
+            self._http = httpx.Client(
+                timeout=httpx.Timeout(_JWKS_TIMEOUT_S, connect=_JWKS_CONNECT_TIMEOUT_S),
+                follow_redirects=False,
+            )
         deadline = time.monotonic() + _JWKS_DEADLINE_S
         try:
             with self._http.stream("GET", url, headers={"Accept": "application/json"}) as resp:

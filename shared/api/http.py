@@ -181,9 +181,11 @@ class Route:
     function: str  # the Cloud Function (shared.api.registry name) serving it
     auth: Auth = "bearer"
     summary: str = ""
-    request_model: type[BaseModel] | None = None
-    response_model: type[BaseModel] | None = None
-    query_model: type[BaseModel] | None = None
+    # Names of classes in shared.api.models (see routes.py): imported only by handlers
+    # and the OpenAPI generator.
+    request_model: str | None = None
+    response_model: str | None = None
+    query_model: str | None = None
     status: int = 200
     idempotent: bool = False
 

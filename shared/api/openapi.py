@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from shared.api import models as api_models
 from shared.api.models import ErrorResponse
 from shared.api.routes import ROUTES
 
@@ -69,9 +70,9 @@ def _models() -> list[type[BaseModel]]:
     # Query models are not components: each becomes its route's query parameters.
     found: dict[str, type[BaseModel]] = {"ErrorResponse": ErrorResponse}
     for r in ROUTES:
-        for m in (r.request_model, r.response_model):
-            if m is not None:
-                found[m.__name__] = m
+        for name in (r.request_model, r.response_model):
+            if name is not None:
+                found[name] = getattr(api_models, name)
     return list(found.values())
 
 
@@ -79,7 +80,8 @@ def _query_params(route: Any) -> list[dict[str, Any]]:
     """One ``in: query`` parameter per field of the route's query model."""
     if route.query_model is None:
         return []
-    model = route.query_model.model_json_schema(ref_template=_REF)
+    query_model: type[BaseModel] = getattr(api_models, route.query_model)
+    model = query_model.model_json_schema(ref_template=_REF)
     required = set(model.get("required", []))
     return [
         {"name": name, "in": "query", "required": name in required, "schema": _not_null(prop)}
@@ -118,11 +120,11 @@ def _operation(route: Any, schemas: dict[str, Any]) -> dict[str, Any]:
     if route.request_model is not None:
         op["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": schemas[route.request_model.__name__]}},
+            "content": {"application/json": {"schema": schemas[route.request_model]}},
         }
     ok: dict[str, Any] = {"description": "OK"}
     if route.response_model is not None:
-        ok["content"] = {"application/json": {"schema": schemas[route.response_model.__name__]}}
+        ok["content"] = {"application/json": {"schema": schemas[route.response_model]}}
     op["responses"][str(route.status)] = ok
     error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}}
     for status in _error_statuses(route):

@@ -2,14 +2,15 @@
 
 The local server, the OpenAPI generator and each deployed function read this one
 table, so they cannot disagree. Handlers are named as import strings and resolved on
-first use: a function instance imports only its own handlers.
+first use: a function instance imports only its own handlers. Models are named too
+(classes in ``shared.api.models``): building them is most of that module's import
+time, and a request refused before its handler runs (401, 404) never needs them.
 """
 
 from __future__ import annotations
 
 from functools import cache
 
-from shared.api import models as m
 from shared.api.http import Route
 
 __all__ = ["ROUTES", "routes_for"]
@@ -23,8 +24,8 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.generation:create",
         "create",
         summary="Create a draft and queue its first generation",
-        request_model=m.CreateRequest,
-        response_model=m.AcceptedResponse,
+        request_model="CreateRequest",
+        response_model="AcceptedResponse",
         status=202,
         idempotent=True,
     ),
@@ -34,8 +35,8 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.generation:regenerate",
         "regenerate",
         summary="Queue a targeted or full regeneration",
-        request_model=m.RegenerateRequest,
-        response_model=m.AcceptedResponse,
+        request_model="RegenerateRequest",
+        response_model="AcceptedResponse",
         status=202,
         idempotent=True,
     ),
@@ -45,7 +46,7 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.generation:get_generation",
         "generations",
         summary="A generation with its variants once succeeded",
-        response_model=m.GenerationResponse,
+        response_model="GenerationResponse",
     ),
     Route(
         "GET",
@@ -53,8 +54,8 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.drafts:list_drafts",
         "drafts",
         summary="The caller's drafts, newest first (keyset pagination)",
-        response_model=m.DraftListResponse,
-        query_model=m.DraftQuery,
+        response_model="DraftListResponse",
+        query_model="DraftQuery",
     ),
     Route(
         "GET",
@@ -62,7 +63,7 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.drafts:get_draft",
         "drafts",
         summary="A draft with its generations",
-        response_model=m.DraftResponse,
+        response_model="DraftResponse",
     ),
     Route(
         "PATCH",
@@ -70,8 +71,8 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.drafts:patch_draft",
         "drafts",
         summary="Update a draft (If-Match supported)",
-        request_model=m.DraftPatchRequest,
-        response_model=m.DraftResponse,
+        request_model="DraftPatchRequest",
+        response_model="DraftResponse",
     ),
     Route(
         "DELETE",
@@ -87,8 +88,8 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.library:create_asset",
         "library",
         summary="Save a variant or raw content to the library",
-        request_model=m.CreateAssetRequest,
-        response_model=m.AssetResponse,
+        request_model="CreateAssetRequest",
+        response_model="AssetResponse",
         status=201,
         idempotent=True,
     ),
@@ -98,8 +99,8 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.library:list_assets",
         "library",
         summary="Search the library (keyset pagination)",
-        response_model=m.AssetListResponse,
-        query_model=m.AssetQuery,
+        response_model="AssetListResponse",
+        query_model="AssetQuery",
     ),
     Route(
         "GET",
@@ -107,7 +108,7 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.library:get_asset",
         "library",
         summary="An asset (with its ETag)",
-        response_model=m.AssetResponse,
+        response_model="AssetResponse",
     ),
     Route(
         "PATCH",
@@ -115,8 +116,8 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.library:patch_asset",
         "library",
         summary="Edit an asset (If-Match supported)",
-        request_model=m.AssetPatchRequest,
-        response_model=m.AssetResponse,
+        request_model="AssetPatchRequest",
+        response_model="AssetResponse",
     ),
     Route(
         "DELETE",
@@ -132,7 +133,7 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.library:restore_asset",
         "library",
         summary="Restore a deleted asset within 30 days (idempotent)",
-        response_model=m.AssetResponse,
+        response_model="AssetResponse",
     ),
     Route(
         "GET",
@@ -140,7 +141,7 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.me:export_me",
         "me",
         summary="Everything held about the caller, as one streamed JSON document",
-        response_model=m.AccountExport,
+        response_model="AccountExport",
     ),
     Route(
         "DELETE",
@@ -148,7 +149,7 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.me:delete_me",
         "me",
         summary="Delete the account: cancel billing, remove content, pseudonymise usage",
-        response_model=m.AccountDeletionResponse,
+        response_model="AccountDeletionResponse",
         status=202,
     ),
     Route(
@@ -157,7 +158,7 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.usage:get_usage",
         "usage",
         summary="The caller's plan and usage this month",
-        response_model=m.UsageResponse,
+        response_model="UsageResponse",
     ),
     Route(
         "POST",
@@ -166,7 +167,7 @@ ROUTES: tuple[Route, ...] = (
         "admin",
         auth="admin",
         summary="Grant or remove a plan",
-        request_model=m.AdminSubscriptionRequest,
+        request_model="AdminSubscriptionRequest",
     ),
     Route(
         "POST",
@@ -175,7 +176,7 @@ ROUTES: tuple[Route, ...] = (
         "admin",
         auth="admin",
         summary="Grant a Pro Boost",
-        request_model=m.AdminBoostRequest,
+        request_model="AdminBoostRequest",
     ),
     Route(
         "GET",
@@ -184,8 +185,8 @@ ROUTES: tuple[Route, ...] = (
         "admin",
         auth="admin",
         summary="Tokens and cost by any of day, user, plan, model for a range, with totals",
-        response_model=m.CostsResponse,
-        query_model=m.CostsQuery,
+        response_model="CostsResponse",
+        query_model="CostsQuery",
     ),
     Route(
         "POST",
@@ -193,8 +194,8 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.billing:checkout",
         "billing",
         summary="Start a Stripe Checkout session",
-        request_model=m.CheckoutRequest,
-        response_model=m.UrlResponse,
+        request_model="CheckoutRequest",
+        response_model="UrlResponse",
         status=201,
     ),
     Route(
@@ -203,7 +204,7 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.billing:portal",
         "billing",
         summary="Open the Stripe customer portal",
-        response_model=m.UrlResponse,
+        response_model="UrlResponse",
         status=201,
     ),
     Route(

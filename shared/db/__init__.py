@@ -9,6 +9,7 @@ from shared.db.cursor import Keyset, decode_cursor, encode_cursor
 from shared.db.database import Database, UnitOfWork
 from shared.db.errors import DraftBusy, ForeignKeyViolation, IdempotencyConflict, UniqueViolation
 from shared.db.models import (
+    AdmissionTruth,
     Asset,
     AssetPage,
     AssetStatus,
@@ -22,8 +23,10 @@ from shared.db.models import (
     GenerationSummary,
     LedgerEntry,
     MonthUsage,
+    NewDraft,
     NewVariant,
     Platform,
+    RegenContext,
     Subscription,
     SubscriptionStatus,
     User,
@@ -32,6 +35,7 @@ from shared.db.models import (
 )
 
 __all__ = [
+    "AdmissionTruth",
     "Asset",
     "AssetPage",
     "AssetStatus",
@@ -50,8 +54,10 @@ __all__ = [
     "Keyset",
     "LedgerEntry",
     "MonthUsage",
+    "NewDraft",
     "NewVariant",
     "Platform",
+    "RegenContext",
     "Subscription",
     "SubscriptionStatus",
     "UniqueViolation",

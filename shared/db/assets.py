@@ -291,9 +291,8 @@ class PgAssets:
             else None
         )
         tsquery = search_query(q)
-        rare = tsquery is not None and self._rare_match(owner_id, tsquery, deleted_after)
         sql, params = _list_sql(
-            owner_id, binding, wanted_tags, tsquery, after, limit, rare, deleted_after
+            owner_id, binding, wanted_tags, tsquery, after, limit, deleted_after
         )
         items = [_asset(r) for r in self._s.run(sql, **params)]
         if len(items) <= limit:
@@ -307,25 +306,6 @@ class PgAssets:
         )
         return AssetPage(tuple(items[:limit]), token)
 
-    def _rare_match(self, owner_id: str, tsquery: str, deleted_after: datetime | None) -> bool:
-        """Whether ``tsquery`` matches fewer than ``RARE_MATCHES`` of the owner's assets.
-
-        Postgres cannot estimate prefix queries (``word:*``) and always walks the
-        newest-first index, filtering every row: fine for common words (a page fills
-        fast), a full scan of the library for rare or absent ones (measured: 52 ms at
-        100k assets). This bounded count through the GIN index (stops at the cap) lets
-        rare searches read only their matches instead.
-        """
-        rows = self._s.run(
-            "SELECT count(*) FROM (SELECT 1 FROM assets WHERE owner_id = :o "
-            f"AND {_DELETED if deleted_after else _LIVE} "
-            "AND search @@ to_tsquery('simple', :tsq) LIMIT CAST(:cap AS int)) m",
-            o=owner_id,
-            tsq=tsquery,
-            cap=RARE_MATCHES,
-        )
-        return int(rows[0][0]) < RARE_MATCHES
-
 
 def _list_sql(
     owner_id: str,
@@ -334,10 +314,18 @@ def _list_sql(
     tsquery: str | None,
     after: Keyset | None,
     limit: int,
-    rare: bool = False,
     deleted_after: datetime | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The listing query: fixed SQL fragments only; every value is a parameter."""
+    """The listing query, ONE statement: fixed SQL fragments only, every value a parameter.
+
+    A search picks its plan inside the statement. Postgres cannot estimate prefix queries
+    (``word:*``) and always walks the newest-first index, filtering every row: fine for
+    common words (a page fills fast), a full scan of the library for rare or absent ones
+    (measured: 52 ms at 100k assets). So a bounded count through the GIN index (it stops
+    at ``RARE_MATCHES``) decides: fewer matches are collected through the GIN index and
+    sorted, more walk the index. Each branch is gated by that uncorrelated count (a
+    one-time filter): only one of them runs.
+    """
     where = ["owner_id = :owner"]
     params: dict[str, Any] = {"owner": owner_id, "n": limit + 1}
     if deleted_after is None:
@@ -363,11 +351,19 @@ def _list_sql(
         params["after_t"] = after.created_at
         params["after_id"] = str(after.id)
     order = "ORDER BY created_at DESC, id DESC LIMIT CAST(:n AS int)"
-    if rare:
-        # Few matches: collect them through the GIN index, then sort just those.
-        sql = (
-            f"WITH m AS MATERIALIZED (SELECT {_COLS} FROM assets WHERE {' AND '.join(where)}) "
-            f"SELECT * FROM m {order}"
-        )
-        return sql, params
-    return f"SELECT {_COLS} FROM assets WHERE {' AND '.join(where)} {order}", params
+    cond = " AND ".join(where)
+    if not tsquery:
+        return f"SELECT {_COLS} FROM assets WHERE {cond} {order}", params
+    params["cap"] = RARE_MATCHES
+    live = _DELETED if deleted_after else _LIVE
+    sql = f"""
+        WITH c AS (
+            SELECT count(*) < CAST(:cap AS int) AS rare FROM (
+                SELECT 1 FROM assets WHERE owner_id = :owner AND {live}
+                AND search @@ to_tsquery('simple', :tsq) LIMIT CAST(:cap AS int)) hits
+        ), m AS MATERIALIZED (SELECT {_COLS} FROM assets WHERE {cond})
+        (SELECT * FROM m WHERE (SELECT rare FROM c) {order})
+        UNION ALL
+        (SELECT {_COLS} FROM assets WHERE {cond} AND NOT (SELECT rare FROM c) {order})
+    """
+    return sql, params

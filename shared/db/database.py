@@ -93,6 +93,19 @@ class Database:
         finally:
             session.close()
 
+    @contextmanager
+    def autocommit(self) -> Iterator[UnitOfWork]:
+        """A unit of work without BEGIN: each statement is its own transaction.
+
+        For ONE statement (a read, or a CTE writing several tables): it saves the BEGIN
+        and COMMIT round trips. ``commit`` and ``rollback`` do nothing here.
+        """
+        session = Session(self._pool, autocommit=True)
+        try:
+            yield UnitOfWork(session)
+        finally:
+            session.close()
+
     def ping(self) -> None:
         """Readiness: returns when Postgres answers, else raises ``ServiceUnavailable``."""
         session = Session(self._pool)

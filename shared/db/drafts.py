@@ -23,13 +23,14 @@ from shared.db.models import (
     GenerationSummary,
     NewVariant,
     Platform,
+    RegenContext,
     Variant,
     VariantContent,
 )
 from shared.db.session import Session
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 
-__all__ = ["MAX_DRAFT_PAGE", "PgDrafts", "PgVariants"]
+__all__ = ["MAX_DRAFT_PAGE", "PgDrafts", "PgVariants", "variant_rows"]
 
 MAX_DRAFT_PAGE: Final = 100
 
@@ -334,6 +335,40 @@ class PgDrafts:
         )
         return _draft(rows[0])
 
+    def regen_context(
+        self, owner_id: str, draft_id: UUID, variant_id: UUID | None
+    ) -> RegenContext | None:
+        """What a regeneration checks before admission, in ONE statement: None when the
+        draft is missing, deleted or not ``owner_id``'s; else whether ``variant_id`` (if given)
+        belongs to it, whether a generation is queued or running, and
+        ``last_variant_count``."""
+        rows = self._s.run(
+            """
+            SELECT
+                CASE WHEN CAST(:v AS uuid) IS NULL THEN NULL ELSE EXISTS (
+                    SELECT 1 FROM variants WHERE id = CAST(:v AS uuid) AND draft_id = d.id
+                ) END,
+                EXISTS (SELECT 1 FROM generations
+                        WHERE draft_id = d.id AND status IN ('queued', 'running')),
+                (SELECT requested_variants FROM generations
+                 WHERE draft_id = d.id AND kind IN ('create', 'regen_full')
+                 ORDER BY created_at DESC, id DESC LIMIT 1)
+            FROM drafts d WHERE d.id = CAST(:d AS uuid) AND d.owner_id = :o
+                AND d.deleted_at IS NULL
+            """,
+            d=str(draft_id),
+            o=owner_id,
+            v=str(variant_id) if variant_id else None,
+        )
+        if not rows:
+            return None
+        has_variant, busy, last = rows[0]
+        return RegenContext(
+            variant_ok=None if has_variant is None else bool(has_variant),
+            busy=bool(busy),
+            last_variant_count=int(last) if last is not None else 1,
+        )
+
     def last_variant_count(self, draft_id: UUID) -> int:
         """Variants requested by the draft's newest create/full regeneration (1 if none).
 
@@ -371,6 +406,24 @@ class PgDrafts:
         return bool(rows)
 
 
+def variant_rows(contents: Sequence[NewVariant]) -> str:
+    """New variants as the JSON array the inserts read with ``jsonb_to_recordset``."""
+    return json.dumps(
+        [
+            {
+                "id": str(uuid4()),
+                "index": v.index,
+                "hook": v.content.hook,
+                "script": v.content.script,
+                "caption": v.content.caption,
+                "hashtags": list(v.content.hashtags),
+                "source_variant_id": str(v.source_variant_id) if v.source_variant_id else None,
+            }
+            for v in contents
+        ]
+    )
+
+
 class PgVariants:
     def __init__(self, session: Session) -> None:
         self._s = session
@@ -384,18 +437,7 @@ class PgVariants:
         changes nothing (ON CONFLICT DO NOTHING) and gets the stored rows back.
         """
         if contents:
-            payload = [
-                {
-                    "id": str(uuid4()),
-                    "index": v.index,
-                    "hook": v.content.hook,
-                    "script": v.content.script,
-                    "caption": v.content.caption,
-                    "hashtags": list(v.content.hashtags),
-                    "source_variant_id": str(v.source_variant_id) if v.source_variant_id else None,
-                }
-                for v in contents
-            ]
+            payload = variant_rows(contents)
             self._s.run(
                 """
                 INSERT INTO variants (id, generation_id, draft_id, index, hook, script,
@@ -411,7 +453,7 @@ class PgVariants:
                 """,
                 g=str(generation_id),
                 d=str(draft_id),
-                rows=json.dumps(payload),
+                rows=payload,
             )
         return self.list_for_generation(generation_id)
 

@@ -20,9 +20,21 @@ from typing import Any, Final
 from uuid import UUID
 
 from shared.billing.plans import PlanName
+from shared.db.drafts import variant_rows
 from shared.db.errors import DraftBusy, IdempotencyConflict, UniqueViolation
-from shared.db.models import Generation, GenerationKind, GenerationStatus
+from shared.db.models import (
+    AdmissionTruth,
+    Generation,
+    GenerationKind,
+    GenerationStatus,
+    LedgerEntry,
+    NewDraft,
+    NewVariant,
+    Platform,
+    SubscriptionStatus,
+)
 from shared.db.session import Session
+from shared.errors import NotFound
 
 __all__ = ["ENQUEUE_FAILED", "PgGenerations"]
 
@@ -95,6 +107,7 @@ class PgGenerations:
         idempotency_scope: str | None = None,
         idempotency_key: str | None = None,
         request_fingerprint: str | None = None,
+        live_draft: bool = False,
     ) -> Generation:
         """Insert a ``queued`` generation (the id is the caller's: it is also the lease id).
 
@@ -102,19 +115,42 @@ class PgGenerations:
         stays usable: look the stored row up with ``find_by_idempotency``) and
         ``DraftBusy`` when the draft already has a queued/running generation (the
         transaction is aborted: roll back).
+
+        ``live_draft``: in the same statement, share-lock the draft if it is the owner's
+        and not deleted (the race guard of ``PgDrafts.lock_live``: a concurrent
+        ``soft_delete`` serialises with it), and insert nothing, raising ``NotFound``,
+        when it is not. One statement: one round trip in an autocommit unit of work.
         """
+        values = (
+            "SELECT CAST(:id AS uuid), :owner, d.id, :kind, CAST(:n AS int), "
+            "CAST(:params AS jsonb), :plan, :month, :hour, :provider, :model, :lane, "
+            ":request_id, :scope, :key, :fingerprint FROM d"
+            if live_draft
+            else "VALUES (CAST(:id AS uuid), :owner, CAST(:draft AS uuid), :kind, "
+            "CAST(:n AS int), CAST(:params AS jsonb), :plan, :month, :hour, "
+            ":provider, :model, :lane, :request_id, :scope, :key, :fingerprint)"
+        )
+        insert = f"""
+            INSERT INTO generations (id, owner_id, draft_id, kind, requested_variants,
+                params, plan, period_month, period_hour, provider, model, lane,
+                request_id, idempotency_scope, idempotency_key, request_fingerprint)
+            {values}
+            ON CONFLICT ON CONSTRAINT generations_idempotency_key DO NOTHING
+            RETURNING {_COLS}
+        """
+        sql = insert
+        if live_draft:
+            sql = f"""
+                WITH d AS (
+                    SELECT id FROM drafts WHERE id = CAST(:draft AS uuid)
+                        AND owner_id = :owner AND deleted_at IS NULL FOR SHARE
+                ), g AS ({insert})
+                SELECT (SELECT count(*) FROM d), g.* FROM (SELECT 1) AS one
+                LEFT JOIN g ON true
+            """
         try:
             rows = self._s.run(
-                f"""
-                INSERT INTO generations (id, owner_id, draft_id, kind, requested_variants,
-                    params, plan, period_month, period_hour, provider, model, lane,
-                    request_id, idempotency_scope, idempotency_key, request_fingerprint)
-                VALUES (CAST(:id AS uuid), :owner, CAST(:draft AS uuid), :kind,
-                    CAST(:n AS int), CAST(:params AS jsonb), :plan, :month, :hour,
-                    :provider, :model, :lane, :request_id, :scope, :key, :fingerprint)
-                ON CONFLICT ON CONSTRAINT generations_idempotency_key DO NOTHING
-                RETURNING {_COLS}
-                """,
+                sql,
                 id=str(id),
                 owner=owner_id,
                 draft=str(draft_id),
@@ -136,8 +172,89 @@ class PgGenerations:
             if exc.constraint == "generations_one_active_per_draft":
                 raise DraftBusy(draft_id) from exc
             raise
+        if live_draft:
+            if not rows[0][0]:
+                raise NotFound("Draft not found.")
+            rows = [rows[0][1:]] if rows[0][1] is not None else []
         if not rows:
             # Only the idempotency constraint is an arbiter; NULL keys never conflict.
+            raise IdempotencyConflict(owner_id, idempotency_scope, idempotency_key or "")
+        return _generation(rows[0])
+
+    def create_with_draft(
+        self,
+        *,
+        id: UUID,
+        owner_id: str,
+        draft: NewDraft,
+        kind: GenerationKind,
+        requested_variants: int,
+        plan: PlanName,
+        period_month: str,
+        period_hour: str,
+        provider: str,
+        model: str,
+        lane: str,
+        request_id: str,
+        params: Mapping[str, Any] | None = None,
+        idempotency_scope: str | None = None,
+        idempotency_key: str | None = None,
+        request_fingerprint: str | None = None,
+    ) -> Generation:
+        """Make sure the user exists, insert the draft and its ``queued`` generation:
+        ONE statement, so in an autocommit unit of work one round trip, committed.
+
+        The generation is inserted first and the draft only from its RETURNING: when
+        the Idempotency-Key is taken nothing at all is written and
+        ``IdempotencyConflict`` is raised. Foreign keys are checked at the end of the
+        statement, when the user and the draft exist.
+        """
+        rows = self._s.run(
+            f"""
+            WITH u AS (
+                INSERT INTO users (id) VALUES (:owner) ON CONFLICT (id) DO NOTHING
+            ), g AS (
+                INSERT INTO generations (id, owner_id, draft_id, kind, requested_variants,
+                    params, plan, period_month, period_hour, provider, model, lane,
+                    request_id, idempotency_scope, idempotency_key, request_fingerprint)
+                VALUES (CAST(:id AS uuid), :owner, CAST(:draft AS uuid), :kind,
+                    CAST(:n AS int), CAST(:params AS jsonb), :plan, :month, :hour,
+                    :provider, :model, :lane, :request_id, :scope, :key, :fingerprint)
+                ON CONFLICT ON CONSTRAINT generations_idempotency_key DO NOTHING
+                RETURNING {_COLS}
+            ), d AS (
+                INSERT INTO drafts (id, owner_id, title, brief, platform, tone,
+                    duration_seconds, language)
+                SELECT g.draft_id, g.owner_id, :title, :brief, :platform, :tone,
+                    CAST(:duration AS int), :language
+                FROM g
+            )
+            SELECT {_COLS} FROM g
+            """,
+            id=str(id),
+            owner=owner_id,
+            draft=str(draft.id),
+            kind=GenerationKind(kind).value,
+            n=requested_variants,
+            params=json.dumps(dict(params or {})),
+            plan=PlanName(plan).value,
+            month=period_month,
+            hour=period_hour,
+            provider=provider,
+            model=model,
+            lane=str(lane),
+            request_id=request_id,
+            scope=idempotency_scope,
+            key=idempotency_key,
+            fingerprint=request_fingerprint,
+            title=draft.title,
+            brief=draft.brief,
+            platform=Platform(draft.platform).value,
+            tone=draft.tone,
+            duration=draft.duration_seconds,
+            language=draft.language,
+        )
+        if not rows:
             raise IdempotencyConflict(owner_id, idempotency_scope, idempotency_key or "")
         return _generation(rows[0])
 
@@ -258,6 +375,71 @@ class PgGenerations:
             attempt=attempt,
         )
 
+    def succeed_with_variants(
+        self,
+        generation_id: UUID,
+        now: datetime,
+        *,
+        attempt: int,
+        draft_id: UUID,
+        variants: Sequence[NewVariant],
+        ledger: LedgerEntry,
+    ) -> bool:
+        """running → succeeded for claim ``attempt``, with its variants and its ledger row:
+        ONE statement, so in an autocommit unit of work one round trip, committed.
+
+        The variants and the ledger row are inserted only from the fenced UPDATE's
+        RETURNING: a claim that lost the job (ended, or taken over) writes nothing and
+        gets False. Redelivered rows change nothing (ON CONFLICT DO NOTHING).
+        """
+        rows = self._s.run(
+            """
+            WITH s AS (
+                UPDATE generations
+                SET status = 'succeeded', completed_at = CAST(:now AS timestamptz)
+                WHERE id = CAST(:id AS uuid) AND status = 'running'
+                    AND attempts = CAST(:attempt AS int)
+                RETURNING id
+            ), v AS (
+                INSERT INTO variants (id, generation_id, draft_id, index, hook, script,
+                    caption, hashtags, source_variant_id)
+                SELECT x.id, s.id, CAST(:d AS uuid), x.index, x.hook, x.script, x.caption,
+                       ARRAY(SELECT jsonb_array_elements_text(x.hashtags)),
+                       x.source_variant_id
+                FROM s, jsonb_to_recordset(CAST(:rows AS jsonb)) AS x(
+                    id uuid, index int, hook text, script text, caption text,
+                    hashtags jsonb, source_variant_id uuid)
+                ON CONFLICT ON CONSTRAINT variants_generation_index_key DO NOTHING
+            ), l AS (
+                INSERT INTO usage_ledger (generation_id, owner_id, month, plan, kind,
+                    provider, model, prompt_tokens, completion_tokens, cost_micro_usd,
+                    billable)
+                SELECT s.id, :owner, :month, :plan, :kind, :provider, :model,
+                    CAST(:pt AS int), CAST(:ct AS int), CAST(:cost AS bigint),
+                    CAST(:billable AS boolean)
+                FROM s
+                ON CONFLICT ON CONSTRAINT usage_ledger_generation_key DO NOTHING
+            )
+            SELECT id FROM s
+            """,
+            id=str(generation_id),
+            now=now,
+            attempt=attempt,
+            d=str(draft_id),
+            rows=variant_rows(variants),
+            owner=ledger.owner_id,
+            month=ledger.month,
+            plan=PlanName(ledger.plan).value,
+            kind=GenerationKind(ledger.kind).value,
+            provider=ledger.provider,
+            model=ledger.model,
+            pt=ledger.prompt_tokens,
+            ct=ledger.completion_tokens,
+            cost=ledger.cost_micro_usd,
+            billable=ledger.billable,
+        )
+        return bool(rows)
+
     def mark_failed(
         self,
         generation_id: UUID,
@@ -310,6 +492,61 @@ class PgGenerations:
             n=limit,
         )
         return [_generation(r) for r in rows]
+
+    def admission_truth(
+        self,
+        owner_id: str,
+        *,
+        month: str,
+        hour: str,
+        plan: bool,
+        counters: frozenset[str],
+    ) -> AdmissionTruth:
+        """The subscription and boost (if ``plan``) and the counts named in ``counters``
+        ('month', 'hour', 'full', as ``count_*`` below), in ONE statement.
+
+        A user's first request of a month or hour needs all of them; each CASE runs its
+        subquery only when asked for, so a request that misses one counter pays for one.
+        """
+        rows = self._s.run(
+            """
+            SELECT
+                CASE WHEN CAST(:want_plan AS bool) THEN
+                    (SELECT plan FROM subscriptions WHERE user_id = :o) END,
+                CASE WHEN CAST(:want_plan AS bool) THEN
+                    (SELECT status FROM subscriptions WHERE user_id = :o) END,
+                CASE WHEN CAST(:want_plan AS bool) THEN
+                    (SELECT expires_at FROM boosts WHERE user_id = :o) END,
+                CASE WHEN CAST(:want_month AS bool) THEN
+                    (SELECT count(*) FROM generations WHERE owner_id = :o
+                     AND period_month = :month AND status <> 'failed') END,
+                CASE WHEN CAST(:want_hour AS bool) THEN
+                    (SELECT count(*) FROM generations WHERE owner_id = :o
+                     AND period_hour = :hour AND NOT (status = 'failed'
+                     AND error_code IS NOT DISTINCT FROM CAST(:aborted AS text))) END,
+                CASE WHEN CAST(:want_full AS bool) THEN
+                    (SELECT count(*) FROM generations WHERE owner_id = :o
+                     AND period_month = :month AND kind = 'regen_full'
+                     AND status <> 'failed') END
+            """,
+            o=owner_id,
+            month=month,
+            hour=hour,
+            want_plan=plan,
+            want_month="month" in counters,
+            want_hour="hour" in counters,
+            want_full="full" in counters,
+            aborted=ENQUEUE_FAILED,
+        )
+        sub_plan, sub_status, boost, n_month, n_hour, n_full = rows[0]
+        grants = sub_status is not None and SubscriptionStatus(sub_status).grants_plan
+        return AdmissionTruth(
+            base_plan=PlanName(sub_plan) if sub_plan is not None and grants else None,
+            boost_expires_at=boost,
+            month=None if n_month is None else int(n_month),
+            hour=None if n_hour is None else int(n_hour),
+            full=None if n_full is None else int(n_full),
+        )
 
     def count_charged_month(self, owner_id: str, month: str) -> int:
         """Generations charged to ``month`` ('YYYY-MM'): failed ones were refunded."""

@@ -51,6 +51,11 @@ class SubscriptionStatus(StrEnum):
     PAST_DUE = "past_due"
     CANCELED = "canceled"
 
+    @property
+    def grants_plan(self) -> bool:
+        """Only an active or trialing subscription gives its plan (SPEC §8)."""
+        return self in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
+
 
 class GenerationKind(StrEnum):
     CREATE = "create"
@@ -92,7 +97,43 @@ class Subscription:
     @property
     def grants_plan(self) -> bool:
         """Only an active or trialing subscription gives its plan (SPEC §8)."""
-        return self.status in (SubscriptionStatus.ACTIVE, SubscriptionStatus.TRIALING)
+        return self.status.grants_plan
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionTruth:
+    """The plan and usage counts admission reads from Postgres when Redis lacks them:
+    the base plan (None without an active/trialing subscription, or when not asked
+    for), the boost expiry, and each count asked for (None otherwise)."""
+
+    base_plan: PlanName | None
+    boost_expires_at: datetime | None
+    month: int | None
+    hour: int | None
+    full: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RegenContext:
+    """A draft's state as a regeneration checks it: ``variant_ok`` None when no variant
+    was named; ``busy`` when a generation is queued or running."""
+
+    variant_ok: bool | None
+    busy: bool
+    last_variant_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class NewDraft:
+    """A draft to insert together with its first generation (the id is the caller's)."""
+
+    id: UUID
+    title: str | None
+    brief: str
+    platform: Platform
+    tone: str | None
+    duration_seconds: int
+    language: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,17 +15,19 @@ Every pg8000 / socket error is translated here, once, with ``raise … from exc`
 from __future__ import annotations
 
 import contextlib
+import select
 import threading
-from typing import Any
+from collections import OrderedDict
+from typing import Any, Final
 
 import pg8000.exceptions
-from pg8000.native import Connection
+from pg8000.native import Connection, PreparedStatement
 
 from shared.db.connection import PgParams, connect, parse_database_url
 from shared.db.errors import ForeignKeyViolation, UniqueViolation
 from shared.errors import AppError, InternalError, ServiceUnavailable, ValidationFailed
 
-__all__ = ["ConnectionPool", "Session", "sqlstate", "translate"]
+__all__ = ["ConnectionPool", "PooledConnection", "Session", "sqlstate", "translate"]
 
 _DRIVER_ERRORS = (pg8000.exceptions.Error, OSError)
 
@@ -35,6 +37,13 @@ _RETRYABLE = frozenset({"40001", "40P01", "55P03", "57014"})
 # The connection itself is gone or going: class 08 and admin/crash shutdowns.
 _CONNECTION_LOST = frozenset({"57P01", "57P02", "57P03"})
 _UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+# A prepared statement the server no longer knows (26000) or whose result type a schema
+# change altered (0A000): forget it, the next call prepares it again.
+_STALE_STATEMENT = frozenset({"26000", "0A000"})
+MAX_PREPARED: Final = 256
+"""Prepared statements kept per connection. The SQL texts are a fixed set (the library
+filters and draft PATCH fields combine into a few hundred at most); past the cap the
+least recently used is closed."""
 
 
 def sqlstate(exc: BaseException) -> str:
@@ -74,6 +83,62 @@ def translate(exc: BaseException) -> AppError:
     return InternalError(f"Database error (SQLSTATE {state or 'unknown'}).")
 
 
+class PooledConnection:
+    """A pg8000 connection and the statements prepared on it.
+
+    pg8000 runs a statement with parameters as an unnamed statement: Parse+Sync, then
+    Describe+Sync, then Bind+Execute+Sync, three round trips. A statement prepared once
+    on the connection costs one (Bind+Execute+Sync) per execution, so every parameterised
+    statement is prepared on first use and kept with its connection (a new connection
+    after a reconnect starts with none). Statements without parameters (BEGIN, COMMIT)
+    use the simple query protocol: one round trip already.
+    """
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._prepared: OrderedDict[str, PreparedStatement] = OrderedDict()
+
+    def run(self, sql: str, params: dict[str, Any]) -> list[list[Any]] | None:
+        if not params:
+            rows: list[list[Any]] | None = self.conn.run(sql)
+            return rows
+        statement = self._prepared.get(sql)
+        if statement is None:
+            statement = self.conn.prepare(sql)
+            self._prepared[sql] = statement
+            if len(self._prepared) > MAX_PREPARED:
+                _, oldest = self._prepared.popitem(last=False)
+                oldest.close()
+        else:
+            self._prepared.move_to_end(sql)
+        try:
+            result: list[list[Any]] | None = statement.run(**params)
+        except pg8000.exceptions.DatabaseError as exc:
+            if sqlstate(exc) in _STALE_STATEMENT:
+                self._prepared.pop(sql, None)
+            raise
+        return result
+
+    def closed_by_server(self) -> bool:
+        """An idle connection with bytes (or EOF) to read was closed by the server."""
+        sock = getattr(self.conn, "_usock", None)  # pg8000 keeps its socket here
+        if sock is None:
+            return True
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
+
+    @property
+    def prepared(self) -> int:
+        """How many statements are prepared on this connection."""
+        return len(self._prepared)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class ConnectionPool:
     """At most ``max_connections`` pg8000 connections, opened lazily, reused LIFO.
 
@@ -96,9 +161,9 @@ class ConnectionPool:
         self._statement_timeout_ms = statement_timeout_ms
         self._slots = threading.BoundedSemaphore(max_connections)
         self._lock = threading.Lock()
-        self._idle: list[Connection] = []
+        self._idle: list[PooledConnection] = []
 
-    def acquire(self) -> Connection:
+    def acquire(self) -> PooledConnection:
         """An idle connection or a new one; the caller must ``release`` it."""
         if not self._slots.acquire(timeout=self._connect_timeout_s):
             raise ServiceUnavailable("The database connection pool is exhausted.")
@@ -111,7 +176,7 @@ class ConnectionPool:
             self._slots.release()
             raise
 
-    def release(self, conn: Connection, *, broken: bool) -> None:
+    def release(self, conn: PooledConnection, *, broken: bool) -> None:
         """Give a connection back; a broken one is closed and forgotten."""
         try:
             if broken:
@@ -122,7 +187,7 @@ class ConnectionPool:
         finally:
             self._slots.release()
 
-    def replace(self, conn: Connection) -> Connection:
+    def replace(self, conn: PooledConnection) -> PooledConnection:
         """Discard a dead connection and open a new one in the same slot."""
         _close_quietly(conn)
         try:
@@ -138,16 +203,22 @@ class ConnectionPool:
         for conn in idle:
             _close_quietly(conn)
 
-    def _open(self) -> Connection:
+    def _open(self) -> PooledConnection:
         try:
             conn = connect(self._params, timeout_s=self._connect_timeout_s)
-            conn.run(f"SET statement_timeout = {int(self._statement_timeout_ms)}")
+            # One round trip for both settings. Custom plans (planned with each
+            # execution's values, as unnamed statements are) keep the library's
+            # filter plans what they were before statements were prepared.
+            conn.run(
+                f"SET statement_timeout = {int(self._statement_timeout_ms)}; "
+                "SET plan_cache_mode = force_custom_plan"
+            )
         except _DRIVER_ERRORS as exc:
             raise ServiceUnavailable("The database is unreachable; retry shortly.") from exc
-        return conn
+        return PooledConnection(conn)
 
 
-def _close_quietly(conn: Connection) -> None:
+def _close_quietly(conn: PooledConnection) -> None:
     with contextlib.suppress(*_DRIVER_ERRORS):  # already dead: nothing to close
         conn.close()
 
@@ -157,19 +228,25 @@ class Session:
 
     ``run`` begins a transaction lazily; ``commit`` ends it; ``close`` rolls back what
     was not committed and returns the connection. Not thread-safe (one per uow).
+
+    ``autocommit=True``: no BEGIN; every statement is its own transaction (Postgres
+    commits a single statement outside a transaction by itself), and ``commit`` /
+    ``rollback`` do nothing. For a unit of work of ONE statement, a read or a CTE that
+    writes several tables at once: it saves the BEGIN and the COMMIT round trips.
     """
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, *, autocommit: bool = False) -> None:
         self._pool = pool
-        self._conn: Connection | None = None
+        self._autocommit = autocommit
+        self._conn: PooledConnection | None = None
         self._in_tx = False
         self._broken = False
 
     def run(self, sql: str, **params: Any) -> list[list[Any]]:
         """Execute one statement inside the current transaction; rows as lists."""
-        conn = self._transaction()
+        conn = self._statement_connection()
         try:
-            rows: list[list[Any]] = conn.run(sql, **params) if params else conn.run(sql)
+            rows = conn.run(sql, params)
         except _DRIVER_ERRORS as exc:
             raise self._fail(exc) from exc
         return rows if rows is not None else []
@@ -179,7 +256,7 @@ class Session:
         if not self._in_tx or self._conn is None:
             return
         try:
-            self._conn.run("COMMIT")
+            self._conn.run("COMMIT", {})
         except _DRIVER_ERRORS as exc:
             raise self._fail(exc) from exc
         finally:
@@ -191,7 +268,7 @@ class Session:
             return
         self._in_tx = False
         try:
-            self._conn.run("ROLLBACK")
+            self._conn.run("ROLLBACK", {})
         except _DRIVER_ERRORS:
             self._broken = True  # the server rolls back when the connection closes
 
@@ -204,20 +281,30 @@ class Session:
                 conn, self._conn = self._conn, None
                 self._pool.release(conn, broken=self._broken)
 
-    def _transaction(self) -> Connection:
+    def _statement_connection(self) -> PooledConnection:
         if self._broken:
             raise ServiceUnavailable("The database connection was lost; retry.")
         if self._conn is None:
-            self._conn = self._pool.acquire()
-        if not self._in_tx:
+            conn = self._pool.acquire()
+            if self._autocommit:
+                # Without a BEGIN to probe it, check the idle connection locally: one
+                # the server closed (restart, pg_terminate_backend) has its goodbye or
+                # EOF waiting to be read. Replacing it before sending keeps even a write
+                # safe (nothing was sent), at no round trip.
+                self._conn = self._pool.replace(conn) if conn.closed_by_server() else conn
+                return self._conn
+            self._conn = self._begin(conn)
+            self._in_tx = True
+            return self._conn
+        if not self._in_tx and not self._autocommit:
             conn, self._conn = self._conn, None
             self._conn = self._begin(conn)
             self._in_tx = True
         return self._conn
 
-    def _begin(self, conn: Connection) -> Connection:
+    def _begin(self, conn: PooledConnection) -> PooledConnection:
         try:
-            conn.run("BEGIN")
+            conn.run("BEGIN", {})
         except _DRIVER_ERRORS as exc:
             if not _is_connection_error(exc):
                 self._conn = conn
@@ -231,7 +318,7 @@ class Session:
         fresh = self._pool.replace(conn)
         self._conn = fresh
         try:
-            fresh.run("BEGIN")
+            fresh.run("BEGIN", {})
         except _DRIVER_ERRORS as again:
             raise self._fail(again) from again
         return fresh

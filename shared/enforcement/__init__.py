@@ -32,6 +32,8 @@ from shared.enforcement.types import (
     Scope,
     SemaphoreResult,
     StoredResponse,
+    Truth,
+    TruthSource,
     UsageSnapshot,
     UsageSource,
 )
@@ -57,6 +59,8 @@ __all__ = [
     "Scope",
     "SemaphoreResult",
     "StoredResponse",
+    "Truth",
+    "TruthSource",
     "UsageSnapshot",
     "UsageSource",
     "enforce_idempotency",

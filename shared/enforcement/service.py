@@ -31,6 +31,8 @@ from shared.enforcement.types import (
     PlanSource,
     SemaphoreResult,
     StoredResponse,
+    Truth,
+    TruthSource,
     UsageSnapshot,
     UsageSource,
 )
@@ -83,11 +85,15 @@ class Enforcer:
         plan_cache_ttl_s: int,
         provider_caps: Mapping[Lane, int],
         idempotency_ttl_s: int = 86_400,
+        truth: TruthSource | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
         self._plans = plans
         self._usage = usage
+        # One read of the plan and the missing counts together, when the adapter can;
+        # else one read per source (a first request of a period pays for each).
+        self._truth = truth
         self._lease_ttl_ms = lease_ttl_s * 1000
         self._plan_cache_ttl_s = plan_cache_ttl_s
         self._provider_caps = dict(provider_caps)
@@ -326,17 +332,25 @@ class Enforcer:
                 return outcome
             if not isinstance(outcome, Need):
                 break
-            if outcome.plan and fill is None:
-                fill = PlanFill.of(self._plans.load_plan(user_id))
-            seeds = self._seeds(user_id, now, outcome.counters)
+            truth = self._load_truth(
+                user_id, now, plan=outcome.plan and fill is None, counters=outcome.counters
+            )
+            if truth.plan is not None:
+                fill = PlanFill.of(truth.plan)
+            seeds = Seeds(month=truth.month, hour=truth.hour, full=truth.full)
         raise ServiceUnavailable("Usage counters could not be settled; retry shortly.")
 
-    def _seeds(self, user_id: str, now: datetime, names: frozenset[str]) -> Seeds:
+    def _load_truth(
+        self, user_id: str, now: datetime, *, plan: bool, counters: frozenset[str]
+    ) -> Truth:
+        if self._truth is not None:
+            return self._truth.load_truth(user_id, now, plan=plan, counters=counters)
         month = month_label(now)
-        return Seeds(
-            month=self._usage.count_month(user_id, month) if "month" in names else None,
-            hour=self._usage.count_hour(user_id, hour_label(now)) if "hour" in names else None,
-            full=self._usage.count_full_regens(user_id, month) if "full" in names else None,
+        return Truth(
+            plan=self._plans.load_plan(user_id) if plan else None,
+            month=self._usage.count_month(user_id, month) if "month" in counters else None,
+            hour=self._usage.count_hour(user_id, hour_label(now)) if "hour" in counters else None,
+            full=self._usage.count_full_regens(user_id, month) if "full" in counters else None,
         )
 
     def _effective_plan(self, user_id: str, now: datetime) -> Plan | None:

@@ -29,6 +29,8 @@ __all__ = [
     "Scope",
     "SemaphoreResult",
     "StoredResponse",
+    "Truth",
+    "TruthSource",
     "UsageSnapshot",
     "UsageSource",
 ]
@@ -58,6 +60,26 @@ class PlanInfo:
 class PlanSource(Protocol):
     def load_plan(self, user_id: str) -> PlanInfo:
         """The user's base plan and boost expiry (Postgres)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Truth:
+    """What Postgres knows that Redis is missing: the plan (None when not asked for)
+    and the counts asked for (None otherwise)."""
+
+    plan: PlanInfo | None = None
+    month: int | None = None
+    hour: int | None = None
+    full: int | None = None
+
+
+class TruthSource(Protocol):
+    def load_truth(
+        self, user_id: str, now: datetime, *, plan: bool, counters: frozenset[str]
+    ) -> Truth:
+        """The plan (if ``plan``) and the counts named in ``counters`` ('month', 'hour',
+        'full'), read together: a user's first request of a period pays one read."""
         ...
 
 

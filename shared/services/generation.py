@@ -22,7 +22,14 @@ from typing import Any
 
 from shared.api.models import CreateRequest, RegenerateRequest
 from shared.billing.plans import Lane
-from shared.db import Database, Generation, GenerationKind, IdempotencyConflict, UnitOfWork
+from shared.db import (
+    Database,
+    Generation,
+    GenerationKind,
+    IdempotencyConflict,
+    NewDraft,
+    UnitOfWork,
+)
 from shared.enforcement import (
     AdmissionRequest,
     AdmissionTicket,
@@ -162,12 +169,12 @@ def _submit(
     variants: int,
     params: Mapping[str, Any],
     draft_id: uuid.UUID | None,
-    new_draft: Callable[[UnitOfWork], uuid.UUID] | None,
+    new_draft: NewDraft | None,
     fp: str,
     idem_key: str | None,
     request_id: str,
 ) -> tuple[StoredResponse, bool]:
-    """The shared pipeline: admit → one transaction → enqueue, undone on any failure."""
+    """The shared pipeline: admit → one statement → enqueue, undone on any failure."""
     now = deps.now()
     generation_id = str(uuid.uuid4())
     outcome = _admit(
@@ -187,19 +194,17 @@ def _submit(
     annotate(generation_id=generation_id)
     with _undo_on_failure(deps, ticket):
         try:
-            with deps.db.uow() as uow:
-                target = new_draft(uow) if new_draft is not None else draft_id
-                if target is None:
-                    raise ValueError("a generation needs a draft")
-                if new_draft is None and not uow.drafts.lock_live(user_id, target):
-                    # Deleted since _resolve_regen looked (PgDrafts.lock_live): the
-                    # admission is undone on the way out.
-                    raise NotFound("Draft not found.")
+            target = new_draft if new_draft is not None else draft_id
+            if target is None:
+                raise ValueError("a generation needs a draft")
+            # One statement (user, draft and generation together for a create; for a
+            # regeneration the generation on its share-locked live draft, else 404 and the
+            # admission is undone on the way out): its own transaction, one round trip.
+            with deps.db.autocommit() as uow:
                 gen = _insert_generation(
                     uow, ticket, generation_id, target, GenerationKind(scope.value),
                     variants, params, request_id, idem_key, fp, now,
                 )  # fmt: skip
-                uow.commit()
         except IdempotencyConflict:
             return _replay_from_db(deps, ticket, user_id, scope, idem_key, fp), True
         return _enqueue_and_answer(deps, gen, ticket, request_id, now), False
@@ -216,19 +221,15 @@ def create(
 ) -> tuple[StoredResponse, bool]:
     """Admit, store draft + queued generation, enqueue. Returns (response, replayed)."""
 
-    def new_draft(uow: UnitOfWork) -> uuid.UUID:
-        uow.users.touch(user_id)
-        draft = uow.drafts.create(
-            user_id,
-            title=req.title,
-            brief=req.brief,
-            platform=req.platform,
-            tone=req.tone,
-            duration_seconds=req.duration_seconds,
-            language=req.language,
-        )
-        return draft.id
-
+    new_draft = NewDraft(
+        id=uuid.uuid4(),
+        title=req.title,
+        brief=req.brief,
+        platform=req.platform,
+        tone=req.tone,
+        duration_seconds=req.duration_seconds,
+        language=req.language,
+    )
     return _submit(
         deps,
         user_id=user_id,
@@ -247,7 +248,7 @@ def _insert_generation(
     uow: UnitOfWork,
     ticket: AdmissionTicket,
     generation_id: str,
-    draft_id: uuid.UUID,
+    draft: NewDraft | uuid.UUID,
     kind: GenerationKind,
     variants: int,
     params: Mapping[str, Any],
@@ -257,24 +258,26 @@ def _insert_generation(
     now: datetime,
 ) -> Generation:
     lease = ticket.lease
-    return uow.generations.create(
-        id=uuid.UUID(generation_id),
-        owner_id=lease.user_id,
-        draft_id=draft_id,
-        kind=kind,
-        requested_variants=variants,
-        plan=ticket.plan,
-        period_month=ticket.charge.month,
-        period_hour=now.strftime("%Y%m%d%H"),
-        provider=lease.provider,
-        model=lease.model,
-        lane=lease.lane.value,
-        request_id=request_id,
-        params=params,
-        idempotency_scope=ticket.charge.scope.endpoint if idem_key else None,
-        idempotency_key=idem_key,
-        request_fingerprint=fp if idem_key else None,
-    )
+    fields: dict[str, Any] = {
+        "id": uuid.UUID(generation_id),
+        "owner_id": lease.user_id,
+        "kind": kind,
+        "requested_variants": variants,
+        "plan": ticket.plan,
+        "period_month": ticket.charge.month,
+        "period_hour": now.strftime("%Y%m%d%H"),
+        "provider": lease.provider,
+        "model": lease.model,
+        "lane": lease.lane.value,
+        "request_id": request_id,
+        "params": params,
+        "idempotency_scope": ticket.charge.scope.endpoint if idem_key else None,
+        "idempotency_key": idem_key,
+        "request_fingerprint": fp if idem_key else None,
+    }
+    if isinstance(draft, NewDraft):
+        return uow.generations.create_with_draft(draft=draft, **fields)
+    return uow.generations.create(draft_id=draft, live_draft=True, **fields)
 
 
 def _replay_from_db(
@@ -314,19 +317,18 @@ def _resolve_regen(
 ) -> tuple[uuid.UUID, int, dict[str, Any]]:
     """Check the draft (404), the variant (422), no job in flight (409); pick the count."""
     draft_id = uuid.UUID(req.draft_id)
-    with deps.db.uow() as uow:
-        draft = uow.drafts.get(user_id, draft_id)
-        if draft is None:
-            raise NotFound("Draft not found.")
-        if req.mode == "targeted":
-            variant_id = uuid.UUID(req.variant_id or "")
-            if uow.variants.get_for_draft(draft_id, variant_id) is None:
-                raise ValidationFailed.field(["variant_id"], "variant does not belong to the draft")
-        if uow.generations.active_for_draft(draft_id) is not None:
-            raise Conflict(
-                "The draft already has a generation in progress.", code="GENERATION_IN_PROGRESS"
-            )
-        count = uow.drafts.last_variant_count(draft_id)
+    variant_id = uuid.UUID(req.variant_id or "") if req.mode == "targeted" else None
+    with deps.db.autocommit() as uow:  # one read: one round trip
+        ctx = uow.drafts.regen_context(user_id, draft_id, variant_id)
+    if ctx is None:
+        raise NotFound("Draft not found.")
+    if ctx.variant_ok is False:
+        raise ValidationFailed.field(["variant_id"], "variant does not belong to the draft")
+    if ctx.busy:
+        raise Conflict(
+            "The draft already has a generation in progress.", code="GENERATION_IN_PROGRESS"
+        )
+    count = ctx.last_variant_count
     if req.mode == "targeted":
         return draft_id, 1, _targeted_params(req)
     return draft_id, req.variants or count, {"instructions": req.instructions}

@@ -137,7 +137,8 @@ def list_assets(
     assets still restorable at ``now`` instead."""
     if deleted and now is None:
         raise ValueError("listing deleted assets needs now")
-    with db.uow() as uow:
+    # One statement: no BEGIN/ROLLBACK round trips.
+    with db.autocommit() as uow:
         return uow.assets.list(
             user_id,
             platform=platform,

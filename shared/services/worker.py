@@ -96,7 +96,7 @@ def _ms(later: datetime, earlier: datetime | None) -> float | None:
 
 
 def _build_job(deps: WorkerDeps, gen: Generation) -> GenerationJob:
-    with deps.db.uow() as uow:
+    with deps.db.autocommit() as uow:  # reads only: no BEGIN/ROLLBACK round trips
         draft = uow.drafts.get(gen.owner_id, gen.draft_id)
         source_id = gen.params.get("source_variant_id")
         source = (
@@ -187,19 +187,21 @@ def _succeed(
         for i, v in enumerate(result.variants)
     ]
     now = deps.now()
-    with deps.db.uow() as uow:
-        # Fenced and first, like fail_generation: variants and the ledger row are written
-        # only by the claim that moves the status, in the same transaction.
-        # Also nothing when the generation is gone (account deleted while the job ran).
-        if not uow.generations.mark_succeeded(gen.id, now, attempt=attempt):
-            log_event(_log, "job_result_discarded", generation_id=str(gen.id))
-            return False
-        uow.variants.add_many(gen.id, gen.draft_id, rows)
-        uow.ledger.record(
-            _ledger(gen, result.prompt_tokens, result.completion_tokens, result.model, True)
+    # Released first (SPEC §5: before the status is visible). The release is fenced on
+    # the claim in Redis, so if a take-over holds the job by now it frees nothing of its.
+    deps.enforcer.release(_lease(gen, attempt))
+    ledger = _ledger(gen, result.prompt_tokens, result.completion_tokens, result.model, True)
+    # One fenced statement writes the status, the variants and the ledger row (or, if
+    # this claim lost the job or the generation is gone, nothing): its own transaction,
+    # one round trip.
+    with deps.db.autocommit() as uow:
+        moved = uow.generations.succeed_with_variants(
+            gen.id, now, attempt=attempt, draft_id=gen.draft_id, variants=rows, ledger=ledger
         )
-        deps.enforcer.release(_lease(gen, attempt))  # before the commit (SPEC §5 ordering)
-        uow.commit()
+    if not moved:
+        # Lost the claim, or the generation is gone (account deleted while the job ran).
+        log_event(_log, "job_result_discarded", generation_id=str(gen.id))
+        return False
     log_event(
         _log, "job_completed", generation_id=str(gen.id), variants=len(rows),
         attempts=result.attempts, provider_trace_id=result.trace_id,
@@ -221,10 +223,11 @@ def _claim(deps: WorkerDeps, gen: Generation) -> tuple[datetime, int] | None:
     another delivery holds it inside its runtime."""
     now = deps.now()
     stale_before = now - timedelta(seconds=deps.max_job_runtime_s)
-    with deps.db.uow() as uow:
+    # Each statement its own transaction (one round trip each): the conditional UPDATE
+    # commits by itself, and the read after a lost claim needs no transaction either.
+    with deps.db.autocommit() as uow:
         attempt = uow.generations.claim(gen.id, now, stale_before)
         current = None if attempt is not None else uow.generations.get_any(gen.id)
-        uow.commit()
     if attempt is not None:
         return now, attempt
     if current is None or current.is_terminal:
@@ -257,7 +260,7 @@ def _unclaim(deps: WorkerDeps, gen: Generation, claim: int) -> None:
 def run_job(deps: WorkerDeps, job: JobPayload, attempt: int = 0) -> JobResult:
     """Run ``job`` once. Infrastructure trouble raises (5xx → QStash redelivers)."""
     with bind(generation_id=job.generation_id, request_id=job.request_id, user_id=job.user_id):
-        with deps.db.uow() as uow:
+        with deps.db.autocommit() as uow:
             gen = uow.generations.get_any(uuid.UUID(job.generation_id))
         if gen is None:
             log_event(_log, "job_ignored", reason=JobResult.UNKNOWN.value)

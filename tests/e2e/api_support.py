@@ -146,13 +146,15 @@ class _FailingInserts:
     def create(self, **kw: Any) -> Any:
         raise ServiceUnavailable("The database is unreachable; retry shortly.")
 
+    create_with_draft = create
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
 
 class InsertFailingDb:
-    """The real database, except that inserting a generation fails inside the transaction
-    (after the draft row was written in the same transaction)."""
+    """The real database, except that inserting a generation (with its draft, for a
+    create) fails like a connection lost mid-statement."""
 
     def __init__(self, real: Database) -> None:
         self._real = real
@@ -160,6 +162,12 @@ class InsertFailingDb:
     @contextmanager
     def uow(self) -> Iterator[UnitOfWork]:
         with self._real.uow() as uow:
+            uow.generations = _FailingInserts(uow.generations)  # type: ignore[assignment]
+            yield uow
+
+    @contextmanager
+    def autocommit(self) -> Iterator[UnitOfWork]:
+        with self._real.autocommit() as uow:
             uow.generations = _FailingInserts(uow.generations)  # type: ignore[assignment]
             yield uow
 
@@ -173,6 +181,9 @@ class ExplodingDb:
     SECRET = "boom-secret-dsn postgresql://admin:hunter2@db"
 
     def uow(self) -> Any:
+        raise RuntimeError(self.SECRET)
+
+    def autocommit(self) -> Any:
         raise RuntimeError(self.SECRET)
 
     def ping(self) -> None:

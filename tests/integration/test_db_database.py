@@ -162,3 +162,50 @@ def test_driver_errors_are_translated(db: Database) -> None:
     assert "22012" in info.value.message
     with pytest.raises(ValidationFailed), db.uow() as uow:
         uow.users.ensure("nul\x00byte")
+
+
+def test_statements_are_prepared_once_per_connection_and_again_after_a_reconnect(
+    db: Database, pg_admin_url: str
+) -> None:
+    user = _uid()
+    with db.uow() as uow:
+        uow.users.touch(user)
+        uow.commit()
+        conn = uow._session._conn
+        assert conn is not None
+        prepared = conn.prepared
+        assert prepared >= 1
+        uow.users.touch(user)  # the same SQL again: reused, not prepared twice
+        assert conn.prepared == prepared
+    _terminate(pg_admin_url, _backend_pid(db))
+    with db.uow() as uow:  # a fresh connection knows no statement: prepared again
+        uow.users.touch(user)
+        assert uow._session._conn is not None
+        assert uow._session._conn.prepared == 1
+        assert uow.users.get(user) is not None
+
+
+def test_autocommit_statement_commits_alone_and_survives_a_killed_idle_connection(
+    db: Database, pg_admin_url: str
+) -> None:
+    user = _uid()
+    with db.autocommit() as uow:
+        uow.users.touch(user)  # committed by itself: no BEGIN, no COMMIT
+    pid = _backend_pid(db)
+    _terminate(pg_admin_url, pid)
+    other = _uid()
+    with db.autocommit() as uow:  # the pooled connection is dead: retried on a fresh one
+        uow.users.touch(other)
+    with db.uow() as uow:
+        assert uow.users.get(user) is not None
+        assert uow.users.get(other) is not None
+    assert _backend_pid(db) != pid
+
+
+def test_autocommit_failure_writes_nothing(db: Database) -> None:
+    user = _uid()
+    with pytest.raises(ValidationFailed), db.autocommit() as uow:
+        uow.users.touch(user)
+        uow.users.touch("bad\x00id")
+    with db.uow() as uow:
+        assert uow.users.get(user) is not None  # its own transaction: kept

@@ -14,12 +14,14 @@ import pytest
 
 from shared.billing import EffectivePlan, PlanName, load_effective_plan
 from shared.db import (
+    AdmissionTruth,
     Database,
     DraftBusy,
     GenerationKind,
     GenerationStatus,
     IdempotencyConflict,
     LedgerEntry,
+    NewDraft,
     NewVariant,
     Platform,
     SubscriptionStatus,
@@ -321,6 +323,64 @@ def test_usage_seed_counts(db: Database) -> None:
         assert g.fail_and_forget_key(ids[1], "The job could not be queued.", NOW)
         assert g.count_in_hour(owner, "2026112710") == 1
         assert g.count_charged_month(owner, "2026-11") == 2
+        # The same counts, and the plan, in one statement (a first request of a period).
+        uow.subscriptions.upsert(owner, PlanName.PRO, SubscriptionStatus.ACTIVE)
+        boost = uow.boosts.extend(owner, NOW, 30)
+        every = frozenset({"month", "hour", "full"})
+        truth = g.admission_truth(owner, month="2026-11", hour="2026112711", plan=True,
+                                  counters=every)  # fmt: skip
+        # (ids[1], the full regeneration, was undone above: counted nowhere.)
+        assert truth == AdmissionTruth(PlanName.PRO, boost, month=2, hour=2, full=0)
+        only_hour = g.admission_truth(owner, month="2026-11", hour="2026112710", plan=False,
+                                      counters=frozenset({"hour"}))  # fmt: skip
+        assert only_hour == AdmissionTruth(None, None, month=None, hour=1, full=None)
+        uow.subscriptions.cancel(owner)  # a canceled subscription grants no plan
+        canceled = g.admission_truth(owner, month="2026-12", hour="x", plan=True, counters=every)
+        assert canceled == AdmissionTruth(None, boost, 0, 0, 0)
+        nobody = g.admission_truth(_uid(), month="2026-11", hour="x", plan=True, counters=every)
+        assert nobody == AdmissionTruth(None, None, 0, 0, 0)
+
+
+def test_create_with_draft_writes_user_draft_and_generation_in_one_statement(
+    db: Database,
+) -> None:
+    owner = _uid()  # no user row yet: the statement inserts it
+    key = secrets.token_hex(8)
+    fields: dict[str, Any] = {
+        "owner_id": owner,
+        "kind": GenerationKind.CREATE,
+        "requested_variants": 2,
+        "plan": PlanName.PRO,
+        "period_month": "2026-11",
+        "period_hour": "2026112712",
+        "provider": "minimax",
+        "model": "MiniMax-M2.5",
+        "lane": "interactive",
+        "request_id": "req-1",
+        "idempotency_scope": "create",
+        "idempotency_key": key,
+        "request_fingerprint": "f" * 64,
+    }
+
+    def new_draft() -> NewDraft:
+        return NewDraft(uuid4(), "Water", "3 reasons", Platform.TIKTOK, None, 30, "en")
+
+    first_draft = new_draft()
+    with db.autocommit() as uow:
+        gen = uow.generations.create_with_draft(id=uuid4(), draft=first_draft, **fields)
+    assert gen.draft_id == first_draft.id
+    assert gen.status is GenerationStatus.QUEUED
+    second_draft = new_draft()
+    with pytest.raises(IdempotencyConflict), db.autocommit() as uow:
+        uow.generations.create_with_draft(id=uuid4(), draft=second_draft, **fields)
+    with db.uow() as uow:
+        assert uow.users.get(owner) is not None
+        draft = uow.drafts.get(owner, first_draft.id)
+        assert draft is not None
+        assert draft.brief == "3 reasons"
+        assert uow.generations.get(owner, gen.id) == gen
+        # The key was taken: nothing of the second request was written, not even its draft.
+        assert uow.drafts.get(owner, second_draft.id) is None
 
 
 # ----------------------------------------------------------------------------------------

@@ -118,17 +118,27 @@ def _count(c: Container, sql: str, **params: Any) -> int:
 
 
 class _HookedDb:
-    """The real database; ``hook`` runs right before the ``nth`` unit of work opens."""
+    """The real database; ``hook`` runs right before the ``nth`` unit of work opens
+    (transactional or autocommit)."""
 
     def __init__(self, real: Database, nth: int, hook: Callable[[], None]) -> None:
         self._real, self._nth, self._hook, self._calls = real, nth, hook, 0
 
-    @contextmanager
-    def uow(self) -> Iterator[UnitOfWork]:
+    def _next(self) -> None:
         self._calls += 1
         if self._calls == self._nth:
             self._hook()
+
+    @contextmanager
+    def uow(self) -> Iterator[UnitOfWork]:
+        self._next()
         with self._real.uow() as uow:
+            yield uow
+
+    @contextmanager
+    def autocommit(self) -> Iterator[UnitOfWork]:
+        self._next()
+        with self._real.autocommit() as uow:
             yield uow
 
     def __getattr__(self, name: str) -> Any:
@@ -150,7 +160,7 @@ def test_draft_deleted_after_the_regen_check_undoes_the_admission(container: Con
     def delete_now() -> None:
         drafts.delete_draft(c.db, user_id=user_id, draft_id=draft_id, now=c.now())
 
-    # uow 1: _resolve_regen's checks; uow 2: the insert transaction.
+    # Unit of work 1: _resolve_regen's checks; 2: the insert (one statement).
     with pytest.raises(NotFound):
         _regenerate(c, user_id, draft_id, db=_HookedDb(c.db, 2, delete_now))
 

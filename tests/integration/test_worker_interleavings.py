@@ -109,17 +109,25 @@ def _status(c: Container, job: JobPayload) -> tuple[str, str | None, int]:
 
 
 class _DbWithHook:
-    """The real ``Database``; ``hook`` runs once, right before its ``at``-th unit of work."""
+    """The real ``Database``; ``hook`` runs once, right before its ``at``-th unit of work
+    (transactional or autocommit)."""
 
     def __init__(self, real: Any, at: int, hook: Callable[[], object]) -> None:
         self._real, self._at, self._hook = real, at, hook
         self._count = 0
 
-    def uow(self) -> Any:
+    def _next(self) -> None:
         self._count += 1
         if self._count == self._at:
             self._hook()
+
+    def uow(self) -> Any:
+        self._next()
         return self._real.uow()
+
+    def autocommit(self) -> Any:
+        self._next()
+        return self._real.autocommit()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)

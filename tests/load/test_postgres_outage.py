@@ -29,8 +29,9 @@ pytestmark = pytest.mark.load
 
 
 class _CrashBeforeGenerationInsert:
-    """``uow.generations`` whose ``create`` first crashes the cluster (once armed), then
-    runs for real: the draft row of the same transaction is already written."""
+    """``uow.generations`` whose inserts first crash the cluster (once armed), then run
+    for real on the connection the unit of work already holds (a create's user, draft
+    and generation are one statement: it meets a dead server)."""
 
     def __init__(self, real: Any, crash: Callable[[], None]) -> None:
         self._real, self._crash = real, crash
@@ -38,6 +39,10 @@ class _CrashBeforeGenerationInsert:
     def create(self, **kw: Any) -> Any:
         self._crash()
         return self._real.create(**kw)
+
+    def create_with_draft(self, **kw: Any) -> Any:
+        self._crash()
+        return self._real.create_with_draft(**kw)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -58,6 +63,12 @@ class CrashingDb:
     @contextmanager
     def uow(self) -> Iterator[UnitOfWork]:
         with self._real.uow() as uow:
+            uow.generations = _CrashBeforeGenerationInsert(uow.generations, self._crash)  # type: ignore[assignment]
+            yield uow
+
+    @contextmanager
+    def autocommit(self) -> Iterator[UnitOfWork]:
+        with self._real.autocommit() as uow:
             uow.generations = _CrashBeforeGenerationInsert(uow.generations, self._crash)  # type: ignore[assignment]
             yield uow
 
@@ -99,7 +110,8 @@ def test_postgres_stopped_after_admission_refunds_and_releases(
         assert _meters(c.enforcer, c, user.user_id) == before
         private_postgres.start()
 
-        # 2. Crashed mid-transaction, after the draft insert and before the generation's.
+        # 2. Crashed while the create's statement is sent (user, draft and generation in
+        #    one statement: it runs whole or not at all).
         db.armed = True
         r = user.post("/v1/create", CREATE, **{"Idempotency-Key": "pg-down-2"})
         assert_error(r, 503, "SERVICE_UNAVAILABLE")

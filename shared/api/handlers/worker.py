@@ -6,11 +6,10 @@ from typing import TYPE_CHECKING
 
 from shared.api.http import ApiRequest, ApiResponse
 from shared.queue.jobs import FailureCallback, JobPayload
-from shared.services import lifecycle, reporting
-from shared.services import worker as service
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
+    from shared.services import worker as service
 
 __all__ = ["failed", "generate", "rollup", "sweep"]
 
@@ -21,7 +20,14 @@ def _verified(req: ApiRequest, c: Container) -> None:
     c.signature_verifier.verify(req.headers.get("Upstash-Signature"), req.body, url)
 
 
+# The service is imported after the signature check, in each handler: an unsigned
+# request is refused without importing the worker's dependencies (AI client,
+# enforcement, repositories); cold starts pay for every import.
+
+
 def _deps(c: Container) -> service.WorkerDeps:
+    from shared.services import worker as service
+
     return service.WorkerDeps(
         db=c.db,
         enforcer=c.enforcer,
@@ -39,6 +45,8 @@ def _attempt(req: ApiRequest) -> int:
 
 def generate(req: ApiRequest, c: Container) -> ApiResponse:
     _verified(req, c)
+    from shared.services import worker as service
+
     job = JobPayload.from_body(req.body)
     result = service.run_job(_deps(c), job, _attempt(req))
     return ApiResponse.json(200, {"result": result.value})
@@ -46,6 +54,8 @@ def generate(req: ApiRequest, c: Container) -> ApiResponse:
 
 def failed(req: ApiRequest, c: Container) -> ApiResponse:
     _verified(req, c)
+    from shared.services import worker as service
+
     callback = FailureCallback.from_body(req.body)
     changed = service.handle_failure_callback(_deps(c), callback.job())
     return ApiResponse.json(200, {"failed": changed})
@@ -53,6 +63,9 @@ def failed(req: ApiRequest, c: Container) -> ApiResponse:
 
 def sweep(req: ApiRequest, c: Container) -> ApiResponse:
     _verified(req, c)
+    from shared.services import lifecycle
+    from shared.services import worker as service
+
     failed = service.sweep(_deps(c))
     purged = lifecycle.purge_deleted(c.db, c.now())
     return ApiResponse.json(
@@ -63,6 +76,8 @@ def sweep(req: ApiRequest, c: Container) -> ApiResponse:
 def rollup(req: ApiRequest, c: Container) -> ApiResponse:
     """The daily usage rollup (QStash schedule); the body is ignored."""
     _verified(req, c)
+    from shared.services import reporting
+
     result = reporting.run_rollup(c.db, c.now(), c.settings.spend_alert_micro_usd)
     return ApiResponse.json(
         200,
