@@ -28,7 +28,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
 
@@ -72,6 +72,7 @@ _NETWORK_RETRIES: Final = 2
 _RETRY_AFTER_S: Final = 5
 _MISCONFIGURED_RETRY_AFTER_S: Final = 3600
 _MAX_USER_ID_LEN: Final = 128  # users.id CHECK in schema.sql
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Product(StrEnum):
@@ -199,17 +200,20 @@ class StripeGateway:
                     )
         return self._client
 
-    def create_customer(self, user_id: str) -> str:
+    def create_customer(self, user_id: str, user_created_at: datetime) -> str:
         """A new Stripe customer for ``user_id``; its id.
 
-        The idempotency key is derived from the user id: concurrent first checkouts
-        (and a retry after our own write failed) get the same customer back from
-        Stripe for 24 h instead of creating a second one.
+        The idempotency key is derived from the user row (id and creation time):
+        concurrent first checkouts (and a retry after our own write failed) get the same
+        customer back from Stripe for 24 h instead of creating a second one, while a user
+        re-created under the same sub after deleting the account gets a new customer, not
+        the deleted account's (tombstoned) one.
         """
         params: CustomerCreateParams = {"metadata": {"user_id": user_id}}
+        incarnation = (user_created_at - _EPOCH) // timedelta(microseconds=1)
         try:
             customer = self._stripe().v1.customers.create(
-                params, {"idempotency_key": f"reel-customer-{user_id}"}
+                params, {"idempotency_key": f"reel-customer-{user_id}-{incarnation}"}
             )
         except Exception as exc:
             _raise_translated(exc, "create_customer")
@@ -541,7 +545,7 @@ class StripeBilling:
             uow.commit()
         if user.stripe_customer_id:
             return user.stripe_customer_id
-        created = self.gateway.create_customer(user_id)
+        created = self.gateway.create_customer(user_id, user.created_at)
         with self._db.uow() as uow:
             stored = uow.users.claim_stripe_customer(user_id, created)
             uow.commit()
@@ -575,6 +579,31 @@ class StripeBilling:
             user_id=outcome.user_id,
         )
         return outcome
+
+    def _buried(self, uow: UnitOfWork, event: _Event, *stripe_ids: str | None) -> bool:
+        """True when the event names a deleted account's customer or subscription: the
+        caller returns without committing, so the row ``_resolve_user`` may have just
+        re-created from ``metadata.user_id`` is rolled back.
+
+        Checked after that touch, not before, to close the race with a deletion
+        committing meanwhile: a deletion committed before the touch is seen here (each
+        statement reads the latest commits); one committing after it deletes the user
+        row after this event's writes, which lock that row, so the cascade removes them
+        (or, if it deletes first, those writes fail the foreign key and Stripe redelivers
+        the event, to be ignored here).
+        """
+        ids = [i for i in stripe_ids if i is not None]
+        if not uow.stripe_tombstones.buried(ids):
+            return False
+        log_event(
+            _log,
+            "stripe_event_for_deleted_account",
+            level=logging.WARNING,
+            event_id=event.id,
+            event_type=event.type,
+            stripe_ids=ids,
+        )
+        return True
 
     def _resolve_user(
         self, uow: UnitOfWork, metadata: dict[str, Any], reference: Any, customer: str | None
@@ -613,6 +642,8 @@ class StripeBilling:
         plan = self._config.plan_for_price(_subscription_price(sub))
         with self._db.uow() as uow:
             user_id = self._resolve_user(uow, _obj(sub.get("metadata")), None, customer)
+            if self._buried(uow, event, customer, sub_id):
+                return _for_deleted_account(event)
             if user_id is None:
                 return WebhookOutcome(event.id, event.type, "ignored", detail="unknown customer")
             if not uow.stripe_events.record_once(event.id, event.type, event.created):
@@ -654,6 +685,8 @@ class StripeBilling:
             user_id = self._resolve_user(
                 uow, metadata, session.get("client_reference_id"), customer
             )
+            if self._buried(uow, event, customer, _ref(session.get("subscription"))):
+                return _for_deleted_account(event)
             if user_id is None:
                 return WebhookOutcome(event.id, event.type, "ignored", detail="unknown customer")
             if not uow.stripe_events.record_once(event.id, event.type, event.created):
@@ -675,8 +708,11 @@ class StripeBilling:
         invoice = event.obj
         sub_id, sub_metadata = _invoice_subscription(invoice)
         metadata = _obj(invoice.get("metadata")) | sub_metadata
+        customer = _ref(invoice.get("customer"))
         with self._db.uow() as uow:
-            user_id = self._resolve_user(uow, metadata, None, _ref(invoice.get("customer")))
+            user_id = self._resolve_user(uow, metadata, None, customer)
+            if self._buried(uow, event, customer, sub_id):
+                return _for_deleted_account(event)
             if user_id is None:
                 return WebhookOutcome(event.id, event.type, "ignored", detail="unknown customer")
             if not uow.stripe_events.record_once(event.id, event.type, event.created):
@@ -705,6 +741,10 @@ class StripeBilling:
         return WebhookOutcome(
             event.id, event.type, "applied" if applied else "stale", user_id, "past_due"
         )
+
+
+def _for_deleted_account(event: _Event) -> WebhookOutcome:
+    return WebhookOutcome(event.id, event.type, "ignored", detail="deleted account")
 
 
 def _grants(status: SubscriptionStatus) -> bool:

@@ -13,7 +13,14 @@ from shared.billing.plans import PlanName
 from shared.db.models import Subscription, SubscriptionStatus, User
 from shared.db.session import Session
 
-__all__ = ["PgBoosts", "PgStripeEvents", "PgSubscriptions", "PgUsers", "UserFootprint"]
+__all__ = [
+    "PgBoosts",
+    "PgStripeEvents",
+    "PgStripeTombstones",
+    "PgSubscriptions",
+    "PgUsers",
+    "UserFootprint",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,5 +294,44 @@ class PgStripeEvents:
             id=event_id,
             type=type,
             created=created,
+        )
+        return bool(rows)
+
+
+class PgStripeTombstones:
+    """Stripe ids of deleted accounts (``migrations/0005``): their events grant nothing."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    def bury_user(self, user_id: str, now: datetime) -> int:
+        """Record the user's Stripe customer and subscription ids; how many were new.
+
+        Run in the deleting transaction, before the user row goes (the ids are read from
+        it). A second deletion finds no row and buries nothing.
+        """
+        rows = self._s.run(
+            """
+            INSERT INTO stripe_tombstones (stripe_id, kind, buried_at)
+            SELECT stripe_customer_id, 'customer', CAST(:now AS timestamptz) FROM users
+                WHERE id = :u AND stripe_customer_id IS NOT NULL
+            UNION ALL
+            SELECT stripe_subscription_id, 'subscription', CAST(:now AS timestamptz)
+                FROM subscriptions WHERE user_id = :u AND stripe_subscription_id IS NOT NULL
+            ON CONFLICT (stripe_id) DO NOTHING
+            RETURNING stripe_id
+            """,
+            u=user_id,
+            now=now,
+        )
+        return len(rows)
+
+    def buried(self, stripe_ids: list[str]) -> bool:
+        """True when any of ``stripe_ids`` belonged to a deleted account."""
+        if not stripe_ids:
+            return False
+        rows = self._s.run(
+            "SELECT 1 FROM stripe_tombstones WHERE stripe_id = ANY(CAST(:ids AS text[])) LIMIT 1",
+            ids=stripe_ids,
         )
         return bool(rows)

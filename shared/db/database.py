@@ -16,7 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from shared.db.accounts import PgBoosts, PgStripeEvents, PgSubscriptions, PgUsers
+from shared.db.accounts import (
+    PgBoosts,
+    PgStripeEvents,
+    PgStripeTombstones,
+    PgSubscriptions,
+    PgUsers,
+)
 from shared.db.assets import PgAssets
 from shared.db.drafts import PgDrafts, PgVariants
 from shared.db.generations import PgGenerations
@@ -42,6 +48,7 @@ class UnitOfWork:
         self.ledger = PgLedger(session)
         self.rollup = PgRollup(session)
         self.stripe_events = PgStripeEvents(session)
+        self.stripe_tombstones = PgStripeTombstones(session)
 
     def snapshot(self) -> None:
         """Make this transaction a read-only snapshot: every later read sees the database

@@ -6,8 +6,10 @@ Deletion order, and why:
    gone yet (a deleted account that keeps billing is the worst outcome).
 2. Read the Redis footprint (periods, recent drafts and Idempotency-Keys) and the live
    leases from Postgres while the rows exist; release the leases and drop the keys.
-3. One transaction: delete the user row (drafts, generations, variants, assets,
-   subscription and boost cascade), THEN re-key the ledger under a random pseudonym.
+3. One transaction: record the user's Stripe customer and subscription ids as
+   tombstones (a webhook arriving later for them changes nothing), delete the user row
+   (drafts, generations, variants, assets, subscription and boost cascade), THEN re-key
+   the ledger under a random pseudonym.
    The delete waits for a worker that is finishing a job of this user; the ledger
    UPDATE, a later statement, then sees that job's ledger row too. A worker finishing
    after the commit finds no generation to move and writes nothing (the worker's
@@ -109,6 +111,8 @@ def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
     leases = [LeaseRef(str(g.id), g.owner_id, g.provider, g.model, Lane(g.lane)) for g in active]
     dropped = deps.enforcer.forget_user(keys, leases)
     with deps.db.uow() as uow:
+        # Before the rows go: a late webhook for these ids must not resurrect the user.
+        buried = uow.stripe_tombstones.bury_user(user_id, now)
         existed = uow.users.delete(user_id)
         moved = uow.ledger.pseudonymise(user_id, _pseudonym())
         uow.commit()
@@ -116,6 +120,7 @@ def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
     log_event(
         _log, "account_deleted", existed=existed, stripe_cancelled=cancelled,
         ledger_rows=moved, redis_keys=dropped, jobs_discarded=len(active),
+        stripe_ids_buried=buried,
     )  # fmt: skip
     return AccountDeletion(existed, cancelled, moved, dropped)
 

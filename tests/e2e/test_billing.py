@@ -128,14 +128,20 @@ def _boost_event(a: Api, customer: str | None) -> dict[str, Any]:
     return event("checkout.session.completed", session)
 
 
-def _subscribed(a: Api, c: Container, deliver: Callable[..., httpx.Response], product: str) -> str:
+def _subscribed(
+    a: Api,
+    c: Container,
+    deliver: Callable[..., httpx.Response],
+    product: str,
+    sub_id: str | None = None,
+) -> str:
     """Checkout, then Stripe's subscription event: the user holds ``product``."""
     _checkout(a, product)
     customer = _customer_of(c, a.user_id)
     assert customer is not None
     metadata = {"user_id": a.user_id, "product": product}
     r = deliver(_sub_event("customer.subscription.created", a, customer, product,
-                           metadata=metadata, id=f"sub_{a.user_id}"))  # fmt: skip
+                           metadata=metadata, id=sub_id or f"sub_{a.user_id}"))  # fmt: skip
     assert r.status_code == 200, r.text
     return customer
 
@@ -557,3 +563,102 @@ def test_a_signed_but_malformed_event_is_400(billing: Container, client: httpx.C
     r = client.post("/webhooks/stripe", content=payload, headers=headers)
     assert r.status_code == 400
     assert r.json()["error"]["code"] == "INVALID_EVENT"
+
+
+# ---------------------------------------------------------------- after DELETE /v1/me
+
+
+def _deleted_subscriber(
+    a: Api, c: Container, fake: FakeStripe, deliver: Callable[..., httpx.Response]
+) -> str:
+    """A Pro subscriber (known to Stripe) who then deletes the account; their customer."""
+    customer = _subscribed(a, c, deliver, "pro")
+    fake.add_subscription(f"sub_{a.user_id}", customer)
+    r = a.client.delete("/v1/me", headers=a.headers)
+    assert r.status_code == 202, r.text
+    assert fake.subscription_status(f"sub_{a.user_id}") == "canceled"
+    _assert_no_account(c, a.user_id)
+    return customer
+
+
+def _assert_no_account(c: Container, user_id: str) -> None:
+    with c.db.uow() as uow:
+        assert uow.users.get(user_id) is None
+        assert uow.subscriptions.get(user_id) is None
+        assert uow.boosts.get_expiry(user_id) is None
+
+
+def test_a_late_active_event_after_account_deletion_grants_nothing(
+    billing: Container,
+    fake: FakeStripe,
+    deliver: Callable[..., httpx.Response],
+    api: Callable[..., Api],
+) -> None:
+    a = api()
+    customer = _deleted_subscriber(a, billing, fake, deliver)
+    # Stripe redelivers an older "active" state, carrying metadata.user_id, out of order.
+    late = _sub_event("customer.subscription.created", a, customer, "pro",
+                      created=int(time.time()) - 120, metadata={"user_id": a.user_id},
+                      id=f"sub_{a.user_id}")  # fmt: skip
+    r = deliver(late)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"received": True, "result": "ignored"}
+    _assert_no_account(billing, a.user_id)  # not even an empty user row
+    assert _usage(a)["plan"] is None
+    assert _create(a).status_code == 402
+
+
+def test_later_events_for_a_deleted_accounts_stripe_ids_change_nothing(
+    billing: Container,
+    fake: FakeStripe,
+    deliver: Callable[..., httpx.Response],
+    api: Callable[..., Api],
+) -> None:
+    a = api()
+    customer = _deleted_subscriber(a, billing, fake, deliver)
+    meta = {"user_id": a.user_id}
+    sub_id = f"sub_{a.user_id}"
+    newer = int(time.time()) + 5
+    late = [
+        # A newer state of the deleted subscription (with and without metadata).
+        _sub_event("customer.subscription.updated", a, customer, "pro", created=newer,
+                   metadata=meta, id=sub_id),
+        _sub_event("customer.subscription.updated", a, customer, "basic", created=newer,
+                   id=sub_id),
+        # The cancellation our own deletion caused, and a failed invoice.
+        _sub_event("customer.subscription.deleted", a, customer, "pro", status="canceled",
+                   created=newer, metadata=meta, id=sub_id),
+        event("invoice.payment_failed", invoice(customer=customer, subscription_id=sub_id)),
+        # A boost paid in a checkout opened before the deletion.
+        _boost_event(a, customer),
+    ]  # fmt: skip
+    for evt in late:
+        r = deliver(evt)
+        assert r.status_code == 200, r.text
+        assert r.json() == {"received": True, "result": "ignored"}, evt["type"]
+    _assert_no_account(billing, a.user_id)
+    usage = _usage(a)
+    assert (usage["plan"], usage["effective_plan"], usage["boost_expires_at"]) == (None, None, None)
+
+
+def test_a_fresh_purchase_after_account_deletion_works_under_a_new_customer(
+    billing: Container,
+    fake: FakeStripe,
+    deliver: Callable[..., httpx.Response],
+    api: Callable[..., Api],
+) -> None:
+    a = api()
+    old_customer = _deleted_subscriber(a, billing, fake, deliver)
+    assert _usage(a)["plan"] is None  # the same sub is a new user now
+    new_customer = _subscribed(a, billing, deliver, "standard", f"sub_new_{a.user_id}")
+    assert new_customer != old_customer
+    assert fake.customers[new_customer]["metadata"] == {"user_id": a.user_id}
+    usage = _usage(a)
+    assert (usage["plan"], usage["effective_plan"]) == ("standard", "standard")
+    assert _create(a).status_code == 202
+    # The deleted account's ids stay dead, and cannot touch the new subscription.
+    stale = _sub_event("customer.subscription.deleted", a, old_customer, "pro",
+                       status="canceled", metadata={"user_id": a.user_id},
+                       id=f"sub_old_{a.user_id}")  # fmt: skip
+    assert deliver(stale).json()["result"] == "ignored"
+    assert _usage(a)["plan"] == "standard"

@@ -210,10 +210,14 @@ def fake() -> Iterator[FakeStripe]:
 
 def test_gateway_creates_customers_idempotently_per_user(fake: FakeStripe) -> None:
     gw = StripeGateway("sk_test_1", api_base=fake.url)
-    assert gw.create_customer("u1") == gw.create_customer("u1")
-    assert gw.create_customer("u1") != gw.create_customer("u2")
+    born = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    assert gw.create_customer("u1", born) == gw.create_customer("u1", born)
+    assert gw.create_customer("u1", born) != gw.create_customer("u2", born)
+    # The same sub after an account deletion is a new user row: a new customer.
+    reborn = datetime(2026, 1, 2, 3, 4, 5, 678902, tzinfo=UTC)
+    assert gw.create_customer("u1", reborn) != gw.create_customer("u1", born)
     keys = [r.headers["idempotency-key"] for r in fake.requests]
-    assert keys[0] == "reel-customer-u1"
+    assert keys[0] == "reel-customer-u1-1767323045678901"
     assert fake.requests[0].headers["authorization"] == "Bearer sk_test_1"
 
 
@@ -247,7 +251,7 @@ def test_an_unreachable_stripe_is_503() -> None:
         "sk_test_1", api_base=f"http://127.0.0.1:{port}", timeout_s=2, max_network_retries=0
     )
     with pytest.raises(ServiceUnavailable):
-        gw.create_customer("u1")
+        gw.create_customer("u1", datetime.now(UTC))
 
 
 def test_a_session_without_url_is_503(fake: FakeStripe) -> None:
