@@ -16,6 +16,8 @@ Money rules kept here:
   ``created`` as ``source_event_created`` and the repository refuses older ones.
 - A subscription that is not active/trialing grants no plan; a paid Pro Boost
   extends by ``BOOST_DAYS`` from the later of now and the current expiry.
+- An event naming a deleted account's customer or subscription (``stripe_tombstones``)
+  changes nothing: it would re-create the user and re-grant a plan (``_buried``).
 
 ``stripe`` is imported lazily (it is slow to import): only the first Stripe call or
 webhook of an instance pays for it.

@@ -1,4 +1,4 @@
-"""Users, subscriptions, boosts and processed Stripe events."""
+"""Users, subscriptions, boosts, processed Stripe events and deleted accounts' Stripe ids."""
 
 # ruff: noqa: S608 - SQL here is assembled only from this module's constant column lists
 # and fixed fragments; every value travels as a bound parameter.

@@ -517,6 +517,33 @@ def test_stripe_events_are_recorded_once(db: Database) -> None:
         assert uow.stripe_events.record_once(forgotten, "x", NOW) is True
 
 
+def test_stripe_tombstones_bury_a_users_stripe_ids_once(db: Database) -> None:
+    user, run = f"u_{secrets.token_hex(6)}", secrets.token_hex(6)
+    customer, sub = f"cus_{run}", f"sub_{run}"
+    with db.uow() as uow:
+        uow.users.ensure(user)
+        uow.users.set_stripe_customer(user, customer)
+        uow.subscriptions.upsert(user, PlanName.PRO, SubscriptionStatus.ACTIVE,
+                                 stripe_subscription_id=sub)  # fmt: skip
+        assert uow.stripe_tombstones.buried([customer, sub]) is False
+        assert uow.stripe_tombstones.bury_user(user, NOW) == 2
+        assert uow.users.delete(user) is True
+        uow.commit()
+    with db.uow() as uow:
+        assert uow.stripe_tombstones.buried([customer]) is True
+        assert uow.stripe_tombstones.buried(["cus_other", sub]) is True
+        assert uow.stripe_tombstones.buried(["cus_other"]) is False
+        assert uow.stripe_tombstones.buried([]) is False
+        assert uow.stripe_tombstones.bury_user(user, NOW) == 0  # deleted again: nothing
+        rows = uow._session.run(
+            "SELECT stripe_id, kind FROM stripe_tombstones WHERE stripe_id IN (:c, :s) "
+            "ORDER BY kind",
+            c=customer,
+            s=sub,
+        )
+    assert [tuple(r) for r in rows] == [(customer, "customer"), (sub, "subscription")]
+
+
 def test_effective_plan(db: Database) -> None:
     nobody, subscriber, boosted, lapsed = (_user(db) for _ in range(4))
     with db.uow() as uow:
