@@ -16,6 +16,7 @@ import pytest
 
 from shared.bootstrap import Container
 from shared.config import load_settings
+from shared.db.accounts import PgUsers
 from tests.e2e.conftest import Api
 from tests.support.fake_stripe import (
     FakeStripe,
@@ -662,3 +663,38 @@ def test_a_fresh_purchase_after_account_deletion_works_under_a_new_customer(
                        id=f"sub_old_{a.user_id}")  # fmt: skip
     assert deliver(stale).json()["result"] == "ignored"
     assert _usage(a)["plan"] == "standard"
+
+
+def test_a_deletion_committing_while_an_event_is_applied_leaves_nothing(
+    billing: Container,
+    fake: FakeStripe,
+    deliver: Callable[..., httpx.Response],
+    api: Callable[..., Api],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a = api()
+    customer = _subscribed(a, billing, deliver, "basic")
+    fake.add_subscription(f"sub_{a.user_id}", customer)
+    touch = PgUsers.touch
+    deleted: list[int] = []
+
+    def touch_then_delete(self: PgUsers, user_id: str) -> None:
+        # The webhook has resolved the user; the account deletion commits right now.
+        touch(self, user_id)
+        if user_id == a.user_id and not deleted:
+            t = threading.Thread(
+                target=lambda: deleted.append(
+                    a.client.delete("/v1/me", headers=a.headers).status_code
+                )
+            )
+            t.start()
+            t.join(30)
+
+    monkeypatch.setattr(PgUsers, "touch", touch_then_delete)
+    upgrade = _sub_event("customer.subscription.updated", a, customer, "pro",
+                         metadata={"user_id": a.user_id}, id=f"sub_{a.user_id}")  # fmt: skip
+    r = deliver(upgrade)
+    assert deleted == [202]
+    assert r.status_code == 200, r.text
+    assert r.json() == {"received": True, "result": "ignored"}
+    _assert_no_account(billing, a.user_id)
