@@ -21,8 +21,9 @@ from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 __all__ = ["MAX_PAGE_SIZE", "PgAssets", "search_query"]
 
 MAX_PAGE_SIZE: Final = 100
-RARE_MATCHES: Final = 2000
-"""Below this many matches a search reads its matches (GIN) instead of walking the library."""
+WALK_ROWS_PER_ITEM: Final = 100
+"""A search walks at most this many rows per item of its page before it reads its
+matches through the GIN index instead (a word in fewer than 1 row in this many)."""
 # A search is an AND of word prefixes; more words than this add cost, not precision.
 _MAX_SEARCH_WORDS: Final = 16
 # Words are cut to this length: still a valid prefix, far below tsquery's 2 KiB lexeme cap.
@@ -318,52 +319,64 @@ def _list_sql(
 ) -> tuple[str, dict[str, Any]]:
     """The listing query, ONE statement: fixed SQL fragments only, every value a parameter.
 
-    A search picks its plan inside the statement. Postgres cannot estimate prefix queries
-    (``word:*``) and always walks the newest-first index, filtering every row: fine for
-    common words (a page fills fast), a full scan of the library for rare or absent ones
-    (measured: 52 ms at 100k assets). So a bounded count through the GIN index (it stops
-    at ``RARE_MATCHES``) decides: fewer matches are collected through the GIN index and
-    sorted, more walk the index. Each branch is gated by that uncorrelated count (a
-    one-time filter): only one of them runs.
+    Without ``q`` the planner chooses well: platform and status have ordered indexes of
+    their own and tags have statistics. Prefix searches (``word:*``) have no estimate,
+    so a search picks its plan inside the statement instead. First it walks the
+    newest-first index lazily, testing each row, and stops at a page of matches or after
+    ``WALK_ROWS_PER_ITEM`` rows per item (a common word fills its page within a few
+    rows per item). Only when the walk stopped at that cap with the page short (a rare
+    or absent word) does the fallback run: the matches are read through the GIN index
+    and sorted. The fallback is gated by a one-time filter (an InitPlan), so a page
+    that the walk filled never touches the GIN index.
     """
-    where = ["owner_id = :owner"]
+    ordered = ["owner_id = :owner"]
     params: dict[str, Any] = {"owner": owner_id, "n": limit + 1}
     if deleted_after is None:
-        where.append(_LIVE)
+        ordered.append(_LIVE)
     else:
-        where += [_DELETED, "deleted_at >= CAST(:deleted_after AS timestamptz)"]
+        ordered += [_DELETED, "deleted_at >= CAST(:deleted_after AS timestamptz)"]
         params["deleted_after"] = deleted_after
     if binding["platform"]:
-        where.append("platform = :platform")
+        ordered.append("platform = :platform")
         params["platform"] = binding["platform"]
     if binding["status"]:
-        where.append("status = :status")
+        ordered.append("status = :status")
         params["status"] = binding["status"]
-    if tags:
-        where.append("tags @> CAST(:tags AS text[])")
-        params["tags"] = tags
-    if tsquery:
-        where.append("search @@ to_tsquery('simple', :tsq)")
-        params["tsq"] = tsquery
     if after:
         # Row comparison: matches the (created_at DESC, id DESC) index order exactly.
-        where.append("(created_at, id) < (CAST(:after_t AS timestamptz), CAST(:after_id AS uuid))")
+        ordered.append(
+            "(created_at, id) < (CAST(:after_t AS timestamptz), CAST(:after_id AS uuid))"
+        )
         params["after_t"] = after.created_at
         params["after_id"] = str(after.id)
+    tested: builtins.list[str] = []
+    if tags:
+        tested.append("tags @> CAST(:tags AS text[])")
+        params["tags"] = tags
     order = "ORDER BY created_at DESC, id DESC LIMIT CAST(:n AS int)"
-    cond = " AND ".join(where)
     if not tsquery:
+        cond = " AND ".join(ordered + tested)
         return f"SELECT {_COLS} FROM assets WHERE {cond} {order}", params
-    params["cap"] = RARE_MATCHES
-    live = _DELETED if deleted_after else _LIVE
+    tested.append("search @@ to_tsquery('simple', :tsq)")
+    params["tsq"] = tsquery
+    params["walk"] = WALK_ROWS_PER_ITEM * (limit + 1)
+    walked = " AND ".join(ordered)
+    test = " AND ".join(tested)
+    cond = " AND ".join(ordered + tested)
     sql = f"""
-        WITH c AS (
-            SELECT count(*) < CAST(:cap AS int) AS rare FROM (
-                SELECT 1 FROM assets WHERE owner_id = :owner AND {live}
-                AND search @@ to_tsquery('simple', :tsq) LIMIT CAST(:cap AS int)) hits
+        WITH w AS MATERIALIZED (
+            SELECT {_COLS} FROM (
+                SELECT {_COLS}, search FROM assets WHERE {walked}
+                ORDER BY created_at DESC, id DESC LIMIT CAST(:walk AS int)) s
+            WHERE {test} {order}
+        ), f AS (
+            SELECT (SELECT count(*) FROM w) < CAST(:n AS int)
+                AND (SELECT count(*) FROM (SELECT 1 FROM assets WHERE {walked}
+                    ORDER BY created_at DESC, id DESC LIMIT CAST(:walk AS int)) x)
+                    = CAST(:walk AS int) AS gin
         ), m AS MATERIALIZED (SELECT {_COLS} FROM assets WHERE {cond})
-        (SELECT * FROM m WHERE (SELECT rare FROM c) {order})
+        (SELECT * FROM w WHERE NOT (SELECT gin FROM f) {order})
         UNION ALL
-        (SELECT {_COLS} FROM assets WHERE {cond} AND NOT (SELECT rare FROM c) {order})
+        (SELECT * FROM m WHERE (SELECT gin FROM f) {order})
     """
     return sql, params

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from collections.abc import Iterator
@@ -210,12 +211,11 @@ def _plan(database_url: str, owner: str, **filters: Any) -> str:
 
 
 def _without_rare_count(plan: str) -> str:
-    """The plan minus the rare-word parts of a search (both were queries of their own,
-    unchecked here, before they joined the listing statement): ``CTE c``, the bounded
-    count that stops at ``RARE_MATCHES`` hits (scanning until then is a fair plan for a
-    common word), and ``CTE m``, which runs only when that count says the word is rare
-    (its plan is made for the planner's estimate, which prefix queries do not have).
-    The walk that serves these common words must stay on indexes."""
+    """The plan minus the GIN fallback of a search, ``CTE m``: it runs only when the walk
+    of the newest-first index stopped at its cap with the page short (a rare word), and
+    its plan is made for the planner's estimate, which prefix queries do not have (see
+    ``test_library_search_chooses_its_path_at_run_time``). The walk that serves common
+    words, and the check of whether it was cut, must stay on indexes."""
     out: list[str] = []
     skip_deeper: int | None = None
     for line in plan.splitlines():
@@ -223,7 +223,7 @@ def _without_rare_count(plan: str) -> str:
         if skip_deeper is not None and depth > skip_deeper:
             continue
         skip_deeper = None
-        if line.strip() in ("CTE c", "CTE m"):
+        if line.strip() == "CTE m":
             skip_deeper = depth
             continue
         out.append(line)
@@ -267,3 +267,58 @@ def test_library_list_uses_indexes(
     plan = _without_rare_count(_plan(database_url, big_owner, **filters))
     assert "Seq Scan" not in plan, plan
     assert "Index Scan" in plan or "Bitmap Index Scan" in plan, plan
+
+
+def _analyze(database_url: str, owner: str, **filters: Any) -> tuple[str, int]:
+    binding = {
+        "platform": filters.get("platform"),
+        "status": None,
+        "tags": sorted(filters.get("tags", [])),
+        "q": filters.get("q"),
+    }
+    sql, params = _list_sql(owner, binding, binding["tags"], search_query(binding["q"]), None, 20)
+    conn = connect(database_url)
+    try:
+        plan = "\n".join(r[0] for r in conn.run("EXPLAIN (ANALYZE, COSTS OFF) " + sql, **params))
+        found = len(conn.run(sql, **params))
+    finally:
+        conn.close()
+    return plan, found
+
+
+def _gin_lines(plan: str) -> list[str]:
+    return [line for line in plan.splitlines() if "assets_live_search_gin_idx" in line]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "filters", [{"q": "script body"}, {"q": "word42"}, {"platform": "tiktok", "q": "hook"}]
+)
+def test_library_search_common_word_never_reads_the_gin_index(
+    database_url: str, big_owner: str, filters: dict[str, Any]
+) -> None:
+    # word42 matches 11 rows in 1000 (word42, word420..429): the walk fills 21 within
+    # its cap of 100 rows per item, so the fallback (CTE m) never starts.
+    plan, found = _analyze(database_url, big_owner, **filters)
+    assert found == 21, plan
+    assert "CTE Scan on m (never executed)" in plan, plan
+    assert not _gin_lines(plan) or all("never executed" in x for x in _gin_lines(plan)), plan
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [({"q": "number 31337"}, 1), ({"q": "absentword"}, 0), ({"tags": ["tag7"], "q": "word1"}, 21)],
+)
+def test_library_search_rare_word_reads_the_gin_index_after_a_bounded_walk(
+    database_url: str, big_owner: str, filters: dict[str, Any], expected: int
+) -> None:
+    # A rare or absent word: the walk stops after its cap (100 rows per item, not the
+    # 50k-row library) and the matches come from the GIN index.
+    plan, found = _analyze(database_url, big_owner, **filters)
+    assert found == expected, plan
+    gin = _gin_lines(plan)
+    assert gin, plan
+    assert not any("never executed" in line for line in gin), plan
+    walked = [int(m) for m in re.findall(r"Limit \(actual time=\S+ rows=(\d+)", plan)]
+    assert max(walked) <= 100 * 21, plan
