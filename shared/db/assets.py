@@ -21,7 +21,7 @@ from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 __all__ = ["MAX_PAGE_SIZE", "PgAssets", "search_query"]
 
 MAX_PAGE_SIZE: Final = 100
-WALK_ROWS_PER_ITEM: Final = 100
+WALK_ROWS_PER_ITEM: Final = 20
 """A search walks at most this many rows per item of its page before it reads its
 matches through the GIN index instead (a word in fewer than 1 row in this many)."""
 # A search is an AND of word prefixes; more words than this add cost, not precision.
@@ -363,20 +363,22 @@ def _list_sql(
     walked = " AND ".join(ordered)
     test = " AND ".join(tested)
     cond = " AND ".join(ordered + tested)
+    # The walk numbers the rows it reads; the row at the cap comes out even when it does
+    # not match, so the walk itself says whether it was cut short (no second scan).
     sql = f"""
         WITH w AS MATERIALIZED (
-            SELECT {_COLS} FROM (
-                SELECT {_COLS}, search FROM assets WHERE {walked}
-                ORDER BY created_at DESC, id DESC LIMIT CAST(:walk AS int)) s
-            WHERE {test} {order}
+            SELECT * FROM (
+                SELECT *, {test} AS hit_, row_number() OVER () AS rn_ FROM (
+                    SELECT {_COLS}, search FROM assets WHERE {walked}
+                    ORDER BY created_at DESC, id DESC LIMIT CAST(:walk AS int)) s
+                ) r WHERE hit_ OR rn_ = CAST(:walk AS int) LIMIT CAST(:n AS int)
         ), f AS (
-            SELECT (SELECT count(*) FROM w) < CAST(:n AS int)
-                AND (SELECT count(*) FROM (SELECT 1 FROM assets WHERE {walked}
-                    ORDER BY created_at DESC, id DESC LIMIT CAST(:walk AS int)) x)
-                    = CAST(:walk AS int) AS gin
-        ), m AS MATERIALIZED (SELECT {_COLS} FROM assets WHERE {cond})
-        (SELECT * FROM w WHERE NOT (SELECT gin FROM f) {order})
+            SELECT count(*) FILTER (WHERE hit_) < CAST(:n AS int)
+                AND bool_or(rn_ = CAST(:walk AS int)) IS TRUE AS gin FROM w
+        )
+        (SELECT {_COLS} FROM w WHERE hit_ AND NOT (SELECT gin FROM f) {order})
         UNION ALL
-        (SELECT * FROM m WHERE (SELECT gin FROM f) {order})
+        (SELECT * FROM (SELECT {_COLS} FROM assets WHERE {cond} AND (SELECT gin FROM f)
+            OFFSET 0) m {order})
     """
     return sql, params
