@@ -1,12 +1,14 @@
-"""5. Library listing at 100k assets for one user: first page, page 50, each filter.
+"""5. Library listing at 100k (or ``BENCH_LIBRARY_ASSETS``) assets for one user.
 
 The assets are inserted with ``generate_series`` INSERTs through a raw pg8000
 connection, then ``VACUUM (ANALYZE)``d (the steady state autovacuum reaches). Every
 figure times ``PgAssets.list`` inside ``Database.uow()`` (the repository the API uses:
 SQL, row mapping, cursor), p50 and p99 over repeated runs after one warm call. Page 50
-is reached by walking cursors from the first page; the walk itself is timed once.
+is reached by walking cursors from the first page; the walk itself is timed once. The
+filters are timed interleaved with the unfiltered page (one of each per round), so the
+printed ratio to the unfiltered p50 is fair on a loaded machine.
 
-Data (n = 100k × BENCH_SCALE): platforms cycle over 3, statuses over 4; tags are
+Data (n = 100k × BENCH_SCALE, or BENCH_LIBRARY_ASSETS): platforms cycle over 3, statuses over 4; tags are
 ``tag{g%10}`` plus ``grp{g%7}``, or ``rare`` for one row in 1000; the title carries one
 of ten words (``delta`` = 10 % of rows); the script carries ``zulu`` in one row in 1000.
 ``absent`` cases match nothing: the worst case of a filter the index order cannot serve.
