@@ -8,9 +8,10 @@ is reached by walking cursors from the first page; the walk itself is timed once
 filters are timed interleaved with the unfiltered page (one of each per round), so the
 printed ratio to the unfiltered p50 is fair on a loaded machine.
 
-Data (n = 100k × BENCH_SCALE, or BENCH_LIBRARY_ASSETS): platforms cycle over 3, statuses over 4; tags are
-``tag{g%10}`` plus ``grp{g%7}``, or ``rare`` for one row in 1000; the title carries one
-of ten words (``delta`` = 10 % of rows); the script carries ``zulu`` in one row in 1000.
+Data (n = 100k × BENCH_SCALE, or BENCH_LIBRARY_ASSETS): platforms cycle over 3,
+statuses over 4; tags are ``tag{g%10}`` plus ``grp{g%7}``, or ``rare`` for one row in
+1000; the title carries one of ten words (``delta`` = 10 % of rows); the script carries
+``zulu`` in one row in 1000.
 ``absent`` cases match nothing: the worst case of a filter the index order cannot serve.
 
 Bound: the unfiltered first page p50 (a keyset page should cost the same at any depth
