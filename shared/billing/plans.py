@@ -47,7 +47,7 @@ class Lane(StrEnum):
     BATCH = "batch"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """One row of the plan table. ``full_regens_per_month`` is ``UNLIMITED`` for Pro."""
 
@@ -67,9 +67,39 @@ class Plan:
 
 
 PLANS: Final[dict[PlanName, Plan]] = {
-    PlanName.BASIC: Plan(PlanName.BASIC, 595, 60, 1, False, 1, 10, 0, 20),
-    PlanName.STANDARD: Plan(PlanName.STANDARD, 1995, 300, 3, True, 2, 40, 30, 10),
-    PlanName.PRO: Plan(PlanName.PRO, 3995, 900, 5, True, 5, 120, UNLIMITED, 5),
+    PlanName.BASIC: Plan(
+        name=PlanName.BASIC,
+        price_cents=595,
+        generations_per_month=60,
+        max_variants=1,
+        full_regen_allowed=False,
+        concurrent_jobs=1,
+        generations_per_hour=10,
+        full_regens_per_month=0,
+        regen_cooldown_s=20,
+    ),
+    PlanName.STANDARD: Plan(
+        name=PlanName.STANDARD,
+        price_cents=1995,
+        generations_per_month=300,
+        max_variants=3,
+        full_regen_allowed=True,
+        concurrent_jobs=2,
+        generations_per_hour=40,
+        full_regens_per_month=30,
+        regen_cooldown_s=10,
+    ),
+    PlanName.PRO: Plan(
+        name=PlanName.PRO,
+        price_cents=3995,
+        generations_per_month=900,
+        max_variants=5,
+        full_regen_allowed=True,
+        concurrent_jobs=5,
+        generations_per_hour=120,
+        full_regens_per_month=UNLIMITED,
+        regen_cooldown_s=5,
+    ),
 }
 
 MAX_VARIANTS: Final = max(p.max_variants for p in PLANS.values())

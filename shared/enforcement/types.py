@@ -108,7 +108,7 @@ class StoredResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AdmissionRequest:
     """One create/regenerate asking to be admitted. ``now`` only picks the period keys."""
 

@@ -46,7 +46,14 @@ def make_enforcer(redis_port: RedisPort, prefix: str, user: str) -> Enforcer:
 
 def admit_once(enforcer: Enforcer, user: str, now: datetime) -> tuple[str, AdmissionTicket | None]:
     """Admit one create at ``now``: (outcome code, ticket when admitted)."""
-    request = AdmissionRequest(user, Scope.CREATE, uuid.uuid4().hex, now, "minimax", "race")
+    request = AdmissionRequest(
+        user_id=user,
+        scope=Scope.CREATE,
+        lease_id=uuid.uuid4().hex,
+        now=now,
+        provider="minimax",
+        model="race",
+    )
     admission = enforcer.admit(request)
     code = admission.refusal.code if admission.refusal else admission.kind.value
     return code, admission.ticket

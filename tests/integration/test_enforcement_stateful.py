@@ -217,7 +217,15 @@ def build_machine(redis_port: RedisPort, prefix: str) -> type[RuleBasedStateMach
             lease_id = f"g{self.admitted}"
             self.admitted += 1
             request = AdmissionRequest(
-                user, scope, lease_id, self.now, "minimax", "m", Lane.INTERACTIVE, variants, draft
+                user_id=user,
+                scope=scope,
+                lease_id=lease_id,
+                now=self.now,
+                provider="minimax",
+                model="m",
+                lane=Lane.INTERACTIVE,
+                variants=variants,
+                draft_id=draft,
             )
             admission = self.enforcer.admit(request)
             got = admission.refusal.code if admission.refusal else admission.kind.value

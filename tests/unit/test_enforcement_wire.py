@@ -61,7 +61,17 @@ NOW = datetime(2026, 11, 27, 17, 30, tzinfo=UTC)
 DEC1 = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
 HOUR_END = int(datetime(2026, 11, 27, 18, tzinfo=UTC).timestamp())
 REQ = AdmissionRequest(
-    "u", Scope.REGEN_FULL, "g1", NOW, "minimax", "M", Lane.INTERACTIVE, 3, "d", "k", "fp"
+    user_id="u",
+    scope=Scope.REGEN_FULL,
+    lease_id="g1",
+    now=NOW,
+    provider="minimax",
+    model="M",
+    lane=Lane.INTERACTIVE,
+    variants=3,
+    draft_id="d",
+    idem_key="k",
+    fingerprint="fp",
 )
 CFG = AdmitConfig(plan_table(), 600, 60_000, 50, 86_400, 0)
 
@@ -118,7 +128,10 @@ def test_admission_keys_and_args_follow_the_script_header() -> None:
     for index, text in header["ARGV"].items():
         name = re.split(r"[,:(|]", text)[0].strip()
         assert args[index - 1] == _ARGV[name], (index, text)
-    plain = admission_args(AdmissionRequest("u", Scope.CREATE, "g", NOW, "m", "M"), CFG, None, None)
+    plain_request = AdmissionRequest(
+        user_id="u", scope=Scope.CREATE, lease_id="g", now=NOW, provider="m", model="M"
+    )
+    plain = admission_args(plain_request, CFG, None, None)
     assert plain[4] == ""
     assert plain[6:8] == ["", ""]
     assert plain[9:12] == ["", "", ""]
