@@ -20,6 +20,7 @@ from shared.config import Settings, check_configuration, get_settings
 if TYPE_CHECKING:
     from shared.ai.types import LLMPort
     from shared.api.auth import Authenticator
+    from shared.billing.stripe_billing import StripeBilling
     from shared.db.database import Database
     from shared.enforcement import Enforcer, PlanInfo, Truth
     from shared.queue.base import QueuePort
@@ -214,6 +215,17 @@ class Container:
             return Authenticator.from_settings(self.settings)
 
         return self._get("authenticator", build)
+
+    @property
+    def billing(self) -> StripeBilling:
+        """Stripe checkout, portal and webhook; one ``StripeClient`` per instance."""
+
+        def build() -> StripeBilling:
+            from shared.billing.stripe_billing import StripeBilling
+
+            return StripeBilling.from_settings(self.settings, self.db, self.clock)
+
+        return self._get("billing", build)
 
     @property
     def signature_verifier(self) -> SignatureVerifier:

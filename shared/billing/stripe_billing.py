@@ -1,9 +1,9 @@
 """Stripe payments (SPEC §8): Checkout, the customer portal and the webhook.
 
     StripeConfig      what this deployment may sell: price ids, URLs, secrets
-    StripeGateway     the one adapter over ``stripe.StripeClient``; Stripe's errors
-                      become ``ServiceUnavailable`` here (``raise … from exc``)
-    StripeBilling     the service: ``start_checkout``, ``open_portal``, ``handle_webhook``
+    StripeBilling     the use cases: ``start_checkout``, ``open_portal``, ``handle_webhook``
+    (stripe_gateway)  the SDK adapter: the only caller of ``stripe``, errors translated
+    (stripe_payloads) webhook events read into plain values (pure)
 
 Money rules kept here:
 
@@ -19,29 +19,38 @@ Money rules kept here:
 - An event naming a deleted account's customer or subscription (``stripe_tombstones``)
   changes nothing: it would re-create the user and re-grant a plan (``_buried``).
 
-``stripe`` is imported lazily (it is slow to import): only the first Stripe call or
-webhook of an instance pays for it.
+The service is built once per instance by the container (``Container.billing``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Final, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from shared.billing.plans import BOOST_DAYS, PlanName
-from shared.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from shared.billing.stripe_gateway import (
+    MISCONFIGURED_RETRY_AFTER_S,
+    StripeGateway,
+    verify_signature,
+)
+from shared.billing.stripe_payloads import (
+    StripeEvent,
+    as_dict,
+    as_ref,
+    as_str,
+    invoice_subscription,
+    map_subscription_status,
+    period_end,
+    subscription_price,
+)
+from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.observability.logging import log_event
 
 if TYPE_CHECKING:
-    from stripe import StripeClient
-    from stripe.params import CustomerCreateParams
-    from stripe.params.billing_portal import SessionCreateParams as PortalSessionCreateParams
     from stripe.params.checkout import SessionCreateParams as CheckoutSessionCreateParams
 
     from shared.clock import Clock
@@ -49,32 +58,11 @@ if TYPE_CHECKING:
     from shared.db.database import Database, UnitOfWork
     from shared.db.models import Subscription, SubscriptionStatus
 
-__all__ = [
-    "SIGNATURE_TOLERANCE_S",
-    "Product",
-    "StripeBilling",
-    "StripeConfig",
-    "StripeGateway",
-    "WebhookOutcome",
-    "map_subscription_status",
-    "verify_signature",
-]
+__all__ = ["Product", "StripeBilling", "StripeConfig", "WebhookOutcome"]
 
 _log = logging.getLogger("reel.billing.stripe")
 
-SIGNATURE_TOLERANCE_S: Final = 300
-"""Stripe's recommended replay window: an older signed timestamp is refused."""
-
-_REQUEST_TIMEOUT_S: Final = 20.0
-"""Per Stripe call; well inside the function's own timeout so we answer 503, not die."""
-
-_NETWORK_RETRIES: Final = 2
-"""The SDK retries connection errors, 409 and 5xx with idempotency keys it sets."""
-
-_RETRY_AFTER_S: Final = 5
-_MISCONFIGURED_RETRY_AFTER_S: Final = 3600
 _MAX_USER_ID_LEN: Final = 128  # users.id CHECK in schema.sql
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Product(StrEnum):
@@ -160,247 +148,8 @@ def _not_configured(reason: str) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"Billing is not configured on this deployment ({reason}).",
         details={"reason": "stripe_not_configured"},
-        retry_after=_MISCONFIGURED_RETRY_AFTER_S,
+        retry_after=MISCONFIGURED_RETRY_AFTER_S,
     )
-
-
-# ---- the adapter --------------------------------------------------------------------
-
-
-class StripeGateway:
-    """``stripe.StripeClient`` built on first use, once, and shared by every thread.
-
-    The SDK's default HTTP client keeps one ``requests`` session per thread, so one
-    client per instance is safe under functions-framework's threads. Every Stripe
-    error leaves this class as ``ServiceUnavailable`` (503, ``Retry-After``).
-    """
-
-    def __init__(
-        self,
-        secret_key: str,
-        *,
-        api_base: str | None = None,
-        timeout_s: float = _REQUEST_TIMEOUT_S,
-        max_network_retries: int = _NETWORK_RETRIES,
-    ) -> None:
-        self._secret_key, self._api_base = secret_key, api_base
-        self._timeout_s, self._retries = timeout_s, max_network_retries
-        self._lock = threading.Lock()
-        self._client: StripeClient | None = None
-
-    def _stripe(self) -> StripeClient:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    import stripe
-
-                    self._client = stripe.StripeClient(
-                        self._secret_key,
-                        base_addresses={"api": self._api_base} if self._api_base else None,
-                        max_network_retries=self._retries,
-                        http_client=stripe.new_default_http_client(timeout=self._timeout_s),
-                    )
-        return self._client
-
-    def create_customer(self, user_id: str, user_created_at: datetime) -> str:
-        """A new Stripe customer for ``user_id``; its id.
-
-        The idempotency key is derived from the user row (id and creation time):
-        concurrent first checkouts (and a retry after our own write failed) get the same
-        customer back from Stripe for 24 h instead of creating a second one, while a user
-        re-created under the same sub after deleting the account gets a new customer, not
-        the deleted account's (tombstoned) one.
-        """
-        params: CustomerCreateParams = {"metadata": {"user_id": user_id}}
-        incarnation = (user_created_at - _EPOCH) // timedelta(microseconds=1)
-        try:
-            customer = self._stripe().v1.customers.create(
-                params, {"idempotency_key": f"reel-customer-{user_id}-{incarnation}"}
-            )
-        except Exception as exc:
-            _raise_translated(exc, "create_customer")
-        return customer.id
-
-    def create_checkout_session(self, params: CheckoutSessionCreateParams) -> str:
-        """The URL of a new Checkout Session."""
-        try:
-            session = self._stripe().v1.checkout.sessions.create(params)
-        except Exception as exc:
-            _raise_translated(exc, "create_checkout_session")
-        if not session.url:
-            raise ServiceUnavailable("Stripe returned a Checkout Session without a URL.")
-        return session.url
-
-    def create_portal_session(self, customer_id: str, return_url: str) -> str:
-        """The URL of a new customer-portal session."""
-        params: PortalSessionCreateParams = {"customer": customer_id, "return_url": return_url}
-        try:
-            session = self._stripe().v1.billing_portal.sessions.create(params)
-        except Exception as exc:
-            _raise_translated(exc, "create_portal_session")
-        return session.url
-
-    def cancel_subscription(self, subscription_id: str) -> bool:
-        """Cancel at once (account deletion); False when Stripe no longer has it.
-
-        Cancelling is idempotent on our side: a subscription Stripe reports missing
-        (``resource_missing``: already cancelled and gone, or never there) is done.
-        """
-        import stripe
-
-        try:
-            self._stripe().v1.subscriptions.cancel(
-                subscription_id, None, {"idempotency_key": f"reel-cancel-{subscription_id}"}
-            )
-        except stripe.InvalidRequestError as exc:
-            if exc.code == "resource_missing":
-                return False
-            _raise_translated(exc, "cancel_subscription")
-        except Exception as exc:
-            _raise_translated(exc, "cancel_subscription")
-        return True
-
-
-def _raise_translated(exc: Exception, operation: str) -> NoReturn:
-    """Stripe's errors as ours (the one translation boundary); anything else re-raised."""
-    import stripe
-
-    if not isinstance(exc, stripe.StripeError):
-        raise exc
-    misconfigured = isinstance(exc, stripe.AuthenticationError | stripe.PermissionError)
-    log_event(
-        _log,
-        "stripe_api_error",
-        level=logging.ERROR if misconfigured else logging.WARNING,
-        operation=operation,
-        error_type=type(exc).__name__,
-        http_status=exc.http_status,
-        stripe_code=exc.code,
-        stripe_request_id=exc.request_id,
-    )
-    if misconfigured:
-        raise ServiceUnavailable(
-            "Billing is misconfigured on this deployment (Stripe rejected our API key).",
-            details={"reason": "stripe_auth"},
-            retry_after=_MISCONFIGURED_RETRY_AFTER_S,
-        ) from exc
-    raise ServiceUnavailable(
-        "The payment provider is unavailable or refused the request; retry shortly.",
-        details={"reason": "stripe_error"},
-        retry_after=_RETRY_AFTER_S,
-    ) from exc
-
-
-def verify_signature(
-    payload: bytes, header: str | None, secret: str, *, tolerance_s: int = SIGNATURE_TOLERANCE_S
-) -> None:
-    """Check ``Stripe-Signature`` over the raw body; 400 ``INVALID_SIGNATURE`` when it fails.
-
-    Missing or malformed header, wrong secret, altered body and a timestamp older than
-    ``tolerance_s`` (a replay) are all refused before anything is read from the body.
-    """
-    import stripe
-
-    try:
-        stripe.WebhookSignature.verify_header(payload, header, secret, tolerance_s)
-    except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
-        raise BadRequest(
-            "The Stripe-Signature header is missing or does not match this payload.",
-            code="INVALID_SIGNATURE",
-        ) from exc
-
-
-# ---- event parsing (pure) -------------------------------------------------------------
-
-_STATUS_MAP: Final[dict[str, str]] = {
-    "active": "active",
-    "trialing": "trialing",
-    # Payment outstanding: no plan until Stripe reports the subscription active again.
-    "past_due": "past_due",
-    "unpaid": "past_due",
-    "incomplete": "past_due",
-    "paused": "past_due",
-    # Ended for good.
-    "canceled": "canceled",
-    "incomplete_expired": "canceled",
-}
-
-
-def map_subscription_status(stripe_status: str | None) -> SubscriptionStatus:
-    """Stripe's subscription status as ours; anything unknown grants no plan."""
-    from shared.db.models import SubscriptionStatus
-
-    return SubscriptionStatus(_STATUS_MAP.get(stripe_status or "", "past_due"))
-
-
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _ref(value: Any) -> str | None:
-    """An expandable reference: an id string or an expanded object with ``id``."""
-    return _str(value) or _str(_obj(value).get("id"))
-
-
-def _timestamp(value: Any) -> datetime | None:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return datetime.fromtimestamp(value, UTC)
-    return None
-
-
-def _subscription_items(sub: dict[str, Any]) -> list[dict[str, Any]]:
-    data = _obj(sub.get("items")).get("data")
-    return [_obj(i) for i in data] if isinstance(data, list) else []
-
-
-def _subscription_price(sub: dict[str, Any]) -> str | None:
-    for item in _subscription_items(sub):
-        if price := _ref(item.get("price")):
-            return price
-    return None
-
-
-def _period_end(sub: dict[str, Any]) -> datetime | None:
-    # API versions since 2025-03 keep current_period_end on the items, older on the root.
-    ends = [_timestamp(i.get("current_period_end")) for i in _subscription_items(sub)]
-    ends.append(_timestamp(sub.get("current_period_end")))
-    known = [e for e in ends if e is not None]
-    return max(known) if known else None
-
-
-def _invoice_subscription(invoice: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-    """The invoice's subscription id and that subscription's metadata (both API shapes)."""
-    details = _obj(_obj(invoice.get("parent")).get("subscription_details"))
-    sub_id = _ref(details.get("subscription")) or _ref(invoice.get("subscription"))
-    return sub_id, _obj(details.get("metadata")) or _obj(invoice.get("subscription_details"))
-
-
-@dataclass(frozen=True, slots=True)
-class _Event:
-    id: str
-    type: str
-    created: datetime
-    obj: dict[str, Any]
-
-    @classmethod
-    def parse(cls, payload: bytes) -> _Event:
-        try:
-            raw = json.loads(payload)
-        except ValueError as exc:
-            raise BadRequest("The event is not valid JSON.", code="INVALID_EVENT") from exc
-        event = _obj(raw)
-        event_id, event_type = _str(event.get("id")), _str(event.get("type"))
-        created = _timestamp(event.get("created"))
-        obj = _obj(event.get("data")).get("object")
-        if event_id is None or event_type is None or created is None or not isinstance(obj, dict):
-            raise BadRequest(
-                "The event lacks id, type, created or data.object.", code="INVALID_EVENT"
-            )
-        return cls(event_id, event_type, created, obj)
 
 
 # ---- the service --------------------------------------------------------------------
@@ -562,7 +311,7 @@ class StripeBilling:
         """Verify, then apply one event exactly once. Unknown types are ignored (200)."""
         secret = self._config.require_webhook_secret()
         verify_signature(payload, signature, secret)
-        event = _Event.parse(payload)
+        event = StripeEvent.parse(payload)
         if event.type in _SUBSCRIPTION_EVENTS:
             outcome = self._on_subscription(event)
         elif event.type in _CHECKOUT_EVENTS:
@@ -582,7 +331,7 @@ class StripeBilling:
         )
         return outcome
 
-    def _buried(self, uow: UnitOfWork, event: _Event, *stripe_ids: str | None) -> bool:
+    def _buried(self, uow: UnitOfWork, event: StripeEvent, *stripe_ids: str | None) -> bool:
         """True when the event names a deleted account's customer or subscription: the
         caller returns without committing, so the row ``_resolve_user`` may have just
         re-created from ``metadata.user_id`` is rolled back.
@@ -611,7 +360,7 @@ class StripeBilling:
         self, uow: UnitOfWork, metadata: dict[str, Any], reference: Any, customer: str | None
     ) -> str | None:
         """metadata.user_id / client_reference_id (set by our checkout), else the customer."""
-        claimed = _str(metadata.get("user_id")) or _str(reference)
+        claimed = as_str(metadata.get("user_id")) or as_str(reference)
         if claimed is not None and len(claimed) <= _MAX_USER_ID_LEN:
             uow.users.touch(claimed)  # rows referencing the user need it to exist
             return claimed
@@ -631,19 +380,19 @@ class StripeBilling:
         if owner is None:
             uow.users.set_stripe_customer(user_id, customer)
 
-    def _on_subscription(self, event: _Event) -> WebhookOutcome:
+    def _on_subscription(self, event: StripeEvent) -> WebhookOutcome:
         from shared.db.models import SubscriptionStatus
 
         sub = event.obj
-        sub_id, customer = _ref(sub.get("id")), _ref(sub.get("customer"))
+        sub_id, customer = as_ref(sub.get("id")), as_ref(sub.get("customer"))
         status = (
             SubscriptionStatus.CANCELED
             if event.type == "customer.subscription.deleted"
-            else map_subscription_status(_str(sub.get("status")))
+            else map_subscription_status(as_str(sub.get("status")))
         )
-        plan = self._config.plan_for_price(_subscription_price(sub))
+        plan = self._config.plan_for_price(subscription_price(sub))
         with self._db.uow() as uow:
-            user_id = self._resolve_user(uow, _obj(sub.get("metadata")), None, customer)
+            user_id = self._resolve_user(uow, as_dict(sub.get("metadata")), None, customer)
             if self._buried(uow, event, customer, sub_id):
                 return _for_deleted_account(event)
             if user_id is None:
@@ -667,7 +416,7 @@ class StripeBilling:
                 plan,
                 status,
                 stripe_subscription_id=sub_id,
-                current_period_end=_period_end(sub),
+                current_period_end=period_end(sub),
                 source_event_created=event.created,
             )
             uow.commit()
@@ -680,14 +429,14 @@ class StripeBilling:
             f"{plan.value}:{status.value}",
         )
 
-    def _on_checkout(self, event: _Event) -> WebhookOutcome:
+    def _on_checkout(self, event: StripeEvent) -> WebhookOutcome:
         session = event.obj
-        metadata, customer = _obj(session.get("metadata")), _ref(session.get("customer"))
+        metadata, customer = as_dict(session.get("metadata")), as_ref(session.get("customer"))
         with self._db.uow() as uow:
             user_id = self._resolve_user(
                 uow, metadata, session.get("client_reference_id"), customer
             )
-            if self._buried(uow, event, customer, _ref(session.get("subscription"))):
+            if self._buried(uow, event, customer, as_ref(session.get("subscription"))):
                 return _for_deleted_account(event)
             if user_id is None:
                 return WebhookOutcome(event.id, event.type, "ignored", detail="unknown customer")
@@ -704,13 +453,13 @@ class StripeBilling:
             uow.commit()
         return WebhookOutcome(event.id, event.type, "applied", user_id, detail)
 
-    def _on_payment_failed(self, event: _Event) -> WebhookOutcome:
+    def _on_payment_failed(self, event: StripeEvent) -> WebhookOutcome:
         from shared.db.models import SubscriptionStatus
 
         invoice = event.obj
-        sub_id, sub_metadata = _invoice_subscription(invoice)
-        metadata = _obj(invoice.get("metadata")) | sub_metadata
-        customer = _ref(invoice.get("customer"))
+        sub_id, sub_metadata = invoice_subscription(invoice)
+        metadata = as_dict(invoice.get("metadata")) | sub_metadata
+        customer = as_ref(invoice.get("customer"))
         with self._db.uow() as uow:
             user_id = self._resolve_user(uow, metadata, None, customer)
             if self._buried(uow, event, customer, sub_id):
@@ -745,7 +494,7 @@ class StripeBilling:
         )
 
 
-def _for_deleted_account(event: _Event) -> WebhookOutcome:
+def _for_deleted_account(event: StripeEvent) -> WebhookOutcome:
     return WebhookOutcome(event.id, event.type, "ignored", detail="deleted account")
 
 

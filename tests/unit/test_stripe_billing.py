@@ -1,4 +1,4 @@
-"""Pure parts of ``shared.billing.stripe_billing``: configuration, signature checks, event
+"""Pure parts of ``shared.billing`` Stripe support: configuration, signature checks, event
 parsing and Stripe error translation (against the local ``FakeStripe`` server)."""
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.billing.plans import PlanName
-from shared.billing.stripe_billing import (
-    Product,
-    StripeConfig,
-    StripeGateway,
-    _Event,
-    _invoice_subscription,
-    _period_end,
-    _skip_subscription_write,
+from shared.billing.stripe_billing import Product, StripeConfig, _skip_subscription_write
+from shared.billing.stripe_gateway import StripeGateway, verify_signature
+from shared.billing.stripe_payloads import (
+    StripeEvent,
+    invoice_subscription,
     map_subscription_status,
-    verify_signature,
+    period_end,
 )
 from shared.config import load_settings
 from shared.db.models import Subscription, SubscriptionStatus
@@ -115,7 +112,7 @@ def test_a_non_utf8_body_is_400_not_500() -> None:
 
 def test_event_parse_reads_id_type_created_and_object() -> None:
     evt = event("customer.subscription.updated", {"id": "sub_1"}, created=1_700_000_000)
-    parsed = _Event.parse(json.dumps(evt).encode())
+    parsed = StripeEvent.parse(json.dumps(evt).encode())
     assert (parsed.type, parsed.obj["id"]) == ("customer.subscription.updated", "sub_1")
     assert parsed.created == datetime.fromtimestamp(1_700_000_000, UTC)
 
@@ -131,7 +128,7 @@ def test_event_parse_reads_id_type_created_and_object() -> None:
 )
 def test_malformed_events_are_400(payload: bytes) -> None:
     with pytest.raises(BadRequest) as info:
-        _Event.parse(payload)
+        StripeEvent.parse(payload)
     assert info.value.code in ("INVALID_EVENT",)
 
 
@@ -158,18 +155,18 @@ def test_subscription_status_mapping_grants_only_active_and_trialing(
 
 def test_period_end_from_items_or_root() -> None:
     sub = subscription(customer="cus_1", price="price_b", current_period_end=1_800_000_000)
-    assert _period_end(sub) == datetime.fromtimestamp(1_800_000_000, UTC)
+    assert period_end(sub) == datetime.fromtimestamp(1_800_000_000, UTC)
     legacy = {"id": "sub_1", "current_period_end": 1_800_000_100, "items": {"data": []}}
-    assert _period_end(legacy) == datetime.fromtimestamp(1_800_000_100, UTC)
-    assert _period_end({"id": "sub_1"}) is None
+    assert period_end(legacy) == datetime.fromtimestamp(1_800_000_100, UTC)
+    assert period_end({"id": "sub_1"}) is None
 
 
 def test_invoice_subscription_in_both_api_shapes() -> None:
     current = invoice(customer="cus_1", subscription_id="sub_9")
-    assert _invoice_subscription(current)[0] == "sub_9"
+    assert invoice_subscription(current)[0] == "sub_9"
     legacy = {"id": "in_1", "customer": "cus_1", "subscription": "sub_8"}
-    assert _invoice_subscription(legacy)[0] == "sub_8"
-    assert _invoice_subscription({"id": "in_2"})[0] is None
+    assert invoice_subscription(legacy)[0] == "sub_8"
+    assert invoice_subscription({"id": "in_2"})[0] is None
 
 
 def _stored(status: str, sub_id: str | None) -> Subscription:

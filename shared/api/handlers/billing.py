@@ -7,47 +7,31 @@ verifies ``Stripe-Signature`` over the raw body (400 ``INVALID_SIGNATURE``).
 
 from __future__ import annotations
 
-import threading
-import weakref
 from typing import TYPE_CHECKING
 
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import CheckoutRequest, UrlResponse
-from shared.billing.stripe_billing import Product, StripeBilling
+from shared.billing.stripe_billing import Product
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
-__all__ = ["billing_service", "checkout", "portal", "stripe_webhook"]
-
-# One service (and so one StripeClient) per container: built on first use, shared by
-# every request thread of the instance; a test's swapped container gets its own.
-_services: weakref.WeakKeyDictionary[Container, StripeBilling] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
-
-
-def billing_service(c: Container) -> StripeBilling:
-    """The instance's ``StripeBilling`` (one per container, built on first use)."""
-    with _lock:
-        service = _services.get(c)
-        if service is None:
-            service = _services[c] = StripeBilling.from_settings(c.settings, c.db, c.clock)
-        return service
+__all__ = ["checkout", "portal", "stripe_webhook"]
 
 
 def checkout(req: ApiRequest, c: Container) -> ApiResponse:
     body = req.parse(CheckoutRequest)
-    url = billing_service(c).start_checkout(req.user_id, Product(body.product))
+    url = c.billing.start_checkout(req.user_id, Product(body.product))
     return ApiResponse.json(201, UrlResponse(url=url))
 
 
 def portal(req: ApiRequest, c: Container) -> ApiResponse:
-    url = billing_service(c).open_portal(req.user_id)
+    url = c.billing.open_portal(req.user_id)
     return ApiResponse.json(201, UrlResponse(url=url))
 
 
 def stripe_webhook(req: ApiRequest, c: Container) -> ApiResponse:
-    outcome = billing_service(c).handle_webhook(req.body, req.headers.get("Stripe-Signature"))
+    outcome = c.billing.handle_webhook(req.body, req.headers.get("Stripe-Signature"))
     if outcome.user_id is not None:
         c.enforcer.invalidate_plan(outcome.user_id)  # after commit: the next read reloads
     return ApiResponse.json(200, {"received": True, "result": outcome.result})

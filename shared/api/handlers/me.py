@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.api.handlers.billing import billing_service
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import AccountDeletionResponse
 from shared.services import account as service
@@ -25,6 +24,6 @@ def export_me(req: ApiRequest, c: Container) -> ApiResponse:
 
 
 def delete_me(req: ApiRequest, c: Container) -> ApiResponse:
-    deps = service.AccountDeps(db=c.db, enforcer=c.enforcer, billing=billing_service(c), now=c.now)
+    deps = service.AccountDeps(db=c.db, enforcer=c.enforcer, billing=c.billing, now=c.now)
     service.delete_account(deps, req.user_id)
     return ApiResponse.json(202, AccountDeletionResponse(status="deleted"))
