@@ -10,17 +10,12 @@ handler ever sees Flask, and no exception text or stack trace reaches a client.
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from importlib import import_module
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Final, cast
 
-from pydantic import BaseModel, ValidationError
-
+from shared.api.messages import ApiRequest, ApiResponse, dump_json, validation_error
 from shared.errors import (
     AppError,
     BadRequest,
@@ -30,7 +25,6 @@ from shared.errors import (
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
-    ValidationFailed,
 )
 from shared.observability.logging import (
     annotate,
@@ -44,13 +38,13 @@ if TYPE_CHECKING:
     import flask
 
     from shared.api.auth import Principal
+    from shared.api.routes import Route
     from shared.bootstrap import Container
 
 __all__ = [
     "MAX_BODY_BYTES",
     "ApiRequest",
     "ApiResponse",
-    "Route",
     "dispatch",
     "dump_json",
     "validation_error",
@@ -72,131 +66,6 @@ CORS_EXPOSE_HEADERS: Final = (
 )
 _BODY_METHODS: Final = frozenset({"POST", "PATCH", "PUT"})
 _log = logging.getLogger("reel.api")
-M = TypeVar("M", bound=BaseModel)
-Auth = Literal["bearer", "admin", "none", "qstash", "stripe"]
-
-
-def dump_json(payload: Any) -> bytes:
-    """Compact UTF-8 JSON: the one serialisation every response (and replay) uses."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"invalid JSON constant {name}")
-
-
-def validation_error(exc: ValidationError) -> ValidationFailed:
-    """A pydantic error as 422 ``VALIDATION_FAILED`` with ``details.fields``."""
-    fields = [
-        {"loc": [p for p in err["loc"] if p != "__root__"], "msg": str(err["msg"])}
-        for err in exc.errors(include_url=False, include_input=False)
-    ]
-    return ValidationFailed(details={"fields": fields})
-
-
-@dataclass(frozen=True, slots=True)
-class ApiRequest:
-    """What a handler sees: no framework types."""
-
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    query: Mapping[str, str]
-    body: bytes
-    request_id: str
-    path_params: Mapping[str, str]
-    principal: Principal | None
-    url: str
-
-    @property
-    def user_id(self) -> str:
-        if self.principal is None:
-            raise InternalError("route has no authenticated principal")
-        return self.principal.user_id
-
-    def json(self) -> Any:
-        """The body parsed as JSON; 400 ``INVALID_JSON`` when it is not."""
-        try:
-            return json.loads(self.body.decode("utf-8"), parse_constant=_reject_constant)
-        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-            raise BadRequest("Request body is not valid JSON.", code="INVALID_JSON") from exc
-
-    def parse(self, model: type[M]) -> M:
-        """The body validated by ``model``; 422 ``VALIDATION_FAILED`` on field errors.
-
-        Strict, from the JSON text: ``true`` or ``"2"`` for an integer is a wrong type
-        (SPEC §3), not something to coerce. Enum values still match their JSON strings.
-        """
-        data = self.json()
-        if not isinstance(data, dict):
-            raise ValidationFailed.field([], "request body must be a JSON object")
-        try:
-            return model.model_validate_json(self.body, strict=True)
-        except ValidationError as exc:
-            raise validation_error(exc) from exc
-
-    def parse_query(self, model: type[M]) -> M:
-        # Lax on purpose: a query string is all strings, so "limit=20" must become 20.
-        try:
-            return model.model_validate(dict(self.query))
-        except ValidationError as exc:
-            raise validation_error(exc) from exc
-
-
-@dataclass(slots=True)
-class ApiResponse:
-    """A response; ``stream`` (when set) replaces ``body`` and is sent as it is produced.
-
-    A streamed response has committed to its status: an error while streaming can only
-    cut the body short (logged; the client sees truncated JSON), so a streaming handler
-    must do whatever can fail with a proper status before returning.
-    """
-
-    status: int
-    body: bytes = b""
-    headers: dict[str, str] = field(default_factory=dict)
-    stream: Iterable[bytes] | None = None
-
-    @classmethod
-    def json(
-        cls, status: int, payload: Any, headers: Mapping[str, str] | None = None
-    ) -> ApiResponse:
-        if isinstance(payload, BaseModel):
-            payload = payload.model_dump(mode="json")
-        return cls(
-            status, dump_json(payload), {"Content-Type": "application/json", **(headers or {})}
-        )
-
-
-Handler = Callable[[ApiRequest, "Container"], ApiResponse]
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One method + path of the public contract, resolved lazily to its handler."""
-
-    method: str
-    pattern: str
-    handler: str  # "module:function", imported on first use (cold starts pay only for theirs)
-    function: str  # the Cloud Function (shared.api.registry name) serving it
-    auth: Auth = "bearer"
-    summary: str = ""
-    # Names of classes in shared.api.models (see routes.py): imported only by handlers
-    # and the OpenAPI generator.
-    request_model: str | None = None
-    response_model: str | None = None
-    query_model: str | None = None
-    status: int = 200
-    idempotent: bool = False
-
-    @property
-    def regex(self) -> re.Pattern[str]:
-        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.pattern) + "$")
-
-    def resolve(self) -> Handler:
-        module, _, attr = self.handler.partition(":")
-        handler: Handler = getattr(import_module(module), attr)
-        return handler
 
 
 def _match(routes: list[Route], path: str, method: str) -> tuple[Route, dict[str, str]]:

@@ -9,11 +9,51 @@ time, and a request refused before its handler runs (401, 404) never needs them.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
+from importlib import import_module
+from typing import TYPE_CHECKING, Literal
 
-from shared.api.http import Route
+from shared.api.messages import ApiRequest, ApiResponse
 
-__all__ = ["ROUTES", "routes_for"]
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
+
+__all__ = ["ROUTES", "Auth", "Handler", "Route", "routes_for"]
+
+Auth = Literal["bearer", "admin", "none", "qstash", "stripe"]
+Handler = Callable[[ApiRequest, "Container"], ApiResponse]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One method + path of the public contract, resolved lazily to its handler."""
+
+    method: str
+    pattern: str
+    handler: str  # "module:function", imported on first use (cold starts pay only for theirs)
+    function: str  # the Cloud Function (shared.api.registry name) serving it
+    auth: Auth = "bearer"
+    summary: str = ""
+    # Names of classes in shared.api.models (see the module doc): imported only by handlers
+    # and the OpenAPI generator.
+    request_model: str | None = None
+    response_model: str | None = None
+    query_model: str | None = None
+    status: int = 200
+    idempotent: bool = False
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.pattern) + "$")
+
+    def resolve(self) -> Handler:
+        module, _, attr = self.handler.partition(":")
+        handler: Handler = getattr(import_module(module), attr)
+        return handler
+
 
 _H = "shared.api.handlers"
 

@@ -56,9 +56,6 @@ KNOWN_BACK_EDGES = frozenset(
         ("shared.services.library", "shared.api.models"),
     }
 )
-# Known cycles still to be broken (issue 16 item 9: ``Route`` lives in http.py, which
-# imports the route table lazily). Same rule: the list shrinks with the code.
-KNOWN_CYCLES = [["shared.api.http", "shared.api.routes"]]
 
 
 def _module_name(path: Path) -> str:
@@ -186,13 +183,7 @@ def test_known_back_edges_are_still_there() -> None:
 
 
 def test_no_import_cycles() -> None:
-    assert [c for c in cycles(import_graph()) if c not in KNOWN_CYCLES] == []
-
-
-def test_known_cycles_are_still_there() -> None:
-    """Remove an entry from ``KNOWN_CYCLES`` once the cycle is broken."""
-    found = cycles(import_graph())
-    assert [c for c in KNOWN_CYCLES if c not in found] == []
+    assert cycles(import_graph()) == []
 
 
 # -- the checker on synthetic graphs ----------------------------------------------------
