@@ -26,7 +26,6 @@
 -- ARGV[15] lease TTL, ms
 -- ARGV[16] provider cap, leases
 -- ARGV[17] idempotency record TTL, s
--- ARGV[18] user id (stored in the lease record)
 --
 -- Reply:
 --   {"admitted", plan, month_used, month_limit, hour_used, hour_limit, full_used, full_limit,
@@ -132,10 +131,12 @@ local lease_ttl = tonumber(ARGV[15])
 local expires = now + lease_ttl
 sem_add(KEYS[8], lease_id, expires, now)
 sem_add(KEYS[9], lease_id, expires, now)
-redis.call('HSET', KEYS[10], 'user', ARGV[18], 'scope', scope, 'user_sem', KEYS[8],
-  'provider_sem', KEYS[9], 'month_key', KEYS[4], 'hour_key', KEYS[5],
-  'full_key', is_full and KEYS[6] or '', 'expires_ms', expires)
--- The record outlives the lease by an hour so the sweeper can still see what it held.
+-- The lease record holds only what a later script reads: expires_ms (a retried admission
+-- of this lease answers with it) and hour_key (an abort gives back the hour it charged).
+-- Every other key a release or refund touches is passed in KEYS (Upstash locks them).
+redis.call('HSET', KEYS[10], 'hour_key', KEYS[5], 'expires_ms', expires)
+-- It outlives the lease by an hour: a delivery paused past the lease's end must still
+-- find the newer claim's attempt (refresh_lease stores it) and stay fenced out.
 redis.call('PEXPIRE', KEYS[10], lease_ttl + 3600000)
 if fp ~= '' then
   idem_mark_pending(KEYS[1], fp, ARGV[17])

@@ -36,7 +36,7 @@ if not (held_user and held_provider) then
 end
 sem_add(KEYS[1], id, expires, now)
 sem_add(KEYS[2], id, expires, now)
-redis.call('HSET', KEYS[3], 'user_sem', KEYS[1], 'provider_sem', KEYS[2], 'expires_ms', expires)
+redis.call('HSET', KEYS[3], 'expires_ms', expires)
 if ARGV[6] ~= nil and ARGV[6] ~= '' then
   redis.call('HSET', KEYS[3], 'attempt', ARGV[6])
 end

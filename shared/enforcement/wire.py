@@ -219,7 +219,6 @@ def admission_args(
         str(cfg.lease_ttl_ms),
         str(cfg.provider_cap),
         str(cfg.idempotency_ttl_s),
-        req.user_id,
     ]
 
 
