@@ -16,6 +16,7 @@ from shared.enforcement.types import (
     IdempotencyState,
     LeaseStatus,
     Refusal,
+    RefusalCode,
     StoredResponse,
 )
 from shared.errors import (
@@ -31,13 +32,13 @@ from shared.errors import (
 
 __all__ = ["enforce_idempotency", "enforce_lease", "enforce_or_throw", "refusal_error"]
 
-_MESSAGES = {
-    "MONTHLY_QUOTA_EXCEEDED": "Monthly generation quota reached.",
-    "HOURLY_LIMIT_EXCEEDED": "Hourly generation limit reached; try again later.",
-    "FULL_REGEN_CAP_EXCEEDED": "Monthly full-regeneration cap reached.",
-    "COOLDOWN_ACTIVE": "This draft was regenerated moments ago; wait for the cooldown.",
-    "CONCURRENCY_LIMIT": "Too many generations running; wait for one to finish.",
-    "PROVIDER_BUSY": "The AI provider is at capacity; retry shortly.",
+_MESSAGES: dict[RefusalCode, str] = {
+    RefusalCode.MONTHLY_QUOTA_EXCEEDED: "Monthly generation quota reached.",
+    RefusalCode.HOURLY_LIMIT_EXCEEDED: "Hourly generation limit reached; try again later.",
+    RefusalCode.FULL_REGEN_CAP_EXCEEDED: "Monthly full-regeneration cap reached.",
+    RefusalCode.COOLDOWN_ACTIVE: "This draft was regenerated moments ago; wait for the cooldown.",
+    RefusalCode.CONCURRENCY_LIMIT: "Too many generations running; wait for one to finish.",
+    RefusalCode.PROVIDER_BUSY: "The AI provider is at capacity; retry shortly.",
 }
 
 
@@ -55,14 +56,14 @@ def _details(refusal: Refusal) -> dict[str, Any]:
 def refusal_error(refusal: Refusal) -> AppError:
     """The exception for ``refusal``'s SPEC code, with details and Retry-After."""
     code, details = refusal.code, _details(refusal)
-    if code == "SUBSCRIPTION_REQUIRED":
+    if code == RefusalCode.SUBSCRIPTION_REQUIRED:
         return SubscriptionRequired()
-    if code == "PLAN_FEATURE_UNAVAILABLE":
+    if code == RefusalCode.PLAN_FEATURE_UNAVAILABLE:
         return PlanFeatureUnavailable(details=details)
     message = _MESSAGES.get(code)
     if message is None:
         return InternalError(f"unknown refusal code {code}")
-    cls = ServiceUnavailable if code == "PROVIDER_BUSY" else LimitExceeded
+    cls = ServiceUnavailable if code == RefusalCode.PROVIDER_BUSY else LimitExceeded
     return cls(message, code=code, details=details, retry_after=refusal.retry_after_s)
 
 
@@ -96,5 +97,6 @@ def enforce_lease(status: LeaseStatus) -> LeaseStatus:
     """``status`` when the job may run; a 503 with Retry-After when its slots are taken."""
     if status.ok:
         return status
-    code = "PROVIDER_BUSY" if status.code == "PROVIDER_BUSY" else "SERVICE_UNAVAILABLE"
+    busy = status.code == RefusalCode.PROVIDER_BUSY
+    code = RefusalCode.PROVIDER_BUSY.value if busy else "SERVICE_UNAVAILABLE"
     raise ServiceUnavailable(code=code, retry_after=status.retry_after_s)

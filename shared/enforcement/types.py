@@ -26,6 +26,7 @@ __all__ = [
     "PlanInfo",
     "PlanSource",
     "Refusal",
+    "RefusalCode",
     "Scope",
     "SemaphoreResult",
     "StoredResponse",
@@ -191,11 +192,25 @@ class AdmissionTicket:
     hour: str | None = None  # YYYYMMDDHH charged: abort gives the hourly unit back (SPEC §9)
 
 
+class RefusalCode(StrEnum):
+    """Every reason the Lua scripts give for a refusal: the SPEC §4 error codes they
+    return verbatim (a test checks each spelling in ``lua/`` against this list)."""
+
+    SUBSCRIPTION_REQUIRED = "SUBSCRIPTION_REQUIRED"
+    PLAN_FEATURE_UNAVAILABLE = "PLAN_FEATURE_UNAVAILABLE"
+    MONTHLY_QUOTA_EXCEEDED = "MONTHLY_QUOTA_EXCEEDED"
+    HOURLY_LIMIT_EXCEEDED = "HOURLY_LIMIT_EXCEEDED"
+    FULL_REGEN_CAP_EXCEEDED = "FULL_REGEN_CAP_EXCEEDED"
+    COOLDOWN_ACTIVE = "COOLDOWN_ACTIVE"
+    CONCURRENCY_LIMIT = "CONCURRENCY_LIMIT"
+    PROVIDER_BUSY = "PROVIDER_BUSY"
+
+
 @dataclass(frozen=True, slots=True)
 class Refusal:
     """Why a request was not admitted (a SPEC error code and its details)."""
 
-    code: str
+    code: RefusalCode
     limit: int | None = None
     used: int | None = None
     resets_at: datetime | None = None
@@ -242,7 +257,7 @@ class LeaseStatus:
 
     state: str
     expires_at: datetime | None = None
-    code: str | None = None
+    code: RefusalCode | None = None
     retry_after_s: int | None = None
 
     @property

@@ -28,6 +28,7 @@ from shared.enforcement.types import (
     Meter,
     PlanInfo,
     Refusal,
+    RefusalCode,
     Scope,
     StoredResponse,
     UsageSnapshot,
@@ -234,18 +235,20 @@ def _ceil_s(ms: int) -> int:
     return max(1, math.ceil(ms / 1000))
 
 
-def refusal_for(code: str, limit: int, used: int, retry_after_ms: int, now: datetime) -> Refusal:
+def refusal_for(
+    code: RefusalCode, limit: int, used: int, retry_after_ms: int, now: datetime
+) -> Refusal:
     """A ``Refusal`` with the SPEC details of ``code``, periods taken from ``now``."""
-    if code in ("MONTHLY_QUOTA_EXCEEDED", "FULL_REGEN_CAP_EXCEEDED"):
+    if code in (RefusalCode.MONTHLY_QUOTA_EXCEEDED, RefusalCode.FULL_REGEN_CAP_EXCEEDED):
         return Refusal(code, limit, used, month_end(now), seconds_until_month_end(now))
-    if code == "HOURLY_LIMIT_EXCEEDED":
+    if code == RefusalCode.HOURLY_LIMIT_EXCEEDED:
         return Refusal(code, limit, used, hour_end(now), seconds_until_hour_end(now))
-    if code == "COOLDOWN_ACTIVE":
+    if code == RefusalCode.COOLDOWN_ACTIVE:
         wait_s = _ceil_s(retry_after_ms)
         return Refusal(code, _ceil_s(limit), None, now + timedelta(seconds=wait_s), wait_s)
-    if code in ("CONCURRENCY_LIMIT", "PROVIDER_BUSY"):
+    if code in (RefusalCode.CONCURRENCY_LIMIT, RefusalCode.PROVIDER_BUSY):
         return Refusal(code, limit, used, None, CONCURRENCY_RETRY_AFTER_S)
-    if code == "PLAN_FEATURE_UNAVAILABLE" and limit > 0:
+    if code == RefusalCode.PLAN_FEATURE_UNAVAILABLE and limit > 0:
         return Refusal(code, limit, used)
     return Refusal(code)
 
@@ -285,7 +288,8 @@ def parse_admission(reply: Sequence[Any], req: AdmissionRequest) -> Admission | 
     if kind == "admitted":
         return Admission(AdmissionKind.ADMITTED, ticket=_ticket(reply, req))
     if kind == "refused":
-        refusal = refusal_for(str(reply[1]), int(reply[2]), int(reply[3]), int(reply[4]), req.now)
+        code = RefusalCode(str(reply[1]))
+        refusal = refusal_for(code, int(reply[2]), int(reply[3]), int(reply[4]), req.now)
         return Admission(AdmissionKind.REFUSED, refusal=refusal)
     if kind == "replay":
         return Admission(AdmissionKind.REPLAY, replay=_stored(reply))
@@ -302,7 +306,8 @@ def parse_idempotency(reply: Sequence[Any]) -> IdempotencyState:
 def parse_refresh(reply: Sequence[Any]) -> LeaseStatus:
     """The typed reply of ``refresh_lease.lua``."""
     if reply[0] == "busy":
-        return LeaseStatus("busy", code=str(reply[1]), retry_after_s=CONCURRENCY_RETRY_AFTER_S)
+        code = RefusalCode(str(reply[1]))
+        return LeaseStatus("busy", code=code, retry_after_s=CONCURRENCY_RETRY_AFTER_S)
     if reply[0] == "superseded":
         return LeaseStatus("superseded")
     return LeaseStatus(str(reply[0]), expires_at=from_epoch_ms(int(reply[1])))
