@@ -3,15 +3,16 @@
 --
 -- KEYS[1] user semaphore          KEYS[2] provider semaphore     KEYS[3] lease record
 -- KEYS[4] refund marker           KEYS[5] monthly counter        KEYS[6] full-regen counter
--- KEYS[7] idempotency record      KEYS[8] the draft's regen cooldown
--- KEYS[9] hourly counter of the admission's hour (given back only on abort)
--- ARGV[1] lease id                ARGV[2] "1" refund, "0" release only
--- ARGV[3] "1" full regeneration   ARGV[4] refund marker EXPIREAT, epoch s
--- ARGV[5] fingerprint whose pending record to drop | "" (leave it)
--- ARGV[6] "1" clear the cooldown (abort of a regeneration that never ran), else "0"
--- ARGV[7] claim number of the finishing delivery | "" (no fence): a newer claim than this
---         one holds the lease, so nothing is refunded or released
--- ARGV[8] "1" give the hourly unit back too (abort: no generation ran), else "0"
+-- KEYS[7] idempotency record      KEYS[8] regen cooldown (the draft's)
+-- KEYS[9] hourly counter (the admission's hour; given back only on abort)
+-- ARGV[1] lease id                ARGV[2] refund: "1" refund, "0" release only
+-- ARGV[3] full regen: "1" a full regeneration, else "0"
+-- ARGV[4] refund marker EXPIREAT, epoch s
+-- ARGV[5] fingerprint: its pending record is dropped | "" (leave it)
+-- ARGV[6] clear cooldown: "1" (abort of a regeneration that never ran), else "0"
+-- ARGV[7] fence: claim number of the finishing delivery | "" (no fence); when a newer
+--         claim than this one holds the lease, nothing is refunded or released
+-- ARGV[8] refund hour: "1" give the hourly unit back too (abort: no generation ran), else "0"
 --
 -- Reply: {refunded (0|1), members_released (count), idempotency_dropped (0|1)}
 

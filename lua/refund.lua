@@ -4,7 +4,7 @@
 -- KEYS[2] monthly counter        {p}:usage:{u}:gen_used:{yyyymm} (the month charged)
 -- KEYS[3] full-regen counter     {p}:usage:{u}:full_regen_used:{yyyymm}
 -- ARGV[1] marker EXPIREAT, epoch s (after the charged month's counters are gone)
--- ARGV[2] "1" when the generation was a full regeneration, else "0"
+-- ARGV[2] full regen: "1" when the generation was a full regeneration, else "0"
 --
 -- Reply: 1 refunded by this call | 0 already refunded
 

@@ -7,7 +7,7 @@
 -- KEYS[5] full-regen counter, count            {p}:usage:{u}:full_regen_used:{yyyymm}
 -- KEYS[6] user semaphore, zset id -> exp ms    {p}:conc:{u}:leases
 --
--- ARGV[1] time offset, ms          ARGV[2] plan fill | ""     ARGV[3] boost fill ms | ""
+-- ARGV[1] time offset, ms          ARGV[2] plan fill | ""     ARGV[3] boost fill, ms | ""
 -- ARGV[4] plan cache TTL, s        ARGV[5] monthly seed | ""  ARGV[6] hourly seed | ""
 -- ARGV[7] full seed | ""           ARGV[8] monthly EXPIREAT, epoch s
 -- ARGV[9] hourly EXPIREAT, epoch s

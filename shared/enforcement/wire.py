@@ -1,7 +1,8 @@
 """Pure argument builders and reply parsers for the enforcement scripts (no I/O).
 
-Each ``*_keys`` / ``*_args`` pair follows the header of its script in ``lua/`` position by
-position; each ``parse_*`` turns a reply (numbers and strings only) into a typed value.
+Each ``*_keys`` / ``*_args`` pair fills its script's dataclasses in ``contract.py`` by
+name (their field order is the header's slot order); each ``parse_*`` turns a reply
+(numbers and strings only) into a typed value.
 """
 
 from __future__ import annotations
@@ -14,6 +15,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.billing.plans import PLANS, Plan, PlanName
+from shared.enforcement.contract import (
+    AdmissionArgs,
+    AdmissionKeys,
+    FinishArgs,
+    FinishKeys,
+    RefundArgs,
+    RefundKeys,
+    UsageArgs,
+    UsageKeys,
+    wire,
+)
 from shared.enforcement.types import (
     Admission,
     AdmissionKind,
@@ -173,8 +185,8 @@ def _opt(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
-def _fill_args(fill: PlanFill | None) -> list[str]:
-    return ["", ""] if fill is None else [fill.base_plan, str(fill.boost_until_ms)]
+def _fill_args(fill: PlanFill | None) -> tuple[str, str]:
+    return ("", "") if fill is None else (fill.base_plan, str(fill.boost_until_ms))
 
 
 def _idem_key(keys: Keys, req: AdmissionRequest) -> str:
@@ -184,18 +196,19 @@ def _idem_key(keys: Keys, req: AdmissionRequest) -> str:
 def admission_keys(keys: Keys, req: AdmissionRequest) -> list[str]:
     """KEYS of ``admission.lua`` (every key it may touch, for Upstash key locking)."""
     month, hour, full = keys.month_counters(req.user_id, req.now)
-    return [
-        _idem_key(keys, req),
-        keys.plan_effective(req.user_id),
-        keys.boost_until(req.user_id),
-        month,
-        hour,
-        full,
-        keys.regen_cooldown(req.user_id, req.draft_id or "-"),
-        keys.user_leases(req.user_id),
-        keys.provider(req.provider, req.model, req.lane.value),
-        keys.lease(req.lease_id),
-    ]
+    slots = AdmissionKeys(
+        idempotency_record=_idem_key(keys, req),
+        plan_cache_base=keys.plan_effective(req.user_id),
+        plan_cache_boost=keys.boost_until(req.user_id),
+        monthly_counter=month,
+        hourly_counter=hour,
+        full_regen_counter=full,
+        regen_cooldown=keys.regen_cooldown(req.user_id, req.draft_id or "-"),
+        user_semaphore=keys.user_leases(req.user_id),
+        provider_semaphore=keys.provider(req.provider, req.model, req.lane.value),
+        lease_record=keys.lease(req.lease_id),
+    )
+    return wire(slots)
 
 
 def admission_args(
@@ -203,24 +216,27 @@ def admission_args(
 ) -> list[str]:
     """ARGV of ``admission.lua``; ``fill``/``seeds`` only on the retry after a NEED reply."""
     seeds = seeds or Seeds()
-    return [
-        str(cfg.time_offset_ms),
-        req.scope.value,
-        req.lease_id,
-        str(req.variants),
-        (req.fingerprint or "") if req.idem_key else "",
-        cfg.plan_table,
-        *_fill_args(fill),
-        str(cfg.plan_cache_ttl_s),
-        _opt(seeds.month),
-        _opt(seeds.hour),
-        _opt(seeds.full),
-        str(month_expireat_s(req.now)),
-        str(hour_expireat_s(req.now)),
-        str(cfg.lease_ttl_ms),
-        str(cfg.provider_cap),
-        str(cfg.idempotency_ttl_s),
-    ]
+    plan_fill, boost_fill = _fill_args(fill)
+    slots = AdmissionArgs(
+        time_offset_ms=str(cfg.time_offset_ms),
+        scope=req.scope.value,
+        lease_id=req.lease_id,
+        variants_requested=str(req.variants),
+        request_fingerprint=(req.fingerprint or "") if req.idem_key else "",
+        plan_table=cfg.plan_table,
+        plan_fill=plan_fill,
+        boost_fill=boost_fill,
+        plan_cache_ttl_s=str(cfg.plan_cache_ttl_s),
+        monthly_seed=_opt(seeds.month),
+        hourly_seed=_opt(seeds.hour),
+        full_seed=_opt(seeds.full),
+        monthly_counters_expireat_s=str(month_expireat_s(req.now)),
+        hourly_counter_expireat_s=str(hour_expireat_s(req.now)),
+        lease_ttl_ms=str(cfg.lease_ttl_ms),
+        provider_cap=str(cfg.provider_cap),
+        idempotency_record_ttl_s=str(cfg.idempotency_ttl_s),
+    )
+    return wire(slots)
 
 
 def parse_need(reply: Sequence[Any]) -> Need | None:
@@ -315,12 +331,16 @@ def parse_refresh(reply: Sequence[Any]) -> LeaseStatus:
 
 def usage_keys(keys: Keys, user_id: str, now: datetime) -> list[str]:
     """KEYS of ``usage.lua``."""
-    return [
-        keys.plan_effective(user_id),
-        keys.boost_until(user_id),
-        *keys.month_counters(user_id, now),
-        keys.user_leases(user_id),
-    ]
+    month, hour, full = keys.month_counters(user_id, now)
+    slots = UsageKeys(
+        plan_cache_base=keys.plan_effective(user_id),
+        plan_cache_boost=keys.boost_until(user_id),
+        monthly_counter=month,
+        hourly_counter=hour,
+        full_regen_counter=full,
+        user_semaphore=keys.user_leases(user_id),
+    )
+    return wire(slots)
 
 
 def usage_args(
@@ -328,16 +348,19 @@ def usage_args(
 ) -> list[str]:
     """ARGV of ``usage.lua``."""
     seeds = seeds or Seeds()
-    return [
-        str(cfg.time_offset_ms),
-        *_fill_args(fill),
-        str(cfg.plan_cache_ttl_s),
-        _opt(seeds.month),
-        _opt(seeds.hour),
-        _opt(seeds.full),
-        str(month_expireat_s(now)),
-        str(hour_expireat_s(now)),
-    ]
+    plan_fill, boost_fill = _fill_args(fill)
+    slots = UsageArgs(
+        time_offset_ms=str(cfg.time_offset_ms),
+        plan_fill=plan_fill,
+        boost_fill=boost_fill,
+        plan_cache_ttl_s=str(cfg.plan_cache_ttl_s),
+        monthly_seed=_opt(seeds.month),
+        hourly_seed=_opt(seeds.hour),
+        full_seed=_opt(seeds.full),
+        monthly_expireat_s=str(month_expireat_s(now)),
+        hourly_expireat_s=str(hour_expireat_s(now)),
+    )
+    return wire(slots)
 
 
 def _plan_or_none(name: str) -> PlanName | None:
@@ -384,16 +407,19 @@ def finish_keys(
     month = month_key_from_label(charge.month) if charge else "000000"
     user = lease.user_id
     idem_key = keys.idem(user, idem.scope, idem.key) if idem else keys.idem(user, "-", "-")
-    return [
-        *lease_sem_keys(keys, lease),
-        keys.lease(lease.lease_id),
-        keys.refund_marker(charge.generation_id if charge else lease.lease_id),
-        keys.gen_used(user, month),
-        keys.full_regen_used(user, month),
-        idem_key,
-        keys.regen_cooldown(user, draft_id or "-"),
-        keys.gen_hour(user, hour or "0000000000"),
-    ]
+    user_sem, provider_sem = lease_sem_keys(keys, lease)
+    slots = FinishKeys(
+        user_semaphore=user_sem,
+        provider_semaphore=provider_sem,
+        lease_record=keys.lease(lease.lease_id),
+        refund_marker=keys.refund_marker(charge.generation_id if charge else lease.lease_id),
+        monthly_counter=keys.gen_used(user, month),
+        full_regen_counter=keys.full_regen_used(user, month),
+        idempotency_record=idem_key,
+        regen_cooldown=keys.regen_cooldown(user, draft_id or "-"),
+        hourly_counter=keys.gen_hour(user, hour or "0000000000"),
+    )
+    return wire(slots)
 
 
 def finish_args(
@@ -404,16 +430,17 @@ def finish_args(
     hour: str | None = None,
 ) -> list[str]:
     """ARGV of ``finish.lua``."""
-    return [
-        lease.lease_id,
-        "1" if charge else "0",
-        "1" if charge and charge.scope is Scope.REGEN_FULL else "0",
-        str(refund_marker_expireat_s(charge.month)) if charge else "0",
-        idem.fingerprint if idem else "",
-        "1" if draft_id else "0",
-        fence_arg(lease),
-        "1" if charge and hour else "0",
-    ]
+    slots = FinishArgs(
+        lease_id=lease.lease_id,
+        refund="1" if charge else "0",
+        full_regen="1" if charge and charge.scope is Scope.REGEN_FULL else "0",
+        refund_marker_expireat_s=str(refund_marker_expireat_s(charge.month)) if charge else "0",
+        fingerprint=idem.fingerprint if idem else "",
+        clear_cooldown="1" if draft_id else "0",
+        fence=fence_arg(lease),
+        refund_hour="1" if charge and hour else "0",
+    )
+    return wire(slots)
 
 
 def fence_arg(lease: LeaseRef) -> str:
@@ -424,14 +451,18 @@ def fence_arg(lease: LeaseRef) -> str:
 def refund_keys(keys: Keys, charge: ChargeRef) -> list[str]:
     """KEYS of ``refund.lua``."""
     month = month_key_from_label(charge.month)
-    return [
-        keys.refund_marker(charge.generation_id),
-        keys.gen_used(charge.user_id, month),
-        keys.full_regen_used(charge.user_id, month),
-    ]
+    slots = RefundKeys(
+        refund_marker=keys.refund_marker(charge.generation_id),
+        monthly_counter=keys.gen_used(charge.user_id, month),
+        full_regen_counter=keys.full_regen_used(charge.user_id, month),
+    )
+    return wire(slots)
 
 
 def refund_args(charge: ChargeRef) -> list[str]:
     """ARGV of ``refund.lua``."""
-    full = "1" if charge.scope is Scope.REGEN_FULL else "0"
-    return [str(refund_marker_expireat_s(charge.month)), full]
+    slots = RefundArgs(
+        marker_expireat_s=str(refund_marker_expireat_s(charge.month)),
+        full_regen="1" if charge.scope is Scope.REGEN_FULL else "0",
+    )
+    return wire(slots)

@@ -1,16 +1,19 @@
-"""What the Lua scripts must keep true that no single script shows, read from ``lua/``:
-every refusal code they return is a ``RefusalCode``, and every hash field a script writes
-is read by some script (no field is written and never read). Each scanner is tested on a
-snippet, so it cannot pass vacuously."""
+"""What the Lua scripts and the Python calling them must agree on, read from ``lua/``:
+each typed script's header lists its KEYS and ARGV in the field order of its dataclasses
+in ``shared/enforcement/contract.py``; every refusal code the scripts return is a
+``RefusalCode``; every hash field a script writes is read by some script. Each scanner is
+tested on a snippet, so it cannot pass vacuously."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from shared.enforcement import RefusalCode
+from shared.enforcement.contract import SCRIPT_SLOTS
 
 LUA_DIR = Path(__file__).resolve().parents[2] / "lua"
 
@@ -98,3 +101,59 @@ def test_the_scanner_finds_a_field_nobody_reads(extra: str) -> None:
         f"redis.call('HSET', k, 'a', 1, {extra})\nredis.call('HGET', k, 'a')"
     )
     assert written - read == {"orphan"}
+
+
+# -- KEYS / ARGV against the dataclasses ----------------------------------------------------
+
+_SLOT = re.compile(r"\b(KEYS|ARGV)\[(\d+)\]")
+
+
+def header_slots(source: str) -> dict[str, list[str]]:
+    """``{"KEYS": [name of KEYS[1], …], "ARGV": […]}`` from a script's leading comment.
+
+    A slot's name is its description up to the first ``, : ( | = {`` (several slots may
+    share a line), snake_cased: ``ARGV[15] lease TTL, ms`` is ``lease_ttl``.
+    """
+    found: dict[str, dict[int, str]] = {"KEYS": {}, "ARGV": {}}
+    for line in source.splitlines():
+        if not line.startswith("--"):
+            break
+        parts = _SLOT.split(line)
+        for kind, index, text in zip(parts[1::3], parts[2::3], parts[3::3], strict=True):
+            name = re.split(r"[,:(|={]", text)[0].strip()
+            found[kind][int(index)] = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    return {kind: [slots[i] for i in sorted(slots)] for kind, slots in found.items()}
+
+
+def mismatches(slots: list[str], field_names: list[str]) -> list[tuple[int, str, str]]:
+    """(slot number, header name, field) wherever field *i* does not begin with slot *i*."""
+    bad = [
+        (i + 1, slot, name)
+        for i, (slot, name) in enumerate(zip(slots, field_names, strict=False))
+        if not name.startswith(slot)
+    ]
+    if len(slots) != len(field_names):
+        bad.append((max(len(slots), len(field_names)), "<count>", str(len(field_names))))
+    return bad
+
+
+@pytest.mark.parametrize("script", sorted(SCRIPT_SLOTS))
+def test_script_header_lists_its_dataclass_fields_in_order(script: str) -> None:
+    header = header_slots((LUA_DIR / f"{script}.lua").read_text())
+    for kind, cls in zip(("KEYS", "ARGV"), SCRIPT_SLOTS[script], strict=True):
+        assert mismatches(header[kind], [f.name for f in fields(cls)]) == [], (script, kind)
+
+
+def test_the_header_scanner_catches_a_moved_or_missing_slot() -> None:
+    source = (
+        "-- x.lua\n"
+        "-- KEYS[1] lease record, hash        KEYS[2] user semaphore\n"
+        "-- ARGV[1] time offset, ms (tests move it)\n"
+        '-- ARGV[2] fence: claim number | ""\n'
+        "local x = 1 -- KEYS[9] after the header is not part of it\n"
+    )
+    header = header_slots(source)
+    assert header == {"KEYS": ["lease_record", "user_semaphore"], "ARGV": ["time_offset", "fence"]}
+    assert mismatches(header["ARGV"], ["time_offset_ms", "fence"]) == []
+    assert mismatches(header["ARGV"], ["fence", "time_offset_ms"]) != []
+    assert mismatches(header["KEYS"], ["lease_record"]) != []
