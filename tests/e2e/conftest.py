@@ -20,11 +20,15 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.fake_minimax import FakeMiniMax, Scripted
 from shared.api.devtoken import mint_dev_token
 from shared.api.local import LocalServer
 from shared.bootstrap import Container, get_container, set_container
 from shared.config import Settings, load_settings
 from tests.support.clock import PinnableClock
+from tests.support.worker_env import WorkerEnv
+
+WorkerEnvFactory = Callable[..., WorkerEnv]
 
 REHEARSAL_STATE = os.environ.get("E2E_REHEARSAL", "")
 
@@ -198,4 +202,29 @@ def api(
     return make
 
 
-__all__ = ["Api", "get_container"]
+@pytest.fixture
+def make_worker_env(
+    base_env: dict[str, str],
+    container: Container,
+    client: httpx.Client,
+    use_container: Callable[[Container], Container],
+) -> Iterator[WorkerEnvFactory]:
+    """``make_worker_env(default=…, **settings)``: the worker wired to a fresh FakeMiniMax
+    (``default`` answers every call not scripted with ``env.fake.push``), installed as the
+    server's container; every one made is closed after the test."""
+    envs: list[WorkerEnv] = []
+
+    def make(*, default: Scripted | None = None, **kw: Any) -> WorkerEnv:
+        fake = FakeMiniMax(default=default).start()
+        env = WorkerEnv.build(base_env, container, client, fake, **kw)
+        envs.append(env)
+        use_container(env.container)
+        return env
+
+    yield make
+    for env in envs:
+        env.llm.close()
+        env.fake.stop()
+
+
+__all__ = ["Api", "WorkerEnvFactory", "get_container"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from tests.e2e.api_support import (
     tamper,
 )
 from tests.e2e.conftest import Api
+from tests.support.net import free_port
 
 ORIGIN = "https://app.example.com"
 
@@ -347,12 +347,6 @@ def test_non_object_body_and_bad_idempotency_key_are_422(api: Callable[..., Api]
 # ---- 5xx -------------------------------------------------------------------------------
 
 
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_redis_down_is_503_and_nothing_is_written(
     api: Callable[..., Api],
     container: Container,
@@ -362,7 +356,7 @@ def test_redis_down_is_503_and_nothing_is_written(
 ) -> None:
     a = api("basic")
     queue = RecordingQueue()
-    env = {"REDIS_URL": f"redis://127.0.0.1:{_closed_port()}/0"}
+    env = {"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
     use_container(derive(container, base_env, env, queue=queue))
     r = a.post("/v1/create", CREATE, **{"Idempotency-Key": "k-redis-down"})
     assert_error(r, 503, "SERVICE_UNAVAILABLE")

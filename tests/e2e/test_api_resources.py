@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from shared.api.openapi import render
 from shared.config import DEV_HS256_SECRET
 from tests.e2e.api_support import CREATE, assert_error, raw, tamper
 from tests.e2e.conftest import Api
+from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -194,15 +194,9 @@ def test_openapi_is_served_and_committed_file_is_current(client: httpx.Client) -
 # ---- make dev --------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_make_dev_serves_the_api(database_url: str, redis_url: str, run_prefix: str) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()

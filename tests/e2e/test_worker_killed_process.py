@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,10 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devtools.fake_minimax import FakeMiniMax, delayed, ok
+from devtools.fake_minimax import delayed, ok
 from shared.bootstrap import Container
 from shared.queue import WORKER_GENERATE_PATH, sign_qstash
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, WorkerEnvFactory
+from tests.support.net import free_port
 from tests.support.worker_env import (
     MINIMAX_KEY,
     SIGNING_CURRENT,
@@ -40,34 +40,19 @@ RUNTIME_S = 30
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
-def env(
-    base_env: dict[str, str],
-    container: Container,
-    client: httpx.Client,
-    use_container: Callable[[Container], Container],
-) -> Iterator[WorkerEnv]:
+def env(make_worker_env: WorkerEnvFactory) -> WorkerEnv:
     # The first call never gets an answer in time; the take-over's call gets a good one.
-    with FakeMiniMax(default=ok()) as fake:
-        fake.push(delayed(ok(), 120))
-        env = WorkerEnv.build(base_env, container, client, fake, max_job_runtime_s=RUNTIME_S)
-        use_container(env.container)
-        yield env
-        env.llm.close()
+    env = make_worker_env(default=ok(), max_job_runtime_s=RUNTIME_S)
+    env.fake.push(delayed(ok(), 120))
+    return env
 
 
 @pytest.fixture
 def worker_process(
     base_env: dict[str, str], env: WorkerEnv, tmp_path: Path
 ) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     child_env = {
         **os.environ,

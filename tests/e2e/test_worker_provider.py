@@ -7,14 +7,11 @@ Each failure test first runs one generation to success (the "anchor"), so the po
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
-import httpx
 import pytest
 
 from devtools.fake_minimax import (
-    FakeMiniMax,
     Scripted,
     base_error,
     delayed,
@@ -24,38 +21,13 @@ from devtools.fake_minimax import (
     variant,
 )
 from shared.ai import cost_micro_usd
-from shared.bootstrap import Container
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, WorkerEnvFactory
 from tests.support.worker_env import MINIMAX_KEY, MODEL, WorkerEnv
 
-EnvFactory = Callable[..., WorkerEnv]
-
 
 @pytest.fixture
-def make_env(
-    base_env: dict[str, str],
-    container: Container,
-    client: httpx.Client,
-    use_container: Callable[[Container], Container],
-) -> Iterator[EnvFactory]:
-    envs: list[WorkerEnv] = []
-
-    def make(**kw: Any) -> WorkerEnv:
-        fake = FakeMiniMax().start()
-        env = WorkerEnv.build(base_env, container, client, fake, **kw)
-        envs.append(env)
-        use_container(env.container)
-        return env
-
-    yield make
-    for env in envs:
-        env.llm.close()
-        env.fake.stop()
-
-
-@pytest.fixture
-def env(make_env: EnvFactory) -> WorkerEnv:
-    return make_env()
+def env(make_worker_env: WorkerEnvFactory) -> WorkerEnv:
+    return make_worker_env()
 
 
 def _anchor(env: WorkerEnv, user: Api) -> None:
@@ -161,9 +133,9 @@ def test_permanent_error_fails_fast_refunds_once_and_releases(
 
 @pytest.mark.slow
 def test_provider_slower_than_the_job_cap_fails_with_timeout(
-    make_env: EnvFactory, api: Callable[..., Api]
+    make_worker_env: WorkerEnvFactory, api: Callable[..., Api]
 ) -> None:
-    env = make_env(max_job_runtime_s=5)  # the smallest cap the settings accept
+    env = make_worker_env(max_job_runtime_s=5)  # the smallest cap the settings accept
     user = api("pro")
     _anchor(env, user)
     env.fake.push(delayed(ok(), 30))

@@ -13,34 +13,24 @@ A delivery that arrives while another holds the job answers 503 with ``Retry-Aft
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from devtools.fake_minimax import FakeMiniMax, delayed, ok
-from shared.bootstrap import Container
-from tests.e2e.conftest import Api
+from devtools.fake_minimax import delayed, ok
+from tests.e2e.conftest import Api, WorkerEnvFactory
 from tests.support.worker_env import WorkerEnv
 
 RUNTIME_S = 30  # the job cap of these tests' worker
 
 
 @pytest.fixture
-def env(
-    base_env: dict[str, str],
-    container: Container,
-    client: httpx.Client,
-    use_container: Callable[[Container], Container],
-) -> Iterator[WorkerEnv]:
+def env(make_worker_env: WorkerEnvFactory) -> WorkerEnv:
     # Any call beyond the scripted ones still succeeds, so an extra run would show as
     # extra variants/ledger rows/calls rather than as a confusing provider failure.
-    with FakeMiniMax(default=ok()) as fake:
-        env = WorkerEnv.build(base_env, container, client, fake, max_job_runtime_s=RUNTIME_S)
-        use_container(env.container)
-        yield env
-        env.llm.close()
+    return make_worker_env(default=ok(), max_job_runtime_s=RUNTIME_S)
 
 
 def _anchor(env: WorkerEnv, user: Api) -> None:

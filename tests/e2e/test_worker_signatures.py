@@ -7,15 +7,14 @@ the unit stays charged and the lease stays held.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import httpx
 import pytest
 
-from devtools.fake_minimax import FakeMiniMax, ok
-from shared.bootstrap import Container
+from devtools.fake_minimax import ok
 from shared.queue import WORKER_FAILED_PATH, WORKER_GENERATE_PATH, WORKER_SWEEP_PATH, sign_qstash
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, WorkerEnvFactory
 from tests.support.worker_env import (
     SIGNING_CURRENT,
     SIGNING_NEXT,
@@ -25,17 +24,8 @@ from tests.support.worker_env import (
 
 
 @pytest.fixture
-def env(
-    base_env: dict[str, str],
-    container: Container,
-    client: httpx.Client,
-    use_container: Callable[[Container], Container],
-) -> Iterator[WorkerEnv]:
-    with FakeMiniMax(default=ok()) as fake:
-        env = WorkerEnv.build(base_env, container, client, fake)
-        use_container(env.container)
-        yield env
-        env.llm.close()
+def env(make_worker_env: WorkerEnvFactory) -> WorkerEnv:
+    return make_worker_env(default=ok())
 
 
 @pytest.mark.parametrize("key", [SIGNING_CURRENT, SIGNING_NEXT], ids=["current", "next"])

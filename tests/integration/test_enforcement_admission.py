@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devtools.upstash_rest import UpstashRestServer, make_port
 from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import (
     Admission,
@@ -27,54 +25,9 @@ from shared.enforcement import (
 )
 from shared.errors import LimitExceeded, ServiceUnavailable
 from shared.redis import Keys, RedisPort, month_label
+from tests.support.enforcement_sources import FakePlans, FakeUsage
 
 PROVIDER, MODEL = "minimax", "MiniMax-M2.5"
-
-
-@dataclass
-class FakePlans:
-    """PlanSource: a dict, counting loads (each one would be a Postgres query)."""
-
-    plans: dict[str, PlanInfo] = field(default_factory=dict)
-    loads: int = 0
-
-    def load_plan(self, user_id: str) -> PlanInfo:
-        self.loads += 1
-        return self.plans.get(user_id, PlanInfo(None))
-
-
-@dataclass
-class FakeUsage:
-    """UsageSource: fixed counts per (user, period)."""
-
-    month: dict[tuple[str, str], int] = field(default_factory=dict)
-    hour: dict[tuple[str, str], int] = field(default_factory=dict)
-    full: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def count_month(self, user_id: str, month: str) -> int:
-        return self.month.get((user_id, month), 0)
-
-    def count_hour(self, user_id: str, hour: str) -> int:
-        return self.hour.get((user_id, hour), 0)
-
-    def count_full_regens(self, user_id: str, month: str) -> int:
-        return self.full.get((user_id, month), 0)
-
-
-@pytest.fixture(scope="module")
-def rest_server(redis_url: str) -> Iterator[UpstashRestServer]:
-    server = UpstashRestServer(redis_url)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["tcp", "upstash"])
-def port(
-    request: pytest.FixtureRequest, redis_url: str, rest_server: UpstashRestServer
-) -> RedisPort:
-    port: RedisPort = make_port(request.param, redis_url, rest_server)
-    return port
 
 
 @dataclass

@@ -19,12 +19,7 @@ import pytest
 from shared.billing.plans import Lane, PlanName
 from shared.enforcement import AdmissionRequest, AdmissionTicket, Enforcer, PlanInfo, Scope
 from shared.redis import Keys, RedisPort, TcpRedis
-from tests.integration.test_enforcement_admission import (  # noqa: F401
-    FakePlans,
-    FakeUsage,
-    port,
-    rest_server,
-)
+from tests.support.enforcement_sources import FakePlans, FakeUsage
 
 THREADS = 200
 _T = TypeVar("_T")
@@ -82,7 +77,7 @@ def race(run: Callable[[], _T], n: int) -> list[_T]:
 
 
 @pytest.mark.slow
-def test_threads_never_win_one_more(port: RedisPort, run_prefix: str) -> None:  # noqa: F811
+def test_threads_never_win_one_more(port: RedisPort, run_prefix: str) -> None:
     user, prefix = f"race{uuid.uuid4().hex[:8]}", f"{run_prefix}:{uuid.uuid4().hex[:6]}"
     enforcer, now = make_enforcer(port, prefix, user), datetime.now(UTC)
     held = race(lambda: admit_once(enforcer, user, now), THREADS)

@@ -33,7 +33,7 @@ from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import AdmissionKind, AdmissionRequest, Enforcer, PlanInfo, Scope
 from shared.enforcement.types import AdmissionTicket
 from shared.redis import Keys, RedisPort, hour_key, month_end, month_key, month_label
-from tests.integration.test_enforcement_admission import FakePlans, port, rest_server  # noqa: F401
+from tests.support.enforcement_sources import FakePlans
 
 LEASE_TTL_S = 45
 PROVIDER_CAP = 2
@@ -341,7 +341,7 @@ def build_machine(redis_port: RedisPort, prefix: str) -> type[RuleBasedStateMach
 
 
 @pytest.mark.slow
-def test_enforcer_matches_the_model(port: RedisPort, run_prefix: str) -> None:  # noqa: F811
+def test_enforcer_matches_the_model(port: RedisPort, run_prefix: str) -> None:
     machine = build_machine(port, run_prefix)
     examples = 150 if type(port).__name__ == "TcpRedis" else 40
     run_state_machine_as_test(

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.jwks_server import JwksServer, SigningKey, jwks
 from shared.api.jwks import JwksCache
-from tests.support.jwks_server import JwksServer, SigningKey, jwks
 
 NOW = 1_800_000_000.0
 RSA = SigningKey.rsa(kid="rsa-1")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +39,7 @@ from shared.ai import (
     ProviderError,
     VariantContent,
 )
+from tests.support.net import free_port
 
 API_KEY = "sk-test-key-0123456789"
 MODEL = "MiniMax-M2.5"
@@ -209,9 +209,7 @@ def test_5xx_exhausted_is_transient_unavailable(fake: FakeMiniMax, sleeps: Sleep
 
 
 def test_connection_refused_is_retried_then_unavailable(sleeps: Sleeps) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     client = MiniMaxClient(
         API_KEY,
         base_url=f"http://127.0.0.1:{port}",

@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,22 +27,6 @@ from shared.redis import (
 from shared.redis.scripts import LUA_DIR, UPSTASH_SHEBANG
 
 SCRIPTS = sorted(p.stem for p in LUA_DIR.glob("*.lua"))
-
-
-@pytest.fixture(scope="module")
-def rest_server(redis_url: str) -> Iterator[UpstashRestServer]:
-    server = UpstashRestServer(redis_url)
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(params=["tcp", "upstash"])
-def port(
-    request: pytest.FixtureRequest, redis_url: str, rest_server: UpstashRestServer
-) -> RedisPort:
-    port: RedisPort = make_port(request.param, redis_url, rest_server)
-    return port
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures, re-exported for tests
     base_env,
     client,
     container,
+    make_worker_env,
     new_user,
     pinned_clock,
     server,
@@ -33,6 +34,7 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures, re-exported for tests
     token,
     use_container,
 )
+from tests.support.net import free_port
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 
@@ -40,13 +42,6 @@ PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 def load_scale() -> int:
     """``LOAD_SCALE`` (>= 1): multiplies request counts for a standalone ``pytest -m load``."""
     return max(1, int(os.environ.get("LOAD_SCALE", "1")))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -11,33 +11,22 @@ holds, and concurrent sweeps + the failure callback refund the unit once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
-from devtools.fake_minimax import FakeMiniMax, ok
-from shared.bootstrap import Container
+from devtools.fake_minimax import ok
 from tests.e2e.api_support import assert_error
-from tests.e2e.conftest import Api
+from tests.e2e.conftest import Api, WorkerEnvFactory
 from tests.support.worker_env import WorkerEnv
 
 pytestmark = pytest.mark.load
 
 
 @pytest.fixture
-def env(
-    base_env: dict[str, str],
-    container: Container,
-    client: httpx.Client,
-    use_container: Callable[[Container], Container],
-) -> Iterator[WorkerEnv]:
-    with FakeMiniMax(default=ok()) as fake:
-        env = WorkerEnv.build(base_env, container, client, fake, max_job_runtime_s=30)
-        use_container(env.container)
-        yield env
-        env.llm.close()
+def env(make_worker_env: WorkerEnvFactory) -> WorkerEnv:
+    return make_worker_env(default=ok(), max_job_runtime_s=30)
 
 
 def test_expired_lease_is_reclaimed_and_swept_once(env: WorkerEnv, api: Callable[..., Api]) -> None:

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from devtools.jwks_server import SigningKey, jwks
 from shared.api.jwks import parse_jwks
-from tests.support.jwks_server import SigningKey, jwks
 
 RSA = SigningKey.rsa(kid="rsa-1")
 EC = SigningKey.ec(kid="ec-1")

@@ -4,7 +4,6 @@ parsing and Stripe error translation (against the local ``FakeStripe`` server)."
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from shared.config import load_settings
 from shared.db.models import Subscription, SubscriptionStatus
 from shared.errors import BadRequest, ServiceUnavailable
 from tests.support.fake_stripe import FakeStripe, decode_form, event, invoice, sign, subscription
+from tests.support.net import free_port
 
 SECRET = "whsec_unit"
 PRICES = {
@@ -241,9 +241,7 @@ def test_stripe_errors_become_service_unavailable(
 
 
 def test_an_unreachable_stripe_is_503() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     gw = StripeGateway(
         "sk_test_1", api_base=f"http://127.0.0.1:{port}", timeout_s=2, max_network_retries=0
     )
