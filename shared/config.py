@@ -15,19 +15,17 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.billing.plans import PROVIDER_CONCURRENCY, Lane
+from shared.needs import Need
 
 __all__ = [
     "DEV_HS256_SECRET",
     "DEV_SIGNING_KEYS",
-    "NEED_SECRETS",
     "ConfigError",
-    "Need",
     "SecretClient",
     "Settings",
     "check_configuration",
@@ -53,46 +51,12 @@ class ConfigError(ValueError):
 
 
 # --- Per-function needs (issue 12 item 6) ---------------------------------------------
-class Need(StrEnum):
-    """A capability a deployed function uses (``shared.api.registry.FunctionSpec.needs``).
-
-    It decides which secrets Terraform mounts into the function and which settings the
-    function requires at start-up in production: each function holds and checks only
-    what it uses (the health function starts without the Stripe or MiniMax keys).
-    """
-
-    POSTGRES = "postgres"
-    REDIS = "redis"
-    AUTH = "auth"  # bearer tokens checked against the JWKS
-    QUEUE = "queue"  # publishes jobs to QStash
-    SIGNATURES = "signatures"  # verifies QStash signatures (the worker)
-    AI = "ai"
-    CURSOR = "cursor"  # signs library cursors
-    # Stripe routes answer 503 until their secret is set, so these mount but never require.
-    STRIPE = "stripe"
-    STRIPE_WEBHOOK = "stripe_webhook"
-
-
-# The secret environment variables (Secret Manager in production) each need mounts.
-NEED_SECRETS: dict[Need, tuple[str, ...]] = {
-    Need.POSTGRES: ("DATABASE_URL",),
-    Need.REDIS: ("UPSTASH_REDIS_REST_TOKEN",),
-    Need.AUTH: (),
-    Need.QUEUE: ("QSTASH_TOKEN",),
-    Need.SIGNATURES: ("QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY"),
-    Need.AI: ("MINIMAX_API_KEY",),
-    Need.CURSOR: ("CURSOR_SECRET",),
-    Need.STRIPE: ("STRIPE_SECRET_KEY",),
-    Need.STRIPE_WEBHOOK: ("STRIPE_WEBHOOK_SECRET",),
-}
-
-
 def function_needs(app_function: str | None) -> frozenset[Need]:
     """The needs of the deployed function ``APP_FUNCTION`` names; every need when unset
     (one process serving every route: ``make dev``, the tests)."""
     if app_function is None:
         return frozenset(Need)
-    from shared.api.registry import function_by_name  # the registry imports this module
+    from shared.api.registry import function_by_name
 
     spec = function_by_name(app_function)
     if spec is None:

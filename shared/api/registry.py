@@ -11,7 +11,7 @@ Adding a function = one entry here + one module under ``functions/``.
 ``stripe`` signatures, ``none`` for health), which is why every function may be public at
 the network level; ``paths`` are the path prefixes it serves; ``needs`` the capabilities
 it uses, from which follow the secrets it mounts and the settings it requires at start-up
-(``shared.config.NEED_SECRETS``, ``Settings.missing_for``). The rest sizes it.
+(``shared.needs.NEED_SECRETS``, ``Settings.missing_for``). The rest sizes it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shared.config import NEED_SECRETS, Need
+from shared.needs import NEED_SECRETS, Need
 
 __all__ = [
     "FUNCTIONS",

@@ -20,7 +20,7 @@ import pytest
 
 from scripts.package import DEV_ONLY, NEVER_SHIPPED, build, main_py
 from shared.api.registry import FUNCTIONS, FunctionSpec
-from shared.config import NEED_SECRETS
+from shared.needs import NEED_SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
 

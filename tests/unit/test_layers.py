@@ -10,7 +10,8 @@ one still means the lower layer knows the higher one. The layers, highest first:
     domain      shared.enforcement, shared.billing (Stripe use cases, effective plan)
     adapters    shared.db, shared.redis, shared.queue, shared.ai, shared.devservers
     base        shared.observability
-    leaf        shared.errors, shared.config, shared.clock, shared.billing.plans
+    leaf        shared.errors, shared.config, shared.clock, shared.needs, and the data
+                modules shared.billing.plans and shared.api.registry
 
 A module may import its own layer or any lower one. ``shared.bootstrap`` is the
 composition root: it builds every layer (so it may import any of them, lazily) and only
@@ -41,10 +42,11 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
         frozenset({"shared.db", "shared.redis", "shared.queue", "shared.ai", "shared.devservers"}),
     ),
     ("base", frozenset({"shared.observability"})),
-    ("leaf", frozenset({"shared.errors", "shared.config", "shared.clock"})),
+    ("leaf", frozenset({"shared.errors", "shared.config", "shared.clock", "shared.needs"})),
 )
-# The plan table is data every layer reads (config defaults, key TTLs, admission).
-LEAF_MODULES = frozenset({"shared", "shared.billing.plans"})
+# Data every layer may read: the plan table (config defaults, key TTLs, admission) and
+# the function registry (config checks the running function's needs against it).
+LEAF_MODULES = frozenset({"shared", "shared.billing.plans", "shared.api.registry"})
 MAY_IMPORT_ROOT = frozenset({"entry", "edge"})
 
 # Known back edges still to be removed (issue 16 item 4: services take command
