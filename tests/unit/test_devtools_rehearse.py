@@ -55,7 +55,7 @@ def test_the_production_check_passes_with_them_and_the_secrets() -> None:
 
 def test_every_mounted_secret_but_stripes_has_a_value() -> None:
     from devtools.rehearse import Rehearsal
-    from shared.config import NEED_SECRETS, Need
+    from shared.needs import NEED_SECRETS, Need
 
     rehearsal = Rehearsal(redis_url="redis://127.0.0.1:1/0", pg_admin_url="postgresql://x@y/z")
     rehearsal.secrets["DATABASE_URL"] = "postgresql://u@127.0.0.1:5432/db"
