@@ -22,7 +22,7 @@ from typing import Any
 
 import redis
 
-from shared.api.devtoken import mint_dev_token
+from devtools.devtoken import mint_dev_token
 from shared.api.local import LocalServer
 from shared.billing.plans import Lane, PlanName
 from shared.bootstrap import Container, set_container

@@ -20,7 +20,7 @@ import httpx
 
 from bench.env import BenchEnv, count_pg_statements
 from bench.report import Figure, Report
-from shared.ai.offline import OfflineWriter
+from devtools.offline_writer import OfflineWriter
 from shared.enforcement import AdmissionKind
 from shared.services.worker import JobResult, WorkerDeps, run_job
 

@@ -3,7 +3,8 @@ production rehearsal (``make rehearse``).
 
 Nothing here is deployed: a function's zip holds ``main.py``, its ``functions/`` module
 and ``shared/`` (``shared.api.registry`` / Terraform's file list), never ``devtools/``, and
-``tests/unit/test_devtools_boundary.py`` proves no deployed module imports this package.
+``tests/unit/test_devtools_boundary.py`` proves no deployed module imports this package
+except behind the development check.
 
 upstash_rest    Upstash's Redis REST protocol in front of a real Redis
 jwks_server     an RS256/ES256 issuer: signing keys, a JWKS URL, ``python -m
@@ -13,4 +14,10 @@ qstash_signing  QStash signing keys and recording endpoints for the queue's test
 qstash_server   QStash's publish and schedules API, delivering signed, with retries
 gateway         nginx configuration rendered from the route table (one origin for /v1/*)
 rehearse        every function from its own package, in production mode, behind nginx
+local_queue     QStash's delivery in-process (QUEUE_BACKEND=local): signed, retried
+offline_writer  a deterministic, labelled demo writer in place of MiniMax (AI_PROVIDER=offline)
+devtoken        development HS256 tokens (``python -m devtools.devtoken USER [--admin]``)
+
+``shared`` reaches the first two only through a lazy import guarded by
+``settings.is_development`` (the boundary test checks the guard).
 """

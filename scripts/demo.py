@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from shared.api.devtoken import mint_dev_token
+from devtools.devtoken import mint_dev_token
 from shared.api.local import LocalServer, prepare_container, shut_down, stop_on_signals
 from shared.bootstrap import Container
 from shared.config import load_settings

@@ -40,9 +40,7 @@ ROOT: Final = Path(__file__).resolve().parents[1]
 RUNTIME_LOCK: Final = "requirements.lock"
 # Development-only modules of shared/ (relative paths); they are imported, lazily, only
 # when production settings are absent, which APP_ENV=production refuses at start-up.
-DEV_ONLY: Final = frozenset(
-    {"shared/devservers.py", "shared/api/local.py", "shared/api/devtoken.py"}
-)
+DEV_ONLY: Final = frozenset({"shared/devservers.py", "shared/api/local.py"})
 # Top-level folders that must never reach a zip (checked on every build).
 NEVER_SHIPPED: Final = ("devtools/", "tests/", "scripts/", "bench/", "examples/", "terraform/")
 _EPOCH: Final = (1980, 1, 1, 0, 0, 0)

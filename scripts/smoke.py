@@ -4,7 +4,7 @@ The bearer token comes from ``SMOKE_TOKEN`` in the environment or from a file
 (``--token-file``, ``make smoke TOKEN_FILE=…``), never from the command line: a command
 line is echoed by make into consoles and CI logs and is visible in ``ps``. Nothing here
 prints it. The token must belong to a user with an active plan (``python -m
-shared.api.devtoken`` for a local server; a real ID token for a deployed one). Exits 0
+devtools.devtoken`` for a local server; a real ID token for a deployed one). Exits 0
 only when every step answers as the contract says.
 """
 

@@ -171,6 +171,11 @@ class Settings(BaseModel):
         return self.app_env == "production"
 
     @property
+    def is_development(self) -> bool:
+        """The guard of every import of ``devtools`` (which deployed packages leave out)."""
+        return not self.is_production
+
+    @property
     def effective_queue_backend(self) -> Literal["qstash", "local"]:
         if self.queue_backend:
             return self.queue_backend

@@ -1,7 +1,8 @@
 """AI client: turn a ``GenerationJob`` into validated variants through an ``LLMPort``.
 
 ``MiniMaxClient`` talks to MiniMax over HTTP (retries, deadline, token accounting);
-``OfflineWriter`` is the deterministic demo writer; ``llm_from_settings`` picks one.
+``llm_from_settings`` picks it, or in development the deterministic demo writer
+(``devtools.offline_writer.OfflineWriter``).
 Every failure is a ``ProviderError`` (see ``shared.ai.errors`` for the codes).
 """
 
@@ -18,7 +19,6 @@ from shared.ai.errors import (
 )
 from shared.ai.factory import llm_from_settings
 from shared.ai.minimax import MiniMaxClient
-from shared.ai.offline import OfflineWriter
 from shared.ai.parsing import parse_completion
 from shared.ai.pricing import cost_micro_usd
 from shared.ai.prompts import build_messages
@@ -38,7 +38,6 @@ __all__ = [
     "GenerationJob",
     "LLMPort",
     "MiniMaxClient",
-    "OfflineWriter",
     "ProviderError",
     "VariantContent",
     "build_messages",

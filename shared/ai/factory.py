@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from shared.ai.minimax import MiniMaxClient
-from shared.ai.offline import OfflineWriter
 from shared.ai.types import LLMPort
 from shared.config import ConfigError
 
@@ -24,14 +23,19 @@ def llm_identity(settings: Settings) -> tuple[str, str]:
     """(provider, model) that ``llm_from_settings`` would build, without needing its key:
     create and regenerate record them on the generation but never call the provider, so
     they run without ``MINIMAX_API_KEY`` (only the worker holds it)."""
-    if settings.effective_ai_provider == "offline":
+    if settings.effective_ai_provider == "offline" and settings.is_development:
+        from devtools.offline_writer import OfflineWriter
+
         return OfflineWriter.provider, OfflineWriter.model
     return MiniMaxClient.provider, settings.minimax_model
 
 
 def llm_from_settings(settings: Settings) -> LLMPort:
-    """``MiniMaxClient`` for provider "minimax", ``OfflineWriter`` for "offline". No I/O."""
-    if settings.effective_ai_provider == "offline":
+    """``MiniMaxClient`` for provider "minimax", in development ``OfflineWriter`` for
+    "offline" (production refuses it). No I/O."""
+    if settings.effective_ai_provider == "offline" and settings.is_development:
+        from devtools.offline_writer import OfflineWriter
+
         return OfflineWriter()
     if not settings.minimax_api_key:
         raise ConfigError("MINIMAX_API_KEY: required when AI_PROVIDER=minimax")

@@ -3,7 +3,7 @@
 JobPayload / FailureCallback   what the worker receives (jobs.py)
 QueuePort                      enqueue(job) -> message id; ServiceUnavailable on failure
 ├── QStashQueue                production: publish via the QStash SDK
-└── LocalQueue                 development: same signatures, retries and failure callback
+└── LocalQueue                 development (devtools.local_queue): same signatures, retries
 sign_qstash / SignatureVerifier  Upstash-Signature, minted and verified
 RedisTokenLedger               each signed token accepted once (its jti, in Redis)
 queue_from_settings            the adapter the configuration asks for
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
         FailureCallback,
         JobPayload,
     )
-    from shared.queue.local_queue import LocalQueue
     from shared.queue.qstash_queue import QStashQueue
     from shared.queue.signing import RedisTokenLedger, SignatureVerifier, sign_qstash
 
@@ -41,7 +40,6 @@ _HOME = {
     "WORKER_SWEEP_PATH": "jobs",
     "FailureCallback": "jobs",
     "JobPayload": "jobs",
-    "LocalQueue": "local_queue",
     "QStashQueue": "qstash_queue",
     "RedisTokenLedger": "signing",
     "SignatureVerifier": "signing",
@@ -62,7 +60,6 @@ __all__ = [
     "WORKER_SWEEP_PATH",
     "FailureCallback",
     "JobPayload",
-    "LocalQueue",
     "QStashQueue",
     "QueuePort",
     "RedisTokenLedger",

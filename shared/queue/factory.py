@@ -8,7 +8,6 @@ from qstash import QStash
 
 from shared.config import ConfigError, Settings
 from shared.queue.base import QueuePort
-from shared.queue.local_queue import LocalQueue
 from shared.queue.qstash_queue import QStashQueue
 
 __all__ = ["queue_from_settings"]
@@ -27,12 +26,15 @@ def _publish_backoff_ms(retry: int) -> float:
 
 
 def queue_from_settings(settings: Settings) -> QueuePort:
-    """``QStashQueue`` for ``QUEUE_BACKEND=qstash`` (the production default), else ``LocalQueue``.
+    """``QStashQueue`` for ``QUEUE_BACKEND=qstash`` (the production default), in development
+    ``devtools.local_queue.LocalQueue`` for ``local`` (production refuses it).
 
     Callers keep one per instance (``shared.bootstrap``); a ``LocalQueue`` owns threads.
     """
     delivery_timeout_s = settings.max_job_runtime_s + DELIVERY_GRACE_S
-    if settings.effective_queue_backend == "local":
+    if settings.effective_queue_backend == "local" and settings.is_development:
+        from devtools.local_queue import LocalQueue
+
         return LocalQueue(
             worker_url=settings.effective_worker_url,
             signing_key=settings.effective_signing_keys[0],

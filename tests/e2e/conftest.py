@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.devtoken import mint_dev_token
 from devtools.fake_minimax import FakeMiniMax, Scripted
-from shared.api.devtoken import mint_dev_token
 from shared.api.local import LocalServer
 from shared.bootstrap import Container, get_container, set_container
 from shared.config import Settings, load_settings

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from shared.api.devtoken import mint_dev_token
+from devtools.devtoken import mint_dev_token
 from shared.bootstrap import Container
 from shared.redis.keys import Keys
 from tests.e2e.api_support import (

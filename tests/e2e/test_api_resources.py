@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.api.devtoken import mint_dev_token
+from devtools.devtoken import mint_dev_token
 from shared.api.openapi import render
 from shared.config import DEV_HS256_SECRET
 from tests.e2e.api_support import CREATE, assert_error, raw, tamper

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from shared.ai.offline import OfflineWriter
+from devtools.offline_writer import OfflineWriter
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from shared.db.connection import connect

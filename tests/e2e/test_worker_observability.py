@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from devtools.fake_minimax import FakeMiniMax, ok, variant
+from devtools.local_queue import LocalQueue
 from shared.api.local import LocalServer
 from shared.bootstrap import Container
 from shared.observability.logging import JsonFormatter
-from shared.queue import LocalQueue
 from tests.e2e.conftest import Api
 from tests.support.worker_env import MINIMAX_KEY, SIGNING_CURRENT, SIGNING_NEXT, WorkerEnv
 

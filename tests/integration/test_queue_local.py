@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import jwt
 import pytest
 
+from devtools.local_queue import LocalQueue
 from devtools.qstash_signing import (
     TEST_CURRENT_KEY,
     Responder,
@@ -26,7 +27,6 @@ from shared.queue import (
     WORKER_GENERATE_PATH,
     FailureCallback,
     JobPayload,
-    LocalQueue,
 )
 
 FAST = {"backoff_base_s": 0.01, "backoff_cap_s": 0.05, "timeout_s": 5}

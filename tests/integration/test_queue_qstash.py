@@ -10,10 +10,11 @@ import httpx
 import pytest
 from qstash import QStash
 
+from devtools.local_queue import LocalQueue
 from devtools.qstash_signing import StubResponse, StubServer, scripted, unused_port
 from shared.config import ConfigError, load_settings
 from shared.errors import ServiceUnavailable
-from shared.queue import JobPayload, LocalQueue, QStashQueue, queue_from_settings
+from shared.queue import JobPayload, QStashQueue, queue_from_settings
 from shared.queue.factory import PUBLISH_TIMEOUT
 
 WORKER = "https://worker.example.test"

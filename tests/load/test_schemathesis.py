@@ -30,7 +30,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from shared.api.devtoken import mint_dev_token
+from devtools.devtoken import mint_dev_token
 from shared.api.local import LocalServer
 from shared.api.openapi import build_openapi
 from shared.bootstrap import Container, set_container

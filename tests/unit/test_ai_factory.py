@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from shared.ai import GenerationJob, MiniMaxClient, OfflineWriter, VariantContent
+from devtools.offline_writer import OfflineWriter
+from shared.ai import GenerationJob, MiniMaxClient, VariantContent
 from shared.ai.factory import llm_from_settings
 from shared.config import ConfigError, load_settings
 

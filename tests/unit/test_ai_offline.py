@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from devtools.offline_writer import LABEL, OfflineWriter
 from shared.ai.errors import PROVIDER_TIMEOUT, ProviderError
-from shared.ai.offline import LABEL, OfflineWriter
 from shared.ai.parsing import parse_completion
 from shared.ai.pricing import cost_micro_usd
 from shared.ai.types import GenerationJob, VariantContent

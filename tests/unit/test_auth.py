@@ -14,6 +14,7 @@ from typing import Any
 import jwt
 import pytest
 
+from devtools.devtoken import mint_dev_token
 from devtools.jwks_server import SigningKey
 from shared.api.auth import (
     SUBJECT_PATTERN,
@@ -22,7 +23,6 @@ from shared.api.auth import (
     is_valid_subject,
     require_admin,
 )
-from shared.api.devtoken import mint_dev_token
 from shared.config import DEV_HS256_SECRET, Settings
 from shared.errors import Forbidden, Unauthenticated
 

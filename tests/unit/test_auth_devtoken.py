@@ -1,4 +1,4 @@
-"""``python -m shared.api.devtoken`` as a real subprocess, and its refusals."""
+"""``python -m devtools.devtoken`` as a real subprocess, and its refusals."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.api import devtoken
+from devtools import devtoken
 from shared.api.auth import Authenticator, Principal
 from shared.config import DEV_HS256_SECRET, Settings
 
@@ -38,7 +38,7 @@ PRODUCTION_ENV = {
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if k not in CONFIG_NAMES}
     return subprocess.run(
-        [sys.executable, "-m", "shared.api.devtoken", *args],
+        [sys.executable, "-m", "devtools.devtoken", *args],
         cwd=REPO,
         env={**base, "PYTHONPATH": str(REPO), **env},
         capture_output=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.queue.local_queue import parse_retry_after_s, retry_delay_s
+from devtools.local_queue import parse_retry_after_s, retry_delay_s
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Development bearer tokens (HS256), for local runs, the demo and tests.
 
-    python -m shared.api.devtoken USER_ID [--admin] [--ttl-s 3600]
+    python -m devtools.devtoken USER_ID [--admin] [--ttl-s 3600]
 
 prints a token signed with ``settings.effective_hs256_secret``, carrying ``iss`` and
 ``aud`` when configured so ``Authenticator.from_settings`` accepts it. It refuses
@@ -58,7 +58,7 @@ def mint_dev_token(
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m shared.api.devtoken", description="Print a development bearer token."
+        prog="python -m devtools.devtoken", description="Print a development bearer token."
     )
     parser.add_argument("user_id", help="the token's sub (the user id)")
     parser.add_argument("--admin", action="store_true", help='add role: "admin"')
