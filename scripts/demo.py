@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from devtools.devtoken import mint_dev_token
-from shared.api.local import LocalServer, prepare_container, shut_down, stop_on_signals
+from devtools.local_server import LocalServer, prepare_container, shut_down, stop_on_signals
 from shared.bootstrap import Container
 from shared.config import load_settings
 

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from shared.api.local import LocalServer, prepare_container, shut_down, stop_on_signals
+from devtools.local_server import LocalServer, prepare_container, shut_down, stop_on_signals
 from shared.bootstrap import Container
 from shared.config import ConfigError, load_settings
 from shared.observability.logging import configure_logging

@@ -38,9 +38,9 @@ from shared.api.registry import FUNCTIONS, FunctionSpec
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RUNTIME_LOCK: Final = "requirements.lock"
-# Development-only modules of shared/ (relative paths); they are imported, lazily, only
-# when production settings are absent, which APP_ENV=production refuses at start-up.
-DEV_ONLY: Final = frozenset({"shared/devservers.py", "shared/api/local.py"})
+# Development-only modules of shared/ (relative paths): none left, development code lives
+# in devtools/ (never shipped); shared/ reaches it only behind settings.is_development.
+DEV_ONLY: Final = frozenset[str]()
 # Top-level folders that must never reach a zip (checked on every build).
 NEVER_SHIPPED: Final = ("devtools/", "tests/", "scripts/", "bench/", "examples/", "terraform/")
 _EPOCH: Final = (1980, 1, 1, 0, 0, 0)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shared.clock import Clock, SystemClock
-from shared.config import Settings, check_configuration, get_settings
+from shared.config import ConfigError, Settings, check_configuration, get_settings
 
 if TYPE_CHECKING:
     from shared.ai.types import LLMPort
@@ -137,9 +137,11 @@ class Container:
         def build() -> str:
             if self.settings.database_url:
                 return self.settings.database_url
-            from shared.devservers import embedded_postgres_url
+            if self.settings.is_development:
+                from devtools.devservers import embedded_postgres_url
 
-            return embedded_postgres_url(self.settings.local_data_dir)
+                return embedded_postgres_url(self.settings.local_data_dir)
+            raise ConfigError("DATABASE_URL: required when APP_ENV=production")
 
         return self._get("database_url", build)
 

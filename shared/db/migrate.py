@@ -108,11 +108,11 @@ def _database_url() -> str:
     settings = get_settings()
     if settings.database_url:
         return settings.database_url
-    if settings.is_production:
-        raise MigrationError("DATABASE_URL: required when APP_ENV=production")
-    from shared.devservers import embedded_postgres_url
+    if settings.is_development:
+        from devtools.devservers import embedded_postgres_url
 
-    return embedded_postgres_url(settings.local_data_dir)
+        return embedded_postgres_url(settings.local_data_dir)
+    raise MigrationError("DATABASE_URL: required when APP_ENV=production")
 
 
 def main() -> int:

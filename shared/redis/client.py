@@ -275,8 +275,8 @@ def redis_from_settings(settings: Settings) -> RedisPort:
         return UpstashRedis(settings.upstash_redis_rest_url, settings.upstash_redis_rest_token)
     if settings.redis_url:
         return TcpRedis.from_url(settings.redis_url)
-    if settings.is_production:
-        raise ConfigError("REDIS_URL: set it or UPSTASH_REDIS_REST_URL + _TOKEN in production")
-    from shared.devservers import embedded_redis_url
+    if settings.is_development:
+        from devtools.devservers import embedded_redis_url
 
-    return TcpRedis.from_url(embedded_redis_url(settings.local_data_dir))
+        return TcpRedis.from_url(embedded_redis_url(settings.local_data_dir))
+    raise ConfigError("REDIS_URL: set it or UPSTASH_REDIS_REST_URL + _TOKEN in production")

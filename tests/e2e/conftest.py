@@ -22,7 +22,7 @@ import pytest
 
 from devtools.devtoken import mint_dev_token
 from devtools.fake_minimax import FakeMiniMax, Scripted
-from shared.api.local import LocalServer
+from devtools.local_server import LocalServer
 from shared.bootstrap import Container, get_container, set_container
 from shared.config import Settings, load_settings
 from tests.support.clock import PinnableClock

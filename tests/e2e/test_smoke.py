@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.local_server import LocalServer
 from scripts import smoke
-from shared.api.local import LocalServer
 from tests.e2e.conftest import Api, RemoteServer
 
 # Runs in-process and, through the base-URL switch, against the rehearsal (conftest.py).

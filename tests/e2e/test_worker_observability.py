@@ -18,7 +18,7 @@ import pytest
 
 from devtools.fake_minimax import FakeMiniMax, ok, variant
 from devtools.local_queue import LocalQueue
-from shared.api.local import LocalServer
+from devtools.local_server import LocalServer
 from shared.bootstrap import Container
 from shared.observability.logging import JsonFormatter
 from tests.e2e.conftest import Api

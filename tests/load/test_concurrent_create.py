@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.api.local import LocalServer
+from devtools.local_server import LocalServer
 from shared.billing.plans import PLANS, PlanName
 from shared.bootstrap import Container
 from tests.e2e.api_support import RecordingQueue, count_rows, derive, sql

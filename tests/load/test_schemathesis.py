@@ -31,7 +31,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from devtools.devtoken import mint_dev_token
-from shared.api.local import LocalServer
+from devtools.local_server import LocalServer
 from shared.api.openapi import build_openapi
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 
-from shared.devservers import (
+from devtools.devservers import (
     create_database,
     drop_database,
     embedded_postgres_url,

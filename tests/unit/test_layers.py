@@ -8,7 +8,7 @@ one still means the lower layer knows the higher one. The layers, highest first:
     edge        shared.api: the HTTP wrapper, route table, models, handlers, auth
     services    shared.services
     domain      shared.enforcement, shared.billing (Stripe use cases, effective plan)
-    adapters    shared.db, shared.redis, shared.queue, shared.ai, shared.devservers
+    adapters    shared.db, shared.redis, shared.queue, shared.ai
     base        shared.observability
     leaf        shared.errors, shared.config, shared.clock, shared.needs, and the data
                 modules shared.billing.plans and shared.api.registry
@@ -37,10 +37,7 @@ LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
     ("edge", frozenset({"shared.api"})),
     ("services", frozenset({"shared.services"})),
     ("domain", frozenset({"shared.enforcement", "shared.billing"})),
-    (
-        "adapters",
-        frozenset({"shared.db", "shared.redis", "shared.queue", "shared.ai", "shared.devservers"}),
-    ),
+    ("adapters", frozenset({"shared.db", "shared.redis", "shared.queue", "shared.ai"})),
     ("base", frozenset({"shared.observability"})),
     ("leaf", frozenset({"shared.errors", "shared.config", "shared.clock", "shared.needs"})),
 )

@@ -120,7 +120,7 @@ def shut_down(container: Container | None, server: LocalServer | None) -> None:
     A second Ctrl-C or SIGTERM during this would leave processes behind, so both are
     ignored until it is done.
     """
-    from shared.devservers import stop_embedded
+    from devtools.devservers import stop_embedded
 
     ignored = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
