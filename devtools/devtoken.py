@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import jwt
 
-from shared.api.auth import MIN_HS256_SECRET_BYTES, is_valid_subject
-from shared.config import ConfigError, load_settings
+from shared.api.auth import is_valid_subject
+from shared.config import MIN_HS256_SECRET_BYTES, ConfigError, load_settings
 
 __all__ = ["main", "mint_dev_token"]
 

@@ -25,6 +25,7 @@ from shared.needs import Need
 __all__ = [
     "DEV_HS256_SECRET",
     "DEV_SIGNING_KEYS",
+    "MIN_HS256_SECRET_BYTES",
     "ConfigError",
     "SecretClient",
     "Settings",
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 # Development-only defaults; production refuses to start without real values.
+# RFC 7518 §3.2: an HS256 key shorter than the hash output weakens the MAC. Checked at
+# start-up here and again by the authenticator (which a test may build by hand).
+MIN_HS256_SECRET_BYTES = 32
 DEV_HS256_SECRET = "dev-only-hs256-secret-not-for-production-use-0123456789"  # noqa: S105
 DEV_SIGNING_KEYS = (
     "dev-current-signing-key-not-for-production-0123456789abcdef",
@@ -296,11 +300,8 @@ def _check_consistency(s: Settings) -> None:
             "AUTH_JWKS_URL: an https:// (or loopback http://) URL is required in production"
         )
     secret = s.effective_hs256_secret
-    if secret is not None:
-        from shared.api.auth import MIN_HS256_SECRET_BYTES
-
-        if len(secret.encode("utf-8")) < MIN_HS256_SECRET_BYTES:
-            raise ConfigError(f"AUTH_HS256_SECRET: at least {MIN_HS256_SECRET_BYTES} bytes")
+    if secret is not None and len(secret.encode("utf-8")) < MIN_HS256_SECRET_BYTES:
+        raise ConfigError(f"AUTH_HS256_SECRET: at least {MIN_HS256_SECRET_BYTES} bytes")
 
 
 class SecretClient(Protocol):

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import jwt
 
 from shared.api.jwks import JWKS_ALGORITHMS, JwksCache
+from shared.config import MIN_HS256_SECRET_BYTES
 from shared.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
     from shared.config import Settings
 
 __all__ = [
-    "MIN_HS256_SECRET_BYTES",
     "SUBJECT_MAX_CHARS",
     "SUBJECT_PATTERN",
     "Authenticator",
@@ -74,8 +74,6 @@ def is_valid_subject(value: str) -> bool:
 
 # Firebase ID tokens are ~1 KiB; the cap bounds the parsing work a hostile header costs.
 _MAX_TOKEN_CHARS = 8192
-# RFC 7518 §3.2: an HS256 key shorter than the hash output weakens the MAC.
-MIN_HS256_SECRET_BYTES = 32
 
 _MSG_MISSING = "Missing bearer token."
 _MSG_SCHEME = "Authorization header must be 'Bearer <token>'."
