@@ -4,7 +4,7 @@ account with 1,000 and with 10,000 assets (× BENCH_SCALE), each in a fresh proc
 Each size runs in its own child process (``python -m bench.export_child``) so its
 ``ru_maxrss`` is its own: the child imports everything and exports an empty account
 once (the baseline peak), then streams the real export through
-``shared.services.account.export_account`` (the handler's only work besides headers),
+``shared.api.export.export_document`` (the handler's only work besides headers),
 counting bytes and dropping each chunk as a client socket would. The figure is the
 growth of the peak over the baseline. Flat memory means the 10× account grows the peak
 by about as much as the 1× one (the bound), not 10× as much. For contrast, the same

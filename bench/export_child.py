@@ -11,8 +11,8 @@ import sys
 import time
 from datetime import UTC, datetime
 
+from shared.api.export import export_document as export_account
 from shared.db import Database
-from shared.services.account import export_account
 
 
 def _peak_kb() -> int:

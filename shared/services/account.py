@@ -33,29 +33,34 @@ from itertools import chain
 from typing import Any, Final, Protocol
 
 from shared.billing.plans import Lane
-from shared.db import Database, Keyset, UnitOfWork
+from shared.db import (
+    Asset,
+    Database,
+    Draft,
+    Generation,
+    Keyset,
+    MonthUsage,
+    Subscription,
+    UnitOfWork,
+    Variant,
+)
 from shared.enforcement import Enforcer, LeaseRef
 from shared.observability.logging import log_event
 from shared.services.library import IDEMPOTENCY_SCOPE
-from shared.services.render import (
-    asset_json,
-    dump,
-    export_draft_json,
-    month_usage_json,
-    rfc3339,
-)
 
 __all__ = [
-    "EXPORT_FORMAT",
     "AccountDeletion",
     "AccountDeps",
+    "ExportHead",
+    "ExportPart",
+    "ExportedAssets",
+    "ExportedDraft",
     "SubscriptionCanceller",
     "delete_account",
     "export_account",
 ]
 
 _log = logging.getLogger("reel.account")
-EXPORT_FORMAT: Final = "reel-content-export/1"
 # Rows per export query: memory stays flat (one page at a time), round trips stay few.
 DRAFT_BATCH: Final = 200
 ASSET_BATCH: Final = 500
@@ -76,6 +81,37 @@ class AccountDeps:
     enforcer: Enforcer
     billing: SubscriptionCanceller
     now: Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportHead:
+    """Everything of the export before its streamed arrays."""
+
+    user_id: str
+    exported_at: datetime
+    created_at: datetime | None
+    subscription: Subscription | None
+    boost_expires_at: datetime | None
+    usage: list[MonthUsage]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedDraft:
+    """One draft with all its generations; ``variants`` is keyed by generation id."""
+
+    draft: Draft
+    generations: list[Generation]
+    variants: dict[Any, list[Variant]]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedAssets:
+    """One page of assets (the live ones first, then the deleted ones)."""
+
+    assets: list[Asset]
+
+
+ExportPart = ExportHead | ExportedDraft | ExportedAssets
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,87 +161,62 @@ def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
     return AccountDeletion(existed, cancelled, moved, dropped)
 
 
-def export_account(db: Database, user_id: str, now: datetime) -> Iterator[bytes]:
-    """The export document (``models.AccountExport``) as chunks of UTF-8 JSON.
+def export_account(db: Database, user_id: str, now: datetime) -> Iterator[ExportPart]:
+    """The account as domain parts, in document order: one ``ExportHead``, every
+    ``ExportedDraft``, then ``ExportedAssets`` pages (live, then deleted). The edge
+    (``shared.api.export``) turns them into the JSON document (``models.AccountExport``).
 
-    The first chunk is produced before this returns, so an unreachable database is an
-    ordinary 503 rather than a broken stream. The rest is read page by page inside one
-    read-only snapshot transaction, so memory stays flat however big the account is
-    and the document is consistent.
+    The head is read before this returns, so an unreachable database is an ordinary 503
+    rather than a broken stream. The rest is read page by page inside one read-only
+    snapshot transaction, so memory stays flat however big the account is and the
+    document is consistent.
     """
-    chunks = _export(db, user_id, now)
-    first = next(chunks)
-    return chain((first,), chunks)
+    parts = _export(db, user_id, now)
+    first = next(parts)
+    return chain((first,), parts)
 
 
-def _export(db: Database, user_id: str, now: datetime) -> Iterator[bytes]:
+def _export(db: Database, user_id: str, now: datetime) -> Iterator[ExportPart]:
     with db.uow() as uow:
         uow.snapshot()
-        yield _head(uow, user_id, now)
+        user = uow.users.get(user_id)
+        yield ExportHead(
+            user_id=user_id,
+            exported_at=now,
+            created_at=user.created_at if user else None,
+            subscription=uow.subscriptions.get(user_id),
+            boost_expires_at=uow.boosts.get_expiry(user_id),
+            usage=uow.ledger.usage_by_month(user_id),
+        )
         yield from _drafts(uow, user_id)
-        yield b'],"assets":['
         yield from _assets(uow, user_id)
-        yield b"]}"
 
 
-def _head(uow: UnitOfWork, user_id: str, now: datetime) -> bytes:
-    user = uow.users.get(user_id)
-    sub = uow.subscriptions.get(user_id)
-    boost = uow.boosts.get_expiry(user_id)
-    head: dict[str, Any] = {
-        "format": EXPORT_FORMAT,
-        "exported_at": rfc3339(now),
-        "user": {"id": user_id, "created_at": rfc3339(user.created_at) if user else None},
-        "subscription": {
-            "plan": sub.plan.value,
-            "status": sub.status.value,
-            "stripe_subscription_id": sub.stripe_subscription_id,
-            "current_period_end": rfc3339(sub.current_period_end),
-            "updated_at": rfc3339(sub.updated_at),
-        }
-        if sub
-        else None,
-        "boost": {"expires_at": rfc3339(boost)} if boost else None,
-        "usage": [month_usage_json(m) for m in uow.ledger.usage_by_month(user_id)],
-    }
-    # The head is a complete object; reopen it to append the streamed arrays.
-    return (dump(head)[:-1] + ',"drafts":[').encode("utf-8")
-
-
-def _drafts(uow: UnitOfWork, user_id: str) -> Iterator[bytes]:
+def _drafts(uow: UnitOfWork, user_id: str) -> Iterator[ExportedDraft]:
     after: Keyset | None = None
-    sep = b""
     while True:
         drafts = uow.drafts.export_page(user_id, after, DRAFT_BATCH)
         if not drafts:
             return
         ids = [d.id for d in drafts]
         generations = uow.generations.for_drafts(ids)
-        by_generation: dict[Any, list[Any]] = {}
+        by_generation: dict[Any, list[Variant]] = {}
         for v in uow.variants.for_drafts(ids):
             by_generation.setdefault(v.generation_id, []).append(v)
-        by_draft: dict[Any, list[Any]] = {}
+        by_draft: dict[Any, list[Generation]] = {}
         for g in generations:
             by_draft.setdefault(g.draft_id, []).append(g)
         for d in drafts:
-            yield sep + dump(export_draft_json(d, by_draft.get(d.id, []), by_generation)).encode()
-            sep = b","
+            yield ExportedDraft(d, by_draft.get(d.id, []), by_generation)
         after = Keyset(drafts[-1].created_at, drafts[-1].id)
 
 
-def _assets(uow: UnitOfWork, user_id: str) -> Iterator[bytes]:
-    sep = b""
+def _assets(uow: UnitOfWork, user_id: str) -> Iterator[ExportedAssets]:
     for deleted in (False, True):
         after: Keyset | None = None
         while True:
             page = uow.assets.export_page(user_id, deleted=deleted, after=after, limit=ASSET_BATCH)
             if not page:
                 break
-            body = ",".join(dump(_export_asset(a)) for a in page).encode()
-            yield sep + body
-            sep = b","
+            yield ExportedAssets(page)
             after = Keyset(page[-1].created_at, page[-1].id)
-
-
-def _export_asset(asset: Any) -> dict[str, Any]:
-    return {**asset_json(asset), "deleted_at": rfc3339(asset.deleted_at)}

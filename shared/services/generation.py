@@ -5,7 +5,16 @@ idempotency check, the effective plan, the plan checks and every limit in ONE Lu
 (``Enforcer.admit``), then one DB transaction (draft + generation ``queued``), then the
 enqueue. Anything that fails after admission refunds the unit, releases both leases
 and drops the pending Idempotency-Key before the error reaches the client (a 5xx never
-pins its key). The 202 itself is stored for byte-for-byte replay.
+pins its key).
+
+The service knows no HTTP: it takes a command and produces an ``Accepted`` (the queued
+generation and the monthly quota after it). Yet an idempotent replay must return the
+first answer byte for byte, and that record is written here, between the enqueue and
+the return, while the admission is still ours to complete. So the caller passes a
+``render`` callback that turns an ``Accepted`` into the stored response; the service
+stores what it is given as opaque bytes and hands the same record back (a replay from
+Redis is that record, a replay from Postgres is rendered by the same callback, without a
+quota). Rendering once, at the edge, keeps the fresh answer and every replay identical.
 """
 
 from __future__ import annotations
@@ -20,7 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.api.models import CreateRequest, RegenerateRequest
 from shared.billing.plans import Lane
 from shared.db import (
     Database,
@@ -28,6 +36,7 @@ from shared.db import (
     GenerationKind,
     IdempotencyConflict,
     NewDraft,
+    Platform,
     UnitOfWork,
 )
 from shared.enforcement import (
@@ -43,7 +52,17 @@ from shared.observability.logging import annotate, log_event
 from shared.queue.base import QueuePort
 from shared.queue.jobs import JobPayload
 
-__all__ = ["GenerationDeps", "accepted_response", "create", "fingerprint", "regenerate"]
+__all__ = [
+    "Accepted",
+    "CreateGeneration",
+    "GenerationDeps",
+    "Quota",
+    "RegenerateDraft",
+    "Render",
+    "create",
+    "fingerprint",
+    "regenerate",
+]
 
 _log = logging.getLogger("reel.generation")
 
@@ -64,31 +83,66 @@ def fingerprint(endpoint: str, body: Mapping[str, Any]) -> str:
     return hashlib.sha256(f"{endpoint}\n{canonical}".encode()).hexdigest()
 
 
-def _rate_limit_headers(ticket: AdmissionTicket, now: datetime) -> dict[str, str]:
-    # IETF RateLimit header fields draft: limit, remaining, seconds until the window resets.
+@dataclass(frozen=True, slots=True)
+class CreateGeneration:
+    """A new draft from a brief, and its first generation."""
+
+    user_id: str
+    brief: str
+    platform: Platform
+    variants: int
+    title: str | None
+    tone: str | None
+    duration_seconds: int
+    language: str
+    body: Mapping[str, Any]  # the request's JSON value: its fingerprint is the key's identity
+    idem_key: str | None
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RegenerateDraft:
+    """A new generation of an existing draft: ``targeted`` (one variant's ``fields``) or
+    ``full`` (``variants`` fresh ones, the last count when None)."""
+
+    user_id: str
+    draft_id: uuid.UUID
+    mode: str
+    variant_id: str | None  # as sent: the targeted params keep it verbatim
+    fields: tuple[str, ...] | None
+    instructions: str | None
+    variants: int | None
+    body: Mapping[str, Any]
+    idem_key: str | None
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Quota:
+    """The monthly meter after this admission; ``resets_in_s`` counts from now."""
+
+    limit: int
+    remaining: int
+    resets_in_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A queued generation. ``quota`` is None for a replay rebuilt from Postgres (the
+    first request's quota is gone; the stored answer never carried one then either)."""
+
+    generation: Generation
+    quota: Quota | None
+
+
+Render = Callable[[Accepted], StoredResponse]
+"""How the edge writes an ``Accepted``: stored as is for idempotent replays."""
+
+
+def _quota(ticket: AdmissionTicket, now: datetime) -> Quota:
     monthly = ticket.monthly
     reset_s = int((monthly.resets_at - now).total_seconds()) if monthly.resets_at else 0
-    return {
-        "RateLimit-Limit": str(monthly.limit),
-        "RateLimit-Remaining": str(monthly.remaining),
-        "RateLimit-Reset": str(max(0, reset_s)),
-    }
-
-
-def accepted_response(
-    gen: Generation, extra_headers: Mapping[str, str] | None = None
-) -> StoredResponse:
-    """The 202 for a queued generation (also what an idempotent replay returns)."""
-    body = {"draft_id": str(gen.draft_id), "generation_id": str(gen.id), "status": "queued"}
-    return StoredResponse(
-        status=202,
-        body=json.dumps(body, separators=(",", ":")),
-        headers={
-            "Content-Type": "application/json",
-            "Location": f"/v1/generations/{gen.id}",
-            **(extra_headers or {}),
-        },
-    )
+    return Quota(limit=monthly.limit, remaining=monthly.remaining, resets_in_s=max(0, reset_s))
 
 
 @contextmanager
@@ -140,6 +194,7 @@ def _enqueue_and_answer(
     ticket: AdmissionTicket,
     request_id: str,
     now: datetime,
+    render: Render,
 ) -> StoredResponse:
     job = JobPayload(
         generation_id=str(gen.id), user_id=gen.owner_id, lease_id=str(gen.id), request_id=request_id
@@ -152,7 +207,7 @@ def _enqueue_and_answer(
             uow.commit()
         raise
     log_event(_log, "job_queued", generation_id=str(gen.id), kind=gen.kind.value)
-    response = accepted_response(gen, _rate_limit_headers(ticket, now))
+    response = render(Accepted(gen, _quota(ticket, now)))
     if ticket.idempotency is not None:
         idem = ticket.idempotency
         deps.enforcer.complete_idempotent(
@@ -173,6 +228,7 @@ def _submit(
     fp: str,
     idem_key: str | None,
     request_id: str,
+    render: Render,
 ) -> tuple[StoredResponse, bool]:
     """The shared pipeline: admit → one statement → enqueue, undone on any failure."""
     now = deps.now()
@@ -206,41 +262,36 @@ def _submit(
                     variants, params, request_id, idem_key, fp, now,
                 )  # fmt: skip
         except IdempotencyConflict:
-            return _replay_from_db(deps, ticket, user_id, scope, idem_key, fp), True
-        return _enqueue_and_answer(deps, gen, ticket, request_id, now), False
+            return _replay_from_db(deps, ticket, user_id, scope, idem_key, fp, render), True
+        return _enqueue_and_answer(deps, gen, ticket, request_id, now, render), False
 
 
 def create(
-    deps: GenerationDeps,
-    *,
-    user_id: str,
-    req: CreateRequest,
-    raw_body: Mapping[str, Any],
-    idem_key: str | None,
-    request_id: str,
+    deps: GenerationDeps, cmd: CreateGeneration, render: Render
 ) -> tuple[StoredResponse, bool]:
     """Admit, store draft + queued generation, enqueue. Returns (response, replayed)."""
 
     new_draft = NewDraft(
         id=uuid.uuid4(),
-        title=req.title,
-        brief=req.brief,
-        platform=req.platform,
-        tone=req.tone,
-        duration_seconds=req.duration_seconds,
-        language=req.language,
+        title=cmd.title,
+        brief=cmd.brief,
+        platform=cmd.platform,
+        tone=cmd.tone,
+        duration_seconds=cmd.duration_seconds,
+        language=cmd.language,
     )
     return _submit(
         deps,
-        user_id=user_id,
+        user_id=cmd.user_id,
         scope=Scope.CREATE,
-        variants=req.variants,
+        variants=cmd.variants,
         params={},
         draft_id=None,
         new_draft=new_draft,
-        fp=fingerprint("create", raw_body),
-        idem_key=idem_key,
-        request_id=request_id,
+        fp=fingerprint("create", cmd.body),
+        idem_key=cmd.idem_key,
+        request_id=cmd.request_id,
+        render=render,
     )
 
 
@@ -287,6 +338,7 @@ def _replay_from_db(
     scope: Scope,
     idem_key: str | None,
     fp: str,
+    render: Render,
 ) -> StoredResponse:
     """Our Redis record expired but Postgres holds the first request: undo ours, replay it."""
     from shared.errors import IdempotencyKeyReused
@@ -302,24 +354,21 @@ def _replay_from_db(
         raise Conflict(code="IDEMPOTENCY_IN_PROGRESS")
     if existing.request_fingerprint != fp:
         raise IdempotencyKeyReused()
-    return accepted_response(existing)
+    return render(Accepted(existing, None))
 
 
-def _targeted_params(req: RegenerateRequest) -> dict[str, Any]:
-    fields = (
-        [f.value for f in req.fields] if req.fields else ["hook", "script", "caption", "hashtags"]
-    )
-    return {"fields": fields, "instructions": req.instructions, "source_variant_id": req.variant_id}
+def _targeted_params(cmd: RegenerateDraft) -> dict[str, Any]:
+    fields = list(cmd.fields) if cmd.fields else ["hook", "script", "caption", "hashtags"]
+    return {"fields": fields, "instructions": cmd.instructions, "source_variant_id": cmd.variant_id}
 
 
 def _resolve_regen(
-    deps: GenerationDeps, user_id: str, req: RegenerateRequest
+    deps: GenerationDeps, cmd: RegenerateDraft
 ) -> tuple[uuid.UUID, int, dict[str, Any]]:
     """Check the draft (404), the variant (422), no job in flight (409); pick the count."""
-    draft_id = uuid.UUID(req.draft_id)
-    variant_id = uuid.UUID(req.variant_id or "") if req.mode == "targeted" else None
+    variant_id = uuid.UUID(cmd.variant_id or "") if cmd.mode == "targeted" else None
     with deps.db.autocommit() as uow:  # one read: one round trip
-        ctx = uow.drafts.regen_context(user_id, draft_id, variant_id)
+        ctx = uow.drafts.regen_context(cmd.user_id, cmd.draft_id, variant_id)
     if ctx is None:
         raise NotFound("Draft not found.")
     if ctx.variant_ok is False:
@@ -329,31 +378,26 @@ def _resolve_regen(
             "The draft already has a generation in progress.", code="GENERATION_IN_PROGRESS"
         )
     count = ctx.last_variant_count
-    if req.mode == "targeted":
-        return draft_id, 1, _targeted_params(req)
-    return draft_id, req.variants or count, {"instructions": req.instructions}
+    if cmd.mode == "targeted":
+        return cmd.draft_id, 1, _targeted_params(cmd)
+    return cmd.draft_id, cmd.variants or count, {"instructions": cmd.instructions}
 
 
 def regenerate(
-    deps: GenerationDeps,
-    *,
-    user_id: str,
-    req: RegenerateRequest,
-    raw_body: Mapping[str, Any],
-    idem_key: str | None,
-    request_id: str,
+    deps: GenerationDeps, cmd: RegenerateDraft, render: Render
 ) -> tuple[StoredResponse, bool]:
     """Targeted or full regeneration of a draft. Returns (response, replayed)."""
-    draft_id, variants, params = _resolve_regen(deps, user_id, req)
+    draft_id, variants, params = _resolve_regen(deps, cmd)
     return _submit(
         deps,
-        user_id=user_id,
-        scope=Scope.REGEN_TARGETED if req.mode == "targeted" else Scope.REGEN_FULL,
+        user_id=cmd.user_id,
+        scope=Scope.REGEN_TARGETED if cmd.mode == "targeted" else Scope.REGEN_FULL,
         variants=variants,
         params=params,
         draft_id=draft_id,
         new_draft=None,
-        fp=fingerprint("regenerate", raw_body),
-        idem_key=idem_key,
-        request_id=request_id,
+        fp=fingerprint("regenerate", cmd.body),
+        idem_key=cmd.idem_key,
+        request_id=cmd.request_id,
+        render=render,
     )

@@ -2,16 +2,20 @@
 
 Deleting is soft: the asset leaves every read at once and can be restored for
 ``RESTORE_WINDOW``; the scheduled sweep purges it after that (``lifecycle``).
+
+Saving is idempotent and its replay must be the first answer byte for byte, so, as in
+``generation``, the edge passes a ``render`` callback: the service stores the response it
+returns as opaque bytes and never builds one itself.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from shared.api.models import AssetPatchRequest, CreateAssetRequest
 from shared.db import (
     Asset,
     AssetPage,
@@ -24,11 +28,12 @@ from shared.db import (
 from shared.enforcement import Enforcer, StoredResponse, enforce_idempotency
 from shared.errors import IdempotencyKeyReused, NotFound
 from shared.services.generation import fingerprint
-from shared.services.render import asset_json, dump
 
 __all__ = [
     "IDEMPOTENCY_SCOPE",
     "RESTORE_WINDOW",
+    "RawContent",
+    "SaveAsset",
     "delete_asset",
     "get_asset",
     "list_assets",
@@ -42,14 +47,37 @@ RESTORE_WINDOW: Final = timedelta(days=30)
 """SPEC §9: a deleted asset can be restored for 30 days, then the sweep purges it."""
 
 
-def _store(db: Database, user_id: str, req: CreateAssetRequest, idem_key: str | None) -> Asset:
+@dataclass(frozen=True, slots=True)
+class RawContent:
+    """Content saved as given (not from a draft): it brings its own platform and title."""
+
+    content: VariantContent
+    platform: Platform
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveAsset:
+    """Save ``raw`` content, or else the variant ``variant_id`` of the draft ``draft_id``
+    (``title`` then defaults to the draft's)."""
+
+    user_id: str
+    raw: RawContent | None
+    draft_id: str | None
+    variant_id: str | None
+    title: str | None
+    tags: list[str]
+    status: AssetStatus
+    body: Mapping[str, Any]  # the request's JSON value: its fingerprint is the key's identity
+    idem_key: str | None
+
+
+def _store(db: Database, user_id: str, req: SaveAsset, idem_key: str | None) -> Asset:
     with db.uow() as uow:
         uow.users.touch(user_id)
-        if req.raw is not None and req.platform is not None and req.title is not None:
-            content = VariantContent(
-                req.raw.hook, req.raw.script, req.raw.caption, tuple(req.raw.hashtags)
-            )
-            platform, title, draft_id, variant_id = req.platform, req.title, None, None
+        if req.raw is not None:
+            content, platform, title = req.raw.content, req.raw.platform, req.raw.title
+            draft_id, variant_id = None, None
         else:
             draft_id, variant_id = uuid.UUID(str(req.draft_id)), uuid.UUID(str(req.variant_id))
             draft = uow.drafts.get(user_id, draft_id)
@@ -73,31 +101,26 @@ def _store(db: Database, user_id: str, req: CreateAssetRequest, idem_key: str | 
         return asset
 
 
-def _from_db(db: Database, user_id: str, idem_key: str) -> StoredResponse:
+RenderAsset = Callable[[Asset], StoredResponse]
+"""How the edge writes a saved asset: stored as is for idempotent replays."""
+
+
+def _from_db(db: Database, user_id: str, idem_key: str) -> Asset:
     with db.uow() as uow:
         existing = uow.assets.find_by_idempotency(user_id, idem_key)
     if existing is None:
         raise IdempotencyKeyReused()
-    return _created(existing)
-
-
-def _created(asset: Asset) -> StoredResponse:
-    return StoredResponse(201, dump(asset_json(asset)), {"Content-Type": "application/json"})
+    return existing
 
 
 def save_asset(
-    db: Database,
-    enforcer: Enforcer,
-    *,
-    user_id: str,
-    req: CreateAssetRequest,
-    raw_body: Mapping[str, Any],
-    idem_key: str | None,
+    db: Database, enforcer: Enforcer, cmd: SaveAsset, render: RenderAsset
 ) -> tuple[StoredResponse, bool]:
-    """Save a variant or raw content. Returns (201 response, replayed)."""
+    """Save a variant or raw content. Returns (rendered response, replayed)."""
+    user_id, idem_key, req = cmd.user_id, cmd.idem_key, cmd
     if idem_key is None:
-        return _created(_store(db, user_id, req, None)), False
-    fp = fingerprint(IDEMPOTENCY_SCOPE, raw_body)
+        return render(_store(db, user_id, req, None)), False
+    fp = fingerprint(IDEMPOTENCY_SCOPE, cmd.body)
     replay = enforce_idempotency(
         enforcer.get_or_set_idempotency(user_id, IDEMPOTENCY_SCOPE, idem_key, fp)
     )
@@ -106,11 +129,11 @@ def save_asset(
     done = False
     try:
         try:
-            response = _created(_store(db, user_id, req, idem_key))
+            response = render(_store(db, user_id, req, idem_key))
             replayed = False
         except IdempotencyConflict:
             # The Redis record expired but Postgres has the first save: replay it.
-            response, replayed = _from_db(db, user_id, idem_key), True
+            response, replayed = render(_from_db(db, user_id, idem_key)), True
         enforcer.complete_idempotent(user_id, IDEMPOTENCY_SCOPE, idem_key, fp, response)
         done = True
         return response, replayed
@@ -161,29 +184,18 @@ def get_asset(db: Database, *, user_id: str, asset_id: uuid.UUID) -> Asset:
     return asset
 
 
-def _changes(req: AssetPatchRequest) -> dict[str, object]:
-    """The PATCH body as column changes (content fields flatten into their columns)."""
-    changes: dict[str, object] = {}
-    for name in req.model_fields_set - {"content"}:
-        value = getattr(req, name)
-        changes[name] = value.value if isinstance(value, AssetStatus) else value
-    if req.content is not None:
-        for name in req.content.model_fields_set:
-            changes[name] = getattr(req.content, name)
-    return changes
-
-
 def update_asset(
     db: Database,
     *,
     user_id: str,
     asset_id: uuid.UUID,
-    req: AssetPatchRequest,
+    changes: Mapping[str, object],
     expected_version: int | None,
 ) -> Asset:
-    """Apply a PATCH; ``PreconditionFailed`` (412) when ``expected_version`` is stale."""
+    """Apply column changes (only the fields given; the content fields are columns of
+    their own); ``PreconditionFailed`` (412) when ``expected_version`` is stale."""
     with db.uow() as uow:
-        asset = uow.assets.update(user_id, asset_id, _changes(req), expected_version)
+        asset = uow.assets.update(user_id, asset_id, changes, expected_version)
         uow.commit()
     return asset
 

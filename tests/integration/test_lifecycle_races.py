@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from shared.api.handlers.generation import accepted_response
+from shared.api.handlers.library import asset_changes
 from shared.api.models import AssetPatchRequest, CreateRequest, RegenerateRequest
 from shared.billing.plans import PlanName
 from shared.billing.stripe_billing import StripeBilling
@@ -83,13 +85,21 @@ def _job(c: Container, generation_id: str) -> JobPayload:
     return queue.jobs[generation_id]
 
 
+def _create(user_id: str, body: dict[str, Any], request_id: str) -> generation.CreateGeneration:
+    req = CreateRequest.model_validate(body)
+    return generation.CreateGeneration(
+        user_id=user_id, brief=req.brief, platform=req.platform, variants=req.variants,
+        title=req.title, tone=req.tone, duration_seconds=req.duration_seconds,
+        language=req.language, body=body, idem_key=None, request_id=request_id,
+    )  # fmt: skip
+
+
 def _finished_draft(c: Container, user_id: str) -> uuid.UUID:
     """A draft whose create has run to success (no generation in flight)."""
     body = {"brief": "water", "platform": "tiktok"}
     response, _ = generation.create(
-        _gen_deps(c), user_id=user_id, req=CreateRequest.model_validate(body), raw_body=body,
-        idem_key=None, request_id=f"req-{secrets.token_hex(4)}",
-    )  # fmt: skip
+        _gen_deps(c), _create(user_id, body, f"req-{secrets.token_hex(4)}"), accepted_response
+    )
     import json
 
     accepted = json.loads(response.body)
@@ -100,10 +110,14 @@ def _finished_draft(c: Container, user_id: str) -> uuid.UUID:
 
 def _regenerate(c: Container, user_id: str, draft_id: uuid.UUID, db: Any = None) -> int:
     body = {"draft_id": str(draft_id), "mode": "full"}
-    response, _ = generation.regenerate(
-        _gen_deps(c, db), user_id=user_id, req=RegenerateRequest.model_validate(body),
-        raw_body=body, idem_key=None, request_id=f"req-{secrets.token_hex(4)}",
+    req = RegenerateRequest.model_validate(body)
+    cmd = generation.RegenerateDraft(
+        user_id=user_id, draft_id=uuid.UUID(req.draft_id), mode=req.mode,
+        variant_id=req.variant_id, fields=None, instructions=req.instructions,
+        variants=req.variants, body=body, idem_key=None,
+        request_id=f"req-{secrets.token_hex(4)}",
     )  # fmt: skip
+    response, _ = generation.regenerate(_gen_deps(c, db), cmd, accepted_response)
     return response.status
 
 
@@ -242,8 +256,8 @@ def test_patches_with_the_same_if_match_exactly_one_wins(container: Container) -
             req = AssetPatchRequest.model_validate({"title": f"title {i}"})
             b.wait()
             try:
-                library.update_asset(c.db, user_id=user_id, asset_id=a, req=req,
-                                     expected_version=1)  # fmt: skip
+                library.update_asset(c.db, user_id=user_id, asset_id=a,
+                                     changes=asset_changes(req), expected_version=1)  # fmt: skip
                 return "ok"
             except PreconditionFailed:
                 return "412"
@@ -299,9 +313,8 @@ def test_account_deleted_while_its_job_runs_discards_the_result(container: Conta
     user_id = _pro_user(c)
     body = {"brief": "water", "platform": "tiktok", "variants": 2}
     response, _ = generation.create(
-        _gen_deps(c), user_id=user_id, req=CreateRequest.model_validate(body), raw_body=body,
-        idem_key=None, request_id="req-acct",
-    )  # fmt: skip
+        _gen_deps(c), _create(user_id, body, "req-acct"), accepted_response
+    )
     import json
 
     job = _job(c, json.loads(response.body)["generation_id"])

@@ -17,6 +17,7 @@ import pytest
 
 from devtools.fake_minimax import FakeMiniMax, ok
 from shared.ai import Completion, GenerationJob, MiniMaxClient, ProviderError
+from shared.api.handlers.generation import accepted_response
 from shared.api.models import CreateRequest
 from shared.billing.plans import Lane, PlanName
 from shared.bootstrap import Container
@@ -81,14 +82,21 @@ def _queued_job(c: Container) -> JobPayload:
         db=c.db, enforcer=c.enforcer, queue=c.queue, now=c.now, provider="minimax", model=MODEL
     )
     body = {"brief": "water", "platform": "tiktok"}
-    response, _ = generation.create(
-        deps,
+    req = CreateRequest.model_validate(body)
+    cmd = generation.CreateGeneration(
         user_id=user_id,
-        req=CreateRequest.model_validate(body),
-        raw_body=body,
+        brief=req.brief,
+        platform=req.platform,
+        variants=req.variants,
+        title=req.title,
+        tone=req.tone,
+        duration_seconds=req.duration_seconds,
+        language=req.language,
+        body=body,
         idem_key=None,
         request_id=f"req-{secrets.token_hex(4)}",
     )
+    response, _ = generation.create(deps, cmd, accepted_response)
     assert response.status == 202
     queue = c.queue
     assert isinstance(queue, CapturingQueue)

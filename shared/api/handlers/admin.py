@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import AdminBoostRequest, AdminSubscriptionRequest, CostsQuery
+from shared.api.render import rfc3339
 from shared.billing.plans import PlanName
 from shared.db import CostLine, SubscriptionStatus
 from shared.services import reporting
-from shared.services.render import rfc3339
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from shared.api.handlers.common import expected_version, path_uuid
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import DraftPatchRequest, DraftQuery
+from shared.api.render import draft_json, draft_summary_json
 from shared.db import Draft, UnitOfWork
 from shared.errors import NotFound
 from shared.services import drafts as service
-from shared.services.render import draft_json, draft_summary_json
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container

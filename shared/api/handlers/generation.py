@@ -2,25 +2,78 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import uuid
 from typing import TYPE_CHECKING
-
-from pydantic import BaseModel
 
 from shared.ai.factory import llm_identity
 from shared.api.handlers.common import idempotency_key, path_uuid, stored
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import CreateRequest, RegenerateRequest
+from shared.api.render import generation_json
 from shared.db import GenerationStatus
 from shared.enforcement import StoredResponse
 from shared.errors import NotFound
 from shared.services import generation as service
-from shared.services.render import generation_json
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
-__all__ = ["create", "get_generation", "regenerate"]
+__all__ = [
+    "accepted_response",
+    "create",
+    "create_command",
+    "get_generation",
+    "regenerate",
+    "regenerate_command",
+]
+
+
+def accepted_response(accepted: service.Accepted) -> StoredResponse:
+    """The 202 for a queued generation: what the service stores for idempotent replays, so
+    a replay is this answer byte for byte."""
+    gen = accepted.generation
+    body = {"draft_id": str(gen.draft_id), "generation_id": str(gen.id), "status": "queued"}
+    headers = {"Content-Type": "application/json", "Location": f"/v1/generations/{gen.id}"}
+    if accepted.quota is not None:
+        # IETF RateLimit header fields draft: limit, remaining, seconds until the reset.
+        headers["RateLimit-Limit"] = str(accepted.quota.limit)
+        headers["RateLimit-Remaining"] = str(accepted.quota.remaining)
+        headers["RateLimit-Reset"] = str(accepted.quota.resets_in_s)
+    return StoredResponse(status=202, body=json.dumps(body, separators=(",", ":")), headers=headers)
+
+
+def create_command(req: ApiRequest) -> service.CreateGeneration:
+    body = req.parse(CreateRequest)
+    return service.CreateGeneration(
+        user_id=req.user_id,
+        brief=body.brief,
+        platform=body.platform,
+        variants=body.variants,
+        title=body.title,
+        tone=body.tone,
+        duration_seconds=body.duration_seconds,
+        language=body.language,
+        body=req.json(),
+        idem_key=idempotency_key(req),
+        request_id=req.request_id,
+    )
+
+
+def regenerate_command(req: ApiRequest) -> service.RegenerateDraft:
+    body = req.parse(RegenerateRequest)
+    return service.RegenerateDraft(
+        user_id=req.user_id,
+        draft_id=uuid.UUID(body.draft_id),
+        mode=body.mode,
+        variant_id=body.variant_id,
+        fields=tuple(f.value for f in body.fields) if body.fields else None,
+        instructions=body.instructions,
+        variants=body.variants,
+        body=req.json(),
+        idem_key=idempotency_key(req),
+        request_id=req.request_id,
+    )
 
 
 def _deps(c: Container) -> service.GenerationDeps:
@@ -35,29 +88,12 @@ def _deps(c: Container) -> service.GenerationDeps:
     )
 
 
-def _submit(
-    req: ApiRequest,
-    c: Container,
-    model: type[BaseModel],
-    run: Callable[..., tuple[StoredResponse, bool]],
-) -> ApiResponse:
-    response, replayed = run(
-        _deps(c),
-        user_id=req.user_id,
-        req=req.parse(model),
-        raw_body=req.json(),
-        idem_key=idempotency_key(req),
-        request_id=req.request_id,
-    )
-    return stored(response, replayed)
-
-
 def create(req: ApiRequest, c: Container) -> ApiResponse:
-    return _submit(req, c, CreateRequest, service.create)
+    return stored(*service.create(_deps(c), create_command(req), accepted_response))
 
 
 def regenerate(req: ApiRequest, c: Container) -> ApiResponse:
-    return _submit(req, c, RegenerateRequest, service.regenerate)
+    return stored(*service.regenerate(_deps(c), regenerate_command(req), accepted_response))
 
 
 def get_generation(req: ApiRequest, c: Container) -> ApiResponse:

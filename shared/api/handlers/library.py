@@ -7,35 +7,68 @@ from typing import TYPE_CHECKING
 from shared.api.handlers.common import expected_version, idempotency_key, path_uuid, stored
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import AssetPatchRequest, AssetQuery, CreateAssetRequest
-from shared.db import Asset
+from shared.api.render import asset_json, dump
+from shared.db import Asset, AssetStatus, VariantContent
+from shared.enforcement import StoredResponse
 from shared.services import library as service
-from shared.services.render import asset_json
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
 __all__ = [
     "AssetQuery",
+    "asset_changes",
     "create_asset",
+    "created_response",
     "delete_asset",
     "get_asset",
     "list_assets",
     "patch_asset",
     "restore_asset",
+    "save_command",
 ]
 
 
-def create_asset(req: ApiRequest, c: Container) -> ApiResponse:
+def created_response(asset: Asset) -> StoredResponse:
+    """The 201 for a saved asset: what the service stores for idempotent replays."""
+    return StoredResponse(201, dump(asset_json(asset)), {"Content-Type": "application/json"})
+
+
+def save_command(req: ApiRequest) -> service.SaveAsset:
     body = req.parse(CreateAssetRequest)
-    response, replayed = service.save_asset(
-        c.db,
-        c.enforcer,
+    raw = None
+    if body.raw is not None and body.platform is not None and body.title is not None:
+        content = VariantContent(
+            body.raw.hook, body.raw.script, body.raw.caption, tuple(body.raw.hashtags)
+        )
+        raw = service.RawContent(content, body.platform, body.title)
+    return service.SaveAsset(
         user_id=req.user_id,
-        req=body,
-        raw_body=req.json(),
+        raw=raw,
+        draft_id=body.draft_id,
+        variant_id=body.variant_id,
+        title=body.title,
+        tags=body.tags,
+        status=body.status,
+        body=req.json(),
         idem_key=idempotency_key(req),
     )
-    return stored(response, replayed)
+
+
+def asset_changes(body: AssetPatchRequest) -> dict[str, object]:
+    """The PATCH body as column changes (content fields flatten into their columns)."""
+    changes: dict[str, object] = {}
+    for name in body.model_fields_set - {"content"}:
+        value = getattr(body, name)
+        changes[name] = value.value if isinstance(value, AssetStatus) else value
+    if body.content is not None:
+        for name in body.content.model_fields_set:
+            changes[name] = getattr(body.content, name)
+    return changes
+
+
+def create_asset(req: ApiRequest, c: Container) -> ApiResponse:
+    return stored(*service.save_asset(c.db, c.enforcer, save_command(req), created_response))
 
 
 def list_assets(req: ApiRequest, c: Container) -> ApiResponse:
@@ -72,7 +105,7 @@ def patch_asset(req: ApiRequest, c: Container) -> ApiResponse:
         c.db,
         user_id=req.user_id,
         asset_id=asset_id,
-        req=body,
+        changes=asset_changes(body),
         expected_version=expected_version(req, "asset"),
     )
     return _one(asset)

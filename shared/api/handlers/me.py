@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from shared.api.export import export_document
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import AccountDeletionResponse
 from shared.services import account as service
@@ -15,7 +16,7 @@ __all__ = ["delete_me", "export_me"]
 
 
 def export_me(req: ApiRequest, c: Container) -> ApiResponse:
-    stream = service.export_account(c.db, req.user_id, c.now())
+    stream = export_document(c.db, req.user_id, c.now())
     headers = {
         "Content-Type": "application/json",
         "Content-Disposition": 'attachment; filename="reel-content-export.json"',

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.api.http import ApiRequest, ApiResponse
-from shared.services.render import usage_json
+from shared.api.render import usage_json
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container

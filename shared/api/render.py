@@ -1,4 +1,8 @@
-"""Domain objects as the SPEC's JSON shapes (one place, shared by handlers and replays)."""
+"""Domain objects as the SPEC's JSON shapes (one place, shared by handlers and replays).
+
+Presentation, so it lives at the edge: services return domain objects and never import
+this module (tests/unit/test_layers.py holds the direction).
+"""
 
 from __future__ import annotations
 
