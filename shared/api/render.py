@@ -139,16 +139,7 @@ def month_usage_json(u: MonthUsage) -> dict[str, Any]:
 
 def draft_json(draft: Draft, generations: list[Generation]) -> dict[str, Any]:
     return {
-        "id": str(draft.id),
-        "title": draft.title,
-        "brief": draft.brief,
-        "platform": draft.platform.value,
-        "tone": draft.tone,
-        "duration_seconds": draft.duration_seconds,
-        "language": draft.language,
-        "selected_variant_id": _id(draft.selected_variant_id),
-        "created_at": rfc3339(draft.created_at),
-        "updated_at": rfc3339(draft.updated_at),
+        **_draft_fields(draft),
         "generations": [
             {"id": str(g.id), "kind": g.kind.value, "status": g.status.value,
              "created_at": rfc3339(g.created_at)}
