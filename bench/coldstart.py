@@ -17,7 +17,6 @@ from __future__ import annotations
 import http.client
 import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 from bench.imports import HELLO, ROOT
 from bench.report import Figure, Report
+from devtools.net import free_port
 from shared.api.registry import FUNCTIONS, FunctionSpec
 
 __all__ = ["run"]
@@ -42,13 +42,6 @@ _ENV = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _request(spec: FunctionSpec | None) -> tuple[str, str]:
     """The function's first route (a placeholder id in its path), or ``/`` for hello."""
     if spec is None:
@@ -60,7 +53,7 @@ def _request(spec: FunctionSpec | None) -> tuple[str, str]:
 
 
 def _first_response(spec: FunctionSpec | None, hello_dir: Path) -> tuple[float, int]:
-    port = _free_port()
+    port = free_port()
     if spec is None:
         args, cwd, env = ["--source", "main.py", "--target", "hello"], hello_dir, {}
     else:

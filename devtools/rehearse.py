@@ -34,7 +34,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -58,6 +57,7 @@ from devtools.devservers import (
 from devtools.fake_minimax import FakeMiniMax, answer_prompt
 from devtools.gateway import render_nginx
 from devtools.jwks_server import Issuer, JwksServer, SigningKey, jwks
+from devtools.net import free_port
 from devtools.qstash_server import QStashServer
 from devtools.upstash_rest import UpstashRestServer
 from shared.api.registry import FUNCTIONS, FunctionSpec
@@ -82,13 +82,6 @@ def build_packages() -> Path:
     """Every function's deployable zip, built by ``make package`` (scripts/package.py)."""
     subprocess.run([sys.executable, "-m", "scripts.package"], cwd=ROOT, check=True)
     return BUILD / "functions"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def runtime_venv(requirements: Path) -> Path:

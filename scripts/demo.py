@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import sys
 import time
 from typing import Any
@@ -21,19 +20,13 @@ import httpx
 
 from devtools.devtoken import mint_dev_token
 from devtools.local_server import LocalServer, prepare_container, shut_down, stop_on_signals
+from devtools.net import free_port
 from shared.bootstrap import Container
 from shared.config import load_settings
 
 
 class DemoFailed(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _show(step: str, response: httpx.Response, expect: int) -> Any:
@@ -103,7 +96,7 @@ def journey(client: httpx.Client, secret: str) -> None:
 
 
 def main() -> int:
-    os.environ.setdefault("PORT", str(_free_port()))
+    os.environ.setdefault("PORT", str(free_port()))
     settings = load_settings()
     container: Container | None = None
     server: LocalServer | None = None

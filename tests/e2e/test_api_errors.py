@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from devtools.devtoken import mint_dev_token
+from devtools.net import free_port
 from shared.bootstrap import Container
 from shared.redis.keys import Keys
 from tests.e2e.api_support import (
@@ -29,7 +30,6 @@ from tests.e2e.api_support import (
     tamper,
 )
 from tests.e2e.conftest import Api
-from tests.support.net import free_port
 
 ORIGIN = "https://app.example.com"
 

@@ -17,11 +17,11 @@ import httpx
 import pytest
 
 from devtools.devtoken import mint_dev_token
+from devtools.net import free_port
 from shared.api.openapi import render
 from shared.config import DEV_HS256_SECRET
 from tests.e2e.api_support import CREATE, assert_error, raw, tamper
 from tests.e2e.conftest import Api
-from tests.support.net import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

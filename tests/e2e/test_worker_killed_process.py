@@ -24,10 +24,10 @@ import httpx
 import pytest
 
 from devtools.fake_minimax import delayed, ok
+from devtools.net import free_port
 from shared.bootstrap import Container
 from shared.queue import WORKER_GENERATE_PATH, sign_qstash
 from tests.e2e.conftest import Api, WorkerEnvFactory
-from tests.support.net import free_port
 from tests.support.worker_env import (
     MINIMAX_KEY,
     SIGNING_CURRENT,

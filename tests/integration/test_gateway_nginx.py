@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from devtools.gateway import render_nginx
-from devtools.rehearse import free_port
+from devtools.net import free_port
 from shared.api.registry import FUNCTIONS
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)

@@ -25,6 +25,7 @@ from devtools.fake_minimax import (
     variant,
     variants_json,
 )
+from devtools.net import free_port
 from shared.ai import (
     PROVIDER_AUTH,
     PROVIDER_BAD_OUTPUT,
@@ -39,7 +40,6 @@ from shared.ai import (
     ProviderError,
     VariantContent,
 )
-from tests.support.net import free_port
 
 API_KEY = "sk-test-key-0123456789"
 MODEL = "MiniMax-M2.5"

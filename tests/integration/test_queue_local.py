@@ -12,6 +12,7 @@ import jwt
 import pytest
 
 from devtools.local_queue import LocalQueue
+from devtools.net import free_port
 from devtools.qstash_signing import (
     TEST_CURRENT_KEY,
     Responder,
@@ -19,7 +20,6 @@ from devtools.qstash_signing import (
     WorkerStub,
     by_path,
     scripted,
-    unused_port,
 )
 from shared.errors import ServiceUnavailable
 from shared.queue import (
@@ -156,7 +156,7 @@ def test_failure_callback_is_retried_too(open_queues: list[LocalQueue]) -> None:
 def test_connection_refused_is_retried_then_reported(
     open_queues: list[LocalQueue], caplog: pytest.LogCaptureFixture
 ) -> None:
-    queue = start_queue(open_queues, f"http://127.0.0.1:{unused_port()}", retries=2)
+    queue = start_queue(open_queues, f"http://127.0.0.1:{free_port()}", retries=2)
     with caplog.at_level("INFO", logger="reel.queue"):
         queue.enqueue(make_job())
         assert queue.join_idle(5)

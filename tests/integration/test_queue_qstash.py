@@ -11,7 +11,8 @@ import pytest
 from qstash import QStash
 
 from devtools.local_queue import LocalQueue
-from devtools.qstash_signing import StubResponse, StubServer, scripted, unused_port
+from devtools.net import free_port
+from devtools.qstash_signing import StubResponse, StubServer, scripted
 from shared.config import ConfigError, load_settings
 from shared.errors import ServiceUnavailable
 from shared.queue import JobPayload, QStashQueue, queue_from_settings
@@ -82,7 +83,7 @@ def test_failed_publish_is_service_unavailable(answer: StubResponse) -> None:
 
 def test_connection_refused_is_service_unavailable() -> None:
     with pytest.raises(ServiceUnavailable) as info:
-        make_queue(f"http://127.0.0.1:{unused_port()}").enqueue(JOB)
+        make_queue(f"http://127.0.0.1:{free_port()}").enqueue(JOB)
     assert isinstance(info.value.__cause__, httpx.ConnectError)
 
 
@@ -112,7 +113,7 @@ def test_factory_qstash_connection_refused_is_quick_service_unavailable() -> Non
         {
             "QUEUE_BACKEND": "qstash",
             "QSTASH_TOKEN": "tok",
-            "QSTASH_URL": f"http://127.0.0.1:{unused_port()}",
+            "QSTASH_URL": f"http://127.0.0.1:{free_port()}",
             "WORKER_URL": WORKER,
         }
     )

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.net import free_port
 from tests.e2e.conftest import (  # noqa: F401  (fixtures, re-exported for tests/load)
     api,
     base_env,
@@ -34,7 +35,6 @@ from tests.e2e.conftest import (  # noqa: F401  (fixtures, re-exported for tests
     token,
     use_container,
 )
-from tests.support.net import free_port
 
 PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 

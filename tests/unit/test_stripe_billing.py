@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from devtools.net import free_port
 from shared.billing.plans import PlanName
 from shared.billing.stripe_billing import Product, StripeConfig, _skip_subscription_write
 from shared.billing.stripe_gateway import StripeGateway, verify_signature
@@ -23,7 +24,6 @@ from shared.config import load_settings
 from shared.db.models import Subscription, SubscriptionStatus
 from shared.errors import BadRequest, ServiceUnavailable
 from tests.support.fake_stripe import FakeStripe, decode_form, event, invoice, sign, subscription
-from tests.support.net import free_port
 
 SECRET = "whsec_unit"
 PRICES = {

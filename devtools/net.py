@@ -1,4 +1,4 @@
-"""The one free-port helper of the test suite."""
+"""The one free-port helper: the development servers, the rehearsal and the tests use it."""
 
 from __future__ import annotations
 
