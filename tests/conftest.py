@@ -9,6 +9,9 @@ import pytest
 
 from tests.support import servers
 
+# Shared by tests/e2e, tests/load and tests/rehearsal (a fixture is never imported).
+pytest_plugins = ["tests.support.e2e"]
+
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:

@@ -29,7 +29,7 @@ from tests.e2e.api_support import (
     raw,
     tamper,
 )
-from tests.e2e.conftest import Api
+from tests.support.e2e import Api
 
 ORIGIN = "https://app.example.com"
 

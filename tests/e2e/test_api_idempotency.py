@@ -23,8 +23,8 @@ from tests.e2e.api_support import (
     derive,
     raw,
 )
-from tests.e2e.conftest import Api
 from tests.support.clock import FixedClock
+from tests.support.e2e import Api
 from tests.support.usage_truth import assert_usage_matches_postgres
 
 KEY = {"Idempotency-Key": "req-2026-11-27/create#1"}

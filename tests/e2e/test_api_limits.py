@@ -27,7 +27,7 @@ from tests.e2e.api_support import (
     seed_charged,
     sql,
 )
-from tests.e2e.conftest import Api
+from tests.support.e2e import Api
 from tests.support.usage_truth import assert_usage_matches_postgres
 
 

@@ -21,7 +21,7 @@ from devtools.net import free_port
 from shared.api.openapi import render
 from shared.config import DEV_HS256_SECRET
 from tests.e2e.api_support import CREATE, assert_error, raw, tamper
-from tests.e2e.conftest import Api
+from tests.support.e2e import Api
 
 ROOT = Path(__file__).resolve().parents[2]
 

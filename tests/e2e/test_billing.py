@@ -17,7 +17,7 @@ import pytest
 from shared.bootstrap import Container
 from shared.config import load_settings
 from shared.db.accounts import PgUsers
-from tests.e2e.conftest import Api
+from tests.support.e2e import Api
 from tests.support.fake_stripe import (
     FakeStripe,
     checkout_session,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.conftest import Api
+from tests.support.e2e import Api
 
 # Runs in-process and, through the base-URL switch, against the rehearsal (conftest.py).
 pytestmark = pytest.mark.rehearsal

@@ -16,7 +16,7 @@ import pytest
 from shared.api.models import AccountExport
 from shared.bootstrap import Container
 from tests.e2e.api_support import CREATE, assert_error, derive, raw, sql, tamper
-from tests.e2e.conftest import Api
+from tests.support.e2e import Api
 from tests.support.fake_stripe import FakeStripe
 
 STRIPE_KEY = "sk_test_lifecycle"

@@ -11,7 +11,7 @@ import pytest
 
 from devtools.local_server import LocalServer
 from scripts import smoke
-from tests.e2e.conftest import Api, RemoteServer
+from tests.support.e2e import Api, RemoteServer
 
 # Runs in-process and, through the base-URL switch, against the rehearsal (conftest.py).
 pytestmark = pytest.mark.rehearsal

@@ -27,7 +27,7 @@ from devtools.fake_minimax import delayed, ok
 from devtools.net import free_port
 from shared.bootstrap import Container
 from shared.queue import WORKER_GENERATE_PATH, sign_qstash
-from tests.e2e.conftest import Api, WorkerEnvFactory
+from tests.support.e2e import Api, WorkerEnvFactory
 from tests.support.worker_env import (
     MINIMAX_KEY,
     SIGNING_CURRENT,

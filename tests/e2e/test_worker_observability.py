@@ -21,7 +21,7 @@ from devtools.local_queue import LocalQueue
 from devtools.local_server import LocalServer
 from shared.bootstrap import Container
 from shared.observability.logging import JsonFormatter
-from tests.e2e.conftest import Api
+from tests.support.e2e import Api
 from tests.support.worker_env import MINIMAX_KEY, SIGNING_CURRENT, SIGNING_NEXT, WorkerEnv
 
 

@@ -21,7 +21,7 @@ from devtools.fake_minimax import (
     variant,
 )
 from shared.ai import cost_micro_usd
-from tests.e2e.conftest import Api, WorkerEnvFactory
+from tests.support.e2e import Api, WorkerEnvFactory
 from tests.support.worker_env import MINIMAX_KEY, MODEL, WorkerEnv
 
 

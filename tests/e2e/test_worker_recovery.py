@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from devtools.fake_minimax import delayed, ok
-from tests.e2e.conftest import Api, WorkerEnvFactory
+from tests.support.e2e import Api, WorkerEnvFactory
 from tests.support.worker_env import WorkerEnv
 
 RUNTIME_S = 30  # the job cap of these tests' worker

@@ -14,7 +14,7 @@ import pytest
 
 from devtools.fake_minimax import ok
 from shared.queue import WORKER_FAILED_PATH, WORKER_GENERATE_PATH, WORKER_SWEEP_PATH, sign_qstash
-from tests.e2e.conftest import Api, WorkerEnvFactory
+from tests.support.e2e import Api, WorkerEnvFactory
 from tests.support.worker_env import (
     SIGNING_CURRENT,
     SIGNING_NEXT,

@@ -27,9 +27,9 @@ from devtools.local_server import LocalServer
 from shared.billing.plans import PLANS, PlanName
 from shared.bootstrap import Container
 from tests.e2e.api_support import RecordingQueue, count_rows, derive, sql
-from tests.e2e.conftest import Api
 from tests.load._hammer import Result, hammer
-from tests.load.conftest import load_scale, wait_until
+from tests.support.e2e import Api
+from tests.support.load import load_scale, wait_until
 from tests.support.usage_truth import assert_usage_matches_postgres
 
 pytestmark = pytest.mark.load

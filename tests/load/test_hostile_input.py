@@ -26,7 +26,7 @@ from tests.e2e.api_support import (
     derive,
     raw,
 )
-from tests.e2e.conftest import Api
+from tests.support.e2e import Api
 
 pytestmark = pytest.mark.load
 

@@ -18,7 +18,7 @@ import pytest
 
 from devtools.fake_minimax import ok
 from tests.e2e.api_support import assert_error
-from tests.e2e.conftest import Api, WorkerEnvFactory
+from tests.support.e2e import Api, WorkerEnvFactory
 from tests.support.worker_env import WorkerEnv
 
 pytestmark = pytest.mark.load

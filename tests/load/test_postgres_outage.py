@@ -21,8 +21,8 @@ from shared.db import Database, UnitOfWork
 from shared.db.migrate import migrate
 from shared.enforcement import Enforcer
 from tests.e2e.api_support import CREATE, RecordingQueue, assert_error, count_rows, derive
-from tests.e2e.conftest import Api
-from tests.load.conftest import PrivatePostgres
+from tests.support.e2e import Api
+from tests.support.load import PrivatePostgres
 from tests.support.usage_truth import assert_usage_matches_postgres
 
 pytestmark = pytest.mark.load

@@ -14,8 +14,8 @@ import pytest
 
 from shared.bootstrap import Container
 from tests.e2e.api_support import CREATE, RecordingQueue, assert_error, count_rows, derive
-from tests.e2e.conftest import Api
-from tests.load.conftest import PrivateRedis
+from tests.support.e2e import Api
+from tests.support.load import PrivateRedis
 from tests.support.usage_truth import assert_usage_matches_postgres
 
 pytestmark = pytest.mark.load

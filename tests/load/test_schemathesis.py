@@ -36,8 +36,8 @@ from shared.api.openapi import build_openapi
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from tests.e2e.api_support import RecordingQueue
-from tests.load.conftest import load_scale
 from tests.support.fake_stripe import FakeStripe
+from tests.support.load import load_scale
 
 pytestmark = pytest.mark.load
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from devtools.jwks_server import Issuer
-from tests.e2e.conftest import REHEARSAL_STATE, rehearsal_state
+from tests.support.e2e import REHEARSAL_STATE, rehearsal_state
 
 pytestmark = [
     pytest.mark.rehearsal,

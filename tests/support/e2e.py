@@ -1,6 +1,10 @@
 """End-to-end fixtures: the real local server (same entry points as deployed) on the
 run's Postgres database and Redis prefix, with the local queue and offline writer.
 
+A pytest plugin (``pytest_plugins`` in ``tests/conftest.py``): tests/e2e, tests/load and
+tests/rehearsal use the same fixtures without importing them; test modules import only
+the plain names (``Api``, ``WorkerEnvFactory``, ``RemoteServer``, ``REHEARSAL_STATE``).
+
 The base-URL switch: with ``E2E_REHEARSAL`` naming a running rehearsal's state file
 (``build/rehearse/rehearsal.json``, see ``make rehearse-test``), ``server``, ``client``,
 ``token`` and ``api`` talk to its gateway instead, with RS256 tokens from its issuer; run
@@ -23,7 +27,7 @@ import pytest
 from devtools.devtoken import mint_dev_token
 from devtools.fake_minimax import FakeMiniMax, Scripted
 from devtools.local_server import LocalServer
-from shared.bootstrap import Container, get_container, set_container
+from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from tests.support.clock import PinnableClock
 from tests.support.worker_env import WorkerEnv
@@ -227,4 +231,4 @@ def make_worker_env(
         env.fake.stop()
 
 
-__all__ = ["Api", "WorkerEnvFactory", "get_container"]
+__all__ = ["REHEARSAL_STATE", "Api", "RemoteServer", "WorkerEnvFactory", "rehearsal_state"]
