@@ -17,18 +17,11 @@ import pytest
 from devtools.jwks_server import JwksServer, SigningKey, jwks
 from shared.api.auth import Authenticator, Principal
 from shared.errors import Unauthenticated
+from tests.support.clock import FakeClock
 
 ISSUER = "https://securetoken.example/reel"
 AUDIENCE = "reel-content"
 NOW = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +47,7 @@ def server(rsa_key: SigningKey, ec_key: SigningKey) -> Iterator[JwksServer]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture

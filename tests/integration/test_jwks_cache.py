@@ -13,19 +13,12 @@ import pytest
 
 from devtools.jwks_server import JwksServer, SigningKey, jwks
 from shared.api.jwks import JwksCache
+from tests.support.clock import FakeClock
 
 NOW = 1_800_000_000.0
 RSA = SigningKey.rsa(kid="rsa-1")
 EC = SigningKey.ec(kid="ec-1")
 ROTATED = SigningKey.rsa(kid="rsa-2")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -36,7 +29,7 @@ def server() -> Iterator[JwksServer]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture

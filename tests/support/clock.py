@@ -12,7 +12,18 @@ from datetime import datetime
 
 from shared.clock import utcnow
 
-__all__ = ["FixedClock", "PinnableClock"]
+__all__ = ["FakeClock", "FixedClock", "PinnableClock"]
+
+
+class FakeClock:
+    """An epoch-seconds clock (``() -> float``, as the authenticator and the JWKS cache
+    take one) that stands still: the test moves it by setting ``now``."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class FixedClock:

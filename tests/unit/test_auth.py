@@ -25,17 +25,10 @@ from shared.api.auth import (
 )
 from shared.config import DEV_HS256_SECRET, Settings
 from shared.errors import Forbidden, Unauthenticated
+from tests.support.clock import FakeClock
 
 SECRET = "unit-test-hs256-secret-0123456789abcdef"
 NOW = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def b64(data: bytes) -> str:
@@ -61,7 +54,7 @@ def hs_token(payload: dict[str, Any], secret: str = SECRET, **headers: Any) -> s
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(NOW)
 
 
 @pytest.fixture
