@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from shared.billing.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
 from shared.clock import utcnow
@@ -131,7 +131,9 @@ class Enforcer:
             reply = self._redis.run("admission", keys, admission_args(req, cfg, fill, seeds))
             return parse_admission(reply, req)
 
-        return self._settle(req.user_id, req.now, attempt, Admission)
+        # mypy solves _T from ``Admission | Need`` as the join of Admission's members
+        # (object), not their union; _settle returns whatever attempt returns but Need.
+        return cast(Admission, self._settle(req.user_id, req.now, attempt))
 
     def abort(self, ticket: AdmissionTicket) -> bool:
         """Undo an admission that produced no generation: monthly, hourly and full-regen
@@ -220,7 +222,7 @@ class Enforcer:
             reply = self._redis.run("usage", keys, usage_args(now, cfg, fill, seeds))
             return parse_usage(reply, now)
 
-        return self._settle(user_id, now, attempt, UsageSnapshot)
+        return self._settle(user_id, now, attempt)
 
     # ---- idempotency for endpoints without admission -----------------------------------
 
@@ -351,16 +353,13 @@ class Enforcer:
         user_id: str,
         now: datetime,
         attempt: Callable[[PlanFill | None, Seeds | None], _T | Need],
-        done: type[_T],
     ) -> _T:
         fill: PlanFill | None = None
         seeds: Seeds | None = None
         for _ in range(_MAX_TRIPS):
             outcome = attempt(fill, seeds)
-            if isinstance(outcome, done):
-                return outcome
             if not isinstance(outcome, Need):
-                break
+                return outcome
             truth = self._load_truth(
                 user_id, now, plan=outcome.plan and fill is None, counters=outcome.counters
             )
