@@ -18,7 +18,7 @@ from redis.retry import Retry
 
 from bench.env import BenchEnv
 from bench.report import Figure, Report, pct
-from shared.enforcement import AdmissionKind
+from shared.enforcement import Admitted
 
 __all__ = ["run", "trivial_evalsha_client"]
 
@@ -61,7 +61,7 @@ def run(env: BenchEnv, report: Report, n: int) -> dict[str, Any]:
                 t0 = time.perf_counter()
                 admission = enforcer.admit(req)
                 admit_s.append(time.perf_counter() - t0)
-                if admission.kind is not AdmissionKind.ADMITTED or admission.ticket is None:
+                if not isinstance(admission, Admitted):
                     raise RuntimeError(f"admission refused during the benchmark: {admission}")
                 enforcer.abort(admission.ticket)
             for _ in range(min(per_round, n - r * per_round)):

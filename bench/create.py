@@ -27,7 +27,7 @@ from bench.env import BenchEnv
 from bench.report import Figure, Report, pct
 from bench.roundtrips import BRIEF
 from shared.db import GenerationKind, Platform
-from shared.enforcement import AdmissionKind
+from shared.enforcement import Admitted
 from shared.queue.jobs import JobPayload
 
 __all__ = ["run"]
@@ -146,9 +146,9 @@ def _bound_phase(env: BenchEnv, threads: int, ops: int) -> Phase:
             t0 = time.perf_counter()
             admission = enforcer.admit(req)
             t1 = time.perf_counter()
-            ticket = admission.ticket
-            if admission.kind is not AdmissionKind.ADMITTED or ticket is None:
+            if not isinstance(admission, Admitted):
                 raise RuntimeError(f"refused: {admission}")
+            ticket = admission.ticket
             with db.uow() as uow:
                 uow.users.ensure(user)
                 draft = uow.drafts.create(

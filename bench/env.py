@@ -30,7 +30,7 @@ from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from shared.db import SubscriptionStatus
 from shared.db.migrate import migrate
-from shared.enforcement import AdmissionKind, AdmissionRequest, LeaseRef, Scope
+from shared.enforcement import AdmissionRequest, Admitted, LeaseRef, Scope
 from shared.queue.jobs import JobPayload
 
 __all__ = [
@@ -175,7 +175,7 @@ class BenchEnv:
     def warm(self, user_id: str) -> None:
         enforcer = self.container.enforcer
         admission = enforcer.admit(self.admission_request(user_id))
-        if admission.kind is not AdmissionKind.ADMITTED or admission.ticket is None:
+        if not isinstance(admission, Admitted):
             raise RuntimeError(f"warm-up admission of {user_id} refused: {admission}")
         enforcer.abort(admission.ticket)
 

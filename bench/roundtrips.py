@@ -21,7 +21,7 @@ import httpx
 from bench.env import BenchEnv, count_pg_statements
 from bench.report import Figure, Report
 from devtools.offline_writer import OfflineWriter
-from shared.enforcement import AdmissionKind
+from shared.enforcement import Admitted
 from shared.services.worker import JobResult, WorkerDeps, run_job
 
 __all__ = ["BRIEF", "Counted", "measure", "run", "worker_deps"]
@@ -84,7 +84,7 @@ def run(env: BenchEnv, report: Report, repeats: int = 3) -> dict[str, Counted]:
 
     def admit() -> Any:
         admission = c.enforcer.admit(env.admission_request(user))
-        assert admission.kind is AdmissionKind.ADMITTED, admission
+        assert isinstance(admission, Admitted), admission
         return admission
 
     for _ in range(repeats):

@@ -3,7 +3,7 @@
 -- KEYS[1] counter, count (monthly pool, hourly burst or full-regen cap)
 -- ARGV[1] limit, count (-1 = unlimited)
 -- ARGV[2] n, units to charge
--- ARGV[3] EXPIREAT of the period (+ grace), epoch s
+-- ARGV[3] expireat, epoch s: end of the period (+ grace)
 -- ARGV[4] seed, count | "" (when the counter is missing: seeded from Postgres)
 --
 -- Reply: {"ok", used_after, limit} | {"refused", used, limit} | {"need_seed", 0, limit}

@@ -5,7 +5,7 @@
 -- KEYS[1] user semaphore      KEYS[2] provider semaphore      KEYS[3] lease record
 -- ARGV[1] time offset, ms     ARGV[2] lease id                ARGV[3] lease TTL, ms
 -- ARGV[4] user concurrency limit, slots                       ARGV[5] provider cap, slots
--- ARGV[6] claim number of the refreshing delivery | "" (no fence); stored in the record
+-- ARGV[6] fence: claim number of the refreshing delivery | "" (no fence); stored in the record
 --
 -- Reply: {"held", expires_ms} | {"reacquired", expires_ms} | {"busy", code, limit, in_use}
 --        | {"superseded"} (a newer claim owns the lease; nothing written)

@@ -3,7 +3,7 @@
 -- KEYS[1]    lease record, hash
 -- KEYS[2..n] semaphores, zsets lease id -> expiry epoch ms
 -- ARGV[1]    lease id
--- ARGV[2]    claim number of the releasing delivery | "" (no fence); absent = ""
+-- ARGV[2]    fence: claim number of the releasing delivery | "" (no fence); absent = ""
 --
 -- Reply: members removed, count (0 when already released or held by a newer claim)
 

@@ -4,7 +4,8 @@ Field order is slot order: field *i* is ``KEYS[i + 1]`` (or ``ARGV[i + 1]``) of 
 script's header, and each field's name begins with that slot's name in the header
 (``ARGV[15] lease TTL, ms`` is ``lease_ttl_ms``). ``tests/unit/test_lua_contract.py``
 parses every header below and fails when a slot is added, dropped or moved on one side
-only. Every value is already the string Redis receives; ``wire()`` is the list sent.
+only. Every value is already the string Redis receives; ``wire()`` is the list sent. A
+variadic slot (``KEYS[2..n]``) is one tuple field, last, spread in place by ``wire()``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,24 @@ __all__ = [
     "SCRIPT_SLOTS",
     "AdmissionArgs",
     "AdmissionKeys",
+    "CooldownArgs",
+    "CooldownKeys",
+    "CounterArgs",
+    "CounterKeys",
     "FinishArgs",
     "FinishKeys",
+    "IdemBeginArgs",
+    "IdemCompleteArgs",
+    "IdemDropArgs",
+    "IdemKeys",
+    "RefreshLeaseArgs",
+    "RefreshLeaseKeys",
     "RefundArgs",
     "RefundKeys",
+    "SemaphoreAcquireArgs",
+    "SemaphoreAcquireKeys",
+    "SemaphoreReleaseArgs",
+    "SemaphoreReleaseKeys",
     "UsageArgs",
     "UsageKeys",
     "wire",
@@ -31,7 +46,14 @@ __all__ = [
 
 def wire(slots: DataclassInstance) -> list[str]:
     """The values of ``slots`` in field order: the KEYS or ARGV list a script receives."""
-    return [str(getattr(slots, f.name)) for f in fields(slots)]
+    out: list[str] = []
+    for f in fields(slots):
+        value = getattr(slots, f.name)
+        if isinstance(value, tuple):
+            out.extend(value)
+        else:
+            out.append(str(value))
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +152,114 @@ class RefundArgs:
     full_regen: str
 
 
+# -- the single-limit primitives and the idempotency scripts -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownKeys:
+    cooldown_marker: str
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownArgs:
+    time_offset_ms: str
+    cooldown_ms: str
+
+
+@dataclass(frozen=True, slots=True)
+class CounterKeys:
+    counter: str
+
+
+@dataclass(frozen=True, slots=True)
+class CounterArgs:
+    limit: str
+    n: str
+    expireat_s: str
+    seed: str
+
+
+@dataclass(frozen=True, slots=True)
+class SemaphoreAcquireKeys:
+    semaphore: str
+
+
+@dataclass(frozen=True, slots=True)
+class SemaphoreAcquireArgs:
+    time_offset_ms: str
+    lease_id: str
+    limit: str
+    lease_ttl_ms: str
+
+
+@dataclass(frozen=True, slots=True)
+class SemaphoreReleaseKeys:
+    lease_record: str
+    semaphores: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SemaphoreReleaseArgs:
+    lease_id: str
+    fence: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshLeaseKeys:
+    user_semaphore: str
+    provider_semaphore: str
+    lease_record: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshLeaseArgs:
+    time_offset_ms: str
+    lease_id: str
+    lease_ttl_ms: str
+    user_concurrency_limit: str
+    provider_cap: str
+    fence: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdemKeys:
+    """KEYS of all three idempotency scripts."""
+
+    idempotency_record: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdemBeginArgs:
+    request_fingerprint: str
+    record_ttl_s: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdemCompleteArgs:
+    request_fingerprint: str
+    http_status: str
+    body: str
+    headers_json: str
+    record_ttl_s: str
+
+
+@dataclass(frozen=True, slots=True)
+class IdemDropArgs:
+    request_fingerprint: str
+
+
 SCRIPT_SLOTS: dict[str, tuple[type[DataclassInstance], type[DataclassInstance]]] = {
     "admission": (AdmissionKeys, AdmissionArgs),
     "usage": (UsageKeys, UsageArgs),
     "finish": (FinishKeys, FinishArgs),
     "refund": (RefundKeys, RefundArgs),
+    "cooldown": (CooldownKeys, CooldownArgs),
+    "counter_with_limit": (CounterKeys, CounterArgs),
+    "semaphore_acquire": (SemaphoreAcquireKeys, SemaphoreAcquireArgs),
+    "semaphore_release": (SemaphoreReleaseKeys, SemaphoreReleaseArgs),
+    "refresh_lease": (RefreshLeaseKeys, RefreshLeaseArgs),
+    "idem_begin": (IdemKeys, IdemBeginArgs),
+    "idem_complete": (IdemKeys, IdemCompleteArgs),
+    "idem_drop": (IdemKeys, IdemDropArgs),
 }
-"""The scripts whose KEYS/ARGV are typed here (the single-limit primitives are built
-inline in ``service.py``)."""
+"""Every script in ``lua/`` and its (KEYS, ARGV) dataclasses."""

@@ -6,17 +6,21 @@ raises the one ``shared.errors`` exception its SPEC code calls for.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, assert_never
 
 from shared.enforcement.types import (
     Admission,
-    AdmissionKind,
     AdmissionTicket,
+    Admitted,
     IdempotencyKind,
     IdempotencyState,
+    InProgress,
+    KeyReused,
     LeaseStatus,
     Refusal,
     RefusalCode,
+    Refused,
+    Replay,
     StoredResponse,
 )
 from shared.errors import (
@@ -69,17 +73,18 @@ def refusal_error(refusal: Refusal) -> AppError:
 
 def enforce_or_throw(admission: Admission) -> AdmissionTicket | StoredResponse:
     """The ticket of an admitted request, or the stored response of a replay; else raises."""
-    if admission.kind is AdmissionKind.ADMITTED and admission.ticket is not None:
-        return admission.ticket
-    if admission.kind is AdmissionKind.REPLAY and admission.replay is not None:
-        return admission.replay
-    if admission.kind is AdmissionKind.REFUSED and admission.refusal is not None:
-        raise refusal_error(admission.refusal)
-    if admission.kind is AdmissionKind.IN_PROGRESS:
-        raise Conflict(code="IDEMPOTENCY_IN_PROGRESS")
-    if admission.kind is AdmissionKind.KEY_REUSED:
-        raise IdempotencyKeyReused()
-    raise InternalError(f"malformed admission {admission.kind}")
+    match admission:
+        case Admitted(ticket=ticket):
+            return ticket
+        case Replay(replay=stored):
+            return stored
+        case Refused(refusal=refusal):
+            raise refusal_error(refusal)
+        case InProgress():
+            raise Conflict(code="IDEMPOTENCY_IN_PROGRESS")
+        case KeyReused():
+            raise IdempotencyKeyReused()
+    assert_never(admission)
 
 
 def enforce_idempotency(state: IdempotencyState) -> StoredResponse | None:

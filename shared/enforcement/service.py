@@ -12,11 +12,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from shared.billing.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
 from shared.clock import utcnow
+from shared.enforcement.contract import (
+    CooldownArgs,
+    CooldownKeys,
+    CounterArgs,
+    CounterKeys,
+    IdemBeginArgs,
+    IdemCompleteArgs,
+    IdemDropArgs,
+    IdemKeys,
+    RefreshLeaseArgs,
+    RefreshLeaseKeys,
+    SemaphoreAcquireArgs,
+    SemaphoreAcquireKeys,
+    SemaphoreReleaseArgs,
+    SemaphoreReleaseKeys,
+    wire,
+)
 from shared.enforcement.types import (
     Admission,
     AdmissionRequest,
@@ -113,7 +131,9 @@ class Enforcer:
             reply = self._redis.run("admission", keys, admission_args(req, cfg, fill, seeds))
             return parse_admission(reply, req)
 
-        return self._settle(req.user_id, req.now, attempt, Admission)
+        # mypy solves _T from ``Admission | Need`` as the join of Admission's members
+        # (object), not their union; _settle returns whatever attempt returns but Need.
+        return cast(Admission, self._settle(req.user_id, req.now, attempt))
 
     def abort(self, ticket: AdmissionTicket) -> bool:
         """Undo an admission that produced no generation: monthly, hourly and full-regen
@@ -152,16 +172,21 @@ class Enforcer:
     def refresh_lease(self, lease: LeaseRef, plan: PlanName) -> LeaseStatus:
         """Extend a lease still held, or re-take an expired one if ``plan``'s caps allow;
         a fenced ``lease`` records its claim, or is ``superseded`` by a newer one."""
-        keys = [*lease_sem_keys(self._keys, lease), self._keys.lease(lease.lease_id)]
-        args: list[str | int] = [
-            self.time_offset_ms,
-            lease.lease_id,
-            self._lease_ttl_ms,
-            PLANS[plan].concurrent_jobs,
-            self._provider_caps[lease.lane],
-            fence_arg(lease),
-        ]
-        return parse_refresh(self._redis.run("refresh_lease", keys, args))
+        user_sem, provider_sem = lease_sem_keys(self._keys, lease)
+        keys = RefreshLeaseKeys(
+            user_semaphore=user_sem,
+            provider_semaphore=provider_sem,
+            lease_record=self._keys.lease(lease.lease_id),
+        )
+        args = RefreshLeaseArgs(
+            time_offset_ms=str(self.time_offset_ms),
+            lease_id=lease.lease_id,
+            lease_ttl_ms=str(self._lease_ttl_ms),
+            user_concurrency_limit=str(PLANS[plan].concurrent_jobs),
+            provider_cap=str(self._provider_caps[lease.lane]),
+            fence=fence_arg(lease),
+        )
+        return parse_refresh(self._redis.run("refresh_lease", wire(keys), wire(args)))
 
     def forget_user(
         self, user_keys: Sequence[str], leases: Sequence[LeaseRef], *, chunk: int = 500
@@ -197,7 +222,7 @@ class Enforcer:
             reply = self._redis.run("usage", keys, usage_args(now, cfg, fill, seeds))
             return parse_usage(reply, now)
 
-        return self._settle(user_id, now, attempt, UsageSnapshot)
+        return self._settle(user_id, now, attempt)
 
     # ---- idempotency for endpoints without admission -----------------------------------
 
@@ -205,29 +230,31 @@ class Enforcer:
         self, user_id: str, scope: str, idem_key: str, fingerprint: str
     ) -> IdempotencyState:
         """Claim ``idem_key`` (new → pending), or say replay / in progress / reused."""
-        key = self._keys.idem(user_id, scope, idem_key)
-        reply = self._redis.run("idem_begin", [key], [fingerprint, self._idempotency_ttl_s])
-        return parse_idempotency(reply)
+        keys = IdemKeys(idempotency_record=self._keys.idem(user_id, scope, idem_key))
+        args = IdemBeginArgs(
+            request_fingerprint=fingerprint, record_ttl_s=str(self._idempotency_ttl_s)
+        )
+        return parse_idempotency(self._redis.run("idem_begin", wire(keys), wire(args)))
 
     def complete_idempotent(
         self, user_id: str, scope: str, idem_key: str, fingerprint: str, response: StoredResponse
     ) -> bool:
         """Store the first response for replay; False if the key belongs to another body."""
-        key = self._keys.idem(user_id, scope, idem_key)
-        headers = json.dumps(response.headers, separators=(",", ":"), sort_keys=True)
-        args: list[str | int] = [
-            fingerprint,
-            response.status,
-            response.body,
-            headers,
-            self._idempotency_ttl_s,
-        ]
-        return bool(int(self._redis.run("idem_complete", [key], args)))
+        keys = IdemKeys(idempotency_record=self._keys.idem(user_id, scope, idem_key))
+        args = IdemCompleteArgs(
+            request_fingerprint=fingerprint,
+            http_status=str(response.status),
+            body=response.body,
+            headers_json=json.dumps(response.headers, separators=(",", ":"), sort_keys=True),
+            record_ttl_s=str(self._idempotency_ttl_s),
+        )
+        return bool(int(self._redis.run("idem_complete", wire(keys), wire(args))))
 
     def drop_idempotent(self, user_id: str, scope: str, idem_key: str, fingerprint: str) -> bool:
         """Forget a pending key (the request failed with a 5xx); a done one stays."""
-        key = self._keys.idem(user_id, scope, idem_key)
-        return bool(int(self._redis.run("idem_drop", [key], [fingerprint])))
+        keys = IdemKeys(idempotency_record=self._keys.idem(user_id, scope, idem_key))
+        args = IdemDropArgs(request_fingerprint=fingerprint)
+        return bool(int(self._redis.run("idem_drop", wire(keys), wire(args))))
 
     # ---- thin single-limit wrappers ----------------------------------------------------
 
@@ -289,9 +316,12 @@ class Enforcer:
     def release_concurrency(self, lease: LeaseRef) -> int:
         """Remove ``lease`` from both semaphores; the number of slots freed (0, 1 or 2).
         A fenced ``lease`` frees nothing once a newer claim owns it."""
-        keys = [self._keys.lease(lease.lease_id), *lease_sem_keys(self._keys, lease)]
-        args = [lease.lease_id, fence_arg(lease)]
-        return int(self._redis.run("semaphore_release", keys, args))
+        keys = SemaphoreReleaseKeys(
+            lease_record=self._keys.lease(lease.lease_id),
+            semaphores=tuple(lease_sem_keys(self._keys, lease)),
+        )
+        args = SemaphoreReleaseArgs(lease_id=lease.lease_id, fence=fence_arg(lease))
+        return int(self._redis.run("semaphore_release", wire(keys), wire(args)))
 
     def check_and_set_regen_cooldown(
         self, user_id: str, draft_id: str, *, now: datetime | None = None
@@ -299,8 +329,9 @@ class Enforcer:
         """Start the draft's regeneration cooldown unless one is running."""
         plan = self._effective_plan(user_id, now or utcnow())
         cooldown_ms = plan.regen_cooldown_s * 1000 if plan else 0
-        key = self._keys.regen_cooldown(user_id, draft_id)
-        reply = self._redis.run("cooldown", [key], [self.time_offset_ms, cooldown_ms])
+        keys = CooldownKeys(cooldown_marker=self._keys.regen_cooldown(user_id, draft_id))
+        args = CooldownArgs(time_offset_ms=str(self.time_offset_ms), cooldown_ms=str(cooldown_ms))
+        reply = self._redis.run("cooldown", wire(keys), wire(args))
         if int(reply[0]) == 1:
             return CooldownResult(True)
         return CooldownResult(False, -(-int(reply[1]) // 1000))
@@ -322,16 +353,13 @@ class Enforcer:
         user_id: str,
         now: datetime,
         attempt: Callable[[PlanFill | None, Seeds | None], _T | Need],
-        done: type[_T],
     ) -> _T:
         fill: PlanFill | None = None
         seeds: Seeds | None = None
         for _ in range(_MAX_TRIPS):
             outcome = attempt(fill, seeds)
-            if isinstance(outcome, done):
-                return outcome
             if not isinstance(outcome, Need):
-                break
+                return outcome
             truth = self._load_truth(
                 user_id, now, plan=outcome.plan and fill is None, counters=outcome.counters
             )
@@ -367,16 +395,23 @@ class Enforcer:
         seed: Callable[[], int],
         resets_at: datetime,
     ) -> CounterResult:
-        args: list[str | int] = [limit, n, expireat_s, ""]
-        reply = self._redis.run("counter_with_limit", [key], args)
+        keys = wire(CounterKeys(counter=key))
+        args = CounterArgs(limit=str(limit), n=str(n), expireat_s=str(expireat_s), seed="")
+        reply = self._redis.run("counter_with_limit", keys, wire(args))
         if reply[0] == "need_seed":
-            args[3] = seed()
-            reply = self._redis.run("counter_with_limit", [key], args)
+            args = replace(args, seed=str(seed()))
+            reply = self._redis.run("counter_with_limit", keys, wire(args))
         return CounterResult(reply[0] == "ok", int(reply[1]), int(reply[2]), resets_at)
 
     def _acquire(self, key: str, lease_id: str, limit: int) -> SemaphoreResult:
-        args: list[str | int] = [self.time_offset_ms, lease_id, limit, self._lease_ttl_ms]
-        reply = self._redis.run("semaphore_acquire", [key], args)
+        args = SemaphoreAcquireArgs(
+            time_offset_ms=str(self.time_offset_ms),
+            lease_id=lease_id,
+            limit=str(limit),
+            lease_ttl_ms=str(self._lease_ttl_ms),
+        )
+        keys = SemaphoreAcquireKeys(semaphore=key)
+        reply = self._redis.run("semaphore_acquire", wire(keys), wire(args))
         if int(reply[0]) == 1:
             return SemaphoreResult(True, int(reply[1]), limit)
         return SemaphoreResult(False, int(reply[1]), limit, max(1, -(-int(reply[2]) // 1000)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import ClassVar, Protocol, TypeAlias
 
 from shared.billing.plans import Lane, PlanName
 
@@ -14,12 +14,15 @@ __all__ = [
     "AdmissionKind",
     "AdmissionRequest",
     "AdmissionTicket",
+    "Admitted",
     "ChargeRef",
     "CooldownResult",
     "CounterResult",
     "IdempotencyKind",
     "IdempotencyRef",
     "IdempotencyState",
+    "InProgress",
+    "KeyReused",
     "LeaseRef",
     "LeaseStatus",
     "Meter",
@@ -27,6 +30,8 @@ __all__ = [
     "PlanSource",
     "Refusal",
     "RefusalCode",
+    "Refused",
+    "Replay",
     "Scope",
     "SemaphoreResult",
     "StoredResponse",
@@ -226,13 +231,45 @@ class AdmissionKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Admission:
-    """The outcome of ``Enforcer.admit``; exactly one of the optional fields matches ``kind``."""
+class Admitted:
+    """Admitted: the ticket that finishes or aborts the job."""
 
-    kind: AdmissionKind
-    ticket: AdmissionTicket | None = None
-    refusal: Refusal | None = None
-    replay: StoredResponse | None = None
+    kind: ClassVar[AdmissionKind] = AdmissionKind.ADMITTED
+    ticket: AdmissionTicket
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Refused, nothing consumed."""
+
+    kind: ClassVar[AdmissionKind] = AdmissionKind.REFUSED
+    refusal: Refusal
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """The Idempotency-Key's first response, to send again."""
+
+    kind: ClassVar[AdmissionKind] = AdmissionKind.REPLAY
+    replay: StoredResponse
+
+
+@dataclass(frozen=True, slots=True)
+class InProgress:
+    """The Idempotency-Key's first request is still running."""
+
+    kind: ClassVar[AdmissionKind] = AdmissionKind.IN_PROGRESS
+
+
+@dataclass(frozen=True, slots=True)
+class KeyReused:
+    """The Idempotency-Key was used with another request body."""
+
+    kind: ClassVar[AdmissionKind] = AdmissionKind.KEY_REUSED
+
+
+Admission: TypeAlias = Admitted | Refused | Replay | InProgress | KeyReused
+"""The outcome of ``Enforcer.admit``: match on the type (``kind`` names it too)."""
 
 
 class IdempotencyKind(StrEnum):

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from shared.billing.plans import PLANS, Plan, PlanName
 from shared.enforcement.contract import (
@@ -31,16 +31,21 @@ from shared.enforcement.types import (
     AdmissionKind,
     AdmissionRequest,
     AdmissionTicket,
+    Admitted,
     ChargeRef,
     IdempotencyKind,
     IdempotencyRef,
     IdempotencyState,
+    InProgress,
+    KeyReused,
     LeaseRef,
     LeaseStatus,
     Meter,
     PlanInfo,
     Refusal,
     RefusalCode,
+    Refused,
+    Replay,
     Scope,
     StoredResponse,
     UsageSnapshot,
@@ -295,21 +300,37 @@ def _stored(reply: Sequence[Any]) -> StoredResponse:
     )
 
 
+# The fewest values each admission reply carries (``_ticket`` reads up to reply[8]).
+_MIN_REPLY = {
+    AdmissionKind.ADMITTED: 9,
+    AdmissionKind.REFUSED: 5,
+    AdmissionKind.REPLAY: 4,
+    AdmissionKind.IN_PROGRESS: 1,
+    AdmissionKind.KEY_REUSED: 1,
+}
+
+
 def parse_admission(reply: Sequence[Any], req: AdmissionRequest) -> Admission | Need:
     """The typed outcome of an ``admission.lua`` reply."""
     need = parse_need(reply)
     if need is not None:
         return need
-    kind = str(reply[0])
-    if kind == "admitted":
-        return Admission(AdmissionKind.ADMITTED, ticket=_ticket(reply, req))
-    if kind == "refused":
-        code = RefusalCode(str(reply[1]))
-        refusal = refusal_for(code, int(reply[2]), int(reply[3]), int(reply[4]), req.now)
-        return Admission(AdmissionKind.REFUSED, refusal=refusal)
-    if kind == "replay":
-        return Admission(AdmissionKind.REPLAY, replay=_stored(reply))
-    return Admission(AdmissionKind(kind))
+    kind = AdmissionKind(str(reply[0]))
+    if len(reply) < _MIN_REPLY[kind]:
+        raise ValueError(f"malformed admission reply {list(reply)!r}")
+    match kind:
+        case AdmissionKind.ADMITTED:
+            return Admitted(_ticket(reply, req))
+        case AdmissionKind.REFUSED:
+            code = RefusalCode(str(reply[1]))
+            return Refused(refusal_for(code, int(reply[2]), int(reply[3]), int(reply[4]), req.now))
+        case AdmissionKind.REPLAY:
+            return Replay(_stored(reply))
+        case AdmissionKind.IN_PROGRESS:
+            return InProgress()
+        case AdmissionKind.KEY_REUSED:
+            return KeyReused()
+    assert_never(kind)
 
 
 def parse_idempotency(reply: Sequence[Any]) -> IdempotencyState:

@@ -17,7 +17,15 @@ from typing import TypeVar
 import pytest
 
 from shared.billing.plans import Lane, PlanName
-from shared.enforcement import AdmissionRequest, AdmissionTicket, Enforcer, PlanInfo, Scope
+from shared.enforcement import (
+    AdmissionRequest,
+    AdmissionTicket,
+    Admitted,
+    Enforcer,
+    PlanInfo,
+    Refused,
+    Scope,
+)
 from shared.redis import Keys, RedisPort, TcpRedis
 from tests.support.enforcement_sources import FakePlans, FakeUsage
 
@@ -50,8 +58,9 @@ def admit_once(enforcer: Enforcer, user: str, now: datetime) -> tuple[str, Admis
         model="race",
     )
     admission = enforcer.admit(request)
-    code = admission.refusal.code if admission.refusal else admission.kind.value
-    return code, admission.ticket
+    if isinstance(admission, Refused):
+        return admission.refusal.code, None
+    return admission.kind.value, admission.ticket if isinstance(admission, Admitted) else None
 
 
 def admit_until_hour_is_spent(enforcer: Enforcer, user: str, now: datetime) -> list[str]:

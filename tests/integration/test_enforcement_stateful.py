@@ -30,7 +30,7 @@ from hypothesis.stateful import (
 )
 
 from shared.billing.plans import PLANS, Lane, PlanName
-from shared.enforcement import AdmissionKind, AdmissionRequest, Enforcer, PlanInfo, Scope
+from shared.enforcement import AdmissionRequest, Admitted, Enforcer, PlanInfo, Refused, Scope
 from shared.enforcement.types import AdmissionTicket
 from shared.redis import Keys, RedisPort, hour_key, month_end, month_key, month_label
 from tests.support.enforcement_sources import FakePlans
@@ -228,10 +228,10 @@ def build_machine(redis_port: RedisPort, prefix: str) -> type[RuleBasedStateMach
                 draft_id=draft,
             )
             admission = self.enforcer.admit(request)
-            got = admission.refusal.code if admission.refusal else admission.kind.value
+            got = admission.refusal.code if isinstance(admission, Refused) else admission.kind.value
             assert got == want, (got, want)
             OUTCOMES[got] += 1
-            if admission.kind is not AdmissionKind.ADMITTED:
+            if not isinstance(admission, Admitted):
                 return
             assert admission.ticket is not None
             name = self.effective(user)

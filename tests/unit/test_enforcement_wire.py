@@ -9,17 +9,21 @@ import pytest
 
 from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import (
-    Admission,
     AdmissionKind,
     AdmissionRequest,
+    Admitted,
     ChargeRef,
     IdempotencyKind,
     IdempotencyState,
+    InProgress,
+    KeyReused,
     LeaseRef,
     LeaseStatus,
     Meter,
     PlanInfo,
     Refusal,
+    Refused,
+    Replay,
     Scope,
     StoredResponse,
     enforce_idempotency,
@@ -145,7 +149,7 @@ def test_parse_admission_outcomes() -> None:
     admitted = parse_admission(
         ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000], REQ
     )
-    assert isinstance(admitted, Admission)
+    assert isinstance(admitted, Admitted)
     assert admitted.ticket is not None
     ticket = admitted.ticket
     assert ticket.plan is PlanName.STANDARD
@@ -161,15 +165,31 @@ def test_parse_admission_outcomes() -> None:
     )
     assert parse_admission(["need_seed", ""], REQ) == Need(False, frozenset())
     replay = parse_admission(["replay", 202, "{}", '{"Location": "/x"}'], REQ)
-    assert isinstance(replay, Admission)
+    assert isinstance(replay, Replay)
     assert replay.replay == StoredResponse(202, "{}", {"Location": "/x"})
-    assert parse_admission(["in_progress"], REQ) == Admission(AdmissionKind.IN_PROGRESS)
-    assert parse_admission(["key_reused"], REQ) == Admission(AdmissionKind.KEY_REUSED)
+    assert parse_admission(["in_progress"], REQ) == InProgress()
+    assert parse_admission(["key_reused"], REQ) == KeyReused()
+    assert parse_admission(["in_progress"], REQ).kind is AdmissionKind.IN_PROGRESS
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        ["admitted"],
+        ["admitted", "standard", 5, 300, 2, 40, 1, 30],
+        ["refused", "MONTHLY_QUOTA_EXCEEDED", 60],
+        ["replay", 202, "{}"],
+    ],
+)
+def test_parse_admission_refuses_a_malformed_reply(reply: list[object]) -> None:
+    # An Admitted without its ticket cannot be built; the parser is where a short reply stops.
+    with pytest.raises(ValueError, match="malformed admission reply"):
+        parse_admission(reply, REQ)
 
 
 def refused(code: str, limit: int = 0, used: int = 0, retry_ms: int = 0) -> Refusal:
     admission = parse_admission(["refused", code, limit, used, retry_ms], REQ)
-    assert isinstance(admission, Admission)
+    assert isinstance(admission, Refused)
     assert admission.refusal is not None
     with pytest.raises(Exception) as info:
         enforce_or_throw(admission)
@@ -207,11 +227,9 @@ def test_refusal_errors() -> None:
     assert isinstance(refusal_error(Refusal("PLAN_FEATURE_UNAVAILABLE")), PlanFeatureUnavailable)
     assert isinstance(refusal_error(Refusal("NOPE")), InternalError)
     with pytest.raises(Conflict):
-        enforce_or_throw(Admission(AdmissionKind.IN_PROGRESS))
+        enforce_or_throw(InProgress())
     with pytest.raises(IdempotencyKeyReused):
-        enforce_or_throw(Admission(AdmissionKind.KEY_REUSED))
-    with pytest.raises(InternalError):
-        enforce_or_throw(Admission(AdmissionKind.ADMITTED))
+        enforce_or_throw(KeyReused())
 
 
 def test_idempotency_and_lease_parsing() -> None:

@@ -1,5 +1,5 @@
 """What the Lua scripts and the Python calling them must agree on, read from ``lua/``:
-each typed script's header lists its KEYS and ARGV in the field order of its dataclasses
+each script's header lists its KEYS and ARGV in the field order of its dataclasses
 in ``shared/enforcement/contract.py``; every refusal code the scripts return is a
 ``RefusalCode``; every hash field a script writes is read by some script. Each scanner is
 tested on a snippet, so it cannot pass vacuously."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from shared.enforcement import RefusalCode
-from shared.enforcement.contract import SCRIPT_SLOTS
+from shared.enforcement.contract import SCRIPT_SLOTS, SemaphoreReleaseKeys, wire
 
 LUA_DIR = Path(__file__).resolve().parents[2] / "lua"
 
@@ -105,7 +105,8 @@ def test_the_scanner_finds_a_field_nobody_reads(extra: str) -> None:
 
 # -- KEYS / ARGV against the dataclasses ----------------------------------------------------
 
-_SLOT = re.compile(r"\b(KEYS|ARGV)\[(\d+)\]")
+# ``KEYS[2..n]`` is a variadic slot: the script's last, one tuple field in the dataclass.
+_SLOT = re.compile(r"\b(KEYS|ARGV)\[(\d+)(?:\.\.n)?\]")
 
 
 def header_slots(source: str) -> dict[str, list[str]]:
@@ -137,6 +138,12 @@ def mismatches(slots: list[str], field_names: list[str]) -> list[tuple[int, str,
     return bad
 
 
+def test_every_script_has_its_dataclasses() -> None:
+    scripts = {p.stem for p in LUA_DIR.glob("*.lua")}
+    assert scripts, "no script found in lua/"
+    assert scripts == set(SCRIPT_SLOTS)
+
+
 @pytest.mark.parametrize("script", sorted(SCRIPT_SLOTS))
 def test_script_header_lists_its_dataclass_fields_in_order(script: str) -> None:
     header = header_slots((LUA_DIR / f"{script}.lua").read_text())
@@ -157,3 +164,13 @@ def test_the_header_scanner_catches_a_moved_or_missing_slot() -> None:
     assert mismatches(header["ARGV"], ["time_offset_ms", "fence"]) == []
     assert mismatches(header["ARGV"], ["fence", "time_offset_ms"]) != []
     assert mismatches(header["KEYS"], ["lease_record"]) != []
+
+
+def test_the_header_scanner_reads_a_variadic_slot() -> None:
+    source = "-- KEYS[1]    lease record, hash\n-- KEYS[2..n] semaphores, zsets\n"
+    assert header_slots(source)["KEYS"] == ["lease_record", "semaphores"]
+
+
+def test_wire_spreads_a_variadic_slot_in_place() -> None:
+    keys = SemaphoreReleaseKeys(lease_record="l", semaphores=("u", "p"))
+    assert wire(keys) == ["l", "u", "p"]
