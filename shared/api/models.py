@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal, get_args
+from typing import Annotated, Any, ClassVar, Final, Literal, Self, get_args
 
 from pydantic import (
     AfterValidator,
@@ -216,16 +216,32 @@ def _patch_schema(not_null: tuple[str, ...]) -> Callable[[dict[str, Any]], None]
     return patch
 
 
-def _no_nulls(model: BaseModel, names: tuple[str, ...]) -> None:
-    for name in names:
-        if name in model.model_fields_set and getattr(model, name) is None:
-            raise ValueError(f"{name} cannot be null")
+class _Patch(_Strict):
+    """A PATCH body: at least one field, and ``null`` refused for ``NOT_NULL`` fields.
+
+    Subclasses set ``model_config = ConfigDict(json_schema_extra=_patch_schema(...))``
+    with the same tuple, so the document states what this validator enforces.
+    """
+
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()
+    EMPTY_MESSAGE: ClassVar[str] = "at least one field is required"
+
+    @model_validator(mode="after")
+    def _not_empty_nor_null(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError(self.EMPTY_MESSAGE)
+        for name in self.NOT_NULL:
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
 
 
 _DRAFT_NOT_NULL: Final = ("brief", "platform", "duration_seconds", "language")
 
 
-class DraftPatchRequest(_Strict):
+class DraftPatchRequest(_Patch):
+    NOT_NULL: ClassVar[tuple[str, ...]] = _DRAFT_NOT_NULL
+
     title: Text | None = Field(None, max_length=200)
     brief: Text | None = Field(None, min_length=1, max_length=2000)
     tone: Text | None = Field(None, max_length=64)
@@ -235,13 +251,6 @@ class DraftPatchRequest(_Strict):
     selected_variant_id: UUIDStr | None = None
 
     model_config = ConfigDict(json_schema_extra=_patch_schema(_DRAFT_NOT_NULL))
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> DraftPatchRequest:
-        if not self.model_fields_set:
-            raise ValueError("at least one field is required")
-        _no_nulls(self, _DRAFT_NOT_NULL)
-        return self
 
 
 class AssetContent(_Strict):
@@ -320,8 +329,11 @@ _CONTENT_NOT_NULL: Final = ("hook", "script", "caption", "hashtags")
 _ASSET_NOT_NULL: Final = ("title", "tags", "status", "content")
 
 
-class AssetContentPatch(_Strict):
+class AssetContentPatch(_Patch):
     """Any of the content fields, each validated as when saving (SPEC §4)."""
+
+    NOT_NULL: ClassVar[tuple[str, ...]] = _CONTENT_NOT_NULL
+    EMPTY_MESSAGE: ClassVar[str] = "at least one content field is required"
 
     hook: Text | None = Field(None, max_length=300)
     script: Text | None = Field(None, max_length=5000)
@@ -330,16 +342,11 @@ class AssetContentPatch(_Strict):
 
     model_config = ConfigDict(json_schema_extra=_patch_schema(_CONTENT_NOT_NULL))
 
-    @model_validator(mode="after")
-    def _not_null(self) -> AssetContentPatch:
-        if not self.model_fields_set:
-            raise ValueError("at least one content field is required")
-        _no_nulls(self, _CONTENT_NOT_NULL)
-        return self
 
-
-class AssetPatchRequest(_Strict):
+class AssetPatchRequest(_Patch):
     """PATCH /v1/library/assets/{id} (SPEC §9)."""
+
+    NOT_NULL: ClassVar[tuple[str, ...]] = _ASSET_NOT_NULL
 
     title: Text | None = Field(None, min_length=1, max_length=200)
     tags: list[Annotated[str, StringConstraints(pattern=TAG_PATTERN)]] | None = Field(
@@ -351,13 +358,6 @@ class AssetPatchRequest(_Strict):
     model_config = ConfigDict(json_schema_extra=_patch_schema(_ASSET_NOT_NULL))
 
     _lower_tags = field_validator("tags", mode="before")(_normalise_tags)
-
-    @model_validator(mode="after")
-    def _not_empty(self) -> AssetPatchRequest:
-        if not self.model_fields_set:
-            raise ValueError("at least one field is required")
-        _no_nulls(self, _ASSET_NOT_NULL)
-        return self
 
 
 def _subject(value: str) -> str:
