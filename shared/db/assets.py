@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID, uuid4
 
-from shared.db.cursor import Keyset, decode_cursor, encode_cursor
+from shared.db.cursor import Keyset, decode_cursor, encode_cursor, keyset_after
 from shared.db.errors import IdempotencyConflict
 from shared.db.models import Asset, AssetPage, AssetStatus, Platform, VariantContent
 from shared.db.session import Session
@@ -224,9 +224,9 @@ class PgAssets:
         where = f"owner_id = :o AND {_DELETED if deleted else _LIVE}"
         params: dict[str, Any] = {"o": owner_id, "n": limit}
         if after is not None:
-            # A plain row comparison (no "IS NULL OR"), so it is an index condition.
-            where += " AND (created_at, id) < (CAST(:t AS timestamptz), CAST(:i AS uuid))"
-            params |= {"t": after.created_at, "i": str(after.id)}
+            condition, bound = keyset_after(after)
+            where += f" AND {condition}"
+            params |= bound
         rows = self._s.run(
             f"SELECT {_COLS} FROM assets WHERE {where} "
             "ORDER BY created_at DESC, id DESC LIMIT CAST(:n AS int)",
@@ -343,12 +343,9 @@ def _list_sql(
         ordered.append("status = :status")
         params["status"] = binding["status"]
     if after:
-        # Row comparison: matches the (created_at DESC, id DESC) index order exactly.
-        ordered.append(
-            "(created_at, id) < (CAST(:after_t AS timestamptz), CAST(:after_id AS uuid))"
-        )
-        params["after_t"] = after.created_at
-        params["after_id"] = str(after.id)
+        condition, bound = keyset_after(after)
+        ordered.append(condition)
+        params |= bound
     tested: builtins.list[str] = []
     if tags:
         tested.append("tags @> CAST(:tags AS text[])")

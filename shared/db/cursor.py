@@ -26,7 +26,7 @@ from uuid import UUID
 
 from shared.errors import BadRequest
 
-__all__ = ["Keyset", "decode_cursor", "encode_cursor", "invalid_cursor"]
+__all__ = ["Keyset", "decode_cursor", "encode_cursor", "invalid_cursor", "keyset_after"]
 
 _VERSION = 1
 _BODY = struct.Struct(">Bq16s")
@@ -43,6 +43,17 @@ class Keyset:
 
     created_at: datetime
     id: UUID
+
+
+def keyset_after(after: Keyset, *, newest_first: bool = True) -> tuple[str, dict[str, object]]:
+    """The SQL condition (and its parameters) for rows past ``after`` in keyset order.
+
+    A plain row comparison (no "IS NULL OR"), so it is an index condition that matches
+    the ``(created_at, id)`` index order exactly, in either direction.
+    """
+    op = "<" if newest_first else ">"
+    condition = f"(created_at, id) {op} (CAST(:after_t AS timestamptz), CAST(:after_id AS uuid))"
+    return condition, {"after_t": after.created_at, "after_id": str(after.id)}
 
 
 def invalid_cursor() -> BadRequest:

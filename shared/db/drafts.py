@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID, uuid4
 
-from shared.db.cursor import Keyset, decode_cursor, encode_cursor
+from shared.db.cursor import Keyset, decode_cursor, encode_cursor, keyset_after
 from shared.db.errors import DraftBusy
 from shared.db.models import (
     Draft,
@@ -218,11 +218,9 @@ class PgDrafts:
             where.append("search @@ to_tsquery('simple', :tsq)")
             params["tsq"] = tsquery
         if after:
-            where.append(
-                "(created_at, id) < (CAST(:after_t AS timestamptz), CAST(:after_id AS uuid))"
-            )
-            params["after_t"] = after.created_at
-            params["after_id"] = str(after.id)
+            condition, bound = keyset_after(after)
+            where.append(condition)
+            params |= bound
         cols = ", ".join(f"d.{c}" for c in _DRAFT_COLS.split(", "))
         rows = self._s.run(
             f"""
@@ -269,9 +267,9 @@ class PgDrafts:
         where = "owner_id = :o"
         params: dict[str, Any] = {"o": owner_id, "n": limit}
         if after is not None:
-            # A plain row comparison (no "IS NULL OR"), so it is an index condition.
-            where += " AND (created_at, id) > (CAST(:t AS timestamptz), CAST(:i AS uuid))"
-            params |= {"t": after.created_at, "i": str(after.id)}
+            condition, bound = keyset_after(after, newest_first=False)
+            where += f" AND {condition}"
+            params |= bound
         rows = self._s.run(
             f"SELECT {_DRAFT_COLS} FROM drafts WHERE {where} "
             "ORDER BY created_at, id LIMIT CAST(:n AS int)",
