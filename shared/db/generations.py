@@ -84,6 +84,59 @@ def _generation(row: list[Any]) -> Generation:
     )
 
 
+# The INSERT both creating statements share: its column list, its VALUES row and (in
+# ``_insert_params``) the parameters they bind.
+_INSERT_COLS = (
+    "id, owner_id, draft_id, kind, requested_variants, params, plan, period_month, "
+    "period_hour, provider, model, lane, request_id, idempotency_scope, idempotency_key, "
+    "request_fingerprint"
+)
+_INSERT_ROW = (
+    "CAST(:id AS uuid), :owner, CAST(:draft AS uuid), :kind, CAST(:n AS int), "
+    "CAST(:params AS jsonb), :plan, :month, :hour, :provider, :model, :lane, :request_id, "
+    ":scope, :key, :fingerprint"
+)
+
+
+def _insert_params(
+    *,
+    id: UUID,
+    owner_id: str,
+    draft_id: UUID,
+    kind: GenerationKind,
+    requested_variants: int,
+    plan: PlanName,
+    period_month: str,
+    period_hour: str,
+    provider: str,
+    model: str,
+    lane: str,
+    request_id: str,
+    params: Mapping[str, Any] | None,
+    idempotency_scope: str | None,
+    idempotency_key: str | None,
+    request_fingerprint: str | None,
+) -> dict[str, Any]:
+    return {
+        "id": str(id),
+        "owner": owner_id,
+        "draft": str(draft_id),
+        "kind": GenerationKind(kind).value,
+        "n": requested_variants,
+        "params": json.dumps(dict(params or {})),
+        "plan": PlanName(plan).value,
+        "month": period_month,
+        "hour": period_hour,
+        "provider": provider,
+        "model": model,
+        "lane": str(lane),
+        "request_id": request_id,
+        "scope": idempotency_scope,
+        "key": idempotency_key,
+        "fingerprint": request_fingerprint,
+    }
+
+
 class PgGenerations:
     def __init__(self, session: Session) -> None:
         self._s = session
@@ -122,18 +175,12 @@ class PgGenerations:
         when it is not. One statement: one round trip in an autocommit unit of work.
         """
         values = (
-            "SELECT CAST(:id AS uuid), :owner, d.id, :kind, CAST(:n AS int), "
-            "CAST(:params AS jsonb), :plan, :month, :hour, :provider, :model, :lane, "
-            ":request_id, :scope, :key, :fingerprint FROM d"
+            f"SELECT {_INSERT_ROW.replace('CAST(:draft AS uuid)', 'd.id')} FROM d"
             if live_draft
-            else "VALUES (CAST(:id AS uuid), :owner, CAST(:draft AS uuid), :kind, "
-            "CAST(:n AS int), CAST(:params AS jsonb), :plan, :month, :hour, "
-            ":provider, :model, :lane, :request_id, :scope, :key, :fingerprint)"
+            else f"VALUES ({_INSERT_ROW})"
         )
         insert = f"""
-            INSERT INTO generations (id, owner_id, draft_id, kind, requested_variants,
-                params, plan, period_month, period_hour, provider, model, lane,
-                request_id, idempotency_scope, idempotency_key, request_fingerprint)
+            INSERT INTO generations ({_INSERT_COLS})
             {values}
             ON CONFLICT ON CONSTRAINT generations_idempotency_key DO NOTHING
             RETURNING {_COLS}
@@ -151,22 +198,24 @@ class PgGenerations:
         try:
             rows = self._s.run(
                 sql,
-                id=str(id),
-                owner=owner_id,
-                draft=str(draft_id),
-                kind=GenerationKind(kind).value,
-                n=requested_variants,
-                params=json.dumps(dict(params or {})),
-                plan=PlanName(plan).value,
-                month=period_month,
-                hour=period_hour,
-                provider=provider,
-                model=model,
-                lane=str(lane),
-                request_id=request_id,
-                scope=idempotency_scope,
-                key=idempotency_key,
-                fingerprint=request_fingerprint,
+                **_insert_params(
+                    id=id,
+                    owner_id=owner_id,
+                    draft_id=draft_id,
+                    kind=kind,
+                    requested_variants=requested_variants,
+                    plan=plan,
+                    period_month=period_month,
+                    period_hour=period_hour,
+                    provider=provider,
+                    model=model,
+                    lane=lane,
+                    request_id=request_id,
+                    params=params,
+                    idempotency_scope=idempotency_scope,
+                    idempotency_key=idempotency_key,
+                    request_fingerprint=request_fingerprint,
+                ),
             )
         except UniqueViolation as exc:
             if exc.constraint == "generations_one_active_per_draft":
@@ -214,12 +263,8 @@ class PgGenerations:
             WITH u AS (
                 INSERT INTO users (id) VALUES (:owner) ON CONFLICT (id) DO NOTHING
             ), g AS (
-                INSERT INTO generations (id, owner_id, draft_id, kind, requested_variants,
-                    params, plan, period_month, period_hour, provider, model, lane,
-                    request_id, idempotency_scope, idempotency_key, request_fingerprint)
-                VALUES (CAST(:id AS uuid), :owner, CAST(:draft AS uuid), :kind,
-                    CAST(:n AS int), CAST(:params AS jsonb), :plan, :month, :hour,
-                    :provider, :model, :lane, :request_id, :scope, :key, :fingerprint)
+                INSERT INTO generations ({_INSERT_COLS})
+                VALUES ({_INSERT_ROW})
                 ON CONFLICT ON CONSTRAINT generations_idempotency_key DO NOTHING
                 RETURNING {_COLS}
             ), d AS (
@@ -231,22 +276,24 @@ class PgGenerations:
             )
             SELECT {_COLS} FROM g
             """,
-            id=str(id),
-            owner=owner_id,
-            draft=str(draft.id),
-            kind=GenerationKind(kind).value,
-            n=requested_variants,
-            params=json.dumps(dict(params or {})),
-            plan=PlanName(plan).value,
-            month=period_month,
-            hour=period_hour,
-            provider=provider,
-            model=model,
-            lane=str(lane),
-            request_id=request_id,
-            scope=idempotency_scope,
-            key=idempotency_key,
-            fingerprint=request_fingerprint,
+            **_insert_params(
+                id=id,
+                owner_id=owner_id,
+                draft_id=draft.id,
+                kind=kind,
+                requested_variants=requested_variants,
+                plan=plan,
+                period_month=period_month,
+                period_hour=period_hour,
+                provider=provider,
+                model=model,
+                lane=lane,
+                request_id=request_id,
+                params=params,
+                idempotency_scope=idempotency_scope,
+                idempotency_key=idempotency_key,
+                request_fingerprint=request_fingerprint,
+            ),
             title=draft.title,
             brief=draft.brief,
             platform=Platform(draft.platform).value,
