@@ -18,9 +18,17 @@ from shared.db.models import Asset, AssetPage, AssetStatus, Platform, VariantCon
 from shared.db.session import Session
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 
-__all__ = ["MAX_PAGE_SIZE", "PgAssets", "search_query"]
+__all__ = ["MAX_PAGE_SIZE", "PgAssets", "search_query", "search_words"]
 
 MAX_PAGE_SIZE: Final = 100
+MAX_PREFIX_TERMS: Final = 32
+"""A searched word covering more words than this (in the owner's library) is served by the
+newest-first walk instead of one stream per covered word."""
+DRIVER_COUNT_CAP: Final = 256
+"""Candidate terms of a page are counted up to this many matches to pick the rarest."""
+# The last Unicode code point: under COLLATE "C" (byte order, which UTF-8 keeps in code
+# point order) every word starting with a prefix p sorts below p || chr(this).
+_MAX_CODE_POINT: Final = 0x10FFFF
 WALK_ROWS_PER_ITEM: Final = 20
 """A search walks at most this many rows per item of its page before it reads its
 matches through the GIN index instead (a word in fewer than 1 row in this many)."""
@@ -56,17 +64,22 @@ _UPDATABLE: Final[dict[str, str]] = {
 }
 
 
+def search_words(q: str | None) -> builtins.list[str]:
+    """The distinct lower-cased words of a user's search, in order (at most 16, each cut to
+    64 characters); empty when ``q`` holds no letters or digits."""
+    if not q:
+        return []
+    words = [w[:_MAX_WORD_CHARS] for w in _WORD_RE.findall(q.lower())][:_MAX_SEARCH_WORDS]
+    return builtins.list(dict.fromkeys(words))
+
+
 def search_query(q: str | None) -> str | None:
     """The tsquery text for a user's search: each word a lower-cased prefix, AND-ed.
 
     None when ``q`` holds no letters or digits: nothing to search for, no filter.
     """
-    if not q:
-        return None
-    words = [w[:_MAX_WORD_CHARS] for w in _WORD_RE.findall(q.lower())][:_MAX_SEARCH_WORDS]
-    if not words:
-        return None
-    return " & ".join(f"{w}:*" for w in dict.fromkeys(words))
+    words = search_words(q)
+    return " & ".join(f"{w}:*" for w in words) if words else None
 
 
 def _asset(row: list[Any]) -> Asset:
@@ -318,6 +331,124 @@ def _list_sql(
     deleted_after: datetime | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """The listing query, ONE statement: fixed SQL fragments only, every value a parameter.
+
+    A live page filtered by a tag or a word is read through ``asset_terms``
+    (``_terms_sql``); any other page scans the newest-first indexes (``_scan_sql``).
+    """
+    words = search_words(binding["q"]) if tsquery else []
+    if deleted_after is not None or not (tags or words):
+        return _scan_sql(owner_id, binding, tags, tsquery, after, limit, deleted_after)
+    return _terms_sql(owner_id, binding, tags, tsquery, words, after, limit)
+
+
+def _terms_sql(
+    owner_id: str,
+    binding: dict[str, Any],
+    tags: builtins.list[str],
+    tsquery: str | None,
+    words: builtins.list[str],
+    after: Keyset | None,
+    limit: int,
+) -> tuple[str, dict[str, Any]]:
+    """A live page with tags or words, read newest first through ``asset_terms``.
+
+    One term drives the page: each tag and each searched word is a candidate, and with
+    several the one with the fewest matches wins (each counted up to
+    ``DRIVER_COUNT_CAP``, index-only). A tag is one term; a word is a prefix, so the
+    words it covers are enumerated by a skip scan of the (owner, term) index. Each of
+    those terms yields its matches newest first (an ordered index scan, stopped at a
+    page), every match is looked up by primary key and tested against all the filters,
+    and the streams are merged. An asset under two covered words comes out once.
+
+    A prefix covering more than ``MAX_PREFIX_TERMS`` words (one or two letters) matches
+    too many rows for that: the page then comes from ``_scan_sql``'s walk, which such a
+    word fills quickly. Each branch is gated by a one-time filter, so only one runs.
+    """
+    params: dict[str, Any] = {
+        "owner": owner_id,
+        "n": limit + 1,
+        "driver_tags": tags,
+        "driver_words": " ".join(words),
+    }
+    tested = ["a.deleted_at IS NULL"]
+    if binding["platform"]:
+        tested.append("a.platform = :platform")
+        params["platform"] = binding["platform"]
+    if binding["status"]:
+        tested.append("a.status = :status")
+        params["status"] = binding["status"]
+    if tags:
+        tested.append("a.tags @> CAST(:tags AS text[])")
+        params["tags"] = tags
+    if tsquery:
+        tested.append("a.search @@ to_tsquery('simple', :tsq)")
+        params["tsq"] = tsquery
+    stream = "t.owner_id = :owner AND t.term = c.term"
+    if after:
+        condition, bound = keyset_after(after, columns="t.created_at, t.asset_id")
+        stream += f" AND {condition}"
+        params |= bound
+    # The fewest matches first; counting is skipped when there is one candidate.
+    rank = (
+        "ORDER BY (SELECT count(*) FROM (SELECT FROM asset_terms x WHERE x.owner_id = :owner"
+        f" AND x.term >= k.lo AND x.term < k.hi LIMIT {DRIVER_COUNT_CAP}) y), length(k.lo) DESC"
+        if len(tags) + len(words) > 1
+        else ""
+    )
+    gate, fallback = "", ""
+    if words:
+        scan, scan_params = _scan_sql(owner_id, binding, tags, tsquery, after, limit)
+        params |= scan_params
+        gate = f"AND (SELECT count(term) FROM c) <= {MAX_PREFIX_TERMS}"
+        fallback = (
+            f"UNION ALL (SELECT * FROM ({scan}) o "
+            f"WHERE (SELECT count(term) FROM c) > {MAX_PREFIX_TERMS})"
+        )
+    a_cols = ", ".join(f"a.{c.strip()}" for c in _COLS.split(","))
+    sql = f"""
+        WITH RECURSIVE d AS (
+            SELECT k.lo, k.hi FROM (
+                SELECT '#' || t, '#' || t || chr(1)
+                FROM unnest(CAST(:driver_tags AS text[])) AS t
+                UNION ALL
+                SELECT w, w || chr({_MAX_CODE_POINT})
+                FROM unnest(tsvector_to_array(to_tsvector('simple', :driver_words))) AS w
+            ) AS k (lo, hi) {rank} LIMIT 1
+        ), c (term, hi, k) AS (
+            SELECT (SELECT min(x.term) FROM asset_terms x
+                    WHERE x.owner_id = :owner AND x.term >= d.lo AND x.term < d.hi), d.hi, 1
+            FROM d
+            UNION ALL
+            SELECT (SELECT min(x.term) FROM asset_terms x
+                    WHERE x.owner_id = :owner AND x.term > c.term AND x.term < c.hi),
+                c.hi, c.k + 1
+            FROM c WHERE c.term IS NOT NULL AND c.k <= {MAX_PREFIX_TERMS}
+        )
+        (SELECT DISTINCT ON (s.created_at, s.id) {_COLS} FROM c CROSS JOIN LATERAL (
+            SELECT a.* FROM asset_terms t CROSS JOIN LATERAL (
+                SELECT {a_cols} FROM assets a
+                WHERE a.id = t.asset_id AND {" AND ".join(tested)} OFFSET 0) a
+            WHERE {stream}
+            ORDER BY t.created_at DESC, t.asset_id DESC LIMIT CAST(:n AS int)) s
+        WHERE c.term IS NOT NULL AND c.k <= {MAX_PREFIX_TERMS} {gate}
+        ORDER BY s.created_at DESC, s.id DESC LIMIT CAST(:n AS int))
+        {fallback}
+    """
+    return sql, params
+
+
+def _scan_sql(
+    owner_id: str,
+    binding: dict[str, Any],
+    tags: builtins.list[str],
+    tsquery: str | None,
+    after: Keyset | None,
+    limit: int,
+    deleted_after: datetime | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """The listing by a scan of the newest-first indexes: fixed SQL fragments only, every
+    value a parameter. Serves pages without a tag or word (and the deleted listing), and
+    a word prefix that covers more than ``MAX_PREFIX_TERMS`` words.
 
     Without ``q`` the planner chooses well: platform and status have ordered indexes of
     their own and tags have statistics. Prefix searches (``word:*``) have no estimate,

@@ -45,14 +45,17 @@ class Keyset:
     id: UUID
 
 
-def keyset_after(after: Keyset, *, newest_first: bool = True) -> tuple[str, dict[str, object]]:
+def keyset_after(
+    after: Keyset, *, newest_first: bool = True, columns: str = "created_at, id"
+) -> tuple[str, dict[str, object]]:
     """The SQL condition (and its parameters) for rows past ``after`` in keyset order.
 
     A plain row comparison (no "IS NULL OR"), so it is an index condition that matches
-    the ``(created_at, id)`` index order exactly, in either direction.
+    the ``(created_at, id)`` index order exactly, in either direction. ``columns`` names
+    the pair where it is spelled otherwise (a constant of the caller, never input).
     """
     op = "<" if newest_first else ">"
-    condition = f"(created_at, id) {op} (CAST(:after_t AS timestamptz), CAST(:after_id AS uuid))"
+    condition = f"({columns}) {op} (CAST(:after_t AS timestamptz), CAST(:after_id AS uuid))"
     return condition, {"after_t": after.created_at, "after_id": str(after.id)}
 
 

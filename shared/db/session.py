@@ -206,12 +206,16 @@ class ConnectionPool:
     def _open(self) -> PooledConnection:
         try:
             conn = connect(self._params, timeout_s=self._connect_timeout_s)
-            # One round trip for both settings. Custom plans (planned with each
-            # execution's values, as unnamed statements are) keep the library's
-            # filter plans what they were before statements were prepared.
+            # One round trip for every setting. Generic plans: a statement is planned
+            # once per connection, not at every execution (planning the library's search
+            # cost more than running it). Every statement's plan is chosen by its shape,
+            # not by its values (the library reads rare terms through asset_terms), and
+            # tests/integration/test_db_schema.py checks the library's generic plans.
+            # No JIT: its compile time (~10 ms) dwarfs the millisecond queries it
+            # would be weighed against.
             conn.run(
                 f"SET statement_timeout = {int(self._statement_timeout_ms)}; "
-                "SET plan_cache_mode = force_custom_plan"
+                "SET plan_cache_mode = force_generic_plan; SET jit = off"
             )
         except _DRIVER_ERRORS as exc:
             raise ServiceUnavailable("The database is unreachable; retry shortly.") from exc
