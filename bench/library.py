@@ -13,6 +13,8 @@ statuses over 4; tags are ``tag{g%10}`` plus ``grp{g%7}``, or ``rare`` for one r
 1000; the title carries one of ten words (``delta`` = 10 % of rows); the script carries
 ``zulu`` in one row in 1000.
 ``absent`` cases match nothing: the worst case of a filter the index order cannot serve.
+A page with a tag or a word reads through ``asset_terms`` (shared/db/README.md), which
+the bulk insert fills through its trigger.
 
 Bound: the unfiltered first page p50 (a keyset page should cost the same at any depth
 and with any filter); for the first page itself, a trivial unit of work (``SELECT 1``).
@@ -26,9 +28,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pg8000.native
+
 from bench.env import BenchEnv
 from bench.report import Figure, Report, pct
-from shared.db import AssetPage, AssetStatus, Platform
+from shared.db import AssetPage, AssetStatus, Platform, VariantContent
 from shared.db.assets import _list_sql, search_query
 from shared.db.connection import connect
 
@@ -71,6 +75,9 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("status+tags=[tag3] (1/20)", {"status": AssetStatus.ARCHIVED, "tags": ["tag3"]}),
     ("tags=[tag3]+q=delta (1/10)", {"tags": ["tag3"], "q": "delta"}),
     ("platform+q=zulu (1/3000)", {"platform": Platform.TIKTOK, "q": "zulu"}),
+    ("tags=[tag0]+q=zulu (1/1000)", {"tags": ["tag0"], "q": "zulu"}),
+    ("q=zul (prefix, 1/1000)", {"q": "zul"}),
+    ("q=s (prefix of many words)", {"q": "s"}),
 ]
 
 
@@ -85,12 +92,14 @@ def _insert(env: BenchEnv, owner: str, n: int) -> float:
         # What autovacuum would have done by now: statistics, visibility map, and the GIN
         # pending lists (fastupdate) merged into the indexes.
         conn.run("VACUUM (ANALYZE) assets")
+        conn.run("VACUUM (ANALYZE) asset_terms")
     finally:
         conn.close()
     return time.perf_counter() - t0
 
 
 def _explain(env: BenchEnv, owner: str, filters: dict[str, Any], after: Any) -> dict[str, Any]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the generic plan, as the API's connections run it."""
     tags = sorted(set(filters.get("tags", ())))
     binding = {
         "platform": Platform(filters["platform"]).value if filters.get("platform") else None,
@@ -99,9 +108,14 @@ def _explain(env: BenchEnv, owner: str, filters: dict[str, Any], after: Any) -> 
         "q": filters.get("q"),
     }
     sql, params = _list_sql(owner, binding, tags, search_query(filters.get("q")), after, PAGE)
+    numbered, values = pg8000.native.to_statement(sql)
+    literals = ", ".join(pg8000.native.literal(v) for v in values(params))
     conn = connect(env.database_url)
     try:
-        rows = conn.run("EXPLAIN (ANALYZE, BUFFERS) " + sql, **params)
+        conn.run("SET plan_cache_mode = force_generic_plan; SET jit = off")
+        conn.run(f"PREPARE bench_page AS {numbered}")
+        # EXECUTE takes no bind parameters: its arguments are literals.
+        rows = conn.run(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_page({literals})")
     finally:
         conn.close()
     lines = [str(r[0]) for r in rows]
@@ -143,6 +157,7 @@ def _with_deleted(
             o=owner,
         )
         conn.run("VACUUM (ANALYZE) assets")
+        conn.run("VACUUM (ANALYZE) asset_terms")
     finally:
         conn.close()
     out: dict[str, Any] = {"deleted_rows": n}
@@ -156,6 +171,51 @@ def _with_deleted(
                    pct(samples, 50) * 1e3, "ms", first_p50, "unfiltered first page p50",
                    value2=pct(samples, 99) * 1e3)
         )  # fmt: skip
+    return out
+
+
+def _saves(env: BenchEnv, report: Report, owner: str, reps: int) -> dict[str, Any]:
+    """What asset_terms costs a save: one asset with a short script, one with a script of
+    5,000 characters (~800 words, several hundred distinct), each in its own unit of work."""
+    db = env.container.db
+    with db.uow() as uow:
+        uow.users.ensure(owner)
+        uow.commit()
+    long_script = " ".join(f"w{i % 600}x{i % 7}" for i in range(800))[:5000]
+    out: dict[str, Any] = {}
+    for label, script in (
+        ("short script", "Open on the pan, then the fix."),
+        ("5,000-char script", long_script),
+    ):
+
+        def save(script: str = script) -> None:
+            with db.uow() as uow:
+                uow.assets.create(
+                    owner,
+                    title="Saved reel",
+                    platform=Platform.TIKTOK,
+                    tags=["saved", "bench"],
+                    status=AssetStatus.READY,
+                    content=VariantContent("A hook", script, "A caption", ("#reel",)),
+                    source_draft_id=None,
+                    source_variant_id=None,
+                    idempotency_key=None,
+                )
+                uow.commit()
+
+        samples = _sample(save, max(5, reps // 4))
+        out[label] = {"p50_ms": pct(samples, 50) * 1e3, "p99_ms": pct(samples, 99) * 1e3}
+        report.add(
+            Figure(
+                SECTION,
+                f"save an asset, {label}, p50 / p99",
+                pct(samples, 50) * 1e3,
+                "ms",
+                None,
+                "info (asset_terms written by trigger)",
+                value2=pct(samples, 99) * 1e3,
+            )
+        )
     return out
 
 
@@ -262,6 +322,7 @@ def run(env: BenchEnv, report: Report, n: int, reps: int) -> dict[str, Any]:
         Figure(SECTION, "  bulk insert + VACUUM ANALYZE (generate_series)", insert_s, "s", None,
                "info")
     )  # fmt: skip
+    results["saves"] = _saves(env, report, f"{owner}-saves", reps)
     deleted = int(os.environ.get("BENCH_LIBRARY_DELETED", n))
     results["with_deleted"] = _with_deleted(env, report, owner, deleted, reps, page, first_p50)
     report.extra["library"] = results

@@ -8,9 +8,9 @@
 --
 -- A term is a word of the asset's `search` tsvector (its lexeme: the same words the `q`
 -- filter matches, by prefix) or a tag, written `#tag` (no lexeme starts with `#`: the
--- text search parser treats it as a separator). Only live assets have terms: the trigger
--- below adds them on insert and on restore, and removes them on soft delete, on hard
--- delete (purge, account deletion) and before rewriting them when the text or tags change.
+-- text search parser treats it as a separator). Only live assets have terms: the triggers
+-- below add them on insert and on restore, and remove them on soft delete, on hard
+-- delete (account deletion) and before rewriting them when the text or tags change.
 -- `created_at` is copied from the asset, which never changes it.
 --
 -- The primary key is the only index: (owner_id, term, created_at, asset_id) read backwards
@@ -37,19 +37,20 @@ LANGUAGE sql IMMUTABLE AS $$
     ) AS x (t)
 $$;
 
+-- One asset inserted, edited, soft-deleted or restored (the API writes one row at a time).
 CREATE OR REPLACE FUNCTION reel_asset_terms_sync() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('UPDATE', 'DELETE') AND OLD.deleted_at IS NULL THEN
-        IF TG_OP = 'UPDATE' AND NEW.deleted_at IS NULL
-            AND NEW.search = OLD.search AND NEW.tags = OLD.tags THEN
-            RETURN NULL;  -- a PATCH of status or hashtags, a version bump: same terms
+    IF TG_OP = 'UPDATE' AND OLD.deleted_at IS NULL THEN
+        IF NEW.deleted_at IS NULL AND NEW.search = OLD.search AND NEW.tags = OLD.tags
+            AND NEW.owner_id = OLD.owner_id AND NEW.created_at = OLD.created_at THEN
+            RETURN NULL;  -- a PATCH of the status alone: same terms
         END IF;
         DELETE FROM asset_terms
         WHERE owner_id = OLD.owner_id AND created_at = OLD.created_at AND asset_id = OLD.id
             AND term IN (SELECT reel_asset_terms(OLD));
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') AND NEW.deleted_at IS NULL THEN
+    IF NEW.deleted_at IS NULL THEN
         INSERT INTO asset_terms (owner_id, term, created_at, asset_id)
         SELECT NEW.owner_id, t, NEW.created_at, NEW.id FROM reel_asset_terms(NEW) AS t
         ON CONFLICT DO NOTHING;
@@ -60,9 +61,34 @@ $$;
 
 DROP TRIGGER IF EXISTS assets_terms_sync ON assets;
 CREATE TRIGGER assets_terms_sync
-    AFTER INSERT OR DELETE
-        OR UPDATE OF deleted_at, title, hook, script, caption, tags, owner_id, created_at
+    AFTER INSERT OR UPDATE OF deleted_at, title, hook, script, caption, tags, owner_id, created_at
     ON assets FOR EACH ROW EXECUTE FUNCTION reel_asset_terms_sync();
+
+-- Live assets deleted for good: one statement sees them all. A few (a test, an operator)
+-- are removed term by term through the primary key; many (an account deleted, every
+-- asset of its owner cascading at once) by one pass over their owners' ranges, which
+-- is ~5x faster than a probe per term at 100k assets.
+CREATE OR REPLACE FUNCTION reel_asset_terms_forget() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF (SELECT count(*) FROM gone WHERE deleted_at IS NULL) <= 1000 THEN
+        DELETE FROM asset_terms t
+        USING gone AS g, LATERAL reel_asset_terms(g) AS x (term)
+        WHERE g.deleted_at IS NULL AND t.owner_id = g.owner_id AND t.term = x.term
+            AND t.created_at = g.created_at AND t.asset_id = g.id;
+    ELSE
+        DELETE FROM asset_terms t
+        USING (SELECT owner_id, created_at, id FROM gone WHERE deleted_at IS NULL) AS g
+        WHERE t.owner_id = g.owner_id AND t.created_at = g.created_at AND t.asset_id = g.id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS assets_terms_forget ON assets;
+CREATE TRIGGER assets_terms_forget
+    AFTER DELETE ON assets REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION reel_asset_terms_forget();
 
 -- Assets saved before this migration.
 INSERT INTO asset_terms (owner_id, term, created_at, asset_id)

@@ -204,3 +204,25 @@ def test_a_prefix_past_the_stream_limit_still_pages_exactly(db: Database) -> Non
         _create(db, owner, [w, "filler"], [], i)
     assert _paged(db, owner, "a", [], None, 7) == _brute_force(db, owner, "a", [], None)
     assert _paged(db, owner, "a0", [], None, 3) == _brute_force(db, owner, "a0", [], None)
+
+
+def test_an_account_deletion_forgets_every_term_of_its_assets(db: Database) -> None:
+    # More live assets than the per-term path takes (1000): the owner-range path runs.
+    owner, other = f"td-{secrets.token_hex(4)}", f"tk-{secrets.token_hex(4)}"
+    with db.uow() as uow:
+        for who in (owner, other):
+            uow.users.ensure(who)
+            uow._session.run(
+                "INSERT INTO assets (id, owner_id, title, platform, tags, hook, script, caption) "
+                "SELECT gen_random_uuid(), :o, 'Title ' || i, 'tiktok', ARRAY['t' || (i % 3)], "
+                "'hook', 'word' || i, 'caption' FROM generate_series(1, 1200) AS i",
+                o=who,
+            )
+        uow.commit()
+    assert len(_terms(db, owner)) == 1200 * 6 == len(_expected_terms(db, owner))
+    kept = _terms(db, other)
+    with db.uow() as uow:
+        uow.users.delete(owner)
+        uow.commit()
+    assert _terms(db, owner) == set()
+    assert _terms(db, other) == kept == _expected_terms(db, other)
