@@ -354,11 +354,13 @@ def _terms_sql(
 
     One term drives the page: each tag and each searched word is a candidate, and with
     several the one with the fewest matches wins (each counted up to
-    ``DRIVER_COUNT_CAP``, index-only). A tag is one term; a word is a prefix, so the
-    words it covers are enumerated by a skip scan of the (owner, term) index. Each of
-    those terms yields its matches newest first (an ordered index scan, stopped at a
-    page), every match is looked up by primary key and tested against all the filters,
-    and the streams are merged. An asset under two covered words comes out once.
+    ``DRIVER_COUNT_CAP``, index-only; past the cap, the one whose last counted match is
+    oldest: for a word covering several, that reads its last words first, an estimate).
+    A tag is one term; a word is a prefix, so the words it covers are enumerated by a
+    skip scan of the (owner, term) index. Each of those terms yields its matches newest
+    first (an ordered index scan, stopped at a page), every match is looked up by
+    primary key and tested against all the filters, and the streams are merged. An
+    asset under two covered words comes out once.
 
     A prefix covering more than ``MAX_PREFIX_TERMS`` words (one or two letters) matches
     too many rows for that: the page then comes from ``_scan_sql``'s walk, which such a
@@ -388,10 +390,17 @@ def _terms_sql(
         condition, bound = keyset_after(after, columns="t.created_at, t.asset_id")
         stream += f" AND {condition}"
         params |= bound
-    # The fewest matches first; counting is skipped when there is one candidate.
+    # The rarest candidate first: the fewest matches (counted up to the cap), then, among
+    # those past the cap, the one whose newest matches reach furthest back (the sparsest
+    # near the top of the page order). Skipped when there is one candidate.
     rank = (
-        "ORDER BY (SELECT count(*) FROM (SELECT FROM asset_terms x WHERE x.owner_id = :owner"
-        f" AND x.term >= k.lo AND x.term < k.hi LIMIT {DRIVER_COUNT_CAP}) y), length(k.lo) DESC"
+        f"""CROSS JOIN LATERAL (
+                SELECT count(*), min(x.created_at) FROM (
+                    SELECT x.created_at FROM asset_terms x
+                    WHERE x.owner_id = :owner AND x.term >= k.lo AND x.term < k.hi
+                    ORDER BY x.term DESC, x.created_at DESC LIMIT {DRIVER_COUNT_CAP}) x
+            ) AS r (matches, reach)
+            ORDER BY r.matches, r.reach, length(k.lo) DESC"""
         if len(tags) + len(words) > 1
         else ""
     )
