@@ -1,18 +1,29 @@
 -- refresh_lease.lua — extend a lease still held; re-acquire an expired one within the caps.
 -- Only this lease id's own members are ever moved: an expired lease never extends a slot
 -- that someone else took meanwhile (its stale member is replaced only if there is room).
+-- First, the signed delivery's token is accepted once (SET NX): the worker's first script
+-- call doubles as the replay check, so the signature costs no round trip of its own.
 --
 -- KEYS[1] user semaphore      KEYS[2] provider semaphore      KEYS[3] lease record
+-- KEYS[4] delivery token: the QStash jti key (Keys.qstash_token); untouched without a TTL
 -- ARGV[1] time offset, ms     ARGV[2] lease id                ARGV[3] lease TTL, ms
 -- ARGV[4] user concurrency limit, slots                       ARGV[5] provider cap, slots
--- ARGV[6] fence: claim number of the refreshing delivery | "" (no fence); stored in the record
+-- ARGV[6] fence: claim number of the refreshing delivery (a queued job: the number before
+--         its claim) | "" (no fence); stored in the record
+-- ARGV[7] token TTL, ms: how long the jti is remembered | "" (no token to record)
 --
 -- Reply: {"held", expires_ms} | {"reacquired", expires_ms} | {"busy", code, limit, in_use}
---        | {"superseded"} (a newer claim owns the lease; nothing written)
+--        | {"superseded"} (a newer claim owns the lease; nothing written but the token)
+--        | {"replayed"} (the token was used before; nothing written at all)
 
 --#include clock
 --#include semaphore
 
+-- The token is remembered whatever follows (busy, superseded), as a check made before
+-- the script would have: QStash signs every attempt afresh, only a replay repeats a jti.
+if ARGV[7] ~= '' and not redis.call('SET', KEYS[4], '1', 'PX', ARGV[7], 'NX') then
+  return {'replayed'}
+end
 if lease_superseded(KEYS[3], ARGV[6]) then
   return {'superseded'}
 end

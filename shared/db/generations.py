@@ -400,6 +400,20 @@ class PgGenerations:
         )
         return int(rows[0][0]) if rows else None
 
+    def claim_queued(self, generation_id: UUID, now: datetime, attempts: int) -> int | None:
+        """queued → running while ``attempts`` is still the job's number: the claim
+        (``attempts + 1``), or None when it is no longer queued or another delivery
+        claimed it since ``attempts`` was read (even one that handed it back)."""
+        rows = self._s.run(
+            "UPDATE generations SET status = 'running', started_at = CAST(:now AS timestamptz), "
+            "attempts = attempts + 1 WHERE id = CAST(:id AS uuid) AND status = 'queued' "
+            "AND attempts = CAST(:attempts AS int) RETURNING attempts",
+            id=str(generation_id),
+            now=now,
+            attempts=attempts,
+        )
+        return int(rows[0][0]) if rows else None
+
     def unclaim(self, generation_id: UUID, attempt: int) -> bool:
         """running → queued while ``attempt`` is still the claim (its slots were taken)."""
         return self._move(

@@ -209,6 +209,7 @@ class RefreshLeaseKeys:
     user_semaphore: str
     provider_semaphore: str
     lease_record: str
+    delivery_token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +220,7 @@ class RefreshLeaseArgs:
     user_concurrency_limit: str
     provider_cap: str
     fence: str
+    token_ttl_ms: str
 
 
 @dataclass(frozen=True, slots=True)

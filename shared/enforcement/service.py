@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from shared.billing.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
 from shared.clock import utcnow
@@ -80,6 +80,9 @@ from shared.enforcement.wire import (
 from shared.errors import ServiceUnavailable
 from shared.redis.client import RedisPort
 from shared.redis.keys import Keys, hour_end, hour_label, month_end, month_label
+
+if TYPE_CHECKING:
+    from shared.queue.signing import TokenUse
 
 __all__ = ["Enforcer"]
 
@@ -169,14 +172,22 @@ class Enforcer:
         reply = self._redis.run("refund", refund_keys(self._keys, charge), refund_args(charge))
         return bool(int(reply))
 
-    def refresh_lease(self, lease: LeaseRef, plan: PlanName) -> LeaseStatus:
+    def refresh_lease(
+        self, lease: LeaseRef, plan: PlanName, *, token: TokenUse | None = None
+    ) -> LeaseStatus:
         """Extend a lease still held, or re-take an expired one if ``plan``'s caps allow;
-        a fenced ``lease`` records its claim, or is ``superseded`` by a newer one."""
+        a fenced ``lease`` records its claim, or is ``superseded`` by a newer one.
+
+        ``token``, a signed delivery's use not recorded yet, is recorded first in the
+        same call (the delivery's replay check costs no trip of its own): ``replayed``
+        when it was used before, and then nothing at all is written."""
         user_sem, provider_sem = lease_sem_keys(self._keys, lease)
         keys = RefreshLeaseKeys(
             user_semaphore=user_sem,
             provider_semaphore=provider_sem,
             lease_record=self._keys.lease(lease.lease_id),
+            # Without a token the slot still names a real key; the script leaves it alone.
+            delivery_token=self._keys.qstash_token(token.token_id if token else "-"),
         )
         args = RefreshLeaseArgs(
             time_offset_ms=str(self.time_offset_ms),
@@ -185,6 +196,7 @@ class Enforcer:
             user_concurrency_limit=str(PLANS[plan].concurrent_jobs),
             provider_cap=str(self._provider_caps[lease.lane]),
             fence=fence_arg(lease),
+            token_ttl_ms=str(token.ttl_s * 1000) if token else "",
         )
         return parse_refresh(self._redis.run("refresh_lease", wire(keys), wire(args)))
 

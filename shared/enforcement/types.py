@@ -289,8 +289,9 @@ class IdempotencyState:
 
 @dataclass(frozen=True, slots=True)
 class LeaseStatus:
-    """``held`` (extended), ``reacquired`` (had expired, taken again), ``busy`` or
-    ``superseded`` (a newer claim owns it)."""
+    """``held`` (extended), ``reacquired`` (had expired, taken again), ``busy``,
+    ``superseded`` (a newer claim owns it) or ``replayed`` (the delivery's token was used
+    before: nothing written)."""
 
     state: str
     expires_at: datetime | None = None
@@ -306,6 +307,11 @@ class LeaseStatus:
     def superseded(self) -> bool:
         """A newer claim of the same job owns the lease (this delivery was taken over)."""
         return self.state == "superseded"
+
+    @property
+    def replayed(self) -> bool:
+        """The signed delivery's token was presented before: refuse it (401)."""
+        return self.state == "replayed"
 
 
 @dataclass(frozen=True, slots=True)

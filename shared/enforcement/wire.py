@@ -345,8 +345,8 @@ def parse_refresh(reply: Sequence[Any]) -> LeaseStatus:
     if reply[0] == "busy":
         code = RefusalCode(str(reply[1]))
         return LeaseStatus("busy", code=code, retry_after_s=CONCURRENCY_RETRY_AFTER_S)
-    if reply[0] == "superseded":
-        return LeaseStatus("superseded")
+    if reply[0] in ("superseded", "replayed"):
+        return LeaseStatus(str(reply[0]))
     return LeaseStatus(str(reply[0]), expires_at=from_epoch_ms(int(reply[1])))
 
 

@@ -6,6 +6,7 @@ QueuePort                      enqueue(job) -> message id; ServiceUnavailable on
 └── LocalQueue                 development (devtools.local_queue): same signatures, retries
 sign_qstash / SignatureVerifier  Upstash-Signature, minted and verified
 RedisTokenLedger               each signed token accepted once (its jti, in Redis)
+TokenUse                       a verified token's use, recorded by the worker's first script
 queue_from_settings            the adapter the configuration asks for
 """
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
         JobPayload,
     )
     from shared.queue.qstash_queue import QStashQueue
-    from shared.queue.signing import RedisTokenLedger, SignatureVerifier, sign_qstash
+    from shared.queue.signing import RedisTokenLedger, SignatureVerifier, TokenUse, sign_qstash
 
 # Each name is imported from its module on first use (PEP 562): importing
 # ``shared.queue.jobs`` (every API function does, for the payload) must not import the
@@ -43,6 +44,7 @@ _HOME = {
     "QStashQueue": "qstash_queue",
     "RedisTokenLedger": "signing",
     "SignatureVerifier": "signing",
+    "TokenUse": "signing",
     "sign_qstash": "signing",
 }
 
@@ -64,6 +66,7 @@ __all__ = [
     "QueuePort",
     "RedisTokenLedger",
     "SignatureVerifier",
+    "TokenUse",
     "queue_from_settings",
     "sign_qstash",
 ]

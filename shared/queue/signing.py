@@ -8,6 +8,12 @@ rather than through the SDK's ``Receiver``, which ignores its clock tolerance (q
 checked with a leeway against an injected clock, and a token is accepted once: its
 ``jti`` is remembered for the rest of the token's life (QStash re-signs every delivery
 attempt, so only a replay presents a ``jti`` twice).
+
+``verify`` remembers the ``jti`` itself (one ``SET NX``). The job route calls
+``verify_deferred`` instead and gets the ``TokenUse`` back: the worker records it in the
+job's first Redis script call (``lua/refresh_lease.lua``), so verifying a delivery costs
+no round trip of its own, and falls back to ``TokenUse.record`` (the same ``SET NX``) on
+the paths that write before any script call or make none.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import jwt
@@ -35,6 +42,7 @@ __all__ = [
     "RedisTokenLedger",
     "SignatureVerifier",
     "TokenLedger",
+    "TokenUse",
     "body_hash",
     "sign_qstash",
 ]
@@ -94,6 +102,30 @@ class RedisTokenLedger:
         return self._redis.set_nx(self._keys.qstash_token(token_id), "1", px_ms=ttl_s * 1000)
 
 
+@dataclass(frozen=True, slots=True)
+class TokenUse:
+    """A verified token whose one use is not recorded yet (``verify_deferred``).
+
+    Until it is, the request is not authenticated: record it before anything is written,
+    either in the caller's first Redis script call (``token_id`` remembered for
+    ``ttl_s``; a token seen before makes the caller ``raise use.refused()``) or with
+    ``record()``.
+    """
+
+    token_id: str
+    ttl_s: int
+    ledger: TokenLedger
+
+    def record(self) -> None:
+        """Remember this use on its own (one ``SET NX``); 401 if the token was used before."""
+        if not self.ledger.first_use(self.token_id, self.ttl_s):
+            raise self.refused()
+
+    def refused(self) -> Unauthenticated:
+        """The error of a replayed token, exactly what ``verify`` raises for one."""
+        return _reject("token replayed")
+
+
 def _reject(reason: str) -> Unauthenticated:
     # Reasons name claims and checks, never the key, the token or the body.
     logger.info("qstash signature rejected: %s", reason)
@@ -131,6 +163,20 @@ class SignatureVerifier:
         ``url`` must be the exact URL the sender signed (scheme, host, path). A Redis
         failure while remembering the token raises ``ServiceUnavailable`` (QStash retries).
         """
+        jti, ttl_s = self._check(signature, body, url)
+        if self._ledger is not None and not self._ledger.first_use(jti, ttl_s):
+            raise _reject("token replayed")
+
+    def verify_deferred(self, signature: str | None, body: bytes, url: str) -> TokenUse:
+        """Every check of ``verify`` but the replay check, which the caller makes with the
+        returned ``TokenUse`` before it writes anything (see its docstring)."""
+        if self._ledger is None:
+            raise ValueError("a deferred replay check needs a token ledger")
+        jti, ttl_s = self._check(signature, body, url)
+        return TokenUse(jti, ttl_s, self._ledger)
+
+    def _check(self, signature: str | None, body: bytes, url: str) -> tuple[str, int]:
+        """(jti, seconds to remember it) of a valid token; raises ``Unauthenticated``."""
         if not signature:
             raise Unauthenticated("Missing Upstash-Signature.")
         claims = self._decode(signature, url)
@@ -150,9 +196,7 @@ class SignatureVerifier:
         jti = claims["jti"]
         if not isinstance(jti, str) or not 0 < len(jti) <= JTI_MAX_CHARS:
             raise _reject("jti must be a short string")
-        remaining_s = max(1, math.ceil(exp + self._leeway_s - now))
-        if self._ledger is not None and not self._ledger.first_use(jti, remaining_s):
-            raise _reject("token replayed")
+        return jti, max(1, math.ceil(exp + self._leeway_s - now))
 
     def _decode(self, signature: str, url: str) -> Mapping[str, Any]:
         """The claims of a token signed with either key, for ``url``, with every claim

@@ -12,9 +12,16 @@ happens outside any transaction.
 Fencing: a take-over makes two live deliveries of one job possible (the old one paused,
 not dead). The claim returns a number (``attempts``); each terminal transaction starts
 with an UPDATE guarded by it, which also locks the row until the refund/release that
-follow are done and the commit lands; the lease record stores the claim, and refresh and
-release of an older claim are refused in Redis. So a delivery that was taken over can
-neither finish the job nor free the slots its successor holds.
+follow are done and the commit lands; the lease record stores a claim number, and
+refresh and release of an older claim are refused in Redis. So a delivery that was taken
+over can neither finish the job nor free the slots its successor holds.
+
+A delivery through the worker route arrives with its signature verified but its token's
+one use not yet recorded (``TokenUse``): that is done before the delivery writes
+anything, by the first script call of a queued job (the lease refresh, which therefore
+comes before the claim: ``_lease_then_claim``) or by a ``SET NX`` of its own on every
+other path. A replay is refused (401) having written nothing, as when the check came
+first; a delivered job costs 2 Redis round trips, signature included.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from shared.ai import (
     Completion,
@@ -49,6 +56,9 @@ from shared.enforcement import ChargeRef, Enforcer, LeaseRef, Scope, enforce_lea
 from shared.errors import ServiceUnavailable
 from shared.observability.logging import bind, log_event
 from shared.queue.jobs import JobPayload
+
+if TYPE_CHECKING:
+    from shared.queue.signing import TokenUse
 
 __all__ = [
     "JobResult",
@@ -251,34 +261,113 @@ def _take_lease(deps: WorkerDeps, gen: Generation, claim: int) -> None:
         enforce_lease(status)
 
 
+def _claim_then_lease(deps: WorkerDeps, gen: Generation) -> tuple[datetime, int] | None:
+    """A job claimed before (running: a take-over of a claim past its runtime, or a
+    duplicate of a live one). The claim comes first, so the refresh records its number and
+    the delivery taken over can no longer release or refresh our slots."""
+    claimed = _claim(deps, gen)
+    if claimed is not None:
+        _take_lease(deps, gen, claimed[1])
+    return claimed
+
+
+def _lease_then_claim(
+    deps: WorkerDeps, gen: Generation, token: TokenUse | None
+) -> tuple[datetime, int] | None:
+    """A queued job (the usual delivery): ONE script call records the delivery's token and
+    extends (or re-takes) the slots, then the claim; None when the job ended meanwhile.
+
+    The lease comes before the claim because that script call is also the replay check
+    (no round trip of its own) and a replay must do nothing: refused there, it has
+    written nothing in Redis and claimed nothing in Postgres. Claiming first would leave
+    a refused replay holding the job until it handed the claim back (a genuine delivery
+    meanwhile answered 503, the claim number bumped, and the job stuck "running" until
+    the max runtime if the replay died in between).
+
+    The fence is the job's number as read (``gen.attempts``), not our claim's. A queued
+    job's last claim (that number) was handed back by its own delivery, which then
+    returned without touching Redis; any older claim still alive (paused, taken over) is
+    below it, so the record, now at that number, refuses it as before. And the record
+    never runs ahead of Postgres, whose number the sweeper and the failure callback fence
+    their refund on: a delivery dying between its refresh and its claim cannot block
+    them. The claim holds only while that number is still the job's: a delivery that
+    claimed since our read wins, and its slots (the same members) are left alone.
+    """
+    status = deps.enforcer.refresh_lease(_lease(gen, gen.attempts), gen.plan, token=token)
+    if status.replayed and token is not None:
+        raise token.refused()
+    if status.superseded:
+        raise _running_elsewhere()  # claimed since our read, by a newer delivery
+    enforce_lease(status)  # busy: 503, with nothing claimed and nothing to hand back
+    now = deps.now()
+    with deps.db.autocommit() as uow:
+        claim = uow.generations.claim_queued(gen.id, now, gen.attempts)
+        current = None if claim is not None else uow.generations.get_any(gen.id)
+    if claim is not None:
+        return now, claim
+    if current is not None and not current.is_terminal:
+        raise _running_elsewhere()  # another delivery claimed it: its slots, not ours
+    # It ended since our read, and its end released the lease before the status moved:
+    # give back whatever our refresh re-took after that.
+    deps.enforcer.release(_lease(gen, gen.attempts))
+    return None
+
+
 def _unclaim(deps: WorkerDeps, gen: Generation, claim: int) -> None:
     with deps.db.uow() as uow:
         uow.generations.unclaim(gen.id, claim)
         uow.commit()
 
 
-def run_job(deps: WorkerDeps, job: JobPayload, attempt: int = 0) -> JobResult:
-    """Run ``job`` once. Infrastructure trouble raises (5xx → QStash redelivers)."""
-    with bind(generation_id=job.generation_id, request_id=job.request_id, user_id=job.user_id):
+def _record(token: TokenUse | None) -> None:
+    """Record the delivery's token on its own (``SET NX``); 401 if it was used before."""
+    if token is not None:
+        token.record()
+
+
+def _read(deps: WorkerDeps, job: JobPayload, token: TokenUse | None) -> Generation | None:
+    try:
         with deps.db.autocommit() as uow:
-            gen = uow.generations.get_any(uuid.UUID(job.generation_id))
+            return uow.generations.get_any(uuid.UUID(job.generation_id))
+    except BaseException:
+        _record(token)  # a replay is still a 401, as when its check came first
+        raise
+
+
+def _ignore(token: TokenUse | None, result: JobResult) -> JobResult:
+    """Answer ``result`` without touching the job, once the token's use is recorded."""
+    _record(token)
+    level = logging.WARNING if result is JobResult.OWNER_MISMATCH else logging.INFO
+    log_event(_log, "job_ignored", level=level, reason=result.value)
+    return result
+
+
+def run_job(
+    deps: WorkerDeps, job: JobPayload, attempt: int = 0, *, token: TokenUse | None = None
+) -> JobResult:
+    """Run ``job`` once. Infrastructure trouble raises (5xx → QStash redelivers).
+
+    ``token``: the delivery's verified signature whose use is not recorded yet (the worker
+    route). It is recorded before anything is written; a replay raises 401 having done
+    nothing. ``None`` (direct calls): no token to record.
+    """
+    with bind(generation_id=job.generation_id, request_id=job.request_id, user_id=job.user_id):
+        gen = _read(deps, job, token)
         if gen is None:
-            log_event(_log, "job_ignored", reason=JobResult.UNKNOWN.value)
-            return JobResult.UNKNOWN
+            return _ignore(token, JobResult.UNKNOWN)
         if gen.owner_id != job.user_id or str(gen.id) != job.lease_id:
-            log_event(_log, "job_ignored", level=logging.WARNING, reason="owner_mismatch")
-            return JobResult.OWNER_MISMATCH
+            return _ignore(token, JobResult.OWNER_MISMATCH)
         if gen.is_terminal:
-            log_event(_log, "job_ignored", reason=JobResult.ALREADY_TERMINAL.value)
-            return JobResult.ALREADY_TERMINAL
-        # Claim first, then the lease: the lease record learns the claim number, so a
-        # delivery this one takes over can no longer release or refresh our slots.
-        claimed = _claim(deps, gen)
+            return _ignore(token, JobResult.ALREADY_TERMINAL)
+        if gen.status is GenerationStatus.QUEUED:
+            claimed = _lease_then_claim(deps, gen, token)
+        else:
+            _record(token)  # before the claim, its first write
+            claimed = _claim_then_lease(deps, gen)
         if claimed is None:
             log_event(_log, "job_ignored", reason=JobResult.ALREADY_TERMINAL.value)
             return JobResult.ALREADY_TERMINAL
         started, claim = claimed
-        _take_lease(deps, gen, claim)
         try:
             log_event(
                 _log,

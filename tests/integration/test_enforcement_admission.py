@@ -24,6 +24,7 @@ from shared.enforcement import (
     enforce_or_throw,
 )
 from shared.errors import LimitExceeded, ServiceUnavailable
+from shared.queue.signing import RedisTokenLedger, TokenUse
 from shared.redis import Keys, RedisPort, month_label
 from tests.support.enforcement_sources import FakePlans, FakeUsage
 
@@ -324,6 +325,52 @@ def test_a_newer_claim_fences_the_lease(world: World) -> None:
     assert enforcer.finish(live, ticket.charge) is True
     usage = enforcer.usage(user, world.now)
     assert (usage.generations.used, usage.concurrency.used) == (0, 0)
+
+
+def _token(world: World) -> TokenUse:
+    return TokenUse(f"jwt_{uuid.uuid4().hex}", 300, RedisTokenLedger(world.port, world.keys))
+
+
+def _concurrency(world: World, user: str) -> int:
+    return world.enforcer.usage(user, world.now).concurrency.used
+
+
+def test_refresh_records_the_delivery_token_once(world: World) -> None:
+    """The worker's first script call is also the signature's replay check: the jti is
+    remembered in the key ``SET NX`` uses, and a token seen before refreshes nothing."""
+    user = world.user(PlanName.BASIC)
+    ticket = world.ticket(user)
+    enforcer, token = world.enforcer, _token(world)
+    lease = replace(ticket.lease, attempt=1)
+
+    assert enforcer.refresh_lease(lease, PlanName.BASIC, token=token).state == "held"
+    assert token.ledger.first_use(token.token_id, 300) is False  # the same key as SET NX
+    assert world.port.get(world.keys.qstash_token(token.token_id)) == "1"
+
+    # Past the lease's end: the replay neither re-takes the slots nor moves the fence.
+    enforcer.time_offset_ms = 61_000
+    replayed = enforcer.refresh_lease(replace(lease, attempt=2), PlanName.BASIC, token=token)
+    assert replayed.replayed
+    assert not replayed.ok
+    assert _concurrency(world, user) == 0
+    assert enforcer.refresh_lease(lease, PlanName.BASIC, token=_token(world)).state == "reacquired"
+    assert _concurrency(world, user) == 1
+    enforcer.release(lease)
+
+
+def test_a_refused_refresh_still_uses_up_its_token(world: World) -> None:
+    """busy or superseded: the token is spent all the same (as when it was checked before
+    the script), so presenting it again is a replay, not a second chance."""
+    user = world.user(PlanName.BASIC)
+    ticket = world.ticket(user)
+    enforcer = world.enforcer
+    assert enforcer.refresh_lease(replace(ticket.lease, attempt=2), PlanName.BASIC).ok
+    token = _token(world)
+    old = replace(ticket.lease, attempt=1)
+
+    assert enforcer.refresh_lease(old, PlanName.BASIC, token=token).superseded
+    assert enforcer.refresh_lease(old, PlanName.BASIC, token=token).replayed
+    enforcer.release(replace(ticket.lease, attempt=2))
 
 
 def test_duplicate_admission_of_one_lease_charges_once(world: World) -> None:

@@ -147,11 +147,11 @@ class _EnforcerWithHook:
     def __init__(self, real: Enforcer, before_refresh: Callable[[], object]) -> None:
         self._real, self._hook = real, before_refresh
 
-    def refresh_lease(self, *args: Any) -> LeaseStatus:
+    def refresh_lease(self, *args: Any, **kw: Any) -> LeaseStatus:
         hook, self._hook = self._hook, None
         if hook:
             hook()
-        return self._real.refresh_lease(*args)
+        return self._real.refresh_lease(*args, **kw)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
@@ -330,13 +330,23 @@ def test_taken_over_delivery_that_crashes_keeps_its_hands_off_the_live_slot(
     _finished_once(c, job, seen)
 
 
+def _died_after_its_claim(c: Container, job: JobPayload) -> None:
+    """Claim 1 was made by a delivery that died right after it, a max runtime ago."""
+    long_ago = c.now() - timedelta(seconds=RUNTIME_S + 1)
+    with c.db.uow() as uow:
+        assert uow.generations.claim(uuid.UUID(job.generation_id), long_ago, long_ago) == 1
+        uow.commit()
+
+
 def test_taken_over_delivery_cannot_refresh_the_lease_it_lost(
     container: Container, fake: FakeMiniMax
 ) -> None:
-    """Paused between its claim and its lease refresh: the take-over's claim is newer,
-    so the refresh is refused (503, nothing written) and MiniMax is never called."""
+    """A job claimed before is claimed first, refreshed after. Paused between its claim
+    (a take-over of a dead worker's claim) and its refresh: a newer take-over claims, so
+    the refresh is refused (503, nothing written) and MiniMax is never called."""
     c = container
     job = _queued_job(c)
+    _died_after_its_claim(c, job)
     pause = _Pause()
     calls = fake.calls
     old = _deps(c, enforcer=_EnforcerWithHook(c.enforcer, pause))
@@ -345,9 +355,60 @@ def test_taken_over_delivery_cannot_refresh_the_lease_it_lost(
 
     assert isinstance(result, ServiceUnavailable)
     assert result.retry_after == worker.RUNNING_ELSEWHERE_RETRY_S
-    assert _live_state(seen) == LIVE
+    assert _live_state(seen) == (("running", None, 0), 3, 0, (1, 1))
     _finished_once(c, job, seen)
     assert fake.calls - calls == 1  # the take-over's call only
+
+
+def test_delivery_paused_between_its_refresh_and_its_claim_leaves_the_winner_alone(
+    container: Container, fake: FakeMiniMax
+) -> None:
+    """A queued job is refreshed first (the script call that also checks the token),
+    claimed after. Paused in between, another delivery claims and runs it: the late claim
+    fails (the number it fenced on is no longer the job's), answers 503 and neither
+    touches the winner's slots nor calls MiniMax."""
+    c = container
+    job = _queued_job(c)
+    pause = _Pause()
+    calls = fake.calls
+    # Unit of work 1 reads the generation; 2 is the claim, after the refresh.
+    old = _deps(c, db=_DbWithHook(c.db, 2, pause))
+
+    result, seen = _take_over_while_paused(c, job, old, pause)
+
+    assert isinstance(result, ServiceUnavailable)
+    assert result.retry_after == worker.RUNNING_ELSEWHERE_RETRY_S
+    assert _live_state(seen) == (("running", None, 0), 1, 0, (1, 1))
+    _finished_once(c, job, seen)
+    assert fake.calls - calls == 1  # the winner's call only
+
+
+def test_delivery_dying_between_its_refresh_and_its_claim_blocks_no_refund(
+    container: Container,
+) -> None:
+    """The refresh fences on the job's number as read, never ahead of Postgres: after a
+    delivery died between refresh and claim, the failure callback (fenced on the number
+    in Postgres) still fails, refunds and releases the job."""
+    c = container
+    job = _queued_job(c)
+    gen_id = uuid.UUID(job.generation_id)
+    with c.db.uow() as uow:  # claim 1 handed back (its slots were busy): queued, number 1
+        assert uow.generations.claim(gen_id, c.now(), c.now()) == 1
+        assert uow.generations.unclaim(gen_id, 1)
+        uow.commit()
+
+    def dies() -> None:
+        raise RuntimeError("the worker dies between its refresh and its claim")
+
+    with pytest.raises(RuntimeError):
+        worker.run_job(_deps(c, db=_DbWithHook(c.db, 2, dies)), job)
+    assert _status(c, job) == ("queued", None, 0)
+    assert _claims(c, job) == 1
+
+    late = _deps(c, now=lambda: c.now() + timedelta(seconds=RUNTIME_S + 1))
+    assert worker.handle_failure_callback(late, job) is True
+    assert _status(c, job) == ("failed", "DELIVERY_FAILED", 1)
+    assert _usage(c, job.user_id) == (0, 0)
 
 
 def test_delivery_while_another_runs_answers_503_and_keeps_its_lease(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 
 import jwt
 import pytest
@@ -89,6 +90,38 @@ def test_a_refused_token_is_not_remembered() -> None:
     with pytest.raises(Unauthenticated):
         verifier.verify(_sign(), BODY + b" ", URL)
     assert ledger.ttls == {}
+
+
+def test_a_deferred_check_leaves_the_token_to_its_caller(caplog: pytest.LogCaptureFixture) -> None:
+    """The worker's job route: every check but the replay one; the use comes back to be
+    recorded by the job's first script call, or by ``record()`` (the same ledger)."""
+    caplog.set_level(logging.INFO, logger="reel.queue")
+    ledger = MemoryTokenLedger()
+    verifier = SignatureVerifier(TEST_CURRENT_KEY, TEST_NEXT_KEY, ledger=ledger, clock=lambda: NOW)
+    token = _sign(at=NOW - 100)
+
+    use = verifier.verify_deferred(token, BODY, URL)
+
+    assert ledger.ttls == {}  # nothing recorded yet
+    assert use.token_id == jwt.decode(token, options={"verify_signature": False})["jti"]
+    assert use.ttl_s == DEFAULT_TTL_S - 100 + CLOCK_LEEWAY_S
+    use.record()
+    with pytest.raises(Unauthenticated) as again:
+        use.record()
+    with pytest.raises(Unauthenticated) as direct:
+        verifier.verify(token, BODY, URL)
+    # Refused exactly as verify refuses a replay: same error, same logged reason.
+    assert str(again.value) == str(direct.value) == str(use.refused())
+    assert caplog.text.count("qstash signature rejected: token replayed") == 3
+
+
+def test_a_deferred_check_still_refuses_a_bad_signature() -> None:
+    ledger = MemoryTokenLedger()
+    verifier = SignatureVerifier(TEST_CURRENT_KEY, TEST_NEXT_KEY, ledger=ledger, clock=lambda: NOW)
+    with pytest.raises(Unauthenticated):
+        verifier.verify_deferred(_sign(key=OTHER_KEY), BODY, URL)
+    with pytest.raises(ValueError, match="ledger"):
+        SignatureVerifier(TEST_CURRENT_KEY, TEST_NEXT_KEY).verify_deferred(_sign(), BODY, URL)
 
 
 def test_padded_body_claim_is_accepted(verifier: SignatureVerifier) -> None:

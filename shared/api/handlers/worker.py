@@ -9,15 +9,26 @@ from shared.queue.jobs import FailureCallback, JobPayload
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
+    from shared.queue.signing import TokenUse
     from shared.services import worker as service
 
 __all__ = ["failed", "generate", "rollup", "sweep"]
 
 
-def _verified(req: ApiRequest, c: Container) -> None:
+def _url(req: ApiRequest, c: Container) -> str:
     # Verify against our configured public URL, not the request's: proxies rewrite hosts.
-    url = c.settings.effective_worker_url + req.path
-    c.signature_verifier.verify(req.headers.get("Upstash-Signature"), req.body, url)
+    return c.settings.effective_worker_url + req.path
+
+
+def _verified(req: ApiRequest, c: Container) -> None:
+    c.signature_verifier.verify(req.headers.get("Upstash-Signature"), req.body, _url(req, c))
+
+
+def _verified_once_later(req: ApiRequest, c: Container) -> TokenUse:
+    """The job route: verified, but the token's one use is recorded by the job's first
+    Redis script call (no round trip of its own), before the job writes anything."""
+    signature = req.headers.get("Upstash-Signature")
+    return c.signature_verifier.verify_deferred(signature, req.body, _url(req, c))
 
 
 # The service is imported after the signature check, in each handler: an unsigned
@@ -44,11 +55,15 @@ def _attempt(req: ApiRequest) -> int:
 
 
 def generate(req: ApiRequest, c: Container) -> ApiResponse:
-    _verified(req, c)
+    token = _verified_once_later(req, c)
     from shared.services import worker as service
 
-    job = JobPayload.from_body(req.body)
-    result = service.run_job(_deps(c), job, _attempt(req))
+    try:
+        job = JobPayload.from_body(req.body)
+    except Exception:
+        token.record()  # a replay is a 401 whatever its body, as when checked first
+        raise
+    result = service.run_job(_deps(c), job, _attempt(req), token=token)
     return ApiResponse.json(200, {"result": result.value})
 
 
