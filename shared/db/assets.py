@@ -40,6 +40,9 @@ _MAX_WORD_CHARS: Final = 64
 # operator (& | ! ( ) : * < -> \ and quotes), NUL bytes and control characters, so the
 # text handed to to_tsquery() is only `word:* & word:*`: no user input can make it fail.
 _WORD_RE: Final = re.compile(r"[^\W_]+", re.UNICODE)
+# The search as a tsquery, computed once per statement: a scalar subquery is an InitPlan,
+# whereas a plain to_tsquery(:tsq) in a generic plan is parsed again for every row tested.
+TSQUERY: Final = "(SELECT to_tsquery('simple', :tsq))"
 
 _COLS = (
     "id, owner_id, title, platform, tags, status, hook, script, caption, hashtags, "
@@ -383,7 +386,7 @@ def _terms_sql(
         tested.append("a.tags @> CAST(:tags AS text[])")
         params["tags"] = tags
     if tsquery:
-        tested.append("a.search @@ to_tsquery('simple', :tsq)")
+        tested.append(f"a.search @@ {TSQUERY}")
         params["tsq"] = tsquery
     stream = "t.owner_id = :owner AND t.term = c.term"
     if after:
@@ -433,14 +436,18 @@ def _terms_sql(
                 c.hi, c.k + 1
             FROM c WHERE c.term IS NOT NULL AND c.k <= {MAX_PREFIX_TERMS}
         )
-        (SELECT DISTINCT ON (s.created_at, s.id) {_COLS} FROM c CROSS JOIN LATERAL (
-            SELECT a.* FROM asset_terms t CROSS JOIN LATERAL (
-                SELECT {a_cols} FROM assets a
-                WHERE a.id = t.asset_id AND {" AND ".join(tested)} OFFSET 0) a
-            WHERE {stream}
-            ORDER BY t.created_at DESC, t.asset_id DESC LIMIT CAST(:n AS int)) s
-        WHERE c.term IS NOT NULL AND c.k <= {MAX_PREFIX_TERMS} {gate}
-        ORDER BY s.created_at DESC, s.id DESC LIMIT CAST(:n AS int))
+        (SELECT {a_cols} FROM (
+            SELECT DISTINCT ON (s.created_at, s.asset_id) s.created_at, s.asset_id
+            FROM c CROSS JOIN LATERAL (
+                SELECT t.created_at, t.asset_id FROM asset_terms t CROSS JOIN LATERAL (
+                    SELECT FROM assets a
+                    WHERE a.id = t.asset_id AND {" AND ".join(tested)} OFFSET 0) a
+                WHERE {stream}
+                ORDER BY t.created_at DESC, t.asset_id DESC LIMIT CAST(:n AS int)) s
+            WHERE c.term IS NOT NULL AND c.k <= {MAX_PREFIX_TERMS} {gate}
+            ORDER BY s.created_at DESC, s.asset_id DESC LIMIT CAST(:n AS int)
+        ) m CROSS JOIN LATERAL (SELECT * FROM assets a WHERE a.id = m.asset_id OFFSET 0) a
+        ORDER BY m.created_at DESC, m.asset_id DESC)
         {fallback}
     """
     return sql, params
@@ -494,7 +501,7 @@ def _scan_sql(
     if not tsquery:
         cond = " AND ".join(ordered + tested)
         return f"SELECT {_COLS} FROM assets WHERE {cond} {order}", params
-    tested.append("search @@ to_tsquery('simple', :tsq)")
+    tested.append(f"search @@ {TSQUERY}")
     params["tsq"] = tsquery
     params["walk"] = WALK_ROWS_PER_ITEM * (limit + 1)
     walked = " AND ".join(ordered)

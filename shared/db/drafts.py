@@ -194,7 +194,7 @@ class PgDrafts:
         prefixes in title and brief. The cursor is bound to the owner, the filters and
         this listing (a library cursor is refused here).
         """
-        from shared.db.assets import search_query
+        from shared.db.assets import TSQUERY, search_query
 
         if not 1 <= limit <= MAX_DRAFT_PAGE:
             raise ValidationFailed.field(["limit"], f"Must be between 1 and {MAX_DRAFT_PAGE}.")
@@ -215,7 +215,7 @@ class PgDrafts:
             params["platform"] = binding["platform"]
         tsquery = search_query(q)
         if tsquery:
-            where.append("search @@ to_tsquery('simple', :tsq)")
+            where.append(f"search @@ {TSQUERY}")
             params["tsq"] = tsquery
         if after:
             condition, bound = keyset_after(after)
