@@ -23,7 +23,11 @@ CREATE TABLE IF NOT EXISTS asset_terms (
     term       text COLLATE "C" NOT NULL CHECK (octet_length(term) BETWEEN 1 AND 2048),
     created_at timestamptz NOT NULL,
     asset_id   uuid NOT NULL,
+    -- the asset's platform (never changed by an update), so a page filtered by platform
+    -- skips other platforms' entries in the index, without reading their assets
+    platform   text NOT NULL CHECK (char_length(platform) BETWEEN 1 AND 32),
     CONSTRAINT asset_terms_pkey PRIMARY KEY (owner_id, term, created_at, asset_id)
+        INCLUDE (platform)
 );
 COMMENT ON TABLE asset_terms IS
     'Search index of live assets: one row per (word or #tag, asset); kept by a trigger.';
@@ -43,7 +47,8 @@ LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND OLD.deleted_at IS NULL THEN
         IF NEW.deleted_at IS NULL AND NEW.search = OLD.search AND NEW.tags = OLD.tags
-            AND NEW.owner_id = OLD.owner_id AND NEW.created_at = OLD.created_at THEN
+            AND NEW.owner_id = OLD.owner_id AND NEW.created_at = OLD.created_at
+            AND NEW.platform = OLD.platform THEN
             RETURN NULL;  -- a PATCH of the status alone: same terms
         END IF;
         DELETE FROM asset_terms
@@ -51,8 +56,9 @@ BEGIN
             AND term IN (SELECT reel_asset_terms(OLD));
     END IF;
     IF NEW.deleted_at IS NULL THEN
-        INSERT INTO asset_terms (owner_id, term, created_at, asset_id)
-        SELECT NEW.owner_id, t, NEW.created_at, NEW.id FROM reel_asset_terms(NEW) AS t
+        INSERT INTO asset_terms (owner_id, term, created_at, asset_id, platform)
+        SELECT NEW.owner_id, t, NEW.created_at, NEW.id, NEW.platform
+        FROM reel_asset_terms(NEW) AS t
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
@@ -61,7 +67,8 @@ $$;
 
 DROP TRIGGER IF EXISTS assets_terms_sync ON assets;
 CREATE TRIGGER assets_terms_sync
-    AFTER INSERT OR UPDATE OF deleted_at, title, hook, script, caption, tags, owner_id, created_at
+    AFTER INSERT OR UPDATE OF deleted_at, title, hook, script, caption, tags, owner_id, created_at,
+        platform
     ON assets FOR EACH ROW EXECUTE FUNCTION reel_asset_terms_sync();
 
 -- Live assets deleted for good: one statement sees them all. A few (a test, an operator)
@@ -91,8 +98,8 @@ CREATE TRIGGER assets_terms_forget
     FOR EACH STATEMENT EXECUTE FUNCTION reel_asset_terms_forget();
 
 -- Assets saved before this migration.
-INSERT INTO asset_terms (owner_id, term, created_at, asset_id)
-SELECT a.owner_id, t, a.created_at, a.id
+INSERT INTO asset_terms (owner_id, term, created_at, asset_id, platform)
+SELECT a.owner_id, t, a.created_at, a.id, a.platform
 FROM assets AS a, reel_asset_terms(a) AS t
 WHERE a.deleted_at IS NULL
 ON CONFLICT DO NOTHING;

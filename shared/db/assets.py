@@ -389,6 +389,8 @@ def _terms_sql(
         tested.append(f"a.search @@ {TSQUERY}")
         params["tsq"] = tsquery
     stream = "t.owner_id = :owner AND t.term = c.term"
+    if binding["platform"]:
+        stream += " AND t.platform = :platform"  # in the index: no asset read to skip one
     if after:
         condition, bound = keyset_after(after, columns="t.created_at, t.asset_id")
         stream += f" AND {condition}"

@@ -34,8 +34,14 @@ def db(database_url: str) -> Iterator[Database]:
 def _terms(db: Database, owner: str) -> set[tuple[str, datetime, UUID]]:
     with db.uow() as uow:
         rows = uow._session.run(
-            "SELECT term, created_at, asset_id FROM asset_terms WHERE owner_id = :o", o=owner
+            "SELECT t.term, t.created_at, t.asset_id FROM asset_terms t "
+            "JOIN assets a ON a.id = t.asset_id AND a.platform = t.platform "
+            "WHERE t.owner_id = :o",
+            o=owner,
         )
+        total = uow._session.run("SELECT count(*) FROM asset_terms WHERE owner_id = :o", o=owner)
+    # Every term carries its asset's platform (the join above drops any that does not).
+    assert len(rows) == total[0][0]
     return {(r[0], r[1], r[2]) for r in rows}
 
 

@@ -219,6 +219,19 @@ def test_a_rare_term_reads_a_page_not_the_library(
     assert not _executed(plan, "assets_live_tags_gin_idx"), plan
 
 
+def test_a_platform_is_skipped_in_the_index_not_by_reading_assets(
+    big_owner: str, conn: pg8000.native.Connection
+) -> None:
+    # 17 of the 50 zulu assets are on tiktok: the other 33 entries are passed over in
+    # asset_terms (it carries the platform), so only the 17 matches are read, twice each
+    # (tested, then fetched for the page).
+    sql, params = _query(big_owner, platform="tiktok", q="zulu")
+    plan = _generic_plan(conn, sql, params)
+    assert len(conn.run(sql, **params)) == 17
+    assert _rows_read(plan, _STREAM) == 17, plan
+    assert _loops(plan, "Index Scan using assets_pkey") == 2 * 17, plan
+
+
 def test_a_prefix_of_many_words_is_served_by_the_walk(
     big_owner: str, conn: pg8000.native.Connection
 ) -> None:
