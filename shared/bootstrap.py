@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from shared.db.database import Database
     from shared.enforcement import Enforcer, PlanInfo, Truth
     from shared.queue.base import QueuePort
-    from shared.queue.signing import SignatureVerifier
+    from shared.queue.signing import SignatureVerifier, TokenLedger
     from shared.redis.client import RedisPort
     from shared.redis.keys import Keys
 
@@ -225,17 +225,31 @@ class Container:
         def build() -> StripeBilling:
             from shared.billing.stripe_billing import StripeBilling
 
-            return StripeBilling.from_settings(self.settings, self.db, self.clock)
+            return StripeBilling.from_settings(self.settings, lambda: self.db, self.clock)
 
         return self._get("billing", build)
 
     @property
+    def token_ledger(self) -> TokenLedger:
+        """QStash token ids already accepted (in Redis)."""
+
+        def build() -> TokenLedger:
+            from shared.queue.signing import RedisTokenLedger
+
+            return RedisTokenLedger(self.redis, self.keys)
+
+        return self._get("token_ledger", build)
+
+    @property
     def signature_verifier(self) -> SignatureVerifier:
         def build() -> SignatureVerifier:
-            from shared.queue.signing import RedisTokenLedger, SignatureVerifier
+            from shared.queue.signing import DeferredTokenLedger, SignatureVerifier
 
             current, nxt = self.settings.effective_signing_keys
-            return SignatureVerifier(current, nxt, ledger=RedisTokenLedger(self.redis, self.keys))
+            # The ledger (and the Redis client) is built when a valid token is first
+            # recorded: an unsigned or forged request to a cold worker builds neither.
+            ledger = DeferredTokenLedger(lambda: self.token_ledger)
+            return SignatureVerifier(current, nxt, ledger=ledger)
 
         return self._get("signature_verifier", build)
 

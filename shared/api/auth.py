@@ -22,6 +22,9 @@ the cache and failure policy): a token whose key it cannot find is ``Unauthentic
 
 Messages in ``Unauthenticated`` are fixed strings safe for clients; no part of the
 token is ever echoed. The reason for a rejection is logged at DEBUG.
+
+PyJWT (and through it ``cryptography``) is imported when there is a token to read: a
+request without one is refused by a cold instance without loading either.
 """
 
 from __future__ import annotations
@@ -34,14 +37,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import jwt
-
 from shared.api.jwks import JWKS_ALGORITHMS, JwksCache
 from shared.config import MIN_HS256_SECRET_BYTES
 from shared.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
     import httpx
+    import jwt
 
     from shared.config import Settings
 
@@ -173,6 +175,8 @@ class Authenticator:
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal for an ``Authorization`` header value; raises ``Unauthenticated``."""
         token = _bearer_token(authorization)
+        import jwt
+
         try:
             header = jwt.get_unverified_header(token)
         except (jwt.PyJWTError, RecursionError) as exc:

@@ -38,11 +38,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
 if TYPE_CHECKING:
     import httpx
+    import jwt
 
 __all__ = ["JWKS_ALGORITHMS", "JwksCache", "JwksKey", "parse_jwks"]
 
@@ -229,6 +227,11 @@ def parse_jwks(document: Any) -> tuple[JwksKey, ...]:
 
 
 def _parse_jwk(entry: Any) -> JwksKey | None:
+    # Imported here, with the first key set: the authenticator's module (and so every
+    # bearer function's cold start) does not load PyJWT and cryptography at import.
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     if not isinstance(entry, dict):
         return None
     kid = entry.get("kid")

@@ -250,7 +250,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/webhooks/stripe",
-        f"{_H}.billing:stripe_webhook",
+        f"{_H}.stripe_webhook:stripe_webhook",
         "stripe-webhook",
         auth="stripe",
         summary="Stripe webhook (Stripe-Signature)",

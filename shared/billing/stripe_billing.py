@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal
@@ -184,12 +184,16 @@ _PAID: Final = frozenset({"paid", "no_payment_required"})
 
 
 class StripeBilling:
-    """Checkout, portal and webhook over Postgres and one ``StripeGateway``."""
+    """Checkout, portal and webhook over Postgres and one ``StripeGateway``.
+
+    ``db`` returns the database when a use case first needs it (the container's, built
+    once): a webhook refused for its signature or configuration never builds it.
+    """
 
     def __init__(
         self,
         config: StripeConfig,
-        db: Database,
+        db: Callable[[], Database],
         clock: Clock,
         gateway: StripeGateway | None = None,
     ) -> None:
@@ -198,7 +202,9 @@ class StripeBilling:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, db: Database, clock: Clock) -> StripeBilling:
+    def from_settings(
+        cls, settings: Settings, db: Callable[[], Database], clock: Clock
+    ) -> StripeBilling:
         return cls(StripeConfig.from_settings(settings), db, clock)
 
     @property
@@ -217,7 +223,7 @@ class StripeBilling:
         admin grant) or already canceled needs no call; one with a Stripe id while
         Stripe is not configured is a 503: deleting the account would leave it billing.
         """
-        with self._db.uow() as uow:
+        with self._db().uow() as uow:
             sub = uow.subscriptions.get(user_id)
         if sub is None or sub.stripe_subscription_id is None:
             return False
@@ -265,14 +271,14 @@ class StripeBilling:
     def open_portal(self, user_id: str) -> str:
         """The URL of a customer-portal session; 404 when the user never started a checkout."""
         self._config.require_secret_key()
-        with self._db.uow() as uow:
+        with self._db().uow() as uow:
             user = uow.users.get(user_id)
         if user is None or not user.stripe_customer_id:
             raise NotFound("No billing account yet: buy a plan or the Pro Boost first.")
         return self.gateway.create_portal_session(user.stripe_customer_id, self._config.success_url)
 
     def _refuse_second_subscription(self, user_id: str) -> None:
-        with self._db.uow() as uow:
+        with self._db().uow() as uow:
             sub = uow.subscriptions.get(user_id)
         if sub is not None and sub.grants_plan and sub.stripe_subscription_id:
             raise Conflict(
@@ -291,13 +297,13 @@ class StripeBilling:
         customer anyway, so no second customer is kept on our side or billed on Stripe's.
         No transaction is held open across the Stripe call.
         """
-        with self._db.uow() as uow:
+        with self._db().uow() as uow:
             user = uow.users.ensure(user_id)
             uow.commit()
         if user.stripe_customer_id:
             return user.stripe_customer_id
         created = self.gateway.create_customer(user_id, user.created_at)
-        with self._db.uow() as uow:
+        with self._db().uow() as uow:
             stored = uow.users.claim_stripe_customer(user_id, created)
             uow.commit()
         if stored != created:
@@ -391,7 +397,7 @@ class StripeBilling:
             else map_subscription_status(as_str(sub.get("status")))
         )
         plan = self._config.plan_for_price(subscription_price(sub))
-        with self._db.uow() as uow:
+        with self._db().uow() as uow:
             user_id = self._resolve_user(uow, as_dict(sub.get("metadata")), None, customer)
             if self._buried(uow, event, customer, sub_id):
                 return _for_deleted_account(event)
@@ -432,7 +438,7 @@ class StripeBilling:
     def _on_checkout(self, event: StripeEvent) -> WebhookOutcome:
         session = event.obj
         metadata, customer = as_dict(session.get("metadata")), as_ref(session.get("customer"))
-        with self._db.uow() as uow:
+        with self._db().uow() as uow:
             user_id = self._resolve_user(
                 uow, metadata, session.get("client_reference_id"), customer
             )
@@ -460,7 +466,7 @@ class StripeBilling:
         sub_id, sub_metadata = invoice_subscription(invoice)
         metadata = as_dict(invoice.get("metadata")) | sub_metadata
         customer = as_ref(invoice.get("customer"))
-        with self._db.uow() as uow:
+        with self._db().uow() as uow:
             user_id = self._resolve_user(uow, metadata, None, customer)
             if self._buried(uow, event, customer, sub_id):
                 return _for_deleted_account(event)

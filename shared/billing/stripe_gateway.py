@@ -180,13 +180,20 @@ def verify_signature(
 
     Missing or malformed header, wrong secret, altered body and a timestamp older than
     ``tolerance_s`` (a replay) are all refused before anything is read from the body.
+    A request without the header is refused before the SDK is imported.
     """
+    if not header:
+        raise _invalid_signature()
     import stripe
 
     try:
         stripe.WebhookSignature.verify_header(payload, header, secret, tolerance_s)
     except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
-        raise BadRequest(
-            "The Stripe-Signature header is missing or does not match this payload.",
-            code="INVALID_SIGNATURE",
-        ) from exc
+        raise _invalid_signature() from exc
+
+
+def _invalid_signature() -> BadRequest:
+    return BadRequest(
+        "The Stripe-Signature header is missing or does not match this payload.",
+        code="INVALID_SIGNATURE",
+    )

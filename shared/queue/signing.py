@@ -14,6 +14,11 @@ attempt, so only a replay presents a ``jti`` twice).
 job's first Redis script call (``lua/refresh_lease.lua``), so verifying a delivery costs
 no round trip of its own, and falls back to ``TokenUse.record`` (the same ``SET NX``) on
 the paths that write before any script call or make none.
+
+A request with no signature is refused before PyJWT is imported, and the container's
+ledger (``DeferredTokenLedger``) builds the Redis client only when a token's use is
+recorded: a cold instance refusing an unsigned request loads neither, a forged one only
+PyJWT.
 """
 
 from __future__ import annotations
@@ -29,8 +34,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-import jwt
-
 from shared.errors import Unauthenticated
 
 if TYPE_CHECKING:
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLOCK_LEEWAY_S",
+    "DeferredTokenLedger",
     "RedisTokenLedger",
     "SignatureVerifier",
     "TokenLedger",
@@ -71,6 +75,8 @@ def sign_qstash(
 
     ``now`` (unix seconds) is injectable so tests can mint expired or future tokens.
     """
+    import jwt
+
     issued_at = int(time.time()) if now is None else now
     claims = {
         "iss": "Upstash",
@@ -100,6 +106,17 @@ class RedisTokenLedger:
 
     def first_use(self, token_id: str, ttl_s: int) -> bool:
         return self._redis.set_nx(self._keys.qstash_token(token_id), "1", px_ms=ttl_s * 1000)
+
+
+class DeferredTokenLedger:
+    """A ``TokenLedger`` that asks ``ledger()`` for the real one at each use (the container
+    builds it once): a verifier holding it builds nothing for requests it refuses."""
+
+    def __init__(self, ledger: Callable[[], TokenLedger]) -> None:
+        self._ledger = ledger
+
+    def first_use(self, token_id: str, ttl_s: int) -> bool:
+        return self._ledger().first_use(token_id, ttl_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +218,8 @@ class SignatureVerifier:
     def _decode(self, signature: str, url: str) -> Mapping[str, Any]:
         """The claims of a token signed with either key, for ``url``, with every claim
         present; times are checked by ``verify`` against the injected clock."""
+        import jwt
+
         for key in self._keys:
             try:
                 claims: dict[str, Any] = jwt.decode(

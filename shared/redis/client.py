@@ -4,6 +4,11 @@ Both count every network call in ``round_trips`` (a NOSCRIPT fallback counts twi
 translate library errors at this boundary: an unreachable or timed-out Redis becomes
 ``ServiceUnavailable`` (paid limits fail closed: nothing is admitted), an error answered by
 Redis itself (a script bug, a wrong type) becomes ``InternalError``.
+
+Each adapter imports its library when it is built, never at import: an instance uses one
+backend (Upstash in production, TCP in development), and cold starts pay for every
+import (redis-py's ``__init__`` loads its asyncio client; upstash-redis loads httpx).
+The error translators import their library too, which the adapter has already loaded.
 """
 
 from __future__ import annotations
@@ -11,13 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
-
-import redis
-from redis import exceptions as redis_errors
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-from upstash_redis.errors import UpstashError
+from typing import TYPE_CHECKING, Any, Protocol
 
 from shared.config import ConfigError, Settings
 from shared.errors import InternalError, ServiceUnavailable
@@ -28,6 +27,9 @@ from shared.redis.scripts import (
     default_registry,
     run_script,
 )
+
+if TYPE_CHECKING:
+    import redis
 
 __all__ = ["RedisPort", "TcpRedis", "UpstashRedis", "redis_from_settings"]
 
@@ -88,6 +90,10 @@ class TcpRedis:
         Threads share a blocking pool: beyond ``max_connections`` a caller waits up to
         ``timeout_s`` for a free connection instead of failing at once.
         """
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
         pool = redis.BlockingConnectionPool.from_url(
             url,
             max_connections=max_connections,
@@ -158,6 +164,8 @@ class TcpRedis:
 
 @contextmanager
 def _redis_errors() -> Iterator[None]:
+    from redis import exceptions as redis_errors
+
     try:
         yield
     except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
@@ -259,6 +267,7 @@ class UpstashRedis:
 @contextmanager
 def _upstash_errors() -> Iterator[None]:
     import httpx
+    from upstash_redis.errors import UpstashError
 
     try:
         yield

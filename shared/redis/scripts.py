@@ -6,7 +6,8 @@ fragment is expanded at most once per script (so fragments may include each othe
 the script (a restart, a failover, ``SCRIPT FLUSH``), falls back to EVAL — which also
 caches it — so callers never see NOSCRIPT. Both NOSCRIPT spellings are recognised:
 redis-py's ``NoScriptError`` and Upstash's ``UpstashError`` ("NOSCRIPT …" or
-"No matching script. Please use EVAL.").
+"No matching script. Please use EVAL."), told apart by the exception's module so that
+neither library is imported here (an instance loads only the one its adapter uses).
 """
 
 from __future__ import annotations
@@ -18,9 +19,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-
-from redis.exceptions import NoScriptError
-from upstash_redis.errors import UpstashError
 
 __all__ = [
     "LUA_DIR",
@@ -113,11 +111,23 @@ class ScriptTransport(Protocol):
 
 
 def is_noscript(exc: BaseException) -> bool:
-    """True for "the server does not know this script", from redis-py or Upstash."""
-    if isinstance(exc, NoScriptError):
-        return True
-    text = str(exc)
-    return isinstance(exc, UpstashError) and ("NOSCRIPT" in text or "No matching script" in text)
+    """True for "the server does not know this script", from redis-py or Upstash.
+
+    Only the library that raised ``exc`` (already loaded, then) is imported.
+    """
+    library = type(exc).__module__.partition(".")[0]
+    if library == "redis":
+        from redis.exceptions import NoScriptError
+
+        return isinstance(exc, NoScriptError)
+    if library == "upstash_redis":
+        from upstash_redis.errors import UpstashError
+
+        text = str(exc)
+        return isinstance(exc, UpstashError) and (
+            "NOSCRIPT" in text or "No matching script" in text
+        )
+    return False
 
 
 def run_script(
@@ -126,7 +136,7 @@ def run_script(
     """EVALSHA ``script``; on NOSCRIPT, EVAL it (which also caches it for the next call)."""
     try:
         return transport.evalsha(script.sha, keys, args)
-    except (NoScriptError, UpstashError) as exc:
+    except Exception as exc:  # anything but NOSCRIPT is raised again
         if not is_noscript(exc):
             raise
     return transport.eval(script.source, keys, args)

@@ -321,7 +321,7 @@ def test_account_deleted_while_its_job_runs_discards_the_result(container: Conta
     assert _usage(c, user_id) == (1, 1)
     deps = account.AccountDeps(
         db=c.db, enforcer=c.enforcer, now=c.now,
-        billing=StripeBilling.from_settings(c.settings, c.db, c.clock),
+        billing=StripeBilling.from_settings(c.settings, lambda: c.db, c.clock),
     )  # fmt: skip
     deleted: list[account.AccountDeletion] = []
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from upstash_redis.errors import UpstashError
 
 from devtools.upstash_rest import UpstashRestServer, make_port
 from shared.config import ConfigError, Settings
@@ -24,7 +25,7 @@ from shared.redis import (
     default_registry,
     redis_from_settings,
 )
-from shared.redis.scripts import LUA_DIR, UPSTASH_SHEBANG
+from shared.redis.scripts import LUA_DIR, UPSTASH_SHEBANG, is_noscript
 
 SCRIPTS = sorted(p.stem for p in LUA_DIR.glob("*.lua"))
 
@@ -117,6 +118,24 @@ def test_noscript_recovery_through_the_rest_endpoint(
     rest_server.forget_scripts()  # what a SCRIPT FLUSH looks like to this endpoint's clients
     assert port.run("cooldown", [key], [0, 1000])[0] == 0
     assert port.round_trips == trips + 3
+
+
+@pytest.mark.parametrize(
+    ("exc", "noscript"),
+    [
+        (redis.exceptions.NoScriptError("No matching script."), True),
+        (redis.exceptions.ResponseError("NOSCRIPT No matching script."), False),
+        (UpstashError("NOSCRIPT No matching script. Please use EVAL."), True),
+        (UpstashError("No matching script. Please use EVAL."), True),
+        (UpstashError("WRONGTYPE Operation against a key"), False),
+        (RuntimeError("NOSCRIPT"), False),
+    ],
+)
+def test_noscript_is_told_apart_by_the_library_that_raised_it(
+    exc: Exception, noscript: bool
+) -> None:
+    # Matched on the exception's module, so neither library is imported to ask.
+    assert is_noscript(exc) is noscript
 
 
 def test_upstash_scripts_carry_the_key_locking_shebang(

@@ -14,7 +14,14 @@ import pytest
 from devtools.qstash_signing import TEST_CURRENT_KEY, TEST_NEXT_KEY, MemoryTokenLedger
 from shared.errors import Unauthenticated
 from shared.queue import SignatureVerifier, sign_qstash
-from shared.queue.signing import CLOCK_LEEWAY_S, DEFAULT_TTL_S, REQUIRED_CLAIMS, body_hash
+from shared.queue.signing import (
+    CLOCK_LEEWAY_S,
+    DEFAULT_TTL_S,
+    REQUIRED_CLAIMS,
+    DeferredTokenLedger,
+    TokenLedger,
+    body_hash,
+)
 
 URL = "https://worker.example.test/worker/generate"
 BODY = b'{"generation_id":"g1","lease_id":"g1","request_id":"r1","user_id":"u1"}'
@@ -122,6 +129,34 @@ def test_a_deferred_check_still_refuses_a_bad_signature() -> None:
         verifier.verify_deferred(_sign(key=OTHER_KEY), BODY, URL)
     with pytest.raises(ValueError, match="ledger"):
         SignatureVerifier(TEST_CURRENT_KEY, TEST_NEXT_KEY).verify_deferred(_sign(), BODY, URL)
+
+
+def test_a_deferred_ledger_is_asked_for_only_when_a_use_is_recorded() -> None:
+    """The container's verifier: refused requests (no, forged or replayed-before-check
+    tokens) never build the Redis-backed ledger; each recorded use asks for it."""
+    ledger = MemoryTokenLedger()
+    asked: list[TokenLedger] = []
+
+    def build() -> TokenLedger:
+        asked.append(ledger)
+        return ledger
+
+    verifier = SignatureVerifier(
+        TEST_CURRENT_KEY, TEST_NEXT_KEY, ledger=DeferredTokenLedger(build), clock=lambda: NOW
+    )
+    for signature, body in ((None, BODY), ("not.a.jwt", BODY), (_sign(key=OTHER_KEY), BODY),
+                            (_sign(), BODY + b" ")):  # fmt: skip
+        with pytest.raises(Unauthenticated):
+            verifier.verify(signature, body, URL)
+    use = verifier.verify_deferred(_sign(), BODY, URL)
+    assert asked == []
+    use.record()
+    token = _sign()
+    verifier.verify(token, BODY, URL)
+    with pytest.raises(Unauthenticated):
+        verifier.verify(token, BODY, URL)  # replay refused through the same ledger
+    assert len(asked) == 3
+    assert len(ledger.ttls) == 2
 
 
 def test_padded_body_claim_is_accepted(verifier: SignatureVerifier) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.api.http import ApiRequest, ApiResponse
-from shared.queue.jobs import FailureCallback, JobPayload
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
@@ -31,9 +30,9 @@ def _verified_once_later(req: ApiRequest, c: Container) -> TokenUse:
     return c.signature_verifier.verify_deferred(signature, req.body, _url(req, c))
 
 
-# The service is imported after the signature check, in each handler: an unsigned
-# request is refused without importing the worker's dependencies (AI client,
-# enforcement, repositories); cold starts pay for every import.
+# The service and the payload models are imported after the signature check, in each
+# handler: an unsigned request is refused without importing the worker's dependencies
+# (AI client, enforcement, repositories, pydantic models); cold starts pay for every import.
 
 
 def _deps(c: Container) -> service.WorkerDeps:
@@ -56,6 +55,7 @@ def _attempt(req: ApiRequest) -> int:
 
 def generate(req: ApiRequest, c: Container) -> ApiResponse:
     token = _verified_once_later(req, c)
+    from shared.queue.jobs import JobPayload
     from shared.services import worker as service
 
     try:
@@ -69,6 +69,7 @@ def generate(req: ApiRequest, c: Container) -> ApiResponse:
 
 def failed(req: ApiRequest, c: Container) -> ApiResponse:
     _verified(req, c)
+    from shared.queue.jobs import FailureCallback
     from shared.services import worker as service
 
     callback = FailureCallback.from_body(req.body)

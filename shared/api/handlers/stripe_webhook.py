@@ -1,0 +1,25 @@
+"""POST /webhooks/stripe (SPEC §8): Stripe's event deliveries.
+
+No bearer auth: ``StripeBilling`` verifies ``Stripe-Signature`` over the raw body (400
+``INVALID_SIGNATURE``); 503 ``SERVICE_UNAVAILABLE`` while Stripe is not configured. A
+module of its own, apart from checkout and portal: the stripe-webhook function then
+never imports their request and response models (cold starts pay for every import).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shared.api.http import ApiRequest, ApiResponse
+
+if TYPE_CHECKING:
+    from shared.bootstrap import Container
+
+__all__ = ["stripe_webhook"]
+
+
+def stripe_webhook(req: ApiRequest, c: Container) -> ApiResponse:
+    outcome = c.billing.handle_webhook(req.body, req.headers.get("Stripe-Signature"))
+    if outcome.user_id is not None:
+        c.enforcer.invalidate_plan(outcome.user_id)  # after commit: the next read reloads
+    return ApiResponse.json(200, {"received": True, "result": outcome.result})
