@@ -14,10 +14,10 @@ import os
 import re
 import threading
 from collections.abc import Callable, Mapping
-from decimal import Decimal
-from typing import Any, Literal, Protocol
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from dataclasses import dataclass, field, fields
+from dataclasses import replace as dataclasses_replace
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal, NoReturn, Protocol, get_args
 
 from shared.billing.plans import PROVIDER_CONCURRENCY, Lane
 from shared.needs import Need
@@ -27,6 +27,7 @@ __all__ = [
     "DEV_SIGNING_KEYS",
     "MIN_HS256_SECRET_BYTES",
     "ConfigError",
+    "EnvVar",
     "SecretClient",
     "Settings",
     "check_configuration",
@@ -93,82 +94,168 @@ def is_safe_transport(url: str) -> bool:
         return False
 
 
-class Settings(BaseModel):
-    """Typed settings. Field aliases are the environment variable names."""
+AppEnv = Literal["development", "production"]
+QueueBackend = Literal["qstash", "local"]
+AiProvider = Literal["minimax", "offline"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+_INT_RE = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*(?:\.0*)?")
 
-    app_env: Literal["development", "production"] = Field("development", alias="APP_ENV")
+
+@dataclass(frozen=True, slots=True)
+class EnvVar:
+    """How one field reads its environment variable, and the rules its value obeys.
+
+    The messages are pydantic's (the settings were a pydantic model); a stdlib dataclass
+    keeps pydantic off a cold start's path to its first refused request (issue 17).
+    """
+
+    name: str
+    kind: Literal["str", "int", "decimal", "csv", "choice"] = "str"
+    ge: int | None = None
+    le: int | None = None
+    choices: tuple[str, ...] = ()
+    pattern: str | None = None
+
+    def parse(self, raw: str) -> Any:
+        """The typed value of ``raw`` (lax, as an environment is all strings), checked."""
+        value: Any = raw
+        if self.kind == "int":
+            text = raw.strip()
+            if not _INT_RE.fullmatch(text):
+                self._fail("Input should be a valid integer, unable to parse string as an integer")
+            value = int(text.partition(".")[0])
+        elif self.kind == "decimal":
+            try:
+                value = Decimal(raw.strip())
+            except InvalidOperation:
+                self._fail("Input should be a valid decimal")
+        elif self.kind == "csv":
+            value = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
+        self.check(value)
+        return value
+
+    def check(self, value: Any) -> None:
+        """Raise ``ConfigError`` naming the variable when ``value`` breaks a rule."""
+        if value is None:  # an optional variable left unset
+            return
+        if self.choices and value not in self.choices:
+            quoted = [repr(c) for c in self.choices]
+            self._fail(f"Input should be {', '.join(quoted[:-1])} or {quoted[-1]}")
+        if self.pattern is not None and not re.fullmatch(self.pattern, value):
+            self._fail(f"String should match pattern {self.pattern!r}")
+        if isinstance(value, Decimal) and not value.is_finite():
+            self._fail("Input should be a finite number")
+        if self.ge is not None and value < self.ge:
+            self._fail(f"Input should be greater than or equal to {self.ge}")
+        if self.le is not None and value > self.le:
+            self._fail(f"Input should be less than or equal to {self.le}")
+
+    def _fail(self, message: str) -> NoReturn:
+        raise ConfigError(f"{self.name}: {message}")
+
+
+def _env(name: str, default: Any, **rules: Any) -> Any:
+    """A settings field read from the environment variable ``name``."""
+    return field(default=default, metadata={"env": EnvVar(name, **rules)})
+
+
+def _choice(name: str, default: str | None, choices: Any) -> Any:
+    return _env(name, default, kind="choice", choices=get_args(choices))
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Typed settings; each field names its environment variable (``env_vars()``).
+
+    Build from an environment with ``Settings.from_env``; ``replace`` makes a changed
+    copy. Every instance is checked against the fields' rules (``ConfigError``).
+    """
+
+    app_env: AppEnv = _choice("APP_ENV", "development", AppEnv)
     # The registry name of the deployed function this process is (set by Terraform).
-    app_function: str | None = Field(None, alias="APP_FUNCTION")
-    database_url: str | None = Field(None, alias="DATABASE_URL")
-    redis_url: str | None = Field(None, alias="REDIS_URL")
-    upstash_redis_rest_url: str | None = Field(None, alias="UPSTASH_REDIS_REST_URL")
-    upstash_redis_rest_token: str | None = Field(None, alias="UPSTASH_REDIS_REST_TOKEN")
-    redis_key_prefix: str = Field(
-        "app", alias="REDIS_KEY_PREFIX", pattern=r"^[A-Za-z0-9_.-]{1,32}$"
+    app_function: str | None = _env("APP_FUNCTION", None)
+    database_url: str | None = _env("DATABASE_URL", None)
+    redis_url: str | None = _env("REDIS_URL", None)
+    upstash_redis_rest_url: str | None = _env("UPSTASH_REDIS_REST_URL", None)
+    upstash_redis_rest_token: str | None = _env("UPSTASH_REDIS_REST_TOKEN", None)
+    redis_key_prefix: str = _env("REDIS_KEY_PREFIX", "app", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+
+    auth_jwks_url: str | None = _env("AUTH_JWKS_URL", None)
+    auth_issuer: str | None = _env("AUTH_ISSUER", None)
+    auth_audience: str | None = _env("AUTH_AUDIENCE", None)
+    auth_hs256_secret: str | None = _env("AUTH_HS256_SECRET", None)
+
+    queue_backend: QueueBackend | None = _choice("QUEUE_BACKEND", None, QueueBackend)
+    qstash_token: str | None = _env("QSTASH_TOKEN", None)
+    qstash_url: str | None = _env("QSTASH_URL", None)
+    qstash_current_signing_key: str | None = _env("QSTASH_CURRENT_SIGNING_KEY", None)
+    qstash_next_signing_key: str | None = _env("QSTASH_NEXT_SIGNING_KEY", None)
+    qstash_retries: int = _env("QSTASH_RETRIES", 3, kind="int", ge=0, le=20)
+    worker_url: str | None = _env("WORKER_URL", None)
+
+    ai_provider: AiProvider | None = _choice("AI_PROVIDER", None, AiProvider)
+    minimax_api_key: str | None = _env("MINIMAX_API_KEY", None)
+    minimax_base_url: str = _env("MINIMAX_BASE_URL", "https://api.minimax.io")
+    minimax_model: str = _env("MINIMAX_MODEL", "MiniMax-M2.5")
+    ai_max_tokens: int = _env("AI_MAX_TOKENS", 4096, kind="int", ge=256, le=65536)
+
+    cors_allowed_origins: tuple[str, ...] = _env("CORS_ALLOWED_ORIGINS", (), kind="csv")
+    port: int = _env("PORT", 8080, kind="int", ge=1, le=65535)
+    log_level: LogLevel = _choice("LOG_LEVEL", "INFO", LogLevel)
+
+    cursor_secret: str | None = _env("CURSOR_SECRET", None)
+    max_job_runtime_s: int = _env("MAX_JOB_RUNTIME_S", 240, kind="int", ge=5, le=3600)
+    queue_delay_allowance_s: int = _env("QUEUE_DELAY_ALLOWANCE_S", 600, kind="int", ge=0, le=86400)
+    plan_cache_ttl_s: int = _env("PLAN_CACHE_TTL_S", 600, kind="int", ge=1, le=86400)
+    provider_cap_interactive: int = _env(
+        "PROVIDER_CAP_INTERACTIVE", PROVIDER_CONCURRENCY[Lane.INTERACTIVE], kind="int", ge=1
     )
-
-    auth_jwks_url: str | None = Field(None, alias="AUTH_JWKS_URL")
-    auth_issuer: str | None = Field(None, alias="AUTH_ISSUER")
-    auth_audience: str | None = Field(None, alias="AUTH_AUDIENCE")
-    auth_hs256_secret: str | None = Field(None, alias="AUTH_HS256_SECRET")
-
-    queue_backend: Literal["qstash", "local"] | None = Field(None, alias="QUEUE_BACKEND")
-    qstash_token: str | None = Field(None, alias="QSTASH_TOKEN")
-    qstash_url: str | None = Field(None, alias="QSTASH_URL")
-    qstash_current_signing_key: str | None = Field(None, alias="QSTASH_CURRENT_SIGNING_KEY")
-    qstash_next_signing_key: str | None = Field(None, alias="QSTASH_NEXT_SIGNING_KEY")
-    qstash_retries: int = Field(3, alias="QSTASH_RETRIES", ge=0, le=20)
-    worker_url: str | None = Field(None, alias="WORKER_URL")
-
-    ai_provider: Literal["minimax", "offline"] | None = Field(None, alias="AI_PROVIDER")
-    minimax_api_key: str | None = Field(None, alias="MINIMAX_API_KEY")
-    minimax_base_url: str = Field("https://api.minimax.io", alias="MINIMAX_BASE_URL")
-    minimax_model: str = Field("MiniMax-M2.5", alias="MINIMAX_MODEL")
-    ai_max_tokens: int = Field(4096, alias="AI_MAX_TOKENS", ge=256, le=65536)
-
-    cors_allowed_origins: tuple[str, ...] = Field((), alias="CORS_ALLOWED_ORIGINS")
-    port: int = Field(8080, alias="PORT", ge=1, le=65535)
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")
-
-    cursor_secret: str | None = Field(None, alias="CURSOR_SECRET")
-    max_job_runtime_s: int = Field(240, alias="MAX_JOB_RUNTIME_S", ge=5, le=3600)
-    queue_delay_allowance_s: int = Field(600, alias="QUEUE_DELAY_ALLOWANCE_S", ge=0, le=86400)
-    plan_cache_ttl_s: int = Field(600, alias="PLAN_CACHE_TTL_S", ge=1, le=86400)
-    provider_cap_interactive: int = Field(
-        PROVIDER_CONCURRENCY[Lane.INTERACTIVE], alias="PROVIDER_CAP_INTERACTIVE", ge=1
+    provider_cap_batch: int = _env(
+        "PROVIDER_CAP_BATCH", PROVIDER_CONCURRENCY[Lane.BATCH], kind="int", ge=1
     )
-    provider_cap_batch: int = Field(
-        PROVIDER_CONCURRENCY[Lane.BATCH], alias="PROVIDER_CAP_BATCH", ge=1
-    )
-    local_data_dir: str = Field(".local", alias="LOCAL_DATA_DIR")
+    local_data_dir: str = _env("LOCAL_DATA_DIR", ".local")
     # A user's day cost above this (and above 5x their trailing median) is a spend
     # anomaly (SPEC §10). Decimal: "0.10" must mean exactly 100000 micro-dollars.
-    spend_alert_usd: Decimal = Field(
-        Decimal(5), alias="SPEND_ALERT_USD", ge=0, le=1_000_000, allow_inf_nan=False
+    spend_alert_usd: Decimal = _env(
+        "SPEND_ALERT_USD", Decimal(5), kind="decimal", ge=0, le=1_000_000
     )
 
-    stripe_secret_key: str | None = Field(None, alias="STRIPE_SECRET_KEY")
-    stripe_webhook_secret: str | None = Field(None, alias="STRIPE_WEBHOOK_SECRET")
-    stripe_api_base: str | None = Field(None, alias="STRIPE_API_BASE")
-    stripe_price_basic: str | None = Field(None, alias="STRIPE_PRICE_BASIC")
-    stripe_price_standard: str | None = Field(None, alias="STRIPE_PRICE_STANDARD")
-    stripe_price_pro: str | None = Field(None, alias="STRIPE_PRICE_PRO")
-    stripe_price_pro_boost: str | None = Field(None, alias="STRIPE_PRICE_PRO_BOOST")
-    stripe_success_url: str = Field(
-        "http://localhost:3000/billing/success", alias="STRIPE_SUCCESS_URL"
-    )
-    stripe_cancel_url: str = Field(
-        "http://localhost:3000/billing/cancel", alias="STRIPE_CANCEL_URL"
-    )
+    stripe_secret_key: str | None = _env("STRIPE_SECRET_KEY", None)
+    stripe_webhook_secret: str | None = _env("STRIPE_WEBHOOK_SECRET", None)
+    stripe_api_base: str | None = _env("STRIPE_API_BASE", None)
+    stripe_price_basic: str | None = _env("STRIPE_PRICE_BASIC", None)
+    stripe_price_standard: str | None = _env("STRIPE_PRICE_STANDARD", None)
+    stripe_price_pro: str | None = _env("STRIPE_PRICE_PRO", None)
+    stripe_price_pro_boost: str | None = _env("STRIPE_PRICE_PRO_BOOST", None)
+    stripe_success_url: str = _env("STRIPE_SUCCESS_URL", "http://localhost:3000/billing/success")
+    stripe_cancel_url: str = _env("STRIPE_CANCEL_URL", "http://localhost:3000/billing/cancel")
 
-    @field_validator("cors_allowed_origins", mode="before")
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            f.metadata["env"].check(getattr(self, f.name))
+
     @classmethod
-    def _split_origins(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            return tuple(o.strip().rstrip("/") for o in value.split(",") if o.strip())
-        return value
+    def env_vars(cls) -> dict[str, EnvVar]:
+        """Field name → its environment variable (name and rules), in field order."""
+        return {f.name: f.metadata["env"] for f in fields(cls)}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Settings from the variables ``env`` sets (others ignored; defaults for the rest).
+
+        Field by field, in order: the first bad value raises ``ConfigError`` naming it.
+        """
+        values = {
+            name: var.parse(env[var.name])
+            for name, var in cls.env_vars().items()
+            if var.name in env
+        }
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` (field names), checked like any instance."""
+        return dataclasses_replace(self, **changes)
 
     @property
     def is_production(self) -> bool:
@@ -180,13 +267,13 @@ class Settings(BaseModel):
         return not self.is_production
 
     @property
-    def effective_queue_backend(self) -> Literal["qstash", "local"]:
+    def effective_queue_backend(self) -> QueueBackend:
         if self.queue_backend:
             return self.queue_backend
         return "qstash" if self.is_production else "local"
 
     @property
-    def effective_ai_provider(self) -> Literal["minimax", "offline"]:
+    def effective_ai_provider(self) -> AiProvider:
         if self.ai_provider:
             return self.ai_provider
         return "minimax" if self.minimax_api_key or self.is_production else "offline"
@@ -349,12 +436,7 @@ def load_settings(
     source = {k: v for k, v in (os.environ if env is None else env).items() if k.isupper()}
     if fetch_secrets:
         source = resolve_secrets(source, secret_client_factory)
-    try:
-        settings = Settings.model_validate(source)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]) if first["loc"] else "config"
-        raise ConfigError(f"{name}: {first['msg']}") from exc
+    settings = Settings.from_env(source)
     _check_production(settings)
     _check_consistency(settings)
     return settings

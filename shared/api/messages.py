@@ -2,26 +2,28 @@
 
 The wrapper (``shared.api.http``) builds the request and sends the response; the route
 table (``shared.api.routes``) types its handlers with them; both import this module,
-which imports neither.
+which imports neither. Nor does it import pydantic until a body is validated or a model
+dumped: a refused request never pays for it (issue 17: cold start).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
-
 from shared.errors import BadRequest, InternalError, ValidationFailed
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
+
     from shared.api.auth import Principal
 
 __all__ = ["ApiRequest", "ApiResponse", "dump_json", "validation_error"]
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound="BaseModel")
 
 
 def dump_json(payload: Any) -> bytes:
@@ -78,6 +80,8 @@ class ApiRequest:
         data = self.json()
         if not isinstance(data, dict):
             raise ValidationFailed.field([], "request body must be a JSON object")
+        from pydantic import ValidationError
+
         try:
             return model.model_validate_json(self.body, strict=True)
         except ValidationError as exc:
@@ -85,6 +89,8 @@ class ApiRequest:
 
     def parse_query(self, model: type[M]) -> M:
         # Lax on purpose: a query string is all strings, so "limit=20" must become 20.
+        from pydantic import ValidationError
+
         try:
             return model.model_validate(dict(self.query))
         except ValidationError as exc:
@@ -109,8 +115,12 @@ class ApiResponse:
     def json(
         cls, status: int, payload: Any, headers: Mapping[str, str] | None = None
     ) -> ApiResponse:
-        if isinstance(payload, BaseModel):
-            payload = payload.model_dump(mode="json")
+        # A model's class loaded pydantic already; a plain payload has no need of it.
+        if "pydantic" in sys.modules:
+            from pydantic import BaseModel
+
+            if isinstance(payload, BaseModel):
+                payload = payload.model_dump(mode="json")
         return cls(
             status, dump_json(payload), {"Content-Type": "application/json", **(headers or {})}
         )

@@ -120,7 +120,7 @@ def test_a_wrong_token_is_refused(qstash: QStashServer) -> None:
         {"QSTASH_URL": qstash.url, "QSTASH_TOKEN": "wrong", "WORKER_URL": "http://127.0.0.1:9"}
     )
     with pytest.raises(ServiceUnavailable):
-        queue_from_settings(settings.model_copy(update={"queue_backend": "qstash"})).enqueue(JOB)
+        queue_from_settings(settings.replace(queue_backend="qstash")).enqueue(JOB)
 
 
 def test_schedules_publish_on_their_minutes(qstash: QStashServer) -> None:

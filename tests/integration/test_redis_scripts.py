@@ -269,11 +269,13 @@ def test_wrong_token_is_an_error(rest_server: UpstashRestServer) -> None:
 
 def test_redis_from_settings(redis_url: str) -> None:
     upstash = redis_from_settings(
-        Settings(UPSTASH_REDIS_REST_URL="http://127.0.0.1:1", UPSTASH_REDIS_REST_TOKEN="t")
+        Settings.from_env(
+            {"UPSTASH_REDIS_REST_URL": "http://127.0.0.1:1", "UPSTASH_REDIS_REST_TOKEN": "t"}
+        )
     )
     assert isinstance(upstash, UpstashRedis)
-    tcp = redis_from_settings(Settings(REDIS_URL=redis_url))
+    tcp = redis_from_settings(Settings.from_env({"REDIS_URL": redis_url}))
     assert isinstance(tcp, TcpRedis)
     assert tcp.ping()
     with pytest.raises(ConfigError):
-        redis_from_settings(Settings(APP_ENV="production"))
+        redis_from_settings(Settings.from_env({"APP_ENV": "production"}))

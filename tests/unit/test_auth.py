@@ -300,21 +300,25 @@ def test_constructor_rejects_unusable_configuration(kwargs: dict[str, Any]) -> N
 
 
 def test_from_settings_development_uses_dev_secret() -> None:
-    auth = Authenticator.from_settings(Settings(AUTH_AUDIENCE="reel"))
+    auth = Authenticator.from_settings(Settings.from_env({"AUTH_AUDIENCE": "reel"}))
     token = mint_dev_token("dev-user", secret=DEV_HS256_SECRET, audience="reel")
     assert auth.authenticate(bearer(token)) == Principal("dev-user", is_admin=False)
 
 
 def test_from_settings_jwks_only_refuses_hs256() -> None:
-    auth = Authenticator.from_settings(Settings(AUTH_JWKS_URL="http://127.0.0.1:9/jwks"))
+    auth = Authenticator.from_settings(
+        Settings.from_env({"AUTH_JWKS_URL": "http://127.0.0.1:9/jwks"})
+    )
     reject(auth, bearer(mint_dev_token("dev-user", secret=DEV_HS256_SECRET)))
 
 
 def test_from_settings_production_never_accepts_hs256() -> None:
-    settings = Settings(
-        APP_ENV="production",
-        AUTH_JWKS_URL="https://idp.example/jwks",
-        AUTH_HS256_SECRET=SECRET,  # refused by load_settings; built by hand here
+    settings = Settings.from_env(
+        {
+            "APP_ENV": "production",
+            "AUTH_JWKS_URL": "https://idp.example/jwks",
+            "AUTH_HS256_SECRET": SECRET,  # refused by load_settings; built by hand here
+        }
     )
     auth = Authenticator.from_settings(settings)
     reject(auth, bearer(mint_dev_token("u", secret=SECRET)))
@@ -332,7 +336,9 @@ def test_from_settings_production_never_accepts_hs256() -> None:
 )
 def test_from_settings_production_requires_https_jwks(url: str) -> None:
     with pytest.raises(ValueError, match="AUTH_JWKS_URL"):
-        Authenticator.from_settings(Settings(APP_ENV="production", AUTH_JWKS_URL=url))
+        Authenticator.from_settings(
+            Settings.from_env({"APP_ENV": "production", "AUTH_JWKS_URL": url})
+        )
 
 
 @pytest.mark.parametrize(
@@ -347,7 +353,7 @@ def test_from_settings_production_requires_https_jwks(url: str) -> None:
 )
 def test_from_settings_production_accepts_https_or_loopback_jwks(url: str) -> None:
     # Loopback never leaves the machine (the production rehearsal's issuer lives there).
-    Authenticator.from_settings(Settings(APP_ENV="production", AUTH_JWKS_URL=url))
+    Authenticator.from_settings(Settings.from_env({"APP_ENV": "production", "AUTH_JWKS_URL": url}))
 
 
 # -- mint_dev_token --------------------------------------------------------------------

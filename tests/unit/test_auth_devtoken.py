@@ -15,7 +15,7 @@ from shared.config import DEV_HS256_SECRET, Settings
 
 REPO = Path(__file__).resolve().parents[2]
 # The subprocess sees only the configuration each test sets.
-CONFIG_NAMES = {f.alias for f in Settings.model_fields.values() if f.alias}
+CONFIG_NAMES = {var.name for var in Settings.env_vars().values()}
 SECRET = "cli-test-hs256-secret-0123456789abcdef"
 
 # Every variable a production deployment must set (values are never contacted).

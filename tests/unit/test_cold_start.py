@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from shared.api.registry import function_by_name
+from shared.api.registry import FUNCTIONS, function_by_name
 from shared.queue.signing import sign_qstash
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,6 +44,7 @@ STRIPE = {
 SIGNING_KEY = "dev-current-signing-key-not-for-production-0123456789abcdef"  # the dev default
 LIBRARIES = ("jwt", "cryptography", "redis", "upstash_redis", "httpx", "pg8000", "qstash", "stripe")
 OURS = ("shared.api.models", "shared.db.database", "shared.services")
+PYDANTIC = ("pydantic", "pydantic_core")
 
 _PROBE = """
 import json, sys
@@ -100,6 +102,25 @@ def test_a_request_without_credentials_loads_no_client_library(
     status, loaded = _first_response(function, method, path, DEV, {})
     assert status == 401
     assert loaded.isdisjoint(LIBRARIES + OURS), sorted(loaded & {*LIBRARIES, *OURS})
+
+
+def _first_route(function: str) -> tuple[str, str]:
+    from shared.api.routes import routes_for
+
+    route = routes_for(function)[0]
+    return route.method, re.sub(r"\{\w+\}", "00000000-0000-0000-0000-000000000000", route.pattern)
+
+
+_REFUSED = [f.name for f in FUNCTIONS if f.auth in ("bearer", "qstash")]
+
+
+@pytest.mark.parametrize("function", _REFUSED)
+def test_a_refused_first_request_loads_no_pydantic(function: str) -> None:
+    # Importing pydantic and building a model class cost ~50 ms of a ~70 ms cold start.
+    method, path = _first_route(function)
+    status, loaded = _first_response(function, method, path, DEV, {})
+    assert status == 401
+    assert loaded.isdisjoint(PYDANTIC), sorted(loaded & {*PYDANTIC})
 
 
 def test_a_forged_signature_is_read_with_pyjwt_but_builds_no_redis_client() -> None:

@@ -1,13 +1,15 @@
 import os
+import re
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from shared.config import ConfigError, check_configuration, load_settings
+from shared.config import ConfigError, Settings, check_configuration, load_settings
 
 PROD_OK = {
     "APP_ENV": "production",
@@ -278,3 +280,67 @@ def test_a_function_starts_without_connecting_to_anything() -> None:
         },
     )
     assert result.returncode == 0, result.stderr
+
+
+# ---- the settings are a stdlib dataclass (issue 17: no pydantic on a cold start) ----------
+
+
+@pytest.mark.parametrize(
+    ("env", "field", "value"),
+    [
+        ({"PORT": " 80 "}, "port", 80),
+        ({"PORT": "80.0"}, "port", 80),
+        ({"PORT": "+8_080"}, "port", 8080),
+        ({"SPEND_ALERT_USD": " 0.10 "}, "spend_alert_usd", Decimal("0.10")),
+        ({"LOG_LEVEL": "DEBUG"}, "log_level", "DEBUG"),
+        ({"QUEUE_BACKEND": "qstash", "QSTASH_TOKEN": "q", "WORKER_URL": "https://w"},
+         "queue_backend", "qstash"),
+        ({"DATABASE_URL": " kept as is "}, "database_url", " kept as is "),
+        ({"UNRELATED": "x"}, "app_env", "development"),
+    ],
+)  # fmt: skip
+def test_values_are_read_as_the_environment_writes_them(
+    env: dict[str, str], field: str, value: object
+) -> None:
+    assert getattr(load_settings(env), field) == value
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "message"),
+    [
+        ("PORT", "80.5", "Input should be a valid integer"),
+        ("PORT", "0", "Input should be greater than or equal to 1"),
+        ("AI_MAX_TOKENS", "65537", "Input should be less than or equal to 65536"),
+        ("LOG_LEVEL", "debug", "Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'"),
+        ("QUEUE_BACKEND", "", "Input should be 'qstash' or 'local'"),
+        ("REDIS_KEY_PREFIX", "a b", "String should match pattern"),
+        ("REDIS_KEY_PREFIX", "app\n", "String should match pattern"),
+        ("SPEND_ALERT_USD", "nan", "Input should be a finite number"),
+        ("SPEND_ALERT_USD", "-1", "Input should be greater than or equal to 0"),
+        ("SPEND_ALERT_USD", "five", "Input should be a valid decimal"),
+    ],
+)
+def test_each_rule_names_the_variable(variable: str, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{variable}: {re.escape(message)}"):
+        load_settings({variable: raw})
+
+
+def test_the_first_bad_variable_in_field_order_is_named() -> None:
+    with pytest.raises(ConfigError, match="^APP_ENV:"):
+        load_settings({"PORT": "x", "APP_ENV": "staging"})
+
+
+def test_a_changed_copy_obeys_the_same_rules() -> None:
+    s = load_settings({})
+    assert s.replace(port=9000).port == 9000
+    assert s.port == 8080  # frozen: the original is unchanged
+    with pytest.raises(ConfigError, match="^PORT:"):
+        s.replace(port=0)
+    with pytest.raises(ConfigError, match="^APP_ENV:"):
+        Settings(app_env="staging")  # type: ignore[arg-type]
+
+
+def test_every_variable_has_one_field() -> None:
+    names = [var.name for var in Settings.env_vars().values()]
+    assert len(names) == len(set(names))
+    assert {"APP_ENV", "DATABASE_URL", "SPEND_ALERT_USD", "CORS_ALLOWED_ORIGINS"} <= set(names)
