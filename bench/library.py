@@ -176,7 +176,7 @@ def _with_deleted(
 
 def _saves(env: BenchEnv, report: Report, owner: str, reps: int) -> dict[str, Any]:
     """What asset_terms costs a save: one asset with a short script, one with a script of
-    5,000 characters (~800 words, several hundred distinct), each in its own unit of work."""
+    5,000 characters (~750 distinct words), each in its own unit of work."""
     db = env.container.db
     with db.uow() as uow:
         uow.users.ensure(owner)

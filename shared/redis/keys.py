@@ -151,7 +151,7 @@ class Keys:
 
     def qstash_token(self, jti: str) -> str:
         """A QStash signature already accepted (its ``jti``), kept for the token's life."""
-        return f"{self.prefix}:qstash:jti:{jti}"
+        return f"{self.prefix}:qstash:jti:{_e(jti)}"
 
     def refund_marker(self, generation_id: str) -> str:
         """Set once when a generation's unit is refunded (refunds happen exactly once)."""

@@ -147,7 +147,14 @@ def test_an_idempotency_key_names_its_triple(triple: tuple[str, str, str]) -> No
 def test_distinct_inputs_never_share_any_key(a: tuple[str, str], b: tuple[str, str]) -> None:
     for build in (K.gen_used, K.gen_hour, K.full_regen_used, K.regen_cooldown):
         assert (build(*a) == build(*b)) == (a == b)
-    for one in (K.user_leases, K.plan_effective, K.boost_until, K.lease, K.refund_marker):
+    for one in (
+        K.user_leases,
+        K.plan_effective,
+        K.boost_until,
+        K.lease,
+        K.refund_marker,
+        K.qstash_token,
+    ):
         assert (one(a[0]) == one(b[0])) == (a[0] == b[0])
 
 
