@@ -40,15 +40,7 @@ class Counted:
 
 
 def worker_deps(env: BenchEnv) -> WorkerDeps:
-    c = env.container
-    return WorkerDeps(
-        db=c.db,
-        enforcer=c.enforcer,
-        llm=OfflineWriter(latency_s=0.0),
-        now=c.now,
-        max_job_runtime_s=c.settings.max_job_runtime_s,
-        lease_ttl_s=c.settings.lease_ttl_s,
-    )
+    return env.container.worker_deps(OfflineWriter(latency_s=0.0))
 
 
 def measure(env: BenchEnv, fn: Callable[[], Any]) -> Counted:

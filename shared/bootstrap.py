@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from shared.queue.signing import SignatureVerifier, TokenLedger
     from shared.redis.client import RedisPort
     from shared.redis.keys import Keys
+    from shared.services.worker import WorkerDeps
 
 __all__ = [
     "Container",
@@ -252,6 +253,20 @@ class Container:
             return SignatureVerifier(current, nxt, ledger=ledger)
 
         return self._get("signature_verifier", build)
+
+    def worker_deps(self, llm: LLMPort | None = None) -> WorkerDeps:
+        """What ``shared.services.worker`` needs, from this container (``llm`` replaces its
+        provider client: a test's or a benchmark's writer)."""
+        from shared.services.worker import WorkerDeps
+
+        return WorkerDeps(
+            db=self.db,
+            enforcer=self.enforcer,
+            llm=llm or self.llm,
+            now=self.now,
+            max_job_runtime_s=self.settings.max_job_runtime_s,
+            lease_ttl_s=self.settings.lease_ttl_s,
+        )
 
 
 _lock = threading.Lock()

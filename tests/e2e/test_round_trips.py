@@ -70,15 +70,7 @@ class Wire:
         return Trips(redis=rd[0], postgres=pg[0]), result
 
     def worker_deps(self) -> WorkerDeps:
-        c = self.container
-        return WorkerDeps(
-            db=c.db,
-            enforcer=c.enforcer,
-            llm=OfflineWriter(latency_s=0.0),
-            now=c.now,
-            max_job_runtime_s=c.settings.max_job_runtime_s,
-            lease_ttl_s=c.settings.lease_ttl_s,
-        )
+        return self.container.worker_deps(OfflineWriter(latency_s=0.0))
 
     def run_jobs(self) -> None:
         deps = self.worker_deps()

@@ -64,10 +64,7 @@ def _gen_deps(c: Container, db: Any = None) -> generation.GenerationDeps:
 
 
 def _worker_deps(c: Container, llm: Any = None) -> worker.WorkerDeps:
-    return worker.WorkerDeps(
-        db=c.db, enforcer=c.enforcer, llm=llm or c.llm, now=c.now,
-        max_job_runtime_s=c.settings.max_job_runtime_s, lease_ttl_s=c.settings.lease_ttl_s,
-    )  # fmt: skip
+    return c.worker_deps(llm)
 
 
 def _pro_user(c: Container) -> str:

@@ -5,6 +5,7 @@ competitor inside a hook, then checks the job still ends exactly once with nothi
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import threading
 import uuid
@@ -60,15 +61,7 @@ def container(
 
 
 def _deps(c: Container, **over: Any) -> worker.WorkerDeps:
-    fields: dict[str, Any] = {
-        "db": c.db,
-        "enforcer": c.enforcer,
-        "llm": c.llm,
-        "now": c.now,
-        "max_job_runtime_s": RUNTIME_S,
-        "lease_ttl_s": c.settings.lease_ttl_s,
-    }
-    return worker.WorkerDeps(**{**fields, **over})
+    return dataclasses.replace(c.worker_deps(), **{"max_job_runtime_s": RUNTIME_S, **over})
 
 
 def _queued_job(c: Container) -> JobPayload:

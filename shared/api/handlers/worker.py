@@ -9,7 +9,6 @@ from shared.api.http import ApiRequest, ApiResponse
 if TYPE_CHECKING:
     from shared.bootstrap import Container
     from shared.queue.signing import TokenUse
-    from shared.services import worker as service
 
 __all__ = ["failed", "generate", "rollup", "sweep"]
 
@@ -35,19 +34,6 @@ def _verified_once_later(req: ApiRequest, c: Container) -> TokenUse:
 # (AI client, enforcement, repositories, pydantic models); cold starts pay for every import.
 
 
-def _deps(c: Container) -> service.WorkerDeps:
-    from shared.services import worker as service
-
-    return service.WorkerDeps(
-        db=c.db,
-        enforcer=c.enforcer,
-        llm=c.llm,
-        now=c.now,
-        max_job_runtime_s=c.settings.max_job_runtime_s,
-        lease_ttl_s=c.settings.lease_ttl_s,
-    )
-
-
 def _attempt(req: ApiRequest) -> int:
     raw = req.headers.get("Upstash-Retried", "0")
     return int(raw) if raw.isdigit() else 0
@@ -63,7 +49,7 @@ def generate(req: ApiRequest, c: Container) -> ApiResponse:
     except Exception:
         token.record()  # a replay is a 401 whatever its body, as when checked first
         raise
-    result = service.run_job(_deps(c), job, _attempt(req), token=token)
+    result = service.run_job(c.worker_deps(), job, _attempt(req), token=token)
     return ApiResponse.json(200, {"result": result.value})
 
 
@@ -73,7 +59,7 @@ def failed(req: ApiRequest, c: Container) -> ApiResponse:
     from shared.services import worker as service
 
     callback = FailureCallback.from_body(req.body)
-    changed = service.handle_failure_callback(_deps(c), callback.job())
+    changed = service.handle_failure_callback(c.worker_deps(), callback.job())
     return ApiResponse.json(200, {"failed": changed})
 
 
@@ -82,7 +68,7 @@ def sweep(req: ApiRequest, c: Container) -> ApiResponse:
     from shared.services import lifecycle
     from shared.services import worker as service
 
-    failed = service.sweep(_deps(c))
+    failed = service.sweep(c.worker_deps())
     purged = lifecycle.purge_deleted(c.db, c.now())
     return ApiResponse.json(
         200, {"failed": failed, "purged": {"drafts": purged.drafts, "assets": purged.assets}}
