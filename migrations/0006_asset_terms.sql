@@ -42,23 +42,30 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- One asset inserted, edited, soft-deleted or restored (the API writes one row at a time).
+-- An edit of a live asset writes only the difference: a new title leaves the several
+-- hundred terms of its script alone.
 CREATE OR REPLACE FUNCTION reel_asset_terms_sync() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+    -- the same live asset under the same key (OLD is NULL on INSERT: not an edit)
+    edit boolean := TG_OP = 'UPDATE' AND OLD.deleted_at IS NULL AND NEW.deleted_at IS NULL
+        AND NEW.owner_id = OLD.owner_id AND NEW.created_at = OLD.created_at
+        AND NEW.platform = OLD.platform;
 BEGIN
+    IF edit AND NEW.search = OLD.search AND NEW.tags = OLD.tags THEN
+        RETURN NULL;  -- a PATCH of the status alone: same terms
+    END IF;
     IF TG_OP = 'UPDATE' AND OLD.deleted_at IS NULL THEN
-        IF NEW.deleted_at IS NULL AND NEW.search = OLD.search AND NEW.tags = OLD.tags
-            AND NEW.owner_id = OLD.owner_id AND NEW.created_at = OLD.created_at
-            AND NEW.platform = OLD.platform THEN
-            RETURN NULL;  -- a PATCH of the status alone: same terms
-        END IF;
         DELETE FROM asset_terms
         WHERE owner_id = OLD.owner_id AND created_at = OLD.created_at AND asset_id = OLD.id
-            AND term IN (SELECT reel_asset_terms(OLD));
+            AND term IN (SELECT reel_asset_terms(OLD)
+                         EXCEPT SELECT reel_asset_terms(NEW) WHERE edit);
     END IF;
     IF NEW.deleted_at IS NULL THEN
         INSERT INTO asset_terms (owner_id, term, created_at, asset_id, platform)
-        SELECT NEW.owner_id, t, NEW.created_at, NEW.id, NEW.platform
-        FROM reel_asset_terms(NEW) AS t
+        SELECT NEW.owner_id, x.t, NEW.created_at, NEW.id, NEW.platform
+        FROM (SELECT reel_asset_terms(NEW) EXCEPT SELECT reel_asset_terms(OLD) WHERE edit)
+            AS x (t)
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;

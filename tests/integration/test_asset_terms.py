@@ -88,6 +88,23 @@ def test_every_write_keeps_the_index_equal_to_the_live_assets(db: Database) -> N
     assert ("alpha", a) in {(t, i) for t, _, i in _terms(db, owner)}
     assert ("#x", a) in {(t, i) for t, _, i in _terms(db, owner)}
 
+    def row_version(term: str) -> Any:
+        with db.uow() as uow:
+            return uow._session.run(
+                "SELECT xmin::text FROM asset_terms WHERE asset_id = CAST(:a AS uuid) "
+                "AND term = :t",
+                a=str(a),
+                t=term,
+            )
+
+    # An edit writes only the difference: the hook's terms survive a new title untouched.
+    before = row_version("delta")
+    with db.uow() as uow:
+        uow.assets.update(owner, a, {"title": "new words"}, None)
+        uow.commit()
+    assert row_version("delta") == before != []
+    assert _terms(db, owner) == _expected_terms(db, owner)
+
     steps: list[tuple[str, Any]] = [
         ("title", {"title": "zeta eta"}),
         ("tags", {"tags": ("z",)}),
