@@ -81,7 +81,10 @@ def search_query(q: str | None) -> str | None:
 
     None when ``q`` holds no letters or digits: nothing to search for, no filter.
     """
-    words = search_words(q)
+    return _tsquery(search_words(q))
+
+
+def _tsquery(words: builtins.list[str]) -> str | None:
     return " & ".join(f"{w}:*" for w in words) if words else None
 
 
@@ -307,10 +310,7 @@ class PgAssets:
             if cursor
             else None
         )
-        tsquery = search_query(q)
-        sql, params = _list_sql(
-            owner_id, binding, wanted_tags, tsquery, after, limit, deleted_after
-        )
+        sql, params = _list_sql(owner_id, binding, after, limit, deleted_after)
         items = [_asset(r) for r in self._s.run(sql, **params)]
         if len(items) <= limit:
             return AssetPage(tuple(items), None)
@@ -327,28 +327,47 @@ class PgAssets:
 def _list_sql(
     owner_id: str,
     binding: dict[str, Any],
-    tags: builtins.list[str],
-    tsquery: str | None,
     after: Keyset | None,
     limit: int,
     deleted_after: datetime | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The listing query, ONE statement: fixed SQL fragments only, every value a parameter.
+    """The listing query for the filters of ``binding`` (platform, status, tags, q): ONE
+    statement, fixed SQL fragments only, every value a parameter.
 
     A live page filtered by a tag or a word is read through ``asset_terms``
     (``_terms_sql``); any other page scans the newest-first indexes (``_scan_sql``).
     """
-    words = search_words(binding["q"]) if tsquery else []
-    if deleted_after is not None or not (tags or words):
-        return _scan_sql(owner_id, binding, tags, tsquery, after, limit, deleted_after)
-    return _terms_sql(owner_id, binding, tags, tsquery, words, after, limit)
+    words = search_words(binding["q"])
+    if deleted_after is not None or not (binding["tags"] or words):
+        return _scan_sql(owner_id, binding, words, after, limit, deleted_after)
+    return _terms_sql(owner_id, binding, words, after, limit)
+
+
+def _filters(
+    binding: dict[str, Any], words: builtins.list[str], alias: str = ""
+) -> tuple[builtins.list[str], builtins.list[str], dict[str, Any]]:
+    """(conditions an ordered index serves: platform, status; conditions tested on each
+    row: tags, words; their parameters) for the filters of ``binding``."""
+    ordered: builtins.list[str] = []
+    tested: builtins.list[str] = []
+    params: dict[str, Any] = {}
+    for column in ("platform", "status"):
+        if binding[column]:
+            ordered.append(f"{alias}{column} = :{column}")
+            params[column] = binding[column]
+    if binding["tags"]:
+        tested.append(f"{alias}tags @> CAST(:tags AS text[])")
+        params["tags"] = binding["tags"]
+    tsquery = _tsquery(words)
+    if tsquery:
+        tested.append(f"{alias}search @@ {TSQUERY}")
+        params["tsq"] = tsquery
+    return ordered, tested, params
 
 
 def _terms_sql(
     owner_id: str,
     binding: dict[str, Any],
-    tags: builtins.list[str],
-    tsquery: str | None,
     words: builtins.list[str],
     after: Keyset | None,
     limit: int,
@@ -369,25 +388,15 @@ def _terms_sql(
     too many rows for that: the page then comes from ``_scan_sql``'s walk, which such a
     word fills quickly. Each branch is gated by a one-time filter, so only one runs.
     """
-    params: dict[str, Any] = {
+    tags = binding["tags"]
+    ordered, tested, params = _filters(binding, words, alias="a.")
+    tested = ["a.deleted_at IS NULL", *ordered, *tested]
+    params |= {
         "owner": owner_id,
         "n": limit + 1,
         "driver_tags": tags,
         "driver_words": " ".join(words),
     }
-    tested = ["a.deleted_at IS NULL"]
-    if binding["platform"]:
-        tested.append("a.platform = :platform")
-        params["platform"] = binding["platform"]
-    if binding["status"]:
-        tested.append("a.status = :status")
-        params["status"] = binding["status"]
-    if tags:
-        tested.append("a.tags @> CAST(:tags AS text[])")
-        params["tags"] = tags
-    if tsquery:
-        tested.append(f"a.search @@ {TSQUERY}")
-        params["tsq"] = tsquery
     stream = "t.owner_id = :owner AND t.term = c.term"
     if binding["platform"]:
         stream += " AND t.platform = :platform"  # in the index: no asset read to skip one
@@ -411,7 +420,7 @@ def _terms_sql(
     )
     gate, fallback = "", ""
     if words:
-        scan, scan_params = _scan_sql(owner_id, binding, tags, tsquery, after, limit)
+        scan, scan_params = _scan_sql(owner_id, binding, words, after, limit)
         params |= scan_params
         gate = f"AND (SELECT count(term) FROM c) <= {MAX_PREFIX_TERMS}"
         fallback = (
@@ -458,8 +467,7 @@ def _terms_sql(
 def _scan_sql(
     owner_id: str,
     binding: dict[str, Any],
-    tags: builtins.list[str],
-    tsquery: str | None,
+    words: builtins.list[str],
     after: Keyset | None,
     limit: int,
     deleted_after: datetime | None = None,
@@ -478,33 +486,23 @@ def _scan_sql(
     and sorted. The fallback is gated by a one-time filter (an InitPlan), so a page
     that the walk filled never touches the GIN index.
     """
+    filtered, tested, params = _filters(binding, words)
     ordered = ["owner_id = :owner"]
-    params: dict[str, Any] = {"owner": owner_id, "n": limit + 1}
+    params |= {"owner": owner_id, "n": limit + 1}
     if deleted_after is None:
         ordered.append(_LIVE)
     else:
         ordered += [_DELETED, "deleted_at >= CAST(:deleted_after AS timestamptz)"]
         params["deleted_after"] = deleted_after
-    if binding["platform"]:
-        ordered.append("platform = :platform")
-        params["platform"] = binding["platform"]
-    if binding["status"]:
-        ordered.append("status = :status")
-        params["status"] = binding["status"]
+    ordered += filtered
     if after:
         condition, bound = keyset_after(after)
         ordered.append(condition)
         params |= bound
-    tested: builtins.list[str] = []
-    if tags:
-        tested.append("tags @> CAST(:tags AS text[])")
-        params["tags"] = tags
     order = "ORDER BY created_at DESC, id DESC LIMIT CAST(:n AS int)"
-    if not tsquery:
+    if not words:
         cond = " AND ".join(ordered + tested)
         return f"SELECT {_COLS} FROM assets WHERE {cond} {order}", params
-    tested.append(f"search @@ {TSQUERY}")
-    params["tsq"] = tsquery
     params["walk"] = WALK_ROWS_PER_ITEM * (limit + 1)
     walked = " AND ".join(ordered)
     test = " AND ".join(tested)

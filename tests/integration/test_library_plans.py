@@ -83,9 +83,8 @@ def _query(owner: str, **filters: Any) -> tuple[str, dict[str, Any]]:
         "q": filters.get("q"),
     }
     return _list_sql(
-        owner, binding, binding["tags"], search_query(binding["q"]), filters.get("after"),
-        _PAGE, deleted_after=filters.get("deleted_after"),
-    )  # fmt: skip
+        owner, binding, filters.get("after"), _PAGE, deleted_after=filters.get("deleted_after")
+    )
 
 
 def _generic_plan(conn: pg8000.native.Connection, sql: str, params: dict[str, Any]) -> str:
