@@ -13,7 +13,8 @@ install: $(STAMP)
 
 $(STAMP): requirements.lock requirements-dev.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-dev.lock
+	$(BIN)/pip check
 	touch $(STAMP)
 
 ## test: lint + typecheck + the whole pytest suite with coverage gates
@@ -85,7 +86,8 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 $(CHECKOV_STAMP): requirements-checkov.lock
 	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check --require-hashes -r requirements-checkov.lock
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-checkov.lock
+	$(CHECKOV_VENV)/bin/pip check
 	touch $(CHECKOV_STAMP)
 
 ## lint-terraform: checkov over terraform/, in its own venv (checkov and python-hcl2 both ship `hcl2`)
