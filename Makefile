@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 
 .PHONY: install test lint lint-terraform lint-openapi typecheck pytest coverage-gate dev demo bench migrate \
-	openapi smoke fmt clean rehearse rehearse-test
+	openapi smoke fmt clean rehearse rehearse-test lint-ts ts-client web
 
 ## install: the venv from the locked tree (every package pinned and hash-checked; make lock)
 install: $(STAMP)
@@ -20,7 +20,7 @@ $(STAMP): requirements.lock requirements-dev.lock
 ## test: lint + typecheck + the whole pytest suite with coverage gates
 test: install lint typecheck pytest coverage-gate
 
-lint: install lint-terraform lint-workflows lint-openapi
+lint: install lint-terraform lint-workflows lint-openapi lint-ts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -34,6 +34,19 @@ $(NODE_STAMP): package.json package-lock.json
 lint-openapi: $(NODE_STAMP)
 	node_modules/.bin/redocly lint openapi.json
 
+## lint-ts: tsc --strict over the TypeScript client (clients/ts) and the example app (examples/web)
+lint-ts: $(NODE_STAMP)
+	node_modules/.bin/tsc -p clients/ts/tsconfig.json --noEmit
+	node_modules/.bin/tsc -p examples/web/tsconfig.json --noEmit
+
+## ts-client: regenerate the client's types from openapi.json (a test keeps them equal)
+ts-client: $(NODE_STAMP)
+	node_modules/.bin/openapi-typescript openapi.json --default-non-nullable false -o clients/ts/src/schema.ts
+
+## web: build the example app (examples/web, Vite + TypeScript) into examples/web/dist
+web: $(NODE_STAMP)
+	node_modules/.bin/vite build examples/web
+
 fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -41,7 +54,8 @@ fmt: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+# The TypeScript client's tests and the browser journeys run node tools from node_modules.
+pytest: install $(NODE_STAMP)
 	$(BIN)/python -m pytest --cov --cov-report= $(PYTEST_ARGS)
 
 # billing and enforcement are where money is decided: they must stay >= 90% covered.
@@ -60,8 +74,9 @@ demo: install
 bench: install
 	$(BIN)/python -m bench
 
-openapi: install
+openapi: install $(NODE_STAMP)
 	$(BIN)/python -m shared.api.openapi > openapi.json
+	$(MAKE) --no-print-directory ts-client
 
 ## smoke: BASE_URL=… with the token in SMOKE_TOKEN (environment) or TOKEN_FILE=<file>; the
 ## recipe never names the token, so make cannot echo it into a console or CI log.
