@@ -54,8 +54,10 @@ fmt: install
 typecheck: install
 	$(BIN)/mypy
 
-# The TypeScript client's tests and the browser journeys run node tools from node_modules.
+# The TypeScript client's tests and the browser journeys run node tools from node_modules;
+# the journeys need Debian's chromium (installed when missing; if it cannot be, they skip).
 pytest: install $(NODE_STAMP)
+	-bash scripts/system_deps.sh chromium:chromium
 	$(BIN)/python -m pytest --cov --cov-report= $(PYTEST_ARGS)
 
 # billing and enforcement are where money is decided: they must stay >= 90% covered.
@@ -84,13 +86,13 @@ smoke: install
 	$(BIN)/python -m scripts.smoke --base-url "$(BASE_URL)" $(if $(TOKEN_FILE),--token-file "$(TOKEN_FILE)")
 
 ## rehearse: every function from its own zip, in production mode, behind nginx (Ctrl-C stops all)
-rehearse: install
+rehearse: install $(NODE_STAMP)
 	bash scripts/system_deps.sh nginx:nginx
 	$(BIN)/python -m devtools.rehearse
 
 ## rehearse-test: rehearse, run smoke + the e2e journey + the browser journey, Ctrl-C, check
-rehearse-test: install
-	bash scripts/system_deps.sh nginx:nginx chromium:chromium chromedriver:chromium-driver
+rehearse-test: install $(NODE_STAMP)
+	bash scripts/system_deps.sh nginx:nginx chromium:chromium
 	$(BIN)/python -m devtools.rehearse_test
 
 clean:

@@ -36,6 +36,7 @@ from shared.config import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "build" / "web"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+VITE = str(ROOT / "node_modules" / ".bin" / "vite")
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
@@ -45,7 +46,7 @@ pytestmark = pytest.mark.skipif(
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
+    def log_message(self, format: str, *args: object) -> None:
         pass
 
 
@@ -53,8 +54,16 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 def built_app(tmp_path: Path) -> Path:
     dist = tmp_path / "dist"
     subprocess.run(
-        [str(ROOT / "node_modules/.bin/vite"), "build", "examples/web", "--outDir", str(dist)]
-        + ["--emptyOutDir", "--logLevel", "warn"],
+        [
+            VITE,
+            "build",
+            "examples/web",
+            "--outDir",
+            str(dist),
+            "--emptyOutDir",
+            "--logLevel",
+            "warn",
+        ],
         cwd=ROOT,
         check=True,
         timeout=300,

@@ -142,6 +142,10 @@ async function creatorJourney(browser) {
   const page = await context.newPage();
   const consoleErrors = [];
   page.on("pageerror", (e) => consoleErrors.push(String(e)));
+  const usageOrigins = new Set();
+  page.on("request", (r) => {
+    if (new URL(r.url()).pathname === "/v1/usage") usageOrigins.add(new URL(r.url()).origin);
+  });
 
   await timed("sign-in", async () => {
     await page.goto(pageUrl());
@@ -298,6 +302,10 @@ async function creatorJourney(browser) {
     check(second?.startsWith('<textarea id="token"'), `then the token field, not ${second}`);
   });
   check(consoleErrors.length === 0, `page errors: ${consoleErrors.join("; ")}`);
+  // Usage is read where the page is told to read it (a function's own URL, or the API).
+  const expected = new URL(USAGE_URL || API_URL).origin;
+  check([...usageOrigins].join() === expected, `usage read from ${[...usageOrigins]}, not ${expected}`);
+  results.usageFrom = expected;
   await context.close();
 }
 
