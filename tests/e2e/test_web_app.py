@@ -2,12 +2,14 @@
 
 The test builds the app (Vite, from the npm lock) into a temporary folder, serves it from
 its own origin, starts ``python -m scripts.dev_server`` as ``make dev`` does (on this run's
-Postgres database and Redis prefix, that origin in ``CORS_ALLOWED_ORIGINS``), and runs
+Postgres database and Redis prefix, that origin in ``CORS_ALLOWED_ORIGINS``, MiniMax at a
+local server speaking its wire format: answers take 0.5 s, one brief is refused), and runs
 ``examples/web/tests/journey.mjs``: Debian's Chromium driven by playwright-core through
-sign-in, validation, create with its live states, targeted and full regenerate (the
-cooldown's 429 shown as a countdown), save, library search / tag filter / edit with
-If-Match / delete / undo / restore, usage meters, a user without a plan, an hourly
-limit's countdown, phone width and keyboard use, with axe-core after each screen.
+sign-in, validation, a generation that fails, create with its live states, targeted and
+full regenerate (the cooldown's 429 shown as a countdown), save, library search / tag
+filter / edit with If-Match / delete / undo / restore, usage meters, a user without a
+plan, an hourly limit's countdown, phone width and keyboard use, with axe-core after each
+screen.
 Screenshots and results.json land in ``build/web/``.
 """
 
@@ -30,6 +32,14 @@ import httpx
 import pytest
 
 from devtools.devtoken import mint_dev_token
+from devtools.fake_minimax import (
+    FakeMiniMax,
+    RecordedRequest,
+    Scripted,
+    answer_prompt,
+    delayed,
+    sensitive,
+)
 from devtools.net import free_port
 from shared.config import load_settings
 
@@ -43,6 +53,24 @@ pytestmark = pytest.mark.skipif(
     reason="Debian's chromium is not installed (apt-get install chromium; "
     "make rehearse-test installs it through scripts/system_deps.sh)",
 )
+
+
+# A brief the writer refuses (content policy: permanent, so the generation fails at once).
+FAIL_BRIEF = "UNWRITABLE: a brief the writer refuses"
+
+
+def _writer(request: RecordedRequest) -> Scripted:
+    """MiniMax as the dev server meets it: each answer after 0.5 s (so the page shows the job
+    running), a content-policy refusal for FAIL_BRIEF."""
+    if "UNWRITABLE" in json.dumps(request.body):
+        return sensitive()
+    return delayed(answer_prompt(request), 0.5)
+
+
+@pytest.fixture
+def minimax() -> Iterator[FakeMiniMax]:
+    with FakeMiniMax(responder=_writer) as fake:
+        yield fake
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -84,7 +112,12 @@ def page_url(built_app: Path) -> Iterator[str]:
 
 @pytest.fixture
 def dev_server(
-    page_url: str, database_url: str, redis_url: str, run_prefix: str, tmp_path: Path
+    page_url: str,
+    database_url: str,
+    redis_url: str,
+    run_prefix: str,
+    minimax: FakeMiniMax,
+    tmp_path: Path,
 ) -> Iterator[tuple[str, dict[str, str]]]:
     port = free_port()
     env = {
@@ -94,7 +127,9 @@ def dev_server(
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": f"{run_prefix}w",
         "QUEUE_BACKEND": "local",
-        "AI_PROVIDER": "offline",
+        "AI_PROVIDER": "minimax",
+        "MINIMAX_API_KEY": "mm-web-test",
+        "MINIMAX_BASE_URL": minimax.url,
         "CORS_ALLOWED_ORIGINS": page_url.rstrip("/"),
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
@@ -177,6 +212,7 @@ def test_the_journeys_in_a_real_browser(
             "API_URL": api_url,
             "OUT_DIR": str(OUT),
             "CHROMIUM": CHROMIUM,
+            "FAIL_BRIEF": FAIL_BRIEF,
             **_tokens(api_url, env),
         },
         capture_output=True,
@@ -185,8 +221,9 @@ def test_the_journeys_in_a_real_browser(
     )
     assert run.returncode == 0, run.stdout[-4000:] + "\n" + run.stderr[-6000:]
     results = json.loads((OUT / "results.json").read_text())
-    assert set(results["journeys"]) >= {"create", "regenerate", "library", "hourly-limit"}
-    assert len(results["screenshots"]) >= 9
+    assert set(results["journeys"]) >= {"failed", "create", "regenerate", "library", "hourly-limit"}
+    assert {"create": ["queued", "running", "succeeded"]} in results["states"]
+    assert len(results["screenshots"]) >= 10
     serious = [
         v
         for found in results["axe"].values()

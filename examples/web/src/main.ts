@@ -386,8 +386,9 @@ async function follow(generationId: string, accepted: string): Promise<void> {
   }
   const generation = result.data;
   if (generation.status !== "succeeded") {
-    const why = generation.error?.message ?? "The writer could not finish.";
-    $("generation-status").textContent = `Failed: ${why} The generation was not charged.`;
+    const code = generation.error?.code ?? "";
+    const why = FAILURES[code] ?? "The writer could not finish.";
+    $("generation-status").textContent = `Failed: ${why} The generation was not charged.${code ? ` (${code})` : ""}`;
     $("regen-all").hidden = variants.length === 0;
     return;
   }
@@ -395,6 +396,15 @@ async function follow(generationId: string, accepted: string): Promise<void> {
   $("regen-all").hidden = false;
   renderVariants(generation);
 }
+
+/** What a person can do about a failed generation, by its error code. */
+const FAILURES: Record<string, string> = {
+  PROVIDER_CONTENT_POLICY: "The writer declined this brief (content policy). Rephrase it and try again.",
+  PROVIDER_BAD_OUTPUT: "The writer's answer was unusable twice. Try again.",
+  PROVIDER_TIMEOUT: "The writer took too long. Try again.",
+  PROVIDER_RATE_LIMITED: "The writer is overloaded. Try again in a minute.",
+  PROVIDER_UNAVAILABLE: "The writer is unavailable. Try again in a minute.",
+};
 
 /** A create or full regeneration replaces every variant; a targeted one replaces its source. */
 function merge(generation: Generation): void {

@@ -6,6 +6,7 @@
 // API_URL     the API (make dev's port, or a rehearsal's gateway); USAGE_URL optional
 // TOKEN_STANDARD / TOKEN_FRESH / TOKEN_BASIC   bearer tokens: a Standard user, a user with
 //             no plan, a Basic user; OUT_DIR  where screenshots and results.json go;
+// FAIL_BRIEF  optional: a brief the server's writer refuses (its generation fails);
 // CHROMIUM    the browser binary (default /usr/bin/chromium).
 //
 // Exits 1 on the first failed check (its message on stderr); writes results.json with each
@@ -176,6 +177,23 @@ async function creatorJourney(browser) {
     await shot(page, "desktop-2-validation");
     results.validation = message;
   });
+
+  if (process.env.FAIL_BRIEF) {
+    await timed("failed", async () => {
+      await watchStates(page);
+      await page.getByLabel("Brief").fill(process.env.FAIL_BRIEF);
+      await page.getByRole("button", { name: "Create" }).click();
+      await settled(page);
+      const seen = await states(page);
+      results.states.push({ failed: seen });
+      check(seen.at(-1) === "failed", `the refused brief ended ${seen.join(" → ")}`);
+      const shown = await text(page, "#generation-status");
+      check(/Failed: .*declined.*not charged/.test(shown), `failure explained: ${shown}`);
+      check(!(await page.isHidden('#progress li.failed')), "the last step marked failed");
+      results.failed = shown;
+      await shot(page, "desktop-2b-failed");
+    });
+  }
 
   await timed("create", async () => {
     await watchStates(page);
