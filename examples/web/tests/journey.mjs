@@ -358,7 +358,7 @@ async function limitJourney(browser) {
       if (g.json.status === "succeeded" || g.json.status === "failed") break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    check(i < 20, "the hourly limit never answered");
+    check(i < 30, "the hourly limit never answered"); // 10, or 20 across an hour boundary
   }
   const context = await browser.newContext({ viewport: DESKTOP });
   const page = await context.newPage();
