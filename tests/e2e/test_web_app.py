@@ -50,8 +50,8 @@ VITE = str(ROOT / "node_modules" / ".bin" / "vite")
 
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
-    reason="Debian's chromium is not installed (apt-get install chromium; "
-    "make rehearse-test installs it through scripts/system_deps.sh)",
+    reason="Debian's chromium is not installed and could not be (make test installs it "
+    "through scripts/system_deps.sh when run as root; else: apt-get install chromium)",
 )
 
 
