@@ -95,7 +95,7 @@ lint-terraform: $(CHECKOV_STAMP)
 	$(CHECKOV_VENV)/bin/checkov -d terraform --framework terraform --skip-download --compact --quiet
 
 # --- Deployment (issue 12): locks, the registry's Terraform file, function zips -------
-.PHONY: lock functions-json package lint-workflows
+.PHONY: lock functions-json gateway-openapi package lint-workflows
 
 # The whole dependency tree with hashes, for every platform and Python >= 3.11:
 # requirements.lock (runtime; shipped as each function zip's requirements.txt) and
@@ -112,6 +112,11 @@ lock: install
 ## functions-json: terraform/functions.json from shared/api/registry.py (a test keeps them equal)
 functions-json: install
 	$(BIN)/python -m shared.api.registry > terraform/functions.json
+
+## gateway-openapi: the API Gateway's OpenAPI 2.0 document from the route table (a test
+## keeps them equal); Terraform's templatefile() fills in only the function URLs
+gateway-openapi: install
+	$(BIN)/python -m devtools.gateway > terraform/gateway/openapi2.yaml.tftpl
 
 ## package: build/functions/<name>.zip for every registry function (what Terraform uploads)
 package: install
