@@ -4,8 +4,12 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
+# make lint-tfschema's provider packages and the schemas extracted from them (below).
+TFSCHEMA := tools/tfschema
+TFSCHEMA_NODE := $(TFSCHEMA)/node_modules/.package-lock.json
+TFSCHEMA_JSON := $(TFSCHEMA)/node_modules/.tfschema.json
 
-.PHONY: install test lint lint-terraform lint-openapi typecheck pytest coverage-gate dev demo bench migrate \
+.PHONY: install test lint lint-terraform lint-tfschema lint-openapi typecheck pytest coverage-gate dev demo bench migrate \
 	openapi smoke fmt clean rehearse rehearse-test
 
 ## install: the venv from the locked tree (every package pinned and hash-checked; make lock)
@@ -20,7 +24,7 @@ $(STAMP): requirements.lock requirements-dev.lock
 ## test: lint + typecheck + the whole pytest suite with coverage gates
 test: install lint typecheck pytest coverage-gate
 
-lint: install lint-terraform lint-workflows lint-openapi
+lint: install lint-terraform lint-tfschema lint-workflows lint-openapi
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
@@ -41,7 +45,7 @@ fmt: install
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install
+pytest: install $(TFSCHEMA_JSON)
 	$(BIN)/python -m pytest --cov --cov-report= $(PYTEST_ARGS)
 
 # billing and enforcement are where money is decided: they must stay >= 90% covered.
@@ -79,7 +83,7 @@ rehearse-test: install
 	$(BIN)/python -m devtools.rehearse_test
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) build node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .local
+	rm -rf $(VENV) $(CHECKOV_VENV) build node_modules $(TFSCHEMA)/node_modules .pytest_cache .mypy_cache .ruff_cache .coverage .local
 
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
@@ -89,6 +93,20 @@ $(CHECKOV_STAMP): requirements-checkov.lock
 	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check --no-deps --require-hashes -r requirements-checkov.lock
 	$(CHECKOV_VENV)/bin/pip check
 	touch $(CHECKOV_STAMP)
+
+## lint-tfschema: every resource, data and provider block of terraform/ against the
+## published schema of the provider version versions.tf selects, offline: the cdktf
+## provider packages (tools/tfschema/package.json + package-lock.json, npm ci into the
+## git-ignored tools/tfschema/node_modules/) carry the schemas in their jsii assemblies;
+## devtools/tfschema.py extracts them once, then parses the .tf files with python-hcl2.
+$(TFSCHEMA_NODE): $(TFSCHEMA)/package.json $(TFSCHEMA)/package-lock.json
+	cd $(TFSCHEMA) && npm ci --no-audit --no-fund --loglevel=error
+
+$(TFSCHEMA_JSON): $(TFSCHEMA_NODE) devtools/tfschema.py | install
+	$(BIN)/python -m devtools.tfschema extract --out $@
+
+lint-tfschema: install $(TFSCHEMA_JSON)
+	$(BIN)/python -m devtools.tfschema check terraform
 
 ## lint-terraform: checkov over terraform/, in its own venv (checkov and python-hcl2 both ship `hcl2`)
 lint-terraform: $(CHECKOV_STAMP)
