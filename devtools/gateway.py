@@ -11,7 +11,10 @@ plus an OPTIONS operation on every ``/v1/*`` path for CORS preflights. Two rende
   original path and routes on it) and ``deadline`` = the function's timeout. The only
   template expressions are the backend addresses, ``${jsonencode(backends["NAME"])}``,
   which Terraform's ``templatefile`` fills with the function URLs (as JSON strings, which
-  YAML reads as double-quoted scalars); every other ``${`` or ``%{`` is escaped.
+  YAML reads as double-quoted scalars), and ``disable_auth``,
+  ``${jsonencode(public_invokers)}`` (whether the functions are public and read the
+  caller's token themselves, or private and called with the gateway's own ID token);
+  every other ``${`` or ``%{`` is escaped.
 - ``render_nginx()``: an nginx server: one exact or regex ``location`` per path, the
   path's methods allowed (405 otherwise), the request proxied unchanged to the function's
   address, and any other path answered 404 by the gateway itself, as API Gateway does.
@@ -32,6 +35,7 @@ from shared.api.routes import ROUTES
 
 __all__ = [
     "DIRECT_ONLY_AUTH",
+    "DISABLE_AUTH_PLACEHOLDER",
     "GATEWAY_TEMPLATE",
     "GatewayPath",
     "backend_placeholder",
@@ -86,6 +90,10 @@ def gateway_operations() -> list[GatewayPath]:
     ]
 
 
+# disable_auth follows the deployment's public_invokers (gateway.tf), as a JSON bool.
+DISABLE_AUTH_PLACEHOLDER = "${jsonencode(public_invokers)}"
+
+
 def backend_placeholder(function: str) -> str:
     """The template expression Terraform replaces with ``function``'s URL, as a JSON string."""
     return f'${{jsonencode(backends["{function}"])}}'
@@ -96,17 +104,18 @@ _HEADER = """\
 # shared/api/registry.py; do not edit. A test keeps this file equal to the generator.
 #
 # The API Gateway's OpenAPI 2.0 document. terraform/gateway.tf renders it with
-# templatefile(), backends = { function name => function URL }: the address expressions
-# are the only substitutions. Every route except the worker's is listed (QStash calls the
+# templatefile(), backends = { function name => function URL } and public_invokers (bool),
+# the only substitutions. Every route except the worker's is listed (QStash calls the
 # worker at WORKER_URL directly); the gateway answers unknown paths itself.
 #
 # x-google-backend on every operation:
 #   address: the function serving the route (shared/api/registry.py).
 #   path_translation APPEND_PATH_TO_ADDRESS: the function sees the original path
 #     (/v1/drafts/<id>) and routes on it.
-#   disable_auth: the functions are public (iam.tf) and check the caller's bearer JWT
-#     themselves; without it the gateway would put its own ID token in Authorization and
-#     move the caller's to X-Forwarded-Authorization.
+#   disable_auth = public_invokers. true: the functions are public (iam.tf) and check the
+#     caller's bearer JWT in Authorization themselves. false: the functions are private;
+#     the gateway calls them with its own ID token (audience: the address) in
+#     Authorization and moves the caller's to X-Forwarded-Authorization.
 #   deadline: the function's timeout in seconds (the gateway's default is 15 s).
 # OPTIONS operations pass CORS preflights through to the function, which answers them
 # from CORS_ALLOWED_ORIGINS.
@@ -118,9 +127,12 @@ def _operation_id(pattern: str, method: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", words) + "_" + method.lower()
 
 
-def gateway_document(address: dict[str, str] | None = None) -> dict[str, Any]:
+def gateway_document(
+    address: dict[str, str] | None = None, disable_auth: bool | str = DISABLE_AUTH_PLACEHOLDER
+) -> dict[str, Any]:
     """The gateway's OpenAPI 2.0 document; ``address`` maps function names to backend
-    addresses (default: the placeholders Terraform substitutes)."""
+    addresses (default: the placeholders Terraform substitutes), ``disable_auth`` is the
+    value or placeholder of every operation's ``disable_auth``."""
     summaries = {(r.pattern, r.method): r.summary for r in ROUTES}
     paths: dict[str, Any] = {}
     for path in gateway_operations():
@@ -130,7 +142,7 @@ def gateway_document(address: dict[str, str] | None = None) -> dict[str, Any]:
         backend = {
             "address": (address or {}).get(path.function, backend_placeholder(path.function)),
             "path_translation": "APPEND_PATH_TO_ADDRESS",
-            "disable_auth": True,
+            "disable_auth": disable_auth,
             "deadline": float(spec.timeout_s),
         }
         item: dict[str, Any] = {}
@@ -170,7 +182,7 @@ def render_gateway_template() -> str:
     """``terraform/gateway/openapi2.yaml.tftpl``: YAML with the backend expressions."""
     sentinels = {f.name: f"BACKEND_ADDRESS_OF_{f.name}" for f in FUNCTIONS}
     body = yaml.safe_dump(
-        gateway_document(sentinels),
+        gateway_document(sentinels, "DISABLE_AUTH_FROM_PUBLIC_INVOKERS"),
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,
@@ -181,8 +193,9 @@ def render_gateway_template() -> str:
         # Plain scalars: the sentinel is emitted as is, and the expression replacing it
         # renders to a JSON string, which YAML reads as a double-quoted scalar.
         body = body.replace(f": {sentinel}\n", f": {backend_placeholder(name)}\n")
-    if "BACKEND_ADDRESS_OF_" in body:
-        raise ValueError("a backend address was not emitted as a plain scalar")
+    body = body.replace(": DISABLE_AUTH_FROM_PUBLIC_INVOKERS\n", f": {DISABLE_AUTH_PLACEHOLDER}\n")
+    if "BACKEND_ADDRESS_OF_" in body or "DISABLE_AUTH_FROM_" in body:
+        raise ValueError("a template expression was not emitted as a plain scalar")
     return _HEADER + body
 
 

@@ -100,22 +100,30 @@ def _top_level_keys(text: str, start: int) -> tuple[str, ...]:
 
 
 def templatefile_calls(directory: Path) -> list[TemplateCall]:
-    """Every ``templatefile("${path.module}/...", { ... })`` in the .tf files."""
+    """Every ``templatefile("${path.module}/...", { ... })`` in the .tf files (any module
+    under ``directory``; templates named relative to ``directory``)."""
     calls = []
-    for path in sorted(directory.glob("*.tf")):
+    for path in sorted(directory.rglob("*.tf")):
+        if ".terraform" in path.parts:
+            continue
         text = path.read_text(encoding="utf-8")
+        source = path.relative_to(directory).as_posix()
+        module = path.parent.relative_to(directory)
         for match in _CALL_RE.finditer(text):
             keys = _top_level_keys(text, match.end())
-            calls.append(TemplateCall(path.name, match.group(1), tuple(sorted(keys))))
+            template = (module / match.group(1)).as_posix()
+            calls.append(TemplateCall(source, template, tuple(sorted(keys))))
         if text.count("templatefile(") != len(_CALL_RE.findall(text)):
-            calls.append(TemplateCall(path.name, "<not path.module/... + object literal>", ()))
+            calls.append(TemplateCall(source, "<not path.module/... + object literal>", ()))
     return calls
 
 
-def gateway_values(directory: Path, tf: Terraform) -> dict[str, Any]:
-    """backends: every deployed function (gateway.tf maps all of them) => its URL."""
+def gateway_values(directory: Path, tf: Terraform) -> list[dict[str, Any]]:
+    """backends: every deployed function (gateway.tf maps all of them) => its URL; and
+    public_invokers both ways (public functions, or private ones behind the gateway)."""
     manifest = json.loads((directory / "functions.json").read_text(encoding="utf-8"))
-    return {"backends": {name: function_url(name) for name in manifest["functions"]}}
+    backends = {name: function_url(name) for name in manifest["functions"]}
+    return [{"backends": backends, "public_invokers": public} for public in (True, False)]
 
 
 def _metric_name(tf: Terraform, reference: str) -> str:
@@ -134,13 +142,15 @@ def _metric_name(tf: Terraform, reference: str) -> str:
     return name
 
 
-def dashboard_values(directory: Path, tf: Terraform) -> dict[str, Any]:
+def dashboard_values(directory: Path, tf: Terraform) -> list[dict[str, Any]]:
     """environment, and metrics: local.dashboard_metrics with each metric's real name."""
     metrics = tf.locals["dashboard_metrics"]
-    return {
-        "environment": ENVIRONMENT,
-        "metrics": {key: _metric_name(tf, str(ref)) for key, ref in metrics.items()},
-    }
+    return [
+        {
+            "environment": ENVIRONMENT,
+            "metrics": {key: _metric_name(tf, str(ref)) for key, ref in metrics.items()},
+        }
+    ]
 
 
 def parse_gateway(text: str) -> dict[str, Any]:
@@ -165,7 +175,8 @@ def parse_dashboard(text: str) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class TemplateCase:
-    values: Callable[[Path, Terraform], dict[str, Any]]
+    # Each realistic set of variables the template is rendered with.
+    values: Callable[[Path, Terraform], list[dict[str, Any]]]
     parse: Callable[[str], dict[str, Any]]
 
 
@@ -175,10 +186,11 @@ TEMPLATES: dict[str, TemplateCase] = {
 }
 
 
-def render(directory: Path, template: str, tf: Terraform | None = None) -> str:
+def renders(directory: Path, template: str, tf: Terraform | None = None) -> list[str]:
+    """The template rendered with each of its realistic sets of variables."""
     tf = tf or load_terraform(directory)
     text = (directory / template).read_text(encoding="utf-8")
-    return render_template(text, TEMPLATES[template].values(directory, tf))
+    return [render_template(text, v) for v in TEMPLATES[template].values(directory, tf)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -199,29 +211,37 @@ def check_templates_render_and_parse(directory: Path) -> list[str]:
         if case is None:
             problems.append(f"{where}: no realistic values and parser in {__name__}")
             continue
-        values = case.values(directory, tf)
-        if tuple(sorted(values)) != call.variables:
-            problems.append(f"{where}: passes {call.variables}, the test renders {sorted(values)}")
+        for values in case.values(directory, tf):
+            if tuple(sorted(values)) != call.variables:
+                problems.append(f"{where}: passes {call.variables}, test renders {sorted(values)}")
         try:
-            case.parse(render(directory, call.template, tf))
+            for text in renders(directory, call.template, tf):
+                case.parse(text)
         except REFUSED as exc:
             problems.append(f"{where}: {type(exc).__name__}: {exc}")
     return problems
 
 
-def _rendered_gateway(directory: Path, tf: Terraform, problems: list[str]) -> dict[str, Any] | None:
+def _rendered_gateways(
+    directory: Path, tf: Terraform, problems: list[str]
+) -> list[tuple[bool, dict[str, Any]]]:
+    """(public_invokers, document) for each realistic rendering."""
     template = GATEWAY_TEMPLATE.relative_to("terraform").as_posix()
     if not (directory / template).is_file():
         problems.append(f"{template} is missing")
-        return None
+        return []
     try:
-        return parse_gateway(render(directory, template, tf))
+        docs = [parse_gateway(text) for text in renders(directory, template, tf)]
     except REFUSED as exc:
         problems.append(f"{template}: {type(exc).__name__}: {exc}")
-        return None
+        return []
+    values = TEMPLATES[template].values(directory, tf)
+    return [(bool(v["public_invokers"]), doc) for v, doc in zip(values, docs, strict=True)]
 
 
-def _check_backend(where: str, pattern: str, backend: Any, problems: list[str]) -> None:
+def _check_backend(
+    where: str, pattern: str, backend: Any, public: bool, problems: list[str]
+) -> None:
     owner = function_for_path(re.sub(r"\{\w+\}", "00000000-0000-0000-0000-000000000000", pattern))
     if owner is None:
         problems.append(f"{where}: no registry function serves {pattern}")
@@ -234,7 +254,8 @@ def _check_backend(where: str, pattern: str, backend: Any, problems: list[str]) 
     expected = {
         "address": function_url(owner.name),
         "path_translation": "APPEND_PATH_TO_ADDRESS",
-        "disable_auth": True,
+        # Public functions read the caller's token; private ones get the gateway's.
+        "disable_auth": public,
         "deadline": float(owner.timeout_s),
     }
     for key, value in expected.items():
@@ -250,9 +271,12 @@ def check_gateway_document(directory: Path) -> list[str]:
     for rtype in ("google_api_gateway_api", "google_api_gateway_api_config"):
         if not tf.resources_of(rtype):
             problems.append(f"{rtype} is missing")
-    doc = _rendered_gateway(directory, tf, problems)
-    if doc is None:
-        return problems
+    for public, doc in _rendered_gateways(directory, tf, problems):
+        _check_gateway_paths(doc, public, problems)
+    return problems
+
+
+def _check_gateway_paths(doc: dict[str, Any], public: bool, problems: list[str]) -> None:
     if doc.get("swagger") != "2.0":
         problems.append('the gateway document must be OpenAPI 2.0 (swagger: "2.0")')
     served = {
@@ -278,8 +302,8 @@ def check_gateway_document(directory: Path) -> list[str]:
         for method, operation in item.items():
             if method in HTTP_METHODS:
                 backend = operation.get("x-google-backend")
-                _check_backend(f"{method.upper()} {pattern}", pattern, backend, problems)
-    return problems
+                where = f"{method.upper()} {pattern} (public_invokers={public})"
+                _check_backend(where, pattern, backend, public, problems)
 
 
 def check_gateway_generated(directory: Path) -> list[str]:
@@ -317,8 +341,10 @@ def test_every_templatefile_call_is_rendered_here() -> None:
     assert {c.template for c in calls} == set(TEMPLATES)
 
 
-def test_gateway_document_lists_every_operation_with_its_backend() -> None:
-    doc = parse_gateway(render(TERRAFORM_DIR, "gateway/openapi2.yaml.tftpl"))
+@pytest.mark.parametrize("public", [True, False])
+def test_gateway_document_lists_every_operation_with_its_backend(public: bool) -> None:
+    texts = renders(TERRAFORM_DIR, "gateway/openapi2.yaml.tftpl")
+    doc = parse_gateway(texts[0 if public else 1])
     operations = {
         (pattern, method): op["x-google-backend"]
         for pattern, item in doc["paths"].items()
@@ -331,7 +357,7 @@ def test_gateway_document_lists_every_operation_with_its_backend() -> None:
     assert operations[("/v1/me", "delete")] == {
         "address": "https://reel-staging-me-7fq2kz3xaa-ew.a.run.app",
         "path_translation": "APPEND_PATH_TO_ADDRESS",
-        "disable_auth": True,
+        "disable_auth": public,
         "deadline": float(me.timeout_s),
     }
     summary = doc["paths"]["/v1/me"]["delete"]["summary"]
@@ -396,8 +422,8 @@ MUTATIONS = [
     ),
     pytest.param(
         "gateway.tf",
-        "        backends = {",
-        '        title    = "x"\n        backends = {',
+        "        public_invokers = true\n",
+        '        public_invokers = true\n        title           = "x"\n',
         check_templates_render_and_parse,
         id="gateway-tf-passes-a-variable-the-test-does-not-render",
     ),
@@ -423,6 +449,13 @@ MUTATIONS = [
         "path_translation: CONSTANT_ADDRESS",
         check_gateway_document,
         id="gateway-path-translation",
+    ),
+    pytest.param(
+        "gateway/openapi2.yaml.tftpl",
+        "disable_auth: ${jsonencode(public_invokers)}",
+        "disable_auth: true",
+        check_gateway_document,
+        id="gateway-disable-auth-ignores-public-invokers",
     ),
     pytest.param(
         "gateway/openapi2.yaml.tftpl",
