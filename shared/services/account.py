@@ -41,7 +41,6 @@ from shared.db import (
     Keyset,
     MonthUsage,
     Subscription,
-    UnitOfWork,
     Variant,
 )
 from shared.enforcement import Enforcer, LeaseRef
@@ -167,20 +166,20 @@ def export_account(db: Database, user_id: str, now: datetime) -> Iterator[Export
     (``shared.api.export``) turns them into the JSON document (``models.AccountExport``).
 
     The head is read before this returns, so an unreachable database is an ordinary 503
-    rather than a broken stream. The rest is read page by page inside one read-only
-    snapshot transaction, so memory stays flat however big the account is and the
-    document is consistent.
+    rather than a broken stream. The rest is read page by page, each page in its own
+    short read-only snapshot that ends BEFORE the page is handed on: a client that stops
+    reading holds no pooled connection and no transaction, however long it stalls.
+    Each page is consistent in itself; memory stays flat (one page at a time).
     """
-    parts = _export(db, user_id, now)
-    first = next(parts)
-    return chain((first,), parts)
+    head = _head(db, user_id, now)
+    return chain((head,), _drafts(db, user_id), _assets(db, user_id))
 
 
-def _export(db: Database, user_id: str, now: datetime) -> Iterator[ExportPart]:
+def _head(db: Database, user_id: str, now: datetime) -> ExportHead:
     with db.uow() as uow:
         uow.snapshot()
         user = uow.users.get(user_id)
-        yield ExportHead(
+        return ExportHead(
             user_id=user_id,
             exported_at=now,
             created_at=user.created_at if user else None,
@@ -188,34 +187,41 @@ def _export(db: Database, user_id: str, now: datetime) -> Iterator[ExportPart]:
             boost_expires_at=uow.boosts.get_expiry(user_id),
             usage=uow.ledger.usage_by_month(user_id),
         )
-        yield from _drafts(uow, user_id)
-        yield from _assets(uow, user_id)
 
 
-def _drafts(uow: UnitOfWork, user_id: str) -> Iterator[ExportedDraft]:
-    after: Keyset | None = None
-    while True:
+def _draft_page(db: Database, user_id: str, after: Keyset | None) -> list[ExportedDraft]:
+    with db.uow() as uow:
+        uow.snapshot()  # drafts, generations and variants of the page from one snapshot
         drafts = uow.drafts.export_page(user_id, after, DRAFT_BATCH)
         if not drafts:
-            return
+            return []
         ids = [d.id for d in drafts]
         generations = uow.generations.for_drafts(ids)
-        by_generation: dict[Any, list[Variant]] = {}
-        for v in uow.variants.for_drafts(ids):
-            by_generation.setdefault(v.generation_id, []).append(v)
-        by_draft: dict[Any, list[Generation]] = {}
-        for g in generations:
-            by_draft.setdefault(g.draft_id, []).append(g)
-        for d in drafts:
-            yield ExportedDraft(d, by_draft.get(d.id, []), by_generation)
-        after = Keyset(drafts[-1].created_at, drafts[-1].id)
+        variants = uow.variants.for_drafts(ids)
+    by_generation: dict[Any, list[Variant]] = {}
+    for v in variants:
+        by_generation.setdefault(v.generation_id, []).append(v)
+    by_draft: dict[Any, list[Generation]] = {}
+    for g in generations:
+        by_draft.setdefault(g.draft_id, []).append(g)
+    return [ExportedDraft(d, by_draft.get(d.id, []), by_generation) for d in drafts]
 
 
-def _assets(uow: UnitOfWork, user_id: str) -> Iterator[ExportedAssets]:
+def _drafts(db: Database, user_id: str) -> Iterator[ExportedDraft]:
+    after: Keyset | None = None
+    while page := _draft_page(db, user_id, after):
+        yield from page  # no connection is held while the client reads these
+        after = Keyset(page[-1].draft.created_at, page[-1].draft.id)
+
+
+def _assets(db: Database, user_id: str) -> Iterator[ExportedAssets]:
     for deleted in (False, True):
         after: Keyset | None = None
         while True:
-            page = uow.assets.export_page(user_id, deleted=deleted, after=after, limit=ASSET_BATCH)
+            with db.autocommit() as uow:  # one statement per page
+                page = uow.assets.export_page(
+                    user_id, deleted=deleted, after=after, limit=ASSET_BATCH
+                )
             if not page:
                 break
             yield ExportedAssets(page)
