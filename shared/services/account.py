@@ -4,18 +4,19 @@ Deletion order, and why:
 
 1. Cancel the Stripe subscription first: if Stripe fails we answer 503 and nothing is
    gone yet (a deleted account that keeps billing is the worst outcome).
-2. Read the Redis footprint (periods, recent drafts and Idempotency-Keys) and the live
-   leases from Postgres while the rows exist; release the leases and drop the keys.
-3. One transaction: record the user's Stripe customer and subscription ids as
-   tombstones (a webhook arriving later for them changes nothing), delete the user row
-   (drafts, generations, variants, assets, subscription and boost cascade), THEN re-key
-   the ledger under a random pseudonym.
-   The delete waits for a worker that is finishing a job of this user; the ledger
-   UPDATE, a later statement, then sees that job's ledger row too. A worker finishing
-   after the commit finds no generation to move and writes nothing (the worker's
-   conditional status move comes before its inserts).
-4. Drop the keys again: a request racing the deletion may have re-seeded a counter or
-   the plan cache from rows that were still there.
+2. One transaction: lock the user row (FOR UPDATE), so every create in flight has
+   committed its draft and generation (a create share-locks the row) and any later one
+   finds no row and writes nothing (402, its admission undone). Under that lock read the
+   Redis footprint (periods, recent drafts and Idempotency-Keys) and the queued and
+   running generations (locked: a worker's claim or terminal move waits for us, or we
+   for it). Record the user's Stripe ids as tombstones (a later webhook for them changes
+   nothing), delete the user row (drafts, generations, variants, assets, subscription
+   and boost cascade), re-key the ledger under a random pseudonym, and give each job
+   still running a placeholder ledger row under that pseudonym: its worker, finding the
+   generation gone, writes the tokens and cost the provider charged into it.
+3. After the commit, release the leases and drop the keys: a request that re-seeded a
+   counter or the plan cache from rows that were still there is undone too, and a
+   create's idempotency record, dropped while pending, is never stored.
 
 A second call finds nothing in Postgres and only deletes keys that do not exist: 202,
 no change. The pseudonym is random per deletion, so it links nothing, not even two
@@ -38,11 +39,14 @@ from shared.db import (
     Database,
     Draft,
     Generation,
+    GenerationStatus,
     Keyset,
+    LedgerEntry,
     MonthUsage,
     Subscription,
     Variant,
 )
+from shared.db.ledger import PSEUDONYM_PREFIX
 from shared.enforcement import Enforcer, LeaseRef
 from shared.observability.logging import log_event
 from shared.services.library import IDEMPOTENCY_SCOPE
@@ -123,14 +127,28 @@ class AccountDeletion:
 
 def _pseudonym() -> str:
     """A fresh non-reversible owner id for the ledger (matches no JWT ``sub`` we mint)."""
-    return "deleted:" + secrets.token_hex(16)
+    return PSEUDONYM_PREFIX + secrets.token_hex(16)
+
+
+def _placeholder(gen: Generation, pseudonym: str) -> LedgerEntry:
+    """The ledger row of a job running at the deletion, under the pseudonym: zero tokens
+    until its worker, finding the generation gone, writes what the provider cost."""
+    return LedgerEntry(
+        generation_id=gen.id, owner_id=pseudonym, month=gen.period_month, plan=gen.plan,
+        kind=gen.kind, provider=gen.provider, model=gen.model, prompt_tokens=0,
+        completion_tokens=0, cost_micro_usd=0, billable=False,
+    )  # fmt: skip
 
 
 def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
     """Delete everything of ``user_id`` (see the module docstring); idempotent."""
     cancelled = deps.billing.cancel_for_deletion(user_id)
     now = deps.now()
+    pseudonym = _pseudonym()
     with deps.db.uow() as uow:
+        # The user row first, FOR UPDATE: a create in flight (it share-locks the row) has
+        # committed before what follows is read, and one arriving later finds no row.
+        uow.users.lock(user_id)
         fp = uow.users.footprint(
             user_id,
             hours_since=now - _HOURS_BACK,
@@ -138,20 +156,23 @@ def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
             idempotency_since=now - _IDEMPOTENCY_BACK,
             asset_scope=IDEMPOTENCY_SCOPE,
         )
-        active = uow.generations.active_for_owner(user_id)
+        active = uow.generations.active_for_owner(user_id, lock=True)
+        # Before the rows go: a late webhook for these ids must not resurrect the user.
+        buried = uow.stripe_tombstones.bury_user(user_id, now)
+        existed = uow.users.delete(user_id)
+        moved = uow.ledger.pseudonymise(user_id, pseudonym)
+        for gen in active:
+            if gen.status is GenerationStatus.RUNNING:  # the provider may be paid for it
+                uow.ledger.record(_placeholder(gen, pseudonym))
+        uow.commit()
     keys = deps.enforcer.user_state_keys(
         user_id, now, months=fp.months, hours=fp.hours, draft_ids=fp.draft_ids,
         idempotency=fp.idempotency,
     )  # fmt: skip
     leases = [LeaseRef(str(g.id), g.owner_id, g.provider, g.model, Lane(g.lane)) for g in active]
+    # After the commit: a request re-seeding a counter or the plan cache from the rows
+    # meanwhile is undone too, and a create admitted on the old plan meets no user row.
     dropped = deps.enforcer.forget_user(keys, leases)
-    with deps.db.uow() as uow:
-        # Before the rows go: a late webhook for these ids must not resurrect the user.
-        buried = uow.stripe_tombstones.bury_user(user_id, now)
-        existed = uow.users.delete(user_id)
-        moved = uow.ledger.pseudonymise(user_id, _pseudonym())
-        uow.commit()
-    dropped += deps.enforcer.forget_user(keys, [])
     log_event(
         _log, "account_deleted", existed=existed, stripe_cancelled=cancelled,
         ledger_rows=moved, redis_keys=dropped, jobs_discarded=len(active),
