@@ -4,19 +4,22 @@ Deletion order, and why:
 
 1. Cancel the Stripe subscription first: if Stripe fails we answer 503 and nothing is
    gone yet (a deleted account that keeps billing is the worst outcome).
-2. One transaction: lock the user row (FOR UPDATE), so every create in flight has
+2. Read the Redis footprint (periods, recent drafts and Idempotency-Keys) and the live
+   leases while the rows exist; release the leases and drop the keys (so a crash after
+   the commit below cannot leave the old plan cached for a new account of this sub).
+3. One transaction: lock the user row (FOR UPDATE), so every create in flight has
    committed its draft and generation (a create share-locks the row) and any later one
    finds no row and writes nothing (402, its admission undone). Under that lock read the
-   Redis footprint (periods, recent drafts and Idempotency-Keys) and the queued and
-   running generations (locked: a worker's claim or terminal move waits for us, or we
-   for it). Record the user's Stripe ids as tombstones (a later webhook for them changes
-   nothing), delete the user row (drafts, generations, variants, assets, subscription
-   and boost cascade), re-key the ledger under a random pseudonym, and give each job
-   still running a placeholder ledger row under that pseudonym: its worker, finding the
-   generation gone, writes the tokens and cost the provider charged into it.
-3. After the commit, release the leases and drop the keys: a request that re-seeded a
-   counter or the plan cache from rows that were still there is undone too, and a
-   create's idempotency record, dropped while pending, is never stored.
+   footprint and the queued and running generations again (locked: a worker's claim or
+   terminal move waits for us, or we for it). Record the user's Stripe ids as tombstones
+   (a later webhook for them changes nothing), delete the user row (drafts, generations,
+   variants, assets, subscription and boost cascade), re-key the ledger under a random
+   pseudonym, and give each job still running a placeholder ledger row under that
+   pseudonym: its worker, finding the generation gone, writes the tokens and cost the
+   provider charged into it.
+4. After the commit, release and drop again, from what the lock let us see: a create
+   that committed meanwhile, a counter or plan cache re-seeded from rows still there.
+   A create's idempotency record dropped while pending is never stored afterwards.
 
 A second call finds nothing in Postgres and only deletes keys that do not exist: 202,
 no change. The pseudonym is random per deletion, so it links nothing, not even two
@@ -44,6 +47,7 @@ from shared.db import (
     LedgerEntry,
     MonthUsage,
     Subscription,
+    UnitOfWork,
     Variant,
 )
 from shared.db.ledger import PSEUDONYM_PREFIX
@@ -140,23 +144,43 @@ def _placeholder(gen: Generation, pseudonym: str) -> LedgerEntry:
     )  # fmt: skip
 
 
+def _redis_state(
+    deps: AccountDeps, uow: UnitOfWork, user_id: str, now: datetime, *, lock: bool
+) -> tuple[list[str], list[Generation]]:
+    """The user's Redis keys (from the footprint) and queued/running generations."""
+    fp = uow.users.footprint(
+        user_id,
+        hours_since=now - _HOURS_BACK,
+        cooldowns_since=now - _COOLDOWNS_BACK,
+        idempotency_since=now - _IDEMPOTENCY_BACK,
+        asset_scope=IDEMPOTENCY_SCOPE,
+    )
+    keys = deps.enforcer.user_state_keys(
+        user_id, now, months=fp.months, hours=fp.hours, draft_ids=fp.draft_ids,
+        idempotency=fp.idempotency,
+    )  # fmt: skip
+    return keys, uow.generations.active_for_owner(user_id, lock=lock)
+
+
+def _leases(active: list[Generation]) -> list[LeaseRef]:
+    return [LeaseRef(str(g.id), g.owner_id, g.provider, g.model, Lane(g.lane)) for g in active]
+
+
 def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
     """Delete everything of ``user_id`` (see the module docstring); idempotent."""
     cancelled = deps.billing.cancel_for_deletion(user_id)
     now = deps.now()
     pseudonym = _pseudonym()
     with deps.db.uow() as uow:
+        keys, active = _redis_state(deps, uow, user_id, now, lock=False)
+    # First pass: the plan cache and counters go before the rows (a crash after the
+    # commit below must not leave the old plan cached for a new account of this sub).
+    dropped = deps.enforcer.forget_user(keys, _leases(active))
+    with deps.db.uow() as uow:
         # The user row first, FOR UPDATE: a create in flight (it share-locks the row) has
         # committed before what follows is read, and one arriving later finds no row.
         uow.users.lock(user_id)
-        fp = uow.users.footprint(
-            user_id,
-            hours_since=now - _HOURS_BACK,
-            cooldowns_since=now - _COOLDOWNS_BACK,
-            idempotency_since=now - _IDEMPOTENCY_BACK,
-            asset_scope=IDEMPOTENCY_SCOPE,
-        )
-        active = uow.generations.active_for_owner(user_id, lock=True)
+        keys, active = _redis_state(deps, uow, user_id, now, lock=True)
         # Before the rows go: a late webhook for these ids must not resurrect the user.
         buried = uow.stripe_tombstones.bury_user(user_id, now)
         existed = uow.users.delete(user_id)
@@ -165,14 +189,9 @@ def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
             if gen.status is GenerationStatus.RUNNING:  # the provider may be paid for it
                 uow.ledger.record(_placeholder(gen, pseudonym))
         uow.commit()
-    keys = deps.enforcer.user_state_keys(
-        user_id, now, months=fp.months, hours=fp.hours, draft_ids=fp.draft_ids,
-        idempotency=fp.idempotency,
-    )  # fmt: skip
-    leases = [LeaseRef(str(g.id), g.owner_id, g.provider, g.model, Lane(g.lane)) for g in active]
-    # After the commit: a request re-seeding a counter or the plan cache from the rows
-    # meanwhile is undone too, and a create admitted on the old plan meets no user row.
-    dropped = deps.enforcer.forget_user(keys, leases)
+    # Second pass, from what the lock let us see: the jobs and keys of creates that
+    # committed meanwhile, and whatever a request re-seeded from rows still there.
+    dropped += deps.enforcer.forget_user(keys, _leases(active))
     log_event(
         _log, "account_deleted", existed=existed, stripe_cancelled=cancelled,
         ledger_rows=moved, redis_keys=dropped, jobs_discarded=len(active),
