@@ -112,3 +112,16 @@ def test_stalled_exports_hold_no_connection(
     )
     assert max(during) < max(1000.0, 10 * statistics.median(normal)), (normal, during)
     assert idle == 0
+    # The exports were really stalled mid-stream: far more was still to come than the
+    # socket buffers hold (the server's send buffer is at most 4 MiB here).
+    rest = _drain(stalled[0])
+    assert len(rest) > 5_000_000, len(rest)
+    assert rest.rstrip(b"\r\n0").endswith(b"]}")
+
+
+def _drain(sock: socket.socket) -> bytes:
+    sock.settimeout(30)
+    chunks = []
+    while chunk := sock.recv(1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
