@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pytest
 import redis
 
-from devtools.fake_minimax import delayed, ok
+from devtools.fake_minimax import Scripted, delayed, malformed, ok
 from shared.bootstrap import Container
 from tests.e2e.api_support import CREATE, sql
 from tests.support.e2e import Api, WorkerEnvFactory
@@ -86,10 +87,19 @@ def test_a_create_racing_account_deletion_never_survives_it(
     assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
 
 
+@pytest.mark.parametrize(
+    ("answer", "billable"),
+    [(delayed(ok(), 1.5), True), (delayed(malformed(), 0.8), False)],
+    ids=["succeeds", "fails"],
+)
 def test_a_job_running_when_the_account_is_deleted_lands_its_cost(
-    make_worker_env: WorkerEnvFactory, api: Callable[..., Api], database_url: str
+    make_worker_env: WorkerEnvFactory,
+    api: Callable[..., Api],
+    database_url: str,
+    answer: Scripted,
+    billable: bool,
 ) -> None:
-    env = make_worker_env(default=delayed(ok(), 1.5))
+    env = make_worker_env(default=answer)
     a = api("basic")
     generation_id = env.create(a.headers)
     job = env.job(generation_id)
@@ -106,16 +116,18 @@ def test_a_job_running_when_the_account_is_deleted_lands_its_cost(
 
     rows: list[Any] = sql(
         database_url,
-        "SELECT owner_id, prompt_tokens, completion_tokens, cost_micro_usd "
+        "SELECT owner_id, prompt_tokens, completion_tokens, cost_micro_usd, billable "
         "FROM usage_ledger WHERE generation_id = CAST(:g AS uuid)",
         g=generation_id,
     )
     assert len(rows) == 1, rows
-    owner, prompt, completion, cost = rows[0]
+    owner, prompt, completion, cost, charged = rows[0]
+    assert charged is billable
     assert owner.startswith("deleted:")
     assert owner != a.user_id
-    assert prompt > 0
+    assert prompt > 0, rows
     assert completion > 0
-    assert cost > 0
+    if billable:  # a failure's cost is priced as every failure's (from the job's model)
+        assert cost > 0, rows
     # The deleted user's other ledger rows (none here) and this one share the pseudonym.
     assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
