@@ -186,8 +186,10 @@ def _handle(
         url=req.url,
     )
     annotate(user_id=principal.user_id if principal else None)
-    if body and route.request_model is None and route.auth in ("bearer", "admin"):
-        api_req.json()  # a body a route ignores must still be JSON (SPEC §3: 400 INVALID_JSON)
+    # A JSON body a route ignores must still be JSON (SPEC §3: 400 INVALID_JSON).
+    ignored_body = body and route.request_model is None and req.method in _BODY_METHODS
+    if ignored_body and route.auth in ("bearer", "admin"):
+        api_req.json()
     return route.resolve()(api_req, container)
 
 
