@@ -17,6 +17,8 @@
     ├── LimitExceeded (429)       MONTHLY_QUOTA_EXCEEDED / HOURLY_LIMIT_EXCEEDED /
     │                             CONCURRENCY_LIMIT / COOLDOWN_ACTIVE / FULL_REGEN_CAP_EXCEEDED
     ├── ServiceUnavailable (503)  SERVICE_UNAVAILABLE / PROVIDER_BUSY
+    ├── UndeliverableJob (489)    INVALID_DELIVERY: a signed worker body that can never
+    │                             be processed; QStash's non-retryable answer
     └── InternalError (500)
 
 Adapters translate library errors (pg8000, redis, UpstashError, httpx, qstash) into
@@ -45,6 +47,7 @@ __all__ = [
     "ServiceUnavailable",
     "SubscriptionRequired",
     "Unauthenticated",
+    "UndeliverableJob",
     "UnsupportedMediaType",
     "ValidationFailed",
 ]
@@ -180,6 +183,17 @@ class ServiceUnavailable(AppError):
     def __init__(self, message: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("retry_after", 1)
         super().__init__(message, **kwargs)
+
+
+class UndeliverableJob(AppError):
+    """A correctly signed worker delivery whose body can never be processed (not JSON, a
+    generation id that is not a UUID, NUL characters): retrying cannot help. 489 with
+    ``Upstash-NonRetryable-Error: true`` is QStash's "do not retry" answer (the message
+    goes to its dead-letter queue at once); ``shared.api.http`` adds the header."""
+
+    status = 489
+    default_code = "INVALID_DELIVERY"
+    default_message = "The delivery's body cannot be processed; it will not be retried."
 
 
 class InternalError(AppError):

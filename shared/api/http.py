@@ -24,6 +24,7 @@ from shared.errors import (
     MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
+    UndeliverableJob,
     UnsupportedMediaType,
 )
 from shared.observability.logging import (
@@ -137,7 +138,21 @@ def _error_response(exc: AppError, request_id: str) -> ApiResponse:
         headers["Retry-After"] = str(max(1, int(exc.retry_after or 1)))
     if isinstance(exc, MethodNotAllowed):
         headers["Allow"] = ", ".join(exc.details.get("allowed", []))
+    if isinstance(exc, UndeliverableJob):
+        headers["Upstash-NonRetryable-Error"] = "true"
+    if exc.status == 429:
+        headers.update(_ratelimit_fields(exc))
     return ApiResponse.json(exc.status, exc.body(request_id), headers)
+
+
+def _ratelimit_fields(exc: AppError) -> dict[str, str]:
+    """IETF RateLimit fields of a 429, as on a 202: the limit hit, what is left of it (0)
+    and the seconds until it resets (Retry-After)."""
+    fields = {"RateLimit-Remaining": "0", "RateLimit-Reset": str(max(1, int(exc.retry_after or 1)))}
+    limit = exc.details.get("limit")
+    if isinstance(limit, int):
+        fields["RateLimit-Limit"] = str(limit)
+    return fields
 
 
 def _authenticate(route: Route, req: flask.Request, container: Container) -> Principal | None:
@@ -171,6 +186,10 @@ def _handle(
         url=req.url,
     )
     annotate(user_id=principal.user_id if principal else None)
+    # A JSON body a route ignores must still be JSON (SPEC §3: 400 INVALID_JSON).
+    ignored_body = body and route.request_model is None and req.method in _BODY_METHODS
+    if ignored_body and route.auth in ("bearer", "admin"):
+        api_req.json()
     return route.resolve()(api_req, container)
 
 

@@ -88,6 +88,8 @@ def _no_nul(value: str) -> str:
 
 
 Text = Annotated[str, StringConstraints(pattern=NO_NUL_PATTERN)]
+# A title someone can read: not empty, not only spaces.
+Title = Annotated[str, StringConstraints(pattern=NOT_BLANK_PATTERN)]
 Hashtag = Annotated[str, StringConstraints(pattern=HASHTAG_PATTERN)]
 UUIDStr = Annotated[
     str,
@@ -261,8 +263,13 @@ class AssetContent(_Strict):
 
 
 def _normalise_tags(value: Any) -> Any:
+    """Tags are lower-cased on input (SPEC §4), so ``Water`` and ``water`` are one tag:
+    each is kept once, in the order first given."""
     if isinstance(value, list):
-        return [t.lower() if isinstance(t, str) else t for t in value]
+        lowered = [t.lower() if isinstance(t, str) else t for t in value]
+        if all(isinstance(t, str) for t in lowered):
+            return list(dict.fromkeys(lowered))
+        return lowered
     return value
 
 
@@ -271,7 +278,7 @@ class CreateAssetRequest(_Strict):
     variant_id: UUIDStr | None = None
     raw: AssetContent | None = None
     platform: Platform | None = None
-    title: Text | None = Field(None, min_length=1, max_length=200)
+    title: Title | None = Field(None, min_length=1, max_length=200)
     tags: list[Annotated[str, StringConstraints(pattern=TAG_PATTERN)]] = Field(
         default_factory=list, max_length=20
     )
@@ -348,7 +355,7 @@ class AssetPatchRequest(_Patch):
 
     NOT_NULL: ClassVar[tuple[str, ...]] = _ASSET_NOT_NULL
 
-    title: Text | None = Field(None, min_length=1, max_length=200)
+    title: Title | None = Field(None, min_length=1, max_length=200)
     tags: list[Annotated[str, StringConstraints(pattern=TAG_PATTERN)]] | None = Field(
         None, max_length=20
     )

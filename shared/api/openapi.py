@@ -31,9 +31,11 @@ _ERROR_TEXT = {
     "413": "PAYLOAD_TOO_LARGE",
     "415": "UNSUPPORTED_MEDIA_TYPE",
     "422": "VALIDATION_FAILED / IDEMPOTENCY_KEY_REUSED",
-    "429": "A limit was reached (Retry-After)",
+    "429": "A limit was reached (Retry-After; RateLimit-Limit, -Remaining, -Reset)",
     "500": "INTERNAL",
     "503": "SERVICE_UNAVAILABLE / PROVIDER_BUSY (Retry-After)",
+    "489": "INVALID_DELIVERY: signed but malformed; Upstash-NonRetryable-Error: true, so "
+    "QStash does not retry it",
 }
 # Every operation can meet a bad X-Request-Id (400), an unknown id (404), a bug (500) and
 # an unreachable Redis/Postgres/Stripe (503); the rest depend on what the route takes.
@@ -42,10 +44,20 @@ _BY_OPERATION = {
     "create": ("402", "403", "429"),
     "regenerate": ("402", "403", "409", "429"),
     "patch_draft": ("412",),
-    "delete_draft": ("409",),
+    "delete_draft": ("409", "412"),
     "patch_asset": ("412",),
+    "delete_asset": ("412",),
+    "restore_asset": ("412",),
+    "generate": ("489",),
+    "failed": ("489",),
     "checkout": ("409",),
 }
+
+
+# Operations whose success answer carries the resource's ETag.
+_ETAG_OPERATIONS = frozenset(
+    {"get_draft", "patch_draft", "create_asset", "get_asset", "patch_asset", "restore_asset"}
+)
 
 
 def _error_statuses(route: Any) -> list[str]:
@@ -123,6 +135,10 @@ def _operation(route: Any, schemas: dict[str, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": schemas[route.request_model]}},
         }
     ok: dict[str, Any] = {"description": "OK"}
+    if op["operationId"] in _ETAG_OPERATIONS:
+        ok["headers"] = {
+            "ETag": {"description": "The version (If-Match)", "schema": {"type": "string"}}
+        }
     if route.response_model is not None:
         ok["content"] = {"application/json": {"schema": schemas[route.response_model]}}
     op["responses"][str(route.status)] = ok

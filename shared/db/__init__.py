@@ -7,7 +7,13 @@ kept out of this namespace so ``-m`` runs it cleanly. See ``shared/db/README.md`
 
 from shared.db.cursor import Keyset, decode_cursor, encode_cursor
 from shared.db.database import Database, UnitOfWork
-from shared.db.errors import DraftBusy, ForeignKeyViolation, IdempotencyConflict, UniqueViolation
+from shared.db.errors import (
+    DraftBusy,
+    ForeignKeyViolation,
+    IdempotencyConflict,
+    OwnerGone,
+    UniqueViolation,
+)
 from shared.db.models import (
     AdmissionTruth,
     Asset,
@@ -56,6 +62,7 @@ __all__ = [
     "MonthUsage",
     "NewDraft",
     "NewVariant",
+    "OwnerGone",
     "Platform",
     "RegenContext",
     "Subscription",

@@ -112,6 +112,11 @@ class PgUsers:
         user = self.get(user_id)
         return user.stripe_customer_id if user else None
 
+    def lock(self, user_id: str) -> bool:
+        """Lock the user row FOR UPDATE (no create can share-lock it meanwhile); False
+        when there is none."""
+        return bool(self._s.run("SELECT 1 FROM users WHERE id = :id FOR UPDATE", id=user_id))
+
     def delete(self, user_id: str) -> bool:
         """Delete the user and, by cascade, subscription, boost, drafts, generations,
         variants and assets. False when there was no such user."""

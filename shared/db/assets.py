@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID, uuid4
@@ -18,7 +18,7 @@ from shared.db.models import Asset, AssetPage, AssetStatus, Platform, VariantCon
 from shared.db.session import Session
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 
-__all__ = ["MAX_PAGE_SIZE", "PgAssets", "search_query", "search_words"]
+__all__ = ["MAX_PAGE_SIZE", "PgAssets", "search_query", "search_words", "unsearchable"]
 
 MAX_PAGE_SIZE: Final = 100
 MAX_PREFIX_TERMS: Final = 32
@@ -76,6 +76,12 @@ def search_words(q: str | None) -> builtins.list[str]:
     return builtins.list(dict.fromkeys(words))
 
 
+def unsearchable(q: str | None) -> bool:
+    """True for a search that holds no word (``'``, an emoji, punctuation): it matches
+    nothing. An absent or blank ``q`` is no search at all."""
+    return bool(q and q.strip()) and not search_words(q)
+
+
 def search_query(q: str | None) -> str | None:
     """The tsquery text for a user's search: each word a lower-cased prefix, AND-ed.
 
@@ -86,6 +92,11 @@ def search_query(q: str | None) -> str | None:
 
 def _tsquery(words: builtins.list[str]) -> str | None:
     return " & ".join(f"{w}:*" for w in words) if words else None
+
+
+def _check_version(version: int, expected: Collection[int] | None) -> None:
+    if expected is not None and version not in expected:
+        raise PreconditionFailed("If-Match does not match the asset's ETag.")
 
 
 def _asset(row: list[Any]) -> Asset:
@@ -123,6 +134,7 @@ class PgAssets:
         source_draft_id: UUID | None,
         source_variant_id: UUID | None,
         idempotency_key: str | None,
+        request_fingerprint: str | None = None,
     ) -> Asset:
         """Save an asset; ``IdempotencyConflict`` if (owner, key) already saved one.
 
@@ -132,10 +144,11 @@ class PgAssets:
         rows = self._s.run(
             f"""
             INSERT INTO assets (id, owner_id, title, platform, tags, status, hook, script,
-                caption, hashtags, source_draft_id, source_variant_id, idempotency_key)
+                caption, hashtags, source_draft_id, source_variant_id, idempotency_key,
+                request_fingerprint)
             VALUES (CAST(:id AS uuid), :owner, :title, :platform, CAST(:tags AS text[]),
                 :status, :hook, :script, :caption, CAST(:hashtags AS text[]),
-                CAST(:draft AS uuid), CAST(:variant AS uuid), :key)
+                CAST(:draft AS uuid), CAST(:variant AS uuid), :key, :fp)
             ON CONFLICT ON CONSTRAINT assets_idempotency_key DO NOTHING
             RETURNING {_COLS}
             """,
@@ -152,6 +165,7 @@ class PgAssets:
             draft=str(source_draft_id) if source_draft_id else None,
             variant=str(source_variant_id) if source_variant_id else None,
             key=idempotency_key,
+            fp=request_fingerprint if idempotency_key else None,
         )
         if not rows:
             raise IdempotencyConflict(owner_id, "library_assets", idempotency_key or "")
@@ -172,12 +186,12 @@ class PgAssets:
         owner_id: str,
         asset_id: UUID,
         changes: Mapping[str, object],
-        expected_version: int | None,
+        expected_version: Collection[int] | None,
     ) -> Asset:
         """Apply ``changes`` (column names of ``_UPDATABLE``) and bump the version.
 
         Raises ``NotFound`` (missing, deleted or not yours) or ``PreconditionFailed``
-        (the version is not ``expected_version``). The row is locked first, so two
+        (the version is not in ``expected_version``). The row is locked first, so two
         PATCHes carrying the same If-Match cannot both win: the second sees the bumped
         version and gets 412.
         """
@@ -193,8 +207,7 @@ class PgAssets:
         if not rows:
             raise NotFound("Asset not found.")
         current = _asset(rows[0])
-        if expected_version is not None and current.version != expected_version:
-            raise PreconditionFailed("If-Match does not match the asset's ETag.")
+        _check_version(current.version, expected_version)
         if not changes:
             return current
         assignments = ", ".join(f"{name} = {_UPDATABLE[name]}" for name in sorted(changes))
@@ -206,8 +219,20 @@ class PgAssets:
         )
         return _asset(rows[0])
 
-    def soft_delete(self, owner_id: str, asset_id: UUID, now: datetime) -> bool:
-        """Mark the live asset deleted; False when missing, deleted already or not yours."""
+    def soft_delete(
+        self,
+        owner_id: str,
+        asset_id: UUID,
+        now: datetime,
+        expected_version: Collection[int] | None = None,
+    ) -> bool:
+        """Mark the live asset deleted; False when missing, deleted already or not yours;
+        ``PreconditionFailed`` when its version is not in ``expected_version``."""
+        if expected_version is not None:
+            current = self._locked(owner_id, asset_id, _LIVE)
+            if current is None:
+                return False
+            _check_version(current.version, expected_version)
         rows = self._s.run(
             "UPDATE assets SET deleted_at = CAST(:now AS timestamptz) "
             f"WHERE id = CAST(:id AS uuid) AND owner_id = :o AND {_LIVE} RETURNING id",
@@ -217,13 +242,24 @@ class PgAssets:
         )
         return bool(rows)
 
-    def restore(self, owner_id: str, asset_id: UUID, deleted_after: datetime) -> Asset | None:
+    def restore(
+        self,
+        owner_id: str,
+        asset_id: UUID,
+        deleted_after: datetime,
+        expected_version: Collection[int] | None = None,
+    ) -> Asset | None:
         """Bring back an asset deleted after ``deleted_after``; the asset, or None.
 
         Idempotent: restoring a live asset returns it unchanged. Two restores at once
         both get the asset; the conditional UPDATE lets exactly one of them change it
-        (one version bump).
+        (one version bump). ``PreconditionFailed`` when the asset's version (deleted or
+        live) is not in ``expected_version``.
         """
+        if expected_version is not None:
+            current = self._locked(owner_id, asset_id, "TRUE")
+            if current is not None:
+                _check_version(current.version, expected_version)
         rows = self._s.run(
             "UPDATE assets SET deleted_at = NULL, version = version + 1, updated_at = now() "
             f"WHERE id = CAST(:id AS uuid) AND owner_id = :o AND {_DELETED} "
@@ -264,11 +300,24 @@ class PgAssets:
         )
         return len(rows)
 
-    def find_by_idempotency(self, owner_id: str, key: str) -> Asset | None:
+    def find_by_idempotency(self, owner_id: str, key: str, fingerprint: str) -> Asset | None:
+        """The asset saved with ``key`` by the request whose body has ``fingerprint``;
+        None when the key was saved by another request (or before fingerprints were kept)."""
         rows = self._s.run(
-            f"SELECT {_COLS} FROM assets WHERE owner_id = :o AND idempotency_key = :k",
+            f"SELECT {_COLS} FROM assets WHERE owner_id = :o AND idempotency_key = :k "
+            "AND request_fingerprint = :fp",
             o=owner_id,
             k=key,
+            fp=fingerprint,
+        )
+        return _asset(rows[0]) if rows else None
+
+    def _locked(self, owner_id: str, asset_id: UUID, state: str) -> Asset | None:
+        rows = self._s.run(
+            f"SELECT {_COLS} FROM assets "
+            f"WHERE id = CAST(:id AS uuid) AND owner_id = :o AND {state} FOR UPDATE",
+            id=str(asset_id),
+            o=owner_id,
         )
         return _asset(rows[0]) if rows else None
 

@@ -84,6 +84,7 @@ class Database:
     ) -> None:
         # statement_timeout: a runaway query fails (503) instead of holding a pooled
         # connection past the Cloud Function's own timeout.
+        self.max_connections = max_connections
         self._pool = ConnectionPool(
             url,
             max_connections=max_connections,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 from uuid import UUID, uuid4
@@ -157,13 +157,22 @@ class PgDrafts:
         )
         return bool(rows)
 
-    def soft_delete(self, owner_id: str, draft_id: UUID, now: datetime) -> None:
+    def soft_delete(
+        self,
+        owner_id: str,
+        draft_id: UUID,
+        now: datetime,
+        expected_version: Collection[int] | None = None,
+    ) -> None:
         """Mark the draft deleted; its generations and variants go with it.
 
-        Raises ``NotFound`` (missing, deleted or not yours) or ``DraftBusy`` (a generation
-        is queued or running). The row lock is the race guard described in ``lock_live``.
+        Raises ``NotFound`` (missing, deleted or not yours), ``PreconditionFailed`` (its
+        version is not in ``expected_version``) or ``DraftBusy`` (a generation is queued
+        or running). The row lock is the race guard described in ``lock_live``.
         """
-        self._lock(owner_id, draft_id)
+        current = self._lock(owner_id, draft_id)
+        if expected_version is not None and current.version not in expected_version:
+            raise PreconditionFailed()
         busy = self._s.run(
             "SELECT 1 FROM generations WHERE draft_id = CAST(:d AS uuid) "
             "AND status IN ('queued', 'running')",
@@ -302,7 +311,7 @@ class PgDrafts:
         owner_id: str,
         draft_id: UUID,
         changes: Mapping[str, object],
-        expected_version: int | None,
+        expected_version: Collection[int] | None,
     ) -> Draft:
         """Apply ``changes`` and bump the version (the ETag).
 
@@ -315,7 +324,7 @@ class PgDrafts:
         if unknown:
             raise ValueError(f"not updatable draft fields: {sorted(unknown)}")
         current = self._lock(owner_id, draft_id)
-        if expected_version is not None and current.version != expected_version:
+        if expected_version is not None and current.version not in expected_version:
             raise PreconditionFailed()
         if not changes:
             return current

@@ -3,6 +3,8 @@
     shared.errors.Conflict (409)
     ├── IdempotencyConflict   (owner, scope, key) already stored: replay that row
     └── DraftBusy             the draft already has a queued/running generation
+    shared.errors.SubscriptionRequired (402)
+    └── OwnerGone             the account was deleted while a create was admitted
     shared.errors.InternalError (500)
     ├── UniqueViolation       any other unique constraint (constraint name attached)
     └── ForeignKeyViolation   a referenced row is missing (constraint name attached)
@@ -14,9 +16,15 @@ uncaught, each class still renders as the right SPEC error.
 
 from __future__ import annotations
 
-from shared.errors import Conflict, InternalError
+from shared.errors import Conflict, InternalError, SubscriptionRequired
 
-__all__ = ["DraftBusy", "ForeignKeyViolation", "IdempotencyConflict", "UniqueViolation"]
+__all__ = [
+    "DraftBusy",
+    "ForeignKeyViolation",
+    "IdempotencyConflict",
+    "OwnerGone",
+    "UniqueViolation",
+]
 
 
 class IdempotencyConflict(Conflict):
@@ -39,6 +47,16 @@ class DraftBusy(Conflict):
     def __init__(self, draft_id: object) -> None:
         super().__init__("This draft already has a generation in progress.")
         self.draft_id = draft_id
+
+
+class OwnerGone(SubscriptionRequired):
+    """A create's owner has no user row: the account was deleted after the admission (a
+    user with a plan always has one). Nothing was written; to the API the caller is now a
+    new user with no plan (402), as any later request of the same ``sub`` is."""
+
+    def __init__(self, owner_id: str) -> None:
+        super().__init__("The account no longer exists.")
+        self.owner_id = owner_id
 
 
 class UniqueViolation(InternalError):

@@ -21,7 +21,7 @@ from uuid import UUID
 
 from shared.billing.plans import PlanName
 from shared.db.drafts import variant_rows
-from shared.db.errors import DraftBusy, IdempotencyConflict, UniqueViolation
+from shared.db.errors import DraftBusy, IdempotencyConflict, OwnerGone, UniqueViolation
 from shared.db.models import (
     AdmissionTruth,
     Generation,
@@ -250,21 +250,24 @@ class PgGenerations:
         idempotency_key: str | None = None,
         request_fingerprint: str | None = None,
     ) -> Generation:
-        """Make sure the user exists, insert the draft and its ``queued`` generation:
-        ONE statement, so in an autocommit unit of work one round trip, committed.
+        """Insert the draft and its ``queued`` generation for an existing user: ONE
+        statement, so in an autocommit unit of work one round trip, committed.
 
-        The generation is inserted first and the draft only from its RETURNING: when
-        the Idempotency-Key is taken nothing at all is written and
-        ``IdempotencyConflict`` is raised. Foreign keys are checked at the end of the
-        statement, when the user and the draft exist.
+        The user row is share-locked first (``FOR KEY SHARE``, as the foreign keys would):
+        an account deletion in progress is waited for, and a user row it deleted is not
+        brought back: nothing is written and ``OwnerGone`` is raised (only a user with a
+        plan is admitted, and a plan needs the row). The generation is inserted next and
+        the draft only from its RETURNING: when the Idempotency-Key is taken nothing at
+        all is written and ``IdempotencyConflict`` is raised.
         """
+        cols = ", ".join(f"g.{c}" for c in _COLS.split(", "))
         rows = self._s.run(
             f"""
             WITH u AS (
-                INSERT INTO users (id) VALUES (:owner) ON CONFLICT (id) DO NOTHING
+                SELECT id FROM users WHERE id = :owner FOR KEY SHARE
             ), g AS (
                 INSERT INTO generations ({_INSERT_COLS})
-                VALUES ({_INSERT_ROW})
+                SELECT {_INSERT_ROW} FROM u
                 ON CONFLICT ON CONSTRAINT generations_idempotency_key DO NOTHING
                 RETURNING {_COLS}
             ), d AS (
@@ -274,7 +277,7 @@ class PgGenerations:
                     CAST(:duration AS int), :language
                 FROM g
             )
-            SELECT {_COLS} FROM g
+            SELECT EXISTS (SELECT 1 FROM u), {cols} FROM (SELECT 1) AS one LEFT JOIN g ON TRUE
             """,
             **_insert_params(
                 id=id,
@@ -301,9 +304,11 @@ class PgGenerations:
             duration=draft.duration_seconds,
             language=draft.language,
         )
-        if not rows:
+        if not rows[0][0]:
+            raise OwnerGone(owner_id)
+        if rows[0][1] is None:
             raise IdempotencyConflict(owner_id, idempotency_scope, idempotency_key or "")
-        return _generation(rows[0])
+        return _generation(rows[0][1:])
 
     def get(self, owner_id: str, generation_id: UUID) -> Generation | None:
         """The generation if it belongs to ``owner_id`` and its draft is not deleted."""
@@ -327,11 +332,13 @@ class PgGenerations:
         )
         return [_generation(r) for r in rows]
 
-    def active_for_owner(self, owner_id: str) -> list[Generation]:
-        """The owner's queued and running generations (their leases are live)."""
+    def active_for_owner(self, owner_id: str, *, lock: bool = False) -> list[Generation]:
+        """The owner's queued and running generations (their leases are live); ``lock``:
+        FOR UPDATE, so no claim or terminal move of theirs commits meanwhile."""
         rows = self._s.run(
             f"SELECT {_COLS} FROM generations "
-            "WHERE owner_id = :o AND status IN ('queued', 'running')",
+            "WHERE owner_id = :o AND status IN ('queued', 'running')"
+            + (" FOR UPDATE" if lock else ""),
             o=owner_id,
         )
         return [_generation(r) for r in rows]

@@ -12,7 +12,10 @@ from shared.billing.plans import PlanName
 from shared.db.models import GenerationKind, LedgerEntry, MonthUsage
 from shared.db.session import Session
 
-__all__ = ["PgLedger"]
+__all__ = ["PSEUDONYM_PREFIX", "PgLedger"]
+
+PSEUDONYM_PREFIX = "deleted:"
+"""Owner ids of a deleted account's ledger rows start with this (no token ``sub`` does)."""
 
 _COLS = (
     "generation_id, owner_id, month, plan, kind, provider, model, prompt_tokens, "
@@ -65,6 +68,30 @@ class PgLedger:
             cost=entry.cost_micro_usd,
             billable=entry.billable,
             at=entry.created_at.isoformat() if entry.created_at else None,
+        )
+        return bool(rows)
+
+    def settle_deleted(self, entry: LedgerEntry) -> bool:
+        """Write the tokens and cost of a job that ended after its account was deleted into
+        the placeholder row the deletion left for it (under the account's pseudonym, zero
+        tokens); False when there is none (the job was not running at the deletion)."""
+        rows = self._s.run(
+            """
+            UPDATE usage_ledger SET model = :model, prompt_tokens = CAST(:pt AS int),
+                completion_tokens = CAST(:ct AS int), cost_micro_usd = CAST(:cost AS bigint),
+                billable = CAST(:billable AS boolean)
+            WHERE generation_id = CAST(:g AS uuid) AND owner_id LIKE :pseudonymised
+                AND prompt_tokens = 0 AND completion_tokens = 0 AND cost_micro_usd = 0
+                AND NOT billable
+            RETURNING id
+            """,
+            g=str(entry.generation_id),
+            model=entry.model,
+            pt=entry.prompt_tokens,
+            ct=entry.completion_tokens,
+            cost=entry.cost_micro_usd,
+            billable=entry.billable,
+            pseudonymised=PSEUDONYM_PREFIX + "%",
         )
         return bool(rows)
 

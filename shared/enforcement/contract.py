@@ -30,6 +30,7 @@ __all__ = [
     "IdemCompleteArgs",
     "IdemDropArgs",
     "IdemKeys",
+    "IdemPeekArgs",
     "RefreshLeaseArgs",
     "RefreshLeaseKeys",
     "RefundArgs",
@@ -237,6 +238,11 @@ class IdemBeginArgs:
 
 
 @dataclass(frozen=True, slots=True)
+class IdemPeekArgs:
+    request_fingerprint: str
+
+
+@dataclass(frozen=True, slots=True)
 class IdemCompleteArgs:
     request_fingerprint: str
     http_status: str
@@ -261,6 +267,7 @@ SCRIPT_SLOTS: dict[str, tuple[type[DataclassInstance], type[DataclassInstance]]]
     "semaphore_release": (SemaphoreReleaseKeys, SemaphoreReleaseArgs),
     "refresh_lease": (RefreshLeaseKeys, RefreshLeaseArgs),
     "idem_begin": (IdemKeys, IdemBeginArgs),
+    "idem_peek": (IdemKeys, IdemPeekArgs),
     "idem_complete": (IdemKeys, IdemCompleteArgs),
     "idem_drop": (IdemKeys, IdemDropArgs),
 }

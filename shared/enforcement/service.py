@@ -27,6 +27,7 @@ from shared.enforcement.contract import (
     IdemCompleteArgs,
     IdemDropArgs,
     IdemKeys,
+    IdemPeekArgs,
     RefreshLeaseArgs,
     RefreshLeaseKeys,
     SemaphoreAcquireArgs,
@@ -248,10 +249,20 @@ class Enforcer:
         )
         return parse_idempotency(self._redis.run("idem_begin", wire(keys), wire(args)))
 
+    def peek_idempotency(
+        self, user_id: str, scope: str, idem_key: str, fingerprint: str
+    ) -> IdempotencyState:
+        """What ``idem_key`` would answer now (replay / in progress / reused), or ``NEW``
+        when it has no record; claims nothing (admission does, atomically)."""
+        keys = IdemKeys(idempotency_record=self._keys.idem(user_id, scope, idem_key))
+        args = IdemPeekArgs(request_fingerprint=fingerprint)
+        return parse_idempotency(self._redis.run("idem_peek", wire(keys), wire(args)))
+
     def complete_idempotent(
         self, user_id: str, scope: str, idem_key: str, fingerprint: str, response: StoredResponse
     ) -> bool:
-        """Store the first response for replay; False if the key belongs to another body."""
+        """Store the first response for replay; False if the key belongs to another body or
+        its pending record is gone (the account was deleted meanwhile, or Redis lost it)."""
         keys = IdemKeys(idempotency_record=self._keys.idem(user_id, scope, idem_key))
         args = IdemCompleteArgs(
             request_fingerprint=fingerprint,

@@ -27,6 +27,7 @@ WORKER_SWEEP_PATH = "/worker/sweep"
 WORKER_ROLLUP_PATH = "/worker/rollup"
 
 _M = TypeVar("_M", bound=BaseModel)
+_UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 class JobPayload(BaseModel):
@@ -34,9 +35,11 @@ class JobPayload(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    generation_id: str = Field(min_length=1, max_length=128)
-    user_id: str = Field(min_length=1, max_length=255)
-    lease_id: str = Field(min_length=1, max_length=128)
+    # Our own ids: a generation (and its lease) is a UUID, a user id has no NUL (Postgres
+    # text refuses it). Anything else can never be processed: the route says so to QStash.
+    generation_id: str = Field(pattern=_UUID)
+    user_id: str = Field(min_length=1, max_length=255, pattern=r"^[^\x00]+$")
+    lease_id: str = Field(pattern=_UUID)
     # Same alphabet and bound as the API's X-Request-Id (SPEC §3).
     request_id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,128}$")
 

@@ -5,17 +5,21 @@ Deletion order, and why:
 1. Cancel the Stripe subscription first: if Stripe fails we answer 503 and nothing is
    gone yet (a deleted account that keeps billing is the worst outcome).
 2. Read the Redis footprint (periods, recent drafts and Idempotency-Keys) and the live
-   leases from Postgres while the rows exist; release the leases and drop the keys.
-3. One transaction: record the user's Stripe customer and subscription ids as
-   tombstones (a webhook arriving later for them changes nothing), delete the user row
-   (drafts, generations, variants, assets, subscription and boost cascade), THEN re-key
-   the ledger under a random pseudonym.
-   The delete waits for a worker that is finishing a job of this user; the ledger
-   UPDATE, a later statement, then sees that job's ledger row too. A worker finishing
-   after the commit finds no generation to move and writes nothing (the worker's
-   conditional status move comes before its inserts).
-4. Drop the keys again: a request racing the deletion may have re-seeded a counter or
-   the plan cache from rows that were still there.
+   leases while the rows exist; release the leases and drop the keys (so a crash after
+   the commit below cannot leave the old plan cached for a new account of this sub).
+3. One transaction: lock the user row (FOR UPDATE), so every create in flight has
+   committed its draft and generation (a create share-locks the row) and any later one
+   finds no row and writes nothing (402, its admission undone). Under that lock read the
+   footprint and the queued and running generations again (locked: a worker's claim or
+   terminal move waits for us, or we for it). Record the user's Stripe ids as tombstones
+   (a later webhook for them changes nothing), delete the user row (drafts, generations,
+   variants, assets, subscription and boost cascade), re-key the ledger under a random
+   pseudonym, and give each job still running a placeholder ledger row under that
+   pseudonym: its worker, finding the generation gone, writes the tokens and cost the
+   provider charged into it.
+4. After the commit, release and drop again, from what the lock let us see: a create
+   that committed meanwhile, a counter or plan cache re-seeded from rows still there.
+   A create's idempotency record dropped while pending is never stored afterwards.
 
 A second call finds nothing in Postgres and only deletes keys that do not exist: 202,
 no change. The pseudonym is random per deletion, so it links nothing, not even two
@@ -38,12 +42,15 @@ from shared.db import (
     Database,
     Draft,
     Generation,
+    GenerationStatus,
     Keyset,
+    LedgerEntry,
     MonthUsage,
     Subscription,
     UnitOfWork,
     Variant,
 )
+from shared.db.ledger import PSEUDONYM_PREFIX
 from shared.enforcement import Enforcer, LeaseRef
 from shared.observability.logging import log_event
 from shared.services.library import IDEMPOTENCY_SCOPE
@@ -124,35 +131,67 @@ class AccountDeletion:
 
 def _pseudonym() -> str:
     """A fresh non-reversible owner id for the ledger (matches no JWT ``sub`` we mint)."""
-    return "deleted:" + secrets.token_hex(16)
+    return PSEUDONYM_PREFIX + secrets.token_hex(16)
+
+
+def _placeholder(gen: Generation, pseudonym: str) -> LedgerEntry:
+    """The ledger row of a job running at the deletion, under the pseudonym: zero tokens
+    until its worker, finding the generation gone, writes what the provider cost."""
+    return LedgerEntry(
+        generation_id=gen.id, owner_id=pseudonym, month=gen.period_month, plan=gen.plan,
+        kind=gen.kind, provider=gen.provider, model=gen.model, prompt_tokens=0,
+        completion_tokens=0, cost_micro_usd=0, billable=False,
+    )  # fmt: skip
+
+
+def _redis_state(
+    deps: AccountDeps, uow: UnitOfWork, user_id: str, now: datetime, *, lock: bool
+) -> tuple[list[str], list[Generation]]:
+    """The user's Redis keys (from the footprint) and queued/running generations."""
+    fp = uow.users.footprint(
+        user_id,
+        hours_since=now - _HOURS_BACK,
+        cooldowns_since=now - _COOLDOWNS_BACK,
+        idempotency_since=now - _IDEMPOTENCY_BACK,
+        asset_scope=IDEMPOTENCY_SCOPE,
+    )
+    keys = deps.enforcer.user_state_keys(
+        user_id, now, months=fp.months, hours=fp.hours, draft_ids=fp.draft_ids,
+        idempotency=fp.idempotency,
+    )  # fmt: skip
+    return keys, uow.generations.active_for_owner(user_id, lock=lock)
+
+
+def _leases(active: list[Generation]) -> list[LeaseRef]:
+    return [LeaseRef(str(g.id), g.owner_id, g.provider, g.model, Lane(g.lane)) for g in active]
 
 
 def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
     """Delete everything of ``user_id`` (see the module docstring); idempotent."""
     cancelled = deps.billing.cancel_for_deletion(user_id)
     now = deps.now()
+    pseudonym = _pseudonym()
     with deps.db.uow() as uow:
-        fp = uow.users.footprint(
-            user_id,
-            hours_since=now - _HOURS_BACK,
-            cooldowns_since=now - _COOLDOWNS_BACK,
-            idempotency_since=now - _IDEMPOTENCY_BACK,
-            asset_scope=IDEMPOTENCY_SCOPE,
-        )
-        active = uow.generations.active_for_owner(user_id)
-    keys = deps.enforcer.user_state_keys(
-        user_id, now, months=fp.months, hours=fp.hours, draft_ids=fp.draft_ids,
-        idempotency=fp.idempotency,
-    )  # fmt: skip
-    leases = [LeaseRef(str(g.id), g.owner_id, g.provider, g.model, Lane(g.lane)) for g in active]
-    dropped = deps.enforcer.forget_user(keys, leases)
+        keys, active = _redis_state(deps, uow, user_id, now, lock=False)
+    # First pass: the plan cache and counters go before the rows (a crash after the
+    # commit below must not leave the old plan cached for a new account of this sub).
+    dropped = deps.enforcer.forget_user(keys, _leases(active))
     with deps.db.uow() as uow:
+        # The user row first, FOR UPDATE: a create in flight (it share-locks the row) has
+        # committed before what follows is read, and one arriving later finds no row.
+        uow.users.lock(user_id)
+        keys, active = _redis_state(deps, uow, user_id, now, lock=True)
         # Before the rows go: a late webhook for these ids must not resurrect the user.
         buried = uow.stripe_tombstones.bury_user(user_id, now)
         existed = uow.users.delete(user_id)
-        moved = uow.ledger.pseudonymise(user_id, _pseudonym())
+        moved = uow.ledger.pseudonymise(user_id, pseudonym)
+        for gen in active:
+            if gen.status is GenerationStatus.RUNNING:  # the provider may be paid for it
+                uow.ledger.record(_placeholder(gen, pseudonym))
         uow.commit()
-    dropped += deps.enforcer.forget_user(keys, [])
+    # Second pass, from what the lock let us see: the jobs and keys of creates that
+    # committed meanwhile, and whatever a request re-seeded from rows still there.
+    dropped += deps.enforcer.forget_user(keys, _leases(active))
     log_event(
         _log, "account_deleted", existed=existed, stripe_cancelled=cancelled,
         ledger_rows=moved, redis_keys=dropped, jobs_discarded=len(active),
@@ -167,20 +206,20 @@ def export_account(db: Database, user_id: str, now: datetime) -> Iterator[Export
     (``shared.api.export``) turns them into the JSON document (``models.AccountExport``).
 
     The head is read before this returns, so an unreachable database is an ordinary 503
-    rather than a broken stream. The rest is read page by page inside one read-only
-    snapshot transaction, so memory stays flat however big the account is and the
-    document is consistent.
+    rather than a broken stream. The rest is read page by page, each page in its own
+    short read-only snapshot that ends BEFORE the page is handed on: a client that stops
+    reading holds no pooled connection and no transaction, however long it stalls.
+    Each page is consistent in itself; memory stays flat (one page at a time).
     """
-    parts = _export(db, user_id, now)
-    first = next(parts)
-    return chain((first,), parts)
+    head = _head(db, user_id, now)
+    return chain((head,), _drafts(db, user_id), _assets(db, user_id))
 
 
-def _export(db: Database, user_id: str, now: datetime) -> Iterator[ExportPart]:
+def _head(db: Database, user_id: str, now: datetime) -> ExportHead:
     with db.uow() as uow:
         uow.snapshot()
         user = uow.users.get(user_id)
-        yield ExportHead(
+        return ExportHead(
             user_id=user_id,
             exported_at=now,
             created_at=user.created_at if user else None,
@@ -188,34 +227,41 @@ def _export(db: Database, user_id: str, now: datetime) -> Iterator[ExportPart]:
             boost_expires_at=uow.boosts.get_expiry(user_id),
             usage=uow.ledger.usage_by_month(user_id),
         )
-        yield from _drafts(uow, user_id)
-        yield from _assets(uow, user_id)
 
 
-def _drafts(uow: UnitOfWork, user_id: str) -> Iterator[ExportedDraft]:
-    after: Keyset | None = None
-    while True:
+def _draft_page(db: Database, user_id: str, after: Keyset | None) -> list[ExportedDraft]:
+    with db.uow() as uow:
+        uow.snapshot()  # drafts, generations and variants of the page from one snapshot
         drafts = uow.drafts.export_page(user_id, after, DRAFT_BATCH)
         if not drafts:
-            return
+            return []
         ids = [d.id for d in drafts]
         generations = uow.generations.for_drafts(ids)
-        by_generation: dict[Any, list[Variant]] = {}
-        for v in uow.variants.for_drafts(ids):
-            by_generation.setdefault(v.generation_id, []).append(v)
-        by_draft: dict[Any, list[Generation]] = {}
-        for g in generations:
-            by_draft.setdefault(g.draft_id, []).append(g)
-        for d in drafts:
-            yield ExportedDraft(d, by_draft.get(d.id, []), by_generation)
-        after = Keyset(drafts[-1].created_at, drafts[-1].id)
+        variants = uow.variants.for_drafts(ids)
+    by_generation: dict[Any, list[Variant]] = {}
+    for v in variants:
+        by_generation.setdefault(v.generation_id, []).append(v)
+    by_draft: dict[Any, list[Generation]] = {}
+    for g in generations:
+        by_draft.setdefault(g.draft_id, []).append(g)
+    return [ExportedDraft(d, by_draft.get(d.id, []), by_generation) for d in drafts]
 
 
-def _assets(uow: UnitOfWork, user_id: str) -> Iterator[ExportedAssets]:
+def _drafts(db: Database, user_id: str) -> Iterator[ExportedDraft]:
+    after: Keyset | None = None
+    while page := _draft_page(db, user_id, after):
+        yield from page  # no connection is held while the client reads these
+        after = Keyset(page[-1].draft.created_at, page[-1].draft.id)
+
+
+def _assets(db: Database, user_id: str) -> Iterator[ExportedAssets]:
     for deleted in (False, True):
         after: Keyset | None = None
         while True:
-            page = uow.assets.export_page(user_id, deleted=deleted, after=after, limit=ASSET_BATCH)
+            with db.autocommit() as uow:  # one statement per page
+                page = uow.assets.export_page(
+                    user_id, deleted=deleted, after=after, limit=ASSET_BATCH
+                )
             if not page:
                 break
             yield ExportedAssets(page)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 
 from shared.db import Database, DraftPage, Platform
+from shared.db.assets import unsearchable
 
 __all__ = ["delete_draft", "list_drafts"]
 
@@ -20,7 +22,10 @@ def list_drafts(
     cursor: str | None,
     cursor_secret: str,
 ) -> DraftPage:
-    """One page of the caller's live drafts, newest first."""
+    """One page of the caller's live drafts, newest first; none for a search with no
+    word."""
+    if unsearchable(q):
+        return DraftPage(items=(), next_cursor=None)
     with db.uow() as uow:
         return uow.drafts.list(
             user_id, platform=platform, q=q, limit=limit, cursor=cursor,
@@ -28,7 +33,14 @@ def list_drafts(
         )  # fmt: skip
 
 
-def delete_draft(db: Database, *, user_id: str, draft_id: uuid.UUID, now: datetime) -> None:
+def delete_draft(
+    db: Database,
+    *,
+    user_id: str,
+    draft_id: uuid.UUID,
+    now: datetime,
+    expected_version: Collection[int] | None = None,
+) -> None:
     """Soft-delete a draft: it, its generations and variants answer 404 from now on.
 
     ``NotFound`` when missing, deleted already or not the caller's; ``DraftBusy`` (409
@@ -36,5 +48,5 @@ def delete_draft(db: Database, *, user_id: str, draft_id: uuid.UUID, now: dateti
     it keep their copied content and their ``source``.
     """
     with db.uow() as uow:
-        uow.drafts.soft_delete(user_id, draft_id, now)
+        uow.drafts.soft_delete(user_id, draft_id, now, expected_version)
         uow.commit()

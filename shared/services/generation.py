@@ -45,9 +45,16 @@ from shared.enforcement import (
     Enforcer,
     Scope,
     StoredResponse,
+    enforce_idempotency,
     enforce_or_throw,
 )
-from shared.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
+from shared.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
 from shared.observability.logging import annotate, log_event
 from shared.queue.base import QueuePort
 from shared.queue.jobs import JobPayload
@@ -341,8 +348,6 @@ def _replay_from_db(
     render: Render,
 ) -> StoredResponse:
     """Our Redis record expired but Postgres holds the first request: undo ours, replay it."""
-    from shared.errors import IdempotencyKeyReused
-
     deps.enforcer.abort(ticket)
     with deps.db.uow() as uow:
         existing = (
@@ -362,10 +367,41 @@ def _targeted_params(cmd: RegenerateDraft) -> dict[str, Any]:
     return {"fields": fields, "instructions": cmd.instructions, "source_variant_id": cmd.variant_id}
 
 
+def _keyed_answer(deps: GenerationDeps, cmd: RegenerateDraft, fp: str) -> StoredResponse | None:
+    """SPEC §3 decides a keyed request first: the stored answer of ``cmd.idem_key`` (or its
+    409/422) before the draft's own checks, whose 409 GENERATION_IN_PROGRESS would
+    otherwise greet a retry of the very request that made the draft busy. None: a new key.
+    The admission claims it atomically later; this read only answers retries early."""
+    if cmd.idem_key is None:
+        return None
+    scope = Scope.REGEN_FULL.endpoint  # one key space for both modes
+    state = deps.enforcer.peek_idempotency(cmd.user_id, scope, cmd.idem_key, fp)
+    return enforce_idempotency(state)
+
+
+def _busy_replay(
+    deps: GenerationDeps, cmd: RegenerateDraft, fp: str, render: Render
+) -> StoredResponse | None:
+    """The draft is busy and Redis has no record of the key: Postgres may hold this very
+    request (its record was lost while the job runs). Replay it, or 422 for another body."""
+    if cmd.idem_key is None:
+        return None
+    with deps.db.autocommit() as uow:
+        existing = uow.generations.find_by_idempotency(
+            cmd.user_id, Scope.REGEN_FULL.endpoint, cmd.idem_key
+        )
+    if existing is None:
+        return None
+    if existing.request_fingerprint != fp:
+        raise IdempotencyKeyReused()
+    return render(Accepted(existing, None))
+
+
 def _resolve_regen(
-    deps: GenerationDeps, cmd: RegenerateDraft
-) -> tuple[uuid.UUID, int, dict[str, Any]]:
-    """Check the draft (404), the variant (422), no job in flight (409); pick the count."""
+    deps: GenerationDeps, cmd: RegenerateDraft, fp: str, render: Render
+) -> tuple[uuid.UUID, int, dict[str, Any]] | StoredResponse:
+    """Check the draft (404), the variant (422), no job in flight (409, unless the job is
+    this keyed request's own: its replay); pick the count."""
     variant_id = uuid.UUID(cmd.variant_id or "") if cmd.mode == "targeted" else None
     with deps.db.autocommit() as uow:  # one read: one round trip
         ctx = uow.drafts.regen_context(cmd.user_id, cmd.draft_id, variant_id)
@@ -374,6 +410,9 @@ def _resolve_regen(
     if ctx.variant_ok is False:
         raise ValidationFailed.field(["variant_id"], "variant does not belong to the draft")
     if ctx.busy:
+        replay = _busy_replay(deps, cmd, fp, render)
+        if replay is not None:
+            return replay
         raise Conflict(
             "The draft already has a generation in progress.", code="GENERATION_IN_PROGRESS"
         )
@@ -387,7 +426,14 @@ def regenerate(
     deps: GenerationDeps, cmd: RegenerateDraft, render: Render
 ) -> tuple[StoredResponse, bool]:
     """Targeted or full regeneration of a draft. Returns (response, replayed)."""
-    draft_id, variants, params = _resolve_regen(deps, cmd)
+    fp = fingerprint("regenerate", cmd.body)
+    replay = _keyed_answer(deps, cmd, fp)
+    if replay is not None:
+        return replay, True
+    resolved = _resolve_regen(deps, cmd, fp, render)
+    if isinstance(resolved, StoredResponse):
+        return resolved, True
+    draft_id, variants, params = resolved
     return _submit(
         deps,
         user_id=cmd.user_id,
@@ -396,7 +442,7 @@ def regenerate(
         params=params,
         draft_id=draft_id,
         new_draft=None,
-        fp=fingerprint("regenerate", cmd.body),
+        fp=fp,
         idem_key=cmd.idem_key,
         request_id=cmd.request_id,
         render=render,

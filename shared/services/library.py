@@ -11,7 +11,7 @@ returns as opaque bytes and never builds one itself.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -25,6 +25,7 @@ from shared.db import (
     Platform,
     VariantContent,
 )
+from shared.db.assets import unsearchable
 from shared.enforcement import Enforcer, StoredResponse, enforce_idempotency
 from shared.errors import IdempotencyKeyReused, NotFound
 from shared.services.generation import fingerprint
@@ -72,7 +73,9 @@ class SaveAsset:
     idem_key: str | None
 
 
-def _store(db: Database, user_id: str, req: SaveAsset, idem_key: str | None) -> Asset:
+def _store(
+    db: Database, user_id: str, req: SaveAsset, idem_key: str | None, fp: str | None = None
+) -> Asset:
     with db.uow() as uow:
         uow.users.touch(user_id)
         if req.raw is not None:
@@ -96,6 +99,7 @@ def _store(db: Database, user_id: str, req: SaveAsset, idem_key: str | None) -> 
             source_draft_id=draft_id,
             source_variant_id=variant_id,
             idempotency_key=idem_key,
+            request_fingerprint=fp,
         )
         uow.commit()
         return asset
@@ -105,9 +109,10 @@ RenderAsset = Callable[[Asset], StoredResponse]
 """How the edge writes a saved asset: stored as is for idempotent replays."""
 
 
-def _from_db(db: Database, user_id: str, idem_key: str) -> Asset:
+def _from_db(db: Database, user_id: str, idem_key: str, fp: str) -> Asset:
+    """The first save of ``idem_key``, if it was this very request (same fingerprint)."""
     with db.uow() as uow:
-        existing = uow.assets.find_by_idempotency(user_id, idem_key)
+        existing = uow.assets.find_by_idempotency(user_id, idem_key, fp)
     if existing is None:
         raise IdempotencyKeyReused()
     return existing
@@ -129,11 +134,12 @@ def save_asset(
     done = False
     try:
         try:
-            response = render(_store(db, user_id, req, idem_key))
+            response = render(_store(db, user_id, req, idem_key, fp))
             replayed = False
         except IdempotencyConflict:
-            # The Redis record expired but Postgres has the first save: replay it.
-            response, replayed = render(_from_db(db, user_id, idem_key)), True
+            # The Redis record is gone but Postgres has the first save: replay it if the
+            # request is the same (its fingerprint), else 422 as Redis would have said.
+            response, replayed = render(_from_db(db, user_id, idem_key, fp)), True
         enforcer.complete_idempotent(user_id, IDEMPOTENCY_SCOPE, idem_key, fp, response)
         done = True
         return response, replayed
@@ -160,6 +166,8 @@ def list_assets(
     assets still restorable at ``now`` instead."""
     if deleted and now is None:
         raise ValueError("listing deleted assets needs now")
+    if unsearchable(q):
+        return AssetPage(items=(), next_cursor=None)  # a search with no word matches nothing
     # One statement: no BEGIN/ROLLBACK round trips.
     with db.autocommit() as uow:
         return uow.assets.list(
@@ -190,7 +198,7 @@ def update_asset(
     user_id: str,
     asset_id: uuid.UUID,
     changes: Mapping[str, object],
-    expected_version: int | None,
+    expected_version: Collection[int] | None,
 ) -> Asset:
     """Apply column changes (only the fields given; the content fields are columns of
     their own); ``PreconditionFailed`` (412) when ``expected_version`` is stale."""
@@ -200,19 +208,35 @@ def update_asset(
     return asset
 
 
-def delete_asset(db: Database, *, user_id: str, asset_id: uuid.UUID, now: datetime) -> None:
-    """Soft-delete the caller's asset; ``NotFound`` if it is missing or deleted already."""
+def delete_asset(
+    db: Database,
+    *,
+    user_id: str,
+    asset_id: uuid.UUID,
+    now: datetime,
+    expected_version: Collection[int] | None = None,
+) -> None:
+    """Soft-delete the caller's asset; ``NotFound`` if it is missing or deleted already,
+    ``PreconditionFailed`` (412) when ``expected_version`` is stale."""
     with db.uow() as uow:
-        if not uow.assets.soft_delete(user_id, asset_id, now):
+        if not uow.assets.soft_delete(user_id, asset_id, now, expected_version):
             raise NotFound("Asset not found.")
         uow.commit()
 
 
-def restore_asset(db: Database, *, user_id: str, asset_id: uuid.UUID, now: datetime) -> Asset:
+def restore_asset(
+    db: Database,
+    *,
+    user_id: str,
+    asset_id: uuid.UUID,
+    now: datetime,
+    expected_version: Collection[int] | None = None,
+) -> Asset:
     """Undo a delete within ``RESTORE_WINDOW`` (idempotent: a live asset is returned as
-    is); ``NotFound`` once the window has passed, whether or not the sweep purged it."""
+    is); ``NotFound`` once the window has passed, whether or not the sweep purged it;
+    ``PreconditionFailed`` (412) when ``expected_version`` is stale."""
     with db.uow() as uow:
-        asset = uow.assets.restore(user_id, asset_id, now - RESTORE_WINDOW)
+        asset = uow.assets.restore(user_id, asset_id, now - RESTORE_WINDOW, expected_version)
         uow.commit()
     if asset is None:
         raise NotFound("Asset not found.")

@@ -71,6 +71,10 @@ RECOMPUTE_DAYS: Final = 3
 ANOMALY_WINDOW_DAYS: Final = 7
 ANOMALY_FACTOR: Final = 5
 _ONE_DAY: Final = timedelta(days=1)
+# Reports cover days the service can have data for; the bounds keep every day arithmetic
+# (the day before a range, the day after it) inside the calendar.
+FIRST_DAY: Final = date(1970, 1, 1)
+LAST_DAY: Final = date(9998, 12, 31)
 
 
 def utc_day(moment: datetime) -> date:
@@ -91,9 +95,18 @@ class CostRange:
 
 def _parse_day(raw: str, name: str) -> date:
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError as exc:
         raise ValidationFailed.field(["query", name], "must be a date YYYY-MM-DD") from exc
+    return _bounded(day, name)
+
+
+def _bounded(day: date, name: str) -> date:
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise ValidationFailed.field(
+            ["query", name], f"must be between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}"
+        )
+    return day
 
 
 def resolve_range(
@@ -105,7 +118,7 @@ def resolve_range(
         if start is not None or end is not None:
             raise ValidationFailed.field(["query", "month"], "use either month or from/to")
         try:
-            first = date.fromisoformat(f"{month}-01")
+            first = _bounded(date.fromisoformat(f"{month}-01"), "month")
         except ValueError as exc:
             raise ValidationFailed.field(["query", "month"], "must be YYYY-MM") from exc
         following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)

@@ -177,6 +177,11 @@ def fail_generation(
         # our commit: the refund and release below can only hit the claim we examined.
         # They run last, right before the commit makes the status visible (SPEC §5).
         if not uow.generations.mark_failed(gen.id, code, message, now, attempt=attempt):
+            # Gone with its account while it ran: the tokens still land (pseudonymised).
+            uow.ledger.settle_deleted(
+                _ledger(gen, prompt_tokens, completion_tokens, gen.model, False)
+            )
+            uow.commit()
             return False
         uow.ledger.record(_ledger(gen, prompt_tokens, completion_tokens, gen.model, False))
         deps.enforcer.finish(_lease(gen, attempt), _charge(gen))
@@ -209,7 +214,10 @@ def _succeed(
             gen.id, now, attempt=attempt, draft_id=gen.draft_id, variants=rows, ledger=ledger
         )
     if not moved:
-        # Lost the claim, or the generation is gone (account deleted while the job ran).
+        # Lost the claim, or the generation is gone (account deleted while the job ran:
+        # then its cost lands in the placeholder row the deletion left, pseudonymised).
+        with deps.db.autocommit() as uow:
+            uow.ledger.settle_deleted(ledger)
         log_event(_log, "job_result_discarded", generation_id=str(gen.id))
         return False
     log_event(

@@ -212,8 +212,8 @@ def test_a_replayed_token_does_nothing_whatever_the_job_state(
 
 
 def test_a_replayed_token_is_refused_before_its_body_is_read(env: WorkerEnv) -> None:
-    """Signed, but not a job: the first presentation is a 400 and spends the token, the
-    replay a 401, exactly as when the replay check came before anything else."""
+    """Signed, but not a job: the first presentation is QStash's non-retryable 489 and
+    spends the token, the replay a 401, exactly as when the replay check came first."""
     body = b'{"not": "a job"}'
     signature = sign_qstash(body, env.url(WORKER_GENERATE_PATH), SIGNING_CURRENT)
     headers = {"Content-Type": "application/json", "Upstash-Signature": signature}
@@ -221,6 +221,7 @@ def test_a_replayed_token_is_refused_before_its_body_is_read(env: WorkerEnv) -> 
     first = env.http.post(WORKER_GENERATE_PATH, content=body, headers=headers)
     replay = env.http.post(WORKER_GENERATE_PATH, content=body, headers=headers)
 
-    assert first.status_code in (400, 422), first.text
+    assert first.status_code == 489, first.text
+    assert first.headers["Upstash-NonRetryable-Error"] == "true"
     assert replay.status_code == 401, replay.text
     assert replay.json()["error"]["code"] == "UNAUTHENTICATED"

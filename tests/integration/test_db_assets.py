@@ -84,13 +84,16 @@ def test_create_and_idempotency_key(db: Database) -> None:
         "source_draft_id": None,
         "source_variant_id": None,
         "idempotency_key": "k1",
+        "request_fingerprint": "fp-1",
     }
     with db.uow() as uow:
         uow.users.ensure(owner)
         asset = uow.assets.create(owner, **args)  # type: ignore[arg-type]
         with pytest.raises(IdempotencyConflict):
             uow.assets.create(owner, **args)  # type: ignore[arg-type]
-        assert uow.assets.find_by_idempotency(owner, "k1") == asset
+        assert uow.assets.find_by_idempotency(owner, "k1", "fp-1") == asset
+        # The key's Postgres half replays only the request that saved it.
+        assert uow.assets.find_by_idempotency(owner, "k1", "fp-2") is None
         assert uow.assets.get(owner, asset.id) == asset
         assert uow.assets.get("someone-else", asset.id) is None
         uow.commit()

@@ -23,6 +23,7 @@ from shared.db import (
     LedgerEntry,
     NewDraft,
     NewVariant,
+    OwnerGone,
     Platform,
     SubscriptionStatus,
     UnitOfWork,
@@ -341,10 +342,10 @@ def test_usage_seed_counts(db: Database) -> None:
         assert nobody == AdmissionTruth(None, None, 0, 0, 0)
 
 
-def test_create_with_draft_writes_user_draft_and_generation_in_one_statement(
+def test_create_with_draft_writes_draft_and_generation_in_one_statement(
     db: Database,
 ) -> None:
-    owner = _uid()  # no user row yet: the statement inserts it
+    owner = _uid()
     key = secrets.token_hex(8)
     fields: dict[str, Any] = {
         "owner_id": owner,
@@ -365,6 +366,14 @@ def test_create_with_draft_writes_user_draft_and_generation_in_one_statement(
     def new_draft() -> NewDraft:
         return NewDraft(uuid4(), "Water", "3 reasons", Platform.TIKTOK, None, 30, "en")
 
+    # No user row (an account deleted after the admission): nothing is written, and the
+    # user is not brought back.
+    with pytest.raises(OwnerGone), db.autocommit() as uow:
+        uow.generations.create_with_draft(id=uuid4(), draft=new_draft(), **fields)
+    with db.uow() as uow:
+        assert uow.users.get(owner) is None
+        uow.users.touch(owner)
+        uow.commit()
     first_draft = new_draft()
     with db.autocommit() as uow:
         gen = uow.generations.create_with_draft(id=uuid4(), draft=first_draft, **fields)
@@ -397,11 +406,11 @@ def test_draft_update_versions_and_guards(db: Database) -> None:
         uow.commit()
     with db.uow() as uow:
         d = uow.drafts
-        updated = d.update(owner, draft_id, {"title": "New", "duration_seconds": 45}, 1)
+        updated = d.update(owner, draft_id, {"title": "New", "duration_seconds": 45}, {1})
         assert (updated.title, updated.duration_seconds, updated.version) == ("New", 45, 2)
         assert updated.etag == '"2"'
         with pytest.raises(PreconditionFailed):
-            d.update(owner, draft_id, {"title": "Stale"}, 1)
+            d.update(owner, draft_id, {"title": "Stale"}, {1})
         uow.commit()
     with db.uow() as uow:
         d = uow.drafts
@@ -411,12 +420,12 @@ def test_draft_update_versions_and_guards(db: Database) -> None:
             d.update(owner, other_draft, {"selected_variant_id": variant.id}, None)
         assert info.value.details["fields"][0]["loc"] == ["selected_variant_id"]
     with db.uow() as uow:
-        picked = uow.drafts.update(owner, draft_id, {"selected_variant_id": variant.id}, 2)
+        picked = uow.drafts.update(owner, draft_id, {"selected_variant_id": variant.id}, {2})
         assert picked.selected_variant_id == variant.id
         assert picked.version == 3
         cleared = uow.drafts.update(owner, draft_id, {"selected_variant_id": None}, None)
         assert cleared.selected_variant_id is None
-        assert uow.drafts.update(owner, draft_id, {}, 4).version == 4
+        assert uow.drafts.update(owner, draft_id, {}, {4}).version == 4
         with pytest.raises(ValueError):
             uow.drafts.update(owner, draft_id, {"owner_id": "me"}, None)
 

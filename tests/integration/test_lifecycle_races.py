@@ -254,7 +254,7 @@ def test_patches_with_the_same_if_match_exactly_one_wins(container: Container) -
             b.wait()
             try:
                 library.update_asset(c.db, user_id=user_id, asset_id=a,
-                                     changes=asset_changes(req), expected_version=1)  # fmt: skip
+                                     changes=asset_changes(req), expected_version={1})  # fmt: skip
                 return "ok"
             except PreconditionFailed:
                 return "412"

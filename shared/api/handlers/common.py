@@ -13,6 +13,8 @@ from shared.errors import NotFound, PreconditionFailed, ValidationFailed
 __all__ = ["expected_version", "idempotency_key", "path_uuid", "stored"]
 
 _IDEM_RE: Final = re.compile(r"^[\x21-\x7e]{1,255}$")  # 1–255 visible ASCII (SPEC §3)
+# One strong entity-tag of ours in an If-Match list: "<version>", not preceded by W/.
+_STRONG_TAG_RE: Final = re.compile(r'(?<![Ww]/)"(\d{1,9})"')
 
 
 def idempotency_key(req: ApiRequest) -> str | None:
@@ -43,13 +45,16 @@ def stored(response: StoredResponse, replayed: bool) -> ApiResponse:
     return ApiResponse(response.status, response.body.encode("utf-8"), headers)
 
 
-def expected_version(req: ApiRequest, what: str) -> int | None:
-    """The version an ``If-Match`` demands; None when absent or ``*``; 412 if unparseable
-    (a weak or foreign tag can never match our strong ``"<version>"`` ETags)."""
+def expected_version(req: ApiRequest, what: str) -> frozenset[int] | None:
+    """The versions an ``If-Match`` accepts; None when absent or ``*``.
+
+    RFC 9110 §13.1.1: the field is a list and matches when any of its entity-tags
+    matches (strong comparison). Weak or foreign tags never match our strong
+    ``"<version>"`` ETags; a field with none of ours is 412 at once."""
     value = req.headers.get("If-Match")
     if value is None or value.strip() == "*":
         return None
-    m = re.fullmatch(r'\s*"(\d{1,9})"\s*', value)
-    if m is None:
+    versions = frozenset(int(v) for v in _STRONG_TAG_RE.findall(value))
+    if not versions:
         raise PreconditionFailed(f"If-Match does not match the {what}'s ETag.")
-    return int(m.group(1))
+    return versions

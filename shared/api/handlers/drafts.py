@@ -62,5 +62,8 @@ def list_drafts(req: ApiRequest, c: Container) -> ApiResponse:
 
 
 def delete_draft(req: ApiRequest, c: Container) -> ApiResponse:
-    service.delete_draft(c.db, user_id=req.user_id, draft_id=path_uuid(req), now=c.now())
+    service.delete_draft(
+        c.db, user_id=req.user_id, draft_id=path_uuid(req), now=c.now(),
+        expected_version=expected_version(req, "draft"),
+    )  # fmt: skip
     return ApiResponse(204)

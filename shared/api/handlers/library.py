@@ -31,7 +31,8 @@ __all__ = [
 
 def created_response(asset: Asset) -> StoredResponse:
     """The 201 for a saved asset: what the service stores for idempotent replays."""
-    return StoredResponse(201, dump(asset_json(asset)), {"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "ETag": asset.etag}
+    return StoredResponse(201, dump(asset_json(asset)), headers)
 
 
 def save_command(req: ApiRequest) -> service.SaveAsset:
@@ -112,10 +113,16 @@ def patch_asset(req: ApiRequest, c: Container) -> ApiResponse:
 
 
 def delete_asset(req: ApiRequest, c: Container) -> ApiResponse:
-    service.delete_asset(c.db, user_id=req.user_id, asset_id=path_uuid(req), now=c.now())
+    service.delete_asset(
+        c.db, user_id=req.user_id, asset_id=path_uuid(req), now=c.now(),
+        expected_version=expected_version(req, "asset"),
+    )  # fmt: skip
     return ApiResponse(204)
 
 
 def restore_asset(req: ApiRequest, c: Container) -> ApiResponse:
-    asset_id = path_uuid(req)
-    return _one(service.restore_asset(c.db, user_id=req.user_id, asset_id=asset_id, now=c.now()))
+    asset = service.restore_asset(
+        c.db, user_id=req.user_id, asset_id=path_uuid(req), now=c.now(),
+        expected_version=expected_version(req, "asset"),
+    )  # fmt: skip
+    return _one(asset)

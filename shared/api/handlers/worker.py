@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import logging
+from typing import TYPE_CHECKING, Final
 
 from shared.api.http import ApiRequest, ApiResponse
+from shared.errors import BadRequest, UndeliverableJob, ValidationFailed
+from shared.observability.logging import log_event
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
     from shared.queue.signing import TokenUse
 
 __all__ = ["failed", "generate", "rollup", "sweep"]
+
+_log = logging.getLogger("reel.worker")
+_MAX_ATTEMPT_DIGITS: Final = 6
 
 
 def _url(req: ApiRequest, c: Container) -> str:
@@ -35,8 +41,18 @@ def _verified_once_later(req: ApiRequest, c: Container) -> TokenUse:
 
 
 def _attempt(req: ApiRequest) -> int:
+    """QStash's retry count, for the logs: a small ASCII decimal, else 0 (``isdigit``
+    alone admits "²", which ``int`` refuses, and 5000 digits, which it refuses too)."""
     raw = req.headers.get("Upstash-Retried", "0")
-    return int(raw) if raw.isdigit() else 0
+    ok = raw.isascii() and raw.isdigit() and len(raw) <= _MAX_ATTEMPT_DIGITS
+    return int(raw) if ok else 0
+
+
+def _undeliverable(exc: BadRequest | ValidationFailed, route: str) -> UndeliverableJob:
+    """A signed body that can never be processed: logged, and answered so that QStash
+    stops retrying it (its dead-letter queue keeps it for a human)."""
+    log_event(_log, "delivery_rejected", level=logging.WARNING, route=route, code=exc.code)
+    return UndeliverableJob(details=exc.details)
 
 
 def generate(req: ApiRequest, c: Container) -> ApiResponse:
@@ -46,8 +62,11 @@ def generate(req: ApiRequest, c: Container) -> ApiResponse:
 
     try:
         job = JobPayload.from_body(req.body)
-    except Exception:
+    except (BadRequest, ValidationFailed) as exc:
         token.record()  # a replay is a 401 whatever its body, as when checked first
+        raise _undeliverable(exc, "generate") from exc
+    except Exception:
+        token.record()
         raise
     result = service.run_job(c.worker_deps(), job, _attempt(req), token=token)
     return ApiResponse.json(200, {"result": result.value})
@@ -58,8 +77,11 @@ def failed(req: ApiRequest, c: Container) -> ApiResponse:
     from shared.queue.jobs import FailureCallback
     from shared.services import worker as service
 
-    callback = FailureCallback.from_body(req.body)
-    changed = service.handle_failure_callback(c.worker_deps(), callback.job())
+    try:
+        job = FailureCallback.from_body(req.body).job()
+    except (BadRequest, ValidationFailed) as exc:
+        raise _undeliverable(exc, "failed") from exc
+    changed = service.handle_failure_callback(c.worker_deps(), job)
     return ApiResponse.json(200, {"failed": changed})
 
 
