@@ -1899,7 +1899,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A limit was reached (Retry-After) */
+            /** @description A limit was reached (Retry-After; RateLimit-Limit, -Remaining, -Reset) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -2021,6 +2021,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description The version (If-Match) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2137,6 +2139,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description PRECONDITION_FAILED (If-Match) */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description INTERNAL */
             500: {
                 headers: {
@@ -2175,6 +2186,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description The version (If-Match) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2440,6 +2453,8 @@ export interface operations {
             /** @description OK */
             201: {
                 headers: {
+                    /** @description The version (If-Match) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2543,6 +2558,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description The version (If-Match) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2650,6 +2667,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description PRECONDITION_FAILED (If-Match) */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description INTERNAL */
             500: {
                 headers: {
@@ -2688,6 +2714,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description The version (If-Match) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2791,6 +2819,8 @@ export interface operations {
             /** @description OK */
             200: {
                 headers: {
+                    /** @description The version (If-Match) */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2817,6 +2847,15 @@ export interface operations {
             };
             /** @description NOT_FOUND */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description PRECONDITION_FAILED (If-Match) */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3106,7 +3145,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
-            /** @description A limit was reached (Retry-After) */
+            /** @description A limit was reached (Retry-After; RateLimit-Limit, -Remaining, -Reset) */
             429: {
                 headers: {
                     [name: string]: unknown;
@@ -3333,6 +3372,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
+            /** @description INVALID_DELIVERY: signed but malformed; Upstash-NonRetryable-Error: true, so QStash does not retry it */
+            489: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description INTERNAL */
             500: {
                 headers: {
@@ -3398,6 +3446,15 @@ export interface operations {
             };
             /** @description UNSUPPORTED_MEDIA_TYPE */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description INVALID_DELIVERY: signed but malformed; Upstash-NonRetryable-Error: true, so QStash does not retry it */
+            489: {
                 headers: {
                     [name: string]: unknown;
                 };
