@@ -89,7 +89,7 @@ async function poll(generationId) {
       setStatus("generation-status", `HTTP ${response.status} ${errorText(json)}`, false);
       return null;
     }
-    if (json.status === "succeeded" || json.status === "failed") {
+    if (json.status === "succeeded" || json.status === "failed" || json.status === "cancelled") {
       setStatus("generation-status", `${json.status}`, json.status === "succeeded");
       if (json.status === "succeeded" && json.kind === "create") renderVariants(json.variants);
       return json;

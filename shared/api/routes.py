@@ -89,6 +89,15 @@ ROUTES: tuple[Route, ...] = (
         response_model="GenerationResponse",
     ),
     Route(
+        "POST",
+        "/v1/generations/{id}/cancel",
+        f"{_H}.generation:cancel_generation",
+        "generations",
+        summary="Cancel a generation (queued ends now, running at its next fence point)",
+        response_model="GenerationResponse",
+        idempotent=True,
+    ),
+    Route(
         "GET",
         "/v1/drafts",
         f"{_H}.drafts:list_drafts",

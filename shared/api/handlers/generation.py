@@ -1,4 +1,4 @@
-"""POST /v1/create, POST /v1/regenerate, GET /v1/generations/{id}."""
+"""POST /v1/create, POST /v1/regenerate, GET /v1/generations/{id} and its cancel."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from shared.api.render import generation_json
 from shared.db import GenerationStatus
 from shared.enforcement import StoredResponse
 from shared.errors import NotFound
+from shared.services import cancel as cancelling
 from shared.services import generation as service
 
 if TYPE_CHECKING:
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "accepted_response",
+    "cancel_generation",
+    "cancelled_response",
     "create",
     "create_command",
     "get_generation",
@@ -105,3 +108,21 @@ def get_generation(req: ApiRequest, c: Container) -> ApiResponse:
         done = gen.status is GenerationStatus.SUCCEEDED
         variants = uow.variants.list_for_generation(gen.id) if done else []
     return ApiResponse.json(200, generation_json(gen, variants))
+
+
+def cancelled_response(cancelled: cancelling.Cancelled) -> StoredResponse:
+    """200 with the generation: ``cancelled`` (it was queued), or still ``running`` with
+    ``cancel_requested_at`` set (its worker ends it at its next fence point)."""
+    body = json.dumps(generation_json(cancelled.generation, []), separators=(",", ":"))
+    return StoredResponse(status=200, body=body, headers={"Content-Type": "application/json"})
+
+
+def cancel_generation(req: ApiRequest, c: Container) -> ApiResponse:
+    cmd = cancelling.CancelGeneration(
+        user_id=req.user_id,
+        generation_id=path_uuid(req),
+        idem_key=idempotency_key(req),
+        request_id=req.request_id,
+    )
+    deps = cancelling.CancelDeps(db=c.db, enforcer=c.enforcer, now=c.now)
+    return stored(*cancelling.cancel(deps, cmd, cancelled_response))
