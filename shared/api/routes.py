@@ -89,6 +89,13 @@ ROUTES: tuple[Route, ...] = (
         response_model="GenerationResponse",
     ),
     Route(
+        "GET",
+        "/v1/generations/{id}/events",
+        f"{_H}.generation:generation_events",
+        "generations",
+        summary="Live status events of a generation (text/event-stream; see the docs)",
+    ),
+    Route(
         "POST",
         "/v1/generations/{id}/cancel",
         f"{_H}.generation:cancel_generation",

@@ -37,6 +37,7 @@ from shared.db.generations import CANCELLED
 from shared.enforcement import Enforcer, StoredResponse, enforce_idempotency
 from shared.errors import Conflict, NotFound
 from shared.observability.logging import log_event
+from shared.services.events import StatusBoard
 from shared.services.generation import fingerprint
 from shared.services.leases import charge_of, lease_of
 
@@ -72,6 +73,7 @@ class CancelDeps:
     db: Database
     enforcer: Enforcer
     now: Callable[[], datetime]
+    board: StatusBoard | None = None  # the event streams learn of a cancel here
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,8 @@ def _cancel_queued(deps: CancelDeps, gen: Generation, now: datetime) -> Generati
             lease_of(locked, locked.attempts), charge_of(locked), hour=locked.period_hour
         )
         uow.commit()
+    if deps.board is not None:
+        deps.board.publish(gen.id, GenerationStatus.CANCELLED)
     log_event(_log, "job_cancelled", generation_id=str(gen.id), code=CANCELLED, stage="queued")
     return _reread(deps, gen)
 

@@ -60,6 +60,7 @@ from shared.services.leases import charge_of, lease_of
 
 if TYPE_CHECKING:
     from shared.queue.signing import TokenUse
+    from shared.services.events import StatusBoard
 
 __all__ = [
     "JobResult",
@@ -91,10 +92,23 @@ class WorkerDeps:
     now: Callable[[], datetime]
     max_job_runtime_s: int
     lease_ttl_s: int
+    # Status moves are published here for the event streams (None: not published).
+    board: StatusBoard | None = None
 
 
 _lease = lease_of
 _charge = charge_of
+
+
+def _publish(deps: WorkerDeps, gen: Generation, status: GenerationStatus) -> None:
+    """Tell the event streams (after the move is committed). Best effort: a stream that
+    misses it reads Postgres when its client reconnects, so a Redis error is only logged."""
+    if deps.board is None:
+        return
+    try:
+        deps.board.publish(gen.id, status)
+    except ServiceUnavailable:
+        log_event(_log, "status_publish_failed", level=logging.WARNING, status=status.value)
 
 
 def _ms(later: datetime, earlier: datetime | None) -> float | None:
@@ -199,6 +213,7 @@ def _fail(
         uow.ledger.record(_ledger(gen, prompt_tokens, completion_tokens, gen.model, False))
         deps.enforcer.finish(_lease(gen, attempt), _charge(gen))
         uow.commit()
+    _publish(deps, gen, ended)
     if ended is GenerationStatus.CANCELLED:
         log_event(_log, "job_cancelled", generation_id=str(gen.id), code=CANCELLED, stage=code)
     else:
@@ -229,6 +244,7 @@ def _end_cancelled(
         uow.ledger.record(_ledger(gen, prompt, completion, model, False))
         deps.enforcer.finish(_lease(gen, claim), _charge(gen))
         uow.commit()
+    _publish(deps, gen, GenerationStatus.CANCELLED)
     log_event(_log, "job_cancelled", generation_id=str(gen.id), code=CANCELLED, stage=stage)
     return True
 
@@ -254,9 +270,11 @@ def _succeed(
             gen.id, now, attempt=attempt, draft_id=gen.draft_id, variants=rows, ledger=ledger
         )
     if not moved:
-        # Lost the claim, or the generation is gone (account deleted while the job ran).
+        # Lost the claim, a cancel was asked, or the generation is gone (account deleted
+        # while the job ran).
         log_event(_log, "job_result_discarded", generation_id=str(gen.id))
         return False
+    _publish(deps, gen, GenerationStatus.SUCCEEDED)
     log_event(
         _log, "job_completed", generation_id=str(gen.id), variants=len(rows),
         attempts=result.attempts, provider_trace_id=result.trace_id,
@@ -413,6 +431,7 @@ def run_job(
             log_event(_log, "job_ignored", reason=JobResult.ALREADY_TERMINAL.value)
             return JobResult.ALREADY_TERMINAL
         started, claim = claimed
+        _publish(deps, gen, GenerationStatus.RUNNING)
         try:
             log_event(
                 _log,
