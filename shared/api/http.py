@@ -143,7 +143,10 @@ def _error_response(exc: AppError, request_id: str) -> ApiResponse:
 def _authenticate(route: Route, req: flask.Request, container: Container) -> Principal | None:
     if route.auth not in ("bearer", "admin"):
         return None
-    principal = container.authenticator.authenticate(req.headers.get("Authorization"))
+    header = req.headers.get("Authorization")
+    if header is None and route.query_token and req.args.get("access_token"):
+        header = f"Bearer {req.args['access_token']}"
+    principal = container.authenticator.authenticate(header)
     if route.auth == "admin" and not principal.is_admin:
         raise Forbidden("This route requires the admin role.")
     return principal

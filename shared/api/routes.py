@@ -44,6 +44,9 @@ class Route:
     query_model: str | None = None
     status: int = 200
     idempotent: bool = False
+    # The bearer token may come as ``?access_token=`` when no Authorization header does: a
+    # browser's EventSource cannot send headers. Only paths are logged, never queries.
+    query_token: bool = False
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -94,6 +97,7 @@ ROUTES: tuple[Route, ...] = (
         f"{_H}.generation:generation_events",
         "generations",
         summary="Live status events of a generation (text/event-stream; see the docs)",
+        query_token=True,
     ),
     Route(
         "POST",

@@ -156,3 +156,21 @@ def test_the_stream_closes_before_the_function_timeout_with_a_retry_hint(
     assert 0.9 < time.monotonic() - opened < 5
     assert _events(blocks) == ([] if resume else [("1", "queued")])
     assert blocks[-1]["retry"] == "1000"
+
+
+def test_the_token_may_come_as_a_query_parameter_on_the_stream_only(
+    make_worker_env: WorkerEnvFactory, api: Callable[..., Api]
+) -> None:
+    """An EventSource cannot send headers; no other route reads ``access_token``."""
+    env = make_worker_env(events_max_open_s=1)
+    user = api("pro")
+    generation_id = env.create(user.headers)
+    token = user.headers["Authorization"].removeprefix("Bearer ")
+
+    with env.http.stream("GET", _path(generation_id), params={"access_token": token}) as r:
+        assert r.status_code == 200
+        assert "event: queued" in r.read().decode()
+    usage = env.http.get("/v1/usage", params={"access_token": token})
+    assert_error(usage, 401, "UNAUTHENTICATED")
+    bad = env.http.get(_path(generation_id), params={"access_token": "not-a-token"})
+    assert_error(bad, 401, "UNAUTHENTICATED")
