@@ -39,7 +39,7 @@ from shared.db.models import (
 from shared.db.session import Session
 from shared.errors import NotFound
 
-__all__ = ["CANCELLED", "CANCELLED_MESSAGE", "ENQUEUE_FAILED", "PgGenerations"]
+__all__ = ["CANCELLED", "CANCELLED_MESSAGE", "CANCEL_SCOPE", "ENQUEUE_FAILED", "PgGenerations"]
 
 _COLS = (
     "id, owner_id, draft_id, kind, status, requested_variants, params, plan, period_month, "
@@ -49,6 +49,8 @@ _COLS = (
 )
 ERROR_MESSAGE_MAX: Final = 500  # schema.sql bound on generations.error_message
 ERROR_CODE_MAX: Final = 64
+CANCEL_SCOPE: Final = "generation_cancel"
+"""The idempotency scope of POST /v1/generations/{id}/cancel (its keys: ``cancel_keys``)."""
 CANCELLED: Final = "CANCELLED"
 """The error code of a cancelled generation (its ``error`` tells the client why it ended)."""
 CANCELLED_MESSAGE: Final = "The generation was cancelled by its owner."
@@ -607,6 +609,17 @@ class PgGenerations:
             code=CANCELLED,
             message=CANCELLED_MESSAGE,
             attempt=attempt,
+        )
+
+    def remember_cancel_key(self, owner_id: str, idempotency_key: str) -> None:
+        """Note a cancel's Idempotency-Key, so an account deletion can find its Redis
+        record; nothing when the user has no row (then the cancel is a 404 anyway)."""
+        self._s.run(
+            "INSERT INTO cancel_keys (owner_id, idempotency_key) "
+            "SELECT id, :k FROM users WHERE id = :o "
+            "ON CONFLICT ON CONSTRAINT cancel_keys_pkey DO NOTHING",
+            o=owner_id,
+            k=idempotency_key,
         )
 
     def request_cancel(self, generation_id: UUID, now: datetime) -> Generation | None:

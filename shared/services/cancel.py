@@ -33,7 +33,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from shared.db import Database, Generation, GenerationStatus, LedgerEntry
-from shared.db.generations import CANCELLED
+from shared.db.generations import CANCEL_SCOPE, CANCELLED
 from shared.enforcement import Enforcer, StoredResponse, enforce_idempotency
 from shared.errors import Conflict, NotFound
 from shared.observability.logging import log_event
@@ -53,7 +53,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("reel.cancel")
-IDEMPOTENCY_SCOPE = "generation_cancel"
+IDEMPOTENCY_SCOPE = CANCEL_SCOPE
 
 
 class GenerationFinished(Conflict):
@@ -201,6 +201,8 @@ def cancel(
         return replay, True
     done = False
     try:
+        with deps.db.autocommit() as uow:  # before the record can be completed: see there
+            uow.generations.remember_cancel_key(user, key)
         response = render(_settle(deps, cmd))
         deps.enforcer.complete_idempotent(user, IDEMPOTENCY_SCOPE, key, fp, response)
         done = True

@@ -485,3 +485,23 @@ def _user_keys(c: Container, user_id: str) -> list[str]:
     client = c.redis._client  # type: ignore[attr-defined]
     found = client.scan_iter(match=f"{c.settings.redis_key_prefix}:*{user_id}*", count=1000)
     return sorted(k.decode() if isinstance(k, bytes) else k for k in found)
+
+
+def test_account_deletion_drops_the_replay_record_of_a_keyed_cancel(
+    container: Container,
+) -> None:
+    c = container
+    job = _queued_job(c)
+    assert _cancel(c, job, key="cancel:del")[1]["status"] == "cancelled"
+    record = c.keys.idem(job.user_id, cancel.IDEMPOTENCY_SCOPE, "cancel:del")
+    raw = c.redis._client  # type: ignore[attr-defined]
+    assert raw.exists(record) == 1
+    deps = account.AccountDeps(
+        db=c.db, enforcer=c.enforcer, now=c.now,
+        billing=StripeBilling.from_settings(c.settings, lambda: c.db, c.clock),
+    )  # fmt: skip
+
+    account.delete_account(deps, job.user_id)
+
+    assert raw.exists(record) == 0
+    assert _user_keys(c, job.user_id) == []
