@@ -95,9 +95,11 @@ def test_stream_follows_a_job_queued_running_succeeded_and_measures_the_lag(
         f"succeeded p50 {statistics.median(lags['succeeded']) * 1000:.0f} ms"
     )
     assert min(every) > -0.05, "an event cannot come before its move"
-    # One poll period (250 ms) plus the reads; a loaded 2-core machine gets some slack.
-    assert statistics.median(every) < 0.25
-    assert max(every) < 0.5
+    # One poll period (250 ms) plus the reads: measured p50 ~190 ms, max ~240 ms. The
+    # bounds leave room for a loaded CI machine; a stream that missed polls (or read
+    # Postgres on every one) would be far past them.
+    assert statistics.median(every) < 0.3
+    assert max(every) < 0.75
 
 
 def test_reconnect_with_last_event_id_sends_only_what_came_after(

