@@ -98,6 +98,7 @@ CREATE TABLE IF NOT EXISTS generations (
     owner_id            text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     draft_id            uuid NOT NULL REFERENCES drafts (id) ON DELETE CASCADE,
     kind                text NOT NULL CHECK (kind IN ('create', 'regen_targeted', 'regen_full')),
+    -- migrations/0008_generation_cancel.sql adds 'cancelled' and cancel_requested_at.
     status              text NOT NULL DEFAULT 'queued'
         CHECK (status IN ('queued', 'running', 'succeeded', 'failed')),
     requested_variants  integer NOT NULL CHECK (requested_variants BETWEEN 1 AND 5),

@@ -44,7 +44,7 @@ def _poll(client: httpx.Client, headers: dict[str, str], generation_id: str) -> 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         body = client.get(f"/v1/generations/{generation_id}", headers=headers).json()
-        if body["status"] in ("succeeded", "failed"):
+        if body["status"] in ("succeeded", "failed", "cancelled"):
             return body
         time.sleep(0.1)
     raise DemoFailed(f"generation {generation_id} did not finish in 60 s")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from shared.queue.signing import SignatureVerifier, TokenLedger
     from shared.redis.client import RedisPort
     from shared.redis.keys import Keys
+    from shared.services.events import StatusBoard
     from shared.services.worker import WorkerDeps
 
 __all__ = [
@@ -266,7 +267,15 @@ class Container:
             now=self.now,
             max_job_runtime_s=self.settings.max_job_runtime_s,
             lease_ttl_s=self.settings.lease_ttl_s,
+            board=self.status_board,
         )
+
+    @property
+    def status_board(self) -> StatusBoard:
+        """Where status moves are published for the event streams (Redis)."""
+        from shared.services.events import StatusBoard
+
+        return self._get("status_board", lambda: StatusBoard(self.redis, self.keys))
 
 
 _lock = threading.Lock()

@@ -206,6 +206,9 @@ class Settings:
 
     cursor_secret: str | None = _env("CURSOR_SECRET", None)
     max_job_runtime_s: int = _env("MAX_JOB_RUNTIME_S", 240, kind="int", ge=5, le=3600)
+    # GET /v1/generations/{id}/events closes itself (with a retry hint) after this long:
+    # below the generations function's timeout (30 s), so the platform never cuts it.
+    events_max_open_s: int = _env("EVENTS_MAX_OPEN_S", 25, kind="int", ge=1, le=3600)
     queue_delay_allowance_s: int = _env("QUEUE_DELAY_ALLOWANCE_S", 600, kind="int", ge=0, le=86400)
     plan_cache_ttl_s: int = _env("PLAN_CACHE_TTL_S", 600, kind="int", ge=1, le=86400)
     provider_cap_interactive: int = _env(

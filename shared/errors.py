@@ -8,7 +8,8 @@
     ├── PlanFeatureUnavailable (403)
     ├── NotFound (404)
     ├── MethodNotAllowed (405)
-    ├── Conflict (409)            IDEMPOTENCY_IN_PROGRESS / GENERATION_IN_PROGRESS
+    ├── Conflict (409)            IDEMPOTENCY_IN_PROGRESS / GENERATION_IN_PROGRESS /
+    │                             GENERATION_FINISHED (a cancel after the job ended)
     ├── PreconditionFailed (412)
     ├── PayloadTooLarge (413)
     ├── UnsupportedMediaType (415)

@@ -327,8 +327,8 @@ resource "google_monitoring_alert_policy" "provider_rate_limited" {
 resource "google_logging_metric" "jobs_finished" {
   project     = var.project_id
   name        = "${var.name_prefix}/jobs_finished"
-  description = "Generation jobs reaching a terminal status: event job_completed or job_failed (with its code; TIMED_OUT = failed by the sweeper)."
-  filter      = "${local.functions_log_filter} AND (jsonPayload.event=\"job_completed\" OR jsonPayload.event=\"job_failed\")"
+  description = "Generation jobs reaching a terminal status: event job_completed, job_failed (with its code; TIMED_OUT = failed by the sweeper) or job_cancelled (code CANCELLED)."
+  filter      = "${local.functions_log_filter} AND (jsonPayload.event=\"job_completed\" OR jsonPayload.event=\"job_failed\" OR jsonPayload.event=\"job_cancelled\")"
 
   metric_descriptor {
     metric_kind = "DELTA"
@@ -338,12 +338,12 @@ resource "google_logging_metric" "jobs_finished" {
     labels {
       key         = "outcome"
       value_type  = "STRING"
-      description = "The log event: job_completed or job_failed."
+      description = "The log event: job_completed, job_failed or job_cancelled."
     }
     labels {
       key         = "code"
       value_type  = "STRING"
-      description = "Failure code (e.g. TIMED_OUT, DELIVERY_FAILED, PROVIDER_BAD_OUTPUT); empty on success."
+      description = "Failure code (e.g. TIMED_OUT, DELIVERY_FAILED, PROVIDER_BAD_OUTPUT), CANCELLED for a cancel; empty on success."
     }
   }
 

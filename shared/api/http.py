@@ -158,7 +158,10 @@ def _ratelimit_fields(exc: AppError) -> dict[str, str]:
 def _authenticate(route: Route, req: flask.Request, container: Container) -> Principal | None:
     if route.auth not in ("bearer", "admin"):
         return None
-    principal = container.authenticator.authenticate(req.headers.get("Authorization"))
+    header = req.headers.get("Authorization")
+    if header is None and route.query_token and req.args.get("access_token"):
+        header = f"Bearer {req.args['access_token']}"
+    principal = container.authenticator.authenticate(header)
     if route.auth == "admin" and not principal.is_admin:
         raise Forbidden("This route requires the admin role.")
     return principal

@@ -59,6 +59,7 @@ __all__ = [
     "DraftResponse",
     "ErrorResponse",
     "GenerationResponse",
+    "GenerationStatusName",
     "Platform",
     "RegenerateRequest",
     "UrlResponse",
@@ -467,6 +468,10 @@ class VariantOut(BaseModel):
     source_variant_id: str | None
 
 
+GenerationStatusName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+"""Every status a generation can have (``cancelled``: POST /v1/generations/{id}/cancel)."""
+
+
 class GenerationError(BaseModel):
     code: str
     message: str
@@ -476,10 +481,13 @@ class GenerationResponse(BaseModel):
     id: str
     draft_id: str
     kind: Literal["create", "regen_targeted", "regen_full"]
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: GenerationStatusName
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    cancel_requested_at: datetime | None = Field(
+        description="when its owner asked to cancel it while it ran (it ends cancelled)"
+    )
     error: GenerationError | None
     variants: list[VariantOut]
 
@@ -487,7 +495,7 @@ class GenerationResponse(BaseModel):
 class GenerationSummary(BaseModel):
     id: str
     kind: str
-    status: str
+    status: GenerationStatusName
     created_at: datetime
 
 
@@ -639,7 +647,7 @@ class ExportMonthUsage(BaseModel):
 class ExportGeneration(BaseModel):
     id: str
     kind: Literal["create", "regen_targeted", "regen_full"]
-    status: Literal["queued", "running", "succeeded", "failed"]
+    status: GenerationStatusName
     requested_variants: int
     params: dict[str, Any]
     plan: str

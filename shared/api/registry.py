@@ -98,7 +98,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "generations",
         ("/v1/generations/",),
         "bearer",
-        frozenset({_A, _P}),
+        # Redis: a cancel refunds and releases, and takes an Idempotency-Key.
+        frozenset({_A, _P, _R}),
         hot=True,
         concurrency=16,
         max_instances=10,

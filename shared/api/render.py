@@ -66,6 +66,7 @@ def generation_json(gen: Generation, variants: list[Variant]) -> dict[str, Any]:
         "created_at": rfc3339(gen.created_at),
         "started_at": rfc3339(gen.started_at),
         "completed_at": rfc3339(gen.completed_at),
+        "cancel_requested_at": rfc3339(gen.cancel_requested_at),
         "error": error,
         "variants": [_variant(v) for v in variants],
     }

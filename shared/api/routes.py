@@ -44,6 +44,9 @@ class Route:
     query_model: str | None = None
     status: int = 200
     idempotent: bool = False
+    # The bearer token may come as ``?access_token=`` when no Authorization header does: a
+    # browser's EventSource cannot send headers. Only paths are logged, never queries.
+    query_token: bool = False
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -87,6 +90,23 @@ ROUTES: tuple[Route, ...] = (
         "generations",
         summary="A generation with its variants once succeeded",
         response_model="GenerationResponse",
+    ),
+    Route(
+        "GET",
+        "/v1/generations/{id}/events",
+        f"{_H}.generation:generation_events",
+        "generations",
+        summary="Live status events of a generation (text/event-stream; see the docs)",
+        query_token=True,
+    ),
+    Route(
+        "POST",
+        "/v1/generations/{id}/cancel",
+        f"{_H}.generation:cancel_generation",
+        "generations",
+        summary="Cancel a generation (queued ends now, running at its next fence point)",
+        response_model="GenerationResponse",
+        idempotent=True,
     ),
     Route(
         "GET",

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.billing.plans import PlanName
+from shared.db.generations import CANCEL_SCOPE
 from shared.db.models import Subscription, SubscriptionStatus, User
 from shared.db.session import Session
 
@@ -157,12 +158,16 @@ class PgUsers:
             SELECT 'i', :asset_scope, idempotency_key FROM assets
                 WHERE owner_id = :u AND idempotency_key IS NOT NULL
                 AND created_at >= CAST(:i AS timestamptz)
+            UNION ALL
+            SELECT 'i', :cancel_scope, idempotency_key FROM cancel_keys
+                WHERE owner_id = :u AND created_at >= CAST(:i AS timestamptz)
             """,
             u=user_id,
             h=hours_since,
             c=cooldowns_since,
             i=idempotency_since,
             asset_scope=asset_scope,
+            cancel_scope=CANCEL_SCOPE,
         )
         return UserFootprint(
             months=tuple(r[1] for r in rows if r[0] == "m"),

@@ -140,6 +140,26 @@ class PgDrafts:
         )
         return _draft(rows[0]) if rows else None
 
+    def get_for_job(
+        self, owner_id: str, draft_id: UUID, generation_id: UUID
+    ) -> tuple[Draft | None, bool]:
+        """The worker's read before its provider call: the live draft (as ``get``) and
+        whether the generation's owner asked to cancel it (its first fence point), in
+        ONE statement. (None, False) when the generation is gone."""
+        cols = ", ".join(f"d.{c}" for c in _DRAFT_COLS.split(", "))
+        rows = self._s.run(
+            f"SELECT g.cancel_requested_at IS NOT NULL, {cols} FROM generations g "
+            "LEFT JOIN drafts d ON d.id = CAST(:id AS uuid) AND d.owner_id = :o "
+            "AND d.deleted_at IS NULL WHERE g.id = CAST(:g AS uuid)",
+            id=str(draft_id),
+            o=owner_id,
+            g=str(generation_id),
+        )
+        if not rows:
+            return None, False
+        cancel_requested, draft = bool(rows[0][0]), rows[0][1:]
+        return (_draft(draft) if draft[0] is not None else None), cancel_requested
+
     def lock_live(self, owner_id: str, draft_id: UUID) -> bool:
         """Share-lock the live draft for this transaction; False if missing or deleted.
 

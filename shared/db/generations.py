@@ -1,7 +1,10 @@
 """Generations: the queued model jobs, their lifecycle and the usage seed counts.
 
-Status moves forward: queued → running → succeeded | failed, and queued → failed; the one
-step back is ``unclaim`` (running → queued) by the claim that could not get its slots.
+Status moves forward: queued → running → succeeded | failed | cancelled, and queued →
+failed | cancelled; the one step back is ``unclaim`` (running → queued) by the claim that
+could not get its slots. A cancel of a running job only sets ``cancel_requested_at``: its
+final write then matches nothing, and every terminal move of ``mark_failed`` ends it
+``cancelled`` instead of ``failed``.
 Every move is a conditional UPDATE (``WHERE status = …``) returning whether it happened,
 so redelivered jobs, the failure callback and the sweeper can race safely: exactly one
 of them wins each move (DESIGN §5). A claim bumps ``attempts`` and returns it; the worker's
@@ -36,19 +39,35 @@ from shared.db.models import (
 from shared.db.session import Session
 from shared.errors import NotFound
 
-__all__ = ["ENQUEUE_FAILED", "PgGenerations"]
+__all__ = ["CANCELLED", "CANCELLED_MESSAGE", "CANCEL_SCOPE", "ENQUEUE_FAILED", "PgGenerations"]
 
 _COLS = (
     "id, owner_id, draft_id, kind, status, requested_variants, params, plan, period_month, "
     "period_hour, provider, model, lane, request_id, idempotency_scope, idempotency_key, "
     "request_fingerprint, error_code, error_message, attempts, created_at, started_at, "
-    "completed_at"
+    "completed_at, cancel_requested_at"
 )
 ERROR_MESSAGE_MAX: Final = 500  # schema.sql bound on generations.error_message
 ERROR_CODE_MAX: Final = 64
+CANCEL_SCOPE: Final = "generation_cancel"
+"""The idempotency scope of POST /v1/generations/{id}/cancel (its keys: ``cancel_keys``)."""
+CANCELLED: Final = "CANCELLED"
+"""The error code of a cancelled generation (its ``error`` tells the client why it ended)."""
+CANCELLED_MESSAGE: Final = "The generation was cancelled by its owner."
 ENQUEUE_FAILED: Final = "ENQUEUE_FAILED"
 """The code of a generation whose admission was undone (``fail_and_forget_key``): it never
 ran, so its hourly unit was given back too (SPEC §9) and the hour count skips it."""
+
+
+# The usage rules, one spelling each (the seed counts must agree with the refunds):
+# a failed or cancelled generation gave its monthly (and full-regen) unit back; its hourly
+# unit only when it never ran: an undone admission (failed ENQUEUE_FAILED, SPEC §9) or a
+# cancel while it was still queued (never started, so started_at is NULL).
+_REFUNDED_NOT: Final = "status NOT IN ('failed', 'cancelled')"
+_HOUR_GIVEN_BACK_NOT: Final = (
+    "NOT ((status = 'failed' AND error_code IS NOT DISTINCT FROM CAST(:aborted AS text)) "
+    "OR (status = 'cancelled' AND started_at IS NULL))"
+)
 
 
 def _fence(attempt: int | None) -> str:
@@ -81,6 +100,7 @@ def _generation(row: list[Any]) -> Generation:
         created_at=row[20],
         started_at=row[21],
         completed_at=row[22],
+        cancel_requested_at=row[23],
     )
 
 
@@ -457,8 +477,9 @@ class PgGenerations:
         ONE statement, so in an autocommit unit of work one round trip, committed.
 
         The variants and the ledger row are inserted only from the fenced UPDATE's
-        RETURNING: a claim that lost the job (ended, or taken over) writes nothing and
-        gets False. Redelivered rows change nothing (ON CONFLICT DO NOTHING).
+        RETURNING: a claim that lost the job (ended, or taken over), or a job whose owner
+        asked to cancel it (the worker's last fence point), writes nothing and gets False.
+        Redelivered rows change nothing (ON CONFLICT DO NOTHING).
         """
         rows = self._s.run(
             """
@@ -466,7 +487,7 @@ class PgGenerations:
                 UPDATE generations
                 SET status = 'succeeded', completed_at = CAST(:now AS timestamptz)
                 WHERE id = CAST(:id AS uuid) AND status = 'running'
-                    AND attempts = CAST(:attempt AS int)
+                    AND attempts = CAST(:attempt AS int) AND cancel_requested_at IS NULL
                 RETURNING id
             ), v AS (
                 INSERT INTO variants (id, generation_id, draft_id, index, hook, script,
@@ -517,18 +538,108 @@ class PgGenerations:
         *,
         attempt: int | None = None,
     ) -> bool:
-        """queued | running → failed with an error; False if already terminal or
-        (``attempt`` given) another claim holds it."""
-        return self._move(
-            "status = 'failed', completed_at = CAST(:now AS timestamptz), "
-            "error_code = :code, error_message = :message",
-            "status IN ('queued', 'running')" + _fence(attempt),
-            generation_id,
+        """queued | running → failed (or cancelled: see ``end_failed``); False if already
+        terminal or (``attempt`` given) another claim holds it."""
+        return self.end_failed(generation_id, code, message, now, attempt=attempt) is not None
+
+    def end_failed(
+        self,
+        generation_id: UUID,
+        code: str,
+        message: str,
+        now: datetime,
+        *,
+        attempt: int | None = None,
+    ) -> GenerationStatus | None:
+        """queued | running → failed with an error, or → ``cancelled`` when its owner asked
+        to cancel it (the sweeper, the failure callback and a provider failure all end a
+        cancel-requested job as cancelled; the refund is the same). Returns the status it
+        ended with; None if already terminal or (``attempt`` given) another claim holds it.
+        """
+        rows = self._s.run(
+            "UPDATE generations SET "
+            "status = CASE WHEN cancel_requested_at IS NULL THEN 'failed' ELSE 'cancelled' END, "
+            "completed_at = CAST(:now AS timestamptz), "
+            "error_code = CASE WHEN cancel_requested_at IS NULL THEN :code ELSE :cancelled END, "
+            "error_message = CASE WHEN cancel_requested_at IS NULL THEN :message "
+            "ELSE :cancelled_message END "
+            "WHERE id = CAST(:id AS uuid) AND status IN ('queued', 'running')"
+            + _fence(attempt)
+            + " RETURNING status",
+            id=str(generation_id),
             now=now,
             code=code[:ERROR_CODE_MAX],
             message=message[:ERROR_MESSAGE_MAX],
+            cancelled=CANCELLED,
+            cancelled_message=CANCELLED_MESSAGE,
             attempt=attempt,
         )
+        return GenerationStatus(rows[0][0]) if rows else None
+
+    def lock_owned(self, owner_id: str, generation_id: UUID) -> Generation | None:
+        """The owner's live generation (as ``get``), locked FOR UPDATE for this transaction:
+        the worker's claim and terminal moves, the sweeper and an account deletion wait."""
+        cols = ", ".join(f"g.{c}" for c in _COLS.split(", "))
+        rows = self._s.run(
+            f"SELECT {cols} FROM generations g JOIN drafts d ON d.id = g.draft_id "
+            "WHERE g.id = CAST(:id AS uuid) AND g.owner_id = :o AND d.deleted_at IS NULL "
+            "FOR UPDATE OF g",
+            id=str(generation_id),
+            o=owner_id,
+        )
+        return _generation(rows[0]) if rows else None
+
+    def mark_cancelled(self, generation_id: UUID, now: datetime, *, attempts: int) -> bool:
+        """queued → cancelled while ``attempts`` is still the job's number (no delivery
+        claimed it since it was read); False otherwise."""
+        return self._move(
+            "status = 'cancelled', completed_at = CAST(:now AS timestamptz), "
+            "error_code = :code, error_message = :message",
+            "status = 'queued' AND attempts = CAST(:attempts AS int)",
+            generation_id,
+            now=now,
+            code=CANCELLED,
+            message=CANCELLED_MESSAGE,
+            attempts=attempts,
+        )
+
+    def end_cancelled(self, generation_id: UUID, now: datetime, *, attempt: int) -> bool:
+        """running → cancelled by claim ``attempt``, only when its owner asked; False when
+        another claim holds it, it ended, or no cancel was asked."""
+        return self._move(
+            "status = 'cancelled', completed_at = CAST(:now AS timestamptz), "
+            "error_code = :code, error_message = :message",
+            "status = 'running' AND attempts = CAST(:attempt AS int) "
+            "AND cancel_requested_at IS NOT NULL",
+            generation_id,
+            now=now,
+            code=CANCELLED,
+            message=CANCELLED_MESSAGE,
+            attempt=attempt,
+        )
+
+    def remember_cancel_key(self, owner_id: str, idempotency_key: str) -> None:
+        """Note a cancel's Idempotency-Key, so an account deletion can find its Redis
+        record; nothing when the user has no row (then the cancel is a 404 anyway)."""
+        self._s.run(
+            "INSERT INTO cancel_keys (owner_id, idempotency_key) "
+            "SELECT id, :k FROM users WHERE id = :o "
+            "ON CONFLICT ON CONSTRAINT cancel_keys_pkey DO NOTHING",
+            o=owner_id,
+            k=idempotency_key,
+        )
+
+    def request_cancel(self, generation_id: UUID, now: datetime) -> Generation | None:
+        """running: remember that its owner asked to cancel it (the first time counts);
+        the generation as it is now, or None when it is not running."""
+        rows = self._s.run(
+            "UPDATE generations SET cancel_requested_at = "
+            "coalesce(cancel_requested_at, CAST(:now AS timestamptz)) "
+            f"WHERE id = CAST(:id AS uuid) AND status = 'running' RETURNING {_COLS}",
+            id=str(generation_id),
+            now=now,
+        )
+        return _generation(rows[0]) if rows else None
 
     def fail_and_forget_key(self, generation_id: UUID, message: str, now: datetime) -> bool:
         """Mark failed (``ENQUEUE_FAILED``) AND drop its Idempotency-Key: a request that
@@ -577,7 +688,7 @@ class PgGenerations:
         subquery only when asked for, so a request that misses one counter pays for one.
         """
         rows = self._s.run(
-            """
+            f"""
             SELECT
                 CASE WHEN CAST(:want_plan AS bool) THEN
                     (SELECT plan FROM subscriptions WHERE user_id = :o) END,
@@ -587,15 +698,14 @@ class PgGenerations:
                     (SELECT expires_at FROM boosts WHERE user_id = :o) END,
                 CASE WHEN CAST(:want_month AS bool) THEN
                     (SELECT count(*) FROM generations WHERE owner_id = :o
-                     AND period_month = :month AND status <> 'failed') END,
+                     AND period_month = :month AND {_REFUNDED_NOT}) END,
                 CASE WHEN CAST(:want_hour AS bool) THEN
                     (SELECT count(*) FROM generations WHERE owner_id = :o
-                     AND period_hour = :hour AND NOT (status = 'failed'
-                     AND error_code IS NOT DISTINCT FROM CAST(:aborted AS text))) END,
+                     AND period_hour = :hour AND {_HOUR_GIVEN_BACK_NOT}) END,
                 CASE WHEN CAST(:want_full AS bool) THEN
                     (SELECT count(*) FROM generations WHERE owner_id = :o
                      AND period_month = :month AND kind = 'regen_full'
-                     AND status <> 'failed') END
+                     AND {_REFUNDED_NOT}) END
             """,
             o=owner_id,
             month=month,
@@ -617,26 +727,27 @@ class PgGenerations:
         )
 
     def count_charged_month(self, owner_id: str, month: str) -> int:
-        """Generations charged to ``month`` ('YYYY-MM'): failed ones were refunded."""
+        """Generations charged to ``month`` ('YYYY-MM'): failed and cancelled ones were
+        refunded."""
         return self._count(
-            "owner_id = :o AND period_month = :p AND status <> 'failed'", o=owner_id, p=month
+            f"owner_id = :o AND period_month = :p AND {_REFUNDED_NOT}", o=owner_id, p=month
         )
 
     def count_in_hour(self, owner_id: str, hour: str) -> int:
         """Generations admitted in ``hour`` ('YYYYMMDDHH'): a failed one keeps its hourly
-        unit (SPEC §2), an undone admission (never queued) does not (SPEC §9)."""
+        unit (SPEC §2), an undone admission (never queued) does not (SPEC §9), nor does
+        one cancelled before it started."""
         return self._count(
-            "owner_id = :o AND period_hour = :p AND NOT (status = 'failed' "
-            "AND error_code IS NOT DISTINCT FROM CAST(:aborted AS text))",
+            f"owner_id = :o AND period_hour = :p AND {_HOUR_GIVEN_BACK_NOT}",
             o=owner_id,
             p=hour,
             aborted=ENQUEUE_FAILED,
         )
 
     def count_full_regens_month(self, owner_id: str, month: str) -> int:
-        """Full regenerations charged to ``month``, failed ones excluded (refunded)."""
+        """Full regenerations charged to ``month``, failed and cancelled ones excluded."""
         return self._count(
-            "owner_id = :o AND period_month = :p AND kind = 'regen_full' AND status <> 'failed'",
+            f"owner_id = :o AND period_month = :p AND kind = 'regen_full' AND {_REFUNDED_NOT}",
             o=owner_id,
             p=month,
         )

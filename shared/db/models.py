@@ -68,6 +68,17 @@ class GenerationStatus(StrEnum):
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Nothing moves a generation out of these (the worker's delivery does nothing)."""
+        return self in _TERMINAL
+
+
+_TERMINAL: frozenset[GenerationStatus] = frozenset(
+    {GenerationStatus.SUCCEEDED, GenerationStatus.FAILED, GenerationStatus.CANCELLED}
+)
 
 
 class AssetStatus(StrEnum):
@@ -210,10 +221,13 @@ class Generation:
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    # The owner asked to cancel it while it ran; its worker (or the sweeper, or the
+    # failure callback) ends it ``cancelled``.
+    cancel_requested_at: datetime | None = None
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in (GenerationStatus.SUCCEEDED, GenerationStatus.FAILED)
+        return self.status.is_terminal
 
 
 @dataclass(frozen=True, slots=True)

@@ -146,10 +146,16 @@ class Enforcer:
             ticket.lease, ticket.charge, ticket.idempotency, ticket.draft_id, ticket.hour
         )
 
-    def finish(self, lease: LeaseRef, charge: ChargeRef | None = None) -> bool:
+    def finish(
+        self, lease: LeaseRef, charge: ChargeRef | None = None, *, hour: str | None = None
+    ) -> bool:
         """End a job: refund ``charge`` (exactly once) and release ``lease``, in one call;
-        a fenced ``lease`` that a newer claim owns does neither."""
-        return self._finish(lease, charge, None)
+        a fenced ``lease`` that a newer claim owns does neither.
+
+        ``hour`` ('YYYYMMDDHH', the generation's ``period_hour``): give the hourly unit
+        back too, for a job that never ran (cancelled while queued); the lease record
+        must name that hour as the one it charged, as for an aborted admission."""
+        return self._finish(lease, charge, None, None, hour)
 
     def _finish(
         self,

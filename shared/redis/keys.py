@@ -157,6 +157,10 @@ class Keys:
         """Set once when a generation's unit is refunded (refunds happen exactly once)."""
         return f"{self.prefix}:refund:{_e(generation_id)}"
 
+    def generation_status(self, generation_id: str) -> str:
+        """The last status a generation moved to, published for its event streams."""
+        return f"{self.prefix}:gen:status:{_e(generation_id)}"
+
     def month_counters(self, user_id: str, now: datetime) -> tuple[str, str, str]:
         """(monthly, hourly, full-regen) counter keys of the periods containing ``now``."""
         mk = month_key(now)

@@ -43,7 +43,6 @@ from shared.ai import (
     cost_micro_usd,
 )
 from shared.ai import VariantContent as AiContent
-from shared.billing.plans import Lane
 from shared.db import (
     Database,
     Generation,
@@ -52,13 +51,16 @@ from shared.db import (
     NewVariant,
     VariantContent,
 )
-from shared.enforcement import ChargeRef, Enforcer, LeaseRef, Scope, enforce_lease
+from shared.db.generations import CANCELLED
+from shared.enforcement import Enforcer, enforce_lease
 from shared.errors import ServiceUnavailable
 from shared.observability.logging import bind, log_event
 from shared.queue.jobs import JobPayload
+from shared.services.leases import charge_of, lease_of
 
 if TYPE_CHECKING:
     from shared.queue.signing import TokenUse
+    from shared.services.events import StatusBoard
 
 __all__ = [
     "JobResult",
@@ -76,6 +78,7 @@ RUNNING_ELSEWHERE_RETRY_S: Final = 30
 class JobResult(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    CANCELLED = "cancelled"
     ALREADY_TERMINAL = "already_terminal"
     UNKNOWN = "unknown_generation"
     OWNER_MISMATCH = "owner_mismatch"
@@ -89,35 +92,44 @@ class WorkerDeps:
     now: Callable[[], datetime]
     max_job_runtime_s: int
     lease_ttl_s: int
+    # Status moves are published here for the event streams (None: not published).
+    board: StatusBoard | None = None
 
 
-def _lease(gen: Generation, attempt: int | None) -> LeaseRef:
-    return LeaseRef(
-        str(gen.id), gen.owner_id, gen.provider, gen.model, Lane(gen.lane), attempt=attempt
-    )
+_lease = lease_of
+_charge = charge_of
 
 
-def _charge(gen: Generation) -> ChargeRef:
-    return ChargeRef(str(gen.id), gen.owner_id, gen.period_month, Scope(gen.kind.value))
+def _publish(deps: WorkerDeps, gen: Generation, status: GenerationStatus) -> None:
+    """Tell the event streams (after the move is committed). Best effort: a stream that
+    misses it reads Postgres when its client reconnects, so a Redis error is only logged."""
+    if deps.board is None:
+        return
+    try:
+        deps.board.publish(gen.id, status)
+    except ServiceUnavailable:
+        log_event(_log, "status_publish_failed", level=logging.WARNING, status=status.value)
 
 
 def _ms(later: datetime, earlier: datetime | None) -> float | None:
     return None if earlier is None else round((later - earlier).total_seconds() * 1000, 1)
 
 
-def _build_job(deps: WorkerDeps, gen: Generation) -> GenerationJob:
+def _build_job(deps: WorkerDeps, gen: Generation) -> tuple[GenerationJob, bool]:
+    """The provider's job, and whether the owner asked to cancel (the first fence point:
+    read in the same statement as the draft, so it costs no round trip)."""
     with deps.db.autocommit() as uow:  # reads only: no BEGIN/ROLLBACK round trips
-        draft = uow.drafts.get(gen.owner_id, gen.draft_id)
+        draft, cancel_requested = uow.drafts.get_for_job(gen.owner_id, gen.draft_id, gen.id)
         source_id = gen.params.get("source_variant_id")
         source = (
             uow.variants.get_for_draft(gen.draft_id, uuid.UUID(str(source_id)))
-            if source_id
+            if source_id and not cancel_requested
             else None
         )
     if draft is None:
         raise ProviderError("DRAFT_MISSING", "The draft no longer exists.", transient=False)
     fields = tuple(gen.params.get("fields") or ("hook", "script", "caption", "hashtags"))
-    return GenerationJob(
+    job = GenerationJob(
         kind=gen.kind.value,
         brief=draft.brief,
         platform=draft.platform.value,
@@ -130,6 +142,7 @@ def _build_job(deps: WorkerDeps, gen: Generation) -> GenerationJob:
         instructions=gen.params.get("instructions"),
         source=_ai_content(source.content) if source else None,
     )
+    return job, cancel_requested
 
 
 def _ai_content(c: VariantContent) -> AiContent:
@@ -170,26 +183,75 @@ def fail_generation(
 ) -> bool:
     """Fail claim ``attempt`` of ``gen``: refund (once) + release, then the failed status and
     a non-billable ledger row; False (nothing done) when it ended or a newer claim holds it.
+    A job whose owner asked to cancel it ends ``cancelled`` instead (same refund).
     """
+    ended = _fail(
+        deps, gen, code, message, attempt=attempt,
+        prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+    )  # fmt: skip
+    return ended is not None
+
+
+def _fail(
+    deps: WorkerDeps,
+    gen: Generation,
+    code: str,
+    message: str,
+    *,
+    attempt: int,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+) -> GenerationStatus | None:
     now = deps.now()
     with deps.db.uow() as uow:
         # The fenced UPDATE comes first and locks the row, so a take-over's claim waits for
         # our commit: the refund and release below can only hit the claim we examined.
         # They run last, right before the commit makes the status visible (SPEC §5).
-        if not uow.generations.mark_failed(gen.id, code, message, now, attempt=attempt):
-            # Gone with its account while it ran: the tokens still land (pseudonymised).
+        ended = uow.generations.end_failed(gen.id, code, message, now, attempt=attempt)
+        if ended is None:
+            # Lost the claim, or gone with its account while it ran: in the latter case the
+            # tokens still land in the placeholder row the deletion left (pseudonymised).
             uow.ledger.settle_deleted(
                 _ledger(gen, prompt_tokens, completion_tokens, gen.model, False)
             )
             uow.commit()
-            return False
+            return None
         uow.ledger.record(_ledger(gen, prompt_tokens, completion_tokens, gen.model, False))
         deps.enforcer.finish(_lease(gen, attempt), _charge(gen))
         uow.commit()
-    log_event(
-        _log, "job_failed", level=logging.WARNING, generation_id=str(gen.id), code=code,
-        enqueue_to_complete_ms=_ms(now, gen.created_at),
-    )  # fmt: skip
+    _publish(deps, gen, ended)
+    if ended is GenerationStatus.CANCELLED:
+        log_event(_log, "job_cancelled", generation_id=str(gen.id), code=CANCELLED, stage=code)
+    else:
+        log_event(
+            _log, "job_failed", level=logging.WARNING, generation_id=str(gen.id), code=code,
+            enqueue_to_complete_ms=_ms(now, gen.created_at),
+        )  # fmt: skip
+    return ended
+
+
+def _end_cancelled(
+    deps: WorkerDeps,
+    gen: Generation,
+    claim: int,
+    stage: str,
+    result: Completion | None = None,
+) -> bool:
+    """Claim ``claim`` ends the job its owner asked to cancel: refund (once) + release,
+    then ``cancelled`` with a non-billable ledger row holding the tokens spent (the
+    provider's answer, if it came, is dropped). False when the claim lost the job or no
+    cancel was asked (then it is not ours to end here)."""
+    now = deps.now()
+    prompt, completion = (result.prompt_tokens, result.completion_tokens) if result else (0, 0)
+    model = result.model if result else gen.model
+    with deps.db.uow() as uow:
+        if not uow.generations.end_cancelled(gen.id, now, attempt=claim):
+            return False
+        uow.ledger.record(_ledger(gen, prompt, completion, model, False))
+        deps.enforcer.finish(_lease(gen, claim), _charge(gen))
+        uow.commit()
+    _publish(deps, gen, GenerationStatus.CANCELLED)
+    log_event(_log, "job_cancelled", generation_id=str(gen.id), code=CANCELLED, stage=stage)
     return True
 
 
@@ -214,12 +276,14 @@ def _succeed(
             gen.id, now, attempt=attempt, draft_id=gen.draft_id, variants=rows, ledger=ledger
         )
     if not moved:
-        # Lost the claim, or the generation is gone (account deleted while the job ran:
-        # then its cost lands in the placeholder row the deletion left, pseudonymised).
+        # Lost the claim, a cancel was asked, or the generation is gone (account deleted
+        # while the job ran: then its cost lands in the placeholder row the deletion left,
+        # pseudonymised).
         with deps.db.autocommit() as uow:
             uow.ledger.settle_deleted(ledger)
         log_event(_log, "job_result_discarded", generation_id=str(gen.id))
         return False
+    _publish(deps, gen, GenerationStatus.SUCCEEDED)
     log_event(
         _log, "job_completed", generation_id=str(gen.id), variants=len(rows),
         attempts=result.attempts, provider_trace_id=result.trace_id,
@@ -376,6 +440,7 @@ def run_job(
             log_event(_log, "job_ignored", reason=JobResult.ALREADY_TERMINAL.value)
             return JobResult.ALREADY_TERMINAL
         started, claim = claimed
+        _publish(deps, gen, GenerationStatus.RUNNING)
         try:
             log_event(
                 _log,
@@ -393,18 +458,9 @@ def run_job(
 
 
 def _execute(deps: WorkerDeps, gen: Generation, started: datetime, claim: int) -> JobResult:
-    deadline = time.monotonic() + deps.max_job_runtime_s
-    try:
-        result = deps.llm.generate(_build_job(deps, gen), deadline=deadline)
-    except ProviderError as exc:
-        moved = fail_generation(
-            deps, gen, exc.code, exc.message, attempt=claim,
-            prompt_tokens=exc.prompt_tokens, completion_tokens=exc.completion_tokens,
-        )  # fmt: skip
-        outcome = JobResult.FAILED
-    else:
-        moved = _succeed(deps, gen, result, started, claim)
-        outcome = JobResult.SUCCEEDED
+    """Run the claimed job. Cancel fence points: the draft read before the provider call;
+    after it returns, the final write, which matches nothing once a cancel was asked."""
+    moved, outcome = _outcome(deps, gen, started, claim)
     if moved:
         return outcome
     # Our claim ended while the provider ran: the sweeper or the failure callback ended
@@ -413,6 +469,30 @@ def _execute(deps: WorkerDeps, gen: Generation, started: datetime, claim: int) -
     # leaves a newer claim's slots alone.
     deps.enforcer.release(_lease(gen, claim))
     return JobResult.ALREADY_TERMINAL
+
+
+def _outcome(
+    deps: WorkerDeps, gen: Generation, started: datetime, claim: int
+) -> tuple[bool, JobResult]:
+    """(whether this claim ended the job, how)."""
+    deadline = time.monotonic() + deps.max_job_runtime_s
+    try:
+        job, cancel_requested = _build_job(deps, gen)
+        if cancel_requested:
+            return _end_cancelled(deps, gen, claim, "before_provider"), JobResult.CANCELLED
+        result = deps.llm.generate(job, deadline=deadline)
+    except ProviderError as exc:
+        ended = _fail(
+            deps, gen, exc.code, exc.message, attempt=claim,
+            prompt_tokens=exc.prompt_tokens, completion_tokens=exc.completion_tokens,
+        )  # fmt: skip
+        cancelled = ended is GenerationStatus.CANCELLED
+        return ended is not None, JobResult.CANCELLED if cancelled else JobResult.FAILED
+    if _succeed(deps, gen, result, started, claim):
+        return True, JobResult.SUCCEEDED
+    # The final write matched nothing: the owner asked to cancel while the provider ran
+    # (ours to end, the answer dropped), or the claim was lost (nothing to do).
+    return _end_cancelled(deps, gen, claim, "after_provider", result), JobResult.CANCELLED
 
 
 def _running_inside_runtime(deps: WorkerDeps, gen: Generation) -> bool:

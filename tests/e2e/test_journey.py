@@ -62,3 +62,53 @@ def test_create_poll_regenerate_save_search(api: Callable[..., Api]) -> None:
     usage = a.get("/v1/usage").json()
     assert usage["generations"]["used"] == 2
     assert usage["concurrency"]["in_use"] == 0
+
+
+def _stream_events(a: Api, generation_id: str) -> list[tuple[str, str, dict[str, object]]]:
+    """Read GET /v1/generations/{id}/events to its end: (id, event, data) of each event."""
+    import json
+
+    found: list[tuple[str, str, dict[str, object]]] = []
+    block: dict[str, str] = {}
+    path = f"/v1/generations/{generation_id}/events"
+    with a.client.stream("GET", path, headers=a.headers, timeout=60) as r:
+        assert r.status_code == 200, r.read()
+        assert r.headers["Content-Type"].startswith("text/event-stream")
+        for line in r.iter_lines():
+            if line:
+                name, _, value = line.partition(": ")
+                block[name] = value
+            elif "event" in block:
+                found.append((block["id"], block["event"], json.loads(block["data"])))
+                block = {}
+            else:
+                block = {}
+    return found
+
+
+def test_watch_a_job_over_its_event_stream_and_cancel_another(api: Callable[..., Api]) -> None:
+    """The stream follows a job to its end; a cancel ends a job once, whatever it raced."""
+    a = api("pro")
+    r = a.post("/v1/create", {"brief": "3 reasons to drink water", "platform": "tiktok"})
+    assert r.status_code == 202, r.text
+    events = _stream_events(a, r.json()["generation_id"])
+    assert events[0][:2] == ("1", "queued")
+    assert events[-1][:2] == ("3", "succeeded")
+    assert [e[0] for e in events] == sorted({e[0] for e in events})  # ids only move forward
+    assert len(events[-1][2]["variants"]) == 1  # type: ignore[arg-type]
+
+    r = a.post("/v1/create", {"brief": "2 reasons to sleep", "platform": "tiktok"})
+    gid = r.json()["generation_id"]
+    cancel = a.client.post(f"/v1/generations/{gid}/cancel", headers=a.headers)
+    final = a.wait(gid)
+    if cancel.status_code == 409:  # the job had already succeeded
+        assert cancel.json()["error"]["details"] == {"status": "succeeded"}
+        assert final["status"] == "succeeded"
+    else:
+        assert cancel.status_code == 200, cancel.text
+        assert final["status"] == "cancelled"
+        assert final["variants"] == []
+    assert _stream_events(a, gid)[-1][1] == final["status"]
+    usage = a.get("/v1/usage").json()
+    assert usage["generations"]["used"] == 1 + (final["status"] == "succeeded")
+    assert usage["concurrency"]["in_use"] == 0

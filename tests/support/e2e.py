@@ -186,7 +186,7 @@ class Api:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             body: dict[str, Any] = self.get(f"/v1/generations/{generation_id}").json()
-            if body["status"] in ("succeeded", "failed"):
+            if body["status"] in ("succeeded", "failed", "cancelled"):
                 return body
             time.sleep(0.05)
         raise AssertionError(f"generation {generation_id} did not finish")

@@ -5,10 +5,12 @@ a worker killed, a lease expired, an aborted admission) the API must report exac
 the generations table implies. The rules are written out here as SQL on purpose, not
 taken from the repositories, so a wrong seed query cannot agree with itself:
 
-- monthly used: generations of the month not ``failed`` (a failure is refunded);
-- hourly used: generations of the hour, failed ones included (SPEC §2), except an
-  undone admission, failed ``ENQUEUE_FAILED`` before anything ran (SPEC §9);
-- full regens used: ``regen_full`` of the month not ``failed``;
+- monthly used: generations of the month neither ``failed`` nor ``cancelled`` (both are
+  refunded);
+- hourly used: generations of the hour, failed and cancelled ones included (SPEC §2),
+  except those that never ran: an undone admission, failed ``ENQUEUE_FAILED`` before
+  anything ran (SPEC §9), and one cancelled while queued (never started);
+- full regens used: ``regen_full`` of the month neither ``failed`` nor ``cancelled``;
 - concurrency in use: generations ``queued`` or ``running`` (each holds one lease).
 
 The periods are the ones the answer itself reports (``period``; the hour that ends at
@@ -29,11 +31,12 @@ __all__ = ["assert_usage_matches_postgres", "postgres_usage"]
 
 _QUERY = """
 SELECT
-  count(*) FILTER (WHERE period_month = :month AND status <> 'failed'),
+  count(*) FILTER (WHERE period_month = :month AND status NOT IN ('failed', 'cancelled')),
   count(*) FILTER (WHERE period_hour = :hour
-                     AND NOT (status = 'failed' AND error_code = 'ENQUEUE_FAILED')),
+                     AND NOT (status = 'failed' AND error_code = 'ENQUEUE_FAILED')
+                     AND NOT (status = 'cancelled' AND started_at IS NULL)),
   count(*) FILTER (WHERE period_month = :month AND kind = 'regen_full'
-                     AND status <> 'failed'),
+                     AND status NOT IN ('failed', 'cancelled')),
   count(*) FILTER (WHERE status IN ('queued', 'running'))
 FROM generations WHERE owner_id = :owner
 """

@@ -139,8 +139,16 @@ class WorkerEnv:
         clock: Clock | None = None,
         max_job_runtime_s: int = 30,
         max_tokens: int = 512,
+        events_max_open_s: int = 25,
+        cors_allowed_origins: str | None = None,
     ) -> WorkerEnv:
-        settings = worker_settings(base_env, MAX_JOB_RUNTIME_S=str(max_job_runtime_s))
+        cors = {"CORS_ALLOWED_ORIGINS": cors_allowed_origins} if cors_allowed_origins else {}
+        settings = worker_settings(
+            base_env,
+            MAX_JOB_RUNTIME_S=str(max_job_runtime_s),
+            EVENTS_MAX_OPEN_S=str(events_max_open_s),
+            **cors,
+        )
         llm = MiniMaxClient(
             MINIMAX_KEY,
             base_url=fake.url,

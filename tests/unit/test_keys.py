@@ -154,6 +154,7 @@ def test_distinct_inputs_never_share_any_key(a: tuple[str, str], b: tuple[str, s
         K.lease,
         K.refund_marker,
         K.qstash_token,
+        K.generation_status,
     ):
         assert (one(a[0]) == one(b[0])) == (a[0] == b[0])
 

@@ -26,6 +26,7 @@ function generation(status: string): Generation {
     created_at: "2026-12-06T10:00:00Z",
     started_at: null,
     completed_at: null,
+    cancel_requested_at: null,
     error: null,
     variants: [],
   };

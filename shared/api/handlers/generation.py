@@ -1,4 +1,4 @@
-"""POST /v1/create, POST /v1/regenerate, GET /v1/generations/{id}."""
+"""POST /v1/create, POST /v1/regenerate, GET /v1/generations/{id} and its cancel."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from shared.ai.factory import llm_identity
+from shared.api import sse
 from shared.api.handlers.common import idempotency_key, path_uuid, stored
 from shared.api.http import ApiRequest, ApiResponse
 from shared.api.models import CreateRequest, RegenerateRequest
@@ -14,6 +15,8 @@ from shared.api.render import generation_json
 from shared.db import GenerationStatus
 from shared.enforcement import StoredResponse
 from shared.errors import NotFound
+from shared.services import cancel as cancelling
+from shared.services import events
 from shared.services import generation as service
 
 if TYPE_CHECKING:
@@ -21,8 +24,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "accepted_response",
+    "cancel_generation",
+    "cancelled_response",
     "create",
     "create_command",
+    "generation_events",
     "get_generation",
     "regenerate",
     "regenerate_command",
@@ -105,3 +111,39 @@ def get_generation(req: ApiRequest, c: Container) -> ApiResponse:
         done = gen.status is GenerationStatus.SUCCEEDED
         variants = uow.variants.list_for_generation(gen.id) if done else []
     return ApiResponse.json(200, generation_json(gen, variants))
+
+
+def cancelled_response(cancelled: cancelling.Cancelled) -> StoredResponse:
+    """200 with the generation: ``cancelled`` (it was queued), or still ``running`` with
+    ``cancel_requested_at`` set (its worker ends it at its next fence point)."""
+    body = json.dumps(generation_json(cancelled.generation, []), separators=(",", ":"))
+    return StoredResponse(status=200, body=body, headers={"Content-Type": "application/json"})
+
+
+def cancel_generation(req: ApiRequest, c: Container) -> ApiResponse:
+    cmd = cancelling.CancelGeneration(
+        user_id=req.user_id,
+        generation_id=path_uuid(req),
+        idem_key=idempotency_key(req),
+        request_id=req.request_id,
+    )
+    deps = cancelling.CancelDeps(db=c.db, enforcer=c.enforcer, now=c.now, board=c.status_board)
+    return stored(*cancelling.cancel(deps, cmd, cancelled_response))
+
+
+def _last_event_id(req: ApiRequest) -> int:
+    """The ``Last-Event-ID`` an ``EventSource`` sends on reconnect (0: none or foreign)."""
+    value = (req.headers.get("Last-Event-ID") or "").strip()
+    return int(value) if value.isdigit() and len(value) <= 3 else 0
+
+
+def generation_events(req: ApiRequest, c: Container) -> ApiResponse:
+    """``text/event-stream`` of the generation's status moves (``shared.services.events``);
+    204 once the client has the terminal event (``EventSource`` then stops)."""
+    deps = events.StreamDeps(db=c.db, board=c.status_board)
+    cfg = events.StreamConfig(max_open_s=c.settings.events_max_open_s)
+    stream = events.open_stream(deps, req.user_id, path_uuid(req), _last_event_id(req), cfg)
+    if stream is None:
+        return ApiResponse(204)
+    headers = {"Content-Type": "text/event-stream; charset=utf-8", "X-Accel-Buffering": "no"}
+    return ApiResponse(200, headers=headers, stream=(sse.encode(item) for item in stream))
