@@ -24,6 +24,7 @@ from shared.db.accounts import (
     PgUsers,
 )
 from shared.db.assets import PgAssets
+from shared.db.credits import PgCredits
 from shared.db.drafts import PgDrafts, PgVariants
 from shared.db.generations import PgGenerations
 from shared.db.ledger import PgLedger
@@ -49,6 +50,7 @@ class UnitOfWork:
         self.rollup = PgRollup(session)
         self.stripe_events = PgStripeEvents(session)
         self.stripe_tombstones = PgStripeTombstones(session)
+        self.credits = PgCredits(session)
 
     def snapshot(self) -> None:
         """Make this transaction a read-only snapshot: every later read sees the database

@@ -20,6 +20,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from shared.billing.plans import PlanName
+from shared.db.credits import SEED_SQL as CREDITS_SEED_SQL
 from shared.db.drafts import variant_rows
 from shared.db.errors import DraftBusy, IdempotencyConflict, UniqueViolation
 from shared.db.models import (
@@ -42,7 +43,7 @@ _COLS = (
     "id, owner_id, draft_id, kind, status, requested_variants, params, plan, period_month, "
     "period_hour, provider, model, lane, request_id, idempotency_scope, idempotency_key, "
     "request_fingerprint, error_code, error_message, attempts, created_at, started_at, "
-    "completed_at"
+    "completed_at, credit_id"
 )
 ERROR_MESSAGE_MAX: Final = 500  # schema.sql bound on generations.error_message
 ERROR_CODE_MAX: Final = 64
@@ -81,6 +82,7 @@ def _generation(row: list[Any]) -> Generation:
         created_at=row[20],
         started_at=row[21],
         completed_at=row[22],
+        credit_id=row[23],
     )
 
 
@@ -89,12 +91,12 @@ def _generation(row: list[Any]) -> Generation:
 _INSERT_COLS = (
     "id, owner_id, draft_id, kind, requested_variants, params, plan, period_month, "
     "period_hour, provider, model, lane, request_id, idempotency_scope, idempotency_key, "
-    "request_fingerprint"
+    "request_fingerprint, credit_id"
 )
 _INSERT_ROW = (
     "CAST(:id AS uuid), :owner, CAST(:draft AS uuid), :kind, CAST(:n AS int), "
     "CAST(:params AS jsonb), :plan, :month, :hour, :provider, :model, :lane, :request_id, "
-    ":scope, :key, :fingerprint"
+    ":scope, :key, :fingerprint, CAST(:credit AS uuid)"
 )
 
 
@@ -116,6 +118,7 @@ def _insert_params(
     idempotency_scope: str | None,
     idempotency_key: str | None,
     request_fingerprint: str | None,
+    credit_id: str | None = None,
 ) -> dict[str, Any]:
     return {
         "id": str(id),
@@ -134,6 +137,7 @@ def _insert_params(
         "scope": idempotency_scope,
         "key": idempotency_key,
         "fingerprint": request_fingerprint,
+        "credit": credit_id,
     }
 
 
@@ -161,6 +165,7 @@ class PgGenerations:
         idempotency_key: str | None = None,
         request_fingerprint: str | None = None,
         live_draft: bool = False,
+        credit_id: str | None = None,
     ) -> Generation:
         """Insert a ``queued`` generation (the id is the caller's: it is also the lease id).
 
@@ -215,6 +220,7 @@ class PgGenerations:
                     idempotency_scope=idempotency_scope,
                     idempotency_key=idempotency_key,
                     request_fingerprint=request_fingerprint,
+                    credit_id=credit_id,
                 ),
             )
         except UniqueViolation as exc:
@@ -249,6 +255,7 @@ class PgGenerations:
         idempotency_scope: str | None = None,
         idempotency_key: str | None = None,
         request_fingerprint: str | None = None,
+        credit_id: str | None = None,
     ) -> Generation:
         """Make sure the user exists, insert the draft and its ``queued`` generation:
         ONE statement, so in an autocommit unit of work one round trip, committed.
@@ -293,6 +300,7 @@ class PgGenerations:
                 idempotency_scope=idempotency_scope,
                 idempotency_key=idempotency_key,
                 request_fingerprint=request_fingerprint,
+                credit_id=credit_id,
             ),
             title=draft.title,
             brief=draft.brief,
@@ -570,7 +578,7 @@ class PgGenerations:
         subquery only when asked for, so a request that misses one counter pays for one.
         """
         rows = self._s.run(
-            """
+            f"""
             SELECT
                 CASE WHEN CAST(:want_plan AS bool) THEN
                     (SELECT plan FROM subscriptions WHERE user_id = :o) END,
@@ -580,7 +588,8 @@ class PgGenerations:
                     (SELECT expires_at FROM boosts WHERE user_id = :o) END,
                 CASE WHEN CAST(:want_month AS bool) THEN
                     (SELECT count(*) FROM generations WHERE owner_id = :o
-                     AND period_month = :month AND status <> 'failed') END,
+                     AND period_month = :month AND status <> 'failed'
+                     AND credit_id IS NULL) END,
                 CASE WHEN CAST(:want_hour AS bool) THEN
                     (SELECT count(*) FROM generations WHERE owner_id = :o
                      AND period_hour = :hour AND NOT (status = 'failed'
@@ -588,7 +597,8 @@ class PgGenerations:
                 CASE WHEN CAST(:want_full AS bool) THEN
                     (SELECT count(*) FROM generations WHERE owner_id = :o
                      AND period_month = :month AND kind = 'regen_full'
-                     AND status <> 'failed') END
+                     AND status <> 'failed') END,
+                CASE WHEN CAST(:want_credits AS bool) THEN {CREDITS_SEED_SQL} END
             """,
             o=owner_id,
             month=month,
@@ -597,9 +607,10 @@ class PgGenerations:
             want_month="month" in counters,
             want_hour="hour" in counters,
             want_full="full" in counters,
+            want_credits="credits" in counters,
             aborted=ENQUEUE_FAILED,
         )
-        sub_plan, sub_status, boost, n_month, n_hour, n_full = rows[0]
+        sub_plan, sub_status, boost, n_month, n_hour, n_full, credits = rows[0]
         grants = sub_status is not None and SubscriptionStatus(sub_status).grants_plan
         return AdmissionTruth(
             base_plan=PlanName(sub_plan) if sub_plan is not None and grants else None,
@@ -607,12 +618,16 @@ class PgGenerations:
             month=None if n_month is None else int(n_month),
             hour=None if n_hour is None else int(n_hour),
             full=None if n_full is None else int(n_full),
+            credits=None if credits is None else str(credits),
         )
 
     def count_charged_month(self, owner_id: str, month: str) -> int:
-        """Generations charged to ``month`` ('YYYY-MM'): failed ones were refunded."""
+        """Generations the monthly pool paid in ``month`` ('YYYY-MM'): failed ones were
+        refunded, and a pack or grant paid the ones with a ``credit_id``."""
         return self._count(
-            "owner_id = :o AND period_month = :p AND status <> 'failed'", o=owner_id, p=month
+            "owner_id = :o AND period_month = :p AND status <> 'failed' AND credit_id IS NULL",
+            o=owner_id,
+            p=month,
         )
 
     def count_in_hour(self, owner_id: str, hour: str) -> int:

@@ -111,6 +111,7 @@ class AdmissionTruth:
     month: int | None
     hour: int | None
     full: int | None
+    credits: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +211,7 @@ class Generation:
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    credit_id: UUID | None = None  # the pack or grant that paid; None = the monthly pool
 
     @property
     def is_terminal(self) -> bool:

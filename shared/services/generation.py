@@ -325,6 +325,7 @@ def _insert_generation(
         "idempotency_scope": ticket.charge.scope.endpoint if idem_key else None,
         "idempotency_key": idem_key,
         "request_fingerprint": fp if idem_key else None,
+        "credit_id": ticket.credit_id,
     }
     if isinstance(draft, NewDraft):
         return uow.generations.create_with_draft(draft=draft, **fields)

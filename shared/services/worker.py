@@ -98,7 +98,8 @@ def _lease(gen: Generation, attempt: int | None) -> LeaseRef:
 
 
 def _charge(gen: Generation) -> ChargeRef:
-    return ChargeRef(str(gen.id), gen.owner_id, gen.period_month, Scope(gen.kind.value))
+    credit = str(gen.credit_id) if gen.credit_id else ""
+    return ChargeRef(str(gen.id), gen.owner_id, gen.period_month, Scope(gen.kind.value), credit)
 
 
 def _ms(later: datetime, earlier: datetime | None) -> float | None:
