@@ -82,3 +82,10 @@ $$;
 DROP TRIGGER IF EXISTS usage_ledger_source ON usage_ledger;
 CREATE TRIGGER usage_ledger_source BEFORE INSERT ON usage_ledger
     FOR EACH ROW EXECUTE FUNCTION reel_ledger_source();
+
+-- The cost report can group by the source that paid: the daily rollup keeps it apart.
+ALTER TABLE usage_daily ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'pool'
+    CHECK (source IN ('pool', 'pack', 'grant'));
+ALTER TABLE usage_daily DROP CONSTRAINT IF EXISTS usage_daily_pkey;
+ALTER TABLE usage_daily ADD CONSTRAINT usage_daily_pkey
+    PRIMARY KEY (day, user_id, plan, model, source);

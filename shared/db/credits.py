@@ -192,6 +192,33 @@ class PgCredits:
         )
         return int(rows[0][0]) if rows else 0
 
+    def forfeit_owner(self, owner_id: str, pseudonym: str) -> int:
+        """Account deletion: every credit of the owner loses its unused units (recorded as
+        'forfeited') and is re-keyed under ``pseudonym``, as the ledger is. Returns the
+        units forfeited."""
+        rows = self._s.run(
+            f"""
+            WITH cur AS (
+                SELECT c.id, c.units, c.removed_units, {_USED} AS used
+                FROM credits c WHERE c.owner_id = :o FOR UPDATE OF c
+            ), upd AS (
+                UPDATE credits c
+                SET owner_id = :p,
+                    removed_units = GREATEST(cur.removed_units, cur.units - cur.used)
+                FROM cur WHERE c.id = cur.id
+                RETURNING c.id, c.removed_units - cur.removed_units AS removed
+            ), e AS (
+                INSERT INTO credit_events (credit_id, action, units, actor, reason)
+                SELECT upd.id, 'forfeited', upd.removed, 'account-deletion', NULL
+                FROM upd WHERE upd.removed > 0
+            )
+            SELECT coalesce(sum(removed), 0) FROM upd
+            """,
+            o=owner_id,
+            p=pseudonym,
+        )
+        return int(rows[0][0])
+
     def seed(self, owner_id: str) -> str:
         """The user's credits as ``lua/lib/credits.lua`` seeds them ("-" for none)."""
         rows = self._s.run(f"SELECT {SEED_SQL}", o=owner_id)

@@ -111,6 +111,7 @@ class Enforcer:
         provider_caps: Mapping[Lane, int],
         idempotency_ttl_s: int = 86_400,
         truth: TruthSource | None = None,
+        plans_table: Mapping[PlanName, Plan] = PLANS,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -123,7 +124,8 @@ class Enforcer:
         self._plan_cache_ttl_s = plan_cache_ttl_s
         self._provider_caps = dict(provider_caps)
         self._idempotency_ttl_s = idempotency_ttl_s
-        self._plan_table = plan_table()
+        # The admission's plan table (tests may lift one limit to isolate another).
+        self._plan_table = plan_table(plans_table)
         self.time_offset_ms = 0
 
     # ---- admission ---------------------------------------------------------------------

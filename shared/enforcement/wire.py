@@ -407,13 +407,14 @@ def _plan_or_none(name: str) -> PlanName | None:
 
 
 def parse_credits(encoded: str, now_ms: int) -> tuple[CreditBalance, ...]:
-    """The unexpired credits of a ``credits_encode`` string, earliest expiry first."""
+    """The credits of a ``credits_encode`` string not expired and not wholly taken back
+    (limit 0), earliest expiry first."""
     out: list[CreditBalance] = []
     for part in encoded.split(";"):
         if not part:
             continue
         credit_id, exp, limit, used, kind = part.split(":")
-        if int(exp) > now_ms:
+        if int(exp) > now_ms and int(limit) > 0:
             out.append(
                 CreditBalance(credit_id, kind, from_epoch_ms(int(exp)), int(limit), int(used))
             )

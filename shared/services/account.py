@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any, Final, Protocol
@@ -44,6 +44,7 @@ from shared.db import (
     UnitOfWork,
     Variant,
 )
+from shared.db.credits import Credit
 from shared.enforcement import Enforcer, LeaseRef
 from shared.observability.logging import log_event
 from shared.services.library import IDEMPOTENCY_SCOPE
@@ -93,6 +94,7 @@ class ExportHead:
     subscription: Subscription | None
     boost_expires_at: datetime | None
     usage: list[MonthUsage]
+    credits: list[Credit] = field(default_factory=list)  # packs and grants, with their use
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,8 +151,11 @@ def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
     with deps.db.uow() as uow:
         # Before the rows go: a late webhook for these ids must not resurrect the user.
         buried = uow.stripe_tombstones.bury_user(user_id, now)
+        pseudonym = _pseudonym()
+        # Before the generations go (they count what each pack or grant paid for).
+        uow.credits.forfeit_owner(user_id, pseudonym)
         existed = uow.users.delete(user_id)
-        moved = uow.ledger.pseudonymise(user_id, _pseudonym())
+        moved = uow.ledger.pseudonymise(user_id, pseudonym)
         uow.commit()
     dropped += deps.enforcer.forget_user(keys, [])
     log_event(
@@ -187,6 +192,7 @@ def _export(db: Database, user_id: str, now: datetime) -> Iterator[ExportPart]:
             subscription=uow.subscriptions.get(user_id),
             boost_expires_at=uow.boosts.get_expiry(user_id),
             usage=uow.ledger.usage_by_month(user_id),
+            credits=uow.credits.for_owner(user_id),
         )
         yield from _drafts(uow, user_id)
         yield from _assets(uow, user_id)
