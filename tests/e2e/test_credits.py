@@ -418,3 +418,72 @@ def test_grants_are_audited_and_reversed_only_as_far_as_unused(
         f"/v1/admin/grants/{uuid.uuid4()}/reverse", json={}, headers=user.admin_headers
     )
     assert missing.status_code == 404
+
+
+def test_ledger_costs_export_and_deletion_know_the_source(
+    credits_app: Container, api: Callable[..., Api], database_url: str
+) -> None:
+    from shared.db import GenerationKind, LedgerEntry
+
+    user = api("basic")
+    grant = {"user_id": user.user_id, "generations": 4, "reason": "beta tester"}
+    r = user.client.post("/v1/admin/grants", json=grant, headers=user.admin_headers)
+    assert r.status_code == 201, r.text
+    credit_id = r.json()["id"]
+    _spend_pool(user, PLANS[PlanName.BASIC].generations_per_month)
+    paid = _create(user).json()["generation_id"]  # the pool is spent: the grant pays
+    # The worker's ledger row for it (as the worker writes it: no source given).
+    with credits_app.db.uow() as uow:
+        gen = uow.generations.get(user.user_id, uuid.UUID(paid))
+        assert gen is not None
+        assert str(gen.credit_id) == credit_id
+        uow.ledger.record(
+            LedgerEntry(
+                generation_id=gen.id, owner_id=user.user_id, month=gen.period_month,
+                plan=gen.plan, kind=GenerationKind.CREATE, provider=gen.provider,
+                model=gen.model, prompt_tokens=10, completion_tokens=20, cost_micro_usd=7,
+                billable=True,
+            )
+        )  # fmt: skip
+        uow.commit()
+    ledger = sql(
+        database_url,
+        "SELECT source, credit_id::text FROM usage_ledger WHERE generation_id = CAST(:g AS uuid)",
+        g=paid,
+    )
+    assert ledger == [["grant", credit_id]]
+    costs = user.client.get(
+        "/v1/admin/costs", params={"group_by": "user,source"}, headers=user.admin_headers
+    )
+    assert costs.status_code == 200, costs.text
+    mine = [row for row in costs.json()["rows"] if row["user"] == user.user_id]
+    assert mine == [
+        {
+            "group": f"{user.user_id},grant", "user": user.user_id, "source": "grant",
+            "generations": 1, "failed": 0, "prompt_tokens": 10, "completion_tokens": 20,
+            "cost_micro_usd": 7,
+        }
+    ]  # fmt: skip
+
+    export = user.get("/v1/me/export")
+    assert export.status_code == 200
+    (exported,) = export.json()["credits"]
+    assert (exported["id"], exported["source"], exported["used"]) == (credit_id, "grant", 1)
+    assert exported["remaining"] == 3
+
+    deleted = user.client.delete("/v1/me", headers=user.headers)
+    assert deleted.status_code == 202, deleted.text
+    after = sql(
+        database_url,
+        "SELECT owner_id, units, removed_units FROM credits WHERE id = CAST(:c AS uuid)",
+        c=credit_id,
+    )
+    assert after[0][0].startswith("deleted:")  # the record stays, naming nobody
+    assert after[0][1:] == [4, 3]  # the unused three are forfeited
+    events = sql(
+        database_url,
+        "SELECT action, units, actor FROM credit_events WHERE credit_id = CAST(:c AS uuid) "
+        "ORDER BY id",
+        c=credit_id,
+    )
+    assert events[-1] == ["forfeited", 3, "account-deletion"]
