@@ -28,12 +28,17 @@
 -- ARGV[16] provider cap, leases
 -- ARGV[17] idempotency record TTL, s
 -- ARGV[18] credits seed: "-" | "id:expires_ms:limit:used:kind;..." | "" (not loaded)
+-- ARGV[19] notice marks, percent of the monthly pool, comma-separated (e.g. "80,100")
+-- ARGV[20] low credit mark, units left in credits
 --
 -- Reply:
 --   {"admitted", plan, month_used, month_limit, hour_used, hour_limit, full_used, full_limit,
---    lease_expires_ms, now_ms, source, credits_left}
+--    lease_expires_ms, now_ms, source, credits_left, notices}
 --   (source: "pool" or the id of the credit charged; credits_left: units left in
---    unexpired credits, -1 when the pool paid and the credits were not read)
+--    unexpired credits, -1 when the pool paid and the credits were not read; notices:
+--    the thresholds this very unit crossed, "pool_<pct>" and/or "credits_low", comma-
+--    separated, "" none — counts move one unit per call, so exactly one admission sees
+--    each crossing)
 --   {"refused", code, limit, used, retry_after_ms}   (retry_after_ms 0: the caller derives it)
 --   {"replay", status, body, headers_json} | {"in_progress"} | {"key_reused"}
 --   {"need_plan", missing_counters_csv} | {"need_seed", missing_counters_csv}
@@ -93,7 +98,7 @@ if redis.call('EXISTS', KEYS[10]) == 1 then
   local exp = tonumber(redis.call('HGET', KEYS[10], 'expires_ms') or '0')
   local paid = redis.call('HGET', KEYS[10], 'source') or 'pool'
   return {'admitted', plan_name, month, plan.monthly, hour, plan.hourly, full, plan.full_cap,
-    exp, now, paid, -1}
+    exp, now, paid, -1, ''}
 end
 
 -- The pool first; once it is spent, the credit expiring first (the credits hash is read
@@ -162,5 +167,16 @@ redis.call('PEXPIRE', KEYS[10], lease_ttl + 3600000)
 if fp ~= '' then
   idem_mark_pending(KEYS[1], fp, ARGV[17])
 end
+local notices = {}
+if source == 'pool' then
+  for pct in string.gmatch(ARGV[19], '%d+') do
+    local mark = math.ceil(plan.monthly * tonumber(pct) / 100)
+    if month == mark then
+      notices[#notices + 1] = 'pool_' .. pct
+    end
+  end
+elseif credits_left_after == tonumber(ARGV[20]) then
+  notices[#notices + 1] = 'credits_low'
+end
 return {'admitted', plan_name, month, plan.monthly, hour, plan.hourly, full, plan.full_cap,
-  expires, now, source, credits_left_after}
+  expires, now, source, credits_left_after, table.concat(notices, ',')}

@@ -89,3 +89,25 @@ ALTER TABLE usage_daily ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'p
 ALTER TABLE usage_daily DROP CONSTRAINT IF EXISTS usage_daily_pkey;
 ALTER TABLE usage_daily ADD CONSTRAINT usage_daily_pkey
     PRIMARY KEY (day, user_id, plan, model, source);
+
+-- Usage notices: the monthly pool reaching 80% / 100%, the credits falling to the low
+-- mark. Decided by the admission that crossed the threshold and written here by the same
+-- statement that inserts its generation (the outbox); at most one per threshold and
+-- period (a month, or for credits_low the credit that paid the crossing unit).
+CREATE TABLE IF NOT EXISTS notices (
+    id            uuid PRIMARY KEY,
+    owner_id      text NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    kind          text NOT NULL CHECK (kind ~ '^(pool_[0-9]{1,3}|credits_low)$'),
+    period        text NOT NULL CHECK (char_length(period) BETWEEN 1 AND 64),
+    generation_id uuid NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    read_at       timestamptz NULL,
+    -- The operator webhook: handed to QStash (which retries) once, then this is set.
+    published_at  timestamptz NULL,
+    CONSTRAINT notices_once_per_period UNIQUE (owner_id, kind, period)
+);
+COMMENT ON TABLE notices IS
+    'Usage notices (outbox): one per threshold and period, read/unread, published once.';
+CREATE INDEX IF NOT EXISTS notices_owner_created_idx ON notices (owner_id, created_at DESC);
+CREATE INDEX IF NOT EXISTS notices_unpublished_idx ON notices (created_at)
+    WHERE published_at IS NULL;

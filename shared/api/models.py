@@ -69,6 +69,8 @@ __all__ = [
     "DraftResponse",
     "ErrorResponse",
     "GenerationResponse",
+    "NoticeListResponse",
+    "NoticeOut",
     "PackCheckoutRequest",
     "Platform",
     "RegenerateRequest",
@@ -597,6 +599,25 @@ class UsageCredits(BaseModel):
 
     remaining: int
     items: list[CreditOut]
+
+
+class NoticeOut(BaseModel):
+    """A usage notice: ``kind`` pool_80 / pool_100 (the monthly pool reached that share,
+    ``period`` the month) or credits_low (packs and grants fell to the low mark,
+    ``period`` the credit that crossed it)."""
+
+    id: str
+    type: Literal["usage.notice"]
+    user_id: str
+    kind: str
+    period: str
+    created_at: datetime
+    read: bool
+
+
+class NoticeListResponse(BaseModel):
+    items: list[NoticeOut]
+    unread: int
 
 
 class UsageResponse(BaseModel):

@@ -201,6 +201,22 @@ ROUTES: tuple[Route, ...] = (
         response_model="UsageResponse",
     ),
     Route(
+        "GET",
+        "/v1/notices",
+        f"{_H}.usage:list_notices",
+        "usage",
+        summary="The caller's usage notices (pool at 80% / 100%, credits low), newest first",
+        response_model="NoticeListResponse",
+    ),
+    Route(
+        "POST",
+        "/v1/notices/{id}/read",
+        f"{_H}.usage:read_notice",
+        "usage",
+        summary="Mark one of the caller's usage notices read",
+        response_model="NoticeOut",
+    ),
+    Route(
         "POST",
         "/v1/admin/subscriptions",
         f"{_H}.admin:set_subscription",

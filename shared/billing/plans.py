@@ -18,6 +18,7 @@ __all__ = [
     "GRANT_MAX_GENERATIONS",
     "LOW_CREDIT_MARK",
     "MAX_VARIANTS",
+    "NOTICE_POOL_PERCENTS",
     "PACKS",
     "PLANS",
     "PROVIDER_CONCURRENCY",
@@ -144,6 +145,8 @@ GRANT_MAX_GENERATIONS: Final = 1000
 """The most generations one support grant may give."""
 LOW_CREDIT_MARK: Final = 10
 """A usage notice fires once when the credits left fall to this many."""
+NOTICE_POOL_PERCENTS: Final = (80, 100)
+"""A usage notice fires once a month when the monthly pool's use reaches each of these."""
 
 PROVIDER_CONCURRENCY: Final[dict[Lane, int]] = {Lane.INTERACTIVE: 50, Lane.BATCH: 10}
 """Default in-flight cap per (provider, model, lane); configurable per deployment."""

@@ -28,6 +28,7 @@ from shared.db.credits import PgCredits
 from shared.db.drafts import PgDrafts, PgVariants
 from shared.db.generations import PgGenerations
 from shared.db.ledger import PgLedger
+from shared.db.notices import PgNotices
 from shared.db.rollup import PgRollup
 from shared.db.session import ConnectionPool, Session
 
@@ -51,6 +52,7 @@ class UnitOfWork:
         self.stripe_events = PgStripeEvents(session)
         self.stripe_tombstones = PgStripeTombstones(session)
         self.credits = PgCredits(session)
+        self.notices = PgNotices(session)
 
     def snapshot(self) -> None:
         """Make this transaction a read-only snapshot: every later read sees the database

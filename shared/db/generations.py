@@ -100,6 +100,17 @@ _INSERT_ROW = (
 )
 
 
+# The notice outbox rows written by the same statement as the generation (only when the
+# generation is inserted): ``:notices`` is a JSON list of {id, kind, period}.
+_NOTICES_CTE = """
+    n AS (
+        INSERT INTO notices (id, owner_id, kind, period, generation_id)
+        SELECT x.id, g.owner_id, x.kind, x.period, g.id
+        FROM g, jsonb_to_recordset(CAST(:notices AS jsonb)) AS x(id uuid, kind text, period text)
+        ON CONFLICT ON CONSTRAINT notices_once_per_period DO NOTHING
+    )"""
+
+
 def _insert_params(
     *,
     id: UUID,
@@ -119,6 +130,7 @@ def _insert_params(
     idempotency_key: str | None,
     request_fingerprint: str | None,
     credit_id: str | None = None,
+    notices: str = "[]",
 ) -> dict[str, Any]:
     return {
         "id": str(id),
@@ -138,6 +150,7 @@ def _insert_params(
         "key": idempotency_key,
         "fingerprint": request_fingerprint,
         "credit": credit_id,
+        "notices": notices,
     }
 
 
@@ -166,6 +179,7 @@ class PgGenerations:
         request_fingerprint: str | None = None,
         live_draft: bool = False,
         credit_id: str | None = None,
+        notices: str = "[]",
     ) -> Generation:
         """Insert a ``queued`` generation (the id is the caller's: it is also the lease id).
 
@@ -196,7 +210,7 @@ class PgGenerations:
                 WITH d AS (
                     SELECT id FROM drafts WHERE id = CAST(:draft AS uuid)
                         AND owner_id = :owner AND deleted_at IS NULL FOR SHARE
-                ), g AS ({insert})
+                ), g AS ({insert}),{_NOTICES_CTE}
                 SELECT (SELECT count(*) FROM d), g.* FROM (SELECT 1) AS one
                 LEFT JOIN g ON true
             """
@@ -221,6 +235,7 @@ class PgGenerations:
                     idempotency_key=idempotency_key,
                     request_fingerprint=request_fingerprint,
                     credit_id=credit_id,
+                    notices=notices,
                 ),
             )
         except UniqueViolation as exc:
@@ -256,6 +271,7 @@ class PgGenerations:
         idempotency_key: str | None = None,
         request_fingerprint: str | None = None,
         credit_id: str | None = None,
+        notices: str = "[]",
     ) -> Generation:
         """Make sure the user exists, insert the draft and its ``queued`` generation:
         ONE statement, so in an autocommit unit of work one round trip, committed.
@@ -280,7 +296,7 @@ class PgGenerations:
                 SELECT g.draft_id, g.owner_id, :title, :brief, :platform, :tone,
                     CAST(:duration AS int), :language
                 FROM g
-            )
+            ),{_NOTICES_CTE}
             SELECT {_COLS} FROM g
             """,
             **_insert_params(
@@ -301,6 +317,7 @@ class PgGenerations:
                 idempotency_key=idempotency_key,
                 request_fingerprint=request_fingerprint,
                 credit_id=credit_id,
+                notices=notices,
             ),
             title=draft.title,
             brief=draft.brief,

@@ -93,6 +93,8 @@ class AdmissionArgs:
     provider_cap: str
     idempotency_record_ttl_s: str
     credits_seed: str
+    notice_marks: str
+    low_credit_mark: str
 
 
 @dataclass(frozen=True, slots=True)

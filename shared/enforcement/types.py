@@ -204,6 +204,9 @@ class AdmissionTicket:
     draft_id: str | None = None  # a regeneration's draft: its cooldown is undone by abort
     hour: str | None = None  # YYYYMMDDHH charged: abort gives the hourly unit back (SPEC §9)
     credits_left: int | None = None  # units left in credits after a credit paid; None: pool
+    # Usage thresholds this very unit crossed (decided in the admission call): pool_<pct>,
+    # credits_low. The caller writes them to the notice outbox with the generation.
+    notices: tuple[str, ...] = ()
 
     @property
     def credit_id(self) -> str | None:

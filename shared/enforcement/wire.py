@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, assert_never
 
-from shared.billing.plans import PLANS, Plan, PlanName
+from shared.billing.plans import (
+    LOW_CREDIT_MARK,
+    NOTICE_POOL_PERCENTS,
+    PLANS,
+    Plan,
+    PlanName,
+)
 from shared.enforcement.contract import (
     AdmissionArgs,
     AdmissionKeys,
@@ -245,6 +251,8 @@ def admission_args(
         provider_cap=str(cfg.provider_cap),
         idempotency_record_ttl_s=str(cfg.idempotency_ttl_s),
         credits_seed=seeds.credits or "",
+        notice_marks=",".join(str(p) for p in NOTICE_POOL_PERCENTS),
+        low_credit_mark=str(LOW_CREDIT_MARK),
     )
     return wire(slots)
 
@@ -288,6 +296,12 @@ def _source(reply: Sequence[Any]) -> tuple[str, int | None]:
     return source, left if left >= 0 else None
 
 
+def _notices(reply: Sequence[Any]) -> tuple[str, ...]:
+    """The thresholds this admission crossed (``pool_80``, ``pool_100``, ``credits_low``)."""
+    raw = str(reply[12]) if len(reply) > 12 else ""
+    return tuple(part for part in raw.split(",") if part)
+
+
 def _ticket(reply: Sequence[Any], req: AdmissionRequest) -> AdmissionTicket:
     lease = LeaseRef(req.lease_id, req.user_id, req.provider, req.model, req.lane)
     credit_id, credits_left = _source(reply)
@@ -306,6 +320,7 @@ def _ticket(reply: Sequence[Any], req: AdmissionRequest) -> AdmissionTicket:
         draft_id=req.draft_id if req.scope is not Scope.CREATE else None,
         hour=hour_label(req.now),
         credits_left=credits_left,
+        notices=_notices(reply),
     )
 
 

@@ -487,3 +487,95 @@ def test_ledger_costs_export_and_deletion_know_the_source(
         c=credit_id,
     )
     assert events[-1] == ["forfeited", 3, "account-deletion"]
+
+
+# ---- usage notices ---------------------------------------------------------------------
+
+
+def test_each_notice_is_written_once_under_a_storm(
+    credits_app: Container, api: Callable[..., Api], database_url: str, server: Any
+) -> None:
+    user = api("basic")
+    grant = {"user_id": user.user_id, "generations": 20, "reason": "launch promo"}
+    r = user.client.post("/v1/admin/grants", json=grant, headers=user.admin_headers)
+    assert r.status_code == 201, r.text
+    credit_id = r.json()["id"]
+
+    token = user.headers["Authorization"].removeprefix("Bearer ")
+    results = hammer(server.url, token, STORM_THREADS, STORM_PER_THREAD, time.time() + 0.5)
+    statuses = Counter(status for status, _, _ in results)
+    assert statuses[202] == PLANS[PlanName.BASIC].generations_per_month + 20  # 80
+    notices = sql(
+        database_url,
+        "SELECT kind, period FROM notices WHERE owner_id = :o ORDER BY kind",
+        o=user.user_id,
+    )
+    month = _usage(user, database_url)["period"]
+    assert notices == [["credits_low", credit_id], ["pool_100", month], ["pool_80", month]]
+    print(f"notices storm: {dict(statuses)} -> {notices}")
+
+    listed = user.get("/v1/notices").json()
+    assert listed["unread"] == 3
+    assert {n["kind"] for n in listed["items"]} == {"pool_80", "pool_100", "credits_low"}
+    first = listed["items"][0]["id"]
+    marked = user.post(f"/v1/notices/{first}/read", {})
+    assert marked.status_code == 200
+    assert marked.json()["read"] is True
+    assert user.get("/v1/notices").json()["unread"] == 2
+    stranger = api("basic")
+    assert stranger.post(f"/v1/notices/{first}/read", {}).status_code == 404
+
+
+class _Recorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, str, dict[str, str], str]] = []
+        self.fail = fail
+
+    def publish(self, url: str, body: str, headers: Any, dedup_id: str) -> None:
+        if self.fail:
+            raise RuntimeError("qstash down")
+        self.sent.append((url, body, dict(headers), dedup_id))
+
+
+def _docs_verify() -> Callable[..., bool]:
+    """The verification snippet of docs/quota.md, run as an operator would paste it."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "quota.md").read_text()
+    section = text.split("## Usage notices", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    scope: dict[str, Any] = {}
+    exec(compile(code, "docs/quota.md", "exec"), scope)
+    verify: Callable[..., bool] = scope["verify"]
+    return verify
+
+
+def test_notices_reach_the_webhook_once_signed_as_the_docs_verify(
+    credits_app: Container, api: Callable[..., Api], database_url: str
+) -> None:
+    from shared.services.notices import SIGNATURE_HEADER, publish_pending
+
+    user = api("basic")
+    _spend_pool(user, 48)  # 80% of Basic's 60
+    secret, url = "whsec_notice_" + secrets.token_hex(4), "https://ops.example.com/notices"
+    failing = _Recorder(fail=True)
+    down = publish_pending(credits_app.db, failing, url=url, secret=secret, now=datetime.now(UTC))
+    assert down.published == 0
+    assert down.failed >= 1  # back in the outbox for the next run
+    recorder = _Recorder()
+    publish_pending(credits_app.db, recorder, url=url, secret=secret, now=datetime.now(UTC))
+    mine = [s for s in recorder.sent if f'"user_id":"{user.user_id}"' in s[1]]
+    assert len(mine) == 1
+    sent_url, body, headers, dedup = mine[0]
+    assert sent_url == url
+    verify = _docs_verify()
+    assert verify(secret, headers[SIGNATURE_HEADER], body.encode())
+    assert not verify(
+        secret, headers[SIGNATURE_HEADER], body.replace("pool_80", "pool_99").encode()
+    )
+    assert not verify("whsec_other", headers[SIGNATURE_HEADER], body.encode())
+    assert '"kind":"pool_80"' in body
+    assert dedup in body
+    again = _Recorder()
+    publish_pending(credits_app.db, again, url=url, secret=secret, now=datetime.now(UTC))
+    assert [s for s in again.sent if f'"user_id":"{user.user_id}"' in s[1]] == []

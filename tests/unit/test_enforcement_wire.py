@@ -114,7 +114,7 @@ _ARGV = {
     "full seed": "1", "monthly counters EXPIREAT": str(DEC1 + 86_400),
     "hourly counter EXPIREAT": str(HOUR_END + 86_400),
     "lease TTL": "60000", "provider cap": "50", "idempotency record TTL": "86400",
-    "credits seed": "",
+    "credits seed": "", "notice marks": "80,100", "low credit mark": "10",
 }  # fmt: skip
 
 
