@@ -80,6 +80,29 @@ resource "google_logging_metric" "provider_rate_limited" {
   }
 }
 
+resource "google_logging_metric" "usage_notices" {
+  project     = var.project_id
+  name        = "${var.name_prefix}/usage_notices"
+  description = "Usage notices handed to QStash for the operator webhook, or failed to, by kind."
+  filter      = "${local.functions_log_filter} AND (jsonPayload.event=\"notice_published\" OR jsonPayload.event=\"notice_publish_failed\")"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+
+    labels {
+      key         = "event"
+      value_type  = "STRING"
+      description = "notice_published or notice_publish_failed."
+    }
+  }
+
+  label_extractors = {
+    event = "EXTRACT(jsonPayload.event)"
+  }
+}
+
 resource "google_logging_metric" "requests" {
   project     = var.project_id
   name        = "${var.name_prefix}/requests"
