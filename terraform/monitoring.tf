@@ -245,6 +245,7 @@ resource "time_sleep" "log_metrics" {
         google_logging_metric.jobs_finished.name,
         google_logging_metric.admissions.name,
         google_logging_metric.spend_anomalies.name,
+        google_logging_metric.usage_notices.name,
       ],
       [for m in google_logging_metric.job_latency : m.name],
     )))
