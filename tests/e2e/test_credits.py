@@ -45,7 +45,7 @@ PRICES = {
     "PACK_50": f"price_pack50_{RUN}",
     "PACK_200": f"price_pack200_{RUN}",
 }
-STORM_THREADS, STORM_PER_THREAD = 40, 25  # 1000 concurrent creates
+STORM_THREADS, STORM_PER_THREAD = 100, 10  # 1000 creates from 100 concurrent clients
 BODY = {"brief": "3 reasons to drink water, upbeat", "platform": "tiktok"}
 
 
@@ -579,3 +579,43 @@ def test_notices_reach_the_webhook_once_signed_as_the_docs_verify(
     again = _Recorder()
     publish_pending(credits_app.db, again, url=url, secret=secret, now=datetime.now(UTC))
     assert [s for s in again.sent if f'"user_id":"{user.user_id}"' in s[1]] == []
+
+
+def test_credits_add_generations_not_speed(
+    credits_app: Container, api: Callable[..., Api], database_url: str
+) -> None:
+    """The burst and the concurrency limit still bind a create a credit would pay for
+    (Standard's limits are not lifted here), and a refused create spends no credit."""
+    from shared.redis.keys import hour_label
+    from tests.e2e.api_support import seed_charged
+
+    pool = PLANS[PlanName.STANDARD].generations_per_month
+    grant = {"generations": 10, "reason": "speed test"}
+
+    hourly = api("standard")  # the whole pool spent in this very hour
+    seed_charged(
+        credits_app, hourly.user_id, count=pool, plan="standard",
+        hour=hour_label(credits_app.now()),
+    )  # fmt: skip
+    r = hourly.client.post(
+        "/v1/admin/grants", json={**grant, "user_id": hourly.user_id},
+        headers=hourly.admin_headers,
+    )  # fmt: skip
+    assert r.status_code == 201
+    refused = _create(hourly)
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "HOURLY_LIMIT_EXCEEDED"
+    assert _usage(hourly, database_url)["credits"]["remaining"] == 10
+
+    busy = api("standard")  # the pool spent earlier this month
+    seed_charged(credits_app, busy.user_id, count=pool, plan="standard")
+    r = busy.client.post(
+        "/v1/admin/grants", json={**grant, "user_id": busy.user_id}, headers=busy.admin_headers
+    )
+    assert r.status_code == 201
+    slots = PLANS[PlanName.STANDARD].concurrent_jobs
+    assert [_create(busy).status_code for _ in range(slots)] == [202] * slots
+    refused = _create(busy)  # jobs are never delivered here: every slot stays held
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "CONCURRENCY_LIMIT"
+    assert _usage(busy, database_url)["credits"]["remaining"] == 10 - slots
