@@ -142,6 +142,8 @@ def production_env(
         "STRIPE_PRICE_STANDARD": "price_rehearsal_standard",
         "STRIPE_PRICE_PRO": "price_rehearsal_pro",
         "STRIPE_PRICE_PRO_BOOST": "price_rehearsal_pro_boost",
+        "STRIPE_PRICE_PACK_50": "price_rehearsal_pack_50",
+        "STRIPE_PRICE_PACK_200": "price_rehearsal_pack_200",
         "STRIPE_SUCCESS_URL": page_url + "?billing=success",
         "STRIPE_CANCEL_URL": page_url + "?billing=cancel",
         "SPEND_ALERT_USD": "5",

@@ -231,6 +231,12 @@ class Settings:
     stripe_price_standard: str | None = _env("STRIPE_PRICE_STANDARD", None)
     stripe_price_pro: str | None = _env("STRIPE_PRICE_PRO", None)
     stripe_price_pro_boost: str | None = _env("STRIPE_PRICE_PRO_BOOST", None)
+    # Usage notices (docs/quota.md): delivered through QStash to this URL, signed with
+    # the secret; unset: notices are only shown to the user (GET /v1/notices).
+    notice_webhook_url: str | None = _env("NOTICE_WEBHOOK_URL", None)
+    notice_webhook_secret: str | None = _env("NOTICE_WEBHOOK_SECRET", None)
+    stripe_price_pack_50: str | None = _env("STRIPE_PRICE_PACK_50", None)
+    stripe_price_pack_200: str | None = _env("STRIPE_PRICE_PACK_200", None)
     stripe_success_url: str = _env("STRIPE_SUCCESS_URL", "http://localhost:3000/billing/success")
     stripe_cancel_url: str = _env("STRIPE_CANCEL_URL", "http://localhost:3000/billing/cancel")
 

@@ -26,6 +26,8 @@ locals {
     STRIPE_PRICE_STANDARD  = var.stripe_price_ids.standard
     STRIPE_PRICE_PRO       = var.stripe_price_ids.pro
     STRIPE_PRICE_PRO_BOOST = var.stripe_price_ids.pro_boost
+    STRIPE_PRICE_PACK_50   = var.stripe_price_ids.pack_50
+    STRIPE_PRICE_PACK_200  = var.stripe_price_ids.pack_200
     STRIPE_SUCCESS_URL     = var.stripe_success_url
     STRIPE_CANCEL_URL      = var.stripe_cancel_url
     SPEND_ALERT_USD        = tostring(var.spend_alert_usd)

@@ -248,6 +248,9 @@ variable "stripe_price_ids" {
     standard  = string
     pro       = string
     pro_boost = string
+    # Generation packs (one-off payments); "" leaves POST /v1/billing/packs/checkout 503.
+    pack_50  = optional(string, "")
+    pack_200 = optional(string, "")
   })
 }
 

@@ -24,6 +24,8 @@ __all__ = [
     "CooldownKeys",
     "CounterArgs",
     "CounterKeys",
+    "CreditSetArgs",
+    "CreditSetKeys",
     "FinishArgs",
     "FinishKeys",
     "IdemBeginArgs",
@@ -69,6 +71,7 @@ class AdmissionKeys:
     user_semaphore: str
     provider_semaphore: str
     lease_record: str
+    credits: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,9 @@ class AdmissionArgs:
     lease_ttl_ms: str
     provider_cap: str
     idempotency_record_ttl_s: str
+    credits_seed: str
+    notice_marks: str
+    low_credit_mark: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,7 @@ class UsageKeys:
     hourly_counter: str
     full_regen_counter: str
     user_semaphore: str
+    credits: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +120,7 @@ class UsageArgs:
     full_seed: str
     monthly_expireat_s: str
     hourly_expireat_s: str
+    credits_seed: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +134,7 @@ class FinishKeys:
     idempotency_record: str
     regen_cooldown: str
     hourly_counter: str
+    credits: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +147,7 @@ class FinishArgs:
     clear_cooldown: str
     fence: str
     refund_hour: str
+    credit_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +155,27 @@ class RefundKeys:
     refund_marker: str
     monthly_counter: str
     full_regen_counter: str
+    credits: str
 
 
 @dataclass(frozen=True, slots=True)
 class RefundArgs:
     marker_expireat_s: str
     full_regen: str
+    credit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreditSetKeys:
+    credits: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreditSetArgs:
+    credit_id: str
+    expires_ms: str
+    limit_wanted: str
+    kind: str
 
 
 # -- the single-limit primitives and the idempotency scripts -------------------------------
@@ -261,6 +286,7 @@ SCRIPT_SLOTS: dict[str, tuple[type[DataclassInstance], type[DataclassInstance]]]
     "usage": (UsageKeys, UsageArgs),
     "finish": (FinishKeys, FinishArgs),
     "refund": (RefundKeys, RefundArgs),
+    "credit_set": (CreditSetKeys, CreditSetArgs),
     "cooldown": (CooldownKeys, CooldownArgs),
     "counter_with_limit": (CounterKeys, CounterArgs),
     "semaphore_acquire": (SemaphoreAcquireKeys, SemaphoreAcquireArgs),

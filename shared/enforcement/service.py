@@ -23,6 +23,8 @@ from shared.enforcement.contract import (
     CooldownKeys,
     CounterArgs,
     CounterKeys,
+    CreditSetArgs,
+    CreditSetKeys,
     IdemBeginArgs,
     IdemCompleteArgs,
     IdemDropArgs,
@@ -62,6 +64,7 @@ from shared.enforcement.wire import (
     Seeds,
     admission_args,
     admission_keys,
+    epoch_ms,
     fence_arg,
     finish_args,
     finish_keys,
@@ -88,8 +91,9 @@ if TYPE_CHECKING:
 __all__ = ["Enforcer"]
 
 _T = TypeVar("_T")
-_MAX_TRIPS = 3
-"""need_plan and need_seed arrive together, so two trips settle; a third covers a counter
+_MAX_TRIPS = 4
+"""need_plan and need_seed arrive together, so two trips settle; the credits are asked for
+only once the plan is known and the pool is spent (a third); a fourth covers a counter
 that expired between them. More would mean a bug, and paid limits then fail closed."""
 
 
@@ -108,6 +112,7 @@ class Enforcer:
         provider_caps: Mapping[Lane, int],
         idempotency_ttl_s: int = 86_400,
         truth: TruthSource | None = None,
+        plans_table: Mapping[PlanName, Plan] = PLANS,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -120,7 +125,8 @@ class Enforcer:
         self._plan_cache_ttl_s = plan_cache_ttl_s
         self._provider_caps = dict(provider_caps)
         self._idempotency_ttl_s = idempotency_ttl_s
-        self._plan_table = plan_table()
+        # The admission's plan table (tests may lift one limit to isolate another).
+        self._plan_table = plan_table(plans_table)
         self.time_offset_ms = 0
 
     # ---- admission ---------------------------------------------------------------------
@@ -227,6 +233,22 @@ class Enforcer:
     def user_state_keys(self, user_id: str, now: datetime, **named: Any) -> list[str]:
         """``Keys.user_state`` under this enforcer's prefix (see there)."""
         return self._keys.user_state(user_id, now, **named)
+
+    def set_credit(
+        self, user_id: str, credit_id: str, kind: str, expires_at: datetime, limit: int
+    ) -> tuple[bool, int]:
+        """Write a credit into the user's cached credits (not cached: nothing to do, the
+        next admission seeds it). The limit never drops below the units already charged,
+        so ``limit=0`` takes away exactly the unused units. Returns (cached, used)."""
+        keys = CreditSetKeys(credits=self._keys.credits(user_id))
+        args = CreditSetArgs(
+            credit_id=credit_id,
+            expires_ms=str(epoch_ms(expires_at)),
+            limit_wanted=str(limit),
+            kind=kind,
+        )
+        reply = self._redis.run("credit_set", wire(keys), wire(args))
+        return bool(int(reply[0])), int(reply[2])
 
     def invalidate_plan(self, user_id: str) -> None:
         """Forget the cached plan (call on every subscription or boost change)."""
@@ -394,7 +416,9 @@ class Enforcer:
             )
             if truth.plan is not None:
                 fill = PlanFill.of(truth.plan)
-            seeds = Seeds(month=truth.month, hour=truth.hour, full=truth.full)
+            seeds = Seeds(
+                month=truth.month, hour=truth.hour, full=truth.full, credits=truth.credits
+            )
         raise ServiceUnavailable("Usage counters could not be settled; retry shortly.")
 
     def _load_truth(
@@ -408,6 +432,7 @@ class Enforcer:
             month=self._usage.count_month(user_id, month) if "month" in counters else None,
             hour=self._usage.count_hour(user_id, hour_label(now)) if "hour" in counters else None,
             full=self._usage.count_full_regens(user_id, month) if "full" in counters else None,
+            credits=self._usage.credits_seed(user_id) if "credits" in counters else None,
         )
 
     def _effective_plan(self, user_id: str, now: datetime) -> Plan | None:
