@@ -37,7 +37,17 @@ resource "google_api_gateway_api_config" "api" {
       contents = base64encode(templatefile("${path.module}/gateway/openapi2.yaml.tftpl", {
         title    = "Reel Content API (${var.environment})"
         backends = { for name, fn in google_cloudfunctions2_function.fn : name => fn.service_config[0].uri }
+        # false: the gateway authenticates to the functions with its account's ID token
+        # (x-google-backend without disable_auth); they are private (iam.tf).
+        public_invokers = var.public_invokers
       }))
+    }
+  }
+
+  # The identity the gateway calls the functions as (iam.tf), not the default compute one.
+  gateway_config {
+    backend_config {
+      google_service_account = google_service_account.gateway.email
     }
   }
 

@@ -143,7 +143,9 @@ def _error_response(exc: AppError, request_id: str) -> ApiResponse:
 def _authenticate(route: Route, req: flask.Request, container: Container) -> Principal | None:
     if route.auth not in ("bearer", "admin"):
         return None
-    principal = container.authenticator.authenticate(req.headers.get("Authorization"))
+    principal = container.authenticator.authenticate(
+        req.headers.get(container.settings.auth_header)
+    )
     if route.auth == "admin" and not principal.is_admin:
         raise Forbidden("This route requires the admin role.")
     return principal
