@@ -245,3 +245,103 @@ def test_public_invokers_switch_removes_allusers_from_the_gateway_functions() ->
     assert env["AUTH_HEADER"] == (
         '${var.public_invokers ? "Authorization" : "X-Forwarded-Authorization"}'
     )
+
+
+# --- Item 8: the deploy documentation says what the files do -------------------------------
+# The deploy docs: this README, and docs/deploy.md where the top-level README's deploy
+# section lives (when present).
+DEPLOY_DOCS = [p for p in (README, ROOT / "docs" / "deploy.md") if p.is_file()]
+GCS_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
+
+
+def _docs() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for p in DEPLOY_DOCS)
+
+
+def test_the_documented_number_of_apis_is_the_number_enabled() -> None:
+    enabled = len(re.findall(r"[\w-]+\.googleapis\.com", str(_tf().locals["required_apis"])))
+    claims = [int(n) for n in re.findall(r"\b(\d+) APIs\b", _docs())]
+    assert claims, "the deploy docs should say how many APIs the apply enables"
+    assert set(claims) == {enabled}, f"docs say {claims}, main.tf enables {enabled}"
+
+
+def test_every_switch_the_docs_name_exists() -> None:
+    tf = _tf()
+    docs = _docs()
+    texts = "\n".join(tf.texts.values())
+    # `name = true|false`: a variable, or an argument some block sets.
+    for name in sorted(set(re.findall(r"`(\w+) = (?:true|false)`", docs))):
+        assert name in tf.variables or re.search(rf"^\s*{name}\s*=", texts, re.M), name
+    # "switch: `name`" / "(switch `name`)": a bool variable.
+    for name in sorted(set(re.findall(r"switch(?:es)?:? `(\w+)`", docs))):
+        assert tf.variables.get(name, {}).get("type") in ("bool", "${bool}"), name
+    # Every bool variable is documented.
+    for name, body in sorted(tf.variables.items()):
+        if body.get("type") in ("bool", "${bool}"):
+            assert f"`{name}" in docs, f"variable {name} is not documented"
+    # Nothing is called optional that no variable turns off.
+    switches = [n for n, b in tf.variables.items() if b.get("type") in ("bool", "${bool}")]
+    if not any("gateway" in n for n in switches):
+        assert not re.search(
+            r"optional[^.\n]{0,40}[Gg]ateway|[Gg]ateway[^.\n]{0,20} is optional", docs
+        )
+
+
+def test_the_lock_file_claim_matches_the_repository() -> None:
+    present = (TERRAFORM_DIR / ".terraform.lock.hcl").is_file()
+    docs = _docs()
+    versions = (TERRAFORM_DIR / "versions.tf").read_text(encoding="utf-8")
+    says_absent = "`.terraform.lock.hcl` is not committed" in docs
+    assert says_absent != present, "the docs and the repository disagree about the lock file"
+    # versions.tf said "must then be committed" of a file that was never there.
+    assert ("No .terraform.lock.hcl" in versions) != present
+
+
+def test_example_state_bucket_names_are_valid_bucket_names() -> None:
+    for example in sorted(TERRAFORM_DIR.rglob("backend.tf.example")):
+        doc = hcl2.loads(example.read_text(encoding="utf-8"), serialization_options=_OPTIONS)
+        bucket = first(doc["terraform"][0]["backend"])["gcs"]["bucket"]
+        assert GCS_BUCKET_RE.fullmatch(bucket), f"{example}: {bucket!r}"
+    for name in re.findall(r"gs://([^\s/`]+)", _docs()):
+        assert GCS_BUCKET_RE.fullmatch(name), name
+    # The bootstrap refuses what Cloud Storage refuses.
+    validation = _bootstrap().variables["state_bucket"]["validation"][0]["condition"]
+    pattern = re.search(r'regex\("(.+)", var\.state_bucket\)', validation)
+    assert pattern is not None
+    rule = re.compile(pattern.group(1).replace("\\\\", "\\"))
+    assert not rule.fullmatch("ACME-reel-tfstate")
+    assert rule.fullmatch("acme-reel-tfstate")
+
+
+def test_the_documented_bootstrap_roles_are_the_granted_ones() -> None:
+    tf = _bootstrap()
+    docs = _docs()
+    section = docs[
+        docs.index("Deployer roles (project)") : docs.index(
+            "```bash", docs.index("Deployer roles (project)")
+        )
+    ]
+    deployer_part, planner_part = section.split("Planner roles (project)")
+    granted = _roles(tf.locals["deployer_roles"]) | {
+        b["role"] for b in tf.resources_of("google_project_iam_member").values() if "condition" in b
+    }
+    documented = _roles(deployer_part) - _roles(tf.locals["grantable_project_roles"])
+    assert documented == granted
+    assert _roles(planner_part) == _roles(tf.locals["planner_roles"])
+
+
+def test_the_documented_runtime_is_the_deployed_one() -> None:
+    _, fn = function_resource(_tf()) or ("", {})
+    runtime = first(fn["build_config"])["runtime"]
+    docs = _docs()
+    assert f"`{runtime}`" in docs
+    version = f"{runtime[6]}.{runtime[7:]}"
+    for mentioned in re.findall(r"Python (3\.\d+)", docs):
+        assert mentioned == version, f"docs mention Python {mentioned}, runtime is {runtime}"
+
+
+def test_every_plan_time_read_is_documented() -> None:
+    docs = _docs()
+    assert "no plan-time reads" not in docs
+    for rtype, name in _tf().data:
+        assert f"data.{rtype}.{name}" in docs, f"data.{rtype}.{name} is read at plan time"
