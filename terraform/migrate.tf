@@ -138,8 +138,11 @@ resource "google_cloud_run_v2_job" "migrate" {
     }
   }
 
+  # The users exist before the first run (applying the job with -target creates them):
+  # migrations/0010_database_roles.sql grants reel_app and reel_readonly only if they do.
   depends_on = [
     google_project_service.enabled,
+    google_sql_user.db,
     google_project_iam_member.migrate_logs,
     google_storage_bucket_iam_member.migrate_sources,
     google_secret_manager_secret_iam_member.migrate,
