@@ -90,9 +90,14 @@ resource "google_project_iam_member" "build_sources" {
   condition {
     title       = "function-sources-only"
     description = "Our sources bucket and the gcf-v2-sources bucket Cloud Functions copies them to."
-    expression = join(" || ", [
-      for b in local.build_source_buckets : "resource.name.startsWith(\"projects/_/buckets/${b}\")"
-    ])
+    # The bucket itself (list) or an object in it (get); "<bucket>/" so that a bucket
+    # whose name merely starts with ours does not match.
+    expression = join(" || ", flatten([
+      for b in local.build_source_buckets : [
+        "resource.name == \"projects/_/buckets/${b}\"",
+        "resource.name.startsWith(\"projects/_/buckets/${b}/\")",
+      ]
+    ]))
   }
 }
 
