@@ -69,7 +69,9 @@ BUILD = ROOT / "build"
 STATE_DIR = BUILD / "rehearse"
 STATE_FILE = STATE_DIR / "rehearsal.json"
 VENV_DIR = BUILD / "rehearse-venv"
-PAGE_DIR = ROOT / "examples" / "web"
+WEB_DIR = ROOT / "examples" / "web"
+PAGE_DIR = WEB_DIR / "dist"  # the built example app (make web)
+VITE = ROOT / "node_modules" / ".bin" / "vite"
 ISSUER = "https://issuer.rehearsal.local"
 AUDIENCE = "reel-content"
 DEMO_USER = "rehearsal-demo"
@@ -162,6 +164,17 @@ class Started:
     cold_start_ms: float | None = None
     probe: str = ""
     probe_status: int | None = None
+
+
+def build_page() -> None:
+    """Build the example app into ``examples/web/dist`` (what ``make web`` does), so the
+    rehearsal serves the current sources; its ``config.js`` is then replaced per run."""
+    subprocess.run(
+        [str(VITE), "build", str(WEB_DIR), "--logLevel", "warn"],
+        cwd=ROOT,
+        check=True,
+        timeout=300,
+    )
 
 
 class _PageHandler(http.server.SimpleHTTPRequestHandler):
@@ -264,6 +277,7 @@ class Rehearsal:
         self.ports = {spec.name: free_port() for spec in FUNCTIONS}
         self.worker_url = f"http://127.0.0.1:{self.ports['worker']}"
         web = STATE_DIR / "web"
+        build_page()
         shutil.copytree(PAGE_DIR, web)
         # The page's only configuration: where the API is (and one function's own URL).
         config = {

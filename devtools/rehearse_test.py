@@ -204,7 +204,7 @@ def main() -> int:
     if browser_s is not None:
         print(f"  browser journey through the page: {browser_s:.2f} s")
     print(f"  Ctrl-C to everything stopped: {stop_s:.2f} s; left running: {left or 'nothing'}")
-    print(f"  total: {time.monotonic() - t0:.1f} s; screenshot: {STATE_DIR / 'browser.png'}")
+    print(f"  total: {time.monotonic() - t0:.1f} s; screenshots: {STATE_DIR / 'browser'}/")
     for failure in failures:
         print(f"rehearse-test: FAILED: {failure}", file=sys.stderr)
     if not failures:

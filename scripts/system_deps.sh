@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install Debian packages the rehearsal needs, only when their command is missing.
-#   scripts/system_deps.sh nginx:nginx chromium:chromium chromedriver:chromium-driver
+#   scripts/system_deps.sh nginx:nginx chromium:chromium
 # Each argument is COMMAND:PACKAGE; commands are looked up on PATH and in /usr/sbin.
 set -euo pipefail
 missing=()

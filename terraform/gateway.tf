@@ -1,6 +1,7 @@
 # API Gateway in front of the API functions: one public hostname, the OpenAPI 2.0 document
-# rendered from the function URLs (gateway/openapi2.yaml.tftpl), each route sent to its
-# function with the original path (APPEND_PATH_TO_ADDRESS).
+# gateway/openapi2.yaml.tftpl (generated from the route table by `make gateway-openapi`)
+# rendered with the function URLs and whether the functions are public (disable_auth);
+# each route is sent to its function with the original path (APPEND_PATH_TO_ADDRESS).
 
 resource "google_api_gateway_api" "api" {
   provider = google-beta
@@ -35,10 +36,10 @@ resource "google_api_gateway_api_config" "api" {
     document {
       path = "openapi2.yaml"
       contents = base64encode(templatefile("${path.module}/gateway/openapi2.yaml.tftpl", {
-        title    = "Reel Content API (${var.environment})"
         backends = { for name, fn in google_cloudfunctions2_function.fn : name => fn.service_config[0].uri }
-        # false: the gateway authenticates to the functions with its account's ID token
-        # (x-google-backend without disable_auth); they are private (iam.tf).
+        # disable_auth = public_invokers. true: the functions are public (iam.tf) and read
+        # the caller's token from Authorization; false: they are private, the gateway
+        # calls them with its account's ID token (gateway_config below).
         public_invokers = var.public_invokers
       }))
     }

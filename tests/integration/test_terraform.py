@@ -13,6 +13,8 @@ evaluating HCL.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 import shutil
@@ -26,11 +28,10 @@ import pytest
 import yaml
 from hcl2.utils import SerializationOptions
 
-from shared.api.registry import FUNCTIONS, function_for_path, render_manifest
+from shared.api.registry import FUNCTIONS, render_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "terraform"
-GATEWAY_TEMPLATE = Path("gateway/openapi2.yaml.tftpl")
 FUNCTIONS_JSON = "functions.json"
 # How main.tf reads the registry's generated file (the only accepted source of the list).
 FUNCTIONS_FROM_JSON = '${jsondecode(file("${path.module}/functions.json")).functions}'
@@ -62,8 +63,6 @@ DEPLOYED_SECRETS = SECRET_ENV - NOT_DEPLOYED
 # authenticates every request in code; qstash/stripe only with their signature checks.
 PUBLIC_AUTH = frozenset({"bearer", "none", "qstash", "stripe"})
 SIGNATURE_AUTH = frozenset({"qstash", "stripe"})
-# Called directly at WORKER_URL by QStash (which signs that exact URL), not via the gateway.
-DIRECT_ONLY_AUTH = frozenset({"qstash"})
 
 ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 MOUNTED_SECRETS = "${toset(each.value.secrets)}"
@@ -78,7 +77,6 @@ INVOKER_RESOURCES = (
     "google_cloudfunctions2_function_iam_member",
     "google_cloudfunctions2_function_iam_binding",
 )
-HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
 METRIC_EVENTS = (
     "limit_rejected",
     "provider_rate_limited",
@@ -135,13 +133,24 @@ class Terraform:
         return {name: body for (t, name), body in self.resources.items() if t == rtype}
 
 
+@functools.lru_cache(maxsize=256)
+def _parse_hcl(text: str) -> dict[str, Any]:
+    return dict(hcl2.loads(text, serialization_options=_OPTIONS))
+
+
+def parse_hcl(text: str) -> dict[str, Any]:
+    """python-hcl2's parse of ``text``: cached (the mutation tests parse the same files
+    for every copy), and a copy, so a caller can never change the cache."""
+    return copy.deepcopy(_parse_hcl(text))
+
+
 def load_terraform(directory: Path) -> Terraform:
     """Parse every ``*.tf`` directly in ``directory`` (Terraform's own module scope)."""
     tf = Terraform()
     for path in sorted(directory.glob("*.tf")):
         text = path.read_text(encoding="utf-8")
         tf.texts[path.name] = text
-        doc = hcl2.loads(text, serialization_options=_OPTIONS)
+        doc = parse_hcl(text)
         for kind, target in (("resource", tf.resources), ("data", tf.data)):
             for block in doc.get(kind, []):
                 for rtype, named in block.items():
@@ -518,91 +527,6 @@ def _preceded_by_comment(tf: Terraform, rtype: str, name: str) -> bool:
             before = text[: match.start()].rstrip("\n").splitlines()
             return bool(before) and before[-1].lstrip().startswith("#")
     return False
-
-
-def parse_gateway_template(text: str) -> dict[str, dict[str, dict[str, str]]]:
-    """path => method => scalar fields of the operation (x-google-backend's included).
-
-    Reads the subset of YAML the template is written in: two-space indentation, paths at
-    level 1 under ``paths:``, operations at level 2, backend fields at level 4.
-    """
-    paths: dict[str, dict[str, dict[str, str]]] = {}
-    in_paths, path, method = False, "", ""
-    for raw in text.splitlines():
-        stripped = raw.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        indent = len(raw) - len(raw.lstrip(" "))
-        if indent == 0:
-            in_paths = stripped == "paths:"
-            continue
-        if not in_paths:
-            continue
-        if indent == 2:
-            path, method = stripped.rstrip(":"), ""
-            paths[path] = {}
-        elif indent == 4:
-            key = stripped.rstrip(":")
-            method = key if key in HTTP_METHODS else ""
-            if method:
-                paths[path][method] = {}
-        elif method and indent in (6, 8):
-            key, _, value = stripped.partition(":")
-            paths[path][method].setdefault(key.strip(), value.strip())
-    return paths
-
-
-def check_gateway(directory: Path) -> list[str]:
-    """The gateway document covers every non-worker path, each sent to its function."""
-    from shared.api.routes import ROUTES
-
-    tf = load_terraform(directory)
-    problems: list[str] = []
-    configs = tf.resources_of("google_api_gateway_api_config")
-    rendered = str(configs)
-    if str(GATEWAY_TEMPLATE) not in rendered or "templatefile" not in rendered:
-        problems.append(f"the api_config must render {GATEWAY_TEMPLATE} with templatefile")
-    for rtype in ("google_api_gateway_api", "google_api_gateway_gateway"):
-        if not tf.resources_of(rtype):
-            problems.append(f"{rtype} is missing")
-    template = directory / GATEWAY_TEMPLATE
-    if not template.is_file():
-        return [*problems, f"{GATEWAY_TEMPLATE} is missing"]
-    text = template.read_text(encoding="utf-8")
-    if not re.search(r'^swagger: "2\.0"$', text, re.M):
-        problems.append('the gateway document must be OpenAPI 2.0 (swagger: "2.0")')
-    paths = parse_gateway_template(text)
-
-    for spec in FUNCTIONS:
-        if spec.auth in DIRECT_ONLY_AUTH:
-            continue
-        for prefix in spec.paths:
-            exact = prefix.rstrip("/")
-            if not any(p == exact or p.startswith(prefix) for p in paths):
-                problems.append(f"{spec.name}: registry path {prefix} is not in the gateway")
-    for route in ROUTES:
-        spec = next((f for f in FUNCTIONS if f.name == route.function), None)
-        if spec is None or spec.auth in DIRECT_ONLY_AUTH:
-            continue
-        if route.method.lower() not in paths.get(route.pattern, {}):
-            problems.append(f"{route.method} {route.pattern} is not in the gateway")
-    for path, operations in paths.items():
-        owner = function_for_path(re.sub(r"\{\w+\}", "00000000-0000-0000-0000-000000000000", path))
-        for method, op in operations.items():
-            where = f"{method.upper()} {path}"
-            backend = re.fullmatch(r'\$\{backends\["([\w-]+)"\]\}', op.get("address", ""))
-            if backend is None:
-                problems.append(f"{where}: x-google-backend address must be ${{backends[NAME]}}")
-            elif owner is None or backend.group(1) != owner.name:
-                expected = owner.name if owner else None
-                problems.append(
-                    f"{where}: backend {backend.group(1)!r}, registry says {expected!r}"
-                )
-            elif owner.auth in DIRECT_ONLY_AUTH:
-                problems.append(f"{where}: {owner.name} is called directly, not via the gateway")
-            if op.get("path_translation") != "APPEND_PATH_TO_ADDRESS":
-                problems.append(f"{where}: path_translation must be APPEND_PATH_TO_ADDRESS")
-    return problems
 
 
 def _metrics_by_event(tf: Terraform) -> dict[str, list[dict[str, Any]]]:
@@ -1106,7 +1030,6 @@ CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "secrets": check_secrets,
     "plain_environment": check_plain_environment,
     "public_invokers": check_public_invokers,
-    "gateway": check_gateway,
     "log_metrics": check_log_metrics,
     "alert_metrics": check_alert_metrics,
     "dashboard": check_dashboard,
@@ -1288,30 +1211,6 @@ MUTATIONS = [
         'role     = "roles/cloudfunctions.invoker"\n  member   = "allUsers"\n}\n\n# stripe-webhook',
         check_public_invokers,
         id="gen1-invoker-role",
-    ),
-    pytest.param(
-        "gateway_path_removed",
-        "gateway/openapi2.yaml.tftpl",
-        "  /v1/usage:\n",
-        "  /v1/usage-removed:\n",
-        check_gateway,
-        id="gateway-path-missing",
-    ),
-    pytest.param(
-        "gateway_wrong_backend",
-        "gateway/openapi2.yaml.tftpl",
-        'address: ${backends["generations"]}',
-        'address: ${backends["drafts"]}',
-        check_gateway,
-        id="gateway-wrong-backend",
-    ),
-    pytest.param(
-        "gateway_constant_address",
-        "gateway/openapi2.yaml.tftpl",
-        "path_translation: APPEND_PATH_TO_ADDRESS",
-        "path_translation: CONSTANT_ADDRESS",
-        check_gateway,
-        id="gateway-path-translation",
     ),
     pytest.param(
         "metric_event_renamed",
