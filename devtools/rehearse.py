@@ -136,6 +136,8 @@ def production_env(
         "AUTH_JWKS_URL": jwks_url,
         "AUTH_ISSUER": ISSUER,
         "AUTH_AUDIENCE": AUDIENCE,
+        # public_invokers = true: callers reach the functions with their own token.
+        "AUTH_HEADER": "Authorization",
         "CORS_ALLOWED_ORIGINS": page_url.rstrip("/"),
         "LOG_LEVEL": log_level,
         "STRIPE_PRICE_BASIC": "price_rehearsal_basic",

@@ -96,6 +96,9 @@ def is_safe_transport(url: str) -> bool:
 
 AppEnv = Literal["development", "production"]
 QueueBackend = Literal["qstash", "local"]
+# Where the caller's bearer token is: Authorization, or X-Forwarded-Authorization behind a
+# private function that API Gateway calls with its own ID token (terraform public_invokers).
+AuthHeader = Literal["Authorization", "X-Forwarded-Authorization"]
 AiProvider = Literal["minimax", "offline"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -185,6 +188,7 @@ class Settings:
     auth_issuer: str | None = _env("AUTH_ISSUER", None)
     auth_audience: str | None = _env("AUTH_AUDIENCE", None)
     auth_hs256_secret: str | None = _env("AUTH_HS256_SECRET", None)
+    auth_header: AuthHeader = _choice("AUTH_HEADER", "Authorization", AuthHeader)
 
     queue_backend: QueueBackend | None = _choice("QUEUE_BACKEND", None, QueueBackend)
     qstash_token: str | None = _env("QSTASH_TOKEN", None)
