@@ -26,7 +26,7 @@ install-demo: $(DEMO_STAMP)
 $(DEMO_STAMP): requirements.lock requirements-demo.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip $(LOCK_INSTALL) requirements-demo.lock
-	$(BIN)/pip check
+	$(BIN)/pip check >&2
 	touch $@
 
 ## install: the venv with everything make test needs (the demo set + the tools; make lock)
@@ -36,7 +36,7 @@ install: $(STAMP)
 $(STAMP): requirements.lock requirements-demo.lock requirements-dev.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip $(LOCK_INSTALL) requirements-dev.lock
-	$(BIN)/pip check
+	$(BIN)/pip check >&2
 	touch $@ $(DEMO_STAMP)
 
 ## test: lint + typecheck + the whole pytest suite with coverage gates
@@ -89,9 +89,9 @@ dev: install-demo
 demo: install-demo
 	$(BIN)/python -m scripts.demo
 
-## token: print a development token for USER_ID (default dev, the user make dev subscribes)
+## token: print a development token for USER_ID (default dev, whom make dev subscribes; ADMIN=1: admin)
 token: install-demo
-	@$(BIN)/python -m devtools.devtoken $(USER_ID) --ttl-s 86400
+	@$(BIN)/python -m devtools.devtoken $(USER_ID) --ttl-s 86400 $(if $(ADMIN),--admin)
 
 ## bench: the benchmarks; figures and samples land in build/bench/results.json
 bench: install
@@ -129,7 +129,7 @@ install-checkov: $(CHECKOV_STAMP)
 $(CHECKOV_STAMP): requirements-checkov.lock
 	test -x $(CHECKOV_VENV)/bin/python || $(PY) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip $(LOCK_INSTALL) requirements-checkov.lock
-	$(CHECKOV_VENV)/bin/pip check
+	$(CHECKOV_VENV)/bin/pip check >&2
 	touch $@
 
 ## lint-terraform: checkov over terraform/, offline, in its own venv

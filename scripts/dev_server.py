@@ -79,12 +79,14 @@ TOUR = """\
 H="Authorization: Bearer $TOKEN"
 
 # create: answered at once (202); the job is queued
-GEN=$(curl -s -X POST $API/v1/create -H "$H" -H 'Content-Type: application/json' \\
-  -d '{"brief": "3 reasons to drink water, upbeat", "platform": "tiktok", "variants": 2}' \\
-  | tee /dev/stderr | jq -r .generation_id)
+CREATED=$(curl -s -X POST $API/v1/create -H "$H" -H 'Content-Type: application/json' \\
+  -d '{"brief": "3 reasons to drink water, upbeat", "platform": "tiktok", "variants": 2}')
+echo "$CREATED" | jq .
+GEN=$(echo "$CREATED" | jq -r .generation_id)
 
 # poll until the job has finished (queued -> running -> succeeded, or failed)
-until curl -s $API/v1/generations/$GEN -H "$H" | jq -e '.status | IN("succeeded", "failed")'; do
+for i in $(seq 30); do
+  curl -s $API/v1/generations/$GEN -H "$H" | jq -e '.status | IN("succeeded", "failed")' && break
   sleep 1
 done
 curl -s $API/v1/generations/$GEN -H "$H" | jq '{status, variants: [.variants[] | {id, hook}]}'

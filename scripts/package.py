@@ -15,7 +15,7 @@ so a change redeploys exactly the functions whose zip changed. Each zip holds:
 Never shipped: ``devtools/``, ``tests/``, ``scripts/``, ``bench/`` and the dev-only modules
 in ``DEV_ONLY`` (embedded servers, the local multi-function server, dev tokens); nor
 ``schema.sql``/``migrations/``: no function migrates at run time (``make migrate`` is a
-deploy step, README "Deploy").
+deploy step, docs/deploy.md).
 
 Zips are byte-for-byte reproducible (sorted entries, fixed timestamps and modes), so the
 same commit always yields the same hashes and an unchanged function is not redeployed.
