@@ -21,6 +21,7 @@ import pytest
 
 from devtools.net import free_port
 from scripts.dev_server import TOUR
+from tests.e2e.test_demo import _left_behind
 from tests.support.doc_commands import Block, doc_files, script_for, shell_blocks
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -131,3 +132,55 @@ def test_the_commands_of_each_document_run(
         f"{result.stdout[-2500:]}\n{result.stderr[-2500:]}"
     )
     assert len(started) == sum(b.not_run is None for b in blocks)
+
+
+@pytest.mark.slow
+def test_the_readme_runs_in_a_clean_clone_with_make_dev(tmp_path: Path) -> None:
+    """A newcomer's path: clone (the committed tree), ``make dev`` with nothing configured
+    (its venv from the demo lock, embedded Postgres and Redis), then the README as written,
+    pointed at the port make dev was given."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    port = free_port()
+    env = newcomer_env(LOCAL_DATA_DIR=str(tmp_path / "local"))
+    dev = subprocess.Popen(
+        ["make", "--no-print-directory", "dev", f"PORT={port}"],
+        cwd=clone,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert dev.stdout is not None
+    seen: list[str] = []
+    try:
+        for line in dev.stdout:  # the venv is built first: a minute or two
+            seen.append(line)
+            if line.startswith("Example page"):
+                break
+        assert seen, "make dev printed nothing"
+        assert seen[-1].startswith("Example page"), "".join(seen[-40:])
+        readme = shell_blocks(clone / "README.md")
+        result = subprocess.run(
+            ["bash", "-c", script_for(readme, f"http://127.0.0.1:{port}")],
+            cwd=clone,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        started = [ln for ln in result.stderr.splitlines() if ln.startswith(">>> ")]
+        assert result.returncode == 0, (
+            f"{started[-1] if started else 'README.md'} failed (exit {result.returncode}):\n"
+            f"{result.stdout[-2500:]}\n{result.stderr[-2500:]}"
+        )
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        try:
+            dev.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dev.pid, signal.SIGKILL)
+            dev.communicate()
+    assert _left_behind(tmp_path) == {}, "make dev left its embedded servers running"
