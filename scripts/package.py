@@ -16,8 +16,9 @@ Never shipped: ``devtools/``, ``tests/``, ``scripts/``, ``bench/`` and the dev-o
 in ``DEV_ONLY`` (embedded servers, the local multi-function server, dev tokens); nor
 ``schema.sql``/``migrations/``: no function migrates at run time.
 
-Beside them, ``build/migrate.zip`` is what the migration job runs (terraform/migrate.tf):
-``shared/**/*.py``, ``schema.sql``, ``migrations/*.sql`` and the same ``requirements.txt``.
+Beside them, ``build/migrate.zip`` is what the migration job runs (terraform/migrate.tf,
+docs/deploy.md): ``shared/**/*.py``, ``schema.sql``, ``migrations/*.sql`` and the same
+``requirements.txt``.
 
 Zips are byte-for-byte reproducible (sorted entries, fixed timestamps and modes), so the
 same commit always yields the same hashes and an unchanged function is not redeployed.
