@@ -126,6 +126,7 @@ class FinishKeys:
     idempotency_record: str
     regen_cooldown: str
     hourly_counter: str
+    generation_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,8 @@ class FinishArgs:
     clear_cooldown: str
     fence: str
     refund_hour: str
+    status: str
+    status_ttl_ms: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +214,7 @@ class RefreshLeaseKeys:
     provider_semaphore: str
     lease_record: str
     delivery_token: str
+    generation_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +226,8 @@ class RefreshLeaseArgs:
     provider_cap: str
     fence: str
     token_ttl_ms: str
+    status: str
+    status_ttl_ms: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,6 +47,7 @@ from shared.enforcement.types import (
     Refused,
     Replay,
     Scope,
+    StatusNote,
     StoredResponse,
     UsageSnapshot,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "refund_keys",
     "refund_marker_expireat_s",
     "refusal_for",
+    "status_key",
     "usage_args",
     "usage_keys",
 ]
@@ -423,6 +425,7 @@ def finish_keys(
     idem: IdempotencyRef | None,
     draft_id: str | None = None,
     hour: str | None = None,
+    note: StatusNote | None = None,
 ) -> list[str]:
     """KEYS of ``finish.lua`` (unused slots still name real keys of this user)."""
     month = month_key_from_label(charge.month) if charge else "000000"
@@ -439,6 +442,7 @@ def finish_keys(
         idempotency_record=idem_key,
         regen_cooldown=keys.regen_cooldown(user, draft_id or "-"),
         hourly_counter=keys.gen_hour(user, hour or "0000000000"),
+        generation_status=status_key(keys, lease, note),
     )
     return wire(slots)
 
@@ -449,6 +453,7 @@ def finish_args(
     idem: IdempotencyRef | None,
     draft_id: str | None = None,
     hour: str | None = None,
+    note: StatusNote | None = None,
 ) -> list[str]:
     """ARGV of ``finish.lua``."""
     slots = FinishArgs(
@@ -460,8 +465,16 @@ def finish_args(
         clear_cooldown="1" if draft_id else "0",
         fence=fence_arg(lease),
         refund_hour="1" if charge and hour else "0",
+        status=note.status if note else "",
+        status_ttl_ms=str(note.ttl_ms) if note else "",
     )
     return wire(slots)
+
+
+def status_key(keys: Keys, lease: LeaseRef, note: StatusNote | None) -> str:
+    """The status slot of the lease scripts: the noted generation's key, or (nothing to
+    publish, the script leaves it alone) the lease's own generation's."""
+    return keys.generation_status(note.generation_id if note else lease.lease_id)
 
 
 def fence_arg(lease: LeaseRef) -> str:
