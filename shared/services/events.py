@@ -19,10 +19,11 @@ worst one poll later. What a publish must never do is go back — a stream whose
 equals the key's never reads again — so ``running`` is written only if nothing was
 published before (``SET NX``: queued is never published, every later status is
 terminal), and terminal statuses (one event id) may overwrite each other and ``running``.
-A hint that never comes true (the commit fails, or the claim is lost after the refresh)
-costs that job's open streams one Postgres read per poll until the job moves on (a
-redelivery, the sweeper), never a wrong event. ``StatusBoard.publish`` (a ``SET`` of its
-own, after the commit) remains for callers with no script call to ride.
+A hint that never comes true (the commit fails, or the claim or the final write finds the
+job moved on) costs that job's open streams one Postgres read per poll until the job
+moves on (a redelivery, the sweeper), never a wrong event. The other way round cannot
+happen: a move whose script call failed is not committed (the call comes first), so no
+committed move goes unpublished.
 
 Events carry their place in the lifecycle as their ``id``: 1 ``queued``, 2 ``running``, 3
 the terminal one (``succeeded`` with the variants, ``failed`` with its error,
@@ -33,9 +34,7 @@ claim handed back (running → queued, rare) is not an event: ids only move forw
 The stream ends after the terminal event; it closes itself after ``max_open_s`` (before
 the function's timeout) with a ``retry`` hint, and the client reconnects with its
 ``Last-Event-ID``. A reconnect to a job whose terminal event the client already has is
-answered ``done`` (the edge sends 204, which tells ``EventSource`` to stop). A lost
-publish (a process dying between a commit and a ``SET`` made after it) delays an event
-until the stream's next reconnect, whose first read is Postgres.
+answered ``done`` (the edge sends 204, which tells ``EventSource`` to stop).
 """
 
 from __future__ import annotations
@@ -83,16 +82,11 @@ def event_id(status: GenerationStatus) -> int:
 
 
 class StatusBoard:
-    """Where status moves are published for the streams: a note carried by a lease script
-    call, or one ``SET`` of its own."""
+    """Where status moves are published for the streams: as notes carried by the lease
+    script calls the movers make anyway (``note``), read with one ``GET`` (``read``)."""
 
     def __init__(self, redis: RedisPort, keys: Keys) -> None:
         self._redis, self._keys = redis, keys
-
-    def publish(self, generation_id: uuid.UUID | str, status: GenerationStatus) -> None:
-        """Publish ``status`` (call after the move is committed)."""
-        key = self._keys.generation_status(str(generation_id))
-        self._redis.set(key, status.value, px_ms=STATUS_TTL_MS)
 
     @staticmethod
     def note(generation_id: uuid.UUID | str, status: GenerationStatus) -> StatusNote:
