@@ -6,8 +6,8 @@
   billable), and — before the commit makes the status visible (SPEC §5) — every unit it
   took is given back and both slots released in ONE ``finish`` call: monthly, full-regen
   and hourly (it never ran), exactly once (the refund marker); the same call publishes
-  ``cancelled`` for the event streams. A later delivery finds it
-  terminal and does nothing.
+  ``cancelled`` for the event streams. A later delivery finds it terminal and does
+  nothing.
 - ``running``: only asked (``cancel_requested_at``). The worker checks at its fence
   points (its draft read before the provider call; its final write, which matches nothing
   once asked) and ends the job ``cancelled`` without storing variants; a job whose
