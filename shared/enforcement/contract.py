@@ -135,6 +135,7 @@ class FinishKeys:
     regen_cooldown: str
     hourly_counter: str
     credits: str
+    generation_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,8 @@ class FinishArgs:
     fence: str
     refund_hour: str
     credit_id: str
+    status: str
+    status_ttl_ms: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +239,7 @@ class RefreshLeaseKeys:
     provider_semaphore: str
     lease_record: str
     delivery_token: str
+    generation_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +251,8 @@ class RefreshLeaseArgs:
     provider_cap: str
     fence: str
     token_ttl_ms: str
+    status: str
+    status_ttl_ms: str
 
 
 @dataclass(frozen=True, slots=True)

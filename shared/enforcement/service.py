@@ -51,6 +51,7 @@ from shared.enforcement.types import (
     LeaseStatus,
     PlanSource,
     SemaphoreResult,
+    StatusNote,
     StoredResponse,
     Truth,
     TruthSource,
@@ -78,6 +79,7 @@ from shared.enforcement.wire import (
     plan_table,
     refund_args,
     refund_keys,
+    status_key,
     usage_args,
     usage_keys,
 )
@@ -153,15 +155,22 @@ class Enforcer:
         )
 
     def finish(
-        self, lease: LeaseRef, charge: ChargeRef | None = None, *, hour: str | None = None
+        self,
+        lease: LeaseRef,
+        charge: ChargeRef | None = None,
+        *,
+        hour: str | None = None,
+        note: StatusNote | None = None,
     ) -> bool:
         """End a job: refund ``charge`` (exactly once) and release ``lease``, in one call;
-        a fenced ``lease`` that a newer claim owns does neither.
+        a fenced ``lease`` that a newer claim owns does neither. True when refunded.
 
         ``hour`` ('YYYYMMDDHH', the generation's ``period_hour``): give the hourly unit
         back too, for a job that never ran (cancelled while queued); the lease record
-        must name that hour as the one it charged, as for an aborted admission."""
-        return self._finish(lease, charge, None, None, hour)
+        must name that hour as the one it charged, as for an aborted admission.
+        ``note``: the job's terminal status, published in the same call (not when the
+        fence refuses)."""
+        return self._finish(lease, charge, None, None, hour, note)
 
     def _finish(
         self,
@@ -170,9 +179,10 @@ class Enforcer:
         idem: IdempotencyRef | None,
         draft_id: str | None = None,
         hour: str | None = None,
+        note: StatusNote | None = None,
     ) -> bool:
-        keys = finish_keys(self._keys, lease, charge, idem, draft_id, hour)
-        args = finish_args(lease, charge, idem, draft_id, hour)
+        keys = finish_keys(self._keys, lease, charge, idem, draft_id, hour, note)
+        args = finish_args(lease, charge, idem, draft_id, hour, note)
         reply = self._redis.run("finish", keys, args)
         return bool(int(reply[0]))
 
@@ -186,14 +196,21 @@ class Enforcer:
         return bool(int(reply))
 
     def refresh_lease(
-        self, lease: LeaseRef, plan: PlanName, *, token: TokenUse | None = None
+        self,
+        lease: LeaseRef,
+        plan: PlanName,
+        *,
+        token: TokenUse | None = None,
+        note: StatusNote | None = None,
     ) -> LeaseStatus:
         """Extend a lease still held, or re-take an expired one if ``plan``'s caps allow;
         a fenced ``lease`` records its claim, or is ``superseded`` by a newer one.
 
         ``token``, a signed delivery's use not recorded yet, is recorded first in the
         same call (the delivery's replay check costs no trip of its own): ``replayed``
-        when it was used before, and then nothing at all is written."""
+        when it was used before, and then nothing at all is written. ``note`` (the
+        job's ``running``) is published in the same call once the slots are held, and
+        only if no status was published before."""
         user_sem, provider_sem = lease_sem_keys(self._keys, lease)
         keys = RefreshLeaseKeys(
             user_semaphore=user_sem,
@@ -201,6 +218,7 @@ class Enforcer:
             lease_record=self._keys.lease(lease.lease_id),
             # Without a token the slot still names a real key; the script leaves it alone.
             delivery_token=self._keys.qstash_token(token.token_id if token else "-"),
+            generation_status=status_key(self._keys, lease, note),
         )
         args = RefreshLeaseArgs(
             time_offset_ms=str(self.time_offset_ms),
@@ -210,6 +228,8 @@ class Enforcer:
             provider_cap=str(self._provider_caps[lease.lane]),
             fence=fence_arg(lease),
             token_ttl_ms=str(token.ttl_s * 1000) if token else "",
+            status=note.status if note else "",
+            status_ttl_ms=str(note.ttl_ms) if note else "",
         )
         return parse_refresh(self._redis.run("refresh_lease", wire(keys), wire(args)))
 

@@ -35,6 +35,7 @@ __all__ = [
     "Replay",
     "Scope",
     "SemaphoreResult",
+    "StatusNote",
     "StoredResponse",
     "Truth",
     "TruthSource",
@@ -164,6 +165,17 @@ class ChargeRef:
     month: str
     scope: Scope
     credit_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusNote:
+    """A generation's new status for its event streams, written by the lease script call
+    it rides on (``Keys.generation_status``, kept ``ttl_ms``) instead of a ``SET`` of its
+    own. Built by ``StatusBoard.note``; events.py says when it may be written."""
+
+    generation_id: str
+    status: str
+    ttl_ms: int
 
 
 @dataclass(frozen=True, slots=True)

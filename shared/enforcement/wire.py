@@ -54,6 +54,7 @@ from shared.enforcement.types import (
     Refused,
     Replay,
     Scope,
+    StatusNote,
     StoredResponse,
     UsageSnapshot,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "refund_keys",
     "refund_marker_expireat_s",
     "refusal_for",
+    "status_key",
     "usage_args",
     "usage_keys",
 ]
@@ -472,6 +474,7 @@ def finish_keys(
     idem: IdempotencyRef | None,
     draft_id: str | None = None,
     hour: str | None = None,
+    note: StatusNote | None = None,
 ) -> list[str]:
     """KEYS of ``finish.lua`` (unused slots still name real keys of this user)."""
     month = month_key_from_label(charge.month) if charge else "000000"
@@ -489,6 +492,7 @@ def finish_keys(
         regen_cooldown=keys.regen_cooldown(user, draft_id or "-"),
         hourly_counter=keys.gen_hour(user, hour or "0000000000"),
         credits=keys.credits(user),
+        generation_status=status_key(keys, lease, note),
     )
     return wire(slots)
 
@@ -499,6 +503,7 @@ def finish_args(
     idem: IdempotencyRef | None,
     draft_id: str | None = None,
     hour: str | None = None,
+    note: StatusNote | None = None,
 ) -> list[str]:
     """ARGV of ``finish.lua``."""
     slots = FinishArgs(
@@ -511,8 +516,16 @@ def finish_args(
         fence=fence_arg(lease),
         refund_hour="1" if charge and hour else "0",
         credit_id=charge.credit_id if charge else "",
+        status=note.status if note else "",
+        status_ttl_ms=str(note.ttl_ms) if note else "",
     )
     return wire(slots)
+
+
+def status_key(keys: Keys, lease: LeaseRef, note: StatusNote | None) -> str:
+    """The status slot of the lease scripts: the noted generation's key, or (nothing to
+    publish, the script leaves it alone) the lease's own generation's."""
+    return keys.generation_status(note.generation_id if note else lease.lease_id)
 
 
 def fence_arg(lease: LeaseRef) -> str:
