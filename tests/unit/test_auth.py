@@ -191,6 +191,20 @@ def test_expired(auth: Authenticator, clock: FakeClock) -> None:
     assert reject(auth, bearer(token)).message == "Token has expired."
 
 
+def test_expiry_is_exact_at_the_edge_of_the_leeway(auth: Authenticator, clock: FakeClock) -> None:
+    # RFC 7519 §4.1.4: not accepted "on or after" exp; the 30 s leeway moves the edge, no more.
+    token = hs_token(claims(exp=int(NOW) + 60))
+    clock.now = NOW + 60 + 30 - 1
+    assert auth.authenticate(bearer(token)).user_id == "user-1"
+    clock.now = NOW + 60 + 30
+    assert reject(auth, bearer(token)).message == "Token has expired."
+
+
+def test_not_before_is_exact_at_the_edge_of_the_leeway(auth: Authenticator) -> None:
+    assert auth.authenticate(bearer(hs_token(claims(nbf=int(NOW) + 30)))).user_id == "user-1"
+    reject(auth, bearer(hs_token(claims(nbf=int(NOW) + 31))))
+
+
 def test_not_yet_valid_beyond_leeway(auth: Authenticator) -> None:
     reject(auth, bearer(hs_token(claims(nbf=int(NOW) + 31))))
     reject(auth, bearer(hs_token(claims(iat=int(NOW) + 3600))))
