@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 
 .PHONY: install test lint lint-terraform lint-openapi typecheck pytest coverage-gate dev demo bench migrate \
-	openapi smoke fmt clean rehearse rehearse-test
+	openapi smoke fmt clean rehearse rehearse-test mutate
 
 ## install: the venv from the locked tree (every package pinned and hash-checked; make lock)
 install: $(STAMP)
@@ -43,6 +43,11 @@ typecheck: install
 
 pytest: install
 	$(BIN)/python -m pytest --cov --cov-report= $(PYTEST_ARGS)
+
+## mutate: mutation testing of the core (Lua mutator + mutmut; slow, not in make test;
+## MUTATE_ONLY=lua|python|auth|billing|enforcement|worker|<script>; docs/testing.md)
+mutate: install
+	$(BIN)/python -m devtools.mutate
 
 # billing and enforcement are where money is decided: they must stay >= 90% covered.
 coverage-gate: install
