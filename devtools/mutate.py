@@ -46,8 +46,8 @@ SCRATCH = ROOT / "build" / "mutate"
 # adapter runs the same scripts: its half of each parametrised test is left out.
 LUA_TESTS = [
     "tests/unit/test_lua_contract.py",
-    "tests/integration/test_redis_scripts.py",
     "tests/integration/test_enforcement_expiry.py",
+    "tests/integration/test_redis_scripts.py",
     "tests/integration/test_enforcement_admission.py",
     "tests/integration/test_enforcement_concurrency.py",
     "tests/integration/test_enforcement_stateful.py",
@@ -220,12 +220,13 @@ def run_lua(only: Sequence[str], timeout_s: float, scores: dict[str, Score]) -> 
             continue
         for mutant in lua_mutants(path):
             score = scores.setdefault(mutant.module, Score())
-            score.mutants += 1
             if mutant.name in equiv:
+                score.mutants += 1
                 score.equivalent += 1
                 continue
             started = time.monotonic()
             outcome, test = run_lua_mutant(mutant, timeout_s)
+            score.mutants += 1
             print(f"[mutate] {mutant.name}: {outcome} {test} ({time.monotonic() - started:.0f} s)",
                   flush=True)  # fmt: skip
             if outcome == "survived":
@@ -337,10 +338,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     lua_names = (
         {"lua"} | {p.name for p in LUA.rglob("*.lua")} | {p.stem for p in LUA.rglob("*.lua")}
     )
-    if not only or set(only) & lua_names:
-        run_lua(only if set(only) - {"lua"} else [], timeout_s, scores)
-    if not only or set(only) & ({"python"} | set(PY_AREAS)):
-        run_python([x for x in only if x != "python"], jobs, scores)
+    try:
+        if not only or set(only) & lua_names:
+            run_lua(only if set(only) - {"lua"} else [], timeout_s, scores)
+        if not only or set(only) & ({"python"} | set(PY_AREAS)):
+            run_python([x for x in only if x != "python"], jobs, scores)
+    except KeyboardInterrupt:  # Ctrl-C: the script under test is already restored
+        print("[mutate] interrupted: the scores below cover the mutants run so far")
     print(report(scores, time.monotonic() - started))
     low = [m for m, s in scores.items() if s.percent < floor]
     if low:

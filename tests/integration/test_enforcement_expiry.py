@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from shared.billing.plans import PLANS, PlanName
-from shared.enforcement import Meter, StoredResponse
+from shared.enforcement import AdmissionKind, Meter, Scope, StoredResponse
 from shared.enforcement.wire import hour_expireat_s, month_expireat_s
 from shared.redis import RedisPort, ScriptRegistry
 from shared.redis.keys import hour_end, hour_key, month_end, month_key
@@ -169,3 +169,88 @@ def test_the_python_rule_and_the_script_agree_at_the_edge(
         script = str(raw.eval(effective_plan_probe, 0, "basic", boost_ms, boost_ms + delta_ms))
         assert python is not None
         assert script == python.value, delta_ms
+
+
+# ---- the cooldown's edge: over at its until instant, never "0 ms left" -------------------
+
+_EDGE_TRIES = 150
+
+
+def _redis_now_ms(raw: redis.Redis) -> int:
+    sec, usec = raw.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+def test_a_cooldown_is_over_at_its_until_millisecond(raw: redis.Redis, world: World) -> None:
+    # Script time can't be pinned, but it can be aimed: until = TIME + 1 s, offset 1 s, so
+    # a script that runs within the same millisecond as the TIME read sees now == until
+    # exactly (most tries on a local Redis). At that instant the cooldown is over.
+    key = world.keys.regen_cooldown("u", "edge")
+    for _ in range(_EDGE_TRIES):
+        until = _redis_now_ms(raw) + 1_000
+        raw.set(key, until)
+        reply = world.port.run("cooldown", [key], [1_000, 20_000])
+        assert reply == [1, 0], f"refused with {reply[1]} ms left at until={until}"
+
+
+def test_a_regeneration_is_admitted_at_the_cooldowns_until_millisecond(
+    raw: redis.Redis, world: World
+) -> None:
+    user = world.user(PlanName.PRO)  # the highest hourly limit: room for every try
+    key = world.keys.regen_cooldown(user, "d")
+    world.enforcer.time_offset_ms = 1_000
+    for _ in range(min(_EDGE_TRIES, PLANS[PlanName.PRO].generations_per_hour - 1)):
+        raw.set(key, _redis_now_ms(raw) + 1_000)
+        admission = world.admit(user, Scope.REGEN_TARGETED, draft_id="d")
+        assert admission.kind is AdmissionKind.ADMITTED, admission
+        assert admission.ticket is not None
+        world.enforcer.release(admission.ticket.lease)
+
+
+def test_a_zero_cooldown_starts_nothing(world: World, raw: redis.Redis) -> None:
+    key = world.keys.regen_cooldown("u", "zero")
+    assert world.port.run("cooldown", [key], [0, 0]) == [1, 0]
+    assert raw.exists(key) == 0
+
+
+# ---- a refresh renews everything a lease holds -------------------------------------------
+
+
+def test_a_refresh_extends_the_provider_slot_and_the_record(
+    port: RedisPort, run_prefix: str, raw: redis.Redis
+) -> None:
+    world = make_world(port, run_prefix, provider_cap=1)
+    user = world.user(PlanName.PRO)
+    request = world.request(user)
+    first = world.enforcer.admit(request)
+    assert first.ticket is not None
+    world.enforcer.time_offset_ms = 50_000  # 10 s before the 60 s lease ends
+    status = world.enforcer.refresh_lease(first.ticket.lease, PlanName.PRO)
+    assert (status.state, status.expires_at) == ("held", first.ticket.lease_expires_at
+                                                 + timedelta(seconds=50))  # fmt: skip
+    # Past the first expiry, within the refreshed one: the only provider slot is still held.
+    world.enforcer.time_offset_ms = 70_000
+    assert refusal_code(world.admit(world.user(PlanName.PRO))) == "PROVIDER_BUSY"
+    # A retried admission of the lease (a lost reply) answers with the refreshed expiry.
+    again = world.enforcer.admit(request)
+    assert again.ticket is not None
+    assert again.ticket.lease_expires_at == status.expires_at
+
+
+def test_a_refresh_renews_the_lease_records_hour(world: World, raw: redis.Redis) -> None:
+    ticket = world.ticket(world.user(PlanName.STANDARD))
+    record = world.keys.lease(ticket.lease.lease_id)
+    raw.pexpire(record, 5_000)  # as if the job had run for most of the record's life
+    assert world.enforcer.refresh_lease(ticket.lease, PlanName.STANDARD).state == "held"
+    assert_pttl(raw, record, 60_000 + HOUR_MS)
+
+
+def test_a_counter_that_lost_its_expiry_gets_it_back_on_the_next_charge(
+    world: World, raw: redis.Redis
+) -> None:
+    user, now = world.user(PlanName.BASIC), world.now
+    key = world.keys.gen_hour(user, hour_key(now))
+    raw.set(key, 3)  # no TTL: written by hand, restored from a backup, PERSISTed…
+    expireat = hour_expireat_s(now)
+    assert world.port.run("counter_with_limit", [key], [10, 1, expireat, ""]) == ["ok", 4, 10]
+    assert_pttl(raw, key, _ms_until_epoch_s(expireat))
