@@ -254,3 +254,38 @@ def test_a_counter_that_lost_its_expiry_gets_it_back_on_the_next_charge(
     expireat = hour_expireat_s(now)
     assert world.port.run("counter_with_limit", [key], [10, 1, expireat, ""]) == ["ok", 4, 10]
     assert_pttl(raw, key, _ms_until_epoch_s(expireat))
+
+
+# ---- a slot is no longer held at its expiry millisecond ----------------------------------
+
+
+def test_a_slot_expiring_now_is_not_held_by_semaphore_acquire(
+    world: World, raw: redis.Redis
+) -> None:
+    key = world.keys.user_leases("edge")
+    raw.zadd(key, {"other": 4_102_444_800_000})  # the only slot (limit 1), held for good
+    for _ in range(_EDGE_TRIES):
+        raw.zadd(key, {"mine": _redis_now_ms(raw) + 1_000})  # expires exactly at script time
+        reply = world.port.run("semaphore_acquire", [key], [1_000, "mine", 1, 60_000])
+        assert reply[0] == 0, "a slot at its expiry millisecond was taken as still held"
+
+
+@pytest.mark.parametrize("full", ["user", "provider"])
+def test_a_lease_expiring_now_is_not_held_by_refresh_lease(
+    world: World, raw: redis.Redis, full: str
+) -> None:
+    # One semaphore full (limit 1, held for good by another lease), the other free: only
+    # a wrong "still held" on the full one lets the refresh through.
+    user_sem, provider_sem = world.keys.user_leases("edge"), world.keys.provider("p", "m", "l")
+    record, token = world.keys.lease("mine"), world.keys.qstash_token("unused")
+    raw.zadd(user_sem if full == "user" else provider_sem, {"other": 4_102_444_800_000})
+    limit, cap = (1, 50) if full == "user" else (50, 1)
+    for _ in range(_EDGE_TRIES):
+        expires = _redis_now_ms(raw) + 1_000
+        raw.zadd(user_sem, {"mine": expires})
+        raw.zadd(provider_sem, {"mine": expires})
+        reply = world.port.run(
+            "refresh_lease", [user_sem, provider_sem, record, token],
+            [1_000, "mine", 60_000, limit, cap, "", ""],
+        )  # fmt: skip
+        assert reply[0] == "busy", "a lease at its expiry millisecond was extended as held"
