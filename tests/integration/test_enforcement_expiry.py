@@ -290,3 +290,12 @@ def test_a_lease_expiring_now_is_not_held_by_refresh_lease(
             [1_000, "mine", 60_000, limit, cap, "", ""],
         )  # fmt: skip
         assert reply[0] == "busy", "a lease at its expiry millisecond was extended as held"
+
+
+def test_a_pending_idempotency_record_expires_in_24_hours(world: World, raw: redis.Redis) -> None:
+    # A request that never completes (its process killed) must not pin its key forever.
+    user = world.user(PlanName.PRO)
+    world.enforcer.get_or_set_idempotency(user, "assets", "pending", "a")
+    assert_pttl(raw, world.keys.idem(user, "assets", "pending"), 86_400_000)
+    world.ticket(user, idem_key="adm", fingerprint="f")
+    assert_pttl(raw, world.keys.idem(user, "create", "adm"), 86_400_000)
