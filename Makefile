@@ -44,8 +44,7 @@ typecheck: install
 pytest: install
 	$(BIN)/python -m pytest --cov --cov-report= $(PYTEST_ARGS)
 
-## mutate: mutation testing of the core (Lua mutator + mutmut; slow, not in make test;
-## MUTATE_ONLY=lua|python|auth|billing|enforcement|worker|<script>; docs/testing.md)
+## mutate: mutation testing of the core, slow, not in make test (MUTATE_ONLY=lua|python|auth|…)
 mutate: install
 	$(BIN)/python -m devtools.mutate
 
