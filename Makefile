@@ -13,7 +13,7 @@ TFSCHEMA_JSON := $(TFSCHEMA)/node_modules/.tfschema.json
 
 .PHONY: help install install-demo install-checkov test lint lint-terraform lint-tfschema lint-openapi \
 	typecheck pytest coverage-gate dev demo token bench migrate openapi smoke fmt clean rehearse \
-	rehearse-test lint-ts ts-client web
+	rehearse-test lint-ts ts-client web mutate
 
 ## help: list every target with what it does
 help:
@@ -94,6 +94,10 @@ typecheck: install
 pytest: install $(TFSCHEMA_JSON) $(NODE_STAMP)
 	-@if [ "$$(id -u)" -eq 0 ]; then bash scripts/system_deps.sh chromium:chromium; fi
 	$(BIN)/python -m pytest --cov --cov-report= $(PYTEST_ARGS)
+
+## mutate: mutation testing of the core, slow, not in make test (MUTATE_ONLY=lua|python|auth|…)
+mutate: install
+	$(BIN)/python -m devtools.mutate
 
 ## coverage-gate: billing and enforcement (where money is decided) stay >= 90% covered
 coverage-gate: install

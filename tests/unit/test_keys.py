@@ -159,6 +159,20 @@ def test_distinct_inputs_never_share_any_key(a: tuple[str, str], b: tuple[str, s
         assert (one(a[0]) == one(b[0])) == (a[0] == b[0])
 
 
+@given(_triple)
+def test_every_provider_key_component_is_encoded(triple: tuple[str, str, str]) -> None:
+    # The provider semaphore names (provider, model, lane); a model such as "org:m" must
+    # not share a slot pool with provider "…:org" — each component decodes back on its own.
+    prefix, conc, kind, *parts = K.provider(*triple).split(":")
+    assert (prefix, conc, kind) == ("p", "conc", "provider")
+    assert tuple(unquote(x, errors="surrogatepass") for x in parts) == triple
+
+
+def test_a_model_with_a_separator_is_encoded_in_the_provider_key() -> None:
+    assert K.provider("a", "b:c", "interactive") == "p:conc:provider:a:b%3Ac:interactive"
+    assert K.provider("a", "b:c", "interactive") != K.provider("a:b", "c", "interactive")
+
+
 @given(_component)
 def test_an_encoded_component_never_holds_a_separator(value: str) -> None:
     encoded = encode_component(value)
