@@ -210,8 +210,9 @@ def interpret_response(
 class _Budget:
     """Tokens and attempts spent on one job so far."""
 
-    def __init__(self, label: str = "MiniMax") -> None:
+    def __init__(self, label: str = "MiniMax", provider: str = "", model: str = "") -> None:
         self.label = label
+        self.provider, self.model = provider, model
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.attempts = 0
@@ -247,6 +248,8 @@ class _Budget:
             completion_tokens=self.completion_tokens,
             attempts=self.attempts,
             trace_id=self.trace_id,
+            provider=self.provider or None,
+            model=self.model or None,
         )
 
 
@@ -328,7 +331,7 @@ class MiniMaxClient:
     def generate(self, job: GenerationJob, *, deadline: float) -> Completion:
         """Write ``job``'s variants; raises ``ProviderError`` (tokens spent included)."""
         temperature = temperature_for(job)
-        budget = _Budget(self.label)
+        budget = _Budget(self.label, self.provider, self.model)
         retry_reason: str | None = None
         while True:
             if self._clock() >= deadline:
