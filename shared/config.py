@@ -209,6 +209,14 @@ class Settings:
     fallback_ai_provider: str = _env(
         "FALLBACK_AI_PROVIDER", "openai-compatible", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$"
     )
+    # The fallback model's price, USD per 1M tokens (unset: the dearest known price, so it
+    # never looks free).
+    fallback_ai_price_in: Decimal | None = _env(
+        "FALLBACK_AI_PRICE_IN", None, kind="decimal", ge=0, le=1000
+    )
+    fallback_ai_price_out: Decimal | None = _env(
+        "FALLBACK_AI_PRICE_OUT", None, kind="decimal", ge=0, le=1000
+    )
     # Seconds of the job's runtime kept for the fallback when MiniMax is tried first.
     fallback_reserve_s: int = _env("FALLBACK_RESERVE_S", 60, kind="int", ge=1, le=3600)
     # MiniMax's circuit: this many failed jobs within the window open it; after the

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Final
 
 from shared.ai.minimax import MiniMaxClient
 from shared.ai.openai_compat import OpenAICompatClient
+from shared.ai.pricing import register_price
 from shared.ai.types import LLMPort
 from shared.config import ConfigError
 
@@ -58,6 +59,8 @@ def fallback_from_settings(settings: Settings) -> OpenAICompatClient | None:
     )
     if not (key and url and model):
         return None
+    if settings.fallback_ai_price_in is not None and settings.fallback_ai_price_out is not None:
+        register_price(model, settings.fallback_ai_price_in, settings.fallback_ai_price_out)
     return OpenAICompatClient(
         key,
         provider=settings.fallback_ai_provider,
