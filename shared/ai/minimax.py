@@ -259,6 +259,7 @@ class MiniMaxClient:
     provider = "minimax"
     label = "MiniMax"  # in error messages
     endpoint = ENDPOINT
+    trace_header = "Trace-Id"  # the response header that identifies the call
 
     def __init__(
         self,
@@ -425,7 +426,7 @@ class MiniMaxClient:
         )
         response = client.send(request, stream=True)
         try:
-            trace_id = response.headers.get("Trace-Id")
+            trace_id = response.headers.get(self.trace_header)
             raw = bytearray()
             for chunk in response.iter_bytes():
                 raw += chunk

@@ -96,6 +96,7 @@ class OpenAICompatClient(MiniMaxClient):
 
     label = "The fallback provider"
     endpoint = OPENAI_ENDPOINT
+    trace_header = "x-request-id"  # OpenAI's and most gateways' call id
 
     def __init__(self, api_key: str, *, provider: str = "openai-compatible", **kw: Any) -> None:
         super().__init__(api_key, **kw)

@@ -118,6 +118,14 @@ def test_retryable_statuses_are_retried_then_unavailable(fake: FakeOpenAI, statu
     assert "MiniMax" not in err.value.message
 
 
+def test_the_request_id_header_is_the_trace_id(fake: FakeOpenAI) -> None:
+    import dataclasses
+
+    fake.push(dataclasses.replace(ok(count=2), headers={"x-request-id": "req_abc123"}))
+    done = _client(fake).generate(_job(), deadline=time.monotonic() + 10)
+    assert done.trace_id == "req_abc123"
+
+
 def test_a_retryable_failure_then_success_sums_tokens(fake: FakeOpenAI) -> None:
     fake.push(http_error(503), ok(count=2, prompt_tokens=5, completion_tokens=6))
     done = _client(fake).generate(_job(), deadline=time.monotonic() + 10)
