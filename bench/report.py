@@ -1,4 +1,4 @@
-"""Figures, the printed table and ``bench/results.json``."""
+"""Figures, the printed table and ``build/bench/results.json``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from typing import Any
 
 __all__ = ["Figure", "Report", "machine", "pct"]
 
-RESULTS_PATH = Path(__file__).resolve().parent / "results.json"
+# Machine-specific and rewritten by every run: under the git-ignored build/, never tracked.
+RESULTS_PATH = Path(__file__).resolve().parents[1] / "build" / "bench" / "results.json"
 
 
 def pct(samples: Sequence[float], q: float) -> float:
@@ -158,6 +159,7 @@ class Report:
             ],
             "extra": self.extra,
         }
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(payload, indent=2, default=_jsonable) + "\n", encoding="utf-8")
         return path
 

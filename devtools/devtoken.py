@@ -1,6 +1,7 @@
 """Development bearer tokens (HS256), for local runs, the demo and tests.
 
-    python -m devtools.devtoken USER_ID [--admin] [--ttl-s 3600]
+    make token [USER_ID=dev] [ADMIN=1]          # or:
+    .venv/bin/python -m devtools.devtoken USER_ID [--admin] [--ttl-s 3600]
 
 prints a token signed with ``settings.effective_hs256_secret``, carrying ``iss`` and
 ``aud`` when configured so ``Authenticator.from_settings`` accepts it. It refuses
@@ -15,7 +16,12 @@ import sys
 import time
 from collections.abc import Sequence
 
-import jwt
+try:
+    import jwt
+except ModuleNotFoundError as exc:  # a Python without the project's venv (a bare `python -m`)
+    raise SystemExit(
+        f"devtoken: {exc}: run it as `.venv/bin/python -m devtools.devtoken …` or `make token`"
+    ) from exc
 
 from shared.api.auth import is_valid_subject
 from shared.config import MIN_HS256_SECRET_BYTES, ConfigError, load_settings
@@ -58,7 +64,8 @@ def mint_dev_token(
 def main(argv: Sequence[str] | None = None) -> int:
     """CLI entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m devtools.devtoken", description="Print a development bearer token."
+        prog=".venv/bin/python -m devtools.devtoken",
+        description="Print a development bearer token.",
     )
     parser.add_argument("user_id", help="the token's sub (the user id)")
     parser.add_argument("--admin", action="store_true", help='add role: "admin"')

@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import mimetypes
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from werkzeug.security import safe_join
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from shared.api.registry import function_for_path
@@ -24,7 +27,14 @@ from shared.bootstrap import Container, set_container
 from shared.config import Settings
 from shared.db.migrate import migrate
 
-__all__ = ["LocalServer", "build_app", "prepare_container", "shut_down", "stop_on_signals"]
+__all__ = [
+    "LocalServer",
+    "build_app",
+    "prepare_container",
+    "shut_down",
+    "stop_on_signals",
+    "with_static",
+]
 
 _log = logging.getLogger("reel.local")
 
@@ -59,6 +69,41 @@ def build_app() -> Any:
     return app
 
 
+def with_static(app: Any, prefix: str, directory: Path) -> Any:
+    """``app`` with the files of ``directory`` served under ``prefix`` (``/example/``):
+    ``index.html`` for a directory, 404 for anything missing or outside it. Development
+    only (``make dev`` serves the example page on the API's own origin)."""
+    bare = prefix.rstrip("/")
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path: str = environ.get("PATH_INFO", "")
+        if path == bare:
+            start_response("308 Permanent Redirect", [("Location", prefix)])
+            return [b""]
+        if not path.startswith(prefix) or environ["REQUEST_METHOD"] not in ("GET", "HEAD"):
+            return app(environ, start_response)  # type: ignore[no-any-return]
+        relative = path[len(prefix) :]
+        if relative == "" or relative.endswith("/"):
+            relative += "index.html"
+        found = safe_join(str(directory), relative)
+        if found is None or not Path(found).is_file():
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+        body = Path(found).read_bytes()
+        kind = mimetypes.guess_type(found)[0] or "application/octet-stream"
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", kind),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [b"" if environ["REQUEST_METHOD"] == "HEAD" else body]
+
+    return serve
+
+
 def prepare_container(settings: Settings) -> Container:
     """Migrate the database (embedded when unconfigured) and install the container."""
     container = Container(settings)
@@ -70,10 +115,13 @@ def prepare_container(settings: Settings) -> Container:
 class LocalServer:
     """A threaded WSGI server on 127.0.0.1 running ``build_app()`` in the background."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int = 0, host: str = "127.0.0.1", *, static: tuple[str, Path] | None = None
+    ) -> None:
         # Our own JSON request lines replace werkzeug's access log.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server: BaseWSGIServer = make_server(host, port, build_app(), threaded=True)
+        app = build_app() if static is None else with_static(build_app(), *static)
+        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -96,6 +144,11 @@ class LocalServer:
     def serve_forever(self) -> None:
         self._serving = True
         self._server.serve_forever()
+
+    def wait(self) -> None:
+        """Block until the server stops (signals still reach the calling thread)."""
+        while self._thread.is_alive():
+            self._thread.join(timeout=0.5)
 
 
 @contextlib.contextmanager

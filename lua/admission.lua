@@ -11,6 +11,7 @@
 -- KEYS[8]  user semaphore, zset id -> exp ms   {p}:conc:{u}:leases
 -- KEYS[9]  provider semaphore, same shape      {p}:conc:provider:{provider}:{model}:{lane}
 -- KEYS[10] lease record, hash                  {p}:conc:lease:{lease_id}
+-- KEYS[11] credits, hash (packs and grants)     {p}:credits:{u}
 --
 -- ARGV[1]  time offset, ms (0 in production; tests move script time forward)
 -- ARGV[2]  scope: create | regen_targeted | regen_full
@@ -26,10 +27,18 @@
 -- ARGV[15] lease TTL, ms
 -- ARGV[16] provider cap, leases
 -- ARGV[17] idempotency record TTL, s
+-- ARGV[18] credits seed: "-" | "id:expires_ms:limit:used:kind;..." | "" (not loaded)
+-- ARGV[19] notice marks, percent of the monthly pool, comma-separated (e.g. "80,100")
+-- ARGV[20] low credit mark, units left in credits
 --
 -- Reply:
 --   {"admitted", plan, month_used, month_limit, hour_used, hour_limit, full_used, full_limit,
---    lease_expires_ms, now_ms}
+--    lease_expires_ms, now_ms, source, credits_left, notices}
+--   (source: "pool" or the id of the credit charged; credits_left: units left in
+--    unexpired credits, -1 when the pool paid and the credits were not read; notices:
+--    the thresholds this very unit crossed, "pool_<pct>" and/or "credits_low", comma-
+--    separated, "" none — counts move one unit per call, so exactly one admission sees
+--    each crossing)
 --   {"refused", code, limit, used, retry_after_ms}   (retry_after_ms 0: the caller derives it)
 --   {"replay", status, body, headers_json} | {"in_progress"} | {"key_reused"}
 --   {"need_plan", missing_counters_csv} | {"need_seed", missing_counters_csv}
@@ -40,6 +49,7 @@
 --#include counters
 --#include semaphore
 --#include idempotency
+--#include credits
 
 local scope, lease_id, fp = ARGV[2], ARGV[3], ARGV[5]
 local is_full = scope == 'regen_full'
@@ -86,12 +96,22 @@ end
 -- A retried call for a lease already admitted (a lost reply) must not charge twice.
 if redis.call('EXISTS', KEYS[10]) == 1 then
   local exp = tonumber(redis.call('HGET', KEYS[10], 'expires_ms') or '0')
+  local paid = redis.call('HGET', KEYS[10], 'source') or 'pool'
   return {'admitted', plan_name, month, plan.monthly, hour, plan.hourly, full, plan.full_cap,
-    exp, now}
+    exp, now, paid, -1, ''}
 end
 
+-- The pool first; once it is spent, the credit expiring first (the credits hash is read
+-- only then, so a user within the pool never needs it).
+local source = 'pool'
 if month + 1 > plan.monthly then
-  return {'refused', 'MONTHLY_QUOTA_EXCEEDED', plan.monthly, month, 0}
+  if not credits_ready(KEYS[11], ARGV[18]) then
+    return {'need_seed', 'credits'}
+  end
+  source = credit_pick(KEYS[11], now)
+  if not source then
+    return {'refused', 'MONTHLY_QUOTA_EXCEEDED', plan.monthly, month, 0}
+  end
 end
 if hour + 1 > plan.hourly then
   return {'refused', 'HOURLY_LIMIT_EXCEEDED', plan.hourly, hour, 0}
@@ -118,7 +138,13 @@ if provider_in_use >= cap then
 end
 
 -- (5) every write
-month = counter_charge(KEYS[4], 1, ARGV[13])
+local credits_left_after = -1
+if source == 'pool' then
+  month = counter_charge(KEYS[4], 1, ARGV[13])
+else
+  credit_charge(KEYS[11], source)
+  credits_left_after = credits_left(KEYS[11], now)
+end
 hour = counter_charge(KEYS[5], 1, ARGV[14])
 if is_full then
   full = counter_charge(KEYS[6], 1, ARGV[13])
@@ -131,15 +157,26 @@ local lease_ttl = tonumber(ARGV[15])
 local expires = now + lease_ttl
 sem_add(KEYS[8], lease_id, expires, now)
 sem_add(KEYS[9], lease_id, expires, now)
--- The lease record holds only what a later script reads: expires_ms (a retried admission
--- of this lease answers with it) and hour_key (an abort gives back the hour it charged).
+-- The lease record holds only what a later script reads: expires_ms and source (a retried
+-- admission of this lease answers with them) and hour_key (an abort gives back the hour it charged).
 -- Every other key a release or refund touches is passed in KEYS (Upstash locks them).
-redis.call('HSET', KEYS[10], 'hour_key', KEYS[5], 'expires_ms', expires)
+redis.call('HSET', KEYS[10], 'hour_key', KEYS[5], 'expires_ms', expires, 'source', source)
 -- It outlives the lease by an hour: a delivery paused past the lease's end must still
 -- find the newer claim's attempt (refresh_lease stores it) and stay fenced out.
 redis.call('PEXPIRE', KEYS[10], lease_ttl + 3600000)
 if fp ~= '' then
   idem_mark_pending(KEYS[1], fp, ARGV[17])
 end
+local notices = {}
+if source == 'pool' then
+  for pct in string.gmatch(ARGV[19], '%d+') do
+    local mark = math.ceil(plan.monthly * tonumber(pct) / 100)
+    if month == mark then
+      notices[#notices + 1] = 'pool_' .. pct
+    end
+  end
+elseif credits_left_after == tonumber(ARGV[20]) then
+  notices[#notices + 1] = 'credits_low'
+end
 return {'admitted', plan_name, month, plan.monthly, hour, plan.hourly, full, plan.full_cap,
-  expires, now}
+  expires, now, source, credits_left_after, table.concat(notices, ',')}

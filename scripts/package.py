@@ -14,8 +14,11 @@ so a change redeploys exactly the functions whose zip changed. Each zip holds:
 
 Never shipped: ``devtools/``, ``tests/``, ``scripts/``, ``bench/`` and the dev-only modules
 in ``DEV_ONLY`` (embedded servers, the local multi-function server, dev tokens); nor
-``schema.sql``/``migrations/``: no function migrates at run time (``make migrate`` is a
-deploy step, README "Deploy").
+``schema.sql``/``migrations/``: no function migrates at run time.
+
+Beside them, ``build/migrate.zip`` is what the migration job runs (terraform/migrate.tf,
+docs/deploy.md): ``shared/**/*.py``, ``schema.sql``, ``migrations/*.sql`` and the same
+``requirements.txt``.
 
 Zips are byte-for-byte reproducible (sorted entries, fixed timestamps and modes), so the
 same commit always yields the same hashes and an unchanged function is not redeployed.
@@ -83,6 +86,21 @@ def zip_contents(spec: FunctionSpec, root: Path = ROOT) -> dict[str, bytes]:
     return contents
 
 
+MIGRATE_ZIP: Final = "migrate.zip"
+
+
+def migrate_contents(root: Path = ROOT) -> dict[str, bytes]:
+    """Archive name => bytes of the migration job's zip (``python -m shared.db.migrate``)."""
+    names = [p for p in shared_files(root) if p.endswith(".py")]
+    names += [
+        "schema.sql",
+        *(p.relative_to(root).as_posix() for p in root.glob("migrations/*.sql")),
+    ]
+    contents = {rel: (root / rel).read_bytes() for rel in sorted(names)}
+    contents["requirements.txt"] = (root / RUNTIME_LOCK).read_bytes()
+    return contents
+
+
 def write_zip(path: Path, contents: dict[str, bytes]) -> str:
     """Write a reproducible zip; return its SHA-256 (hex)."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,6 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         size = (args.out / f"{name}.zip").stat().st_size
         print(f"{args.out / (name + '.zip')}  {size / 1024:.0f} KiB  sha256:{digest[:12]}")
     (args.out / "manifest.json").write_text(json.dumps(hashes, indent=2, sort_keys=True) + "\n")
+    migrate_zip = args.out.parent / MIGRATE_ZIP
+    digest = write_zip(migrate_zip, migrate_contents())
+    print(f"{migrate_zip}  sha256:{digest[:12]}  (the migration job)")
     return 0
 
 

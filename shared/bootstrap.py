@@ -81,6 +81,7 @@ class DbTruthSource:
             month=found.month,
             hour=found.hour,
             full=found.full,
+            credits=found.credits,
         )
 
 
@@ -101,6 +102,10 @@ class DbUsageSource:
     def count_full_regens(self, user_id: str, month: str) -> int:
         with self._db.uow() as uow:
             return uow.generations.count_full_regens_month(user_id, month)
+
+    def credits_seed(self, user_id: str) -> str:
+        with self._db.uow() as uow:
+            return uow.credits.seed(user_id)
 
 
 class Container:

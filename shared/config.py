@@ -96,6 +96,9 @@ def is_safe_transport(url: str) -> bool:
 
 AppEnv = Literal["development", "production"]
 QueueBackend = Literal["qstash", "local"]
+# Where the caller's bearer token is: Authorization, or X-Forwarded-Authorization behind a
+# private function that API Gateway calls with its own ID token (terraform public_invokers).
+AuthHeader = Literal["Authorization", "X-Forwarded-Authorization"]
 AiProvider = Literal["minimax", "offline"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -185,6 +188,7 @@ class Settings:
     auth_issuer: str | None = _env("AUTH_ISSUER", None)
     auth_audience: str | None = _env("AUTH_AUDIENCE", None)
     auth_hs256_secret: str | None = _env("AUTH_HS256_SECRET", None)
+    auth_header: AuthHeader = _choice("AUTH_HEADER", "Authorization", AuthHeader)
 
     queue_backend: QueueBackend | None = _choice("QUEUE_BACKEND", None, QueueBackend)
     qstash_token: str | None = _env("QSTASH_TOKEN", None)
@@ -256,6 +260,12 @@ class Settings:
     stripe_price_standard: str | None = _env("STRIPE_PRICE_STANDARD", None)
     stripe_price_pro: str | None = _env("STRIPE_PRICE_PRO", None)
     stripe_price_pro_boost: str | None = _env("STRIPE_PRICE_PRO_BOOST", None)
+    # Usage notices (docs/quota.md): delivered through QStash to this URL, signed with
+    # the secret; unset: notices are only shown to the user (GET /v1/notices).
+    notice_webhook_url: str | None = _env("NOTICE_WEBHOOK_URL", None)
+    notice_webhook_secret: str | None = _env("NOTICE_WEBHOOK_SECRET", None)
+    stripe_price_pack_50: str | None = _env("STRIPE_PRICE_PACK_50", None)
+    stripe_price_pack_200: str | None = _env("STRIPE_PRICE_PACK_200", None)
     stripe_success_url: str = _env("STRIPE_SUCCESS_URL", "http://localhost:3000/billing/success")
     stripe_cancel_url: str = _env("STRIPE_CANCEL_URL", "http://localhost:3000/billing/cancel")
 

@@ -26,9 +26,14 @@ locals {
     STRIPE_PRICE_STANDARD  = var.stripe_price_ids.standard
     STRIPE_PRICE_PRO       = var.stripe_price_ids.pro
     STRIPE_PRICE_PRO_BOOST = var.stripe_price_ids.pro_boost
+    STRIPE_PRICE_PACK_50   = var.stripe_price_ids.pack_50
+    STRIPE_PRICE_PACK_200  = var.stripe_price_ids.pack_200
     STRIPE_SUCCESS_URL     = var.stripe_success_url
     STRIPE_CANCEL_URL      = var.stripe_cancel_url
     SPEND_ALERT_USD        = tostring(var.spend_alert_usd)
+    # Behind a private function the gateway's ID token is in Authorization and the
+    # caller's bearer token in X-Forwarded-Authorization (public_invokers = false).
+    AUTH_HEADER = var.public_invokers ? "Authorization" : "X-Forwarded-Authorization"
   }
 }
 
@@ -51,7 +56,7 @@ resource "google_cloudfunctions2_function" "fn" {
   labels      = local.labels
 
   build_config {
-    runtime           = "python312"
+    runtime           = "python311"
     entry_point       = each.value.entry_point
     service_account   = google_service_account.build.id
     docker_repository = google_artifact_registry_repository.functions.id
@@ -91,8 +96,8 @@ resource "google_cloudfunctions2_function" "fn" {
       content {
         key        = secret_environment_variables.key
         project_id = var.project_id
-        secret     = google_secret_manager_secret.app[secret_environment_variables.key].secret_id
-        version    = local.secret_versions[secret_environment_variables.key]
+        secret     = local.mount_secret_ids["${each.key}/${secret_environment_variables.key}"]
+        version    = local.mount_versions["${each.key}/${secret_environment_variables.key}"]
       }
     }
   }

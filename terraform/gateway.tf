@@ -37,10 +37,18 @@ resource "google_api_gateway_api_config" "api" {
       path = "openapi2.yaml"
       contents = base64encode(templatefile("${path.module}/gateway/openapi2.yaml.tftpl", {
         backends = { for name, fn in google_cloudfunctions2_function.fn : name => fn.service_config[0].uri }
-        # disable_auth: the functions are public (iam.tf) and read the caller's token from
-        # Authorization themselves.
-        public_invokers = true
+        # disable_auth = public_invokers. true: the functions are public (iam.tf) and read
+        # the caller's token from Authorization; false: they are private, the gateway
+        # calls them with its account's ID token (gateway_config below).
+        public_invokers = var.public_invokers
       }))
+    }
+  }
+
+  # The identity the gateway calls the functions as (iam.tf), not the default compute one.
+  gateway_config {
+    backend_config {
+      google_service_account = google_service_account.gateway.email
     }
   }
 

@@ -133,6 +133,29 @@ resource "google_logging_metric" "circuit_state" {
   }
 }
 
+resource "google_logging_metric" "usage_notices" {
+  project     = var.project_id
+  name        = "${var.name_prefix}/usage_notices"
+  description = "Usage notices handed to QStash for the operator webhook, or failed to, by kind."
+  filter      = "${local.functions_log_filter} AND (jsonPayload.event=\"notice_published\" OR jsonPayload.event=\"notice_publish_failed\")"
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+
+    labels {
+      key         = "event"
+      value_type  = "STRING"
+      description = "notice_published or notice_publish_failed."
+    }
+  }
+
+  label_extractors = {
+    event = "EXTRACT(jsonPayload.event)"
+  }
+}
+
 resource "google_logging_metric" "requests" {
   project     = var.project_id
   name        = "${var.name_prefix}/requests"
@@ -277,6 +300,7 @@ resource "time_sleep" "log_metrics" {
         google_logging_metric.jobs_finished.name,
         google_logging_metric.admissions.name,
         google_logging_metric.spend_anomalies.name,
+        google_logging_metric.usage_notices.name,
       ],
       [for m in google_logging_metric.job_latency : m.name],
     )))

@@ -42,3 +42,28 @@ output "upstash_redis_rest_url" {
   description = "UPSTASH_REDIS_REST_URL."
   value       = local.upstash_rest_url
 }
+
+output "migrate_job" {
+  description = "Name of the migration Cloud Run job (gcloud run jobs execute NAME --region REGION --wait)."
+  value       = google_cloud_run_v2_job.migrate.name
+}
+
+output "region" {
+  description = "Region of the functions and the migration job."
+  value       = var.region
+}
+
+output "gateway_service_account" {
+  description = "The API Gateway config's backend identity."
+  value       = google_service_account.gateway.email
+}
+
+output "auth_audience" {
+  description = "AUTH_AUDIENCE: the audience the smoke token is minted for."
+  value       = var.auth_audience
+}
+
+output "smoke_client_secret_id" {
+  description = "Secret Manager secret id of the smoke client's secret (version added out of band)."
+  value       = google_secret_manager_secret.smoke_client_secret.secret_id
+}

@@ -182,9 +182,16 @@ resource "google_sql_database_instance" "main" {
       name  = "log_hostname"
       value = "on"
     }
+    # pgaudit: the flag loads it, migrations/0010_database_roles.sql creates the extension,
+    # and pgaudit.log picks the classes: DDL and role changes (who changed the schema or
+    # the grants), never reads or writes, whose statement texts hold user content.
     database_flags {
       name  = "cloudsql.enable_pgaudit"
       value = "on"
+    }
+    database_flags {
+      name  = "pgaudit.log"
+      value = "ddl,role"
     }
   }
 
@@ -206,29 +213,52 @@ resource "google_sql_database" "app" {
   name     = "reel"
 }
 
-resource "random_password" "sql_app" {
-  count = var.use_cloud_sql ? 1 : 0
+# Three login users, one per kind of access (migrations/0010_database_roles.sql grants
+# them): reel_app (rows: read and write; every function but health), reel_readonly
+# (health: SELECT only, read-only transactions) and reel_migrate (the migration job;
+# owns the tables). Their passwords are ephemeral and write-only: generated at apply,
+# sent to Cloud SQL and to the DATABASE_URL secrets, never stored in the state. Bump
+# sql_password_version to rotate all three (users and secrets change in one apply).
+locals {
+  sql_users = var.use_cloud_sql ? {
+    app      = "reel_app"
+    readonly = "reel_readonly"
+    migrate  = "reel_migrate"
+  } : {}
+}
 
-  # Alphanumeric: the password goes into a URL (urlencode below is belt and braces).
+ephemeral "random_password" "sql" {
+  for_each = local.sql_users
+
+  # Alphanumeric: the password goes into a URL.
   length  = 40
   special = false
 }
 
-resource "google_sql_user" "app" {
-  count = var.use_cloud_sql ? 1 : 0
+resource "google_sql_user" "db" {
+  for_each = local.sql_users
 
-  project  = var.project_id
-  instance = google_sql_database_instance.main[0].name
-  name     = "reel_app"
-  password = random_password.sql_app[0].result
+  project             = var.project_id
+  instance            = google_sql_database_instance.main[0].name
+  name                = each.value
+  password_wo         = ephemeral.random_password.sql[each.key].result
+  password_wo_version = var.sql_password_version
+}
+
+moved {
+  from = google_sql_user.app[0]
+  to   = google_sql_user.db["app"]
 }
 
 locals {
-  cloud_sql_database_url = var.use_cloud_sql ? format(
-    "postgresql://%s:%s@%s:5432/%s",
-    google_sql_user.app[0].name,
-    urlencode(random_password.sql_app[0].result),
-    google_sql_database_instance.main[0].private_ip_address,
-    google_sql_database.app[0].name,
-  ) : null
+  # Role => its URL; ephemeral (it holds the password): only write-only arguments read it.
+  cloud_sql_database_urls = {
+    for role, user in local.sql_users : role => format(
+      "postgresql://%s:%s@%s:5432/%s",
+      user,
+      ephemeral.random_password.sql[role].result,
+      google_sql_database_instance.main[0].private_ip_address,
+      google_sql_database.app[0].name,
+    )
+  }
 }

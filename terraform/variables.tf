@@ -42,6 +42,18 @@ variable "environment" {
   }
 }
 
+variable "public_invokers" {
+  description = <<-EOT
+    true: every function is invocable by allUsers and authenticates each request in code.
+    false: no allUsers binding on the API, health and Stripe webhook functions (they are
+    invoked only by the gateway's account, the caller's token in X-Forwarded-Authorization);
+    for organisations whose domain-restricted sharing policy refuses allUsers (README "A
+    fresh organisation"). The worker stays public either way: QStash cannot sign in.
+  EOT
+  type        = bool
+  default     = true
+}
+
 variable "labels" {
   description = "Extra labels for every labelled resource."
   type        = map(string)
@@ -101,6 +113,12 @@ variable "secret_versions" {
   }
 }
 
+variable "cursor_secret_version" {
+  description = "Version of the generated, write-only CURSOR_SECRET; bump to rotate it."
+  type        = number
+  default     = 1
+}
+
 # ---------------------------------------------------------------------------------------
 # Postgres
 # ---------------------------------------------------------------------------------------
@@ -138,6 +156,18 @@ variable "sql_max_connections" {
   description = "Postgres max_connections flag; must cover sum(max instances) x db_pool_size."
   type        = number
   default     = 300
+}
+
+variable "migrate_image" {
+  description = "Container image of the migration job: the functions' Python (python311 runtime = 3.11)."
+  type        = string
+  default     = "mirror.gcr.io/library/python:3.11-slim"
+}
+
+variable "sql_password_version" {
+  description = "Version of the database users' write-only passwords; bump to rotate them (and the DATABASE_URL secrets)."
+  type        = number
+  default     = 1
 }
 
 variable "sql_deletion_protection" {
@@ -248,6 +278,9 @@ variable "stripe_price_ids" {
     standard  = string
     pro       = string
     pro_boost = string
+    # Generation packs (one-off payments); "" leaves POST /v1/billing/packs/checkout 503.
+    pack_50  = optional(string, "")
+    pack_200 = optional(string, "")
   })
 }
 

@@ -1,25 +1,29 @@
-# Terraform and provider versions. Constraints allow patch/minor updates inside one major
-# version; the exact builds are pinned by .terraform.lock.hcl, which `terraform init`
-# writes on first use and which must then be committed (see README.md).
+# Terraform and provider versions. Terraform 1.11: write-only arguments (password_wo,
+# secret_data_wo) and ephemeral resources keep generated secrets out of the state.
+# Constraints allow patch/minor updates inside one major version. No .terraform.lock.hcl
+# is committed yet (providers cannot be downloaded where this is developed): the first
+# `terraform init` with network writes it, and committing it then pins the exact builds
+# (README.md "Checks").
 terraform {
-  required_version = ">= 1.9.0, < 2.0.0"
+  required_version = ">= 1.11.0, < 2.0.0"
 
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "~> 6.30"
+      version = "~> 6.50"
     }
     google-beta = {
       source  = "hashicorp/google-beta"
-      version = "~> 6.30"
+      version = "~> 6.50"
     }
     upstash = {
       source  = "upstash/upstash"
       version = "~> 1.5"
     }
+    # ephemeral "random_password": 3.7 or later.
     random = {
       source  = "hashicorp/random"
-      version = "~> 3.6"
+      version = "~> 3.7"
     }
     # time_sleep: waits for IAM and log-based metrics to propagate (README "Deploy").
     time = {

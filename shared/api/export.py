@@ -70,6 +70,20 @@ def _head(head: ExportHead) -> bytes:
         else None,
         "boost": {"expires_at": rfc3339(head.boost_expires_at)} if head.boost_expires_at else None,
         "usage": [month_usage_json(m) for m in head.usage],
+        "credits": [
+            {
+                "id": str(c.id),
+                "source": c.source,
+                "pack": c.pack,
+                "units": c.units,
+                "removed_units": c.removed_units,
+                "used": c.used,
+                "remaining": c.remaining,
+                "expires_at": rfc3339(c.expires_at),
+                "created_at": rfc3339(c.created_at),
+            }
+            for c in head.credits
+        ],
     }
     # The head is a complete object; reopen it to append the streamed arrays.
     return (dump(payload)[:-1] + ',"drafts":[').encode("utf-8")

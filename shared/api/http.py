@@ -158,7 +158,7 @@ def _ratelimit_fields(exc: AppError) -> dict[str, str]:
 def _authenticate(route: Route, req: flask.Request, container: Container) -> Principal | None:
     if route.auth not in ("bearer", "admin"):
         return None
-    header = req.headers.get("Authorization")
+    header = req.headers.get(container.settings.auth_header)
     if header is None and route.query_token and req.args.get("access_token"):
         header = f"Bearer {req.args['access_token']}"
     principal = container.authenticator.authenticate(header)

@@ -29,7 +29,14 @@ from pydantic import (
 )
 
 from shared.api.auth import SUBJECT_PATTERN, is_valid_subject
-from shared.billing.plans import BOOST_DAYS, MAX_VARIANTS, PlanName
+from shared.billing.plans import (
+    BOOST_DAYS,
+    GRANT_DAYS,
+    GRANT_MAX_GENERATIONS,
+    MAX_VARIANTS,
+    PackName,
+    PlanName,
+)
 from shared.billing.stripe_billing import Product
 from shared.db.models import AssetStatus, Platform
 
@@ -39,6 +46,8 @@ __all__ = [
     "AccountDeletionResponse",
     "AccountExport",
     "AdminBoostRequest",
+    "AdminGrantRequest",
+    "AdminGrantReverseRequest",
     "AdminSubscriptionRequest",
     "AssetContent",
     "AssetContentPatch",
@@ -53,6 +62,7 @@ __all__ = [
     "CostsResponse",
     "CreateAssetRequest",
     "CreateRequest",
+    "CreditOut",
     "DraftListResponse",
     "DraftPatchRequest",
     "DraftQuery",
@@ -60,6 +70,9 @@ __all__ = [
     "ErrorResponse",
     "GenerationResponse",
     "GenerationStatusName",
+    "NoticeListResponse",
+    "NoticeOut",
+    "PackCheckoutRequest",
     "Platform",
     "RegenerateRequest",
     "UrlResponse",
@@ -392,6 +405,23 @@ class CheckoutRequest(_Strict):
     product: Product
 
 
+class PackCheckoutRequest(_Strict):
+    pack: PackName
+
+
+class AdminGrantRequest(_Strict):
+    """A support grant: one-off generations outside the monthly pool, with the reason."""
+
+    user_id: UserId
+    generations: int = Field(ge=1, le=GRANT_MAX_GENERATIONS)
+    reason: Text = Field(min_length=1, max_length=500, pattern=NOT_BLANK_PATTERN)
+    days: int = Field(GRANT_DAYS, ge=1, le=3660)
+
+
+class AdminGrantReverseRequest(_Strict):
+    reason: Text | None = Field(None, max_length=500)
+
+
 # ---- query strings (here, not in the handlers, so the route table and OpenAPI see them) --
 
 
@@ -428,7 +458,8 @@ class DraftQuery(BaseModel):
 class CostsQuery(BaseModel):
     """Query string of GET /v1/admin/costs: ``from``/``to`` (inclusive UTC days; default
     this month to date) or ``month`` (SPEC §4); ``group_by`` any comma-separated subset
-    of day,user,plan,model (default plan; empty: totals only)."""
+    of day,user,plan,model,source (default plan; empty: totals only; source: who paid,
+    pool, pack or grant)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -565,6 +596,45 @@ class UsageCounter(BaseModel):
     resets_at: datetime | None = None
 
 
+class CreditOut(BaseModel):
+    """A generation pack or support grant: ``limit`` units granted (less any taken away
+    by a refund or reversal), ``used`` of them spent, the rest ``remaining`` until
+    ``expires_at``."""
+
+    id: str
+    source: Literal["pack", "grant"]
+    limit: int
+    used: int
+    remaining: int
+    expires_at: datetime
+
+
+class UsageCredits(BaseModel):
+    """Packs and grants not expired, used after the monthly pool, earliest expiry first."""
+
+    remaining: int
+    items: list[CreditOut]
+
+
+class NoticeOut(BaseModel):
+    """A usage notice: ``kind`` pool_80 / pool_100 (the monthly pool reached that share,
+    ``period`` the month) or credits_low (packs and grants fell to the low mark,
+    ``period`` the credit that crossed it)."""
+
+    id: str
+    type: Literal["usage.notice"]
+    user_id: str
+    kind: str
+    period: str
+    created_at: datetime
+    read: bool
+
+
+class NoticeListResponse(BaseModel):
+    items: list[NoticeOut]
+    unread: int
+
+
 class UsageResponse(BaseModel):
     plan: str | None
     effective_plan: str | None
@@ -574,6 +644,7 @@ class UsageResponse(BaseModel):
     hourly: UsageCounter
     full_regens: UsageCounter
     concurrency: dict[str, int]
+    credits: UsageCredits
 
 
 class CostTotalsOut(BaseModel):
@@ -593,6 +664,7 @@ class CostRowOut(CostTotalsOut):
     user: str | None = None
     plan: str | None = None
     model: str | None = None
+    source: str | None = None  # who paid: pool, pack or grant
 
 
 class CostsResponse(BaseModel):
@@ -678,6 +750,21 @@ class ExportAsset(AssetResponse):
     deleted_at: datetime | None = None
 
 
+class ExportCredit(BaseModel):
+    """A generation pack (``pack`` names it) or support grant, with what was used of it
+    and what a refund, reversal or deletion took back (``removed_units``)."""
+
+    id: str
+    source: Literal["pack", "grant"]
+    pack: str | None
+    units: int
+    removed_units: int
+    used: int
+    remaining: int
+    expires_at: datetime
+    created_at: datetime
+
+
 class AccountExport(BaseModel):
     """GET /v1/me/export: everything held about the caller, as one streamed document.
 
@@ -692,5 +779,6 @@ class AccountExport(BaseModel):
     subscription: ExportSubscription | None
     boost: ExportBoost | None
     usage: list[ExportMonthUsage]
+    credits: list[ExportCredit]
     drafts: list[ExportDraft]
     assets: list[ExportAsset]

@@ -113,7 +113,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "bearer",
         frozenset({_A, _P, _R, Need.CURSOR}),
     ),
-    FunctionSpec("usage", "usage", "usage", ("/v1/usage",), "bearer", frozenset({_A, _P, _R})),
+    FunctionSpec(
+        "usage", "usage", "usage", ("/v1/usage", "/v1/notices"), "bearer", frozenset({_A, _P, _R})
+    ),
     # The export streams a whole account (10,000 assets in about a second, measured in
     # bench/export.py); the timeout leaves room for big accounts and slow clients.
     FunctionSpec(

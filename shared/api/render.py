@@ -199,4 +199,18 @@ def usage_json(u: UsageSnapshot) -> dict[str, Any]:
         },
         "full_regens": {"used": u.full_regens.used, "limit": _limit(u.full_regens)},
         "concurrency": {"in_use": u.concurrency.used, "limit": max(0, u.concurrency.limit)},
+        "credits": {
+            "remaining": sum(c.remaining for c in u.credits),
+            "items": [
+                {
+                    "id": c.credit_id,
+                    "source": c.kind,
+                    "limit": c.limit,
+                    "used": c.used,
+                    "remaining": c.remaining,
+                    "expires_at": rfc3339(c.expires_at),
+                }
+                for c in u.credits
+            ],
+        },
     }

@@ -14,11 +14,18 @@ from typing import Final
 __all__ = [
     "BOOST_DAYS",
     "BOOST_PRICE_CENTS",
+    "GRANT_DAYS",
+    "GRANT_MAX_GENERATIONS",
+    "LOW_CREDIT_MARK",
     "MAX_VARIANTS",
+    "NOTICE_POOL_PERCENTS",
+    "PACKS",
     "PLANS",
     "PROVIDER_CONCURRENCY",
     "UNLIMITED",
     "Lane",
+    "Pack",
+    "PackName",
     "Plan",
     "PlanName",
     "RegenMode",
@@ -107,6 +114,39 @@ MAX_VARIANTS: Final = max(p.max_variants for p in PLANS.values())
 
 BOOST_PRICE_CENTS: Final = 1995
 BOOST_DAYS: Final = 30
+
+
+class PackName(StrEnum):
+    PACK_50 = "pack_50"
+    PACK_200 = "pack_200"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pack:
+    """A generation pack: one-off generations outside the monthly pool, used once the
+    pool is spent (earliest-expiring pack first), valid ``valid_days`` from purchase."""
+
+    name: PackName
+    generations: int
+    price_cents: int
+    valid_days: int
+
+
+PACKS: Final[dict[PackName, Pack]] = {
+    PackName.PACK_50: Pack(name=PackName.PACK_50, generations=50, price_cents=495, valid_days=365),
+    PackName.PACK_200: Pack(
+        name=PackName.PACK_200, generations=200, price_cents=1695, valid_days=365
+    ),
+}
+
+GRANT_DAYS: Final = 365
+"""A support grant's validity unless the admin names another."""
+GRANT_MAX_GENERATIONS: Final = 1000
+"""The most generations one support grant may give."""
+LOW_CREDIT_MARK: Final = 10
+"""A usage notice fires once when the credits left fall to this many."""
+NOTICE_POOL_PERCENTS: Final = (80, 100)
+"""A usage notice fires once a month when the monthly pool's use reaches each of these."""
 
 PROVIDER_CONCURRENCY: Final[dict[Lane, int]] = {Lane.INTERACTIVE: 50, Lane.BATCH: 10}
 """Default in-flight cap per (provider, model, lane); configurable per deployment."""

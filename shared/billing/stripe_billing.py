@@ -27,11 +27,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from shared.billing.plans import BOOST_DAYS, PlanName
+from shared.billing.plans import BOOST_DAYS, PackName, PlanName
 from shared.billing.stripe_gateway import (
     MISCONFIGURED_RETRY_AFTER_S,
     StripeGateway,
@@ -92,6 +92,7 @@ class StripeConfig:
     prices: Mapping[Product, str]
     success_url: str
     cancel_url: str
+    pack_prices: Mapping[PackName, str] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, s: Settings) -> StripeConfig:
@@ -108,6 +109,14 @@ class StripeConfig:
             prices={p: price for p, price in configured.items() if price},
             success_url=s.stripe_success_url,
             cancel_url=s.stripe_cancel_url,
+            pack_prices={
+                pack: price
+                for pack, price in (
+                    (PackName.PACK_50, s.stripe_price_pack_50),
+                    (PackName.PACK_200, s.stripe_price_pack_200),
+                )
+                if price
+            },
         )
 
     def require_secret_key(self) -> str:
@@ -130,6 +139,13 @@ class StripeConfig:
         price = self.prices.get(product)
         if not price:
             raise _not_configured(f"{_price_env(product)} is unset")
+        return price
+
+    def pack_price_for(self, pack: PackName) -> str:
+        """The configured Stripe price id of ``pack``; 503 when it is not configured."""
+        price = self.pack_prices.get(pack)
+        if not price:
+            raise _not_configured(f"STRIPE_PRICE_{pack.value.upper()} is unset")
         return price
 
     def plan_for_price(self, price_id: str | None) -> PlanName | None:
@@ -168,6 +184,7 @@ class WebhookOutcome:
     result: Result
     user_id: str | None = None
     detail: str | None = None
+    credit_ids: tuple[str, ...] = ()  # packs this event concerns: the caller syncs Redis
 
 
 _SUBSCRIPTION_EVENTS: Final = frozenset(
@@ -181,6 +198,8 @@ _CHECKOUT_EVENTS: Final = frozenset(
     {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 )
 _PAID: Final = frozenset({"paid", "no_payment_required"})
+_PACK_PRODUCT: Final = "pack"
+"""``metadata.product`` of a pack's Checkout Session (``metadata.pack`` names which)."""
 
 
 class StripeBilling:
@@ -268,6 +287,29 @@ class StripeBilling:
         log_event(_log, "checkout_started", product=product.value, customer=customer)
         return url
 
+    def start_pack_checkout(self, user_id: str, pack: PackName) -> str:
+        """The URL of a Checkout Session (payment mode) selling generation ``pack``.
+
+        The session and its PaymentIntent carry ``metadata.user_id``/``product``/``pack``:
+        the webhook grants the pack from them, once per session."""
+        self._config.require_secret_key()
+        price = self._config.pack_price_for(pack)
+        customer = self._ensure_customer(user_id)
+        metadata = {"user_id": user_id, "product": _PACK_PRODUCT, "pack": pack.value}
+        params: CheckoutSessionCreateParams = {
+            "customer": customer,
+            "client_reference_id": user_id,
+            "metadata": metadata,
+            "line_items": [{"price": price, "quantity": 1}],
+            "success_url": self._config.success_url,
+            "cancel_url": self._config.cancel_url,
+            "mode": "payment",
+            "payment_intent_data": {"metadata": metadata},
+        }
+        url = self.gateway.create_checkout_session(params)
+        log_event(_log, "pack_checkout_started", pack=pack.value, customer=customer)
+        return url
+
     def open_portal(self, user_id: str) -> str:
         """The URL of a customer-portal session; 404 when the user never started a checkout."""
         self._config.require_secret_key()
@@ -324,6 +366,8 @@ class StripeBilling:
             outcome = self._on_checkout(event)
         elif event.type == "invoice.payment_failed":
             outcome = self._on_payment_failed(event)
+        elif event.type == "charge.refunded":
+            outcome = self._on_charge_refunded(event)
         else:
             outcome = WebhookOutcome(event.id, event.type, "ignored", detail="unhandled type")
         log_event(
@@ -450,6 +494,10 @@ class StripeBilling:
                 return WebhookOutcome(event.id, event.type, "duplicate", user_id)
             self._link_customer(uow, user_id, customer)
             detail = "customer linked"
+            if session.get("mode") == "payment" and metadata.get("product") == _PACK_PRODUCT:
+                outcome = self._grant_pack(uow, event, user_id, session, metadata)
+                uow.commit()
+                return outcome
             if session.get("mode") == "payment" and metadata.get("product") == Product.PRO_BOOST:
                 if session.get("payment_status") in _PAID:
                     expires_at = uow.boosts.extend(user_id, self._clock.now(), BOOST_DAYS)
@@ -458,6 +506,83 @@ class StripeBilling:
                     detail = "boost awaiting payment"
             uow.commit()
         return WebhookOutcome(event.id, event.type, "applied", user_id, detail)
+
+    def _grant_pack(
+        self,
+        uow: UnitOfWork,
+        event: StripeEvent,
+        user_id: str,
+        session: dict[str, Any],
+        metadata: dict[str, Any],
+    ) -> WebhookOutcome:
+        """The pack a paid session bought, once per session (inside the event's
+        transaction); a second event for the same session finds it and adds nothing."""
+        from shared.billing.packs import pack_credit
+
+        pack_name = as_str(metadata.get("pack")) or ""
+        session_id = as_ref(session.get("id"))
+        if pack_name not in {p.value for p in PackName} or session_id is None:
+            return WebhookOutcome(event.id, event.type, "ignored", user_id, "unknown pack")
+        if session.get("payment_status") not in _PAID:
+            return WebhookOutcome(event.id, event.type, "applied", user_id, "pack awaiting payment")
+        credit = pack_credit(
+            uow,
+            user_id=user_id,
+            pack=PackName(pack_name),
+            now=self._clock.now(),
+            checkout_session=session_id,
+            payment_intent=as_ref(session.get("payment_intent")),
+            actor=f"stripe:{event.id}",
+        )
+        if credit is None:
+            return WebhookOutcome(event.id, event.type, "ignored", user_id, "pack already granted")
+        return WebhookOutcome(
+            event.id,
+            event.type,
+            "applied",
+            user_id,
+            f"{pack_name}: {credit.limit} until {credit.expires_at.isoformat()}",
+            (str(credit.id),),
+        )
+
+    def _on_charge_refunded(self, event: StripeEvent) -> WebhookOutcome:
+        """A refunded pack payment loses the refunded share of its units, as far as they
+        are unused. Stripe's ``amount_refunded`` is cumulative and is kept (monotonic)
+        even before the pack's credit exists: a refund delivered before the payment's
+        completion is applied when the credit is granted."""
+        from shared.billing.packs import units_kept
+
+        charge = event.obj
+        intent = as_ref(charge.get("payment_intent"))
+        amount, refunded = charge.get("amount"), charge.get("amount_refunded")
+        if intent is None or not isinstance(amount, int) or not isinstance(refunded, int):
+            return WebhookOutcome(event.id, event.type, "ignored", detail="not a payment")
+        if amount <= 0:
+            return WebhookOutcome(event.id, event.type, "ignored", detail="free payment")
+        with self._db().uow() as uow:
+            if not uow.stripe_events.record_once(event.id, event.type, event.created):
+                credit = uow.credits.by_payment_intent(intent)
+                user = credit.owner_id if credit else None
+                ids = (str(credit.id),) if credit else ()
+                return WebhookOutcome(event.id, event.type, "duplicate", user, credit_ids=ids)
+            on_record = uow.credits.record_pack_refund(intent, refunded, amount)
+            credit = uow.credits.by_payment_intent(intent, lock=True)
+            if credit is None:
+                uow.commit()
+                return WebhookOutcome(event.id, event.type, "applied", detail="refund kept")
+            keep = units_kept(credit.units, on_record, amount)
+            removed = uow.credits.remove_unused(
+                credit.id, keep=keep, action="refunded", actor=f"stripe:{event.id}", reason=None
+            )
+            uow.commit()
+        return WebhookOutcome(
+            event.id,
+            event.type,
+            "applied" if removed else "ignored",
+            credit.owner_id,
+            f"removed {removed} unused",
+            (str(credit.id),),
+        )
 
     def _on_payment_failed(self, event: StripeEvent) -> WebhookOutcome:
         from shared.db.models import SubscriptionStatus

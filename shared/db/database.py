@@ -24,9 +24,11 @@ from shared.db.accounts import (
     PgUsers,
 )
 from shared.db.assets import PgAssets
+from shared.db.credits import PgCredits
 from shared.db.drafts import PgDrafts, PgVariants
 from shared.db.generations import PgGenerations
 from shared.db.ledger import PgLedger
+from shared.db.notices import PgNotices
 from shared.db.rollup import PgRollup
 from shared.db.session import ConnectionPool, Session
 
@@ -49,6 +51,8 @@ class UnitOfWork:
         self.rollup = PgRollup(session)
         self.stripe_events = PgStripeEvents(session)
         self.stripe_tombstones = PgStripeTombstones(session)
+        self.credits = PgCredits(session)
+        self.notices = PgNotices(session)
 
     def snapshot(self) -> None:
         """Make this transaction a read-only snapshot: every later read sees the database

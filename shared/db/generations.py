@@ -23,6 +23,7 @@ from typing import Any, Final
 from uuid import UUID
 
 from shared.billing.plans import PlanName
+from shared.db.credits import SEED_SQL as CREDITS_SEED_SQL
 from shared.db.drafts import variant_rows
 from shared.db.errors import DraftBusy, IdempotencyConflict, OwnerGone, UniqueViolation
 from shared.db.models import (
@@ -45,7 +46,7 @@ _COLS = (
     "id, owner_id, draft_id, kind, status, requested_variants, params, plan, period_month, "
     "period_hour, provider, model, lane, request_id, idempotency_scope, idempotency_key, "
     "request_fingerprint, error_code, error_message, attempts, created_at, started_at, "
-    "completed_at, cancel_requested_at"
+    "completed_at, cancel_requested_at, credit_id"
 )
 ERROR_MESSAGE_MAX: Final = 500  # schema.sql bound on generations.error_message
 ERROR_CODE_MAX: Final = 64
@@ -101,6 +102,7 @@ def _generation(row: list[Any]) -> Generation:
         started_at=row[21],
         completed_at=row[22],
         cancel_requested_at=row[23],
+        credit_id=row[24],
     )
 
 
@@ -109,13 +111,24 @@ def _generation(row: list[Any]) -> Generation:
 _INSERT_COLS = (
     "id, owner_id, draft_id, kind, requested_variants, params, plan, period_month, "
     "period_hour, provider, model, lane, request_id, idempotency_scope, idempotency_key, "
-    "request_fingerprint"
+    "request_fingerprint, credit_id"
 )
 _INSERT_ROW = (
     "CAST(:id AS uuid), :owner, CAST(:draft AS uuid), :kind, CAST(:n AS int), "
     "CAST(:params AS jsonb), :plan, :month, :hour, :provider, :model, :lane, :request_id, "
-    ":scope, :key, :fingerprint"
+    ":scope, :key, :fingerprint, CAST(:credit AS uuid)"
 )
+
+
+# The notice outbox rows written by the same statement as the generation (only when the
+# generation is inserted): ``:notices`` is a JSON list of {id, kind, period}.
+_NOTICES_CTE = """
+    n AS (
+        INSERT INTO notices (id, owner_id, kind, period, generation_id)
+        SELECT x.id, g.owner_id, x.kind, x.period, g.id
+        FROM g, jsonb_to_recordset(CAST(:notices AS jsonb)) AS x(id uuid, kind text, period text)
+        ON CONFLICT ON CONSTRAINT notices_once_per_period DO NOTHING
+    )"""
 
 
 def _insert_params(
@@ -136,6 +149,8 @@ def _insert_params(
     idempotency_scope: str | None,
     idempotency_key: str | None,
     request_fingerprint: str | None,
+    credit_id: str | None = None,
+    notices: str = "[]",
 ) -> dict[str, Any]:
     return {
         "id": str(id),
@@ -154,6 +169,8 @@ def _insert_params(
         "scope": idempotency_scope,
         "key": idempotency_key,
         "fingerprint": request_fingerprint,
+        "credit": credit_id,
+        "notices": notices,
     }
 
 
@@ -181,6 +198,8 @@ class PgGenerations:
         idempotency_key: str | None = None,
         request_fingerprint: str | None = None,
         live_draft: bool = False,
+        credit_id: str | None = None,
+        notices: str = "[]",
     ) -> Generation:
         """Insert a ``queued`` generation (the id is the caller's: it is also the lease id).
 
@@ -211,7 +230,7 @@ class PgGenerations:
                 WITH d AS (
                     SELECT id FROM drafts WHERE id = CAST(:draft AS uuid)
                         AND owner_id = :owner AND deleted_at IS NULL FOR SHARE
-                ), g AS ({insert})
+                ), g AS ({insert}),{_NOTICES_CTE}
                 SELECT (SELECT count(*) FROM d), g.* FROM (SELECT 1) AS one
                 LEFT JOIN g ON true
             """
@@ -235,6 +254,8 @@ class PgGenerations:
                     idempotency_scope=idempotency_scope,
                     idempotency_key=idempotency_key,
                     request_fingerprint=request_fingerprint,
+                    credit_id=credit_id,
+                    notices=notices,
                 ),
             )
         except UniqueViolation as exc:
@@ -269,6 +290,8 @@ class PgGenerations:
         idempotency_scope: str | None = None,
         idempotency_key: str | None = None,
         request_fingerprint: str | None = None,
+        credit_id: str | None = None,
+        notices: str = "[]",
     ) -> Generation:
         """Insert the draft and its ``queued`` generation for an existing user: ONE
         statement, so in an autocommit unit of work one round trip, committed.
@@ -296,7 +319,7 @@ class PgGenerations:
                 SELECT g.draft_id, g.owner_id, :title, :brief, :platform, :tone,
                     CAST(:duration AS int), :language
                 FROM g
-            )
+            ),{_NOTICES_CTE}
             SELECT EXISTS (SELECT 1 FROM u), {cols} FROM (SELECT 1) AS one LEFT JOIN g ON TRUE
             """,
             **_insert_params(
@@ -316,6 +339,8 @@ class PgGenerations:
                 idempotency_scope=idempotency_scope,
                 idempotency_key=idempotency_key,
                 request_fingerprint=request_fingerprint,
+                credit_id=credit_id,
+                notices=notices,
             ),
             title=draft.title,
             brief=draft.brief,
@@ -698,14 +723,16 @@ class PgGenerations:
                     (SELECT expires_at FROM boosts WHERE user_id = :o) END,
                 CASE WHEN CAST(:want_month AS bool) THEN
                     (SELECT count(*) FROM generations WHERE owner_id = :o
-                     AND period_month = :month AND {_REFUNDED_NOT}) END,
+                     AND period_month = :month AND {_REFUNDED_NOT}
+                     AND credit_id IS NULL) END,
                 CASE WHEN CAST(:want_hour AS bool) THEN
                     (SELECT count(*) FROM generations WHERE owner_id = :o
                      AND period_hour = :hour AND {_HOUR_GIVEN_BACK_NOT}) END,
                 CASE WHEN CAST(:want_full AS bool) THEN
                     (SELECT count(*) FROM generations WHERE owner_id = :o
                      AND period_month = :month AND kind = 'regen_full'
-                     AND {_REFUNDED_NOT}) END
+                     AND {_REFUNDED_NOT}) END,
+                CASE WHEN CAST(:want_credits AS bool) THEN {CREDITS_SEED_SQL} END
             """,
             o=owner_id,
             month=month,
@@ -714,9 +741,10 @@ class PgGenerations:
             want_month="month" in counters,
             want_hour="hour" in counters,
             want_full="full" in counters,
+            want_credits="credits" in counters,
             aborted=ENQUEUE_FAILED,
         )
-        sub_plan, sub_status, boost, n_month, n_hour, n_full = rows[0]
+        sub_plan, sub_status, boost, n_month, n_hour, n_full, credits = rows[0]
         grants = sub_status is not None and SubscriptionStatus(sub_status).grants_plan
         return AdmissionTruth(
             base_plan=PlanName(sub_plan) if sub_plan is not None and grants else None,
@@ -724,13 +752,16 @@ class PgGenerations:
             month=None if n_month is None else int(n_month),
             hour=None if n_hour is None else int(n_hour),
             full=None if n_full is None else int(n_full),
+            credits=None if credits is None else str(credits),
         )
 
     def count_charged_month(self, owner_id: str, month: str) -> int:
-        """Generations charged to ``month`` ('YYYY-MM'): failed and cancelled ones were
-        refunded."""
+        """Generations the monthly pool paid in ``month`` ('YYYY-MM'): failed and cancelled
+        ones were refunded, and a pack or grant paid the ones with a ``credit_id``."""
         return self._count(
-            f"owner_id = :o AND period_month = :p AND {_REFUNDED_NOT}", o=owner_id, p=month
+            f"owner_id = :o AND period_month = :p AND {_REFUNDED_NOT} AND credit_id IS NULL",
+            o=owner_id,
+            p=month,
         )
 
     def count_in_hour(self, owner_id: str, hour: str) -> int:

@@ -122,6 +122,7 @@ class AdmissionTruth:
     month: int | None
     hour: int | None
     full: int | None
+    credits: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +225,7 @@ class Generation:
     # The owner asked to cancel it while it ran; its worker (or the sweeper, or the
     # failure callback) ends it ``cancelled``.
     cancel_requested_at: datetime | None = None
+    credit_id: UUID | None = None  # the pack or grant that paid; None = the monthly pool
 
     @property
     def is_terminal(self) -> bool:

@@ -25,6 +25,7 @@ GROUP_COLUMNS: Final = {
     "user": "user_id",
     "plan": "plan",
     "model": "model",
+    "source": "source",
 }
 # Any constant works as long as nothing else takes a transaction-level advisory lock
 # with it (migrations use a session-level lock with another key).
@@ -74,15 +75,15 @@ class PgRollup:
         rows = self._s.run(
             f"""
             WITH inserted AS (
-                INSERT INTO usage_daily (day, user_id, plan, model, generations, failed,
-                    prompt_tokens, completion_tokens, cost_micro_usd, computed_at)
-                SELECT {_UTC_DAY}, owner_id, plan, model, count(*),
+                INSERT INTO usage_daily (day, user_id, plan, model, source, generations,
+                    failed, prompt_tokens, completion_tokens, cost_micro_usd, computed_at)
+                SELECT {_UTC_DAY}, owner_id, plan, model, source, count(*),
                     count(*) FILTER (WHERE NOT billable), sum(prompt_tokens),
                     sum(completion_tokens), sum(cost_micro_usd), CAST(:now AS timestamptz)
                 FROM usage_ledger
                 WHERE created_at >= CAST(:lo AS timestamptz)
                   AND created_at < CAST(:hi AS timestamptz)
-                GROUP BY 1, 2, 3, 4
+                GROUP BY 1, 2, 3, 4, 5
                 RETURNING 1
             )
             SELECT count(*) FROM inserted
@@ -141,18 +142,19 @@ class PgRollup:
                 coalesce(sum(prompt_tokens), 0), coalesce(sum(completion_tokens), 0),
                 coalesce(sum(cost_micro_usd), 0)
             FROM (
-                SELECT day, user_id, plan, model, generations, failed, prompt_tokens,
-                    completion_tokens, cost_micro_usd
+                SELECT day, user_id, plan, model, source, generations, failed,
+                    prompt_tokens, completion_tokens, cost_micro_usd
                 FROM usage_daily
                 WHERE day BETWEEN CAST(:rs AS date) AND CAST(:re AS date)
                 UNION ALL
-                SELECT {_UTC_DAY}, owner_id, plan, model, 1, CASE WHEN billable THEN 0 ELSE 1 END,
+                SELECT {_UTC_DAY}, owner_id, plan, model, source, 1,
+                    CASE WHEN billable THEN 0 ELSE 1 END,
                     prompt_tokens, completion_tokens, cost_micro_usd
                 FROM usage_ledger
                 WHERE created_at >= CAST(:lo AS timestamptz)
                   AND created_at < CAST(:hi AS timestamptz)
-            ) AS unioned (day, user_id, plan, model, generations, failed, prompt_tokens,
-                completion_tokens, cost_micro_usd)
+            ) AS unioned (day, user_id, plan, model, source, generations, failed,
+                prompt_tokens, completion_tokens, cost_micro_usd)
             {tail if columns else ""}
             """,
             rs=start.isoformat(),

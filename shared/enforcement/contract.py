@@ -26,6 +26,8 @@ __all__ = [
     "CooldownKeys",
     "CounterArgs",
     "CounterKeys",
+    "CreditSetArgs",
+    "CreditSetKeys",
     "FinishArgs",
     "FinishKeys",
     "IdemBeginArgs",
@@ -71,6 +73,7 @@ class AdmissionKeys:
     user_semaphore: str
     provider_semaphore: str
     lease_record: str
+    credits: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,9 @@ class AdmissionArgs:
     lease_ttl_ms: str
     provider_cap: str
     idempotency_record_ttl_s: str
+    credits_seed: str
+    notice_marks: str
+    low_credit_mark: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +108,7 @@ class UsageKeys:
     hourly_counter: str
     full_regen_counter: str
     user_semaphore: str
+    credits: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +122,7 @@ class UsageArgs:
     full_seed: str
     monthly_expireat_s: str
     hourly_expireat_s: str
+    credits_seed: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +136,8 @@ class FinishKeys:
     idempotency_record: str
     regen_cooldown: str
     hourly_counter: str
+    credits: str
+    generation_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +150,9 @@ class FinishArgs:
     clear_cooldown: str
     fence: str
     refund_hour: str
+    credit_id: str
+    status: str
+    status_ttl_ms: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +160,27 @@ class RefundKeys:
     refund_marker: str
     monthly_counter: str
     full_regen_counter: str
+    credits: str
 
 
 @dataclass(frozen=True, slots=True)
 class RefundArgs:
     marker_expireat_s: str
     full_regen: str
+    credit_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreditSetKeys:
+    credits: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreditSetArgs:
+    credit_id: str
+    expires_ms: str
+    limit_wanted: str
+    kind: str
 
 
 # -- the single-limit primitives and the idempotency scripts -------------------------------
@@ -213,6 +241,7 @@ class RefreshLeaseKeys:
     provider_semaphore: str
     lease_record: str
     delivery_token: str
+    generation_status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +253,8 @@ class RefreshLeaseArgs:
     provider_cap: str
     fence: str
     token_ttl_ms: str
+    status: str
+    status_ttl_ms: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +311,7 @@ SCRIPT_SLOTS: dict[str, tuple[type[DataclassInstance], type[DataclassInstance]]]
     "usage": (UsageKeys, UsageArgs),
     "finish": (FinishKeys, FinishArgs),
     "refund": (RefundKeys, RefundArgs),
+    "credit_set": (CreditSetKeys, CreditSetArgs),
     "cooldown": (CooldownKeys, CooldownArgs),
     "counter_with_limit": (CounterKeys, CounterArgs),
     "semaphore_acquire": (SemaphoreAcquireKeys, SemaphoreAcquireArgs),

@@ -23,6 +23,8 @@ from shared.enforcement.contract import (
     CooldownKeys,
     CounterArgs,
     CounterKeys,
+    CreditSetArgs,
+    CreditSetKeys,
     IdemBeginArgs,
     IdemCompleteArgs,
     IdemDropArgs,
@@ -49,6 +51,7 @@ from shared.enforcement.types import (
     LeaseStatus,
     PlanSource,
     SemaphoreResult,
+    StatusNote,
     StoredResponse,
     Truth,
     TruthSource,
@@ -62,6 +65,7 @@ from shared.enforcement.wire import (
     Seeds,
     admission_args,
     admission_keys,
+    epoch_ms,
     fence_arg,
     finish_args,
     finish_keys,
@@ -75,6 +79,7 @@ from shared.enforcement.wire import (
     plan_table,
     refund_args,
     refund_keys,
+    status_key,
     usage_args,
     usage_keys,
 )
@@ -88,8 +93,9 @@ if TYPE_CHECKING:
 __all__ = ["Enforcer"]
 
 _T = TypeVar("_T")
-_MAX_TRIPS = 3
-"""need_plan and need_seed arrive together, so two trips settle; a third covers a counter
+_MAX_TRIPS = 4
+"""need_plan and need_seed arrive together, so two trips settle; the credits are asked for
+only once the plan is known and the pool is spent (a third); a fourth covers a counter
 that expired between them. More would mean a bug, and paid limits then fail closed."""
 
 
@@ -108,6 +114,7 @@ class Enforcer:
         provider_caps: Mapping[Lane, int],
         idempotency_ttl_s: int = 86_400,
         truth: TruthSource | None = None,
+        plans_table: Mapping[PlanName, Plan] = PLANS,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -120,7 +127,8 @@ class Enforcer:
         self._plan_cache_ttl_s = plan_cache_ttl_s
         self._provider_caps = dict(provider_caps)
         self._idempotency_ttl_s = idempotency_ttl_s
-        self._plan_table = plan_table()
+        # The admission's plan table (tests may lift one limit to isolate another).
+        self._plan_table = plan_table(plans_table)
         self.time_offset_ms = 0
 
     # ---- admission ---------------------------------------------------------------------
@@ -147,15 +155,22 @@ class Enforcer:
         )
 
     def finish(
-        self, lease: LeaseRef, charge: ChargeRef | None = None, *, hour: str | None = None
+        self,
+        lease: LeaseRef,
+        charge: ChargeRef | None = None,
+        *,
+        hour: str | None = None,
+        note: StatusNote | None = None,
     ) -> bool:
         """End a job: refund ``charge`` (exactly once) and release ``lease``, in one call;
-        a fenced ``lease`` that a newer claim owns does neither.
+        a fenced ``lease`` that a newer claim owns does neither. True when refunded.
 
         ``hour`` ('YYYYMMDDHH', the generation's ``period_hour``): give the hourly unit
         back too, for a job that never ran (cancelled while queued); the lease record
-        must name that hour as the one it charged, as for an aborted admission."""
-        return self._finish(lease, charge, None, None, hour)
+        must name that hour as the one it charged, as for an aborted admission.
+        ``note``: the job's terminal status, published in the same call (not when the
+        fence refuses)."""
+        return self._finish(lease, charge, None, None, hour, note)
 
     def _finish(
         self,
@@ -164,9 +179,10 @@ class Enforcer:
         idem: IdempotencyRef | None,
         draft_id: str | None = None,
         hour: str | None = None,
+        note: StatusNote | None = None,
     ) -> bool:
-        keys = finish_keys(self._keys, lease, charge, idem, draft_id, hour)
-        args = finish_args(lease, charge, idem, draft_id, hour)
+        keys = finish_keys(self._keys, lease, charge, idem, draft_id, hour, note)
+        args = finish_args(lease, charge, idem, draft_id, hour, note)
         reply = self._redis.run("finish", keys, args)
         return bool(int(reply[0]))
 
@@ -180,14 +196,21 @@ class Enforcer:
         return bool(int(reply))
 
     def refresh_lease(
-        self, lease: LeaseRef, plan: PlanName, *, token: TokenUse | None = None
+        self,
+        lease: LeaseRef,
+        plan: PlanName,
+        *,
+        token: TokenUse | None = None,
+        note: StatusNote | None = None,
     ) -> LeaseStatus:
         """Extend a lease still held, or re-take an expired one if ``plan``'s caps allow;
         a fenced ``lease`` records its claim, or is ``superseded`` by a newer one.
 
         ``token``, a signed delivery's use not recorded yet, is recorded first in the
         same call (the delivery's replay check costs no trip of its own): ``replayed``
-        when it was used before, and then nothing at all is written."""
+        when it was used before, and then nothing at all is written. ``note`` (the
+        job's ``running``) is published in the same call once the slots are held, and
+        only if no status was published before."""
         user_sem, provider_sem = lease_sem_keys(self._keys, lease)
         keys = RefreshLeaseKeys(
             user_semaphore=user_sem,
@@ -195,6 +218,7 @@ class Enforcer:
             lease_record=self._keys.lease(lease.lease_id),
             # Without a token the slot still names a real key; the script leaves it alone.
             delivery_token=self._keys.qstash_token(token.token_id if token else "-"),
+            generation_status=status_key(self._keys, lease, note),
         )
         args = RefreshLeaseArgs(
             time_offset_ms=str(self.time_offset_ms),
@@ -204,6 +228,8 @@ class Enforcer:
             provider_cap=str(self._provider_caps[lease.lane]),
             fence=fence_arg(lease),
             token_ttl_ms=str(token.ttl_s * 1000) if token else "",
+            status=note.status if note else "",
+            status_ttl_ms=str(note.ttl_ms) if note else "",
         )
         return parse_refresh(self._redis.run("refresh_lease", wire(keys), wire(args)))
 
@@ -227,6 +253,22 @@ class Enforcer:
     def user_state_keys(self, user_id: str, now: datetime, **named: Any) -> list[str]:
         """``Keys.user_state`` under this enforcer's prefix (see there)."""
         return self._keys.user_state(user_id, now, **named)
+
+    def set_credit(
+        self, user_id: str, credit_id: str, kind: str, expires_at: datetime, limit: int
+    ) -> tuple[bool, int]:
+        """Write a credit into the user's cached credits (not cached: nothing to do, the
+        next admission seeds it). The limit never drops below the units already charged,
+        so ``limit=0`` takes away exactly the unused units. Returns (cached, used)."""
+        keys = CreditSetKeys(credits=self._keys.credits(user_id))
+        args = CreditSetArgs(
+            credit_id=credit_id,
+            expires_ms=str(epoch_ms(expires_at)),
+            limit_wanted=str(limit),
+            kind=kind,
+        )
+        reply = self._redis.run("credit_set", wire(keys), wire(args))
+        return bool(int(reply[0])), int(reply[2])
 
     def invalidate_plan(self, user_id: str) -> None:
         """Forget the cached plan (call on every subscription or boost change)."""
@@ -394,7 +436,9 @@ class Enforcer:
             )
             if truth.plan is not None:
                 fill = PlanFill.of(truth.plan)
-            seeds = Seeds(month=truth.month, hour=truth.hour, full=truth.full)
+            seeds = Seeds(
+                month=truth.month, hour=truth.hour, full=truth.full, credits=truth.credits
+            )
         raise ServiceUnavailable("Usage counters could not be settled; retry shortly.")
 
     def _load_truth(
@@ -408,6 +452,7 @@ class Enforcer:
             month=self._usage.count_month(user_id, month) if "month" in counters else None,
             hour=self._usage.count_hour(user_id, hour_label(now)) if "hour" in counters else None,
             full=self._usage.count_full_regens(user_id, month) if "full" in counters else None,
+            credits=self._usage.credits_seed(user_id) if "credits" in counters else None,
         )
 
     def _effective_plan(self, user_id: str, now: datetime) -> Plan | None:

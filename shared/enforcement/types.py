@@ -18,6 +18,7 @@ __all__ = [
     "ChargeRef",
     "CooldownResult",
     "CounterResult",
+    "CreditBalance",
     "IdempotencyKind",
     "IdempotencyRef",
     "IdempotencyState",
@@ -34,6 +35,7 @@ __all__ = [
     "Replay",
     "Scope",
     "SemaphoreResult",
+    "StatusNote",
     "StoredResponse",
     "Truth",
     "TruthSource",
@@ -78,6 +80,7 @@ class Truth:
     month: int | None = None
     hour: int | None = None
     full: int | None = None
+    credits: str | None = None  # the credits seed (see lua/lib/credits.lua), "-" for none
 
 
 class TruthSource(Protocol):
@@ -85,7 +88,7 @@ class TruthSource(Protocol):
         self, user_id: str, now: datetime, *, plan: bool, counters: frozenset[str]
     ) -> Truth:
         """The plan (if ``plan``) and the counts named in ``counters`` ('month', 'hour',
-        'full'), read together: a user's first request of a period pays one read."""
+        'full', 'credits'), read together: a user's first request of a period pays one read."""
         ...
 
 
@@ -102,6 +105,10 @@ class UsageSource(Protocol):
 
     def count_full_regens(self, user_id: str, month: str) -> int:
         """Charged full regenerations in month ``YYYY-MM``."""
+        ...
+
+    def credits_seed(self, user_id: str) -> str:
+        """The user's credits as ``lua/lib/credits.lua`` seeds them ("-" for none)."""
         ...
 
 
@@ -150,12 +157,25 @@ class LeaseRef:
 
 @dataclass(frozen=True, slots=True)
 class ChargeRef:
-    """Everything needed to refund a generation's unit; ``month`` is the one charged."""
+    """Everything needed to refund a generation's unit; ``month`` is the one charged,
+    ``credit_id`` the credit that paid it ("" = the monthly pool)."""
 
     generation_id: str
     user_id: str
     month: str
     scope: Scope
+    credit_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusNote:
+    """A generation's new status for its event streams, written by the lease script call
+    it rides on (``Keys.generation_status``, kept ``ttl_ms``) instead of a ``SET`` of its
+    own. Built by ``StatusBoard.note``; events.py says when it may be written."""
+
+    generation_id: str
+    status: str
+    ttl_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +215,15 @@ class AdmissionTicket:
     idempotency: IdempotencyRef | None = None
     draft_id: str | None = None  # a regeneration's draft: its cooldown is undone by abort
     hour: str | None = None  # YYYYMMDDHH charged: abort gives the hourly unit back (SPEC §9)
+    credits_left: int | None = None  # units left in credits after a credit paid; None: pool
+    # Usage thresholds this very unit crossed (decided in the admission call): pool_<pct>,
+    # credits_low. The caller writes them to the notice outbox with the generation.
+    notices: tuple[str, ...] = ()
+
+    @property
+    def credit_id(self) -> str | None:
+        """The credit (pack or grant) that paid; None when the monthly pool did."""
+        return self.charge.credit_id or None
 
 
 class RefusalCode(StrEnum):
@@ -315,6 +344,21 @@ class LeaseStatus:
 
 
 @dataclass(frozen=True, slots=True)
+class CreditBalance:
+    """One pack or grant as the admission sees it (``limit`` = units still granted)."""
+
+    credit_id: str
+    kind: str
+    expires_at: datetime
+    limit: int
+    used: int
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used)
+
+
+@dataclass(frozen=True, slots=True)
 class UsageSnapshot:
     """GET /v1/usage: the caller's month, hour, full regens and concurrency."""
 
@@ -326,6 +370,7 @@ class UsageSnapshot:
     hourly: Meter
     full_regens: Meter
     concurrency: Meter
+    credits: tuple[CreditBalance, ...] = ()  # unexpired, earliest expiry first
 
 
 @dataclass(frozen=True, slots=True)

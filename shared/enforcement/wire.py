@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, assert_never
 
-from shared.billing.plans import PLANS, Plan, PlanName
+from shared.billing.plans import (
+    LOW_CREDIT_MARK,
+    NOTICE_POOL_PERCENTS,
+    PLANS,
+    Plan,
+    PlanName,
+)
 from shared.enforcement.contract import (
     AdmissionArgs,
     AdmissionKeys,
@@ -33,6 +39,7 @@ from shared.enforcement.types import (
     AdmissionTicket,
     Admitted,
     ChargeRef,
+    CreditBalance,
     IdempotencyKind,
     IdempotencyRef,
     IdempotencyState,
@@ -47,6 +54,7 @@ from shared.enforcement.types import (
     Refused,
     Replay,
     Scope,
+    StatusNote,
     StoredResponse,
     UsageSnapshot,
 )
@@ -79,6 +87,7 @@ __all__ = [
     "lease_sem_keys",
     "month_expireat_s",
     "parse_admission",
+    "parse_credits",
     "parse_idempotency",
     "parse_need",
     "parse_refresh",
@@ -88,6 +97,7 @@ __all__ = [
     "refund_keys",
     "refund_marker_expireat_s",
     "refusal_for",
+    "status_key",
     "usage_args",
     "usage_keys",
 ]
@@ -164,6 +174,7 @@ class Seeds:
     month: int | None = None
     hour: int | None = None
     full: int | None = None
+    credits: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +223,7 @@ def admission_keys(keys: Keys, req: AdmissionRequest) -> list[str]:
         user_semaphore=keys.user_leases(req.user_id),
         provider_semaphore=keys.provider(req.provider, req.model, req.lane.value),
         lease_record=keys.lease(req.lease_id),
+        credits=keys.credits(req.user_id),
     )
     return wire(slots)
 
@@ -240,6 +252,9 @@ def admission_args(
         lease_ttl_ms=str(cfg.lease_ttl_ms),
         provider_cap=str(cfg.provider_cap),
         idempotency_record_ttl_s=str(cfg.idempotency_ttl_s),
+        credits_seed=seeds.credits or "",
+        notice_marks=",".join(str(p) for p in NOTICE_POOL_PERCENTS),
+        low_credit_mark=str(LOW_CREDIT_MARK),
     )
     return wire(slots)
 
@@ -274,9 +289,25 @@ def refusal_for(
     return Refusal(code)
 
 
+def _source(reply: Sequence[Any]) -> tuple[str, int | None]:
+    """(credit id or "" for the pool, credits left after a credit paid or None)."""
+    source = str(reply[10]) if len(reply) > 10 else "pool"
+    left = int(reply[11]) if len(reply) > 11 else -1
+    if source == "pool":
+        return "", None
+    return source, left if left >= 0 else None
+
+
+def _notices(reply: Sequence[Any]) -> tuple[str, ...]:
+    """The thresholds this admission crossed (``pool_80``, ``pool_100``, ``credits_low``)."""
+    raw = str(reply[12]) if len(reply) > 12 else ""
+    return tuple(part for part in raw.split(",") if part)
+
+
 def _ticket(reply: Sequence[Any], req: AdmissionRequest) -> AdmissionTicket:
     lease = LeaseRef(req.lease_id, req.user_id, req.provider, req.model, req.lane)
-    charge = ChargeRef(req.lease_id, req.user_id, month_label(req.now), req.scope)
+    credit_id, credits_left = _source(reply)
+    charge = ChargeRef(req.lease_id, req.user_id, month_label(req.now), req.scope, credit_id)
     idem = None
     if req.idem_key:
         idem = IdempotencyRef(req.user_id, req.scope.endpoint, req.idem_key, req.fingerprint or "")
@@ -290,6 +321,8 @@ def _ticket(reply: Sequence[Any], req: AdmissionRequest) -> AdmissionTicket:
         idempotency=idem,
         draft_id=req.draft_id if req.scope is not Scope.CREATE else None,
         hour=hour_label(req.now),
+        credits_left=credits_left,
+        notices=_notices(reply),
     )
 
 
@@ -360,6 +393,7 @@ def usage_keys(keys: Keys, user_id: str, now: datetime) -> list[str]:
         hourly_counter=hour,
         full_regen_counter=full,
         user_semaphore=keys.user_leases(user_id),
+        credits=keys.credits(user_id),
     )
     return wire(slots)
 
@@ -380,12 +414,28 @@ def usage_args(
         full_seed=_opt(seeds.full),
         monthly_expireat_s=str(month_expireat_s(now)),
         hourly_expireat_s=str(hour_expireat_s(now)),
+        credits_seed=seeds.credits or "",
     )
     return wire(slots)
 
 
 def _plan_or_none(name: str) -> PlanName | None:
     return None if name == "none" else PlanName(name)
+
+
+def parse_credits(encoded: str, now_ms: int) -> tuple[CreditBalance, ...]:
+    """The credits of a ``credits_encode`` string not expired and not wholly taken back
+    (limit 0), earliest expiry first."""
+    out: list[CreditBalance] = []
+    for part in encoded.split(";"):
+        if not part:
+            continue
+        credit_id, exp, limit, used, kind = part.split(":")
+        if int(exp) > now_ms and int(limit) > 0:
+            out.append(
+                CreditBalance(credit_id, kind, from_epoch_ms(int(exp)), int(limit), int(used))
+            )
+    return tuple(sorted(out, key=lambda c: (c.expires_at, c.credit_id)))
 
 
 def parse_usage(reply: Sequence[Any], now: datetime) -> UsageSnapshot | Need:
@@ -405,6 +455,7 @@ def parse_usage(reply: Sequence[Any], now: datetime) -> UsageSnapshot | Need:
         hourly=Meter(int(reply[4]), plan.generations_per_hour if plan else 0, hour_end(now)),
         full_regens=Meter(int(reply[5]), plan.full_regens_per_month if plan else 0, month_end(now)),
         concurrency=Meter(int(reply[6]), plan.concurrent_jobs if plan else 0),
+        credits=parse_credits(str(reply[8]) if len(reply) > 8 else "", now_ms),
     )
 
 
@@ -423,6 +474,7 @@ def finish_keys(
     idem: IdempotencyRef | None,
     draft_id: str | None = None,
     hour: str | None = None,
+    note: StatusNote | None = None,
 ) -> list[str]:
     """KEYS of ``finish.lua`` (unused slots still name real keys of this user)."""
     month = month_key_from_label(charge.month) if charge else "000000"
@@ -439,6 +491,8 @@ def finish_keys(
         idempotency_record=idem_key,
         regen_cooldown=keys.regen_cooldown(user, draft_id or "-"),
         hourly_counter=keys.gen_hour(user, hour or "0000000000"),
+        credits=keys.credits(user),
+        generation_status=status_key(keys, lease, note),
     )
     return wire(slots)
 
@@ -449,6 +503,7 @@ def finish_args(
     idem: IdempotencyRef | None,
     draft_id: str | None = None,
     hour: str | None = None,
+    note: StatusNote | None = None,
 ) -> list[str]:
     """ARGV of ``finish.lua``."""
     slots = FinishArgs(
@@ -460,8 +515,17 @@ def finish_args(
         clear_cooldown="1" if draft_id else "0",
         fence=fence_arg(lease),
         refund_hour="1" if charge and hour else "0",
+        credit_id=charge.credit_id if charge else "",
+        status=note.status if note else "",
+        status_ttl_ms=str(note.ttl_ms) if note else "",
     )
     return wire(slots)
+
+
+def status_key(keys: Keys, lease: LeaseRef, note: StatusNote | None) -> str:
+    """The status slot of the lease scripts: the noted generation's key, or (nothing to
+    publish, the script leaves it alone) the lease's own generation's."""
+    return keys.generation_status(note.generation_id if note else lease.lease_id)
 
 
 def fence_arg(lease: LeaseRef) -> str:
@@ -476,6 +540,7 @@ def refund_keys(keys: Keys, charge: ChargeRef) -> list[str]:
         refund_marker=keys.refund_marker(charge.generation_id),
         monthly_counter=keys.gen_used(charge.user_id, month),
         full_regen_counter=keys.full_regen_used(charge.user_id, month),
+        credits=keys.credits(charge.user_id),
     )
     return wire(slots)
 
@@ -485,5 +550,6 @@ def refund_args(charge: ChargeRef) -> list[str]:
     slots = RefundArgs(
         marker_expireat_s=str(refund_marker_expireat_s(charge.month)),
         full_regen="1" if charge.scope is Scope.REGEN_FULL else "0",
+        credit_id=charge.credit_id,
     )
     return wire(slots)

@@ -161,6 +161,10 @@ class Keys:
         """A QStash signature already accepted (its ``jti``), kept for the token's life."""
         return f"{self.prefix}:qstash:jti:{_e(jti)}"
 
+    def credits(self, user_id: str) -> str:
+        """The user's packs and grants (hash: per credit its expiry, limit, kind and use)."""
+        return f"{self.prefix}:credits:{_e(user_id)}"
+
     def refund_marker(self, generation_id: str) -> str:
         """Set once when a generation's unit is refunded (refunds happen exactly once)."""
         return f"{self.prefix}:refund:{_e(generation_id)}"
@@ -201,7 +205,7 @@ class Keys:
         month_keys = {month_key(now), month_key(last_month)}
         month_keys |= {month_key_from_label(m) for m in months}
         hour_keys = {hour_key(now), hour_key(now - timedelta(hours=1)), *hours}
-        found = [self.plan_effective(user_id), self.boost_until(user_id)]
+        found = [self.plan_effective(user_id), self.boost_until(user_id), self.credits(user_id)]
         found.append(self.user_leases(user_id))
         for mk in sorted(month_keys):
             found += [self.gen_used(user_id, mk), self.full_regen_used(user_id, mk)]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any, Final, Protocol
@@ -50,6 +50,7 @@ from shared.db import (
     UnitOfWork,
     Variant,
 )
+from shared.db.credits import Credit
 from shared.db.ledger import PSEUDONYM_PREFIX
 from shared.enforcement import Enforcer, LeaseRef
 from shared.observability.logging import log_event
@@ -100,6 +101,7 @@ class ExportHead:
     subscription: Subscription | None
     boost_expires_at: datetime | None
     usage: list[MonthUsage]
+    credits: list[Credit] = field(default_factory=list)  # packs and grants, with their use
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,8 @@ def delete_account(deps: AccountDeps, user_id: str) -> AccountDeletion:
         keys, active = _redis_state(deps, uow, user_id, now, lock=True)
         # Before the rows go: a late webhook for these ids must not resurrect the user.
         buried = uow.stripe_tombstones.bury_user(user_id, now)
+        # Before the generations go (they count what each pack or grant paid for).
+        uow.credits.forfeit_owner(user_id, pseudonym)
         existed = uow.users.delete(user_id)
         moved = uow.ledger.pseudonymise(user_id, pseudonym)
         for gen in active:
@@ -226,6 +230,7 @@ def _head(db: Database, user_id: str, now: datetime) -> ExportHead:
             subscription=uow.subscriptions.get(user_id),
             boost_expires_at=uow.boosts.get_expiry(user_id),
             usage=uow.ledger.usage_by_month(user_id),
+            credits=uow.credits.for_owner(user_id),
         )
 
 

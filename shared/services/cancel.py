@@ -5,8 +5,9 @@
   cancelled`` while no delivery claimed it since, given its ledger row (no tokens, not
   billable), and — before the commit makes the status visible (SPEC §5) — every unit it
   took is given back and both slots released in ONE ``finish`` call: monthly, full-regen
-  and hourly (it never ran), exactly once (the refund marker). A later delivery finds it
-  terminal and does nothing.
+  and hourly (it never ran), exactly once (the refund marker); the same call publishes
+  ``cancelled`` for the event streams. A later delivery finds it terminal and does
+  nothing.
 - ``running``: only asked (``cancel_requested_at``). The worker checks at its fence
   points (its draft read before the provider call; its final write, which matches nothing
   once asked) and ends the job ``cancelled`` without storing variants; a job whose
@@ -111,12 +112,13 @@ def _cancel_queued(deps: CancelDeps, gen: Generation, now: datetime) -> Generati
         # Fenced on the job's number: a delivery that refreshed the lease before its claim
         # (and now waits on our row lock) used the same number, so its slots go too; it
         # then finds the job cancelled and releases whatever its refresh re-took.
+        # It carries ``cancelled`` for the event streams (events.py, the publishing rule).
+        note = deps.board.note(gen.id, GenerationStatus.CANCELLED) if deps.board else None
         deps.enforcer.finish(
-            lease_of(locked, locked.attempts), charge_of(locked), hour=locked.period_hour
-        )
+            lease_of(locked, locked.attempts), charge_of(locked), hour=locked.period_hour,
+            note=note,
+        )  # fmt: skip
         uow.commit()
-    if deps.board is not None:
-        deps.board.publish(gen.id, GenerationStatus.CANCELLED)
     log_event(_log, "job_cancelled", generation_id=str(gen.id), code=CANCELLED, stage="queued")
     return _reread(deps, gen)
 

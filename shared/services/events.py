@@ -1,12 +1,29 @@
 """Live progress of a generation (GET /v1/generations/{id}/events, text/event-stream).
 
 Whoever moves a generation's status — the worker (claim, success, failure, cancel), the
-sweeper, the failure callback, the cancel — publishes the new status to Redis right
-after its move is committed (``StatusBoard.publish``: one ``SET`` of
-``Keys.generation_status``). A stream reads Postgres once when it opens (the owner check
+sweeper, the failure callback, the cancel — publishes the new status to Redis, in
+``Keys.generation_status``. A stream reads Postgres once when it opens (the owner check
 and the status as it is), then waits: every ``poll_s`` (250 ms) ONE Redis ``GET`` of that
 key, no Postgres connection held. When the key names a later status than the one sent,
 the stream reads Postgres once more (the truth: variants, error) and sends what changed.
+
+The publishing rule. The published status is a hint that makes a stream read Postgres,
+never an event itself: a stream sends only what its Postgres read finds. So a publish
+may ride a Redis call made just BEFORE its move commits, and every mover's does (no
+round trip of its own, ``StatusBoard.note``): the worker's lease refresh carries
+``running`` (before a queued job's claim), and the ``finish`` script call that releases
+the lease (and refunds a failure) carries the terminal status (SPEC §5: before the commit
+makes it visible). A stream polling in that gap reads the old status, sends nothing, and
+reads again at its next poll (the hint is still ahead): no event before its move, at
+worst one poll later. What a publish must never do is go back — a stream whose status
+equals the key's never reads again — so ``running`` is written only if nothing was
+published before (``SET NX``: queued is never published, every later status is
+terminal), and terminal statuses (one event id) may overwrite each other and ``running``.
+A hint that never comes true (the commit fails, or the claim or the final write finds the
+job moved on) costs that job's open streams one Postgres read per poll until the job
+moves on (a redelivery, the sweeper), never a wrong event. The other way round cannot
+happen: a move whose script call failed is not committed (the call comes first), so no
+committed move goes unpublished.
 
 Events carry their place in the lifecycle as their ``id``: 1 ``queued``, 2 ``running``, 3
 the terminal one (``succeeded`` with the variants, ``failed`` with its error,
@@ -17,9 +34,7 @@ claim handed back (running → queued, rare) is not an event: ids only move forw
 The stream ends after the terminal event; it closes itself after ``max_open_s`` (before
 the function's timeout) with a ``retry`` hint, and the client reconnects with its
 ``Last-Event-ID``. A reconnect to a job whose terminal event the client already has is
-answered ``done`` (the edge sends 204, which tells ``EventSource`` to stop). A lost
-publish (a process dying between its commit and its ``SET``) delays an event until the
-stream's next reconnect, whose first read is Postgres.
+answered ``done`` (the edge sends 204, which tells ``EventSource`` to stop).
 """
 
 from __future__ import annotations
@@ -31,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from shared.db import Database, Generation, GenerationStatus, Variant
+from shared.enforcement import StatusNote
 from shared.errors import NotFound
 from shared.redis.client import RedisPort
 from shared.redis.keys import Keys
@@ -66,15 +82,16 @@ def event_id(status: GenerationStatus) -> int:
 
 
 class StatusBoard:
-    """Where status moves are published for the streams (one ``SET`` each)."""
+    """Where status moves are published for the streams: as notes carried by the lease
+    script calls the movers make anyway (``note``), read with one ``GET`` (``read``)."""
 
     def __init__(self, redis: RedisPort, keys: Keys) -> None:
         self._redis, self._keys = redis, keys
 
-    def publish(self, generation_id: uuid.UUID | str, status: GenerationStatus) -> None:
-        """Publish ``status`` (call after the move is committed)."""
-        key = self._keys.generation_status(str(generation_id))
-        self._redis.set(key, status.value, px_ms=STATUS_TTL_MS)
+    @staticmethod
+    def note(generation_id: uuid.UUID | str, status: GenerationStatus) -> StatusNote:
+        """``status`` to publish inside a lease script call (see the publishing rule)."""
+        return StatusNote(str(generation_id), status.value, STATUS_TTL_MS)
 
     def read(self, generation_id: uuid.UUID) -> GenerationStatus | None:
         """The last status published, if any (one ``GET``)."""

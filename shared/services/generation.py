@@ -332,10 +332,26 @@ def _insert_generation(
         "idempotency_scope": ticket.charge.scope.endpoint if idem_key else None,
         "idempotency_key": idem_key,
         "request_fingerprint": fp if idem_key else None,
+        "credit_id": ticket.credit_id,
+        "notices": _notice_rows(ticket),
     }
     if isinstance(draft, NewDraft):
         return uow.generations.create_with_draft(draft=draft, **fields)
     return uow.generations.create(draft_id=draft, live_draft=True, **fields)
+
+
+def _notice_rows(ticket: AdmissionTicket) -> str:
+    """The usage notices this admission crossed, as the outbox rows the insert writes: a
+    pool mark is once per month, the low-credit mark once per credit that crossed it."""
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "kind": kind,
+            "period": ticket.charge.credit_id if kind == "credits_low" else ticket.charge.month,
+        }
+        for kind in ticket.notices
+    ]
+    return json.dumps(rows)
 
 
 def _replay_from_db(

@@ -21,5 +21,7 @@ def lease_of(gen: Generation, attempt: int | None) -> LeaseRef:
 
 
 def charge_of(gen: Generation) -> ChargeRef:
-    """The units ``gen`` took: its month (and full-regen cap for a full regeneration)."""
-    return ChargeRef(str(gen.id), gen.owner_id, gen.period_month, Scope(gen.kind.value))
+    """The units ``gen`` took: its month, or the pack or grant that paid (``credit_id``),
+    and the full-regen cap for a full regeneration."""
+    credit = str(gen.credit_id) if gen.credit_id else ""
+    return ChargeRef(str(gen.id), gen.owner_id, gen.period_month, Scope(gen.kind.value), credit)

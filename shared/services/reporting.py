@@ -1,7 +1,7 @@
 """Operator reporting (SPEC §10): the daily rollup, the cost report, spend anomalies.
 
 **Days.** A ledger row belongs to the UTC day of its ``created_at`` (when the provider
-cost was incurred). ``usage_daily`` holds one row per (day, user, plan, model).
+cost was incurred). ``usage_daily`` holds one row per (day, user, plan, model, source).
 
 **Idempotent rollup.** A run recomputes whole days: it deletes their rows and sums the
 ledger again, in one transaction under an advisory lock. Re-running a day therefore
@@ -64,7 +64,7 @@ __all__ = [
 
 _log = logging.getLogger("reel.reporting")
 
-GROUP_NAMES: Final = tuple(GROUP_COLUMNS)  # day, user, plan, model
+GROUP_NAMES: Final = tuple(GROUP_COLUMNS)  # day, user, plan, model, source
 DEFAULT_GROUP_BY: Final = ("plan",)
 MAX_RANGE_DAYS: Final = 366
 RECOMPUTE_DAYS: Final = 3

@@ -21,7 +21,12 @@ one use not yet recorded (``TokenUse``): that is done before the delivery writes
 anything, by the first script call of a queued job (the lease refresh, which therefore
 comes before the claim: ``_lease_then_claim``) or by a ``SET NX`` of its own on every
 other path. A replay is refused (401) having written nothing, as when the check came
-first; a delivered job costs 2 Redis round trips, signature included.
+first.
+
+The event streams learn each move from the script call the worker makes at that point
+anyway (events.py, "the publishing rule"): ``running`` rides the lease refresh, the
+terminal status the ``finish`` that releases (and refunds). A delivered job costs 2 Redis
+round trips, signature and both status publishes included.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from shared.db import (
     VariantContent,
 )
 from shared.db.generations import CANCELLED
-from shared.enforcement import Enforcer, enforce_lease
+from shared.enforcement import Enforcer, StatusNote, enforce_lease
 from shared.errors import ServiceUnavailable
 from shared.observability.logging import bind, log_event
 from shared.queue.jobs import JobPayload
@@ -100,15 +105,10 @@ _lease = lease_of
 _charge = charge_of
 
 
-def _publish(deps: WorkerDeps, gen: Generation, status: GenerationStatus) -> None:
-    """Tell the event streams (after the move is committed). Best effort: a stream that
-    misses it reads Postgres when its client reconnects, so a Redis error is only logged."""
-    if deps.board is None:
-        return
-    try:
-        deps.board.publish(gen.id, status)
-    except ServiceUnavailable:
-        log_event(_log, "status_publish_failed", level=logging.WARNING, status=status.value)
+def _note(deps: WorkerDeps, gen: Generation, status: GenerationStatus) -> StatusNote | None:
+    """``status`` for the event streams, to ride the script call made at the move (no
+    round trip of its own; events.py says why it may precede the commit)."""
+    return None if deps.board is None else deps.board.note(gen.id, status)
 
 
 def _ms(later: datetime, earlier: datetime | None) -> float | None:
@@ -232,9 +232,8 @@ def _fail(
         uow.ledger.record(
             _ledger(gen, prompt_tokens, completion_tokens, gen.model, False, answered)
         )
-        deps.enforcer.finish(_lease(gen, attempt), _charge(gen))
+        deps.enforcer.finish(_lease(gen, attempt), _charge(gen), note=_note(deps, gen, ended))
         uow.commit()
-    _publish(deps, gen, ended)
     if ended is GenerationStatus.CANCELLED:
         log_event(_log, "job_cancelled", generation_id=str(gen.id), code=CANCELLED, stage=code)
     else:
@@ -263,9 +262,9 @@ def _end_cancelled(
         if not uow.generations.end_cancelled(gen.id, now, attempt=claim):
             return False
         uow.ledger.record(_ledger(gen, prompt, completion, model, False, result))
-        deps.enforcer.finish(_lease(gen, claim), _charge(gen))
+        note = _note(deps, gen, GenerationStatus.CANCELLED)
+        deps.enforcer.finish(_lease(gen, claim), _charge(gen), note=note)
         uow.commit()
-    _publish(deps, gen, GenerationStatus.CANCELLED)
     log_event(_log, "job_cancelled", generation_id=str(gen.id), code=CANCELLED, stage=stage)
     return True
 
@@ -280,8 +279,12 @@ def _succeed(
     ]
     now = deps.now()
     # Released first (SPEC §5: before the status is visible). The release is fenced on
-    # the claim in Redis, so if a take-over holds the job by now it frees nothing of its.
-    deps.enforcer.release(_lease(gen, attempt))
+    # the claim in Redis, so if a take-over holds the job by now it frees nothing of its
+    # (and publishes nothing). It carries ``succeeded`` for the event streams: a hint
+    # that only makes them read Postgres, so ahead of the write below is harmless; if
+    # that write matches nothing, the cancel below or whoever ended the job publishes
+    # the true terminal status over it.
+    deps.enforcer.finish(_lease(gen, attempt), note=_note(deps, gen, GenerationStatus.SUCCEEDED))
     ledger = _ledger(
         gen, result.prompt_tokens, result.completion_tokens, result.model, True, result
     )
@@ -300,7 +303,6 @@ def _succeed(
             uow.ledger.settle_deleted(ledger)
         log_event(_log, "job_result_discarded", generation_id=str(gen.id))
         return False
-    _publish(deps, gen, GenerationStatus.SUCCEEDED)
     log_event(
         _log, "job_completed", generation_id=str(gen.id), variants=len(rows),
         attempts=result.attempts, provider_trace_id=result.trace_id,
@@ -339,7 +341,8 @@ def _take_lease(deps: WorkerDeps, gen: Generation, claim: int) -> None:
     """Extend (or re-take) the slots for ``claim`` and record it in the lease record. When
     they cannot be had, hand the claim back so a redelivery can take the job at once."""
     try:
-        status = deps.enforcer.refresh_lease(_lease(gen, claim), gen.plan)
+        note = _note(deps, gen, GenerationStatus.RUNNING)  # after the claim's commit
+        status = deps.enforcer.refresh_lease(_lease(gen, claim), gen.plan, note=note)
     except BaseException:
         _unclaim(deps, gen, claim)
         raise
@@ -381,8 +384,14 @@ def _lease_then_claim(
     their refund on: a delivery dying between its refresh and its claim cannot block
     them. The claim holds only while that number is still the job's: a delivery that
     claimed since our read wins, and its slots (the same members) are left alone.
+
+    The refresh also publishes ``running``, just before the claim commits: a hint the
+    streams check against Postgres (events.py), written only once the slots are held
+    and never over a status published before it.
     """
-    status = deps.enforcer.refresh_lease(_lease(gen, gen.attempts), gen.plan, token=token)
+    note = _note(deps, gen, GenerationStatus.RUNNING)
+    lease = _lease(gen, gen.attempts)
+    status = deps.enforcer.refresh_lease(lease, gen.plan, token=token, note=note)
     if status.replayed and token is not None:
         raise token.refused()
     if status.superseded:
@@ -457,7 +466,6 @@ def run_job(
             log_event(_log, "job_ignored", reason=JobResult.ALREADY_TERMINAL.value)
             return JobResult.ALREADY_TERMINAL
         started, claim = claimed
-        _publish(deps, gen, GenerationStatus.RUNNING)
         try:
             log_event(
                 _log,

@@ -22,12 +22,13 @@ import httpx
 import pytest
 
 from devtools.offline_writer import OfflineWriter
+from shared.billing.plans import PLANS, PlanName
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from shared.db.connection import connect
 from shared.queue import WORKER_GENERATE_PATH, JobPayload, sign_qstash
 from shared.services.worker import JobResult, WorkerDeps, run_job
-from tests.e2e.api_support import RecordingQueue
+from tests.e2e.api_support import RecordingQueue, seed_charged, sql
 from tests.support.wire_proxy import WireProxy
 
 
@@ -46,12 +47,17 @@ EXPECTED = {
     "first create": Trips(redis=2, postgres=2),
     "create": Trips(redis=1, postgres=1),
     "create + Idempotency-Key": Trips(redis=2, postgres=1),
+    # The pool spent: a pack or grant pays, chosen in the same admission call; a create
+    # crossing a usage-notice mark writes the notice in the generation's own statement.
+    "create paid by a credit": Trips(redis=1, postgres=1),
+    "create crossing a notice mark": Trips(redis=1, postgres=1),
     "regenerate (full)": Trips(redis=1, postgres=2),
     "regenerate (targeted)": Trips(redis=1, postgres=2),
-    # + 2 Redis SETs: the running and the terminal status published for the event
-    # streams (GET /v1/generations/{id}/events), each after its move is committed.
-    "worker job": Trips(redis=4, postgres=4),
-    "worker delivery (signed HTTP)": Trips(redis=4, postgres=4),
+    # The running and the terminal status published for the event streams (GET
+    # /v1/generations/{id}/events) ride the two script calls the job makes anyway (the
+    # lease refresh, the release): 4 + 4 when each was a SET of its own.
+    "worker job": Trips(redis=2, postgres=4),
+    "worker delivery (signed HTTP)": Trips(redis=2, postgres=4),
     "library page": Trips(redis=0, postgres=1),
     "library page (q)": Trips(redis=0, postgres=1),
 }
@@ -155,6 +161,42 @@ def test_create_steady_state(wire: Wire, user: Any) -> None:
     _create(user)
     trips, _ = wire.count(lambda: _create(user))
     assert trips == EXPECTED["create"]
+
+
+def _standard_at(wire: Wire, api: Callable[..., Any], used: int) -> Any:
+    """A Standard user (concurrency 2: the warm create and the measured one both hold a
+    lease) with ``used`` pool generations already charged this month."""
+    wire.queue.jobs = []
+    user = api("standard")
+    seed_charged(wire.container, user.user_id, count=used, plan="standard")
+    return user
+
+
+def test_create_paid_by_a_credit(wire: Wire, api: Callable[..., Any], database_url: str) -> None:
+    user = _standard_at(wire, api, PLANS[PlanName.STANDARD].generations_per_month)
+    grant = {"user_id": user.user_id, "generations": 5, "reason": "round trips"}
+    r = user.client.post("/v1/admin/grants", json=grant, headers=user.admin_headers)
+    assert r.status_code == 201, r.text
+    _create(user)  # the first one also seeds the month, the hour and the credits hash
+    trips, body = wire.count(lambda: _create(user))
+    assert trips == EXPECTED["create paid by a credit"]
+    paid = sql(
+        database_url, "SELECT credit_id::text FROM generations WHERE id = CAST(:g AS uuid)",
+        g=body["generation_id"],
+    )  # fmt: skip
+    assert paid == [[r.json()["id"]]]
+
+
+def test_create_crossing_a_notice_mark(
+    wire: Wire, api: Callable[..., Any], database_url: str
+) -> None:
+    mark = PLANS[PlanName.STANDARD].generations_per_month * 80 // 100
+    user = _standard_at(wire, api, mark - 2)
+    _create(user)  # mark - 1
+    trips, _ = wire.count(lambda: _create(user))  # reaches the mark: pool_80
+    assert trips == EXPECTED["create crossing a notice mark"]
+    notices = sql(database_url, "SELECT kind FROM notices WHERE owner_id = :o", o=user.user_id)
+    assert notices == [["pool_80"]]
 
 
 def test_create_with_idempotency_key(wire: Wire, user: Any) -> None:

@@ -120,7 +120,7 @@ def _cancel(
     c: Container, job: JobPayload, key: str | None = None, user_id: str | None = None
 ) -> tuple[int, dict[str, Any], bool]:
     """POST /v1/generations/{id}/cancel through the service: (status, body, replayed)."""
-    deps = cancel.CancelDeps(db=c.db, enforcer=c.enforcer, now=c.now)
+    deps = cancel.CancelDeps(db=c.db, enforcer=c.enforcer, now=c.now, board=c.status_board)
     cmd = cancel.CancelGeneration(
         user_id=user_id or job.user_id,
         generation_id=uuid.UUID(job.generation_id),
@@ -129,6 +129,12 @@ def _cancel(
     )
     response, replayed = cancel.cancel(deps, cmd, cancelled_response)
     return response.status, json.loads(response.body), replayed
+
+
+def _published(c: Container, job: JobPayload) -> str | None:
+    """The status last published for the job's event streams."""
+    status = c.status_board.read(uuid.UUID(job.generation_id))
+    return None if status is None else status.value
 
 
 def _cancel_outcome(c: Container, job: JobPayload) -> str:
@@ -229,8 +235,13 @@ def test_cancel_of_a_queued_job_gives_every_unit_back_and_the_delivery_does_noth
     before = _usage_matches_postgres(c, job.user_id)
     assert (before["monthly"], before["hourly"], before["in_use"]) == (1, 1, 1)
 
+    _cancel(c, _queued_job(c))  # another job's: the script is loaded (no NOSCRIPT retry)
+    trips = c.redis.round_trips
     status, body, replayed = _cancel(c, job)
 
+    # ONE Redis call: the refund, the release and the published status ride one finish.
+    assert c.redis.round_trips - trips == 1
+    assert _published(c, job) == "cancelled"
     assert (status, body["status"], replayed) == (200, "cancelled", False)
     assert body["error"]["code"] == "CANCELLED"
     assert body["completed_at"] is not None
@@ -315,6 +326,9 @@ def test_cancel_while_the_provider_runs_drops_the_answer_and_records_its_tokens(
 
     assert worker.run_job(deps, job) is worker.JobResult.CANCELLED
 
+    # The release before the final write published "succeeded" (a hint: the write then
+    # matched nothing); the cancel's finish published the true end over it.
+    assert _published(c, job) == "cancelled"
     assert asked[0][1]["status"] == "running"
     assert asked[0][1]["cancel_requested_at"]
     assert _state(c, job) == ("cancelled", 0, 1)
@@ -369,6 +383,7 @@ def test_a_cancel_requested_job_whose_worker_died_is_ended_cancelled_by_the_swee
     assert worker.sweep(late, limit=1) == 1
 
     assert _state(c, job) == ("cancelled", 0, 1)
+    assert _published(c, job) == "cancelled"
     usage = _usage_matches_postgres(c, job.user_id)
     assert (usage["monthly"], usage["hourly"], usage["in_use"]) == (0, 1, 0)
 

@@ -422,8 +422,8 @@ MUTATIONS = [
     ),
     pytest.param(
         "gateway.tf",
-        "        public_invokers = true\n",
-        '        public_invokers = true\n        title           = "x"\n',
+        "        public_invokers = var.public_invokers\n",
+        '        public_invokers = var.public_invokers\n        title           = "x"\n',
         check_templates_render_and_parse,
         id="gateway-tf-passes-a-variable-the-test-does-not-render",
     ),

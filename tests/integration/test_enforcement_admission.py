@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import (
@@ -20,6 +21,7 @@ from shared.enforcement import (
     LeaseRef,
     PlanInfo,
     Scope,
+    StatusNote,
     StoredResponse,
     enforce_or_throw,
 )
@@ -433,3 +435,76 @@ def test_thin_semaphores_and_cooldown(world: World) -> None:
     assert again.retry_after_s == PLANS[PlanName.BASIC].regen_cooldown_s
     enforcer.time_offset_ms = 20_001
     assert enforcer.check_and_set_regen_cooldown(user, "d").allowed
+
+
+def _status(world: World, lease: LeaseRef) -> str | None:
+    return world.port.get(world.keys.generation_status(lease.lease_id))
+
+
+def _note(lease: LeaseRef, status: str) -> StatusNote:
+    return StatusNote(lease.lease_id, status, ttl_ms=60_000)
+
+
+def _status_ttl_ms(world: World, lease: LeaseRef, redis_url: str) -> int:
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        return int(raw.pttl(world.keys.generation_status(lease.lease_id)))
+    finally:
+        raw.close()
+
+
+def test_the_refresh_publishes_running_only_first_and_only_when_it_holds_the_slots(
+    world: World, redis_url: str
+) -> None:
+    """The worker's lease refresh carries the ``running`` status for the event streams:
+    written only when the slots are held, and never over a status published before it
+    (a terminal one; queued is never published), so a stream's hint never goes back."""
+    user = world.user(PlanName.BASIC)
+    ticket = world.ticket(user)
+    enforcer, lease = world.enforcer, replace(ticket.lease, attempt=2)
+    old = replace(ticket.lease, attempt=1)
+    assert enforcer.refresh_lease(lease, PlanName.BASIC).ok  # no note: nothing published
+    assert _status(world, lease) is None
+    assert enforcer.refresh_lease(old, PlanName.BASIC, note=_note(old, "running")).superseded
+    assert _status(world, lease) is None
+    assert enforcer.refresh_lease(lease, PlanName.BASIC, note=_note(lease, "running")).ok
+    assert _status(world, lease) == "running"
+    assert 59_000 < _status_ttl_ms(world, lease, redis_url) <= 60_000
+
+    world.port.set(world.keys.generation_status(lease.lease_id), "cancelled", px_ms=60_000)
+    assert enforcer.refresh_lease(lease, PlanName.BASIC, note=_note(lease, "running")).ok
+    assert _status(world, lease) == "cancelled"
+    enforcer.release(lease)
+
+
+def test_a_busy_refresh_publishes_nothing(world: World) -> None:
+    user = world.user(PlanName.BASIC)
+    ticket = world.ticket(user)
+    enforcer = world.enforcer
+    enforcer.release(ticket.lease)
+    limit = PLANS[PlanName.BASIC].concurrent_jobs
+    others = [world.ticket(user) for _ in range(limit)]
+    busy = enforcer.refresh_lease(ticket.lease, PlanName.BASIC, note=_note(ticket.lease, "running"))
+    assert busy.state == "busy"
+    assert _status(world, ticket.lease) is None
+    for other in others:
+        enforcer.release(other.lease)
+
+
+def test_finish_publishes_the_terminal_status_unless_a_newer_claim_holds_the_lease(
+    world: World, redis_url: str
+) -> None:
+    """The release/refund that ends a job carries its terminal status (over ``running``);
+    a delivery taken over frees nothing and publishes nothing."""
+    user = world.user(PlanName.BASIC)
+    ticket = world.ticket(user)
+    enforcer = world.enforcer
+    old, live = replace(ticket.lease, attempt=1), replace(ticket.lease, attempt=2)
+    assert enforcer.refresh_lease(live, PlanName.BASIC, note=_note(live, "running")).ok
+
+    assert enforcer.finish(old, ticket.charge, note=_note(old, "failed")) is False
+    assert _status(world, live) == "running"
+    assert enforcer.finish(live, note=_note(live, "succeeded")) is False  # release only
+    assert _status(world, live) == "succeeded"
+    assert _concurrency(world, user) == 0
+    assert 59_000 < _status_ttl_ms(world, live, redis_url) <= 60_000

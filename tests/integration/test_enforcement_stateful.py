@@ -81,6 +81,9 @@ class Ledger:
     def count_full_regens(self, user_id: str, month: str) -> int:
         return self._count(user_id, "month", month.replace("-", ""), full_only=True)
 
+    def credits_seed(self, user_id: str) -> str:
+        return "-"  # this model grants no packs or grants
+
 
 def start_instant() -> datetime:
     """Ten minutes before a month ends, in the future (so EXPIREATs are in the future)."""

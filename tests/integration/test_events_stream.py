@@ -5,6 +5,7 @@ stream's own sleeps advance; the worker runs for real in the middle of the wait.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import uuid
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from devtools.offline_writer import OfflineWriter
+from shared.ai import ProviderError
 from shared.api.handlers.generation import accepted_response
 from shared.api.models import CreateRequest
 from shared.billing.plans import PlanName
@@ -22,6 +24,7 @@ from shared.bootstrap import Container
 from shared.db import GenerationStatus, SubscriptionStatus
 from shared.services import events, generation, worker
 from shared.services.events import Event, Retry, StatusBoard, StreamConfig, StreamDeps
+from shared.services.leases import lease_of
 from tests.support.worker_env import CapturingQueue, worker_settings
 
 
@@ -176,3 +179,81 @@ def test_the_stream_closes_itself_with_a_retry_hint(container: Container) -> Non
     assert [type(i) for i in items] == [Event, Retry]
     assert clock.t == pytest.approx(2.0)
     assert (redis.calls, db.opened) == (8, 1)
+
+
+def test_a_status_published_ahead_of_its_commit_is_sent_only_once_committed(
+    container: Container,
+) -> None:
+    """The worker's lease refresh publishes ``running`` just before the claim commits
+    (events.py, the publishing rule). A stream polling in between reads Postgres, finds
+    the job still queued and sends nothing; it reads again at each poll while the hint is
+    ahead, and sends ``running`` at the first poll after the commit."""
+    c = container
+    user_id, gid = _queued(c)
+    db, _redis, clock, (deps, cfg) = _stream(c, max_open_s=3)
+    with c.db.autocommit() as uow:
+        gen = uow.generations.get_any(gid)
+    assert gen is not None
+    lease = lease_of(gen, gen.attempts)
+    note = StatusBoard.note(gid, GenerationStatus.RUNNING)
+
+    def refresh() -> None:  # the hint, at sleep 4: its claim has not committed yet
+        assert c.enforcer.refresh_lease(lease, gen.plan, note=note).ok
+        assert StatusBoard(c.redis, c.keys).read(gid) is GenerationStatus.RUNNING
+
+    def claim() -> None:  # the commit, at sleep 8
+        with c.db.autocommit() as uow:
+            assert uow.generations.claim_queued(gid, c.now(), gen.attempts) is not None
+
+    clock.at[4], clock.at[8] = refresh, claim
+    stream = events.open_stream(deps, user_id, gid, 0, cfg)
+    assert stream is not None
+    sent: list[tuple[GenerationStatus, int]] = []
+    for item in stream:
+        if isinstance(item, Event):
+            sent.append((item.status, clock.sleeps))
+    assert sent == [(GenerationStatus.QUEUED, 0), (GenerationStatus.RUNNING, 8)]
+    # Postgres: the open, then one read per poll while the hint was ahead (polls 4-8).
+    assert db.opened == 1 + 5
+    c.enforcer.release(lease)
+
+
+class _Failing:
+    """A provider that fails for good (no retry), having spent some tokens."""
+
+    model = "offline"
+
+    def generate(self, job: Any, *, deadline: float) -> Any:
+        raise ProviderError("BAD_OUTPUT", "No usable variants.", transient=False, prompt_tokens=7)
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["succeeded", "failed"])
+def test_the_worker_publishes_both_moves_inside_its_two_script_calls(
+    container: Container, fails: bool
+) -> None:
+    """``running`` rides the lease refresh and the terminal status the release (or the
+    refund): a job is 2 Redis calls with both publishes, as it was before the streams."""
+    c = container
+    queue = c.queue
+    assert isinstance(queue, CapturingQueue)
+    deps = c.worker_deps(_Failing() if fails else None)  # type: ignore[arg-type]
+    _, warm = _queued(c)  # the scripts loaded (no NOSCRIPT retry in the count)
+    worker.run_job(deps, queue.jobs[str(warm)])
+    _, gid = _queued(c)
+    seen: list[GenerationStatus | None] = []
+    board = StatusBoard(c.redis, c.keys)
+    db = _CountingDb(c.db)
+
+    class _Peeking(_CountingDb):  # the published status as the draft read (after the claim)
+        def autocommit(self) -> Any:
+            if db.opened == 2:
+                seen.append(board.read(gid))
+            return db.autocommit()
+
+    trips = c.redis.round_trips
+    result = worker.run_job(dataclasses.replace(deps, db=_Peeking(c.db)), queue.jobs[str(gid)])
+    assert result is (worker.JobResult.FAILED if fails else worker.JobResult.SUCCEEDED)
+    assert c.redis.round_trips - trips == 2 + len(seen)  # the test's own peek: 1 GET
+    assert seen == [GenerationStatus.RUNNING]
+    expected = GenerationStatus.FAILED if fails else GenerationStatus.SUCCEEDED
+    assert board.read(gid) is expected

@@ -25,6 +25,7 @@ from typing import Any
 
 import hcl2
 import pytest
+import yaml
 from hcl2.utils import SerializationOptions
 
 from shared.api.registry import FUNCTIONS, render_manifest
@@ -65,6 +66,8 @@ SIGNATURE_AUTH = frozenset({"qstash", "stripe"})
 
 ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
 MOUNTED_SECRETS = "${toset(each.value.secrets)}"
+MOUNT_VERSION = '${local.mount_versions["${each.key}/${secret_environment_variables.key}"]}'
+CI_WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 FUNCTION_SA_MEMBER = "serviceAccount:${google_service_account.fn[each.value.function].email}"
 INVOKER_RESOURCES = (
     "google_cloud_run_service_iam_member",
@@ -212,6 +215,30 @@ def function_resource(tf: Terraform) -> tuple[str, dict[str, Any]] | None:
 # ---------------------------------------------------------------------------------------
 
 
+def ci_python_versions(workflow: Path = CI_WORKFLOW) -> list[str]:
+    """Every python-version actions/setup-python installs in a workflow (YAML parser)."""
+    doc = yaml.safe_load(workflow.read_text(encoding="utf-8"))
+    return [
+        str(step["with"]["python-version"])
+        for job in doc["jobs"].values()
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).startswith("actions/setup-python@")
+    ]
+
+
+def ci_python_runtime(workflow: Path = CI_WORKFLOW) -> str:
+    """The Cloud Functions runtime of the one Python CI tests (3.11 -> python311)."""
+    versions = set(ci_python_versions(workflow))
+    if len(versions) != 1:
+        return f"<CI tests {sorted(versions)}, not one version>"
+    return "python" + versions.pop().replace(".", "")
+
+
+def _pins_versions(tf: Terraform) -> bool:
+    """local.mount_versions takes every non-database version from local.secret_versions."""
+    return "local.secret_versions[g.secret]" in str(tf.locals.get("mount_versions", ""))
+
+
 def check_functions(directory: Path) -> list[str]:
     """One function per registry entry with the registry's module/entry point/auth/hot."""
     tf = load_terraform(directory)
@@ -245,7 +272,7 @@ def check_functions(directory: Path) -> list[str]:
     build, service = first(fn.get("build_config")), first(fn.get("service_config"))
     expectations = {
         "for_each": (fn.get("for_each"), ref("local.functions")),
-        "runtime": (build.get("runtime"), "python312"),
+        "runtime": (build.get("runtime"), ci_python_runtime()),
         "entry_point": (build.get("entry_point"), ref("each.value.entry_point")),
         "min_instance_count": (
             service.get("min_instance_count"),
@@ -344,8 +371,11 @@ def check_secrets(directory: Path) -> list[str]:
         content = first(mounts[0].get("content"))
         if content.get("key") != ref("secret_environment_variables.key"):
             problems.append("mounted secret env var key must be the locals.secrets key")
-        if content.get("version") != ref("local.secret_versions[secret_environment_variables.key]"):
-            problems.append("mounted secret version must come from local.secret_versions (pinned)")
+        if content.get("version") != MOUNT_VERSION or not _pins_versions(tf):
+            problems.append(
+                "mounted secret version must come from local.mount_versions, built from"
+                " local.secret_versions (pinned)"
+            )
     for key, value in walk(tf.resources):
         if key == "version" and str(value).strip().lower() == "latest":
             problems.append('a secret version is "latest"; pin a number')
@@ -368,9 +398,12 @@ def check_secrets(directory: Path) -> list[str]:
     for rtype, name, _ in accessors:
         if rtype != "google_secret_manager_secret_iam_member":
             problems.append(f"{rtype}.{name} grants {ACCESSOR_ROLE}; grant it per secret only")
-    if len(per_secret) != 1:
-        problems.append(f"expected one per-secret accessor binding, found {len(per_secret)}")
-    for _, name, body in per_secret:
+    functions_bindings = [b for b in per_secret if b[2].get("member") != MIGRATE_MEMBER]
+    if len(functions_bindings) != 1:
+        problems.append(
+            f"expected one per-secret accessor binding, found {len(functions_bindings)}"
+        )
+    for _, name, body in functions_bindings:
         if body.get("for_each") != ref("local.secret_grants"):
             problems.append(f"accessor binding {name} must be one per function and secret")
         if body.get("member") != FUNCTION_SA_MEMBER:
@@ -438,7 +471,7 @@ def _invoker_targets(tf: Terraform, body: dict[str, Any]) -> list[str] | None:
     expr = str(tf.locals.get(local.group(1), "")) if local else for_each
     allowed = re.fullmatch(
         r"\$\{\{for (\w+), (\w+) in local\.functions : \1 => \2 "
-        r"if contains\(\[([^\]]*)\], \2\.auth\)\}\}",
+        r"if (?:var\.public_invokers && )?contains\(\[([^\]]*)\], \2\.auth\)\}\}",
         expr,
     )
     if allowed is None:
@@ -734,10 +767,12 @@ def check_metric_events_emitted(directory: Path, root: Path = ROOT) -> list[str]
 # Issue 12: a first apply on a fresh project (items 1-6; item 7 is check_registry_source)
 # ---------------------------------------------------------------------------------------
 
-BUILD_ROLES = frozenset(
-    {"roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectAdmin"}
-)
+BUILD_ROLES = frozenset({"roles/logging.logWriter", "roles/storage.objectViewer"})
+# Never project-wide for the build account: it writes images to one repository only.
+BUILD_UNSCOPED_ROLES = frozenset({"roles/artifactregistry.writer", "roles/storage.objectAdmin"})
 BUILD_MEMBER = "serviceAccount:${google_service_account.build.email}"
+MIGRATE_MEMBER = "serviceAccount:${google_service_account.migrate.email}"
+OTHER_MEMBERS = frozenset({BUILD_MEMBER, MIGRATE_MEMBER})
 
 
 def _duration_s(value: Any) -> int:
@@ -786,6 +821,14 @@ def check_build_identity(directory: Path) -> list[str]:
     granted = set().union(*(_roles_of(tf, b) for b in grants.values())) if grants else set()
     for role in sorted(BUILD_ROLES - granted):
         problems.append(f"the build account lacks project-level {role} (provider issue 20571)")
+    for role in sorted(BUILD_UNSCOPED_ROLES & granted):
+        problems.append(f"the build account holds {role} project-wide; scope it")
+    for name, body in grants.items():
+        if "roles/storage.objectViewer" in _roles_of(tf, body) and not body.get("condition"):
+            problems.append(
+                f"google_project_iam_member.{name}: the build account's storage read must be"
+                " limited to the sources buckets (condition)"
+            )
     sleeps = _sleeps_before(tf, fn)
     waited = [
         name
@@ -923,7 +966,7 @@ def check_least_privilege(directory: Path) -> list[str]:
     )
     for name, body in sorted(tf.resources_of("google_project_iam_member").items()):
         member = str(body.get("member", ""))
-        runtime = "google_service_account." in member and member != BUILD_MEMBER
+        runtime = "google_service_account." in member and member not in OTHER_MEMBERS
         if runtime and not per_function.fullmatch(member):
             problems.append(
                 f"google_project_iam_member.{name}: runtime roles go to each function's account"
@@ -1132,7 +1175,7 @@ MUTATIONS = [
     pytest.param(
         "latest_version",
         "functions.tf",
-        "version    = local.secret_versions[secret_environment_variables.key]",
+        'version    = local.mount_versions["${each.key}/${secret_environment_variables.key}"]',
         'version    = "latest"',
         check_secrets,
         id="secret-version-latest",
@@ -1140,8 +1183,9 @@ MUTATIONS = [
     pytest.param(
         "project_wide_accessor",
         "iam.tf",
-        '    "roles/cloudtrace.agent",\n',
-        '    "roles/cloudtrace.agent",\n    "roles/secretmanager.secretAccessor",\n',
+        '  runtime_roles = toset([\n    "roles/logging.logWriter",\n',
+        '  runtime_roles = toset([\n    "roles/logging.logWriter",\n'
+        '    "roles/secretmanager.secretAccessor",\n',
         check_secrets,
         id="accessor-granted-project-wide",
     ),
@@ -1157,7 +1201,8 @@ MUTATIONS = [
         "public_without_comment",
         "iam.tf",
         '# stripe-webhook (auth "stripe"): Stripe cannot present Google credentials; the function\n'
-        "# answers 400 unless Stripe-Signature verifies against STRIPE_WEBHOOK_SECRET.\n",
+        "# answers 400 unless Stripe-Signature verifies against STRIPE_WEBHOOK_SECRET. With\n"
+        "# public_invokers = false Stripe calls it through the gateway (/webhooks/stripe).\n",
         "",
         check_public_invokers,
         id="public-binding-without-auth-comment",
@@ -1285,10 +1330,29 @@ MUTATIONS = [
     pytest.param(
         "build_role_missing",
         "iam.tf",
-        '    "roles/storage.objectAdmin",\n',
-        "",
+        'role    = "roles/storage.objectViewer"\n'
+        '  member  = "serviceAccount:${google_service_account.build',
+        'role    = "roles/logging.viewer"\n'
+        '  member  = "serviceAccount:${google_service_account.build',
         check_build_identity,
         id="item1-build-account-without-project-storage-role",
+    ),
+    pytest.param(
+        "build_writes_every_repository",
+        "iam.tf",
+        '  build_roles = toset([\n    "roles/logging.logWriter",\n',
+        '  build_roles = toset([\n    "roles/logging.logWriter",\n'
+        '    "roles/artifactregistry.writer",\n',
+        check_build_identity,
+        id="build-account-writes-every-repository",
+    ),
+    pytest.param(
+        "build_reads_every_bucket",
+        "iam.tf",
+        '  condition {\n    title       = "function-sources-only"',
+        '  dynamic "condition" {\n    title       = "function-sources-only"',
+        check_build_identity,
+        id="build-account-reads-every-bucket",
     ),
     pytest.param(
         "functions_do_not_wait_for_iam",

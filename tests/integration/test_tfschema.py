@@ -116,7 +116,7 @@ MUTATIONS = [
     ),
     pytest.param(
         "versions.tf",
-        [('version = "~> 6.30"', 'version = "~> 5.40"')],
+        [('version = "~> 6.50"', 'version = "~> 5.40"')],
         "does not select hashicorp/google 6.50.0",
         id="constraint-does-not-select-the-schema-version",
     ),

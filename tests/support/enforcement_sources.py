@@ -28,6 +28,7 @@ class FakeUsage:
     month: dict[tuple[str, str], int] = field(default_factory=dict)
     hour: dict[tuple[str, str], int] = field(default_factory=dict)
     full: dict[tuple[str, str], int] = field(default_factory=dict)
+    credits: dict[str, str] = field(default_factory=dict)  # user -> credits seed
 
     def count_month(self, user_id: str, month: str) -> int:
         return self.month.get((user_id, month), 0)
@@ -37,3 +38,6 @@ class FakeUsage:
 
     def count_full_regens(self, user_id: str, month: str) -> int:
         return self.full.get((user_id, month), 0)
+
+    def credits_seed(self, user_id: str) -> str:
+        return self.credits.get(user_id, "-")

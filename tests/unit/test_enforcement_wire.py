@@ -25,6 +25,7 @@ from shared.enforcement import (
     Refused,
     Replay,
     Scope,
+    StatusNote,
     StoredResponse,
     enforce_idempotency,
     enforce_lease,
@@ -114,6 +115,7 @@ _ARGV = {
     "full seed": "1", "monthly counters EXPIREAT": str(DEC1 + 86_400),
     "hourly counter EXPIREAT": str(HOUR_END + 86_400),
     "lease TTL": "60000", "provider cap": "50", "idempotency record TTL": "86400",
+    "credits seed": "", "notice marks": "80,100", "low credit mark": "10",
 }  # fmt: skip
 
 
@@ -284,7 +286,9 @@ def test_finish_and_refund_arguments() -> None:
     ]
     marker = refund_marker_expireat_s("2026-11")
     assert marker == DEC1 + 2 * 86_400
-    assert finish_args(lease, charge, None) == ["g", "1", "1", str(marker), "", "0", "", "0"]
+    assert finish_args(lease, charge, None) == [
+        "g", "1", "1", str(marker), "", "0", "", "0", "", "", "",
+    ]  # fmt: skip
     assert finish_args(lease, charge, None, "d1")[5] == "1"
     fenced = LeaseRef("g", "u", "mm", "M", Lane.BATCH, attempt=3)
     assert finish_args(fenced, charge, None)[6] == "3"
@@ -296,6 +300,17 @@ def test_finish_and_refund_arguments() -> None:
         "p:burst:u:gen_hour:2026112717"
     )
     assert finish_args(lease, charge, None, None, "2026112717")[7] == "1"
-    assert finish_args(lease, None, None) == ["g", "0", "0", "0", "", "0", "", "0"]
+    assert finish_args(lease, None, None) == ["g", "0", "0", "0", "", "0", "", "0", "", "", ""]
+    # The terminal status for the event streams: its key in the last slot, value and TTL.
+    note = StatusNote("g", "failed", 3_600_000)
+    assert finish_keys(keys, lease, charge, None, note=note)[10] == "p:gen:status:g"
+    assert finish_args(lease, charge, None, note=note)[9:] == ["failed", "3600000"]
+    assert finish_keys(keys, lease, charge, None)[10] == "p:gen:status:g"  # left alone
     assert refund_keys(keys, charge)[0] == "p:refund:g"
-    assert refund_args(ChargeRef("g", "u", "2026-11", Scope.CREATE)) == [str(marker), "0"]
+    assert refund_args(ChargeRef("g", "u", "2026-11", Scope.CREATE)) == [str(marker), "0", ""]
+    # A unit a credit paid goes back to that credit, in the user's credits hash.
+    paid = ChargeRef("g", "u", "2026-11", Scope.CREATE, "c1")
+    assert refund_args(paid)[2] == "c1"
+    assert refund_keys(keys, paid)[3] == "p:credits:u"
+    assert finish_args(lease, paid, None)[8] == "c1"
+    assert finish_keys(keys, lease, paid, None)[9] == "p:credits:u"

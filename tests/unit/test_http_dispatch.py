@@ -204,3 +204,44 @@ def test_plan_bounds_in_the_models_come_from_the_plan_table() -> None:
     assert create["maximum"] == max(p.max_variants for p in PLANS.values())
     plan = m.AdminSubscriptionRequest.model_json_schema()
     assert sorted(plan["$defs"]["PlanName"]["enum"]) == sorted(PlanName)
+
+
+# --- Behind the gateway (terraform public_invokers = false) ----------------------------------
+# API Gateway calls a private function with its own Google ID token in Authorization and
+# forwards the caller's in X-Forwarded-Authorization; AUTH_HEADER says which one to verify.
+
+
+def _bearer_route() -> Any:
+    from shared.api.routes import ROUTES
+
+    return next(r for r in ROUTES if r.auth == "bearer")
+
+
+@pytest.mark.parametrize(
+    ("auth_header", "caller_in", "gateway_in"),
+    [
+        ("Authorization", "Authorization", "X-Forwarded-Authorization"),
+        ("X-Forwarded-Authorization", "X-Forwarded-Authorization", "Authorization"),
+    ],
+)
+def test_the_caller_token_is_read_from_auth_header(
+    auth_header: str, caller_in: str, gateway_in: str
+) -> None:
+    from devtools.devtoken import mint_dev_token
+    from shared.api.http import _authenticate
+    from shared.config import DEV_HS256_SECRET
+
+    container = Container(load_settings({"AUTH_HEADER": auth_header}))
+    caller = mint_dev_token("caller-1", secret=DEV_HS256_SECRET)
+    headers = {caller_in: f"Bearer {caller}", gateway_in: "Bearer google-id-token-of-the-gateway"}
+    with _app.test_request_context("/v1/usage", headers=headers):
+        principal = _authenticate(_bearer_route(), flask.request, container)
+    assert principal is not None
+    assert principal.user_id == "caller-1"
+
+
+def test_auth_header_accepts_only_the_two_known_headers() -> None:
+    from shared.config import ConfigError
+
+    with pytest.raises(ConfigError, match="^AUTH_HEADER:"):
+        load_settings({"AUTH_HEADER": "X-User"})

@@ -78,7 +78,7 @@ def test_user_state_names_every_per_user_key_once() -> None:
     )  # fmt: skip
     assert len(found) == len(set(found))
     assert set(found) == {
-        k.plan_effective("u1"), k.boost_until("u1"), k.user_leases("u1"),
+        k.plan_effective("u1"), k.boost_until("u1"), k.user_leases("u1"), k.credits("u1"),
         *(k.gen_used("u1", m) for m in ("202506", "202512", "202601")),
         *(k.full_regen_used("u1", m) for m in ("202506", "202512", "202601")),
         *(k.gen_hour("u1", h) for h in ("2025123122", "2025123123", "2026010100")),

@@ -1,4 +1,4 @@
-"""Imports run one way: down the layers of the README's architecture, and never in a cycle.
+"""Imports run one way: down the layers of docs/architecture.md, and never in a cycle.
 
 Every import statement counts (top-level, lazy inside a function, and type-only under
 ``TYPE_CHECKING``): a lazy import still ties the two modules together, and a type-only

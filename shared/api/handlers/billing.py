@@ -9,18 +9,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.api.http import ApiRequest, ApiResponse
-from shared.api.models import CheckoutRequest, UrlResponse
+from shared.api.models import CheckoutRequest, PackCheckoutRequest, UrlResponse
 from shared.billing.stripe_billing import Product
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
-__all__ = ["checkout", "portal"]
+__all__ = ["checkout", "pack_checkout", "portal"]
 
 
 def checkout(req: ApiRequest, c: Container) -> ApiResponse:
     body = req.parse(CheckoutRequest)
     url = c.billing.start_checkout(req.user_id, Product(body.product))
+    return ApiResponse.json(201, UrlResponse(url=url))
+
+
+def pack_checkout(req: ApiRequest, c: Container) -> ApiResponse:
+    body = req.parse(PackCheckoutRequest)
+    url = c.billing.start_pack_checkout(req.user_id, body.pack)
     return ApiResponse.json(201, UrlResponse(url=url))
 
 

@@ -22,4 +22,9 @@ def stripe_webhook(req: ApiRequest, c: Container) -> ApiResponse:
     outcome = c.billing.handle_webhook(req.body, req.headers.get("Stripe-Signature"))
     if outcome.user_id is not None:
         c.enforcer.invalidate_plan(outcome.user_id)  # after commit: the next read reloads
+    if outcome.credit_ids:  # packs: Redis follows the record (also on a replay)
+        from shared.services.credits import sync_credit
+
+        for credit_id in outcome.credit_ids:
+            sync_credit(c.db, c.enforcer, credit_id)
     return ApiResponse.json(200, {"received": True, "result": outcome.result})

@@ -92,9 +92,30 @@ def sweep(req: ApiRequest, c: Container) -> ApiResponse:
 
     failed = service.sweep(c.worker_deps())
     purged = lifecycle.purge_deleted(c.db, c.now())
+    published = _publish_notices(c)
     return ApiResponse.json(
-        200, {"failed": failed, "purged": {"drafts": purged.drafts, "assets": purged.assets}}
+        200,
+        {
+            "failed": failed,
+            "purged": {"drafts": purged.drafts, "assets": purged.assets},
+            "notices_published": published,
+        },
     )
+
+
+def _publish_notices(c: Container) -> int:
+    """Usage notices waiting in the outbox, handed to QStash for the operator's webhook
+    (nothing to do while NOTICE_WEBHOOK_URL / NOTICE_WEBHOOK_SECRET are unset)."""
+    s = c.settings
+    if not (s.notice_webhook_url and s.notice_webhook_secret and s.qstash_token):
+        return 0
+    from shared.services import notices
+
+    publisher = notices.QStashNoticePublisher(s.qstash_token, s.qstash_url, s.qstash_retries)
+    result = notices.publish_pending(
+        c.db, publisher, url=s.notice_webhook_url, secret=s.notice_webhook_secret, now=c.now()
+    )
+    return result.published
 
 
 def rollup(req: ApiRequest, c: Container) -> ApiResponse:
