@@ -334,6 +334,12 @@ variable "alert_provider_429_per_5m" {
   default     = 20
 }
 
+variable "alert_fallback_ratio" {
+  description = "Alert when more than this fraction of finished jobs ran on the fallback AI provider over 15 minutes."
+  type        = number
+  default     = 0.2
+}
+
 variable "alert_job_failure_ratio" {
   description = "Alert when failed jobs exceed this fraction of finished jobs over 15 minutes."
   type        = number
