@@ -12,7 +12,9 @@ and the production configuration check passing unmodified:
   the sweep schedule, as Terraform's ``upstash_qstash_schedule_v2`` does;
 - Redis: ``UPSTASH_REDIS_REST_URL`` at ``devtools.upstash_rest`` in front of real Redis;
 - Postgres: a fresh database on the real server, migrated as ``make migrate`` does;
-- MiniMax: ``devtools.fake_minimax`` answering what each prompt asks for;
+- MiniMax: ``devtools.fake_minimax`` answering what each prompt asks for, and its
+  ``FakeOpenAI`` as the worker's second provider (``FALLBACK_AI_*``, Terraform's
+  ``fallback_ai`` turned on), so a job falls back when MiniMax fails;
 - a gateway: nginx (``devtools.gateway``) as the one origin for ``/v1/*``;
 - the example frontend (``examples/web``) served from another origin.
 
@@ -55,13 +57,14 @@ from devtools.devservers import (
     postgres_serves,
     redis_serves,
 )
-from devtools.fake_minimax import FakeMiniMax, answer_prompt
+from devtools.fake_minimax import FakeMiniMax, FakeOpenAI, answer_prompt
 from devtools.gateway import render_nginx
 from devtools.jwks_server import Issuer, JwksServer, SigningKey, jwks
 from devtools.net import free_port
 from devtools.qstash_server import QStashServer
 from devtools.upstash_rest import UpstashRestServer
 from shared.api.registry import FUNCTIONS, FunctionSpec
+from shared.needs import NEED_SECRETS, Need
 
 __all__ = ["Rehearsal", "build_packages", "main"]
 
@@ -154,6 +157,24 @@ def production_env(
     }
 
 
+FALLBACK_MODEL = "fake-fallback-1"
+
+
+def fallback_env(base_url: str) -> dict[str, str]:
+    """Terraform's settings of the optional need ``ai_fallback`` (``local.need_env`` in
+    terraform/functions.tf, with ``fallback_ai`` turned on and no prices), pointed at the
+    fake second provider. Only the functions with the need (the worker) get them."""
+    return {
+        "FALLBACK_AI_BASE_URL": base_url,
+        "FALLBACK_AI_MODEL": FALLBACK_MODEL,
+        "FALLBACK_AI_PROVIDER": "openai-compatible",
+        "FALLBACK_RESERVE_S": "60",
+        "CIRCUIT_FAILURES": "5",
+        "CIRCUIT_WINDOW_S": "60",
+        "CIRCUIT_COOLDOWN_S": "30",
+    }
+
+
 @dataclass
 class Started:
     """A process group the rehearsal started."""
@@ -209,7 +230,11 @@ class Rehearsal:
             "UPSTASH_REDIS_REST_TOKEN": "upstash-" + secrets.token_hex(16),
             "MINIMAX_API_KEY": "mm-" + secrets.token_hex(16),
             "CURSOR_SECRET": secrets.token_hex(32),
+            "FALLBACK_AI_API_KEY": "fb-" + secrets.token_hex(16),
         }
+        # The optional needs turned on (shared.needs.OPTIONAL_NEEDS) => their plain
+        # settings; the notice webhook stays off (there is no operator endpoint here).
+        self.need_env: dict[Need, dict[str, str]] = {}
         self.issuer = Issuer(SigningKey.rsa(kid="rehearsal-1"), ISSUER, AUDIENCE)
         self.gateway_url = ""
         self.page_url = ""
@@ -266,6 +291,10 @@ class Rehearsal:
         self.issuer.save(STATE_DIR / "issuer.json")
         minimax = FakeMiniMax(responder=answer_prompt).start()
         self._servers.append(minimax)
+        fallback = FakeOpenAI(responder=answer_prompt)
+        fallback.start()
+        self._servers.append(fallback)
+        self.need_env[Need.AI_FALLBACK] = fallback_env(fallback.base_url)
         qstash = QStashServer(
             token=self.secrets["QSTASH_TOKEN"],
             current_signing_key=self.secrets["QSTASH_CURRENT_SIGNING_KEY"],
@@ -309,10 +338,14 @@ class Rehearsal:
 
     def function_env(self, spec: FunctionSpec, plain: dict[str, str]) -> dict[str, str]:
         """What Terraform gives ``spec``'s function (terraform/functions.tf): the plain
-        variables, ``APP_FUNCTION`` and only the secrets its needs mount (no Stripe keys
-        here: the billing routes answer 503, as without Stripe configured)."""
-        mounted = {name: self.secrets[name] for name in spec.secrets if name in self.secrets}
-        return {**plain, "APP_FUNCTION": spec.name, **mounted}
+        variables, those of its optional needs that are on, ``APP_FUNCTION`` and only the
+        secrets its needs mount (no Stripe keys here: the billing routes answer 503, as
+        without Stripe configured)."""
+        on = sorted(spec.needs & self.need_env.keys())
+        names = {*spec.secrets, *(s for need in on for s in NEED_SECRETS[need])}
+        mounted = {name: self.secrets[name] for name in sorted(names) if name in self.secrets}
+        optional = {k: v for need in on for k, v in self.need_env[need].items()}
+        return {**plain, **optional, "APP_FUNCTION": spec.name, **mounted}
 
     def _start_function(
         self, spec: FunctionSpec, source: Path, venv: Path, env: dict[str, str]

@@ -12,6 +12,8 @@ how to make one (a browser cannot run the TypeScript sources). Unless
 ``CORS_ALLOWED_ORIGINS`` is set, the page's origins (127.0.0.1 and localhost on this port)
 and a Vite dev server's (port 5173) are allowed.
 Ctrl-C or SIGTERM stops the server and the embedded servers it started.
+``DEV_FALLBACK=1`` (or ``down``) swaps the offline writer for a fake MiniMax with a fake
+second provider behind it, to try provider fallback (``devtools.dev_providers``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 import httpx
 
+from devtools.dev_providers import DevProviders, apply_defaults, start_dev_providers
 from devtools.devtoken import mint_dev_token
 from devtools.local_server import LocalServer, prepare_container, shut_down, stop_on_signals
 from shared.bootstrap import Container
@@ -118,6 +121,7 @@ def welcome(
     origins: tuple[str, ...],
     *,
     built: bool = True,
+    providers: str | None = None,
 ) -> str:
     """What ``make dev`` prints once it is ready: the token, a journey by hand, the page
     (its URL carries the token in the fragment, which the page reads and removes)."""
@@ -130,6 +134,7 @@ def welcome(
             "Example page: NOT BUILT (it needs Node.js 20+ and npm: run `make web`, then "
             f"reload; until then it says so): {page}"
         )
+    extra = f"{providers}\n" if providers else ""
     return f"""
 Reel Content dev server on {base_url} (Ctrl-C stops it and the embedded Postgres/Redis)
 User {user!r} has the {plan.capitalize()} plan; a journey by hand (another terminal, needs curl
@@ -138,7 +143,7 @@ and jq; the token is valid 24 h, `make token` prints a fresh one):
 {lines}
 {example}
 CORS allows: {", ".join(origins) or "no origin"}
-"""
+{extra}"""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,6 +153,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ["PORT"] = str(args.port)
     os.environ.setdefault("CORS_ALLOWED_ORIGINS", development_origins(args.port))
+    try:
+        providers = start_dev_providers(os.environ.get("DEV_FALLBACK", ""))
+    except ValueError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _serve(args.port, args.user, providers)
+    finally:
+        providers.stop()
+
+
+def _serve(port: int, user: str, providers: DevProviders) -> int:
+    apply_defaults(os.environ, providers.env)
     try:
         settings = load_settings()
     except ConfigError as exc:
@@ -164,10 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             container = prepare_container(settings)
             page_dir = example_dir()
-            server = LocalServer(args.port, static=(EXAMPLE_PREFIX, page_dir)).start()
-            plan = ensure_plan(server.url, str(secret), settings, args.user)
+            server = LocalServer(port, static=(EXAMPLE_PREFIX, page_dir)).start()
+            plan = ensure_plan(server.url, str(secret), settings, user)
             token = mint_dev_token(
-                args.user,
+                user,
                 secret=str(secret),
                 ttl_s=TOKEN_TTL_S,
                 issuer=settings.auth_issuer,
@@ -175,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             origins = settings.cors_allowed_origins
             built = page_dir != NOT_BUILT_DIR
-            print(welcome(server.url, args.user, plan, token, origins, built=built), flush=True)
+            note = providers.note()
+            printed = welcome(server.url, user, plan, token, origins, built=built, providers=note)
+            print(printed, flush=True)
             server.wait()
         except KeyboardInterrupt:
             pass

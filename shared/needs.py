@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["NEED_SECRETS", "Need"]
+__all__ = ["NEED_SECRETS", "OPTIONAL_NEEDS", "Need"]
 
 
 class Need(StrEnum):
@@ -30,6 +30,9 @@ class Need(StrEnum):
     # Stripe routes answer 503 until their secret is set, so these mount but never require.
     STRIPE = "stripe"
     STRIPE_WEBHOOK = "stripe_webhook"
+    # Optional (OPTIONAL_NEEDS): nothing is mounted or set until the operator configures it.
+    AI_FALLBACK = "ai_fallback"  # the second, OpenAI-compatible provider (FALLBACK_AI_*)
+    NOTICES = "notices"  # publishes usage notices to NOTICE_WEBHOOK_URL through QStash
 
 
 # The secret environment variables (Secret Manager in production) each need mounts.
@@ -43,4 +46,11 @@ NEED_SECRETS: dict[Need, tuple[str, ...]] = {
     Need.CURSOR: ("CURSOR_SECRET",),
     Need.STRIPE: ("STRIPE_SECRET_KEY",),
     Need.STRIPE_WEBHOOK: ("STRIPE_WEBHOOK_SECRET",),
+    Need.AI_FALLBACK: ("FALLBACK_AI_API_KEY",),
+    Need.NOTICES: ("NOTICE_WEBHOOK_SECRET", "QSTASH_TOKEN"),
 }
+
+# Needs whose secrets Terraform mounts only when the operator turns the feature on
+# (terraform/variables.tf: fallback_ai_base_url, notice_webhook_url); off, the function
+# runs as if it did not have them. Never required at start-up.
+OPTIONAL_NEEDS: frozenset[Need] = frozenset({Need.AI_FALLBACK, Need.NOTICES})

@@ -35,6 +35,40 @@ locals {
     # caller's bearer token in X-Forwarded-Authorization (public_invokers = false).
     AUTH_HEADER = var.public_invokers ? "Authorization" : "X-Forwarded-Authorization"
   }
+
+  # Plain settings of the optional needs (shared/needs.py OPTIONAL_NEEDS), set only on
+  # the functions that have the need and only while it is on (local.optional_needs_on,
+  # secrets.tf): off, the function sees none of them and behaves as without the feature.
+  need_env = {
+    ai_fallback = merge(
+      {
+        FALLBACK_AI_BASE_URL = var.fallback_ai.base_url
+        FALLBACK_AI_MODEL    = var.fallback_ai.model
+        FALLBACK_AI_PROVIDER = var.fallback_ai.provider
+        FALLBACK_RESERVE_S   = tostring(var.fallback_ai.reserve_s)
+        CIRCUIT_FAILURES     = tostring(var.circuit.failures)
+        CIRCUIT_WINDOW_S     = tostring(var.circuit.window_s)
+        CIRCUIT_COOLDOWN_S   = tostring(var.circuit.cooldown_s)
+      },
+      # Unset (the built-in price, if any) unless both are given.
+      {
+        for k, v in {
+          FALLBACK_AI_PRICE_IN  = var.fallback_ai.price_in
+          FALLBACK_AI_PRICE_OUT = var.fallback_ai.price_out
+        } : k => v if v != ""
+      },
+    )
+    notices = {
+      NOTICE_WEBHOOK_URL = var.notice_webhook_url
+    }
+  }
+
+  # function => its optional plain settings (empty for most).
+  function_env = {
+    for name, fn in local.functions : name => merge({}, [
+      for need in fn.needs : tomap(local.need_env[need]) if lookup(local.optional_needs_on, need, false)
+    ]...)
+  }
 }
 
 resource "google_storage_bucket_object" "source" {
@@ -88,11 +122,12 @@ resource "google_cloudfunctions2_function" "fn" {
     vpc_connector_egress_settings = var.use_cloud_sql ? "PRIVATE_RANGES_ONLY" : null
 
     # APP_FUNCTION: the function checks at start-up only the settings it needs.
-    environment_variables = merge(local.plain_env, { APP_FUNCTION = each.key })
+    environment_variables = merge(local.plain_env, local.function_env[each.key], { APP_FUNCTION = each.key })
 
-    # Only the secrets this function uses (least privilege, issue 12 item 6).
+    # Only the secrets this function uses (least privilege), those of an optional need
+    # only while it is on.
     dynamic "secret_environment_variables" {
-      for_each = toset(each.value.secrets)
+      for_each = toset(local.function_secrets[each.key])
       content {
         key        = secret_environment_variables.key
         project_id = var.project_id

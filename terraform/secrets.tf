@@ -10,6 +10,10 @@
 # The others are added out of band (gcloud secrets versions add ...) and pinned by
 # number in var.secret_versions.
 #
+# Optional secrets name the optional need (shared/needs.py OPTIONAL_NEEDS) that uses them:
+# the secret exists (so its version can be added first) but is mounted, granted and
+# required in secret_versions only while that feature is on (local.optional_needs_on).
+#
 # Not deployed: AUTH_HS256_SECRET (development tokens; production refuses to start with
 # it) and REDIS_URL (Redis is reached over Upstash REST, which wins when both are set).
 
@@ -24,6 +28,23 @@ locals {
     MINIMAX_API_KEY            = { managed = false }
     STRIPE_SECRET_KEY          = { managed = false }
     STRIPE_WEBHOOK_SECRET      = { managed = false }
+    FALLBACK_AI_API_KEY        = { managed = false, need = "ai_fallback" }
+    NOTICE_WEBHOOK_SECRET      = { managed = false, need = "notices" }
+  }
+
+  # Optional need => on (shared/needs.py OPTIONAL_NEEDS; the variables that turn them on).
+  optional_needs_on = {
+    ai_fallback = var.fallback_ai.base_url != ""
+    notices     = var.notice_webhook_url != ""
+  }
+
+  # function => the secrets it mounts: its registry secrets plus those of its optional
+  # needs that are on (functions.json "optional_secrets").
+  function_secrets = {
+    for name, fn in local.functions : name => sort(distinct(concat(
+      fn.secrets,
+      flatten([for need, names in fn.optional_secrets : names if local.optional_needs_on[need]]),
+    )))
   }
 
   managed_secret_versions = merge(
@@ -45,7 +66,7 @@ locals {
   # function/secret => the grant: what each function's identity may read.
   secret_grants = {
     for g in flatten([
-      for name, fn in local.functions : [for secret in fn.secrets : { function = name, secret = secret }]
+      for name, secrets in local.function_secrets : [for secret in secrets : { function = name, secret = secret }]
     ]) : "${g.function}/${g.secret}" => g
   }
 
@@ -66,7 +87,9 @@ locals {
     )
   }
 
-  out_of_band_secrets = sort([for name, s in local.secrets : name if !s.managed])
+  out_of_band_secrets = sort([
+    for name, s in local.secrets : name if !s.managed && lookup(local.optional_needs_on, try(s.need, ""), true)
+  ])
 
   missing_secret_versions = [
     for name in local.out_of_band_secrets : name if !contains(keys(var.secret_versions), name)

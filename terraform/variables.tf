@@ -296,6 +296,84 @@ variable "stripe_cancel_url" {
 }
 
 # ---------------------------------------------------------------------------------------
+# Optional features (off by default: nothing is set or mounted until configured)
+# ---------------------------------------------------------------------------------------
+
+variable "fallback_ai" {
+  description = <<-EOT
+    The second, OpenAI-compatible provider the worker falls back to while MiniMax is down
+    (FALLBACK_AI_BASE_URL, FALLBACK_AI_MODEL, FALLBACK_AI_PROVIDER, FALLBACK_AI_PRICE_IN /
+    _OUT in USD per million tokens, FALLBACK_RESERVE_S). base_url "" (the default) = off:
+    the worker gets none of these and no FALLBACK_AI_API_KEY. On, FALLBACK_AI_API_KEY
+    must have a pinned version in secret_versions.
+  EOT
+  type = object({
+    base_url  = optional(string, "")
+    model     = optional(string, "")
+    provider  = optional(string, "openai-compatible")
+    price_in  = optional(string, "")
+    price_out = optional(string, "")
+    reserve_s = optional(number, 60)
+  })
+  default = {}
+
+  validation {
+    condition     = var.fallback_ai.base_url == "" || startswith(var.fallback_ai.base_url, "https://")
+    error_message = "fallback_ai.base_url must be an https:// URL (or \"\" for no fallback)."
+  }
+
+  validation {
+    condition     = (var.fallback_ai.base_url == "") == (var.fallback_ai.model == "")
+    error_message = "fallback_ai: base_url and model are set together or not at all."
+  }
+
+  validation {
+    condition     = (var.fallback_ai.price_in == "") == (var.fallback_ai.price_out == "")
+    error_message = "fallback_ai: price_in and price_out are set together or not at all."
+  }
+
+  validation {
+    condition     = var.fallback_ai.reserve_s >= 1 && var.fallback_ai.reserve_s <= 3600
+    error_message = "fallback_ai.reserve_s must be 1..3600 seconds."
+  }
+}
+
+variable "circuit" {
+  description = "MiniMax's circuit breaker in front of the fallback (CIRCUIT_FAILURES in CIRCUIT_WINDOW_S opens it for CIRCUIT_COOLDOWN_S); used only with fallback_ai."
+  type = object({
+    failures   = optional(number, 5)
+    window_s   = optional(number, 60)
+    cooldown_s = optional(number, 30)
+  })
+  default = {}
+
+  validation {
+    condition = (
+      var.circuit.failures >= 1 && var.circuit.failures <= 1000 &&
+      var.circuit.window_s >= 1 && var.circuit.window_s <= 3600 &&
+      var.circuit.cooldown_s >= 1 && var.circuit.cooldown_s <= 3600
+    )
+    error_message = "circuit: failures 1..1000, window_s and cooldown_s 1..3600."
+  }
+}
+
+variable "notice_webhook_url" {
+  description = <<-EOT
+    NOTICE_WEBHOOK_URL: the operator's endpoint for usage notices, published by the
+    worker's sweep through QStash (docs/quota.md). "" (the default) = off: the worker gets
+    neither this nor NOTICE_WEBHOOK_SECRET. On, NOTICE_WEBHOOK_SECRET must have a pinned
+    version in secret_versions.
+  EOT
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.notice_webhook_url == "" || startswith(var.notice_webhook_url, "https://")
+    error_message = "notice_webhook_url must be an https:// URL (or \"\" for none)."
+  }
+}
+
+# ---------------------------------------------------------------------------------------
 # Monitoring
 # ---------------------------------------------------------------------------------------
 

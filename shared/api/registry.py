@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Final
 
-from shared.needs import NEED_SECRETS, Need
+from shared.needs import NEED_SECRETS, OPTIONAL_NEEDS, Need
 
 __all__ = [
     "FUNCTIONS",
@@ -68,8 +68,17 @@ class FunctionSpec:
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        """The secret environment variables this function mounts, sorted."""
-        return tuple(sorted({s for need in self.needs for s in NEED_SECRETS[need]}))
+        """The secret environment variables this function always mounts, sorted."""
+        needs = self.needs - OPTIONAL_NEEDS
+        return tuple(sorted({s for need in needs for s in NEED_SECRETS[need]}))
+
+    @property
+    def optional_secrets(self) -> dict[str, tuple[str, ...]]:
+        """Optional need => the secrets it adds when configured (``OPTIONAL_NEEDS``)."""
+        return {
+            need.value: tuple(sorted(NEED_SECRETS[need]))
+            for need in sorted(self.needs & OPTIONAL_NEEDS)
+        }
 
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
@@ -178,7 +187,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "worker",
         ("/worker/",),
         "qstash",
-        frozenset({_P, _R, Need.SIGNATURES, Need.AI}),
+        frozenset({_P, _R, Need.SIGNATURES, Need.AI, Need.AI_FALLBACK, Need.NOTICES}),
         memory="1Gi",
         timeout_s=300,
         concurrency=4,
@@ -214,6 +223,7 @@ def deployment_manifest() -> dict[str, Any]:
                 "max_instances": f.max_instances,
                 "needs": sorted(n.value for n in f.needs),
                 "secrets": list(f.secrets),
+                "optional_secrets": {k: list(v) for k, v in f.optional_secrets.items()},
             }
             for f in FUNCTIONS
         },

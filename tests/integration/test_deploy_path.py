@@ -345,3 +345,24 @@ def test_every_plan_time_read_is_documented() -> None:
     assert "no plan-time reads" not in docs
     for rtype, name in _tf().data:
         assert f"data.{rtype}.{name}" in docs, f"data.{rtype}.{name} is read at plan time"
+
+
+def test_the_optional_features_are_documented_as_deployed() -> None:
+    """The fallback provider and the notice webhook: the README names the variables that
+    turn them on and every setting and secret they deploy (to the worker only)."""
+    from shared.needs import NEED_SECRETS, OPTIONAL_NEEDS
+
+    tf = _tf()
+    docs = _docs()
+    for variable in ("fallback_ai", "circuit", "notice_webhook_url"):
+        assert variable in tf.variables, variable
+        assert f"`{variable}" in docs, f"variable {variable} is not documented"
+    need_env = str(tf.locals["need_env"])
+    names = set(re.findall(r"\b([A-Z][A-Z0-9_]{3,})\b", need_env))
+    assert {"FALLBACK_AI_BASE_URL", "NOTICE_WEBHOOK_URL"} <= names
+    for name in sorted(names):
+        assert f"`{name}`" in docs, f"{name} is deployed but not documented"
+    for need in OPTIONAL_NEEDS:
+        assert f"`{need.value}`" in docs, need
+        for secret in NEED_SECRETS[need]:
+            assert f"`{secret}`" in docs, secret

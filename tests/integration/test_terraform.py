@@ -28,7 +28,8 @@ import pytest
 import yaml
 from hcl2.utils import SerializationOptions
 
-from shared.api.registry import FUNCTIONS, render_manifest
+from shared.api.registry import FUNCTIONS, function_for_path, render_manifest
+from shared.needs import NEED_SECRETS, OPTIONAL_NEEDS, Need
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "terraform"
@@ -50,6 +51,8 @@ SECRET_ENV = frozenset(
         "CURSOR_SECRET",
         "STRIPE_SECRET_KEY",
         "STRIPE_WEBHOOK_SECRET",
+        "FALLBACK_AI_API_KEY",
+        "NOTICE_WEBHOOK_SECRET",
     }
 )
 # Development-only: production refuses to start with it, so it is never deployed.
@@ -65,7 +68,7 @@ PUBLIC_AUTH = frozenset({"bearer", "none", "qstash", "stripe"})
 SIGNATURE_AUTH = frozenset({"qstash", "stripe"})
 
 ACCESSOR_ROLE = "roles/secretmanager.secretAccessor"
-MOUNTED_SECRETS = "${toset(each.value.secrets)}"
+MOUNTED_SECRETS = "${toset(local.function_secrets[each.key])}"
 MOUNT_VERSION = '${local.mount_versions["${each.key}/${secret_environment_variables.key}"]}'
 CI_WORKFLOW = ROOT / ".github" / "workflows" / "ci.yml"
 FUNCTION_SA_MEMBER = "serviceAccount:${google_service_account.fn[each.value.function].email}"
@@ -409,7 +412,8 @@ def check_secrets(directory: Path) -> list[str]:
         if body.get("member") != FUNCTION_SA_MEMBER:
             problems.append(f"accessor binding {name} must name the function's own account")
     for fname, entry in sorted(tf.locals.get("functions", {}).items()):
-        for secret in sorted(set(entry.get("secrets", [])) - table.keys()):
+        optional = {s for names in entry.get("optional_secrets", {}).values() for s in names}
+        for secret in sorted((set(entry.get("secrets", [])) | optional) - table.keys()):
             problems.append(f"{fname} mounts {secret}, which has no Secret Manager secret")
     return problems
 
@@ -423,14 +427,21 @@ def check_plain_environment(directory: Path) -> list[str]:
         return ["expected exactly one google_cloudfunctions2_function (for_each)"]
     service = first(found[1].get("service_config"))
     env_ref = re.fullmatch(
-        r"\$\{merge\(local\.(\w+), \{APP_FUNCTION = each\.key\}\)\}",
+        r"\$\{merge\(local\.(\w+), local\.function_env\[each\.key\],"
+        r" \{APP_FUNCTION = each\.key\}\)\}",
         str(service.get("environment_variables")),
     )
     if env_ref is None:
         return [
-            "environment_variables must be merge(local.<map>, { APP_FUNCTION = each.key })"
-            " (one statically checkable map, plus the function's registry name)"
+            "environment_variables must be merge(local.<map>, local.function_env[each.key],"
+            " { APP_FUNCTION = each.key }) (one statically checkable map, the optional"
+            " needs' settings, plus the function's registry name)"
         ]
+    need_env = tf.locals.get("need_env")
+    if not isinstance(need_env, dict):
+        return ["local.need_env (optional need => its plain settings) is not a map literal"]
+    for name in sorted(n for n in SECRET_ENV if n in str(need_env)):
+        problems.append(f"secret {name} is a plain setting of an optional need")
     env = tf.locals.get(env_ref.group(1))
     if not isinstance(env, dict):
         return [f"local.{env_ref.group(1)} is not a map literal"]
@@ -978,6 +989,62 @@ def check_least_privilege(directory: Path) -> list[str]:
             problems.append(
                 f"{fname}: mounts {entry.get('secrets')}, registry needs {list(spec.secrets)}"
             )
+        optional = {k: list(v) for k, v in spec.optional_secrets.items()} if spec else {}
+        if spec is not None and entry.get("optional_secrets", {}) != optional:
+            problems.append(f"{fname}: optional secrets differ from the registry's {optional}")
+    return problems
+
+
+# The plain settings each optional need sets (shared/config.py), only while it is on.
+OPTIONAL_NEED_ENV: dict[str, frozenset[str]] = {
+    "ai_fallback": frozenset(
+        {
+            "FALLBACK_AI_BASE_URL",
+            "FALLBACK_AI_MODEL",
+            "FALLBACK_AI_PROVIDER",
+            "FALLBACK_AI_PRICE_IN",
+            "FALLBACK_AI_PRICE_OUT",
+            "FALLBACK_RESERVE_S",
+            "CIRCUIT_FAILURES",
+            "CIRCUIT_WINDOW_S",
+            "CIRCUIT_COOLDOWN_S",
+        }
+    ),
+    "notices": frozenset({"NOTICE_WEBHOOK_URL"}),
+}
+
+
+def check_optional_needs(directory: Path) -> list[str]:
+    """The fallback provider and the notice webhook: their settings belong to their
+    optional need only (never to every function), and their secrets are optional."""
+    tf = load_terraform(directory)
+    problems: list[str] = []
+    wanted = {n.value for n in OPTIONAL_NEEDS}
+    switches = tf.locals.get("optional_needs_on")
+    if not isinstance(switches, dict) or set(switches) != wanted:
+        problems.append(f"local.optional_needs_on must switch exactly {sorted(wanted)}")
+    need_env = tf.locals.get("need_env")
+    if not isinstance(need_env, dict) or set(need_env) != wanted:
+        return [*problems, f"local.need_env must have exactly {sorted(wanted)}"]
+    for need, names in OPTIONAL_NEED_ENV.items():
+        for name in sorted(n for n in names if n not in str(need_env[need])):
+            problems.append(f"local.need_env.{need} does not set {name}")
+    plain = str(tf.locals.get("plain_env", {}))
+    for name in sorted(n for names in OPTIONAL_NEED_ENV.values() for n in names if n in plain):
+        problems.append(f"{name} is in plain_env (every function); it belongs to its need")
+    table = tf.locals.get("secrets", {})
+    for need in sorted(OPTIONAL_NEEDS):
+        for secret in NEED_SECRETS[need]:
+            always = any(secret in NEED_SECRETS[n] for n in set(Need) - OPTIONAL_NEEDS)
+            if not always and table.get(secret, {}).get("need") != need.value:
+                problems.append(f'locals.secrets.{secret} must say need = "{need.value}"')
+    switched = _with_locals(tf, str(tf.locals.get("function_secrets", "")), depth=1)
+    if "optional_secrets" not in switched or "local.optional_needs_on" not in switched:
+        problems.append("local.function_secrets must add optional_secrets only while on")
+    if "local.optional_needs_on" not in str(tf.locals.get("function_env", "")):
+        problems.append("local.function_env must add a need's settings only while it is on")
+    if "local.optional_needs_on" not in str(tf.locals.get("out_of_band_secrets", "")):
+        problems.append("out_of_band_secrets must not require versions of a feature that is off")
     return problems
 
 
@@ -1038,6 +1105,7 @@ CHECKS: dict[str, Callable[[Path], list[str]]] = {
     "private_service_access": check_private_service_access,
     "notification_channels": check_notification_channels,
     "least_privilege": check_least_privilege,
+    "optional_needs": check_optional_needs,
     "secrets": check_secrets,
     "plain_environment": check_plain_environment,
     "public_invokers": check_public_invokers,
@@ -1434,7 +1502,7 @@ MUTATIONS = [
     pytest.param(
         "every_secret_mounted",
         "functions.tf",
-        "for_each = toset(each.value.secrets)",
+        "for_each = toset(local.function_secrets[each.key])",
         "for_each = local.secrets",
         check_least_privilege,
         id="item6-function-mounts-every-secret",
@@ -1450,10 +1518,48 @@ MUTATIONS = [
     pytest.param(
         "health_gets_stripe",
         "functions.json",
-        '"UPSTASH_REDIS_REST_TOKEN"\n      ]\n    },\n    "worker"',
-        '"UPSTASH_REDIS_REST_TOKEN", "STRIPE_SECRET_KEY"\n      ]\n    },\n    "worker"',
+        '"UPSTASH_REDIS_REST_TOKEN"\n      ],\n      "optional_secrets": {}\n    },\n    "worker"',
+        '"UPSTASH_REDIS_REST_TOKEN", "STRIPE_SECRET_KEY"\n      ],\n      "optional_secrets": {}\n'
+        '    },\n    "worker"',
         check_least_privilege,
         id="item6-health-mounts-the-stripe-key",
+    ),
+]
+
+
+MUTATIONS += [
+    pytest.param(
+        "fallback_key_always_mounted",
+        "secrets.tf",
+        'FALLBACK_AI_API_KEY        = { managed = false, need = "ai_fallback" }',
+        "FALLBACK_AI_API_KEY        = { managed = false }",
+        check_optional_needs,
+        id="optional-fallback-key-required-when-off",
+    ),
+    pytest.param(
+        "notice_url_to_every_function",
+        "functions.tf",
+        "    SPEND_ALERT_USD        = tostring(var.spend_alert_usd)\n",
+        "    SPEND_ALERT_USD        = tostring(var.spend_alert_usd)\n"
+        "    NOTICE_WEBHOOK_URL     = var.notice_webhook_url\n",
+        check_optional_needs,
+        id="optional-notice-url-in-every-function",
+    ),
+    pytest.param(
+        "optional_secrets_always",
+        "secrets.tf",
+        "names if local.optional_needs_on[need]",
+        "names",
+        check_optional_needs,
+        id="optional-secrets-mounted-when-off",
+    ),
+    pytest.param(
+        "fallback_env_always",
+        "functions.tf",
+        "if lookup(local.optional_needs_on, need, false)",
+        "if contains(keys(local.need_env), need)",
+        check_optional_needs,
+        id="optional-settings-set-when-off",
     ),
 ]
 
@@ -1476,3 +1582,133 @@ def test_function_module_importing_another_is_caught(tmp_path: Path) -> None:
     (tmp_path / "functions").mkdir()
     (tmp_path / "functions" / "create.py").write_text("from functions.drafts import drafts\n")
     assert check_function_modules(tmp_path) == ["functions/create.py imports functions.drafts"]
+
+
+def test_optional_needs_belong_to_the_worker_only() -> None:
+    """The fallback provider is the worker's (it runs the jobs) and the notices are the
+    sweep's, which the worker serves: no other function has either need."""
+    sweep = function_for_path("/worker/sweep")
+    assert sweep is not None
+    assert sweep.name == "worker"
+    for need in OPTIONAL_NEEDS:
+        assert {f.name for f in FUNCTIONS if need in f.needs} == {"worker"}, need
+    worker = sweep
+    assert worker.optional_secrets == {
+        "ai_fallback": ("FALLBACK_AI_API_KEY",),
+        "notices": ("NOTICE_WEBHOOK_SECRET", "QSTASH_TOKEN"),
+    }
+    # Off by default: the optional secrets are not among those always mounted.
+    assert "FALLBACK_AI_API_KEY" not in worker.secrets
+    assert "NOTICE_WEBHOOK_SECRET" not in worker.secrets
+    assert "QSTASH_TOKEN" not in worker.secrets
+
+
+# What the evaluation below reads of the configuration: these variables and locals.
+_EVAL_VARIABLES = ("fallback_ai", "circuit", "notice_webhook_url")
+_EVAL_LOCALS = (
+    "secrets",
+    "optional_needs_on",
+    "function_secrets",
+    "out_of_band_secrets",
+    "need_env",
+    "function_env",
+)
+
+
+def _local_text(text: str, name: str) -> str:
+    """The ``  name = ...`` entry of a locals block, up to its closing bracket."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"  {name} = "))
+    if lines[start].rstrip()[-1] not in "{[(":
+        return lines[start]
+    end = next(
+        i for i in range(start + 1, len(lines)) if re.fullmatch(r"  [}\])]+", lines[i].rstrip())
+    )
+    return "\n".join(lines[start : end + 1])
+
+
+def _evaluate(tmp_path: Path, expr: str, *tf_vars: str) -> Any:
+    """``expr`` evaluated by ``terraform console`` over the optional-need locals."""
+    terraform = shutil.which("terraform")
+    if terraform is None:
+        pytest.skip("terraform CLI not installed")
+    import subprocess
+
+    texts = [(TERRAFORM_DIR / f).read_text() for f in ("secrets.tf", "functions.tf")]
+    variables = (TERRAFORM_DIR / "variables.tf").read_text()
+    blocks = []
+    for name in _EVAL_VARIABLES:
+        start = variables.index(f'variable "{name}" {{')
+        blocks.append(variables[start : variables.index("\n}\n", start) + 3])
+    blocks.append('variable "use_cloud_sql" {\n  default = true\n}\n')
+    found = [next(_local_text(t, n) for t in texts if f"\n  {n} = " in t) for n in _EVAL_LOCALS]
+    functions = '  functions = jsondecode(file("${path.module}/functions.json")).functions'
+    blocks.append("locals {\n" + "\n".join([functions, *found]) + "\n}\n")
+    (tmp_path / "main.tf").write_text("\n".join(blocks))
+    shutil.copy(TERRAFORM_DIR / FUNCTIONS_JSON, tmp_path / FUNCTIONS_JSON)
+    args = [a for v in tf_vars for a in ("-var", v)]
+    result = subprocess.run(
+        [terraform, "console", *args],
+        input=f"jsonencode({expr})\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+_ALL = (
+    "{secrets = local.function_secrets, env = local.function_env, oob = local.out_of_band_secrets}"
+)
+
+
+def test_optional_settings_are_off_by_default(tmp_path: Path) -> None:
+    got = _evaluate(tmp_path, _ALL)
+    registry = {f.name: list(f.secrets) for f in FUNCTIONS}
+    assert got["secrets"] == registry
+    assert got["env"] == {f.name: {} for f in FUNCTIONS}
+    assert not {"FALLBACK_AI_API_KEY", "NOTICE_WEBHOOK_SECRET"} & set(got["oob"])
+
+
+def test_fallback_and_notices_reach_the_worker_only(tmp_path: Path) -> None:
+    got = _evaluate(
+        tmp_path,
+        _ALL,
+        'fallback_ai={base_url="https://llm.example/v1",model="m-1",price_in="0.3",price_out="1.2"}',
+        "circuit={failures=7}",
+        "notice_webhook_url=https://ops.example/notices",
+    )
+    for name, secrets in got["secrets"].items():
+        spec = next(f for f in FUNCTIONS if f.name == name)
+        extra = set(secrets) - set(spec.secrets)
+        assert extra == (
+            {"FALLBACK_AI_API_KEY", "NOTICE_WEBHOOK_SECRET", "QSTASH_TOKEN"}
+            if name == "worker"
+            else set()
+        ), name
+    assert {n for n, env in got["env"].items() if env} == {"worker"}
+    assert got["env"]["worker"] == {
+        "FALLBACK_AI_BASE_URL": "https://llm.example/v1",
+        "FALLBACK_AI_MODEL": "m-1",
+        "FALLBACK_AI_PROVIDER": "openai-compatible",
+        "FALLBACK_AI_PRICE_IN": "0.3",
+        "FALLBACK_AI_PRICE_OUT": "1.2",
+        "FALLBACK_RESERVE_S": "60",
+        "CIRCUIT_FAILURES": "7",
+        "CIRCUIT_WINDOW_S": "60",
+        "CIRCUIT_COOLDOWN_S": "30",
+        "NOTICE_WEBHOOK_URL": "https://ops.example/notices",
+    }
+    assert {"FALLBACK_AI_API_KEY", "NOTICE_WEBHOOK_SECRET"} <= set(got["oob"])
+
+
+def test_only_the_fallback_turned_on(tmp_path: Path) -> None:
+    got = _evaluate(tmp_path, _ALL, 'fallback_ai={base_url="https://llm.example/v1",model="m"}')
+    worker = next(f for f in FUNCTIONS if f.name == "worker")
+    assert set(got["secrets"]["worker"]) - set(worker.secrets) == {"FALLBACK_AI_API_KEY"}
+    assert "NOTICE_WEBHOOK_URL" not in got["env"]["worker"]
+    assert "FALLBACK_AI_PRICE_IN" not in got["env"]["worker"]
+    assert "NOTICE_WEBHOOK_SECRET" not in got["oob"]

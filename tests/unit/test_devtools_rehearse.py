@@ -55,12 +55,15 @@ def test_the_production_check_passes_with_them_and_the_secrets() -> None:
 
 def test_every_mounted_secret_but_stripes_has_a_value() -> None:
     from devtools.rehearse import Rehearsal
-    from shared.needs import NEED_SECRETS, Need
+    from shared.needs import NEED_SECRETS, OPTIONAL_NEEDS, Need
 
     rehearsal = Rehearsal(redis_url="redis://127.0.0.1:1/0", pg_admin_url="postgresql://x@y/z")
     rehearsal.secrets["DATABASE_URL"] = "postgresql://u@127.0.0.1:5432/db"
     stripe = {*NEED_SECRETS[Need.STRIPE], *NEED_SECRETS[Need.STRIPE_WEBHOOK]}
-    wanted = {s for secrets in NEED_SECRETS.values() for s in secrets} - stripe
+    # The optional needs (fallback provider, notice webhook) are off in the rehearsal.
+    always = {s for need in set(Need) - OPTIONAL_NEEDS for s in NEED_SECRETS[need]}
+    # Of the optional needs, the fallback provider is on (the notice webhook is not).
+    wanted = always - stripe | set(NEED_SECRETS[Need.AI_FALLBACK])
     assert set(rehearsal.secrets) == wanted
 
 
@@ -79,3 +82,40 @@ def test_a_function_gets_only_its_own_secrets() -> None:
         "STRIPE_WEBHOOK_SECRET",
     }
     assert "MINIMAX_API_KEY" not in got
+
+
+def terraform_need_env(need: str) -> set[str]:
+    text = (ROOT / "terraform" / "functions.tf").read_text(encoding="utf-8")
+    block = re.search(rf"^    {need} = (.*?)^    \)?\n", text, re.S | re.M)
+    assert block, f"need_env.{need} not found in terraform/functions.tf"
+    return set(re.findall(r"^\s+([A-Z][A-Z0-9_]+)\s+=", block.group(1), re.M))
+
+
+def test_the_fallback_settings_are_terraforms() -> None:
+    from devtools.rehearse import fallback_env
+
+    prices = {"FALLBACK_AI_PRICE_IN", "FALLBACK_AI_PRICE_OUT"}  # set only when given
+    assert set(fallback_env("http://127.0.0.1:7/v1")) == terraform_need_env("ai_fallback") - prices
+
+
+def test_only_the_worker_gets_the_fallback_provider() -> None:
+    from devtools.rehearse import Rehearsal, fallback_env
+    from shared.ai.factory import fallback_from_settings
+    from shared.api.registry import FUNCTIONS
+    from shared.needs import Need
+
+    rehearsal = Rehearsal(redis_url="redis://127.0.0.1:1/0", pg_admin_url="postgresql://x@y/z")
+    rehearsal.secrets["DATABASE_URL"] = "postgresql://u@127.0.0.1:5432/db"
+    rehearsal.need_env[Need.AI_FALLBACK] = fallback_env("http://127.0.0.1:7/v1")
+    for spec in FUNCTIONS:
+        got = rehearsal.function_env(spec, env())
+        fallback = {k for k in got if k.startswith(("FALLBACK_", "CIRCUIT_"))}
+        if spec.name != "worker":
+            assert fallback == set(), spec.name
+            continue
+        assert got["FALLBACK_AI_API_KEY"] == rehearsal.secrets["FALLBACK_AI_API_KEY"]
+        assert "NOTICE_WEBHOOK_SECRET" not in got
+        settings = load_settings(got)
+        assert settings.is_production
+        client = fallback_from_settings(settings)
+        assert client is not None
