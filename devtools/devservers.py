@@ -10,13 +10,16 @@ imported only here and only on demand.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -33,6 +36,7 @@ __all__ = [
 
 _lock = threading.Lock()
 _servers: dict[str, Any] = {}
+_log = logging.getLogger("reel.devservers")
 
 
 def tcp_reachable(host: str, port: int, timeout_s: float = 0.5) -> bool:
@@ -55,8 +59,33 @@ def embedded_postgres_url(data_dir: str | Path) -> str:
             # "stop": the last process holding the server stops it (pgserver counts the
             # holders in a file and stops it from atexit too). Never None: that leaves
             # the postmaster running, reparented to init, after we exit.
-            _servers["pg"] = pgserver.get_server(str(path), cleanup_mode="stop")  # type: ignore[attr-defined]
+            _servers["pg"] = _start_postgres(pgserver, path)
         return str(_servers["pg"].get_uri())
+
+
+def _start_postgres(pgserver: Any, path: Path) -> Any:
+    """pgserver's server for ``path``, its start tried a second time after a failure.
+
+    As root, pgserver runs initdb and postgres as its own user and first opens every
+    parent of ``path`` to it; a parent made private again meanwhile (pytest resets its
+    base temp dir to 0700 whenever a session starts) makes the start fail, and pgserver
+    then reports it as a missing ``log`` file. The second try opens the parents again.
+    """
+    try:
+        return pgserver.get_server(str(path), cleanup_mode="stop")
+    except (subprocess.SubprocessError, OSError) as err:
+        _log.warning("embedded Postgres did not start (%r); trying once more", err)
+    _forget_failed_start(pgserver, path)
+    return pgserver.get_server(str(path), cleanup_mode="stop")
+
+
+def _forget_failed_start(pgserver: Any, path: Path) -> None:
+    """Drop the half-built server pgserver keeps per data dir (get_server would return
+    it as is) and its exit hook."""
+    failed = pgserver.PostgresServer._instances.pop(path, None)
+    if failed is not None:
+        atexit.unregister(failed._cleanup)
+    time.sleep(1)
 
 
 def embedded_redis_url(data_dir: str | Path) -> str:
