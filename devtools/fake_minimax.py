@@ -13,6 +13,13 @@ When the queue is empty the server answers ``default`` (if given), else asks
 only the fields a targeted rewrite names), else answers HTTP 500 and counts the request
 in ``unexpected``. Only ``POST /v1/text/chatcompletion_v2`` is served; any
 other path gets 404 (recorded too).
+
+``FakeOpenAI`` is the same server on the OpenAI chat-completions path
+(``POST /v1/chat/completions``, base URL ``…/v1``): the second provider of a fallback. It
+takes the same answer builders (failure markers): ``ok`` bodies are valid
+chat-completions answers (the extra ``base_resp`` is ignored there), ``http_error`` is a
+real HTTP status, and ``openai_error`` / ``content_filtered`` build that format's own
+error shapes.
 """
 
 from __future__ import annotations
@@ -31,24 +38,29 @@ from typing import Any
 
 __all__ = [
     "ENDPOINT_PATH",
+    "OPENAI_PATH",
     "FakeMiniMax",
+    "FakeOpenAI",
     "RecordedRequest",
     "Responder",
     "Scripted",
     "answer_prompt",
     "base_error",
     "content_answer",
+    "content_filtered",
     "delayed",
     "empty_choices",
     "http_error",
     "malformed",
     "ok",
+    "openai_error",
     "sensitive",
     "variant",
     "variants_json",
 ]
 
 ENDPOINT_PATH = "/v1/text/chatcompletion_v2"
+OPENAI_PATH = "/v1/chat/completions"
 
 
 @dataclass(frozen=True)
@@ -224,6 +236,24 @@ def malformed(
     return content_answer(text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
 
 
+def openai_error(status: int, *, code: int | str | None = None) -> Scripted:
+    """An OpenAI-format error: HTTP ``status`` with ``{"error": {...}}``; ``status`` 200 and a
+    ``code`` is the in-band error some gateways send."""
+    error = {"message": "fake error", "type": "server_error", "code": code}
+    return Scripted(status, {"error": error})
+
+
+def content_filtered(*, prompt_tokens: int | None = 40) -> Scripted:
+    """HTTP 200 whose one choice ended with ``finish_reason: content_filter``."""
+    choice = {
+        "index": 0,
+        "finish_reason": "content_filter",
+        "message": {"role": "assistant", "content": ""},
+    }
+    body = _completion(None, prompt_tokens=prompt_tokens, completion_tokens=0, choices=[choice])
+    return Scripted(200, body)
+
+
 def delayed(answer: Scripted, delay_s: float) -> Scripted:
     """``answer``, sent only after ``delay_s`` seconds (for read-timeout and deadline tests)."""
     return dataclasses.replace(answer, delay_s=delay_s)
@@ -317,6 +347,8 @@ Responder = Callable[[RecordedRequest], Scripted]
 class FakeMiniMax:
     """Context manager running the fake on 127.0.0.1 with an ephemeral port."""
 
+    path = ENDPOINT_PATH
+
     def __init__(
         self, *, default: Scripted | None = None, responder: Responder | None = None
     ) -> None:
@@ -343,7 +375,7 @@ class FakeMiniMax:
     def calls(self) -> int:
         """Requests received on the chat completion endpoint."""
         with self._lock:
-            return sum(1 for r in self.requests if r.path == ENDPOINT_PATH)
+            return sum(1 for r in self.requests if r.path == self.path)
 
     def push(self, *answers: Scripted) -> FakeMiniMax:
         """Queue answers, served in order, one per request."""
@@ -359,7 +391,7 @@ class FakeMiniMax:
     def _record_and_pop(self, request: RecordedRequest) -> Scripted:
         with self._lock:
             self.requests.append(request)
-            if request.path != ENDPOINT_PATH or request.method != "POST":
+            if request.path != self.path or request.method != "POST":
                 return Scripted(404, {"error": "not found"})
             if self._queue:
                 answer = self._queue.popleft()
@@ -406,3 +438,15 @@ class FakeMiniMax:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class FakeOpenAI(FakeMiniMax):
+    """The fake on the OpenAI chat-completions path; pass ``url + "/v1"`` as the base URL
+    (``base_url``)."""
+
+    path = OPENAI_PATH
+
+    @property
+    def base_url(self) -> str:
+        """The client's base URL (``…/v1``, as OpenAI-compatible services publish it)."""
+        return self.url + "/v1"

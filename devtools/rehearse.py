@@ -52,7 +52,8 @@ from devtools.devservers import (
     drop_database,
     embedded_postgres_url,
     embedded_redis_url,
-    tcp_reachable,
+    postgres_serves,
+    redis_serves,
 )
 from devtools.fake_minimax import FakeMiniMax, answer_prompt
 from devtools.gateway import render_nginx
@@ -556,13 +557,15 @@ def _servers() -> tuple[str, str]:
     """(Redis URL, Postgres admin URL): the real servers on 127.0.0.1 when they answer
     (``REHEARSE_REDIS_URL`` / ``REHEARSE_POSTGRES_ADMIN_URL`` override), else embedded."""
     data = BUILD / "rehearse-data"
+    machine_redis, machine_pg = (
+        "redis://127.0.0.1:6379/0",
+        "postgresql://postgres@127.0.0.1:5432/postgres",
+    )
     redis_url = os.environ.get("REHEARSE_REDIS_URL") or (
-        "redis://127.0.0.1:6379/0" if tcp_reachable("127.0.0.1", 6379) else embedded_redis_url(data)
+        machine_redis if redis_serves(machine_redis) else embedded_redis_url(data)
     )
     pg_url = os.environ.get("REHEARSE_POSTGRES_ADMIN_URL") or (
-        "postgresql://postgres@127.0.0.1:5432/postgres"
-        if tcp_reachable("127.0.0.1", 5432)
-        else embedded_postgres_url(data)
+        machine_pg if postgres_serves(machine_pg) else embedded_postgres_url(data)
     )
     return redis_url, pg_url
 

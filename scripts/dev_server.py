@@ -4,9 +4,13 @@ With nothing configured it starts embedded Postgres + Redis (under LOCAL_DATA_DI
 local queue and the offline writer, then makes sure the development user (``--user``,
 default ``dev``) has a plan (Standard, unless it already has one), and prints its token,
 the curl lines of a first journey and the URL of the example page, which this server
-serves itself under ``/example/`` (``examples/web/dist/`` when built, else
-``examples/web/``). Unless ``CORS_ALLOWED_ORIGINS`` is set, the page's origins
-(127.0.0.1 and localhost on this port) and a Vite dev server's (port 5173) are allowed.
+serves itself under ``/example/``, on the API's own origin (so the page finds the API
+without configuration), with the token in the URL's fragment (so it opens signed in).
+The page is the built app, ``examples/web/dist/`` (``make dev`` runs ``make web`` first
+when npm is there and a source is newer than the build); without a build, a page saying
+how to make one (a browser cannot run the TypeScript sources). Unless
+``CORS_ALLOWED_ORIGINS`` is set, the page's origins (127.0.0.1 and localhost on this port)
+and a Vite dev server's (port 5173) are allowed.
 Ctrl-C or SIGTERM stops the server and the embedded servers it started.
 """
 
@@ -30,12 +34,15 @@ EXAMPLE_PREFIX = "/example/"
 DEFAULT_PLAN = "standard"
 TOKEN_TTL_S = 24 * 3600
 VITE_DEV_PORT = 5173
+NOT_BUILT_DIR = ROOT / "scripts" / "example_not_built"
+"""The page served under /example/ while the app is not built."""
 
 
 def example_dir(root: Path = ROOT) -> Path:
-    """The example app's build output when there is one, else its sources."""
+    """The example app's build output when there is one, else the page that says how to
+    build it."""
     built = root / "examples" / "web" / "dist"
-    return built if (built / "index.html").is_file() else root / "examples" / "web"
+    return built if (built / "index.html").is_file() else NOT_BUILT_DIR
 
 
 def development_origins(port: int) -> str:
@@ -103,16 +110,33 @@ curl -s $API/v1/usage -H "$H" | jq .
 """
 
 
-def welcome(base_url: str, user: str, plan: str, token: str, origins: tuple[str, ...]) -> str:
-    """What ``make dev`` prints once it is ready: the token, a journey by hand, the page."""
+def welcome(
+    base_url: str,
+    user: str,
+    plan: str,
+    token: str,
+    origins: tuple[str, ...],
+    *,
+    built: bool = True,
+) -> str:
+    """What ``make dev`` prints once it is ready: the token, a journey by hand, the page
+    (its URL carries the token in the fragment, which the page reads and removes)."""
     lines = f"export TOKEN={token}\nAPI={base_url}\n{TOUR}"
+    page = f"{base_url}{EXAMPLE_PREFIX}#token={token}"
+    if built:
+        example = f"Example page (opens signed in as {user!r}): {page}"
+    else:
+        example = (
+            "Example page: NOT BUILT (it needs Node.js 20+ and npm: run `make web`, then "
+            f"reload; until then it says so): {page}"
+        )
     return f"""
 Reel Content dev server on {base_url} (Ctrl-C stops it and the embedded Postgres/Redis)
 User {user!r} has the {plan.capitalize()} plan; a journey by hand (another terminal, needs curl
 and jq; the token is valid 24 h, `make token` prints a fresh one):
 
 {lines}
-Example page (paste the token): {base_url}{EXAMPLE_PREFIX}
+{example}
 CORS allows: {", ".join(origins) or "no origin"}
 """
 
@@ -139,7 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     with stop_on_signals():
         try:
             container = prepare_container(settings)
-            server = LocalServer(args.port, static=(EXAMPLE_PREFIX, example_dir())).start()
+            page_dir = example_dir()
+            server = LocalServer(args.port, static=(EXAMPLE_PREFIX, page_dir)).start()
             plan = ensure_plan(server.url, str(secret), settings, args.user)
             token = mint_dev_token(
                 args.user,
@@ -149,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                 audience=settings.auth_audience,
             )
             origins = settings.cors_allowed_origins
-            print(welcome(server.url, args.user, plan, token, origins), flush=True)
+            built = page_dir != NOT_BUILT_DIR
+            print(welcome(server.url, args.user, plan, token, origins, built=built), flush=True)
             server.wait()
         except KeyboardInterrupt:
             pass

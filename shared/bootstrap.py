@@ -211,10 +211,42 @@ class Container:
     def llm(self) -> LLMPort:
         def build() -> LLMPort:
             from shared.ai import llm_from_settings
+            from shared.ai.factory import fallback_from_settings
 
-            return llm_from_settings(self.settings)
+            primary = llm_from_settings(self.settings)
+            secondary = fallback_from_settings(self.settings)
+            if secondary is None or primary.provider != "minimax":
+                return primary  # no second provider (or the development writer)
+            return self.with_fallback(primary, secondary)
 
         return self._get("llm", build)
+
+    def with_fallback(
+        self,
+        primary: LLMPort,
+        secondary: LLMPort,
+        *,
+        time_offset_ms: Callable[[], int] | None = None,
+    ) -> LLMPort:
+        """``primary`` behind its circuit breaker (in this container's Redis), falling back
+        to ``secondary`` (``time_offset_ms`` moves the breaker's and slots' script time:
+        tests)."""
+        from shared.ai.fallback import FallbackLLM
+        from shared.billing.plans import Lane
+        from shared.enforcement.circuit import RedisCircuit, RedisSlots
+
+        s = self.settings
+        offset = {"time_offset_ms": time_offset_ms} if time_offset_ms else {}
+        circuit = RedisCircuit(
+            self.redis, self.keys, primary.provider, primary.model,
+            failures=s.circuit_failures, window_s=s.circuit_window_s,
+            cooldown_s=s.circuit_cooldown_s, trial_ttl_s=s.max_job_runtime_s, **offset,
+        )  # fmt: skip
+        slots = RedisSlots(
+            self.redis, self.keys, {lane: s.provider_cap(lane) for lane in Lane},
+            lease_ttl_s=s.lease_ttl_s, **offset,
+        )  # fmt: skip
+        return FallbackLLM(primary, secondary, circuit, slots, reserve_s=s.fallback_reserve_s)
 
     @property
     def authenticator(self) -> Authenticator:

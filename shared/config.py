@@ -203,6 +203,31 @@ class Settings:
     minimax_base_url: str = _env("MINIMAX_BASE_URL", "https://api.minimax.io")
     minimax_model: str = _env("MINIMAX_MODEL", "MiniMax-M2.5")
     ai_max_tokens: int = _env("AI_MAX_TOKENS", 4096, kind="int", ge=256, le=65536)
+    # A second provider speaking the OpenAI chat-completions wire format, used when
+    # MiniMax fails with a retryable error past its budget or while its circuit is open.
+    # Unset base URL: no fallback (behaviour exactly as with MiniMax alone).
+    fallback_ai_base_url: str | None = _env("FALLBACK_AI_BASE_URL", None)
+    fallback_ai_model: str | None = _env("FALLBACK_AI_MODEL", None)
+    fallback_ai_api_key: str | None = _env("FALLBACK_AI_API_KEY", None)
+    # The provider name the ledger records for the fallback's answers.
+    fallback_ai_provider: str = _env(
+        "FALLBACK_AI_PROVIDER", "openai-compatible", pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$"
+    )
+    # The fallback model's price, USD per 1M tokens (unset: the dearest known price, so it
+    # never looks free).
+    fallback_ai_price_in: Decimal | None = _env(
+        "FALLBACK_AI_PRICE_IN", None, kind="decimal", ge=0, le=1000
+    )
+    fallback_ai_price_out: Decimal | None = _env(
+        "FALLBACK_AI_PRICE_OUT", None, kind="decimal", ge=0, le=1000
+    )
+    # Seconds of the job's runtime kept for the fallback when MiniMax is tried first.
+    fallback_reserve_s: int = _env("FALLBACK_RESERVE_S", 60, kind="int", ge=1, le=3600)
+    # MiniMax's circuit: this many failed jobs within the window open it; after the
+    # cool-down one trial job half-opens it (its trial lasts at most the job runtime).
+    circuit_failures: int = _env("CIRCUIT_FAILURES", 5, kind="int", ge=1, le=1000)
+    circuit_window_s: int = _env("CIRCUIT_WINDOW_S", 60, kind="int", ge=1, le=3600)
+    circuit_cooldown_s: int = _env("CIRCUIT_COOLDOWN_S", 30, kind="int", ge=1, le=3600)
 
     cors_allowed_origins: tuple[str, ...] = _env("CORS_ALLOWED_ORIGINS", (), kind="csv")
     port: int = _env("PORT", 8080, kind="int", ge=1, le=65535)
@@ -290,6 +315,13 @@ class Settings:
         if self.ai_provider:
             return self.ai_provider
         return "minimax" if self.minimax_api_key or self.is_production else "offline"
+
+    @property
+    def fallback_configured(self) -> bool:
+        """A second provider is set up (base URL, model and key all given)."""
+        return bool(
+            self.fallback_ai_base_url and self.fallback_ai_model and self.fallback_ai_api_key
+        )
 
     @property
     def effective_worker_url(self) -> str:
@@ -393,6 +425,12 @@ def _check_consistency(s: Settings) -> None:
             raise ConfigError("WORKER_URL: required when QUEUE_BACKEND=qstash")
     if Need.AI in needs and s.effective_ai_provider == "minimax" and not s.minimax_api_key:
         raise ConfigError("MINIMAX_API_KEY: required when AI_PROVIDER=minimax")
+    partial = (s.fallback_ai_base_url, s.fallback_ai_model, s.fallback_ai_api_key)
+    if any(partial) and not all(partial):
+        raise ConfigError(
+            "FALLBACK_AI_BASE_URL: FALLBACK_AI_BASE_URL, FALLBACK_AI_MODEL and "
+            "FALLBACK_AI_API_KEY are set together or not at all"
+        )
     if Need.AUTH not in needs:
         return
     if s.is_production and not is_safe_transport(s.auth_jwks_url or ""):

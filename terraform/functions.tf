@@ -105,7 +105,7 @@ resource "google_cloudfunctions2_function" "fn" {
   lifecycle {
     precondition {
       condition     = length(local.missing_secret_versions) == 0
-      error_message = "secret_versions has no pinned version for: ${join(", ", local.missing_secret_versions)} (add the value out of band first; see README.md)."
+      error_message = "secret_versions has no pinned version for: ${join(", ", local.missing_secret_versions)} (add the value out of band first; see terraform/README.md \"Secrets\")."
     }
   }
 

@@ -16,7 +16,7 @@
 #   network level, because every caller is outside Google (browsers, QStash, Stripe) and
 #   each function authenticates each request in code. With false, no allUsers binding
 #   exists (organisations with domain-restricted sharing refuse them): the API functions
-#   are invoked by the gateway's account only (README "A fresh organisation").
+#   are invoked by the gateway's account only (terraform/README.md "A fresh organisation").
 
 locals {
   # Logs only: metrics are log-based (monitoring.tf) and nothing exports traces
@@ -181,7 +181,7 @@ resource "google_cloud_run_service_iam_member" "gateway" {
 # body hash, current or next signing key) does not verify. That covers /worker/generate,
 # /worker/failed and the scheduled /worker/sweep (scheduler.tf). With public_invokers =
 # false this is the one allUsers binding left: the project needs the organisation policy
-# exception README "A fresh organisation" describes.
+# exception terraform/README.md "A fresh organisation" describes.
 resource "google_cloud_run_service_iam_member" "public_worker" {
   #checkov:skip=CKV_GCP_102: QStash cannot present Google credentials; the worker verifies Upstash-Signature on every request
   project  = var.project_id

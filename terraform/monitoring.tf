@@ -80,6 +80,59 @@ resource "google_logging_metric" "provider_rate_limited" {
   }
 }
 
+resource "google_logging_metric" "provider_fallbacks" {
+  project     = var.project_id
+  name        = "${var.name_prefix}/provider_fallbacks"
+  description = "Jobs sent to the fallback AI provider (event provider_fallback): reason circuit_open or primary_failed; outcome succeeded, failed or busy. Divided by jobs_finished it is the fallback rate."
+  filter      = "${local.functions_log_filter} AND jsonPayload.event=\"provider_fallback\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+
+    labels {
+      key         = "reason"
+      value_type  = "STRING"
+      description = "circuit_open (MiniMax not called) or primary_failed (MiniMax failed past its retries)."
+    }
+
+    labels {
+      key         = "outcome"
+      value_type  = "STRING"
+      description = "What the fallback provider did: succeeded, failed or busy (its lane was full)."
+    }
+  }
+
+  label_extractors = {
+    reason  = "EXTRACT(jsonPayload.reason)"
+    outcome = "EXTRACT(jsonPayload.outcome)"
+  }
+}
+
+resource "google_logging_metric" "circuit_state" {
+  project     = var.project_id
+  name        = "${var.name_prefix}/circuit_state"
+  description = "Changes of MiniMax's circuit breaker (event circuit_state), by the state entered: open, half_open (one trial call) or closed."
+  filter      = "${local.functions_log_filter} AND jsonPayload.event=\"circuit_state\""
+
+  metric_descriptor {
+    metric_kind = "DELTA"
+    value_type  = "INT64"
+    unit        = "1"
+
+    labels {
+      key         = "state"
+      value_type  = "STRING"
+      description = "The state entered: open, half_open or closed."
+    }
+  }
+
+  label_extractors = {
+    state = "EXTRACT(jsonPayload.state)"
+  }
+}
+
 resource "google_logging_metric" "usage_notices" {
   project     = var.project_id
   name        = "${var.name_prefix}/usage_notices"
@@ -239,6 +292,8 @@ resource "time_sleep" "log_metrics" {
       [
         google_logging_metric.limit_rejections.name,
         google_logging_metric.provider_rate_limited.name,
+        google_logging_metric.provider_fallbacks.name,
+        google_logging_metric.circuit_state.name,
         google_logging_metric.requests.name,
         google_logging_metric.http_5xx.name,
         google_logging_metric.request_latency.name,
@@ -344,6 +399,74 @@ resource "google_monitoring_alert_policy" "provider_rate_limited" {
   depends_on = [time_sleep.log_metrics]
 }
 
+resource "google_monitoring_alert_policy" "provider_fallback" {
+  project               = var.project_id
+  display_name          = "Reel Content (${var.environment}): AI provider fallback"
+  combiner              = "OR"
+  notification_channels = var.alert_notification_channels
+  user_labels           = local.labels
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "MiniMax's circuit opened (enough failed jobs within CIRCUIT_WINDOW_S), or more than ${var.alert_fallback_ratio * 100}% of finished jobs ran on the fallback provider over 15 minutes. Jobs keep succeeding on the fallback (ledger rows name it); check MiniMax's status and the `provider_attempt` log lines (http_status, base_code). The circuit closes by itself after a successful trial call (every CIRCUIT_COOLDOWN_S)."
+  }
+
+  conditions {
+    display_name = "MiniMax circuit opened"
+
+    condition_threshold {
+      filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.circuit_state.name}\" AND metric.label.\"state\"=\"open\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  conditions {
+    display_name = "fallbacks / finished jobs > ${var.alert_fallback_ratio}"
+
+    condition_threshold {
+      filter             = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.provider_fallbacks.name}\""
+      denominator_filter = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.jobs_finished.name}\""
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.alert_fallback_ratio
+      duration           = "0s"
+
+      aggregations {
+        alignment_period     = "900s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      denominator_aggregations {
+        alignment_period     = "900s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "1800s"
+  }
+
+  depends_on = [time_sleep.log_metrics]
+}
+
 # ---------------------------------------------------------------------------------------
 # Jobs, admissions and spend (SPEC §10)
 # ---------------------------------------------------------------------------------------
@@ -421,6 +544,8 @@ locals {
     requests              = google_logging_metric.requests.name
     http_5xx              = google_logging_metric.http_5xx.name
     provider_rate_limited = google_logging_metric.provider_rate_limited.name
+    provider_fallbacks    = google_logging_metric.provider_fallbacks.name
+    circuit_state         = google_logging_metric.circuit_state.name
     jobs_finished         = google_logging_metric.jobs_finished.name
     enqueue_to_start_ms   = google_logging_metric.job_latency["enqueue_to_start_ms"].name
     spend_anomalies       = google_logging_metric.spend_anomalies.name

@@ -156,7 +156,7 @@ moved {
 # The smoke client's secret at the identity provider (OAuth client credentials): the
 # deploy workflow reads it with the deployer's credentials and mints a fresh token for
 # each smoke run (scripts/smoke.py --client-credentials). No function reads it; the
-# version is added out of band (README "Smoke").
+# version is added out of band (terraform/README.md "Smoke").
 resource "google_secret_manager_secret" "smoke_client_secret" {
   project   = var.project_id
   secret_id = "${var.name_prefix}-smoke-client-secret"

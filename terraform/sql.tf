@@ -82,7 +82,7 @@ resource "google_vpc_access_connector" "functions" {
 }
 
 resource "google_sql_database_instance" "main" {
-  #checkov:skip=CKV_GCP_6: private IP only (no public IPv4) with SCRAM-SHA-256 auth; TLS waits for CA pinning in shared/db/connection.py (README "Follow-ups")
+  #checkov:skip=CKV_GCP_6: private IP only (no public IPv4) with SCRAM-SHA-256 auth; TLS waits for CA pinning in shared/db/connection.py (terraform/README.md "Follow-ups")
   #checkov:skip=CKV_GCP_79: Postgres 16 is the version the schema, migrations and test suite run on; a major upgrade is its own change
   #checkov:skip=CKV2_GCP_13: log_duration writes a line per statement (log cost at request volume); Query Insights already records latency
   count = var.use_cloud_sql ? 1 : 0
@@ -119,7 +119,7 @@ resource "google_sql_database_instance" "main" {
       ipv4_enabled    = false
       private_network = google_compute_network.vpc[0].id
       # The driver's sslmode=require verifies the server against the public CA store,
-      # which Cloud SQL's per-instance CA is not in; see README "Follow-ups".
+      # which Cloud SQL's per-instance CA is not in; see terraform/README.md "Follow-ups".
       ssl_mode = "ALLOW_UNENCRYPTED_AND_ENCRYPTED"
     }
 

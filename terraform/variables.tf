@@ -47,8 +47,9 @@ variable "public_invokers" {
     true: every function is invocable by allUsers and authenticates each request in code.
     false: no allUsers binding on the API, health and Stripe webhook functions (they are
     invoked only by the gateway's account, the caller's token in X-Forwarded-Authorization);
-    for organisations whose domain-restricted sharing policy refuses allUsers (README "A
-    fresh organisation"). The worker stays public either way: QStash cannot sign in.
+    for organisations whose domain-restricted sharing policy refuses allUsers
+    (terraform/README.md "A fresh organisation"). The worker stays public either way:
+    QStash cannot sign in.
   EOT
   type        = bool
   default     = true
@@ -331,6 +332,12 @@ variable "alert_provider_429_per_5m" {
   description = "Alert when the AI provider answers 429 more often than this in 5 minutes."
   type        = number
   default     = 20
+}
+
+variable "alert_fallback_ratio" {
+  description = "Alert when more than this fraction of finished jobs ran on the fallback AI provider over 15 minutes."
+  type        = number
+  default     = 0.2
 }
 
 variable "alert_job_failure_ratio" {

@@ -3,7 +3,7 @@
 # Constraints allow patch/minor updates inside one major version. No .terraform.lock.hcl
 # is committed yet (providers cannot be downloaded where this is developed): the first
 # `terraform init` with network writes it, and committing it then pins the exact builds
-# (README.md "Checks").
+# (terraform/README.md "Checks").
 terraform {
   required_version = ">= 1.11.0, < 2.0.0"
 
@@ -25,7 +25,7 @@ terraform {
       source  = "hashicorp/random"
       version = "~> 3.7"
     }
-    # time_sleep: waits for IAM and log-based metrics to propagate (README "Deploy").
+    # time_sleep: waits for IAM and log-based metrics to propagate (terraform/README.md "What the first apply waits for").
     time = {
       source  = "hashicorp/time"
       version = "~> 0.12"

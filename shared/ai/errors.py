@@ -58,6 +58,9 @@ class ProviderError(Exception):
         completion_tokens: int = 0,
         attempts: int = 0,
         trace_id: str | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        prior_cost_micro_usd: int = 0,
     ) -> None:
         super().__init__(message)
         self.code = code
@@ -69,6 +72,12 @@ class ProviderError(Exception):
         self.completion_tokens = completion_tokens
         self.attempts = attempts
         self.trace_id = trace_id
+        # Set when the tokens were spent on another model than the generation's (the
+        # fallback answered); prior_cost_micro_usd is what providers that gave up before
+        # it spent, already priced at their own models.
+        self.provider = provider
+        self.model = model
+        self.prior_cost_micro_usd = prior_cost_micro_usd
 
     def __repr__(self) -> str:
         return (

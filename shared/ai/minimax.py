@@ -62,13 +62,13 @@ _PERMANENT_BASE_CODES: Final[dict[int, str]] = {
 _OUTPUT_SENSITIVE_CODE: Final = 1027
 
 _MESSAGES: Final[dict[str, str]] = {
-    PROVIDER_AUTH: "MiniMax rejected the API key",
-    PROVIDER_BALANCE: "MiniMax account balance is insufficient",
-    PROVIDER_CONTENT_POLICY: "MiniMax refused the content (sensitive input or output)",
-    PROVIDER_BAD_REQUEST: "MiniMax rejected the request as invalid",
-    PROVIDER_RATE_LIMITED: "MiniMax usage window is exhausted",
-    PROVIDER_UNAVAILABLE: "MiniMax kept failing with transient errors",
-    PROVIDER_TIMEOUT: "MiniMax did not answer within the job's time limit",
+    PROVIDER_AUTH: "{name} rejected the API key",
+    PROVIDER_BALANCE: "{name} account balance is insufficient",
+    PROVIDER_CONTENT_POLICY: "{name} refused the content (sensitive input or output)",
+    PROVIDER_BAD_REQUEST: "{name} rejected the request as invalid",
+    PROVIDER_RATE_LIMITED: "{name} usage window is exhausted",
+    PROVIDER_UNAVAILABLE: "{name} kept failing with transient errors",
+    PROVIDER_TIMEOUT: "{name} did not answer within the job's time limit",
 }
 
 # A chat completion is a few KiB; anything near this is not an answer we can use, and the
@@ -210,7 +210,9 @@ def interpret_response(
 class _Budget:
     """Tokens and attempts spent on one job so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "MiniMax", provider: str = "", model: str = "") -> None:
+        self.label = label
+        self.provider, self.model = provider, model
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.attempts = 0
@@ -236,7 +238,7 @@ class _Budget:
             )
             if part
         )
-        message = detail or _MESSAGES.get(code, "MiniMax call failed")
+        message = detail or _MESSAGES.get(code, "{name} call failed").format(name=self.label)
         return ProviderError(
             code,
             f"{message} ({where}).",
@@ -246,6 +248,8 @@ class _Budget:
             completion_tokens=self.completion_tokens,
             attempts=self.attempts,
             trace_id=self.trace_id,
+            provider=self.provider or None,
+            model=self.model or None,
         )
 
 
@@ -253,6 +257,9 @@ class MiniMaxClient:
     """``LLMPort`` over MiniMax's native API; thread-safe, one lazily built httpx client."""
 
     provider = "minimax"
+    label = "MiniMax"  # in error messages
+    endpoint = ENDPOINT
+    trace_header = "Trace-Id"  # the response header that identifies the call
 
     def __init__(
         self,
@@ -297,7 +304,7 @@ class MiniMaxClient:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"MiniMaxClient(model={self.model!r}, base_url={self._base_url!r})"
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self._base_url!r})"
 
     def _http(self) -> httpx.Client:
         # Double-checked so concurrent first calls (gunicorn threads) build one client.
@@ -325,7 +332,7 @@ class MiniMaxClient:
     def generate(self, job: GenerationJob, *, deadline: float) -> Completion:
         """Write ``job``'s variants; raises ``ProviderError`` (tokens spent included)."""
         temperature = temperature_for(job)
-        budget = _Budget()
+        budget = _Budget(self.label, self.provider, self.model)
         retry_reason: str | None = None
         while True:
             if self._clock() >= deadline:
@@ -409,17 +416,17 @@ class MiniMaxClient:
             reply = Reply("transient", timed_out=True)
         except httpx.TransportError:
             reply = Reply("transient")
-        _log(attempt, reply, latency_ms=round((self._clock() - started) * 1000))
+        _log(self.provider, attempt, reply, latency_ms=round((self._clock() - started) * 1000))
         return reply
 
     def _send(self, body: bytes, deadline: float) -> Reply:
         client = self._http()
         request = client.build_request(
-            "POST", ENDPOINT, content=body, timeout=self._timeout(deadline)
+            "POST", self.endpoint, content=body, timeout=self._timeout(deadline)
         )
         response = client.send(request, stream=True)
         try:
-            trace_id = response.headers.get("Trace-Id")
+            trace_id = response.headers.get(self.trace_header)
             raw = bytearray()
             for chunk in response.iter_bytes():
                 raw += chunk
@@ -432,23 +439,30 @@ class MiniMaxClient:
                     )
         finally:
             response.close()
-        return interpret_response(
+        return self._interpret(
             response.status_code,
             bytes(raw),
             retry_after=response.headers.get("Retry-After"),
             trace_id=trace_id,
         )
 
+    def _interpret(
+        self, status: int, body: bytes, *, retry_after: str | None, trace_id: str | None
+    ) -> Reply:
+        """Classify one HTTP answer in this provider's wire format."""
+        return interpret_response(status, body, retry_after=retry_after, trace_id=trace_id)
+
 
 _RATE_LIMIT_CODES: Final = frozenset({1002, 1039, 1041, 2045, 2056})
 """MiniMax base_resp codes that mean "rate limited" (REFERENCE.md)."""
 
 
-def _log(attempt: int, reply: Reply, *, latency_ms: int) -> None:
+def _log(provider: str, attempt: int, reply: Reply, *, latency_ms: int) -> None:
     level = logging.INFO if reply.kind == "ok" else logging.WARNING
     logger.log(
         level,
-        "minimax attempt=%d outcome=%s status=%s base_code=%s trace_id=%s latency_ms=%d%s",
+        "%s attempt=%d outcome=%s status=%s base_code=%s trace_id=%s latency_ms=%d%s",
+        provider,
         attempt,
         reply.kind,
         reply.status,
@@ -459,6 +473,7 @@ def _log(attempt: int, reply: Reply, *, latency_ms: int) -> None:
         extra={
             "fields": {
                 "event": "provider_attempt",
+                "provider": provider,
                 "attempt": attempt,
                 "outcome": reply.kind,
                 "http_status": reply.status,
@@ -475,6 +490,7 @@ def _log(attempt: int, reply: Reply, *, latency_ms: int) -> None:
             extra={
                 "fields": {
                     "event": "provider_rate_limited",
+                    "provider": provider,
                     "http_status": reply.status,
                     "base_code": reply.base_code,
                     "attempt": attempt,

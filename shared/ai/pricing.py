@@ -7,10 +7,13 @@ never under-estimate what a generation cost us).
 
 from __future__ import annotations
 
+import math
+import threading
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Final
 
-__all__ = ["ModelPrice", "cost_micro_usd", "price_for"]
+__all__ = ["ModelPrice", "cost_micro_usd", "price_for", "register_price"]
 
 _PER_MILLION: Final = 1_000_000
 
@@ -38,9 +41,33 @@ _PRICES: Final[dict[str, ModelPrice]] = {
 _FALLBACK: Final = max(_PRICES.values(), key=lambda p: (p.output_per_mtok, p.input_per_mtok))
 
 
+# Prices of configured models outside the table (the fallback provider's model, from
+# FALLBACK_AI_PRICE_*): set once at start-up by the factory, read by every cost.
+_CONFIGURED: dict[str, ModelPrice] = {}
+_CONFIGURED_LOCK = threading.Lock()
+
+
+def register_price(model: str, input_usd_per_mtok: Decimal, output_usd_per_mtok: Decimal) -> None:
+    """Price ``model`` (a configured provider's model) at these USD per 1M tokens, rounded
+    up to whole micro-dollars per 1M. The table's own models keep their table price."""
+    if input_usd_per_mtok < 0 or output_usd_per_mtok < 0:
+        raise ValueError("prices must be >= 0")
+    key = model.strip().lower()
+    if key in _PRICES:
+        return
+    price = ModelPrice(
+        math.ceil(input_usd_per_mtok * _PER_MILLION),
+        math.ceil(output_usd_per_mtok * _PER_MILLION),
+    )
+    with _CONFIGURED_LOCK:
+        _CONFIGURED[key] = price
+
+
 def price_for(model: str) -> ModelPrice:
-    """The price of ``model`` (case-insensitive); unknown models get the dearest known price."""
-    return _PRICES.get(model.strip().lower(), _FALLBACK)
+    """The price of ``model`` (case-insensitive): the table's, else a configured one, else
+    the dearest known price."""
+    key = model.strip().lower()
+    return _PRICES.get(key) or _CONFIGURED.get(key) or _FALLBACK
 
 
 def cost_micro_usd(model: str, prompt_tokens: int, completion_tokens: int) -> int:

@@ -57,6 +57,8 @@ class GenerationJob:
     fields: tuple[str, ...] = FIELDS
     instructions: str | None = None
     source: VariantContent | None = None
+    # The job's lane: a fallback provider takes its in-flight slot in this lane.
+    lane: str = "interactive"
 
     def __post_init__(self) -> None:
         if self.kind not in ("create", "regen_targeted", "regen_full"):
@@ -94,6 +96,9 @@ class Completion:
     completion_tokens: int
     attempts: int
     trace_id: str | None
+    # What providers that gave up before this one spent (a fallback answered), already
+    # priced at their own models: the ledger adds it to this answer's cost.
+    prior_cost_micro_usd: int = 0
 
 
 class LLMPort(Protocol):

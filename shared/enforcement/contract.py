@@ -20,6 +20,8 @@ __all__ = [
     "SCRIPT_SLOTS",
     "AdmissionArgs",
     "AdmissionKeys",
+    "CircuitArgs",
+    "CircuitKeys",
     "CooldownArgs",
     "CooldownKeys",
     "CounterArgs",
@@ -287,6 +289,23 @@ class IdemDropArgs:
     request_fingerprint: str
 
 
+@dataclass(frozen=True, slots=True)
+class CircuitKeys:
+    circuit_state: str
+    circuit_failures: str
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitArgs:
+    time_offset_ms: str
+    op: str
+    caller: str
+    failures_to_open: str
+    window_ms: str
+    cooldown_ms: str
+    trial_ttl_ms: str
+
+
 SCRIPT_SLOTS: dict[str, tuple[type[DataclassInstance], type[DataclassInstance]]] = {
     "admission": (AdmissionKeys, AdmissionArgs),
     "usage": (UsageKeys, UsageArgs),
@@ -302,5 +321,6 @@ SCRIPT_SLOTS: dict[str, tuple[type[DataclassInstance], type[DataclassInstance]]]
     "idem_peek": (IdemKeys, IdemPeekArgs),
     "idem_complete": (IdemKeys, IdemCompleteArgs),
     "idem_drop": (IdemKeys, IdemDropArgs),
+    "circuit": (CircuitKeys, CircuitArgs),
 }
 """Every script in ``lua/`` and its (KEYS, ARGV) dataclasses."""

@@ -137,6 +137,14 @@ class Keys:
         """The provider semaphore of one (provider, model, lane)."""
         return f"{self.prefix}:conc:provider:{_e(provider)}:{_e(model)}:{_e(lane)}"
 
+    def circuit(self, provider: str, model: str) -> str:
+        """A provider's circuit breaker state (hash: state, opened_at, trial, trial_until)."""
+        return f"{self.prefix}:circuit:{_e(provider)}:{_e(model)}"
+
+    def circuit_failures(self, provider: str, model: str) -> str:
+        """A provider's recent failures (sorted set: failure id → time ms), for its circuit."""
+        return f"{self.prefix}:circuit:{_e(provider)}:{_e(model)}:failures"
+
     def idem(self, user_id: str, scope: str, idem_key: str) -> str:
         """The idempotency record of one (user, endpoint scope, Idempotency-Key)."""
         return f"{self.prefix}:idem:{_e(user_id)}:{_e(scope)}:{_e(idem_key)}"

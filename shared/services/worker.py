@@ -141,6 +141,7 @@ def _build_job(deps: WorkerDeps, gen: Generation) -> tuple[GenerationJob, bool]:
         fields=fields,
         instructions=gen.params.get("instructions"),
         source=_ai_content(source.content) if source else None,
+        lane=gen.lane,
     )
     return job, cancel_requested
 
@@ -154,19 +155,30 @@ def _db_content(c: AiContent) -> VariantContent:
 
 
 def _ledger(
-    gen: Generation, prompt: int, completion: int, model: str, billable: bool
+    gen: Generation,
+    prompt: int,
+    completion: int,
+    model: str,
+    billable: bool,
+    answered: Completion | ProviderError | None = None,
 ) -> LedgerEntry:
+    """The job's one ledger row; ``answered`` names the provider and model that spent the
+    tokens when it was not the generation's own (a fallback), and what others spent before."""
+    provider, prior = gen.provider, 0
+    if answered is not None and answered.provider:
+        provider, model = answered.provider, answered.model or model
+        prior = answered.prior_cost_micro_usd
     return LedgerEntry(
         generation_id=gen.id,
         owner_id=gen.owner_id,
         month=gen.period_month,
         plan=gen.plan,
         kind=gen.kind,
-        provider=gen.provider,
+        provider=provider,
         model=model,
         prompt_tokens=prompt,
         completion_tokens=completion,
-        cost_micro_usd=cost_micro_usd(model, prompt, completion),
+        cost_micro_usd=cost_micro_usd(model, prompt, completion) + prior,
         billable=billable,
     )
 
@@ -201,6 +213,7 @@ def _fail(
     attempt: int,
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
+    answered: ProviderError | None = None,
 ) -> GenerationStatus | None:
     now = deps.now()
     with deps.db.uow() as uow:
@@ -212,11 +225,13 @@ def _fail(
             # Lost the claim, or gone with its account while it ran: in the latter case the
             # tokens still land in the placeholder row the deletion left (pseudonymised).
             uow.ledger.settle_deleted(
-                _ledger(gen, prompt_tokens, completion_tokens, gen.model, False)
+                _ledger(gen, prompt_tokens, completion_tokens, gen.model, False, answered)
             )
             uow.commit()
             return None
-        uow.ledger.record(_ledger(gen, prompt_tokens, completion_tokens, gen.model, False))
+        uow.ledger.record(
+            _ledger(gen, prompt_tokens, completion_tokens, gen.model, False, answered)
+        )
         deps.enforcer.finish(_lease(gen, attempt), _charge(gen), note=_note(deps, gen, ended))
         uow.commit()
     if ended is GenerationStatus.CANCELLED:
@@ -246,7 +261,7 @@ def _end_cancelled(
     with deps.db.uow() as uow:
         if not uow.generations.end_cancelled(gen.id, now, attempt=claim):
             return False
-        uow.ledger.record(_ledger(gen, prompt, completion, model, False))
+        uow.ledger.record(_ledger(gen, prompt, completion, model, False, result))
         note = _note(deps, gen, GenerationStatus.CANCELLED)
         deps.enforcer.finish(_lease(gen, claim), _charge(gen), note=note)
         uow.commit()
@@ -270,7 +285,9 @@ def _succeed(
     # that write matches nothing, the cancel below or whoever ended the job publishes
     # the true terminal status over it.
     deps.enforcer.finish(_lease(gen, attempt), note=_note(deps, gen, GenerationStatus.SUCCEEDED))
-    ledger = _ledger(gen, result.prompt_tokens, result.completion_tokens, result.model, True)
+    ledger = _ledger(
+        gen, result.prompt_tokens, result.completion_tokens, result.model, True, result
+    )
     # One fenced statement writes the status, the variants and the ledger row (or, if
     # this claim lost the job or the generation is gone, nothing): its own transaction,
     # one round trip.
@@ -493,6 +510,7 @@ def _outcome(
         ended = _fail(
             deps, gen, exc.code, exc.message, attempt=claim,
             prompt_tokens=exc.prompt_tokens, completion_tokens=exc.completion_tokens,
+            answered=exc,
         )  # fmt: skip
         cancelled = ended is GenerationStatus.CANCELLED
         return ended is not None, JobResult.CANCELLED if cancelled else JobResult.FAILED

@@ -1,4 +1,4 @@
-# Set these as variables of the GitHub environments (README "Bootstrap").
+# Set these as variables of the GitHub environments (terraform/README.md "Bootstrap").
 output "workload_identity_provider" {
   description = "GCP_WORKLOAD_IDENTITY_PROVIDER of both GitHub environments."
   value       = google_iam_workload_identity_pool_provider.github.name

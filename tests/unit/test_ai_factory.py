@@ -82,3 +82,51 @@ def test_targeted_expects_one_variant_with_the_chosen_fields_in_canonical_order(
     )
     assert target.expected_variants == 1
     assert target.rewritten_fields == ("hook", "hashtags")
+
+
+_FALLBACK = {
+    "FALLBACK_AI_BASE_URL": "https://gateway.example/v1",
+    "FALLBACK_AI_MODEL": "some-model",
+    "FALLBACK_AI_API_KEY": "fb-secret-key",
+}
+
+
+def test_no_fallback_unless_configured_and_the_container_keeps_plain_minimax() -> None:
+    from shared.ai.factory import fallback_from_settings
+    from shared.bootstrap import Container
+
+    settings = load_settings(env={"MINIMAX_API_KEY": "k"})
+    assert fallback_from_settings(settings) is None
+    assert type(Container(settings).llm) is MiniMaxClient  # exactly as without the feature
+
+
+def test_a_configured_fallback_wraps_minimax_in_the_container() -> None:
+    from shared.ai.factory import fallback_from_settings
+    from shared.ai.fallback import FallbackLLM
+    from shared.ai.openai_compat import OpenAICompatClient
+    from shared.bootstrap import Container
+
+    settings = load_settings(
+        env={"MINIMAX_API_KEY": "k", "FALLBACK_AI_PROVIDER": "openrouter", **_FALLBACK}
+    )
+    second = fallback_from_settings(settings)
+    assert isinstance(second, OpenAICompatClient)
+    assert (second.provider, second.model) == ("openrouter", "some-model")
+    assert "fb-secret-key" not in repr(second)
+    llm = Container(settings).llm  # builds no connection: Redis is only used per call
+    assert isinstance(llm, FallbackLLM)
+    assert (llm.provider, llm.model) == ("minimax", "MiniMax-M2.5")  # what create records
+
+
+def test_the_offline_writer_gets_no_fallback() -> None:
+    from shared.bootstrap import Container
+
+    settings = load_settings(env={"AI_PROVIDER": "offline", **_FALLBACK})
+    assert isinstance(Container(settings).llm, OfflineWriter)
+
+
+@pytest.mark.parametrize("missing", sorted(_FALLBACK))
+def test_a_partial_fallback_configuration_is_refused(missing: str) -> None:
+    env = {k: v for k, v in _FALLBACK.items() if k != missing}
+    with pytest.raises(ConfigError, match="FALLBACK_AI_BASE_URL"):
+        load_settings(env=env)

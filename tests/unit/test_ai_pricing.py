@@ -51,3 +51,42 @@ def test_never_under_estimates(prompt: int, completion: int) -> None:
     assert isinstance(cost, int)
     assert cost >= exact - 1e-6 * max(1.0, exact)
     assert cost - 1 < exact + 1e-6 * max(1.0, exact)
+
+
+def test_a_configured_model_gets_its_configured_price() -> None:
+    from decimal import Decimal
+
+    from shared.ai.pricing import register_price
+
+    assert price_for("unit-fallback-model") == price_for("some-unknown-model")  # dearest
+    register_price("Unit-Fallback-Model", Decimal("0.15"), Decimal("0.6000001"))
+    price = price_for(" unit-fallback-model ")
+    assert (price.input_per_mtok, price.output_per_mtok) == (150_000, 600_001)  # rounded up
+    assert cost_micro_usd("unit-fallback-model", 1_000_000, 0) == 150_000
+
+
+def test_a_table_model_keeps_its_table_price() -> None:
+    from decimal import Decimal
+
+    from shared.ai.pricing import register_price
+
+    before = price_for("MiniMax-M2.5")
+    register_price("MiniMax-M2.5", Decimal(0), Decimal(0))
+    assert price_for("MiniMax-M2.5") == before
+
+
+def test_the_factory_registers_the_fallback_price() -> None:
+    from shared.ai.factory import fallback_from_settings
+    from shared.config import load_settings
+
+    settings = load_settings(
+        env={
+            "FALLBACK_AI_BASE_URL": "https://gw.example/v1",
+            "FALLBACK_AI_MODEL": "factory-priced-model",
+            "FALLBACK_AI_API_KEY": "k",
+            "FALLBACK_AI_PRICE_IN": "0.25",
+            "FALLBACK_AI_PRICE_OUT": "2",
+        }
+    )
+    fallback_from_settings(settings)
+    assert cost_micro_usd("factory-priced-model", 1000, 1000) == 250 + 2000

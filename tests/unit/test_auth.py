@@ -9,6 +9,8 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import time
 from typing import Any
 
 import jwt
@@ -189,6 +191,20 @@ def test_expired(auth: Authenticator, clock: FakeClock) -> None:
     token = hs_token(claims(exp=int(NOW) + 60))
     clock.now = NOW + 60 + 31
     assert reject(auth, bearer(token)).message == "Token has expired."
+
+
+def test_expiry_is_exact_at_the_edge_of_the_leeway(auth: Authenticator, clock: FakeClock) -> None:
+    # RFC 7519 §4.1.4: not accepted "on or after" exp; the 30 s leeway moves the edge, no more.
+    token = hs_token(claims(exp=int(NOW) + 60))
+    clock.now = NOW + 60 + 30 - 1
+    assert auth.authenticate(bearer(token)).user_id == "user-1"
+    clock.now = NOW + 60 + 30
+    assert reject(auth, bearer(token)).message == "Token has expired."
+
+
+def test_not_before_is_exact_at_the_edge_of_the_leeway(auth: Authenticator) -> None:
+    assert auth.authenticate(bearer(hs_token(claims(nbf=int(NOW) + 30)))).user_id == "user-1"
+    reject(auth, bearer(hs_token(claims(nbf=int(NOW) + 31))))
 
 
 def test_not_yet_valid_beyond_leeway(auth: Authenticator) -> None:
@@ -392,3 +408,53 @@ def test_mint_dev_token_round_trip(clock: FakeClock) -> None:
 def test_mint_dev_token_validates(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         mint_dev_token(**kwargs)
+
+
+# Every rejection answers the same 401 to the caller; the reason goes to the debug log,
+# the only place an operator can tell a clock skew from a wrong key.
+_REASONS = [
+    (None, "no Authorization header"),
+    ("Basic abc", "not a Bearer credential"),
+    ("Bearer " + "é" * 4, "token too long or not ASCII"),
+    ("Bearer abc", "unreadable header (DecodeError)"),
+    (bearer(hand_built({"alg": "none", "typ": "JWT"}, claims())), "algorithm not accepted: 'none'"),
+    (bearer(hs_token(claims(), secret="x" * 40)), "verification failed (InvalidSignatureError)"),
+    (bearer(hs_token(claims(sub="a b"))), "sub outside the allowed charset or length"),
+    (bearer(hs_token(claims(exp=int(NOW) - 31))), "expired"),
+    (bearer(hs_token(claims(nbf=int(NOW) + 31))), "nbf in the future"),
+    (bearer(hs_token(claims(iat=int(NOW) + 31))), "iat in the future"),
+    (bearer(hs_token(claims(nbf="soon"))), "nbf is not a NumericDate"),
+]
+
+
+@pytest.mark.parametrize(("header", "reason"), _REASONS)
+def test_each_rejection_logs_its_reason(
+    auth: Authenticator, caplog: pytest.LogCaptureFixture, header: str | None, reason: str
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="shared.api.auth"):
+        reject(auth, header)
+    assert [r.getMessage() for r in caplog.records if r.name == "shared.api.auth"] == [
+        f"auth rejected: {reason}"
+    ]
+
+
+def test_the_forbidden_message_names_the_missing_role() -> None:
+    with pytest.raises(Forbidden) as info:
+        require_admin(Principal("u", is_admin=False))
+    assert info.value.message == "Admin role required."
+
+
+def test_from_settings_passes_issuer_and_audience_on() -> None:
+    auth = Authenticator.from_settings(
+        Settings.from_env({"AUTH_ISSUER": "https://iss", "AUTH_AUDIENCE": "reel"})
+    )
+    now = int(time.time())  # from_settings keeps the system clock
+
+    def token(iss: str, aud: str) -> str:
+        payload = claims(iss=iss, aud=aud, iat=now, exp=now + 600)
+        return bearer(hs_token(payload, secret=DEV_HS256_SECRET))
+
+    assert auth.authenticate(token("https://iss", "reel")).user_id == "user-1"
+    reject(auth, token("https://other", "reel"))
+    reject(auth, token("https://iss", "other"))
+    auth.close()  # nothing to close in HS256 mode: no JWKS client

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,9 @@ from typing import Any
 from werkzeug.test import Client
 
 from devtools.local_server import with_static
-from scripts.dev_server import development_origins, example_dir, welcome
+from scripts.dev_server import NOT_BUILT_DIR, development_origins, example_dir, welcome
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _api(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -44,14 +48,48 @@ def test_the_page_its_files_and_nothing_outside(tmp_path: Path) -> None:
 
 
 def test_the_built_app_is_served_when_there_is_one(tmp_path: Path) -> None:
+    """The sources are never served (a browser cannot run main.ts): without a build, a
+    page that says how to make one."""
     web = tmp_path / "examples" / "web"
     web.mkdir(parents=True)
     (web / "index.html").write_text("sources")
-    assert example_dir(tmp_path) == web
+    assert example_dir(tmp_path) == NOT_BUILT_DIR
     (web / "dist").mkdir()
-    assert example_dir(tmp_path) == web  # an empty dist/ is not a build
+    assert example_dir(tmp_path) == NOT_BUILT_DIR  # an empty dist/ is not a build
     (web / "dist" / "index.html").write_text("built")
     assert example_dir(tmp_path) == web / "dist"
+
+
+def test_the_page_without_a_build_says_how_to_build_it() -> None:
+    client = Client(with_static(_api, "/example/", NOT_BUILT_DIR))
+    page = client.get("/example/")
+    assert page.status_code == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert "make web" in page.text
+    assert "npm" in page.text
+
+
+def _make(*args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+
+
+def test_make_dev_builds_the_app_when_a_source_is_newer() -> None:
+    """``make -n -W <source>``: what make would do were that source just edited."""
+    sources = ("examples/web/src/main.ts", "clients/ts/src/client.ts", "examples/web/index.html")
+    for source in sources:
+        assert (ROOT / source).is_file(), source
+        planned = _make("-W", source, "dev")
+        assert "vite build examples/web" in planned, (source, planned)
+        assert "scripts.dev_server" in planned
 
 
 def test_the_page_origin_is_allowed_by_default() -> None:
@@ -61,5 +99,8 @@ def test_the_page_origin_is_allowed_by_default() -> None:
     assert "http://localhost:5173" in origins
     printed = welcome("http://127.0.0.1:8080", "dev", "standard", "T0K", tuple(origins))
     assert "export TOKEN=T0K\nAPI=http://127.0.0.1:8080\n" in printed
-    assert "http://127.0.0.1:8080/example/" in printed
     assert "Standard plan" in printed
+    page = [ln for ln in printed.splitlines() if ln.startswith("Example page")]
+    assert len(page) == 1, printed
+    # The page opens signed in: the token rides in the fragment (never sent to a server).
+    assert page[0].endswith(" http://127.0.0.1:8080/example/#token=T0K"), page

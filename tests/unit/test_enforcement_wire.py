@@ -147,6 +147,18 @@ def test_plan_fill_of_a_boost() -> None:
     assert PlanFill.of(PlanInfo(PlanName.BASIC, boost)) == PlanFill("basic", DEC1 * 1000)
 
 
+def test_every_ticket_meter_comes_from_its_own_reply_slot() -> None:
+    # Every number in the reply differs, so a meter read from a neighbour's slot shows.
+    reply = ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000]
+    admitted = parse_admission(reply, REQ)
+    assert isinstance(admitted, Admitted)
+    assert admitted.ticket is not None
+    ticket = admitted.ticket
+    assert ticket.monthly == Meter(5, 300, datetime(2026, 12, 1, tzinfo=UTC))
+    assert ticket.hourly == Meter(2, 40, datetime(2026, 11, 27, 18, tzinfo=UTC))
+    assert ticket.lease_expires_at == datetime.fromtimestamp(1_764_264_660, UTC)
+
+
 def test_parse_admission_outcomes() -> None:
     admitted = parse_admission(
         ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000], REQ

@@ -37,6 +37,8 @@ def test_exact_key_strings() -> None:
     assert K.plan_effective("u") == "p:user:u:plan_effective"
     assert K.boost_until("u") == "p:boost:u:pro_until"
     assert K.refund_marker("g") == "p:refund:g"
+    assert K.circuit("minimax", "M2") == "p:circuit:minimax:M2"
+    assert K.circuit_failures("minimax", "M2") == "p:circuit:minimax:M2:failures"
     assert Keys().lease("l") == "app:conc:lease:l"
 
 
@@ -145,7 +147,14 @@ def test_an_idempotency_key_names_its_triple(triple: tuple[str, str, str]) -> No
 
 @given(a=st.tuples(_component, _component), b=st.tuples(_component, _component))
 def test_distinct_inputs_never_share_any_key(a: tuple[str, str], b: tuple[str, str]) -> None:
-    for build in (K.gen_used, K.gen_hour, K.full_regen_used, K.regen_cooldown):
+    for build in (
+        K.gen_used,
+        K.gen_hour,
+        K.full_regen_used,
+        K.regen_cooldown,
+        K.circuit,
+        K.circuit_failures,
+    ):
         assert (build(*a) == build(*b)) == (a == b)
     for one in (
         K.user_leases,
@@ -157,6 +166,20 @@ def test_distinct_inputs_never_share_any_key(a: tuple[str, str], b: tuple[str, s
         K.generation_status,
     ):
         assert (one(a[0]) == one(b[0])) == (a[0] == b[0])
+
+
+@given(_triple)
+def test_every_provider_key_component_is_encoded(triple: tuple[str, str, str]) -> None:
+    # The provider semaphore names (provider, model, lane); a model such as "org:m" must
+    # not share a slot pool with provider "…:org" — each component decodes back on its own.
+    prefix, conc, kind, *parts = K.provider(*triple).split(":")
+    assert (prefix, conc, kind) == ("p", "conc", "provider")
+    assert tuple(unquote(x, errors="surrogatepass") for x in parts) == triple
+
+
+def test_a_model_with_a_separator_is_encoded_in_the_provider_key() -> None:
+    assert K.provider("a", "b:c", "interactive") == "p:conc:provider:a:b%3Ac:interactive"
+    assert K.provider("a", "b:c", "interactive") != K.provider("a:b", "c", "interactive")
 
 
 @given(_component)

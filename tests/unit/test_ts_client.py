@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.enforcement.types import RefusalCode
+from tests.support.error_codes import server_codes
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = ROOT / "clients" / "ts"
@@ -49,16 +49,6 @@ def test_generated_types_equal_the_committed_ones() -> None:
     )
 
 
-def _server_codes() -> set[str]:
-    """Every error code the server can put in a body: the refusal codes of the Lua
-    scripts and each code spelled in shared/ (`default_code = "…"`, `code="…"`)."""
-    spelled = re.compile(r'(?:default_code\s*=|\bcode=)\s*"([A-Z][A-Z_]+)"')
-    codes = {code.value for code in RefusalCode}
-    for path in (ROOT / "shared").rglob("*.py"):
-        codes |= set(spelled.findall(path.read_text()))
-    return codes - {"ABORTED"}  # a log event's field, never an error body
-
-
 def _client_codes() -> set[str]:
     text = (CLIENT / "src" / "errors.ts").read_text()
     lists = re.findall(r"export const [A-Z_]+_CODES = \[(.*?)\] as const;", text, re.S)
@@ -67,7 +57,7 @@ def _client_codes() -> set[str]:
 
 
 def test_the_error_union_names_every_code_the_server_answers() -> None:
-    server = _server_codes()
+    server = server_codes()
     assert {"COOLDOWN_ACTIVE", "INVALID_CURSOR", "SUBSCRIPTION_EXISTS"} <= server  # the scan works
     missing = server - _client_codes()
     assert not missing, f"clients/ts/src/errors.ts lacks {sorted(missing)}"
