@@ -210,8 +210,27 @@ def stop_embedded() -> None:
         _stop_redis(redis_server)
     if pg_server is not None:
         _forget_dead_holders(Path(pg_server.pgdata))
-        with contextlib.suppress(Exception):
+        try:
             pg_server.cleanup()
+        except Exception as err:  # this never raises: stop it another way
+            _log.warning("pgserver did not stop the embedded Postgres (%r); stopping it", err)
+            _stop_postmaster(pg_server)
+
+
+def _stop_postmaster(server: Any) -> None:
+    """Stop the postmaster pgserver failed to stop (its ``pg_ctl stop`` runs as its own
+    user, who may no longer enter the data dir): a fast shutdown, then SIGKILL."""
+    info = getattr(server, "_postmaster_info", None)
+    pid = int(getattr(info, "pid", 0) or 0)
+    if pid <= 0:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)  # Postgres' fast shutdown: ends sessions, checkpoints
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _stop_redis(server: Any) -> None:

@@ -10,9 +10,11 @@ bare ``python -m …`` fails here as it fails for them. Blocks marked
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,14 +136,24 @@ def test_the_commands_of_each_document_run(
     assert len(started) == sum(b.not_run is None for b in blocks)
 
 
+@pytest.fixture
+def newcomer_dir() -> Iterator[Path]:
+    # Not under pytest's tmp dir: as root, pgserver runs pg_ctl (the clone's) and postgres
+    # as its own user, which must enter every parent, and any pytest session starting
+    # meanwhile (another run on this machine) sets /tmp/pytest-of-<user> back to 0700.
+    root = Path(tempfile.mkdtemp(prefix="reel-newcomer-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_the_readme_runs_in_a_clean_clone_with_make_dev(tmp_path: Path) -> None:
+def test_the_readme_runs_in_a_clean_clone_with_make_dev(newcomer_dir: Path) -> None:
     """A newcomer's path: clone (the committed tree), ``make dev`` with nothing configured
     (its venv from the demo lock, embedded Postgres and Redis), then the README as written,
     pointed at the port make dev was given."""
-    clone = tmp_path / "clone"
+    clone = newcomer_dir / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
-    env = newcomer_env(LOCAL_DATA_DIR=str(tmp_path / "local"))
+    env = newcomer_env(LOCAL_DATA_DIR=str(newcomer_dir / "local"))
     # make dev would build the venv first; built apart, the free port stays free until used.
     built = subprocess.run(
         ["make", "--no-print-directory", "install-demo"],
@@ -194,4 +206,5 @@ def test_the_readme_runs_in_a_clean_clone_with_make_dev(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(dev.pid, signal.SIGKILL)
             dev.communicate()
-    assert _left_behind(tmp_path, grace_s=30) == {}, "make dev left its embedded servers running"
+    left = _left_behind(newcomer_dir, grace_s=30)
+    assert left == {}, "make dev left its embedded servers running"

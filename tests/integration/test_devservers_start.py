@@ -1,4 +1,5 @@
-"""The embedded Postgres (pgserver) comes up even when its first start fails.
+"""The embedded Postgres (pgserver) comes up even when its first start fails, and stops
+even when pgserver's own stop fails.
 
 As root, pgserver runs postgres as its own user, which must enter every parent of the data
 dir; a parent made private again in between (pytest resets its base temp dir to 0700 each
@@ -9,7 +10,9 @@ pgserver then raises FileNotFoundError for that log. The first start here fails 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -58,3 +61,33 @@ def test_embedded_postgres_starts_after_a_failed_first_start(
         server.cleanup()
     assert len(starts) == 2
     assert "embedded Postgres did not start" in caplog.text
+
+
+def test_stop_embedded_stops_postgres_when_pgserver_cannot(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pgserver's ``pg_ctl stop`` runs as its own user; denied (PermissionError, which
+    pgserver does not catch), it left the postmaster running after ``make dev`` ended."""
+    import pgserver
+    from pgserver import postgres_server
+
+    data_dir.mkdir(parents=True)
+    server = devservers._start_postgres(pgserver, data_dir.resolve())
+    pid = server.get_pid()
+    assert pid
+    assert devservers._alive(pid)
+    real_pg_ctl = postgres_server.pg_ctl
+
+    def pg_ctl(args: list[str], **kw: Any) -> str:
+        if "stop" in args:
+            raise PermissionError(13, "Permission denied", "pg_ctl")
+        return str(real_pg_ctl(args, **kw))
+
+    monkeypatch.setattr(postgres_server, "pg_ctl", pg_ctl)
+    monkeypatch.setattr(devservers, "_servers", {"pg": server})
+    try:
+        devservers.stop_embedded()
+        assert not devservers._alive(pid), "the embedded Postgres outlived stop_embedded()"
+    finally:
+        if devservers._alive(pid):
+            os.kill(pid, signal.SIGKILL)
