@@ -11,14 +11,17 @@ their Unix socket), so the URLs they give are the same shape as a machine server
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import secrets
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -40,6 +43,7 @@ __all__ = [
 _LOOPBACK = "127.0.0.1"
 _lock = threading.Lock()
 _servers: dict[str, Any] = {}
+_log = logging.getLogger("reel.devservers")
 
 
 def tcp_reachable(host: str, port: int, timeout_s: float = 0.5) -> bool:
@@ -99,7 +103,7 @@ def embedded_postgres_url(data_dir: str | Path) -> str:
                 # "stop": the last process holding the server stops it (pgserver counts
                 # the holders in a file and stops it from atexit too). Never None: that
                 # leaves the postmaster running, reparented to init, after we exit.
-                server = pgserver.get_server(str(path), cleanup_mode="stop")  # type: ignore[attr-defined]
+                server = _start_postgres(pgserver, path)
                 _listen_on_loopback(server)
             _servers["pg"] = server
         info = _servers["pg"].get_postmaster_info()
@@ -123,6 +127,31 @@ def _listen_on_loopback(server: Any) -> None:
     )
     # pgserver stops the pid it recorded: give it the restarted postmaster's.
     server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
+
+
+def _start_postgres(pgserver: Any, path: Path) -> Any:
+    """pgserver's server for ``path``, its start tried a second time after a failure.
+
+    As root, pgserver runs initdb and postgres as its own user and first opens every
+    parent of ``path`` to it; a parent made private again meanwhile (pytest resets its
+    base temp dir to 0700 whenever a session starts) makes the start fail, and pgserver
+    then reports it as a missing ``log`` file. The second try opens the parents again.
+    """
+    try:
+        return pgserver.get_server(str(path), cleanup_mode="stop")
+    except (subprocess.SubprocessError, OSError) as err:
+        _log.warning("embedded Postgres did not start (%r); trying once more", err)
+    _forget_failed_start(pgserver, path)
+    return pgserver.get_server(str(path), cleanup_mode="stop")
+
+
+def _forget_failed_start(pgserver: Any, path: Path) -> None:
+    """Drop the half-built server pgserver keeps per data dir (get_server would return
+    it as is) and its exit hook."""
+    failed = pgserver.PostgresServer._instances.pop(path, None)
+    if failed is not None:
+        atexit.unregister(failed._cleanup)
+    time.sleep(1)
 
 
 def embedded_redis_url(data_dir: str | Path) -> str:
@@ -181,8 +210,27 @@ def stop_embedded() -> None:
         _stop_redis(redis_server)
     if pg_server is not None:
         _forget_dead_holders(Path(pg_server.pgdata))
-        with contextlib.suppress(Exception):
+        try:
             pg_server.cleanup()
+        except Exception as err:  # this never raises: stop it another way
+            _log.warning("pgserver did not stop the embedded Postgres (%r); stopping it", err)
+            _stop_postmaster(pg_server)
+
+
+def _stop_postmaster(server: Any) -> None:
+    """Stop the postmaster pgserver failed to stop (its ``pg_ctl stop`` runs as its own
+    user, who may no longer enter the data dir): a fast shutdown, then SIGKILL."""
+    info = getattr(server, "_postmaster_info", None)
+    pid = int(getattr(info, "pid", 0) or 0)
+    if pid <= 0:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)  # Postgres' fast shutdown: ends sessions, checkpoints
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _stop_redis(server: Any) -> None:

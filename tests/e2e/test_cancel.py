@@ -45,7 +45,7 @@ def test_cancel_a_queued_job_refunds_it_and_its_delivery_does_nothing(
     assert (books["generations"]["used"], books["hourly"]["used"]) == (0, 0)
     assert books["concurrency"]["in_use"] == 0
     # Basic has one slot: it is free again at once.
-    assert env.create(user.headers)
+    again = env.create(user.headers)
     assert env.deliver(env.job(generation_id)).json() == {"result": "already_terminal"}
     assert user.get(f"/v1/generations/{generation_id}").json()["status"] == "cancelled"
     replay = _cancel(env, user, generation_id, **{"Idempotency-Key": "c-1"})
@@ -54,6 +54,8 @@ def test_cancel_a_queued_job_refunds_it_and_its_delivery_does_nothing(
     drafts = user.get("/v1/drafts").json()["items"]
     statuses = {d["last_generation"]["id"]: d["last_generation"]["status"] for d in drafts}
     assert statuses[generation_id] == "cancelled"
+    # Ended, not left queued: a queued job holds a provider slot the session shares.
+    assert _cancel(env, user, again).status_code == 200
 
 
 def test_cancel_a_running_job_ends_it_cancelled_without_variants(

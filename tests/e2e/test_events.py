@@ -27,6 +27,12 @@ def _path(generation_id: str) -> str:
     return f"/v1/generations/{generation_id}/events"
 
 
+def _end(env: WorkerEnv, generation_id: str, headers: Mapping[str, str]) -> None:
+    """Cancel a job left queued: it holds a provider slot the session's tests share."""
+    r = env.http.post(f"/v1/generations/{generation_id}/cancel", headers=dict(headers))
+    assert r.status_code == 200, r.text
+
+
 def _read(
     http: httpx.Client, generation_id: str, headers: Mapping[str, str]
 ) -> tuple[httpx.Response, list[dict[str, Any]]]:
@@ -158,6 +164,7 @@ def test_the_stream_closes_before_the_function_timeout_with_a_retry_hint(
     assert 0.9 < time.monotonic() - opened < 5
     assert _events(blocks) == ([] if resume else [("1", "queued")])
     assert blocks[-1]["retry"] == "1000"
+    _end(env, generation_id, user.headers)
 
 
 def test_the_token_may_come_as_a_query_parameter_on_the_stream_only(
@@ -176,3 +183,4 @@ def test_the_token_may_come_as_a_query_parameter_on_the_stream_only(
     assert_error(usage, 401, "UNAUTHENTICATED")
     bad = env.http.get(_path(generation_id), params={"access_token": "not-a-token"})
     assert_error(bad, 401, "UNAUTHENTICATED")
+    _end(env, generation_id, user.headers)

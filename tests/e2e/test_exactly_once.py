@@ -79,6 +79,9 @@ def test_regenerate_retried_while_its_job_runs_replays_the_202(
 
     assert _generations_of(database_url, draft_id) == 2
     assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
+    # Ended, not left queued: a queued job holds a provider slot the session shares.
+    queue.deliver_to(container.queue)
+    a.wait(first.json()["generation_id"])
 
 
 CONCURRENT_TRIALS = 8
@@ -404,10 +407,15 @@ def test_429_carries_ratelimit_fields(
     use_container: Callable[[Container], Container],
 ) -> None:
     a = api("basic")
-    use_container(derive(container, base_env, queue=RecordingQueue()))
-    assert a.post("/v1/create", CREATE).status_code == 202
+    queue = RecordingQueue()
+    use_container(derive(container, base_env, queue=queue))
+    first = a.post("/v1/create", CREATE)
+    assert first.status_code == 202
     r = a.post("/v1/create", CREATE)
     assert_error(r, 429, "CONCURRENCY_LIMIT")
     assert r.headers["RateLimit-Limit"] == "1"
     assert r.headers["RateLimit-Remaining"] == "0"
     assert int(r.headers["RateLimit-Reset"]) == int(r.headers["Retry-After"])
+    # Ended, not left queued: a queued job holds a provider slot the session shares.
+    queue.deliver_to(container.queue)
+    a.wait(first.json()["generation_id"])

@@ -91,8 +91,9 @@ def test_basic_user_storm_admits_exactly_one(
     api: Callable[..., Api],
     use_container: Callable[[Container], Container],
 ) -> None:
-    use_container(derive(container, base_env, queue=RecordingQueue()))
-    user = api("basic")  # concurrency 1; the job is never delivered, so its lease stays held
+    queue = RecordingQueue()
+    use_container(derive(container, base_env, queue=queue))
+    user = api("basic")  # concurrency 1; the job is not delivered, so its lease stays held
 
     results = _storm(server.url, user.headers["Authorization"].removeprefix("Bearer "))
 
@@ -105,6 +106,10 @@ def test_basic_user_storm_admits_exactly_one(
     assert usage["generations"]["used"] == 1
     assert usage["hourly"]["used"] == 1
     assert usage["concurrency"]["in_use"] == 1
+    # Ended, not left queued: a queued job holds a provider slot the session shares.
+    (job,) = queue.jobs
+    queue.deliver_to(container.queue)
+    user.wait(job.generation_id)
 
 
 @pytest.mark.usefixtures("pinned_clock")  # one hour for the whole storm

@@ -90,14 +90,23 @@ def user(
     base_env: dict[str, str],
     api: Callable[..., Api],
     use_container: Callable[[Container], Container],
-) -> Api:
-    """A pro user (also an admin) over a queue that records jobs: nothing runs."""
-    use_container(derive(container, base_env, queue=RecordingQueue()))
+) -> Iterator[Api]:
+    """A pro user (also an admin) over a queue that records jobs: nothing runs.
+
+    Its jobs are cancelled afterwards: a queued job holds a provider slot until its lease
+    expires, and the session's later tests share the provider's cap (these tests alone
+    admit about as many jobs as the cap)."""
+    queue = RecordingQueue()
+    use_container(derive(container, base_env, queue=queue))
     a = api("pro")
     a.headers = dict(a.admin_headers)  # admin too, so admin routes reach their validation
     a.user_id = "admin-" + a.user_id
     a.grant("pro")
-    return a
+    yield a
+    for job in queue.jobs:
+        r = a.client.post(f"/v1/generations/{job.generation_id}/cancel", headers=a.headers)
+        assert r.status_code == 200, r.text
+    assert a.get("/v1/usage").json()["concurrency"]["in_use"] == 0
 
 
 def _rows(database_url: str, a: Api) -> tuple[int, int, int]:

@@ -33,6 +33,7 @@ from hypothesis import HealthCheck, settings
 from devtools.devtoken import mint_dev_token
 from devtools.local_server import LocalServer
 from shared.api.openapi import build_openapi
+from shared.billing.plans import PACKS
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from tests.e2e.api_support import RecordingQueue
@@ -42,7 +43,8 @@ from tests.support.load import load_scale
 pytestmark = pytest.mark.load
 
 EXAMPLES = 25
-PRODUCTS = ("basic", "standard", "pro", "pro_boost")
+# Every price the billing routes name: the plans, the boost and the generation packs.
+PRICED = ("basic", "standard", "pro", "pro_boost", *(pack.value for pack in PACKS))
 STRIPE_KEY = "sk_test_reel_load"
 schema = schemathesis.openapi.from_dict(build_openapi()).exclude(path_regex=r"^/(worker|webhooks)/")
 
@@ -55,7 +57,7 @@ def _stripe_env(base_env: dict[str, str], stripe: FakeStripe) -> dict[str, str]:
         "STRIPE_API_BASE": stripe.url,
         "STRIPE_SUCCESS_URL": "https://app.example.com/billing/success",
         "STRIPE_CANCEL_URL": "https://app.example.com/billing/cancel",
-        **{f"STRIPE_PRICE_{p.upper()}": f"price_{p}_load" for p in PRODUCTS},
+        **{f"STRIPE_PRICE_{p.upper()}": f"price_{p}_load" for p in PRICED},
     }
 
 
