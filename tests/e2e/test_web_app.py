@@ -57,13 +57,17 @@ pytestmark = pytest.mark.skipif(
 
 # A brief the writer refuses (content policy: permanent, so the generation fails at once).
 FAIL_BRIEF = "UNWRITABLE: a brief the writer refuses"
+# A brief the writer takes its time over (the job stays running long enough to cancel).
+SLOW_BRIEF = "SLOWLY: a brief to cancel while it is written"
 
 
 def _writer(request: RecordedRequest) -> Scripted:
     """MiniMax as the dev server meets it: each answer after 0.5 s (so the page shows the job
-    running), a content-policy refusal for FAIL_BRIEF."""
+    running), a content-policy refusal for FAIL_BRIEF, 6 s for SLOW_BRIEF (to cancel it)."""
     if "UNWRITABLE" in json.dumps(request.body):
         return sensitive()
+    if "SLOWLY" in json.dumps(request.body):
+        return delayed(answer_prompt(request), 6.0)
     return delayed(answer_prompt(request), 0.5)
 
 
@@ -213,6 +217,7 @@ def test_the_journeys_in_a_real_browser(
             "OUT_DIR": str(OUT),
             "CHROMIUM": CHROMIUM,
             "FAIL_BRIEF": FAIL_BRIEF,
+            "SLOW_BRIEF": SLOW_BRIEF,
             **_tokens(api_url, env),
         },
         capture_output=True,
@@ -221,8 +226,17 @@ def test_the_journeys_in_a_real_browser(
     )
     assert run.returncode == 0, run.stdout[-4000:] + "\n" + run.stderr[-6000:]
     results = json.loads((OUT / "results.json").read_text())
-    assert set(results["journeys"]) >= {"failed", "create", "regenerate", "library", "hourly-limit"}
+    assert set(results["journeys"]) >= {
+        "failed",
+        "cancel",
+        "create",
+        "regenerate",
+        "library",
+        "hourly-limit",
+    }
     assert {"create": ["queued", "running", "succeeded"]} in results["states"]
+    assert {"cancel": ["queued", "running", "cancelled"]} in results["states"]
+    assert results["eventStream"] == [200], results["eventStream"]
     assert len(results["screenshots"]) >= 10
     serious = [
         v

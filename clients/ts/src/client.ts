@@ -10,8 +10,10 @@ import createClient, { type Client } from "openapi-fetch";
 
 import { networkProblem, problemFromResponse } from "./errors.js";
 import {
+  EventStreamSource,
   type Generation,
   type GenerationSource,
+  type OpenEventSource,
   PollingSource,
   type PollingOptions,
   waitForGeneration,
@@ -47,8 +49,15 @@ export interface ReelClientOptions extends RetryOptions {
   readonly usageBaseUrl?: string;
   readonly fetch?: (request: Request) => Promise<Response>;
   readonly polling?: PollingOptions;
-  /** How generations are followed; polling unless given (e.g. the event stream). */
+  /** How generations are followed; polling unless given, or unless `eventStream`. */
   readonly generationSource?: GenerationSource;
+  /**
+   * Follow generations on `GET /v1/generations/{id}/events` (falls back to polling where
+   * there is no `EventSource` or the stream fails). `baseUrl` is where the stream is
+   * served when not behind the API's `baseUrl` (the generations function's own URL);
+   * `open` replaces the global `EventSource` (tests, or a polyfill).
+   */
+  readonly eventStream?: { readonly baseUrl?: string; readonly open?: OpenEventSource | null };
 }
 
 interface FetchOutcome<T> {
@@ -82,6 +91,12 @@ function trimSlash(url: string): string {
   return url.replace(/\/+$/, "");
 }
 
+/** The event stream's URL; the token rides in the query (`EventSource` sends no headers). */
+export function eventsUrl(base: string, id: string, token: string | null): string {
+  const url = `${trimSlash(base)}/v1/generations/${encodeURIComponent(id)}/events`;
+  return token ? `${url}?access_token=${encodeURIComponent(token)}` : url;
+}
+
 export class ReelClient {
   /** The generated client, for any endpoint not wrapped below (fully typed). */
   readonly raw: Client<paths>;
@@ -109,9 +124,20 @@ export class ReelClient {
       fetch,
     });
     this.usageApi.use(auth);
+    const fetchOnce = (id: string, signal?: AbortSignal): Promise<Result<Generation>> =>
+      this.generation(id, signal);
+    const polling = new PollingSource(fetchOnce, options.polling);
+    const stream = options.eventStream;
     this.source =
       options.generationSource ??
-      new PollingSource((id, signal) => this.generation(id, signal), options.polling);
+      (stream
+        ? new EventStreamSource({
+            urlFor: (id) => eventsUrl(stream.baseUrl ?? options.baseUrl, id, options.getToken()),
+            fetchOnce,
+            fallback: polling,
+            ...(stream.open === undefined ? {} : { open: stream.open }),
+          })
+        : polling);
   }
 
   /** A new user action (one Idempotency-Key for all its attempts). */
@@ -164,6 +190,22 @@ export class ReelClient {
     return settle(() =>
       this.raw.GET("/v1/generations/{id}", { params: { path: { id } }, signal }),
     );
+  }
+
+  /**
+   * POST /v1/generations/{id}/cancel: the generation (`cancelled` at once when it was
+   * queued; `running` with `cancel_requested_at` when the worker will stop it), or
+   * GENERATION_FINISHED when it had already ended. One key per `action`, as for create.
+   */
+  async cancelGeneration(id: string, action?: UserAction): Promise<Result<Generation>> {
+    const key = action ? action.keyFor({ cancel: id }) : newIdempotencyKey();
+    const result = await settle(() =>
+      this.raw.POST("/v1/generations/{id}/cancel", {
+        params: { path: { id }, header: { "Idempotency-Key": key } },
+      }),
+    );
+    action?.settle(result.ok ? null : result.problem);
+    return result;
   }
 
   /** Follows the generation until succeeded / failed (/ cancelled), reporting each state. */

@@ -9,7 +9,7 @@
  */
 
 import type { components } from "./schema.js";
-import { type Result, failure } from "./result.js";
+import { type Result, failure, success } from "./result.js";
 import { type Sleep, sleep as realSleep } from "./retry.js";
 
 export type Generation = components["schemas"]["GenerationResponse"];
@@ -81,4 +81,136 @@ export async function waitForGeneration(
     last ??
     failure({ code: "BAD_RESPONSE", status: null, message: "no update", requestId: null }, null)
   );
+}
+
+// ---- the event stream ----------------------------------------------------------------
+
+/** What `EventStreamSource` needs of an `EventSource` (the browser's, or a test's). */
+export interface EventSourceLike {
+  readonly readyState: number;
+  onerror: ((event: Event) => void) | null;
+  addEventListener(type: string, listener: (event: MessageEvent<string>) => void): void;
+  close(): void;
+}
+
+export type OpenEventSource = (url: string) => EventSourceLike;
+
+/** The global `EventSource` as an `OpenEventSource`, or null where there is none (Node 20). */
+export function globalEventSource(): OpenEventSource | null {
+  const Ctor = (globalThis as { EventSource?: new (url: string) => EventSourceLike }).EventSource;
+  return Ctor ? (url) => new Ctor(url) : null;
+}
+
+const CLOSED = 2;
+const STREAM_EVENTS = ["queued", "running", "succeeded", "failed", "cancelled"] as const;
+
+type Arrival =
+  | { readonly kind: "event"; readonly name: string; readonly data: string }
+  | { readonly kind: "error" }
+  | { readonly kind: "abort" };
+
+/** Items pushed by callbacks, taken in order by an async reader. */
+class Inbox<T> {
+  private readonly items: T[] = [];
+  private wake: (() => void) | null = null;
+
+  push(item: T): void {
+    this.items.push(item);
+    this.wake?.();
+    this.wake = null;
+  }
+
+  async take(): Promise<T> {
+    while (this.items.length === 0) await new Promise<void>((resolve) => (this.wake = resolve));
+    return this.items.shift() as T;
+  }
+}
+
+export interface EventStreamOptions {
+  /** The stream's URL for a generation (`…/v1/generations/{id}/events?access_token=…`). */
+  readonly urlFor: (id: string) => string;
+  /** One `GET /v1/generations/{id}`: the whole generation a partial event is laid over. */
+  readonly fetchOnce: (id: string, signal?: AbortSignal) => Promise<Result<Generation>>;
+  /** Followed when there is no `EventSource`, or the stream fails. */
+  readonly fallback: GenerationSource;
+  /** Defaults to the global `EventSource` (none: the fallback is used). */
+  readonly open?: OpenEventSource | null;
+}
+
+/**
+ * Follows `GET /v1/generations/{id}/events`. `queued` and `running` carry only the id,
+ * status and a time, so they are laid over the generation as last read (one GET the first
+ * time); the terminal event carries the whole generation. An error before the first event
+ * (no stream there: a 404, CORS, a gateway that buffers) or a stream the browser gave up
+ * on (`readyState` CLOSED) hands over to the fallback; an error while the browser
+ * reconnects by itself (with `Last-Event-ID`) is waited out.
+ */
+export class EventStreamSource implements GenerationSource {
+  constructor(private readonly options: EventStreamOptions) {}
+
+  async *updates(id: string, signal?: AbortSignal): AsyncGenerator<Result<Generation>> {
+    const open = this.options.open === undefined ? globalEventSource() : this.options.open;
+    if (open === null) {
+      yield* this.options.fallback.updates(id, signal);
+      return;
+    }
+    const inbox = new Inbox<Arrival>();
+    let seen = false;
+    let last: Generation | null = null;
+    const stream = open(this.options.urlFor(id));
+    for (const name of STREAM_EVENTS) {
+      stream.addEventListener(name, (event) => inbox.push({ kind: "event", name, data: event.data }));
+    }
+    stream.onerror = () => {
+      if (stream.readyState === CLOSED || !seen) inbox.push({ kind: "error" });
+    };
+    const onAbort = (): void => inbox.push({ kind: "abort" });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      for (;;) {
+        const arrival = await inbox.take();
+        if (arrival.kind === "abort") return;
+        if (arrival.kind === "error") break;
+        seen = true;
+        const data = parse(arrival.data);
+        if (data === null) break;
+        if (isTerminal(arrival.name)) {
+          yield successOf(data as unknown as Generation);
+          return;
+        }
+        if (last === null) {
+          const base = await this.options.fetchOnce(id, signal);
+          if (!base.ok) {
+            yield base;
+            return;
+          }
+          last = base.data;
+          if (isTerminal(last.status)) {
+            yield base;
+            return;
+          }
+        }
+        last = { ...last, ...(data as unknown as Partial<Generation>), status: arrival.name as Generation["status"] };
+        yield successOf(last);
+      }
+    } finally {
+      stream.close();
+      signal?.removeEventListener("abort", onAbort);
+    }
+    yield* this.options.fallback.updates(id, signal);
+  }
+}
+
+function parse(text: string): Record<string, unknown> | null {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** A stream event as a `Result`: no HTTP response of its own, so a synthetic 200. */
+function successOf(generation: Generation): Result<Generation> {
+  return success(generation, new Response(null, { status: 200 }));
 }

@@ -13,6 +13,7 @@ import {
   parseRetryAfter,
 } from "../src/index.js";
 import { FakeApi, error } from "./fake-server.js";
+import { MiniEventSource } from "./mini-event-source.js";
 
 const DRAFT = "6f1c2e0a-1111-4222-8333-944455556666";
 const GEN = "7a1c2e0a-1111-4222-8333-944455556666";
@@ -278,6 +279,115 @@ describe("ReelClient", () => {
     assert.ok(deleted.ok);
     assert.equal(deleted.data, null);
     assert.equal(api.seen.length, 4);
+  });
+
+  it("cancels with an Idempotency-Key, reusing it while the outcome is unknown", async () => {
+    const cancelled = { ...generation("cancelled"), error: { code: "CANCELLED", message: "x" } };
+    api.on(
+      `POST /v1/generations/${GEN}/cancel`,
+      { status: 500, body: error("INTERNAL", "boom") },
+      { status: 200, body: cancelled },
+    );
+    const action = new UserAction();
+    const c = client({ policy: { maxAttempts: 1 } });
+    const first = await c.cancelGeneration(GEN, action);
+    assert.equal(problem(first).status, 500);
+    const second = await c.cancelGeneration(GEN, action);
+    assert.ok(second.ok);
+    assert.equal(second.data.status, "cancelled");
+    const [a, b] = api.requests(`POST /v1/generations/${GEN}/cancel`);
+    assert.ok(a?.headers["idempotency-key"]);
+    assert.equal(b?.headers["idempotency-key"], a?.headers["idempotency-key"]);
+    assert.equal(action.pendingKey, null);
+  });
+
+  it("reports GENERATION_FINISHED when the generation had already ended", async () => {
+    api.on(`POST /v1/generations/${GEN}/cancel`, {
+      status: 409,
+      body: error("GENERATION_FINISHED", "done", { status: "succeeded" }),
+    });
+    const result = await client().cancelGeneration(GEN);
+    assert.equal(problem(result).code, "GENERATION_FINISHED");
+  });
+
+  it("follows the event stream: partial events over one read, the terminal one whole", async () => {
+    const done = { ...generation("succeeded"), completed_at: "2026-12-06T10:00:09Z" };
+    api.on(`GET /v1/generations/${GEN}`, { status: 200, body: generation("queued") });
+    api.on(`GET /v1/generations/${GEN}/events`, {
+      status: 200,
+      events: [
+        { id: 1, event: "queued", data: { id: GEN, status: "queued", created_at: "2026-12-06T10:00:00Z" } },
+        { id: 2, event: "running", data: { id: GEN, status: "running", started_at: "2026-12-06T10:00:01Z" } },
+        { id: 3, event: "succeeded", data: done },
+      ],
+    });
+    const opened: string[] = [];
+    const c = client({
+      eventStream: { open: (url) => (opened.push(url), new MiniEventSource(url)) },
+    });
+    const seen: Generation[] = [];
+    const result = await c.waitForGeneration(GEN, { onUpdate: (g) => seen.push(g) });
+    assert.ok(result.ok);
+    assert.deepEqual(result.data, done);
+    assert.deepEqual(seen.map((g) => g.status), ["queued", "running", "succeeded"]);
+    assert.equal(seen[1]?.started_at, "2026-12-06T10:00:01Z");
+    assert.equal(seen[1]?.draft_id, DRAFT);
+    assert.equal(opened[0], `${api.url}/v1/generations/${GEN}/events?access_token=tok-123`);
+    assert.equal(api.requests(`GET /v1/generations/${GEN}`).length, 1);
+  });
+
+  it("ends on a cancelled event", async () => {
+    const cancelled = { ...generation("cancelled"), error: { code: "CANCELLED", message: "x" } };
+    api.on(`GET /v1/generations/${GEN}/events`, {
+      status: 200,
+      events: [{ id: 3, event: "cancelled", data: cancelled }],
+    });
+    const c = client({ eventStream: { open: (url) => new MiniEventSource(url) } });
+    const result = await c.waitForGeneration(GEN);
+    assert.ok(result.ok);
+    assert.equal(result.data.status, "cancelled");
+    assert.equal(api.requests(`GET /v1/generations/${GEN}`).length, 0);
+  });
+
+  it("falls back to polling when the stream fails before its first event", async () => {
+    api.on(`GET /v1/generations/${GEN}/events`, { status: 404, body: error("NOT_FOUND", "x") });
+    api.on(
+      `GET /v1/generations/${GEN}`,
+      { status: 200, body: generation("running") },
+      { status: 200, body: generation("succeeded") },
+    );
+    const c = client({ eventStream: { open: (url) => new MiniEventSource(url) } });
+    const seen: string[] = [];
+    const result = await c.waitForGeneration(GEN, { onUpdate: (g) => seen.push(g.status) });
+    assert.ok(result.ok);
+    assert.deepEqual(seen, ["running", "succeeded"]);
+    assert.equal(api.requests(`GET /v1/generations/${GEN}/events`).length, 1);
+  });
+
+  it("falls back to polling when the stream closes before the terminal event", async () => {
+    api.on(`GET /v1/generations/${GEN}/events`, {
+      status: 200,
+      events: [{ id: 1, event: "queued", data: { id: GEN, status: "queued", created_at: "x" } }],
+    });
+    api.on(
+      `GET /v1/generations/${GEN}`,
+      { status: 200, body: generation("queued") },
+      { status: 200, body: generation("failed") },
+    );
+    const c = client({ eventStream: { open: (url) => new MiniEventSource(url) } });
+    const seen: string[] = [];
+    const result = await c.waitForGeneration(GEN, { onUpdate: (g) => seen.push(g.status) });
+    assert.ok(result.ok);
+    assert.equal(result.data.status, "failed");
+    assert.deepEqual(seen, ["queued", "failed"]);
+  });
+
+  it("polls where there is no EventSource", async () => {
+    api.on(`GET /v1/generations/${GEN}`, { status: 200, body: generation("succeeded") });
+    const result = await client({ eventStream: { open: null } }).waitForGeneration(GEN);
+    assert.ok(result.ok);
+    assert.equal(api.requests(`GET /v1/generations/${GEN}/events`).length, 0);
+    assert.equal(api.requests(`GET /v1/generations/${GEN}`).length, 1);
   });
 
   it("ends a wait at once when aborted, sending nothing more", async () => {

@@ -9,6 +9,20 @@ export interface Reply {
   readonly headers?: Readonly<Record<string, string>>;
   /** Send this text as is instead of JSON. */
   readonly raw?: string;
+  /** Server-sent events: each frame written (and flushed) on its own, `text/event-stream`. */
+  readonly events?: readonly SseFrame[];
+}
+
+export interface SseFrame {
+  readonly id?: number;
+  readonly event: string;
+  readonly data: unknown;
+}
+
+/** One frame as the API writes it (shared/api/sse.py): id, event, one data line. */
+export function sseFrame(frame: SseFrame): string {
+  const id = frame.id === undefined ? "" : `id: ${frame.id}\n`;
+  return `${id}event: ${frame.event}\ndata: ${JSON.stringify(frame.data)}\n\n`;
 }
 
 export interface Seen {
@@ -63,6 +77,16 @@ export class FakeApi {
       status: 404,
       body: error("NOT_FOUND", "no script"),
     };
+    if (reply.events !== undefined) {
+      res.writeHead(reply.status, { "Content-Type": "text/event-stream", "Cache-Control": "no-store" });
+      res.write(": keep-alive\n\n");
+      for (const frame of reply.events) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        res.write(sseFrame(frame));
+      }
+      res.end();
+      return;
+    }
     const text = reply.raw ?? (reply.body === undefined ? "" : JSON.stringify(reply.body));
     res.writeHead(reply.status, {
       ...(reply.raw === undefined && text ? { "Content-Type": "application/json" } : {}),

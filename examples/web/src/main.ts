@@ -35,7 +35,7 @@ import {
 
 declare global {
   interface Window {
-    REEL_CONFIG?: { apiBase?: string; usageFunctionUrl?: string };
+    REEL_CONFIG?: { apiBase?: string; usageFunctionUrl?: string; eventsUrl?: string };
   }
 }
 
@@ -45,6 +45,9 @@ const params = new URLSearchParams(location.search);
 const config = window.REEL_CONFIG ?? {};
 const API_BASE = (params.get("api") ?? config.apiBase ?? "") || location.origin;
 const USAGE_BASE = params.get("usage") ?? config.usageFunctionUrl ?? "";
+// Where the event stream is served (the generations function's own URL behind a gateway
+// that buffers); the client polls instead when the stream is not there or fails.
+const EVENTS_BASE = params.get("events") ?? config.eventsUrl ?? "";
 const TOKEN_KEY = "reel.token";
 
 let token: string | null = sessionStorage.getItem(TOKEN_KEY);
@@ -55,6 +58,7 @@ const client = new ReelClient({
   ...(USAGE_BASE ? { usageBaseUrl: USAGE_BASE } : {}),
   getToken: () => token,
   onRetry: showRetry,
+  eventStream: EVENTS_BASE ? { baseUrl: EVENTS_BASE } : {},
 });
 
 /** The client waits out short 429s and 503s itself: show that wait as a countdown. */
@@ -370,14 +374,68 @@ function showStep(status: string): void {
   announce(text);
 }
 
+/** The generation the Cancel button stops (null while none is queued or running). */
+let following: string | null = null;
+let cancelAction = new UserAction();
+
+/** The Cancel button is there while the generation is queued or running. */
+function showCancel(generation: { status: string; cancel_requested_at?: string | null }): void {
+  const live = generation.status === "queued" || generation.status === "running";
+  const button = $("cancel-btn") as HTMLButtonElement;
+  if (!live && document.activeElement === button) $("generation-status").focus();
+  $("cancel-bar").hidden = !live;
+  if (generation.cancel_requested_at) {
+    button.disabled = true;
+    button.textContent = "Cancelling…";
+  }
+}
+
+async function cancelGeneration(): Promise<void> {
+  const id = following;
+  if (id === null) return;
+  const button = $("cancel-btn") as HTMLButtonElement;
+  // The button is disabled while the cancel is under way: focus goes to the status it
+  // describes (read out, and where the next Tab continues), not to the page's start.
+  $("generation-status").focus();
+  button.disabled = true;
+  button.textContent = "Cancelling…";
+  hideProblem($("regen-problem"));
+  const result = await client.cancelGeneration(id, cancelAction);
+  if (following !== id) return;
+  if (result.ok) {
+    showCancel(result.data);
+    if (result.data.status === "cancelled") showStep("cancelled");
+    return;
+  }
+  button.disabled = false;
+  button.textContent = "Cancel generation";
+  // Already finished: the watch brings its end; anything else is shown.
+  if (result.problem.code !== "GENERATION_FINISHED") {
+    showProblem($("regen-problem"), null, result.problem, button);
+  }
+}
+
 /** Shows the 202's own status at once, then every state the generation goes through. */
 async function follow(generationId: string, accepted: string): Promise<void> {
   $("generation").hidden = false;
+  following = generationId;
+  cancelAction = new UserAction();
+  const cancel = $("cancel-btn") as HTMLButtonElement;
+  cancel.disabled = false;
+  cancel.textContent = "Cancel generation";
   showStep(accepted);
+  showCancel({ status: accepted });
   $("regen-all").hidden = true;
   const section = $("generation");
   section.setAttribute("aria-busy", "true");
-  const result = await client.waitForGeneration(generationId, { onUpdate: (g) => showStep(g.status) });
+  const result = await client.waitForGeneration(generationId, {
+    onUpdate: (g) => {
+      showStep(g.status);
+      showCancel(g);
+    },
+  });
+  following = null;
+  showCancel({ status: "done" });
   section.removeAttribute("aria-busy");
   void refreshUsage();
   if (!result.ok) {
@@ -385,6 +443,10 @@ async function follow(generationId: string, accepted: string): Promise<void> {
     return;
   }
   const generation = result.data;
+  if (generation.status === "cancelled") {
+    $("regen-all").hidden = variants.length === 0;
+    return;
+  }
   if (generation.status !== "succeeded") {
     const code = generation.error?.code ?? "";
     const why = FAILURES[code] ?? "The writer could not finish.";
@@ -764,6 +826,7 @@ function start(): void {
   $("signout-btn").addEventListener("click", signOut);
   $("create-form").addEventListener("submit", (event) => void create(event));
   $("regen-full-btn").addEventListener("click", () => void regenerateFull());
+  $("cancel-btn").addEventListener("click", () => void cancelGeneration());
   $("library-form").addEventListener("submit", (event) => void search(event));
   $("more-btn").addEventListener("click", () => void search(undefined, true));
   const billing = params.get("billing");

@@ -147,6 +147,16 @@ async function creatorJourney(browser) {
   page.on("request", (r) => {
     if (new URL(r.url()).pathname === "/v1/usage") usageOrigins.add(new URL(r.url()).origin);
   });
+  // The statuses the event streams were answered with (the page follows generations on
+  // them; it polls only where a stream is missing or fails).
+  const streams = new Set();
+  results.eventStream = [];
+  page.on("response", (r) => {
+    if (new URL(r.url()).pathname.endsWith("/events")) {
+      streams.add(r.status());
+      results.eventStream = [...streams];
+    }
+  });
 
   await timed("sign-in", async () => {
     await page.goto(pageUrl());
@@ -192,6 +202,37 @@ async function creatorJourney(browser) {
       check(!(await page.isHidden('#progress li.failed')), "the last step marked failed");
       results.failed = shown;
       await shot(page, "desktop-2b-failed");
+    });
+  }
+
+  if (process.env.SLOW_BRIEF) {
+    await timed("cancel", async () => {
+      await watchStates(page);
+      await page.getByLabel("Brief").fill(process.env.SLOW_BRIEF);
+      await page.getByRole("button", { name: "Create" }).click();
+      const cancel = page.getByRole("button", { name: "Cancel generation" });
+      await cancel.waitFor({ state: "visible" });
+      await page.waitForFunction(
+        () => document.getElementById("generation-status")?.dataset.status === "running",
+        undefined,
+        { timeout: 30_000 },
+      );
+      await accessible(page, "running");
+      await cancel.focus();
+      await page.keyboard.press("Enter");
+      await settled(page);
+      const seen = await states(page);
+      results.states.push({ cancel: seen });
+      check(seen.at(-1) === "cancelled", `the cancelled job ended ${seen.join(" → ")}`);
+      check(await page.isHidden("#cancel-bar"), "Cancel is gone once the job ended");
+      check(
+        await page.evaluate(() => document.activeElement?.id === "generation-status"),
+        "focus on the generation's status",
+      );
+      const said = await waitText(page, "#announce", /Cancelled/);
+      check(/Cancelled/.test(await text(page, "#generation-status")), "the status says Cancelled");
+      results.cancelled = said;
+      await shot(page, "desktop-2c-cancelled");
     });
   }
 
