@@ -13,14 +13,14 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
+from shared.db.models import charged_sql
 from shared.db.session import Session
 
 __all__ = ["Credit", "CreditEvent", "PgCredits"]
 
 # Units a credit paid for and kept (refunded generations excluded: failed, cancelled).
 _USED: Final = (
-    "(SELECT count(*) FROM generations g WHERE g.credit_id = c.id"
-    " AND g.status NOT IN ('failed', 'cancelled'))"
+    f"(SELECT count(*) FROM generations g WHERE g.credit_id = c.id AND {charged_sql('g.status')})"
 )
 _COLS: Final = (
     "c.id, c.owner_id, c.source, c.pack, c.units, c.removed_units, c.expires_at, "

@@ -36,6 +36,7 @@ from shared.db.models import (
     NewVariant,
     Platform,
     SubscriptionStatus,
+    charged_sql,
 )
 from shared.db.session import Session
 from shared.errors import NotFound
@@ -64,7 +65,7 @@ ran, so its hourly unit was given back too (SPEC §9) and the hour count skips i
 # a failed or cancelled generation gave its monthly (and full-regen) unit back; its hourly
 # unit only when it never ran: an undone admission (failed ENQUEUE_FAILED, SPEC §9) or a
 # cancel while it was still queued (never started, so started_at is NULL).
-_REFUNDED_NOT: Final = "status NOT IN ('failed', 'cancelled')"
+_REFUNDED_NOT: Final = charged_sql()
 _HOUR_GIVEN_BACK_NOT: Final = (
     "NOT ((status = 'failed' AND error_code IS NOT DISTINCT FROM CAST(:aborted AS text)) "
     "OR (status = 'cancelled' AND started_at IS NULL))"

@@ -16,6 +16,7 @@ from uuid import UUID
 from shared.billing.plans import PlanName
 
 __all__ = [
+    "REFUNDED",
     "Asset",
     "AssetPage",
     "AssetStatus",
@@ -36,6 +37,7 @@ __all__ = [
     "User",
     "Variant",
     "VariantContent",
+    "charged_sql",
 ]
 
 
@@ -79,6 +81,15 @@ class GenerationStatus(StrEnum):
 _TERMINAL: frozenset[GenerationStatus] = frozenset(
     {GenerationStatus.SUCCEEDED, GenerationStatus.FAILED, GenerationStatus.CANCELLED}
 )
+
+# A failed or cancelled generation gave its unit back (to the monthly pool or to the credit
+# that paid it): every count of what was charged skips them.
+REFUNDED: tuple[GenerationStatus, ...] = (GenerationStatus.FAILED, GenerationStatus.CANCELLED)
+
+
+def charged_sql(column: str = "status") -> str:
+    """SQL true for a generation whose unit was kept (not refunded); ``column`` is its status."""
+    return f"{column} NOT IN ({', '.join(repr(s.value) for s in REFUNDED)})"
 
 
 class AssetStatus(StrEnum):
