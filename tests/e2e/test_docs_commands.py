@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from devtools.net import free_port
 from scripts.dev_server import TOUR
 from tests.e2e.test_demo import _left_behind
 from tests.support.doc_commands import Block, doc_files, script_for, shell_blocks
+from tests.support.processes import running_until
 
 ROOT = Path(__file__).resolve().parents[2]
 _CONFIG_PREFIXES = ("DATABASE_URL", "REDIS_", "UPSTASH_", "AUTH_", "QSTASH_", "CORS_", "STRIPE_")
@@ -79,34 +78,18 @@ def dev_server(
         REDIS_KEY_PREFIX=f"{run_prefix}docs",
         AI_PROVIDER="offline",
     )
-    proc = subprocess.Popen(
+    with running_until(
         [sys.executable, "-m", "scripts.dev_server", "--port", str(port)],
+        "Example page",
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert proc.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + 120
-    try:
-        for line in proc.stdout:
-            seen.append(line)
-            if line.startswith("Example page") or time.monotonic() > deadline:
-                break
+        timeout_s=120,
+        stop_timeout_s=30,
+    ) as seen:
         last = seen[-1] if seen else ""
         assert last.startswith("Example page"), "".join(seen[-40:])
         assert f"http://127.0.0.1:{port}/example/" in seen[-1]
         yield f"http://127.0.0.1:{port}", env
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
 
 
 @pytest.mark.slow
@@ -167,22 +150,13 @@ def test_the_readme_runs_in_a_clean_clone_with_make_dev(outside_tmp: Path) -> No
     )
     assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
     port = free_port()
-    dev = subprocess.Popen(
+    with running_until(
         ["make", "--no-print-directory", "dev", f"PORT={port}"],
+        "Example page",
         cwd=clone,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert dev.stdout is not None
-    seen: list[str] = []
-    try:
-        for line in dev.stdout:
-            seen.append(line)
-            if line.startswith("Example page"):
-                break
+        timeout_s=600,
+    ) as seen:
         assert seen, "make dev printed nothing"
         assert seen[-1].startswith("Example page"), "".join(seen[-40:])
         readme = shell_blocks(clone / "README.md")
@@ -200,11 +174,4 @@ def test_the_readme_runs_in_a_clean_clone_with_make_dev(outside_tmp: Path) -> No
             f"{started[-1] if started else 'README.md'} failed (exit {result.returncode}):\n"
             f"{result.stdout[-2500:]}\n{result.stderr[-2500:]}"
         )
-    finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.communicate()
     assert _left_behind(outside_tmp, grace_s=30) == {}, "make dev left its embedded servers running"

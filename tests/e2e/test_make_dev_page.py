@@ -8,18 +8,16 @@ with its variants. The screenshot lands in ``build/web/make-dev-first-visit.png`
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from devtools.net import free_port
 from tests.e2e.test_docs_commands import newcomer_env
+from tests.support.processes import running_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -42,23 +40,13 @@ def test_the_printed_link_opens_signed_in_and_creates(
         REDIS_KEY_PREFIX=f"{run_prefix}mdp",
         AI_PROVIDER="offline",
     )
-    dev = subprocess.Popen(
+    with running_until(
         ["make", "--no-print-directory", "dev", f"PORT={port}"],
+        "Example page",
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    assert dev.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + 240
-    try:
-        for line in dev.stdout:
-            seen.append(line)
-            if line.startswith("Example page") or time.monotonic() > deadline:
-                break
+        timeout_s=240,
+    ) as seen:
         assert seen, "make dev printed nothing"
         printed = seen[-1]
         assert printed.startswith("Example page (opens signed in"), "".join(seen[-40:])
@@ -83,13 +71,6 @@ def test_the_printed_link_opens_signed_in_and_creates(
         )
         assert visit.returncode == 0, visit.stdout[-3000:] + visit.stderr[-3000:]
         saw = json.loads(visit.stdout.strip().splitlines()[-1])
-    finally:
-        os.killpg(dev.pid, signal.SIGTERM)
-        try:
-            dev.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(dev.pid, signal.SIGKILL)
-            dev.communicate()
     assert saw["user"] == "dev", saw
     assert saw["plan"].startswith("Standard"), saw
     assert "#token=" not in saw["urlAfter"], saw  # the page took the token out of the URL
