@@ -143,8 +143,12 @@ export interface EventStreamOptions {
  * time); the terminal event carries the whole generation. An error before the first event
  * (no stream there: a 404, CORS, a gateway that buffers) or a stream the browser gave up
  * on (`readyState` CLOSED) hands over to the fallback; an error while the browser
- * reconnects by itself (with `Last-Event-ID`) is waited out.
+ * reconnects by itself (with `Last-Event-ID`) is waited out, up to `RECONNECTS` errors in
+ * a row with no event between them (a server that stays down): then the fallback too.
  */
+/** Reconnect errors in a row, with no event between them, before the stream is given up. */
+export const RECONNECTS = 3;
+
 export class EventStreamSource implements GenerationSource {
   constructor(private readonly options: EventStreamOptions) {}
 
@@ -158,11 +162,16 @@ export class EventStreamSource implements GenerationSource {
     let seen = false;
     let last: Generation | null = null;
     const stream = open(this.options.urlFor(id));
+    let reconnects = 0;
     for (const name of STREAM_EVENTS) {
-      stream.addEventListener(name, (event) => inbox.push({ kind: "event", name, data: event.data }));
+      stream.addEventListener(name, (event) => {
+        reconnects = 0;
+        inbox.push({ kind: "event", name, data: event.data });
+      });
     }
     stream.onerror = () => {
-      if (stream.readyState === CLOSED || !seen) inbox.push({ kind: "error" });
+      if (stream.readyState !== CLOSED && seen && ++reconnects < RECONNECTS) return;
+      inbox.push({ kind: "error" });
     };
     const onAbort = (): void => inbox.push({ kind: "abort" });
     signal?.addEventListener("abort", onAbort, { once: true });

@@ -10,10 +10,43 @@ import {
   type RetryEvent,
   UserAction,
   messagesFor,
+  RECONNECTS,
   parseRetryAfter,
 } from "../src/index.js";
 import { FakeApi, error } from "./fake-server.js";
 import { MiniEventSource } from "./mini-event-source.js";
+
+/** An `EventSource` driven by the test: events on demand, failed reconnects (CONNECTING). */
+class ScriptedEventSource {
+  readyState = 1;
+  onerror: ((event: Event) => void) | null = null;
+  private readonly listeners = new Map<string, ((event: MessageEvent<string>) => void)[]>();
+
+  addEventListener(type: string, listener: (event: MessageEvent<string>) => void): void {
+    this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
+  }
+
+  close(): void {
+    this.readyState = 2;
+  }
+
+  emit(name: string, data: unknown): void {
+    this.readyState = 1;
+    const event = new MessageEvent<string>(name, { data: JSON.stringify(data) });
+    for (const listener of this.listeners.get(name) ?? []) listener(event);
+  }
+
+  /** The connection dropped and the browser's retry failed: it stays CONNECTING. */
+  reconnectFails(): void {
+    this.readyState = 0;
+    this.onerror?.(new Event("error"));
+  }
+}
+
+async function until(ok: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !ok(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.ok(ok(), "condition not reached");
+}
 
 const DRAFT = "6f1c2e0a-1111-4222-8333-944455556666";
 const GEN = "7a1c2e0a-1111-4222-8333-944455556666";
@@ -380,6 +413,35 @@ describe("ReelClient", () => {
     assert.ok(result.ok);
     assert.equal(result.data.status, "failed");
     assert.deepEqual(seen, ["queued", "failed"]);
+  });
+
+  it("gives the stream up for polling when the browser's reconnects keep failing", { timeout: 5000 }, async () => {
+    api.on(
+      `GET /v1/generations/${GEN}`,
+      { status: 200, body: generation("queued") },
+      { status: 200, body: generation("succeeded") },
+    );
+    const streams: ScriptedEventSource[] = [];
+    const c = client({ eventStream: { open: () => (streams.push(new ScriptedEventSource()), streams[0]!) } });
+    const seen: string[] = [];
+    const waiting = c.waitForGeneration(GEN, { onUpdate: (g) => seen.push(g.status) });
+    const stream = streams[0]!;
+    stream.emit("queued", { id: GEN, status: "queued", created_at: "x" });
+    await until(() => seen.length === 1);
+    for (let i = 1; i < RECONNECTS; i++) stream.reconnectFails();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(api.requests(`GET /v1/generations/${GEN}`).length, 1, "still waiting on the stream");
+    stream.emit("running", { id: GEN, status: "running", started_at: "y" });
+    for (let i = 1; i < RECONNECTS; i++) stream.reconnectFails();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(api.requests(`GET /v1/generations/${GEN}`).length, 1, "an event resets the count");
+    stream.reconnectFails();
+    const result = await waiting;
+    assert.ok(result.ok);
+    assert.equal(result.data.status, "succeeded");
+    assert.deepEqual(seen, ["queued", "running", "succeeded"]);
+    assert.equal(stream.readyState, 2, "the stream is closed when given up");
+    assert.equal(streams.length, 1);
   });
 
   it("polls where there is no EventSource", async () => {
