@@ -3,8 +3,9 @@
 ``enqueue`` only records the job; a few daemon threads (started on first use) POST it to
 ``{worker_url}/worker/generate`` signed exactly like QStash, retry non-2xx answers and
 connection errors with capped exponential backoff (a ``Retry-After`` answer overrides
-it), and after the last failed retry POST one signed, QStash-shaped failure callback to
-``{worker_url}/worker/failed``. Delivery never happens inside ``enqueue``: the dev server
+it), and after the last failed retry — or at once on QStash's "do not retry" answer, 489
+with ``Upstash-NonRetryable-Error: true`` — POST one signed, QStash-shaped failure
+callback to ``{worker_url}/worker/failed``. Delivery never happens inside ``enqueue``: the dev server
 is one process, and a request that waited for its own worker would deadlock it.
 """
 
@@ -18,6 +19,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -27,7 +29,7 @@ from shared.errors import ServiceUnavailable
 from shared.queue.jobs import WORKER_FAILED_PATH, WORKER_GENERATE_PATH, JobPayload
 from shared.queue.signing import sign_qstash
 
-__all__ = ["LocalQueue", "retry_delay_s"]
+__all__ = ["LocalQueue", "is_non_retryable", "retry_delay_s"]
 
 logger = logging.getLogger("reel.queue")
 
@@ -52,6 +54,15 @@ def retry_delay_s(
     if retry_after_s is not None:
         return max(0.0, min(cap_s, retry_after_s))
     return min(cap_s, base_s * 2.0**retried)
+
+
+def is_non_retryable(status: int, headers: Mapping[str, str]) -> bool:
+    """QStash's "do not retry": 489 with ``Upstash-NonRetryable-Error: true``.
+
+    The message goes straight to the dead-letter queue (here: the failure callback), as
+    after its last retry.
+    """
+    return status == 489 and headers.get("Upstash-NonRetryable-Error", "").lower() == "true"
 
 
 def parse_retry_after_s(value: str | None) -> float | None:
@@ -81,6 +92,7 @@ class _Outcome:
     status: int | None
     retry_after_s: float | None = None
     body: bytes = b""
+    non_retryable: bool = False
 
     @property
     def ok(self) -> bool:
@@ -268,7 +280,7 @@ class LocalQueue:
                 outcome.status,
             )
             return
-        if delivery.retried < self._retries:
+        if delivery.retried < self._retries and not outcome.non_retryable:
             delay_s = retry_delay_s(
                 delivery.retried,
                 base_s=self._backoff_base_s,
@@ -324,6 +336,7 @@ class LocalQueue:
             status=response.status_code,
             retry_after_s=parse_retry_after_s(response.headers.get("Retry-After")),
             body=response.content,
+            non_retryable=is_non_retryable(response.status_code, response.headers),
         )
 
     # -- message shapes ----------------------------------------------------------------

@@ -48,6 +48,8 @@ from urllib.parse import unquote
 import httpx
 import jwt
 
+from devtools.local_queue import is_non_retryable
+
 __all__ = [
     "Attempt",
     "CronSpec",
@@ -342,6 +344,7 @@ class QStashServer:
         status: int | None = None
         answer = b""
         retry_after: str | None = None
+        non_retryable = False
         try:
             response = self._http.request(
                 message.method,
@@ -352,6 +355,7 @@ class QStashServer:
             )
             status, answer = response.status_code, response.content
             retry_after = response.headers.get("Retry-After")
+            non_retryable = is_non_retryable(status, response.headers)
         except httpx.HTTPError:
             pass
         with self._lock:
@@ -368,7 +372,7 @@ class QStashServer:
             )
             if status is not None and 200 <= status < 300:
                 message.state = "delivered"
-            elif message.retried < message.retries:
+            elif message.retried < message.retries and not non_retryable:
                 message.retried += 1
                 delay = self._retry_delay(message.retried, retry_after)
                 self._push(time.monotonic() + delay, message.id)

@@ -105,6 +105,22 @@ def test_the_failure_callback_follows_the_last_retry(qstash: QStashServer) -> No
     assert parsed.url == worker.url + WORKER_GENERATE_PATH
 
 
+def test_a_non_retryable_489_fails_the_message_at_once(qstash: QStashServer) -> None:
+    refused = StubResponse(489, b"undeliverable", {"Upstash-NonRetryable-Error": "true"})
+    routes = {
+        WORKER_GENERATE_PATH: scripted(refused, StubResponse(200)),
+        WORKER_FAILED_PATH: scripted(StubResponse(200)),
+    }
+    with WorkerStub(lambda r: routes[r.path](r)) as worker:
+        message_id = queue_for(qstash, worker.url, retries=3).enqueue(JOB)  # type: ignore[attr-defined]
+        assert worker.wait_for(1, WORKER_FAILED_PATH)
+
+    assert qstash.messages[message_id].state == "failed"
+    assert len(worker.requests_to(WORKER_GENERATE_PATH)) == 1
+    [callback] = worker.requests_to(WORKER_FAILED_PATH)
+    assert FailureCallback.from_body(callback.body).status == 489
+
+
 def test_a_deduplication_id_is_delivered_once(qstash: QStashServer) -> None:
     with WorkerStub(scripted(StubResponse(200))) as worker:
         queue = queue_for(qstash, worker.url)

@@ -132,6 +132,38 @@ def test_always_500_ends_in_one_signed_failure_callback(open_queues: list[LocalQ
     assert raw["dlqId"]
 
 
+def test_a_non_retryable_489_goes_straight_to_the_failure_callback(
+    open_queues: list[LocalQueue],
+) -> None:
+    """QStash's "do not retry" (489 + ``Upstash-NonRetryable-Error: true``) ends retries."""
+    refused = StubResponse(489, b"undeliverable", {"Upstash-NonRetryable-Error": "true"})
+    job = make_job()
+    with worker(scripted(refused, StubResponse(200))) as stub:
+        queue = start_queue(open_queues, stub.url, retries=3)
+        queue.enqueue(job)
+        assert queue.join_idle(5)
+
+    assert [r.headers["Upstash-Retried"] for r in stub.requests_to(WORKER_GENERATE_PATH)] == ["0"]
+    [callback_request] = stub.requests_to(WORKER_FAILED_PATH)
+    callback = FailureCallback.from_body(callback_request.body)
+    assert (callback.job(), callback.status) == (job, 489)
+
+
+def test_a_489_without_the_header_is_retried_like_any_failure(
+    open_queues: list[LocalQueue],
+) -> None:
+    with worker(scripted(StubResponse(489), StubResponse(200))) as stub:
+        queue = start_queue(open_queues, stub.url, retries=3)
+        queue.enqueue(make_job())
+        assert queue.join_idle(5)
+
+    assert [r.headers["Upstash-Retried"] for r in stub.requests_to(WORKER_GENERATE_PATH)] == [
+        "0",
+        "1",
+    ]
+    assert stub.requests_to(WORKER_FAILED_PATH) == []
+
+
 def test_failure_callback_is_retried_too(open_queues: list[LocalQueue]) -> None:
     callbacks = scripted(StubResponse(503), StubResponse(200))
     stub = WorkerStub(
