@@ -99,9 +99,9 @@ AuthHeader = Literal["Authorization", "X-Forwarded-Authorization"]
 # The AI providers (shared.ai.factory.CLIENTS) and the development writer.
 AiProvider = Literal["minimax", "offline"]
 DEFAULT_AI_PROVIDER: AiProvider = "minimax"
-# Settings renamed when the AI client became provider-neutral (issue 24): an environment
-# still setting one is refused at start-up rather than silently ignored.
-RENAMED: dict[str, str] = {
+# The names SPEC §6 gives the AI settings, from before the client became provider-neutral
+# (issue 24): still read, as the older name of each (used when the new one is unset).
+LEGACY_NAMES: dict[str, str] = {
     "MINIMAX_API_KEY": "AI_API_KEY",
     "MINIMAX_BASE_URL": "AI_BASE_URL",
     "MINIMAX_MODEL": "AI_MODEL",
@@ -392,6 +392,20 @@ def _check_consistency(s: Settings) -> None:
         raise ConfigError(f"AUTH_HS256_SECRET: at least {MIN_HS256_SECRET_BYTES} bytes")
 
 
+def _with_legacy_names(source: dict[str, str]) -> dict[str, str]:
+    """``source`` with each ``LEGACY_NAMES`` variable read as its new name; both set to
+    different values is refused (which one was meant cannot be known)."""
+    for old, new in LEGACY_NAMES.items():
+        if old not in source:
+            continue
+        value = source.pop(old)
+        if source.setdefault(new, value) != value:
+            raise ConfigError(
+                f"{old}: the older name of {new}, set to another value; set {new} only"
+            )
+    return source
+
+
 def load_settings(
     env: Mapping[str, str] | None = None,
     secret_client_factory: Callable[[], SecretClient] = default_secret_client,
@@ -403,9 +417,7 @@ def load_settings(
     ``fetch_secrets=False`` validates with Secret Manager names left in place (no I/O).
     """
     source = {k: v for k, v in (os.environ if env is None else env).items() if k.isupper()}
-    for old, new in RENAMED.items():
-        if old in source:
-            raise ConfigError(f"{old}: renamed {new}; set {new} instead")
+    source = _with_legacy_names(source)
     if fetch_secrets:
         source = resolve_secrets(source, secret_client_factory)
     settings = Settings.from_env(source)

@@ -43,20 +43,25 @@ def test_minimax_key_selects_minimax_in_development() -> None:
 
 
 @pytest.mark.parametrize(
-    ("old", "new"),
+    ("old", "new", "field"),
     [
-        ("MINIMAX_API_KEY", "AI_API_KEY"),
-        ("MINIMAX_BASE_URL", "AI_BASE_URL"),
-        ("MINIMAX_MODEL", "AI_MODEL"),
+        ("MINIMAX_API_KEY", "AI_API_KEY", "ai_api_key"),
+        ("MINIMAX_BASE_URL", "AI_BASE_URL", "ai_base_url"),
+        ("MINIMAX_MODEL", "AI_MODEL", "ai_model"),
     ],
 )
-def test_a_renamed_ai_setting_is_refused_naming_its_new_name(old: str, new: str) -> None:
-    # Ignored, MINIMAX_API_KEY would silently turn a developer's MiniMax into the demo
-    # writer and MINIMAX_MODEL would change the model without a word (issue 24).
-    with pytest.raises(ConfigError, match=f"^{old}: renamed {new}"):
-        load_settings({old: "x", new: "x"})
-    with pytest.raises(ConfigError, match=f"^{old}: renamed {new}"):
-        check_configuration({old: "x"})
+def test_the_spec_names_of_the_ai_settings_are_still_read(old: str, new: str, field: str) -> None:
+    # SPEC §6 names them MINIMAX_*: an environment set up from it keeps working.
+    assert getattr(load_settings({old: "https://x"}), field) == "https://x"
+    assert getattr(load_settings({old: "https://x", new: "https://x"}), field) == "https://x"
+    with pytest.raises(ConfigError, match=f"^{old}: the older name of {new}"):
+        load_settings({old: "https://x", new: "https://y"})
+    with pytest.raises(ConfigError, match=f"^{old}: the older name of {new}"):
+        check_configuration({old: "https://x", new: "https://y"})
+
+
+def test_the_spec_key_name_still_selects_minimax() -> None:
+    assert load_settings({"MINIMAX_API_KEY": "k"}).effective_ai_provider == "minimax"
 
 
 def test_base_url_and_model_default_to_the_providers_own() -> None:
