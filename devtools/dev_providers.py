@@ -50,7 +50,7 @@ class DevProviders:
             return None
         primary = "down (HTTP 503)" if self.mode == "down" else "up"
         return (
-            f"Providers: fake MiniMax {primary} at {self.env['MINIMAX_BASE_URL']}, falling back"
+            f"Providers: fake MiniMax {primary} at {self.env['AI_BASE_URL']}, falling back"
             f" to FakeOpenAI at {self.env['FALLBACK_AI_BASE_URL']} (DEV_FALLBACK={self.mode})"
         )
 
@@ -75,8 +75,8 @@ def start_dev_providers(mode: str) -> DevProviders:
         providers.fakes.append(fake)
     providers.env = {
         "AI_PROVIDER": "minimax",
-        "MINIMAX_BASE_URL": minimax.url,
-        "MINIMAX_API_KEY": "dev-fake-minimax",
+        "AI_BASE_URL": minimax.url,
+        "AI_API_KEY": "dev-fake-minimax",
         "FALLBACK_AI_BASE_URL": fallback.base_url,
         "FALLBACK_AI_MODEL": FALLBACK_MODEL,
         "FALLBACK_AI_API_KEY": "dev-fake-fallback",

@@ -10,10 +10,11 @@ survivor):
   (``ZREM``, ``DEL``), and off-by-one (``+ 1`` ↔ ``+ 0``,
   ``- 1`` ↔ ``- 0``). Each mutant is written in place, the Lua tests run against it with
   a timeout (``-x``: the first failure kills it), and the file is restored whatever happens.
-* Python (``shared/enforcement``, ``shared/billing``, ``shared/services/worker.py``,
-  ``shared/api/auth.py``): mutmut, in a scratch copy of the tree (``build/mutate``) with one
-  configuration per area, so each area's mutants run only that area's tests (and mutmut
-  runs, of those, only the tests that reach the mutated function).
+* Python (``shared/enforcement``, ``shared/billing``, ``shared/services/worker.py`` and
+  ``job_end.py``, ``shared/api/auth.py``): mutmut, in a scratch copy of the tree
+  (``build/mutate``) with one configuration per area, so each area's mutants run only
+  that area's tests (and mutmut runs, of those, only the tests that reach the mutated
+  function).
 
 Mutants known to be equivalent (no behaviour can tell them apart) are listed with the
 reason in ``devtools/mutate_equivalent.toml``; they count in neither killed nor survived.
@@ -70,7 +71,7 @@ PY_AREAS: dict[str, tuple[list[str], list[str]]] = {
          "tests/integration/test_enforcement_concurrency.py", "tests/e2e/test_api_limits.py"],
     ),
     "worker": (
-        ["shared/services/worker.py"],
+        ["shared/services/worker.py", "shared/services/job_end.py"],
         ["tests/integration/test_worker_interleavings.py", "tests/e2e/test_worker_recovery.py",
          "tests/e2e/test_worker_provider.py", "tests/e2e/test_worker_signatures.py"],
     ),

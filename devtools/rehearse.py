@@ -131,8 +131,8 @@ def production_env(
         "APP_ENV": "production",
         "QUEUE_BACKEND": "qstash",
         "AI_PROVIDER": "minimax",
-        "MINIMAX_MODEL": "MiniMax-M2.5",
-        "MINIMAX_BASE_URL": minimax_url,
+        "AI_MODEL": "",  # as Terraform deploys it by default: the provider's own model
+        "AI_BASE_URL": minimax_url,
         "UPSTASH_REDIS_REST_URL": upstash_url,
         "QSTASH_URL": qstash_url,
         "QSTASH_RETRIES": "3",
@@ -228,7 +228,7 @@ class Rehearsal:
             "QSTASH_CURRENT_SIGNING_KEY": "sig_" + secrets.token_hex(30),
             "QSTASH_NEXT_SIGNING_KEY": "sig_" + secrets.token_hex(30),
             "UPSTASH_REDIS_REST_TOKEN": "upstash-" + secrets.token_hex(16),
-            "MINIMAX_API_KEY": "mm-" + secrets.token_hex(16),
+            "AI_API_KEY": "mm-" + secrets.token_hex(16),
             "CURSOR_SECRET": secrets.token_hex(32),
             "FALLBACK_AI_API_KEY": "fb-" + secrets.token_hex(16),
         }

@@ -210,12 +210,12 @@ class Container:
     @property
     def llm(self) -> LLMPort:
         def build() -> LLMPort:
-            from shared.ai import llm_from_settings
+            from shared.ai import AIClient, llm_from_settings
             from shared.ai.factory import fallback_from_settings
 
             primary = llm_from_settings(self.settings)
             secondary = fallback_from_settings(self.settings)
-            if secondary is None or primary.provider != "minimax":
+            if secondary is None or not isinstance(primary, AIClient):
                 return primary  # no second provider (or the development writer)
             return self.with_fallback(primary, secondary)
 

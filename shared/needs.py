@@ -17,7 +17,7 @@ class Need(StrEnum):
 
     It decides which secrets Terraform mounts into the function and which settings the
     function requires at start-up in production: each function holds and checks only
-    what it uses (the health function starts without the Stripe or MiniMax keys).
+    what it uses (the health function starts without the Stripe or AI provider keys).
     """
 
     POSTGRES = "postgres"
@@ -42,7 +42,7 @@ NEED_SECRETS: dict[Need, tuple[str, ...]] = {
     Need.AUTH: (),
     Need.QUEUE: ("QSTASH_TOKEN",),
     Need.SIGNATURES: ("QSTASH_CURRENT_SIGNING_KEY", "QSTASH_NEXT_SIGNING_KEY"),
-    Need.AI: ("MINIMAX_API_KEY",),
+    Need.AI: ("AI_API_KEY",),
     Need.CURSOR: ("CURSOR_SECRET",),
     Need.STRIPE: ("STRIPE_SECRET_KEY",),
     Need.STRIPE_WEBHOOK: ("STRIPE_WEBHOOK_SECRET",),

@@ -11,8 +11,8 @@ locals {
     APP_ENV                = "production"
     QUEUE_BACKEND          = "qstash"
     AI_PROVIDER            = "minimax"
-    MINIMAX_MODEL          = var.minimax_model
-    MINIMAX_BASE_URL       = var.minimax_base_url
+    AI_MODEL               = var.ai_model
+    AI_BASE_URL            = var.ai_base_url
     UPSTASH_REDIS_REST_URL = local.upstash_rest_url
     QSTASH_URL             = var.qstash_url
     QSTASH_RETRIES         = tostring(var.qstash_retries)
@@ -117,7 +117,7 @@ resource "google_cloudfunctions2_function" "fn" {
     service_account_email          = google_service_account.fn[each.key].email
 
     # Cloud SQL is reached on its private IP through the connector; everything else
-    # (Upstash, QStash, MiniMax, Stripe, JWKS) goes straight to the internet.
+    # (Upstash, QStash, the AI provider, Stripe, JWKS) goes straight to the internet.
     vpc_connector                 = var.use_cloud_sql ? google_vpc_access_connector.functions[0].id : null
     vpc_connector_egress_settings = var.use_cloud_sql ? "PRIVATE_RANGES_ONLY" : null
 

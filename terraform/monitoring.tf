@@ -60,7 +60,7 @@ resource "google_logging_metric" "limit_rejections" {
 resource "google_logging_metric" "provider_rate_limited" {
   project     = var.project_id
   name        = "${var.name_prefix}/provider_rate_limited"
-  description = "HTTP 429 / rate-limit answers from the AI provider (MiniMax)."
+  description = "HTTP 429 / rate-limit answers from the AI provider (AI_PROVIDER; label provider)."
   filter      = "${local.functions_log_filter} AND jsonPayload.event=\"provider_rate_limited\""
 
   metric_descriptor {
@@ -94,7 +94,7 @@ resource "google_logging_metric" "provider_fallbacks" {
     labels {
       key         = "reason"
       value_type  = "STRING"
-      description = "circuit_open (MiniMax not called) or primary_failed (MiniMax failed past its retries)."
+      description = "circuit_open (the AI provider not called) or primary_failed (the AI provider failed past its retries)."
     }
 
     labels {
@@ -113,7 +113,7 @@ resource "google_logging_metric" "provider_fallbacks" {
 resource "google_logging_metric" "circuit_state" {
   project     = var.project_id
   name        = "${var.name_prefix}/circuit_state"
-  description = "Changes of MiniMax's circuit breaker (event circuit_state), by the state entered: open, half_open (one trial call) or closed."
+  description = "Changes of the AI provider's circuit breaker (event circuit_state), by the state entered: open, half_open (one trial call) or closed."
   filter      = "${local.functions_log_filter} AND jsonPayload.event=\"circuit_state\""
 
   metric_descriptor {
@@ -408,11 +408,11 @@ resource "google_monitoring_alert_policy" "provider_fallback" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "MiniMax's circuit opened (enough failed jobs within CIRCUIT_WINDOW_S), or more than ${var.alert_fallback_ratio * 100}% of finished jobs ran on the fallback provider over 15 minutes. Jobs keep succeeding on the fallback (ledger rows name it); check MiniMax's status and the `provider_attempt` log lines (http_status, base_code). The circuit closes by itself after a successful trial call (every CIRCUIT_COOLDOWN_S)."
+    content   = "The AI provider's circuit opened (enough failed jobs within CIRCUIT_WINDOW_S), or more than ${var.alert_fallback_ratio * 100}% of finished jobs ran on the fallback provider over 15 minutes. Jobs keep succeeding on the fallback (ledger rows name it); check the AI provider's (AI_PROVIDER) status and the `provider_attempt` log lines (http_status, base_code). The circuit closes by itself after a successful trial call (every CIRCUIT_COOLDOWN_S)."
   }
 
   conditions {
-    display_name = "MiniMax circuit opened"
+    display_name = "AI provider circuit opened"
 
     condition_threshold {
       filter          = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.circuit_state.name}\" AND metric.label.\"state\"=\"open\""
@@ -563,7 +563,7 @@ resource "google_monitoring_alert_policy" "job_failure_ratio" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "More than ${var.alert_job_failure_ratio * 100}% of generation jobs failed over 15 minutes. Group `${google_logging_metric.jobs_finished.name}` by `code`: PROVIDER_* codes point at MiniMax (status, balance, content policy), TIMED_OUT at stuck workers, DELIVERY_FAILED at QStash or the worker answering 5xx. Failed jobs are refunded."
+    content   = "More than ${var.alert_job_failure_ratio * 100}% of generation jobs failed over 15 minutes. Group `${google_logging_metric.jobs_finished.name}` by `code`: PROVIDER_* codes point at the AI provider (status, balance, content policy), TIMED_OUT at stuck workers, DELIVERY_FAILED at QStash or the worker answering 5xx. Failed jobs are refunded."
   }
 
   conditions {

@@ -25,11 +25,14 @@ locals {
     QSTASH_TOKEN               = { managed = false }
     QSTASH_CURRENT_SIGNING_KEY = { managed = false }
     QSTASH_NEXT_SIGNING_KEY    = { managed = false }
-    MINIMAX_API_KEY            = { managed = false }
     STRIPE_SECRET_KEY          = { managed = false }
     STRIPE_WEBHOOK_SECRET      = { managed = false }
     FALLBACK_AI_API_KEY        = { managed = false, need = "ai_fallback" }
     NOTICE_WEBHOOK_SECRET      = { managed = false, need = "notices" }
+    # The AI provider's key (AI_PROVIDER). It was MINIMAX_API_KEY before the AI settings
+    # were named generically (issue 24); its Secret Manager id stays, so the secret and
+    # its versions are kept (moved below), not replaced.
+    AI_API_KEY = { managed = false, secret_id = "minimax-api-key" }
   }
 
   # Optional need => on (shared/needs.py OPTIONAL_NEEDS; the variables that turn them on).
@@ -105,7 +108,7 @@ resource "google_secret_manager_secret" "app" {
   for_each = local.secrets
 
   project   = var.project_id
-  secret_id = "${var.name_prefix}-${lower(replace(each.key, "_", "-"))}"
+  secret_id = "${var.name_prefix}-${try(each.value.secret_id, lower(replace(each.key, "_", "-")))}"
   labels    = local.labels
 
   replication {
@@ -113,6 +116,16 @@ resource "google_secret_manager_secret" "app" {
   }
 
   depends_on = [google_project_service.enabled]
+}
+
+moved {
+  from = google_secret_manager_secret.app["MINIMAX_API_KEY"]
+  to   = google_secret_manager_secret.app["AI_API_KEY"]
+}
+
+moved {
+  from = google_secret_manager_secret_iam_member.functions["worker/MINIMAX_API_KEY"]
+  to   = google_secret_manager_secret_iam_member.functions["worker/AI_API_KEY"]
 }
 
 resource "google_secret_manager_secret_iam_member" "functions" {

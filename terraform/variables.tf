@@ -260,16 +260,16 @@ variable "log_level" {
   }
 }
 
-variable "minimax_model" {
-  description = "MINIMAX_MODEL."
+variable "ai_model" {
+  description = "AI_MODEL: the AI provider's model; empty: the provider's default (MiniMax-M2.5 for minimax)."
   type        = string
-  default     = "MiniMax-M2.5"
+  default     = ""
 }
 
-variable "minimax_base_url" {
-  description = "MINIMAX_BASE_URL."
+variable "ai_base_url" {
+  description = "AI_BASE_URL: the AI provider's API; empty: the provider's default (https://api.minimax.io for minimax)."
   type        = string
-  default     = "https://api.minimax.io"
+  default     = ""
 }
 
 variable "stripe_price_ids" {

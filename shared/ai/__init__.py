@@ -1,11 +1,13 @@
 """AI client: turn a ``GenerationJob`` into validated variants through an ``LLMPort``.
 
-``MiniMaxClient`` talks to MiniMax over HTTP (retries, deadline, token accounting);
-``llm_from_settings`` picks it, or in development the deterministic demo writer
-(``devtools.offline_writer.OfflineWriter``).
+``AIClient`` talks to a provider over HTTP (retries, jitter, budget, deadline, token
+accounting) in that provider's wire format (``shared.ai.providers``: ``MiniMaxClient``,
+``OpenAICompatClient``); ``llm_from_settings`` picks the ``AI_PROVIDER``'s, or in
+development the deterministic demo writer (``devtools.offline_writer.OfflineWriter``).
 Every failure is a ``ProviderError`` (see ``shared.ai.errors`` for the codes).
 """
 
+from shared.ai.client import AIClient
 from shared.ai.errors import (
     PROVIDER_AUTH,
     PROVIDER_BAD_OUTPUT,
@@ -18,10 +20,10 @@ from shared.ai.errors import (
     ProviderError,
 )
 from shared.ai.factory import llm_from_settings
-from shared.ai.minimax import MiniMaxClient
 from shared.ai.parsing import parse_completion
 from shared.ai.pricing import cost_micro_usd
 from shared.ai.prompts import build_messages
+from shared.ai.providers.minimax import MiniMaxClient
 from shared.ai.types import FIELDS, Completion, GenerationJob, LLMPort, VariantContent
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "PROVIDER_RATE_LIMITED",
     "PROVIDER_TIMEOUT",
     "PROVIDER_UNAVAILABLE",
+    "AIClient",
     "Completion",
     "GenerationJob",
     "LLMPort",

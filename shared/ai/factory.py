@@ -1,50 +1,66 @@
-"""Builds the configured ``LLMPort`` from settings (called by the composition root)."""
+"""Builds the configured ``LLMPort`` from settings (called by the composition root).
+
+``CLIENTS`` is the one table of providers ``AI_PROVIDER`` may choose: adding one is its
+module under ``shared/ai/providers/``, a row here, its prices (``pricing.py``) and its
+name in ``shared.config.AiProvider``.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from shared.ai.minimax import MiniMaxClient
-from shared.ai.openai_compat import OpenAICompatClient
+from shared.ai.client import AIClient
 from shared.ai.pricing import register_price
+from shared.ai.providers.minimax import MiniMaxClient
+from shared.ai.providers.openai_compat import OpenAICompatClient
 from shared.ai.types import LLMPort
 from shared.config import ConfigError
 
 if TYPE_CHECKING:
     from shared.config import Settings
 
-__all__ = ["fallback_from_settings", "llm_from_settings", "llm_identity"]
+__all__ = ["CLIENTS", "fallback_from_settings", "llm_from_settings", "llm_identity"]
 
-# MiniMax answers non-streamed completions only when it has finished writing, and an
-# M2.x model reasoning up to AI_MAX_TOKENS can take well over a minute; the job deadline
-# (MAX_JOB_RUNTIME_S) still bounds every attempt.
+# AI_PROVIDER value -> its client ("offline" is the development writer, no provider).
+CLIENTS: Final[dict[str, type[AIClient]]] = {"minimax": MiniMaxClient}
+
+# Providers answer non-streamed completions only when they have finished writing, and a
+# reasoning model (MiniMax M2.x) writing up to AI_MAX_TOKENS can take well over a minute;
+# the job deadline (MAX_JOB_RUNTIME_S) still bounds every attempt.
 _READ_TIMEOUT_S: Final = 120.0
+
+
+def _client(settings: Settings) -> type[AIClient]:
+    return CLIENTS[settings.effective_ai_provider]
 
 
 def llm_identity(settings: Settings) -> tuple[str, str]:
     """(provider, model) that ``llm_from_settings`` would build, without needing its key:
     create and regenerate record them on the generation but never call the provider, so
-    they run without ``MINIMAX_API_KEY`` (only the worker holds it)."""
+    they run without ``AI_API_KEY`` (only the worker holds it)."""
     if settings.effective_ai_provider == "offline" and settings.is_development:
         from devtools.offline_writer import OfflineWriter
 
         return OfflineWriter.provider, OfflineWriter.model
-    return MiniMaxClient.provider, settings.minimax_model
+    wire = _client(settings).wire
+    return wire.name, settings.ai_model or wire.default_model
 
 
 def llm_from_settings(settings: Settings) -> LLMPort:
-    """``MiniMaxClient`` for provider "minimax", in development ``OfflineWriter`` for
+    """The ``AI_PROVIDER``'s client (``CLIENTS``), in development ``OfflineWriter`` for
     "offline" (production refuses it). No I/O."""
-    if settings.effective_ai_provider == "offline" and settings.is_development:
+    provider = settings.effective_ai_provider
+    if provider == "offline" and settings.is_development:
         from devtools.offline_writer import OfflineWriter
 
         return OfflineWriter()
-    if not settings.minimax_api_key:
-        raise ConfigError("MINIMAX_API_KEY: required when AI_PROVIDER=minimax")
-    return MiniMaxClient(
-        settings.minimax_api_key,
-        base_url=settings.minimax_base_url,
-        model=settings.minimax_model,
+    if not settings.ai_api_key:
+        raise ConfigError(f"AI_API_KEY: required when AI_PROVIDER={provider}")
+    client = _client(settings)
+    return client(
+        settings.ai_api_key,
+        base_url=settings.ai_base_url or client.wire.default_base_url,
+        model=settings.ai_model or client.wire.default_model,
         max_tokens=settings.ai_max_tokens,
         read_timeout_s=_READ_TIMEOUT_S,
     )

@@ -34,38 +34,23 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Final
 
-from shared.ai import (
-    Completion,
-    GenerationJob,
-    LLMPort,
-    ProviderError,
-    cost_micro_usd,
-)
+from shared.ai import GenerationJob, ProviderError
 from shared.ai import VariantContent as AiContent
-from shared.db import (
-    Database,
-    Generation,
-    GenerationStatus,
-    LedgerEntry,
-    NewVariant,
-    VariantContent,
-)
-from shared.db.generations import CANCELLED
-from shared.enforcement import Enforcer, StatusNote, enforce_lease
+from shared.db import Generation, GenerationStatus, VariantContent
+from shared.enforcement import enforce_lease
 from shared.errors import ServiceUnavailable
 from shared.observability.logging import bind, log_event
 from shared.queue.jobs import JobPayload
-from shared.services.leases import charge_of, lease_of
+from shared.services import job_end
+from shared.services.job_end import WorkerDeps
+from shared.services.leases import lease_of
 
 if TYPE_CHECKING:
     from shared.queue.signing import TokenUse
-    from shared.services.events import StatusBoard
 
 __all__ = [
     "JobResult",
@@ -87,32 +72,6 @@ class JobResult(StrEnum):
     ALREADY_TERMINAL = "already_terminal"
     UNKNOWN = "unknown_generation"
     OWNER_MISMATCH = "owner_mismatch"
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerDeps:
-    db: Database
-    enforcer: Enforcer
-    llm: LLMPort
-    now: Callable[[], datetime]
-    max_job_runtime_s: int
-    lease_ttl_s: int
-    # Status moves are published here for the event streams (None: not published).
-    board: StatusBoard | None = None
-
-
-_lease = lease_of
-_charge = charge_of
-
-
-def _note(deps: WorkerDeps, gen: Generation, status: GenerationStatus) -> StatusNote | None:
-    """``status`` for the event streams, to ride the script call made at the move (no
-    round trip of its own; events.py says why it may precede the commit)."""
-    return None if deps.board is None else deps.board.note(gen.id, status)
-
-
-def _ms(later: datetime, earlier: datetime | None) -> float | None:
-    return None if earlier is None else round((later - earlier).total_seconds() * 1000, 1)
 
 
 def _build_job(deps: WorkerDeps, gen: Generation) -> tuple[GenerationJob, bool]:
@@ -150,39 +109,6 @@ def _ai_content(c: VariantContent) -> AiContent:
     return AiContent(c.hook, c.script, c.caption, tuple(c.hashtags))
 
 
-def _db_content(c: AiContent) -> VariantContent:
-    return VariantContent(c.hook, c.script, c.caption, tuple(c.hashtags))
-
-
-def _ledger(
-    gen: Generation,
-    prompt: int,
-    completion: int,
-    model: str,
-    billable: bool,
-    answered: Completion | ProviderError | None = None,
-) -> LedgerEntry:
-    """The job's one ledger row; ``answered`` names the provider and model that spent the
-    tokens when it was not the generation's own (a fallback), and what others spent before."""
-    provider, prior = gen.provider, 0
-    if answered is not None and answered.provider:
-        provider, model = answered.provider, answered.model or model
-        prior = answered.prior_cost_micro_usd
-    return LedgerEntry(
-        generation_id=gen.id,
-        owner_id=gen.owner_id,
-        month=gen.period_month,
-        plan=gen.plan,
-        kind=gen.kind,
-        provider=provider,
-        model=model,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        cost_micro_usd=cost_micro_usd(model, prompt, completion) + prior,
-        billable=billable,
-    )
-
-
 def fail_generation(
     deps: WorkerDeps,
     gen: Generation,
@@ -197,120 +123,11 @@ def fail_generation(
     a non-billable ledger row; False (nothing done) when it ended or a newer claim holds it.
     A job whose owner asked to cancel it ends ``cancelled`` instead (same refund).
     """
-    ended = _fail(
+    ended = job_end.fail(
         deps, gen, code, message, attempt=attempt,
         prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
     )  # fmt: skip
     return ended is not None
-
-
-def _fail(
-    deps: WorkerDeps,
-    gen: Generation,
-    code: str,
-    message: str,
-    *,
-    attempt: int,
-    prompt_tokens: int = 0,
-    completion_tokens: int = 0,
-    answered: ProviderError | None = None,
-) -> GenerationStatus | None:
-    now = deps.now()
-    with deps.db.uow() as uow:
-        # The fenced UPDATE comes first and locks the row, so a take-over's claim waits for
-        # our commit: the refund and release below can only hit the claim we examined.
-        # They run last, right before the commit makes the status visible (SPEC §5).
-        ended = uow.generations.end_failed(gen.id, code, message, now, attempt=attempt)
-        if ended is None:
-            # Lost the claim, or gone with its account while it ran: in the latter case the
-            # tokens still land in the placeholder row the deletion left (pseudonymised).
-            uow.ledger.settle_deleted(
-                _ledger(gen, prompt_tokens, completion_tokens, gen.model, False, answered)
-            )
-            uow.commit()
-            return None
-        uow.ledger.record(
-            _ledger(gen, prompt_tokens, completion_tokens, gen.model, False, answered)
-        )
-        deps.enforcer.finish(_lease(gen, attempt), _charge(gen), note=_note(deps, gen, ended))
-        uow.commit()
-    if ended is GenerationStatus.CANCELLED:
-        log_event(_log, "job_cancelled", generation_id=str(gen.id), code=CANCELLED, stage=code)
-    else:
-        log_event(
-            _log, "job_failed", level=logging.WARNING, generation_id=str(gen.id), code=code,
-            enqueue_to_complete_ms=_ms(now, gen.created_at),
-        )  # fmt: skip
-    return ended
-
-
-def _end_cancelled(
-    deps: WorkerDeps,
-    gen: Generation,
-    claim: int,
-    stage: str,
-    result: Completion | None = None,
-) -> bool:
-    """Claim ``claim`` ends the job its owner asked to cancel: refund (once) + release,
-    then ``cancelled`` with a non-billable ledger row holding the tokens spent (the
-    provider's answer, if it came, is dropped). False when the claim lost the job or no
-    cancel was asked (then it is not ours to end here)."""
-    now = deps.now()
-    prompt, completion = (result.prompt_tokens, result.completion_tokens) if result else (0, 0)
-    model = result.model if result else gen.model
-    with deps.db.uow() as uow:
-        if not uow.generations.end_cancelled(gen.id, now, attempt=claim):
-            return False
-        uow.ledger.record(_ledger(gen, prompt, completion, model, False, result))
-        note = _note(deps, gen, GenerationStatus.CANCELLED)
-        deps.enforcer.finish(_lease(gen, claim), _charge(gen), note=note)
-        uow.commit()
-    log_event(_log, "job_cancelled", generation_id=str(gen.id), code=CANCELLED, stage=stage)
-    return True
-
-
-def _succeed(
-    deps: WorkerDeps, gen: Generation, result: Completion, started: datetime, attempt: int
-) -> bool:
-    source_id = gen.params.get("source_variant_id")
-    rows = [
-        NewVariant(i, _db_content(v), uuid.UUID(str(source_id)) if source_id else None)
-        for i, v in enumerate(result.variants)
-    ]
-    now = deps.now()
-    # Released first (SPEC §5: before the status is visible). The release is fenced on
-    # the claim in Redis, so if a take-over holds the job by now it frees nothing of its
-    # (and publishes nothing). It carries ``succeeded`` for the event streams: a hint
-    # that only makes them read Postgres, so ahead of the write below is harmless; if
-    # that write matches nothing, the cancel below or whoever ended the job publishes
-    # the true terminal status over it.
-    deps.enforcer.finish(_lease(gen, attempt), note=_note(deps, gen, GenerationStatus.SUCCEEDED))
-    ledger = _ledger(
-        gen, result.prompt_tokens, result.completion_tokens, result.model, True, result
-    )
-    # One fenced statement writes the status, the variants and the ledger row (or, if
-    # this claim lost the job or the generation is gone, nothing): its own transaction,
-    # one round trip.
-    with deps.db.autocommit() as uow:
-        moved = uow.generations.succeed_with_variants(
-            gen.id, now, attempt=attempt, draft_id=gen.draft_id, variants=rows, ledger=ledger
-        )
-    if not moved:
-        # Lost the claim, a cancel was asked, or the generation is gone (account deleted
-        # while the job ran: then its cost lands in the placeholder row the deletion left,
-        # pseudonymised).
-        with deps.db.autocommit() as uow:
-            uow.ledger.settle_deleted(ledger)
-        log_event(_log, "job_result_discarded", generation_id=str(gen.id))
-        return False
-    log_event(
-        _log, "job_completed", generation_id=str(gen.id), variants=len(rows),
-        attempts=result.attempts, provider_trace_id=result.trace_id,
-        enqueue_to_start_ms=_ms(started, gen.created_at),
-        start_to_complete_ms=_ms(now, started),
-        enqueue_to_complete_ms=_ms(now, gen.created_at),
-    )  # fmt: skip
-    return True
 
 
 def _running_elsewhere() -> ServiceUnavailable:
@@ -341,8 +158,8 @@ def _take_lease(deps: WorkerDeps, gen: Generation, claim: int) -> None:
     """Extend (or re-take) the slots for ``claim`` and record it in the lease record. When
     they cannot be had, hand the claim back so a redelivery can take the job at once."""
     try:
-        note = _note(deps, gen, GenerationStatus.RUNNING)  # after the claim's commit
-        status = deps.enforcer.refresh_lease(_lease(gen, claim), gen.plan, note=note)
+        note = job_end.status_note(deps, gen, GenerationStatus.RUNNING)  # after the claim's commit
+        status = deps.enforcer.refresh_lease(lease_of(gen, claim), gen.plan, note=note)
     except BaseException:
         _unclaim(deps, gen, claim)
         raise
@@ -389,8 +206,8 @@ def _lease_then_claim(
     streams check against Postgres (events.py), written only once the slots are held
     and never over a status published before it.
     """
-    note = _note(deps, gen, GenerationStatus.RUNNING)
-    lease = _lease(gen, gen.attempts)
+    note = job_end.status_note(deps, gen, GenerationStatus.RUNNING)
+    lease = lease_of(gen, gen.attempts)
     status = deps.enforcer.refresh_lease(lease, gen.plan, token=token, note=note)
     if status.replayed and token is not None:
         raise token.refused()
@@ -407,7 +224,7 @@ def _lease_then_claim(
         raise _running_elsewhere()  # another delivery claimed it: its slots, not ours
     # It ended since our read, and its end released the lease before the status moved:
     # give back whatever our refresh re-took after that.
-    deps.enforcer.release(_lease(gen, gen.attempts))
+    deps.enforcer.release(lease_of(gen, gen.attempts))
     return None
 
 
@@ -472,13 +289,13 @@ def run_job(
                 "job_started",
                 attempt=attempt,
                 claim=claim,
-                enqueue_to_start_ms=_ms(started, gen.created_at),
+                enqueue_to_start_ms=job_end.elapsed_ms(started, gen.created_at),
             )
             return _execute(deps, gen, started, claim)
         except BaseException:
             # Every normal exit of _execute has released already; an exception must not
             # leak the slot. Fenced: once taken over, the slots are the live delivery's.
-            deps.enforcer.release(_lease(gen, claim))
+            deps.enforcer.release(lease_of(gen, claim))
             raise
 
 
@@ -492,7 +309,7 @@ def _execute(deps: WorkerDeps, gen: Generation, started: datetime, claim: int) -
     # it (and released), or a take-over claimed it. Give back only what this claim still
     # holds (a refresh may have re-taken slots after the job ended); the fenced release
     # leaves a newer claim's slots alone.
-    deps.enforcer.release(_lease(gen, claim))
+    deps.enforcer.release(lease_of(gen, claim))
     return JobResult.ALREADY_TERMINAL
 
 
@@ -504,21 +321,21 @@ def _outcome(
     try:
         job, cancel_requested = _build_job(deps, gen)
         if cancel_requested:
-            return _end_cancelled(deps, gen, claim, "before_provider"), JobResult.CANCELLED
+            return job_end.end_cancelled(deps, gen, claim, "before_provider"), JobResult.CANCELLED
         result = deps.llm.generate(job, deadline=deadline)
     except ProviderError as exc:
-        ended = _fail(
+        ended = job_end.fail(
             deps, gen, exc.code, exc.message, attempt=claim,
             prompt_tokens=exc.prompt_tokens, completion_tokens=exc.completion_tokens,
             answered=exc,
         )  # fmt: skip
         cancelled = ended is GenerationStatus.CANCELLED
         return ended is not None, JobResult.CANCELLED if cancelled else JobResult.FAILED
-    if _succeed(deps, gen, result, started, claim):
+    if job_end.succeed(deps, gen, result, started, claim):
         return True, JobResult.SUCCEEDED
     # The final write matched nothing: the owner asked to cancel while the provider ran
     # (ours to end, the answer dropped), or the claim was lost (nothing to do).
-    return _end_cancelled(deps, gen, claim, "after_provider", result), JobResult.CANCELLED
+    return job_end.end_cancelled(deps, gen, claim, "after_provider", result), JobResult.CANCELLED
 
 
 def _running_inside_runtime(deps: WorkerDeps, gen: Generation) -> bool:

@@ -36,7 +36,7 @@ secret_versions = {
   QSTASH_TOKEN               = "1"
   QSTASH_CURRENT_SIGNING_KEY = "1"
   QSTASH_NEXT_SIGNING_KEY    = "1"
-  MINIMAX_API_KEY            = "1"
+  AI_API_KEY                 = "1"
   STRIPE_SECRET_KEY          = "1"
   STRIPE_WEBHOOK_SECRET      = "1"
 }

@@ -200,7 +200,7 @@ def test_make_dev_serves_the_api(database_url: str, redis_url: str, run_prefix: 
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("AUTH_", "QSTASH_", "UPSTASH_", "MINIMAX_", "STRIPE_"))
+        if not k.startswith(("AUTH_", "QSTASH_", "UPSTASH_", "AI_", "MINIMAX_", "STRIPE_"))
     }
     env |= {
         "APP_ENV": "development",

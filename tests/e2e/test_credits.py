@@ -27,7 +27,7 @@ from shared.bootstrap import Container, DbPlanSource, DbTruthSource, DbUsageSour
 from shared.config import load_settings
 from shared.enforcement import Enforcer
 from shared.enforcement.wire import epoch_ms
-from shared.services.worker import _charge, _lease
+from shared.services.leases import charge_of, lease_of
 from tests.e2e.api_support import RecordingQueue, sql
 from tests.load._hammer import hammer
 from tests.support.e2e import Api
@@ -186,7 +186,7 @@ def _fail_like_the_worker(app: Container, owner: str, generation_id: str) -> boo
         assert gen is not None
         uow.generations.mark_failed(gen.id, "PROVIDER_ERROR", "failed", app.now())
         uow.commit()
-    return app.enforcer.finish(_lease(gen, None), _charge(gen))
+    return app.enforcer.finish(lease_of(gen, None), charge_of(gen))
 
 
 # ---- the storm ----------------------------------------------------------------------
@@ -265,7 +265,7 @@ def _charge_of(app: Container, owner: str, generation_id: str) -> Any:
     with app.db.uow() as uow:
         gen = uow.generations.get(owner, uuid.UUID(generation_id))
     assert gen is not None
-    return _charge(gen)
+    return charge_of(gen)
 
 
 def test_a_credit_expires_at_its_boundary_on_a_moved_clock(

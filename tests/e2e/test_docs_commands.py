@@ -27,7 +27,7 @@ from tests.support.processes import running_until
 
 ROOT = Path(__file__).resolve().parents[2]
 _CONFIG_PREFIXES = ("DATABASE_URL", "REDIS_", "UPSTASH_", "AUTH_", "QSTASH_", "CORS_", "STRIPE_")
-_CONFIG_NAMES = ("APP_ENV", "PORT", "WORKER_URL", "AI_PROVIDER", "QUEUE_BACKEND", "MINIMAX_API_KEY")
+_CONFIG_NAMES = ("APP_ENV", "PORT", "WORKER_URL", "AI_PROVIDER", "QUEUE_BACKEND", "AI_API_KEY")
 _MAKE_NAMES = ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "VIRTUAL_ENV")
 
 

@@ -25,7 +25,7 @@ from devtools.fake_minimax import (
     openai_error,
 )
 from shared.ai import cost_micro_usd
-from shared.ai.openai_compat import OpenAICompatClient
+from shared.ai.providers.openai_compat import OpenAICompatClient
 from shared.billing.plans import Lane
 from shared.bootstrap import Container
 from shared.enforcement.circuit import RedisCircuit, RedisSlots

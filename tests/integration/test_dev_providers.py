@@ -52,9 +52,9 @@ def test_an_unknown_mode_is_refused() -> None:
 
 
 def test_the_environment_wins_over_the_defaults() -> None:
-    environ = {"MINIMAX_API_KEY": "mine"}
-    apply_defaults(environ, {"MINIMAX_API_KEY": "dev", "AI_PROVIDER": "minimax"})
-    assert environ == {"MINIMAX_API_KEY": "mine", "AI_PROVIDER": "minimax"}
+    environ = {"AI_API_KEY": "mine"}
+    apply_defaults(environ, {"AI_API_KEY": "dev", "AI_PROVIDER": "minimax"})
+    assert environ == {"AI_API_KEY": "mine", "AI_PROVIDER": "minimax"}
 
 
 def test_with_minimax_up_minimax_answers(container_for: MakeContainer) -> None:

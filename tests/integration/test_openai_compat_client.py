@@ -30,7 +30,7 @@ from shared.ai import (
     GenerationJob,
     ProviderError,
 )
-from shared.ai.openai_compat import OpenAICompatClient, interpret_openai_response
+from shared.ai.providers.openai_compat import OpenAICompatClient, interpret_openai_response
 
 KEY = "fb-key-0123456789"
 MODEL = "gpt-4o-mini"

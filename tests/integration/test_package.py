@@ -183,7 +183,7 @@ def test_a_function_without_a_secret_it_needs_refuses_to_start(
     spec = next(f for f in FUNCTIONS if f.name == "worker")
     src = _unpack(packages, spec, tmp_path)
     env = {**PLAIN_ENV, "APP_FUNCTION": spec.name, "PATH": "/usr/bin:/bin"}
-    env.update({name: "x" for name in spec.secrets if name != "MINIMAX_API_KEY"})
+    env.update({name: "x" for name in spec.secrets if name != "AI_API_KEY"})
     result = _probe(src, spec, env, tmp_path)
     assert result.returncode != 0
-    assert "MINIMAX_API_KEY" in result.stderr
+    assert "AI_API_KEY" in result.stderr

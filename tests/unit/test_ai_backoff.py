@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared.ai.client import full_jitter_backoff_s
 from shared.ai.errors import (
     PROVIDER_AUTH,
     PROVIDER_BAD_REQUEST,
@@ -18,7 +19,7 @@ from shared.ai.errors import (
     PROVIDER_CONTENT_POLICY,
     PROVIDER_RATE_LIMITED,
 )
-from shared.ai.minimax import full_jitter_backoff_s, interpret_response
+from shared.ai.providers.minimax import interpret_response
 
 
 @given(

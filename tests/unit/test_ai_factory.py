@@ -18,7 +18,7 @@ def test_offline_without_a_key_in_development() -> None:
 
 def test_minimax_when_a_key_is_set() -> None:
     settings = load_settings(
-        env={"MINIMAX_API_KEY": "k", "MINIMAX_MODEL": "MiniMax-M2.7", "AI_MAX_TOKENS": "2048"}
+        env={"AI_API_KEY": "k", "AI_MODEL": "MiniMax-M2.7", "AI_MAX_TOKENS": "2048"}
     )
     llm = llm_from_settings(settings)
     assert isinstance(llm, MiniMaxClient)
@@ -27,12 +27,12 @@ def test_minimax_when_a_key_is_set() -> None:
 
 
 def test_explicit_offline_wins_over_a_key() -> None:
-    settings = load_settings(env={"MINIMAX_API_KEY": "k", "AI_PROVIDER": "offline"})
+    settings = load_settings(env={"AI_API_KEY": "k", "AI_PROVIDER": "offline"})
     assert isinstance(llm_from_settings(settings), OfflineWriter)
 
 
 def test_minimax_without_a_key_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="MINIMAX_API_KEY"):
+    with pytest.raises(ConfigError, match="AI_API_KEY"):
         llm_from_settings(load_settings(env={"AI_PROVIDER": "minimax"}))
 
 
@@ -95,7 +95,7 @@ def test_no_fallback_unless_configured_and_the_container_keeps_plain_minimax() -
     from shared.ai.factory import fallback_from_settings
     from shared.bootstrap import Container
 
-    settings = load_settings(env={"MINIMAX_API_KEY": "k"})
+    settings = load_settings(env={"AI_API_KEY": "k"})
     assert fallback_from_settings(settings) is None
     assert type(Container(settings).llm) is MiniMaxClient  # exactly as without the feature
 
@@ -103,11 +103,11 @@ def test_no_fallback_unless_configured_and_the_container_keeps_plain_minimax() -
 def test_a_configured_fallback_wraps_minimax_in_the_container() -> None:
     from shared.ai.factory import fallback_from_settings
     from shared.ai.fallback import FallbackLLM
-    from shared.ai.openai_compat import OpenAICompatClient
+    from shared.ai.providers.openai_compat import OpenAICompatClient
     from shared.bootstrap import Container
 
     settings = load_settings(
-        env={"MINIMAX_API_KEY": "k", "FALLBACK_AI_PROVIDER": "openrouter", **_FALLBACK}
+        env={"AI_API_KEY": "k", "FALLBACK_AI_PROVIDER": "openrouter", **_FALLBACK}
     )
     second = fallback_from_settings(settings)
     assert isinstance(second, OpenAICompatClient)

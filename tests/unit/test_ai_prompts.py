@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.ai.minimax import MiniMaxClient
 from shared.ai.prompts import build_messages, temperature_for
+from shared.ai.providers.minimax import MiniMaxClient
 from shared.ai.types import GenerationJob, VariantContent
 
 API_KEY = "sk-unit-test-key-5555"

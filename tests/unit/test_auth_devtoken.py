@@ -30,7 +30,7 @@ PRODUCTION_ENV = {
     "QSTASH_TOKEN": "t",
     "QSTASH_CURRENT_SIGNING_KEY": "c",
     "QSTASH_NEXT_SIGNING_KEY": "n",
-    "MINIMAX_API_KEY": "k",
+    "AI_API_KEY": "k",
     "WORKER_URL": "https://worker.invalid",
 }
 

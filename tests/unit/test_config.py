@@ -23,7 +23,7 @@ PROD_OK = {
     "QSTASH_TOKEN": "q",
     "QSTASH_CURRENT_SIGNING_KEY": "k1",
     "QSTASH_NEXT_SIGNING_KEY": "k2",
-    "MINIMAX_API_KEY": "m",
+    "AI_API_KEY": "m",
     "WORKER_URL": "https://worker.example.com",
 }
 
@@ -39,7 +39,41 @@ def test_development_defaults() -> None:
 
 
 def test_minimax_key_selects_minimax_in_development() -> None:
+    assert load_settings({"AI_API_KEY": "k"}).effective_ai_provider == "minimax"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("MINIMAX_API_KEY", "AI_API_KEY", "ai_api_key"),
+        ("MINIMAX_BASE_URL", "AI_BASE_URL", "ai_base_url"),
+        ("MINIMAX_MODEL", "AI_MODEL", "ai_model"),
+    ],
+)
+def test_the_spec_names_of_the_ai_settings_are_still_read(old: str, new: str, field: str) -> None:
+    # SPEC §6 names them MINIMAX_*: an environment set up from it keeps working.
+    assert getattr(load_settings({old: "https://x"}), field) == "https://x"
+    assert getattr(load_settings({old: "https://x", new: "https://x"}), field) == "https://x"
+    with pytest.raises(ConfigError, match=f"^{old}: the older name of {new}"):
+        load_settings({old: "https://x", new: "https://y"})
+    with pytest.raises(ConfigError, match=f"^{old}: the older name of {new}"):
+        check_configuration({old: "https://x", new: "https://y"})
+
+
+def test_the_spec_key_name_still_selects_minimax() -> None:
     assert load_settings({"MINIMAX_API_KEY": "k"}).effective_ai_provider == "minimax"
+
+
+def test_base_url_and_model_default_to_the_providers_own() -> None:
+    from shared.ai.factory import llm_from_settings, llm_identity
+
+    settings = load_settings({"AI_API_KEY": "k"})
+    assert (settings.ai_base_url, settings.ai_model) == (None, None)
+    assert llm_identity(settings) == ("minimax", "MiniMax-M2.5")
+    assert "https://api.minimax.io" in repr(llm_from_settings(settings))
+    empty = load_settings({"AI_API_KEY": "k", "AI_MODEL": "", "AI_BASE_URL": ""})  # Terraform's
+    assert llm_identity(empty) == ("minimax", "MiniMax-M2.5")
+    assert "https://api.minimax.io" in repr(llm_from_settings(empty))
 
 
 def test_bad_value_names_the_variable() -> None:
@@ -76,7 +110,7 @@ def test_production_refuses_dev_only_settings(extra: dict[str, str], variable: s
 
 
 @pytest.mark.parametrize(
-    "missing", ["DATABASE_URL", "AUTH_JWKS_URL", "CURSOR_SECRET", "MINIMAX_API_KEY"]
+    "missing", ["DATABASE_URL", "AUTH_JWKS_URL", "CURSOR_SECRET", "AI_API_KEY"]
 )
 def test_production_requires(missing: str) -> None:
     env = {k: v for k, v in PROD_OK.items() if k != missing}
@@ -115,9 +149,9 @@ def test_secret_manager_names_are_resolved_with_one_client() -> None:
         return fake
 
     s = load_settings(
-        {"MINIMAX_API_KEY": name, "DATABASE_URL": "projects/p/secrets/db/versions/1"}, factory
+        {"AI_API_KEY": name, "DATABASE_URL": "projects/p/secrets/db/versions/1"}, factory
     )
-    assert s.minimax_api_key == "sk-live"
+    assert s.ai_api_key == "sk-live"
     assert s.database_url == "postgresql://x@y/z"
     assert made == [1]
     assert sorted(fake.calls) == sorted([name, "projects/p/secrets/db/versions/1"])
@@ -127,13 +161,13 @@ def test_no_secret_names_means_no_client() -> None:
     def factory() -> FakeSecretClient:
         raise AssertionError("client must not be created")
 
-    assert load_settings({"MINIMAX_API_KEY": "plain"}, factory).minimax_api_key == "plain"
+    assert load_settings({"AI_API_KEY": "plain"}, factory).ai_api_key == "plain"
 
 
 def test_unreadable_secret_is_a_config_error() -> None:
-    with pytest.raises(ConfigError, match="^MINIMAX_API_KEY: could not read secret"):
+    with pytest.raises(ConfigError, match="^AI_API_KEY: could not read secret"):
         load_settings(
-            {"MINIMAX_API_KEY": "projects/p/secrets/x/versions/1"}, lambda: FakeSecretClient({})
+            {"AI_API_KEY": "projects/p/secrets/x/versions/1"}, lambda: FakeSecretClient({})
         )
 
 
@@ -166,7 +200,7 @@ def test_health_starts_with_only_the_database_and_redis() -> None:
     )
     assert s.app_function == "health"
     assert s.stripe_secret_key is None
-    assert s.minimax_api_key is None
+    assert s.ai_api_key is None
 
 
 def test_without_app_function_production_requires_every_need() -> None:
@@ -177,7 +211,7 @@ def test_without_app_function_production_requires_every_need() -> None:
 @pytest.mark.parametrize(
     ("function", "missing"),
     [
-        ("worker", "MINIMAX_API_KEY"),
+        ("worker", "AI_API_KEY"),
         ("worker", "QSTASH_CURRENT_SIGNING_KEY"),
         ("create", "QSTASH_TOKEN"),
         ("library", "CURSOR_SECRET"),
@@ -216,7 +250,7 @@ _CONFIG_PREFIXES = (
     [
         ({"QUEUE_BACKEND": "qstash", "QSTASH_TOKEN": "q"}, "WORKER_URL"),
         ({"QUEUE_BACKEND": "qstash", "WORKER_URL": "https://w"}, "QSTASH_TOKEN"),
-        ({"AI_PROVIDER": "minimax"}, "MINIMAX_API_KEY"),
+        ({"AI_PROVIDER": "minimax"}, "AI_API_KEY"),
         ({"AUTH_HS256_SECRET": "short"}, "AUTH_HS256_SECRET"),
         ({"QSTASH_RETRIES": "999"}, "QSTASH_RETRIES"),
     ],
@@ -236,7 +270,7 @@ def test_production_needs_an_https_jwks_url() -> None:
 
 def test_check_configuration_fetches_no_secret() -> None:
     # A Secret Manager name counts as set; the value is fetched by the first request.
-    check_configuration({**PROD_OK, "MINIMAX_API_KEY": "projects/p/secrets/m/versions/1"})
+    check_configuration({**PROD_OK, "AI_API_KEY": "projects/p/secrets/m/versions/1"})
 
 
 def _import_function(module: str, extra: dict[str, str]) -> subprocess.CompletedProcess[str]:

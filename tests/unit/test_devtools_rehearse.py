@@ -45,7 +45,7 @@ def test_the_production_check_passes_with_them_and_the_secrets() -> None:
         "QSTASH_TOKEN": "q",
         "QSTASH_CURRENT_SIGNING_KEY": "c" * 64,
         "QSTASH_NEXT_SIGNING_KEY": "n" * 64,
-        "MINIMAX_API_KEY": "m",
+        "AI_API_KEY": "m",
         "CURSOR_SECRET": "s" * 64,
     }
     settings = load_settings({**env(), **secrets})
@@ -81,7 +81,7 @@ def test_a_function_gets_only_its_own_secrets() -> None:
         "STRIPE_SECRET_KEY",
         "STRIPE_WEBHOOK_SECRET",
     }
-    assert "MINIMAX_API_KEY" not in got
+    assert "AI_API_KEY" not in got
 
 
 def terraform_need_env(need: str) -> set[str]:

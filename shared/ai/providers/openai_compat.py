@@ -1,12 +1,12 @@
-"""A second provider: any service speaking the OpenAI chat-completions wire format.
+"""Any service speaking the OpenAI chat-completions wire format (the fallback provider).
 
 ``POST {base_url}/chat/completions`` with ``model``, ``messages``, ``max_tokens``,
 ``temperature``, ``top_p``; the answer is ``choices[0].message.content`` with ``usage
 {prompt_tokens, completion_tokens}``. Many providers and gateways speak it, so the
 base URL, model and key come from settings (``FALLBACK_AI_*``).
 
-Retries, the deadline, token accounting and logs are ``MiniMaxClient``'s (this is the same
-client with another endpoint and parser). Classification, per attempt:
+Retries, the deadline, token accounting and logs are the generic client's
+(``shared.ai.client``). Classification, per attempt:
 
 - HTTP 408/429/5xx, timeouts, connection errors, a non-JSON 200 → transient (retried,
   ``Retry-After`` honoured, then ``PROVIDER_UNAVAILABLE``);
@@ -20,19 +20,20 @@ client with another endpoint and parser). Classification, per attempt:
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
-from shared.ai.minimax import (
-    MiniMaxClient,
+from shared.ai.client import AIClient
+from shared.ai.wire import (
     Reply,
-    _content,
-    _http_status_kind,
-    _retry_after_s,
-    _usage,
+    Wire,
+    common_fields,
+    http_status_kind,
+    load_json,
+    message_content,
+    retry_after_s,
 )
 
-__all__ = ["OPENAI_ENDPOINT", "OpenAICompatClient", "interpret_openai_response"]
+__all__ = ["OPENAI_ENDPOINT", "OPENAI_WIRE", "OpenAICompatClient", "interpret_openai_response"]
 
 OPENAI_ENDPOINT: Final = "/chat/completions"
 _TOP_P: Final = 0.95
@@ -61,61 +62,54 @@ def interpret_openai_response(
 ) -> Reply:
     """Classify one chat-completions answer: status, then an ``error`` object, then the
     content filter, then the content."""
-    try:
-        payload: object = json.loads(body)
-    except (ValueError, RecursionError):
-        payload = None
-    tokens = _usage(payload) if isinstance(payload, dict) else (0, 0)
-    common: dict[str, Any] = {
-        "status": status,
-        "prompt_tokens": tokens[0],
-        "completion_tokens": tokens[1],
-        "trace_id": trace_id,
-    }
+    payload = load_json(body)
+    common = common_fields(status, payload, trace_id)
     if not 200 <= status < 300:
-        kind, code = _http_status_kind(status)
-        return Reply(kind, code=code, retry_after_s=_retry_after_s(retry_after), **common)
+        kind, code = http_status_kind(status)
+        return Reply(kind, code=code, retry_after_s=retry_after_s(retry_after), **common)
     if not isinstance(payload, dict):
         return Reply("transient", **common)  # a 200 that is not JSON: something in between
     error_code = _error_code(payload)
     if error_code is not None:
         if 400 <= error_code < 600:
-            kind, code = _http_status_kind(error_code)
+            kind, code = http_status_kind(error_code)
             return Reply(kind, code=code, **common)
         return Reply("transient", **common)
     if _finish_reason(payload) == "content_filter":
         return Reply("sensitive_output", **common)
-    content = _content(payload)
+    content = message_content(payload)
     if content is None:
         return Reply("bad_output", reason="empty choices or content", **common)
     return Reply("ok", content=content, **common)
 
 
-class OpenAICompatClient(MiniMaxClient):
-    """``LLMPort`` over an OpenAI-compatible chat-completions API (the fallback provider)."""
+def _body(
+    model: str, messages: list[dict[str, str]], max_tokens: int, temperature: float
+) -> dict[str, Any]:
+    return {
+        "model": model,
+        "messages": messages,
+        "stream": False,
+        # max_tokens: the field every compatible server accepts (OpenAI's own newer
+        # max_completion_tokens is not understood by many gateways).
+        "max_tokens": max_tokens,
+        "temperature": temperature,
+        "top_p": _TOP_P,
+    }
 
-    label = "The fallback provider"
-    endpoint = OPENAI_ENDPOINT
-    trace_header = "x-request-id"  # OpenAI's and most gateways' call id
 
-    def __init__(self, api_key: str, *, provider: str = "openai-compatible", **kw: Any) -> None:
-        super().__init__(api_key, **kw)
-        self.provider = provider
+OPENAI_WIRE: Final = Wire(
+    name="openai-compatible",
+    label="The fallback provider",
+    endpoint=OPENAI_ENDPOINT,
+    trace_header="x-request-id",  # OpenAI's and most gateways' call id
+    body=_body,
+    interpret=interpret_openai_response,
+)
 
-    def _body(self, messages: list[dict[str, str]], temperature: float) -> bytes:
-        payload = {
-            "model": self.model,
-            "messages": messages,
-            "stream": False,
-            # max_tokens: the field every compatible server accepts (OpenAI's own newer
-            # max_completion_tokens is not understood by many gateways).
-            "max_tokens": self._max_tokens,
-            "temperature": temperature,
-            "top_p": _TOP_P,
-        }
-        return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
-    def _interpret(
-        self, status: int, body: bytes, *, retry_after: str | None, trace_id: str | None
-    ) -> Reply:
-        return interpret_openai_response(status, body, retry_after=retry_after, trace_id=trace_id)
+class OpenAICompatClient(AIClient):
+    """``AIClient`` over the OpenAI chat-completions wire (the fallback provider; its
+    ledger name is ``provider=``, ``FALLBACK_AI_PROVIDER``)."""
+
+    wire = OPENAI_WIRE

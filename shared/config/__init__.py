@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from dataclasses import replace as dataclasses_replace
-from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, NoReturn, Protocol, get_args
+from decimal import Decimal
+from typing import Any, Literal
 
 from shared.billing.plans import PROVIDER_CONCURRENCY, Lane
+from shared.config.envvar import ConfigError, EnvVar
+from shared.config.envvar import choice_field as _choice
+from shared.config.envvar import env_field as _env
+from shared.config.secrets import SecretClient, default_secret_client, resolve_secrets
 from shared.needs import Need
 
 __all__ = [
@@ -47,12 +50,6 @@ DEV_SIGNING_KEYS = (
     "dev-current-signing-key-not-for-production-0123456789abcdef",
     "dev-next-signing-key-not-for-production-0123456789abcdef",
 )
-
-SECRET_NAME_RE = re.compile(r"^projects/[^/]+/secrets/[^/]+/versions/[^/]+$")
-
-
-class ConfigError(ValueError):
-    """A configuration problem; the message names the offending variable."""
 
 
 # --- Per-function needs (issue 12 item 6) ---------------------------------------------
@@ -99,72 +96,17 @@ QueueBackend = Literal["qstash", "local"]
 # Where the caller's bearer token is: Authorization, or X-Forwarded-Authorization behind a
 # private function that API Gateway calls with its own ID token (terraform public_invokers).
 AuthHeader = Literal["Authorization", "X-Forwarded-Authorization"]
+# The AI providers (shared.ai.factory.CLIENTS) and the development writer.
 AiProvider = Literal["minimax", "offline"]
+DEFAULT_AI_PROVIDER: AiProvider = "minimax"
+# The names SPEC §6 gives the AI settings, from before the client became provider-neutral
+# (issue 24): still read, as the older name of each (used when the new one is unset).
+LEGACY_NAMES: dict[str, str] = {
+    "MINIMAX_API_KEY": "AI_API_KEY",
+    "MINIMAX_BASE_URL": "AI_BASE_URL",
+    "MINIMAX_MODEL": "AI_MODEL",
+}
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
-
-_INT_RE = re.compile(r"[+-]?[0-9]+(?:_[0-9]+)*(?:\.0*)?")
-
-
-@dataclass(frozen=True, slots=True)
-class EnvVar:
-    """How one field reads its environment variable, and the rules its value obeys.
-
-    The messages are pydantic's (the settings were a pydantic model); a stdlib dataclass
-    keeps pydantic off a cold start's path to its first refused request (issue 17).
-    """
-
-    name: str
-    kind: Literal["str", "int", "decimal", "csv", "choice"] = "str"
-    ge: int | None = None
-    le: int | None = None
-    choices: tuple[str, ...] = ()
-    pattern: str | None = None
-
-    def parse(self, raw: str) -> Any:
-        """The typed value of ``raw`` (lax, as an environment is all strings), checked."""
-        value: Any = raw
-        if self.kind == "int":
-            text = raw.strip()
-            if not _INT_RE.fullmatch(text):
-                self._fail("Input should be a valid integer, unable to parse string as an integer")
-            value = int(text.partition(".")[0])
-        elif self.kind == "decimal":
-            try:
-                value = Decimal(raw.strip())
-            except InvalidOperation:
-                self._fail("Input should be a valid decimal")
-        elif self.kind == "csv":
-            value = tuple(o.strip().rstrip("/") for o in raw.split(",") if o.strip())
-        self.check(value)
-        return value
-
-    def check(self, value: Any) -> None:
-        """Raise ``ConfigError`` naming the variable when ``value`` breaks a rule."""
-        if value is None:  # an optional variable left unset
-            return
-        if self.choices and value not in self.choices:
-            quoted = [repr(c) for c in self.choices]
-            self._fail(f"Input should be {', '.join(quoted[:-1])} or {quoted[-1]}")
-        if self.pattern is not None and not re.fullmatch(self.pattern, value):
-            self._fail(f"String should match pattern {self.pattern!r}")
-        if isinstance(value, Decimal) and not value.is_finite():
-            self._fail("Input should be a finite number")
-        if self.ge is not None and value < self.ge:
-            self._fail(f"Input should be greater than or equal to {self.ge}")
-        if self.le is not None and value > self.le:
-            self._fail(f"Input should be less than or equal to {self.le}")
-
-    def _fail(self, message: str) -> NoReturn:
-        raise ConfigError(f"{self.name}: {message}")
-
-
-def _env(name: str, default: Any, **rules: Any) -> Any:
-    """A settings field read from the environment variable ``name``."""
-    return field(default=default, metadata={"env": EnvVar(name, **rules)})
-
-
-def _choice(name: str, default: str | None, choices: Any) -> Any:
-    return _env(name, default, kind="choice", choices=get_args(choices))
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,10 +140,13 @@ class Settings:
     qstash_retries: int = _env("QSTASH_RETRIES", 3, kind="int", ge=0, le=20)
     worker_url: str | None = _env("WORKER_URL", None)
 
+    # The AI provider (shared.ai.factory.CLIENTS); unset: DEFAULT_AI_PROVIDER when a key
+    # is set (always in production), else the development writer. Base URL and model
+    # unset: the provider's own defaults (its Wire).
     ai_provider: AiProvider | None = _choice("AI_PROVIDER", None, AiProvider)
-    minimax_api_key: str | None = _env("MINIMAX_API_KEY", None)
-    minimax_base_url: str = _env("MINIMAX_BASE_URL", "https://api.minimax.io")
-    minimax_model: str = _env("MINIMAX_MODEL", "MiniMax-M2.5")
+    ai_api_key: str | None = _env("AI_API_KEY", None)
+    ai_base_url: str | None = _env("AI_BASE_URL", None)
+    ai_model: str | None = _env("AI_MODEL", None)
     ai_max_tokens: int = _env("AI_MAX_TOKENS", 4096, kind="int", ge=256, le=65536)
     # A second provider speaking the OpenAI chat-completions wire format, used when
     # MiniMax fails with a retryable error past its budget or while its circuit is open.
@@ -314,7 +259,9 @@ class Settings:
     def effective_ai_provider(self) -> AiProvider:
         if self.ai_provider:
             return self.ai_provider
-        return "minimax" if self.minimax_api_key or self.is_production else "offline"
+        if self.ai_api_key or self.is_production:
+            return DEFAULT_AI_PROVIDER
+        return "offline"
 
     @property
     def fallback_configured(self) -> bool:
@@ -370,7 +317,9 @@ def _check_production(s: Settings) -> None:
     if s.queue_backend == "local":
         raise ConfigError("QUEUE_BACKEND: 'local' is development-only; use 'qstash' in production")
     if s.ai_provider == "offline":
-        raise ConfigError("AI_PROVIDER: 'offline' is development-only; use 'minimax' in production")
+        raise ConfigError(
+            f"AI_PROVIDER: 'offline' is development-only; use '{DEFAULT_AI_PROVIDER}' in production"
+        )
     needs = function_needs(s.app_function)
     for need in (n for n in Need if n in needs):
         problem = _missing_for(s, need)
@@ -401,7 +350,7 @@ def _missing_for(s: Settings, need: Need) -> str | None:
         if not (s.qstash_current_signing_key and s.qstash_next_signing_key):
             return "QSTASH_CURRENT_SIGNING_KEY: both QStash signing keys are required in production"
     elif need is Need.AI:
-        required = {"MINIMAX_API_KEY": s.minimax_api_key}
+        required = {"AI_API_KEY": s.ai_api_key}
     elif need is Need.CURSOR:
         required = {"CURSOR_SECRET": s.cursor_secret}
     for env_name, value in required.items():
@@ -423,8 +372,9 @@ def _check_consistency(s: Settings) -> None:
             raise ConfigError("QSTASH_TOKEN: required when QUEUE_BACKEND=qstash")
         if not s.worker_url:
             raise ConfigError("WORKER_URL: required when QUEUE_BACKEND=qstash")
-    if Need.AI in needs and s.effective_ai_provider == "minimax" and not s.minimax_api_key:
-        raise ConfigError("MINIMAX_API_KEY: required when AI_PROVIDER=minimax")
+    provider = s.effective_ai_provider
+    if Need.AI in needs and provider != "offline" and not s.ai_api_key:
+        raise ConfigError(f"AI_API_KEY: required when AI_PROVIDER={provider}")
     partial = (s.fallback_ai_base_url, s.fallback_ai_model, s.fallback_ai_api_key)
     if any(partial) and not all(partial):
         raise ConfigError(
@@ -442,41 +392,23 @@ def _check_consistency(s: Settings) -> None:
         raise ConfigError(f"AUTH_HS256_SECRET: at least {MIN_HS256_SECRET_BYTES} bytes")
 
 
-class SecretClient(Protocol):
-    """The slice of ``SecretManagerServiceClient`` we use (a fake in tests)."""
-
-    def access_secret_version(self, *, name: str) -> Any: ...
-
-
-def _default_secret_client() -> SecretClient:
-    # Imported here: the library takes ~0.5 s to import and most instances never need it.
-    from google.cloud import secretmanager
-
-    client: SecretClient = secretmanager.SecretManagerServiceClient()
-    return client
-
-
-def resolve_secrets(
-    env: Mapping[str, str], client_factory: Callable[[], SecretClient] = _default_secret_client
-) -> dict[str, str]:
-    """Replace Secret Manager resource names with their payloads; the client is made once."""
-    resolved = dict(env)
-    client: SecretClient | None = None
-    for key, value in env.items():
-        if not SECRET_NAME_RE.match(value.strip()):
+def _with_legacy_names(source: dict[str, str]) -> dict[str, str]:
+    """``source`` with each ``LEGACY_NAMES`` variable read as its new name; both set to
+    different values is refused (which one was meant cannot be known)."""
+    for old, new in LEGACY_NAMES.items():
+        if old not in source:
             continue
-        client = client or client_factory()
-        try:
-            response = client.access_secret_version(name=value.strip())
-            resolved[key] = response.payload.data.decode("utf-8")
-        except Exception as exc:  # any client failure is a start-up config error
-            raise ConfigError(f"{key}: could not read secret {value.strip()!r}: {exc}") from exc
-    return resolved
+        value = source.pop(old)
+        if source.setdefault(new, value) != value:
+            raise ConfigError(
+                f"{old}: the older name of {new}, set to another value; set {new} only"
+            )
+    return source
 
 
 def load_settings(
     env: Mapping[str, str] | None = None,
-    secret_client_factory: Callable[[], SecretClient] = _default_secret_client,
+    secret_client_factory: Callable[[], SecretClient] = default_secret_client,
     *,
     fetch_secrets: bool = True,
 ) -> Settings:
@@ -485,6 +417,7 @@ def load_settings(
     ``fetch_secrets=False`` validates with Secret Manager names left in place (no I/O).
     """
     source = {k: v for k, v in (os.environ if env is None else env).items() if k.isupper()}
+    source = _with_legacy_names(source)
     if fetch_secrets:
         source = resolve_secrets(source, secret_client_factory)
     settings = Settings.from_env(source)

@@ -1,29 +1,34 @@
-"""MiniMax adapter: the native chat completion endpoint over one reused httpx client.
+"""The one AI client: retries, jitter, budget and deadline over any provider's ``Wire``.
 
-Per attempt the answer is classified in the order REFERENCE.md prescribes — HTTP status,
-then ``base_resp``, then the sensitivity flags, then empty choices/content — into ok,
-transient (retried with full-jitter backoff or the server's ``Retry-After``), permanent
-(raised at once) or unusable output (asked again once). Nothing ever waits past the job's
-deadline: when the next attempt cannot fit, ``PROVIDER_TIMEOUT`` is raised. Tokens reported
-in ``usage`` are summed over every attempt, failed ones included, and travel on the
-``Completion`` or the ``ProviderError``.
+A provider module (``shared.ai.providers``) classifies each answer into ok, transient,
+permanent or unusable output; this client decides what that means for the job, the same
+for every provider:
 
-Logs (``reel.ai``) carry the attempt number, HTTP status, ``base_resp`` code, ``Trace-Id``
-and latency — never prompts, outputs or the key. httpx errors are translated here.
+- **transient** answers (and timeouts, connection errors) are retried with full-jitter
+  backoff, or after exactly the server's ``Retry-After``, up to ``max_attempts`` calls,
+  then ``PROVIDER_UNAVAILABLE``;
+- **permanent** answers are raised at once with the provider's code;
+- **unusable output** is asked again once (the user turn names the problem), then
+  ``PROVIDER_BAD_OUTPUT``; a **sensitive output** refusal is asked again once, then
+  ``PROVIDER_CONTENT_POLICY``;
+- nothing ever waits past the job's deadline: when the next attempt cannot fit,
+  ``PROVIDER_TIMEOUT`` is raised.
+
+Tokens reported in ``usage`` are summed over every attempt, failed ones included, and
+travel on the ``Completion`` or the ``ProviderError``. Logs (``reel.ai``) carry the
+attempt number, HTTP status, in-band code, trace id and latency — never prompts, outputs
+or the key. httpx errors are translated here.
 """
 
 from __future__ import annotations
 
-import email.utils
 import json
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from collections.abc import Callable
+from typing import ClassVar, Final
 
 import httpx
 
@@ -41,25 +46,11 @@ from shared.ai.errors import (
 from shared.ai.parsing import parse_completion
 from shared.ai.prompts import build_messages, temperature_for
 from shared.ai.types import Completion, GenerationJob
+from shared.ai.wire import Reply, Wire
 
-__all__ = ["ENDPOINT", "MiniMaxClient", "Reply", "full_jitter_backoff_s", "interpret_response"]
+__all__ = ["AIClient", "full_jitter_backoff_s"]
 
 logger = logging.getLogger("reel.ai")
-
-ENDPOINT: Final = "/v1/text/chatcompletion_v2"
-
-# base_resp codes (REFERENCE.md, platform.minimax.io/docs/api-reference/errorcode).
-_TRANSIENT_BASE_CODES: Final = frozenset({1000, 1001, 1002, 1013, 1024, 1033, 1039, 1041, 2045})
-_PERMANENT_BASE_CODES: Final[dict[int, str]] = {
-    1004: PROVIDER_AUTH,
-    2049: PROVIDER_AUTH,
-    1008: PROVIDER_BALANCE,
-    1026: PROVIDER_CONTENT_POLICY,
-    1042: PROVIDER_BAD_REQUEST,
-    2013: PROVIDER_BAD_REQUEST,
-    2056: PROVIDER_RATE_LIMITED,  # usage-window limit: retrying within the job cannot help
-}
-_OUTPUT_SENSITIVE_CODE: Final = 1027
 
 _MESSAGES: Final[dict[str, str]] = {
     PROVIDER_AUTH: "{name} rejected the API key",
@@ -80,26 +71,6 @@ _BAD_OUTPUT_RETRIES: Final = 1
 _SENSITIVE_OUTPUT_RETRIES: Final = 1
 # Caps the exponent so base * 2**n cannot overflow a float with absurd attempt counts.
 _MAX_BACKOFF_EXPONENT: Final = 32
-_TOP_P: Final = 0.95
-
-ReplyKind = Literal["ok", "transient", "permanent", "bad_output", "sensitive_output"]
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One attempt's classified answer. ``content`` is only set when ``kind == "ok"``."""
-
-    kind: ReplyKind
-    status: int | None = None
-    base_code: int | None = None
-    code: str | None = None  # our error code for permanent replies
-    reason: str = ""  # why the output was unusable (never quotes it)
-    content: str = ""
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    retry_after_s: float | None = None
-    trace_id: str | None = None
-    timed_out: bool = False
 
 
 def full_jitter_backoff_s(
@@ -110,107 +81,10 @@ def full_jitter_backoff_s(
     return rng() * ceiling
 
 
-def _retry_after_s(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or HTTP date), else None."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if seconds != seconds:  # NaN
-        return None
-    return max(0.0, seconds)
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _usage(payload: Mapping[str, Any]) -> tuple[int, int]:
-    usage = payload.get("usage")
-    if not isinstance(usage, dict):
-        return 0, 0
-    return _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-
-
-def _base_code(payload: Mapping[str, Any]) -> int:
-    base = payload.get("base_resp")
-    code = base.get("status_code", 0) if isinstance(base, dict) else 0
-    return code if isinstance(code, int) and not isinstance(code, bool) else -1
-
-
-def _content(payload: Mapping[str, Any]) -> str | None:
-    choices = payload.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return None
-    message = choices[0].get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    return content if isinstance(content, str) and content.strip() else None
-
-
-def _http_status_kind(status: int) -> tuple[ReplyKind, str | None]:
-    if status in (408, 429) or status >= 500:
-        return "transient", None
-    code = {401: PROVIDER_AUTH, 403: PROVIDER_AUTH, 402: PROVIDER_BALANCE}.get(
-        status,
-        PROVIDER_BAD_REQUEST,  # 400, 422, any other 4xx, unexpected 1xx/3xx
-    )
-    return "permanent", code
-
-
-def interpret_response(
-    status: int, body: bytes, *, retry_after: str | None = None, trace_id: str | None = None
-) -> Reply:
-    """Classify one HTTP answer: status, then ``base_resp``, then sensitivity, then content."""
-    try:
-        payload: object = json.loads(body)
-    except (ValueError, RecursionError):
-        payload = None
-    tokens = _usage(payload) if isinstance(payload, dict) else (0, 0)
-    common: dict[str, Any] = {
-        "status": status,
-        "prompt_tokens": tokens[0],
-        "completion_tokens": tokens[1],
-        "trace_id": trace_id,
-    }
-    if not 200 <= status < 300:
-        kind, code = _http_status_kind(status)
-        return Reply(kind, code=code, retry_after_s=_retry_after_s(retry_after), **common)
-    if not isinstance(payload, dict):
-        # A 200 that is not JSON comes from something in between (proxy, gateway): retry.
-        return Reply("transient", **common)
-    base_code = _base_code(payload)
-    common["base_code"] = base_code
-    if base_code != 0:
-        if base_code == _OUTPUT_SENSITIVE_CODE:
-            return Reply("sensitive_output", **common)
-        if base_code in _PERMANENT_BASE_CODES:
-            return Reply("permanent", code=_PERMANENT_BASE_CODES[base_code], **common)
-        # Listed transient codes, and unknown ones: MiniMax's own 1000 "unknown error" is
-        # retryable, and the attempt budget bounds the cost of being wrong.
-        return Reply("transient", **common)
-    if payload.get("input_sensitive") is True:
-        return Reply("permanent", code=PROVIDER_CONTENT_POLICY, **common)
-    if payload.get("output_sensitive") is True:
-        return Reply("sensitive_output", **common)
-    content = _content(payload)
-    if content is None:
-        return Reply("bad_output", reason="empty choices or content", **common)
-    return Reply("ok", content=content, **common)
-
-
 class _Budget:
     """Tokens and attempts spent on one job so far."""
 
-    def __init__(self, label: str = "MiniMax", provider: str = "", model: str = "") -> None:
+    def __init__(self, label: str, provider: str, model: str) -> None:
         self.label = label
         self.provider, self.model = provider, model
         self.prompt_tokens = 0
@@ -253,13 +127,14 @@ class _Budget:
         )
 
 
-class MiniMaxClient:
-    """``LLMPort`` over MiniMax's native API; thread-safe, one lazily built httpx client."""
+class AIClient:
+    """``LLMPort`` over one provider's ``wire``; thread-safe, one lazily built httpx client.
 
-    provider = "minimax"
-    label = "MiniMax"  # in error messages
-    endpoint = ENDPOINT
-    trace_header = "Trace-Id"  # the response header that identifies the call
+    A provider module subclasses it with its ``Wire`` (``class MiniMaxClient(AIClient):
+    wire = MINIMAX_WIRE``) and adds nothing else.
+    """
+
+    wire: ClassVar[Wire]
 
     def __init__(
         self,
@@ -268,6 +143,7 @@ class MiniMaxClient:
         base_url: str,
         model: str,
         max_tokens: int,
+        provider: str | None = None,
         transport: httpx.BaseTransport | None = None,
         connect_timeout_s: float = 5,
         read_timeout_s: float = 60,
@@ -286,6 +162,9 @@ class MiniMaxClient:
         url = httpx.URL(base_url)
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError("base_url must be an absolute http(s) URL")
+        wire = self.wire
+        self.provider = provider or wire.name  # what the ledger records
+        self.label = wire.label  # in error messages
         self.model = model
         self._api_key = api_key
         self._base_url = base_url.rstrip("/")
@@ -392,14 +271,7 @@ class MiniMaxClient:
         )
 
     def _body(self, messages: list[dict[str, str]], temperature: float) -> bytes:
-        payload = {
-            "model": self.model,
-            "messages": messages,
-            "stream": False,
-            "max_completion_tokens": self._max_tokens,
-            "temperature": temperature,
-            "top_p": _TOP_P,
-        }
+        payload = self.wire.body(self.model, messages, self._max_tokens, temperature)
         return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
     def _timeout(self, deadline: float) -> httpx.Timeout:
@@ -416,17 +288,18 @@ class MiniMaxClient:
             reply = Reply("transient", timed_out=True)
         except httpx.TransportError:
             reply = Reply("transient")
-        _log(self.provider, attempt, reply, latency_ms=round((self._clock() - started) * 1000))
+        latency_ms = round((self._clock() - started) * 1000)
+        _log(self.provider, attempt, reply, latency_ms=latency_ms, wire=self.wire)
         return reply
 
     def _send(self, body: bytes, deadline: float) -> Reply:
         client = self._http()
         request = client.build_request(
-            "POST", self.endpoint, content=body, timeout=self._timeout(deadline)
+            "POST", self.wire.endpoint, content=body, timeout=self._timeout(deadline)
         )
         response = client.send(request, stream=True)
         try:
-            trace_id = response.headers.get(self.trace_header)
+            trace_id = response.headers.get(self.wire.trace_header)
             raw = bytearray()
             for chunk in response.iter_bytes():
                 raw += chunk
@@ -439,25 +312,15 @@ class MiniMaxClient:
                     )
         finally:
             response.close()
-        return self._interpret(
+        return self.wire.interpret(
             response.status_code,
             bytes(raw),
             retry_after=response.headers.get("Retry-After"),
             trace_id=trace_id,
         )
 
-    def _interpret(
-        self, status: int, body: bytes, *, retry_after: str | None, trace_id: str | None
-    ) -> Reply:
-        """Classify one HTTP answer in this provider's wire format."""
-        return interpret_response(status, body, retry_after=retry_after, trace_id=trace_id)
 
-
-_RATE_LIMIT_CODES: Final = frozenset({1002, 1039, 1041, 2045, 2056})
-"""MiniMax base_resp codes that mean "rate limited" (REFERENCE.md)."""
-
-
-def _log(provider: str, attempt: int, reply: Reply, *, latency_ms: int) -> None:
+def _log(provider: str, attempt: int, reply: Reply, *, latency_ms: int, wire: Wire) -> None:
     level = logging.INFO if reply.kind == "ok" else logging.WARNING
     logger.log(
         level,
@@ -483,7 +346,7 @@ def _log(provider: str, attempt: int, reply: Reply, *, latency_ms: int) -> None:
             }
         },
     )
-    if reply.status == 429 or reply.base_code in _RATE_LIMIT_CODES:
+    if wire.rate_limited(reply):
         # Counted by the log-based metric provider_rate_limited (terraform/monitoring.tf).
         logger.warning(
             "provider_rate_limited",
