@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from shared.api.handlers.admin import render_costs
+    from shared.api.render import render_costs
     from shared.bootstrap import Container
     from shared.config import get_settings
 

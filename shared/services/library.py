@@ -33,8 +33,10 @@ from shared.services.generation import fingerprint
 __all__ = [
     "IDEMPOTENCY_SCOPE",
     "RESTORE_WINDOW",
+    "Asset",
     "RawContent",
     "SaveAsset",
+    "VariantContent",
     "delete_asset",
     "get_asset",
     "list_assets",

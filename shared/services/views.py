@@ -13,7 +13,14 @@ from shared.db import Database, Draft, Generation, GenerationStatus, UnitOfWork,
 from shared.db.notices import Notice
 from shared.errors import NotFound
 
-__all__ = ["DraftDetail", "GenerationDetail", "draft_detail", "generation_detail", "notices"]
+__all__ = [
+    "DraftDetail",
+    "GenerationDetail",
+    "draft_detail",
+    "generation_detail",
+    "notices",
+    "with_generations",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from shared.api.http import ApiRequest, ApiResponse
+from shared.api.messages import ApiRequest, ApiResponse
 from shared.errors import BadRequest, UndeliverableJob, ValidationFailed
 from shared.observability.logging import log_event
 
