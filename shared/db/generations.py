@@ -24,7 +24,6 @@ from uuid import UUID
 
 from shared.billing.plans import PlanName
 from shared.db.credits import SEED_SQL as CREDITS_SEED_SQL
-from shared.db.drafts import variant_rows
 from shared.db.errors import DraftBusy, IdempotencyConflict, OwnerGone, UniqueViolation
 from shared.db.models import (
     AdmissionTruth,
@@ -39,6 +38,7 @@ from shared.db.models import (
     charged_sql,
 )
 from shared.db.session import Session
+from shared.db.variants import variant_rows
 from shared.errors import NotFound
 
 __all__ = ["CANCELLED", "CANCELLED_MESSAGE", "CANCEL_SCOPE", "ENQUEUE_FAILED", "PgGenerations"]

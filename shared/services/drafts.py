@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from shared.db import Database, DraftPage, Platform
-from shared.db.assets import unsearchable
+from shared.db.asset_queries import unsearchable
 from shared.services.views import DraftDetail, with_generations
 
 __all__ = ["delete_draft", "list_drafts", "update_draft"]

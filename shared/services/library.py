@@ -25,7 +25,7 @@ from shared.db import (
     Platform,
     VariantContent,
 )
-from shared.db.assets import unsearchable
+from shared.db.asset_queries import unsearchable
 from shared.enforcement import Enforcer, StoredResponse, enforce_idempotency
 from shared.errors import IdempotencyKeyReused, NotFound
 from shared.services.generation import fingerprint
