@@ -86,11 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     container = Container(get_settings())
     try:
-        rng = reporting.resolve_range(
-            reporting.utc_day(container.now()), month=args.month, start=args.start, end=args.end
-        )
-        group_by = reporting.parse_group_by(args.group_by)
-        report = reporting.cost_report(container.db, rng, group_by)
+        report = reporting.report_costs(
+            container.db, container.now(), month=args.month, start=args.start, end=args.end,
+            group_by=args.group_by,
+        )  # fmt: skip
     except ValidationFailed as exc:
         fields = exc.details.get("fields", [])
         print(

@@ -56,6 +56,7 @@ __all__ = [
     "cost_report",
     "parse_group_by",
     "plan_window",
+    "report_costs",
     "resolve_range",
     "run_rollup",
     "spend_anomalies",
@@ -175,6 +176,22 @@ def cost_report(db: Database, rng: CostRange, group_by: Sequence[str]) -> CostRe
         lines = uow.rollup.costs(group_by, rng.start, rng.end, rolled_through)
     rows = tuple(lines) if group_by else ()
     return CostReport(rng, tuple(group_by), rolled_through, rows, _total(lines))
+
+
+def report_costs(
+    db: Database,
+    now: datetime,
+    *,
+    month: str | None = None,
+    start: str | None = None,
+    end: str | None = None,
+    group_by: str | None = None,
+) -> CostReport:
+    """The cost report as ``GET /v1/admin/costs`` and ``python -m shared.ops.costs`` ask
+    for it: a range (``month``, or ``start``/``end``, days counted in UTC from ``now``) and
+    a ``group_by`` text; 422 ``VALIDATION_FAILED`` on a bad range or group."""
+    rng = resolve_range(utc_day(now), month=month, start=start, end=end)
+    return cost_report(db, rng, parse_group_by(group_by))
 
 
 # ---- the rollup --------------------------------------------------------------------

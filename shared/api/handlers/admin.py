@@ -69,8 +69,7 @@ def get_costs(req: ApiRequest, c: Container) -> ApiResponse:
     from shared.services import reporting
 
     query = req.parse_query(CostsQuery)
-    rng = reporting.resolve_range(
-        reporting.utc_day(c.now()), month=query.month, start=query.from_, end=query.to
+    report = reporting.report_costs(
+        c.db, c.now(), month=query.month, start=query.from_, end=query.to, group_by=query.group_by
     )
-    group_by = reporting.parse_group_by(query.group_by)
-    return ApiResponse.json(200, render_costs(reporting.cost_report(c.db, rng, group_by)))
+    return ApiResponse.json(200, render_costs(report))
