@@ -273,7 +273,7 @@ def test_handlers_reach_the_database_only_through_services() -> None:
         for name, path in sorted(handlers.items())
         for line in handler_violations(name, ast.parse(path.read_text(encoding="utf-8")))
     ]
-    assert found == []
+    assert found == [], "\n".join(found)
 
 
 def test_the_handler_rule_flags_a_repository_read_and_a_db_import() -> None:
