@@ -18,7 +18,7 @@ __all__ = [
     "GenerationDetail",
     "draft_detail",
     "generation_detail",
-    "notices",
+    "user_notices",
     "with_generations",
 ]
 
@@ -64,7 +64,7 @@ def generation_detail(db: Database, user_id: str, generation_id: uuid.UUID) -> G
     return GenerationDetail(gen, variants)
 
 
-def notices(db: Database, user_id: str) -> list[Notice]:
+def user_notices(db: Database, user_id: str) -> list[Notice]:
     """The caller's latest usage notices, newest first."""
     with db.uow() as uow:
         return uow.notices.for_owner(user_id)

@@ -24,7 +24,7 @@ def list_notices(req: ApiRequest, c: Container) -> ApiResponse:
     from shared.services import views
     from shared.services.notices import notice_json
 
-    items = [notice_json(n) for n in views.notices(c.db, req.user_id)]
+    items = [notice_json(n) for n in views.user_notices(c.db, req.user_id)]
     return ApiResponse.json(200, {"items": items, "unread": sum(1 for i in items if not i["read"])})
 
 
