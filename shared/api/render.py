@@ -10,21 +10,17 @@ import json
 from datetime import datetime
 from typing import Any
 
-from shared.db import Asset, CostLine, Draft, DraftSummary, Generation, MonthUsage, Variant
-from shared.db.credits import Credit
+from shared.db import Asset, Draft, DraftSummary, Generation, MonthUsage, Variant
 from shared.enforcement import Meter, UsageSnapshot
-from shared.services.reporting import CostReport
 
 __all__ = [
     "asset_json",
-    "credit_json",
     "draft_json",
     "draft_summary_json",
     "dump",
     "export_draft_json",
     "generation_json",
     "month_usage_json",
-    "render_costs",
     "rfc3339",
     "usage_json",
 ]
@@ -217,48 +213,4 @@ def usage_json(u: UsageSnapshot) -> dict[str, Any]:
                 for c in u.credits
             ],
         },
-    }
-
-
-def credit_json(credit: Credit) -> dict[str, Any]:
-    return {
-        "id": str(credit.id),
-        "user_id": credit.owner_id,
-        "source": credit.source,
-        "units": credit.units,
-        "removed_units": credit.removed_units,
-        "used": credit.used,
-        "remaining": credit.remaining,
-        "expires_at": rfc3339(credit.expires_at),
-        "created_at": rfc3339(credit.created_at),
-    }
-
-
-def _counters(line: CostLine) -> dict[str, int]:
-    return {
-        "generations": line.generations,
-        "failed": line.failed,
-        "prompt_tokens": line.prompt_tokens,
-        "completion_tokens": line.completion_tokens,
-        "cost_micro_usd": line.cost_micro_usd,
-    }
-
-
-def render_costs(report: CostReport) -> dict[str, Any]:
-    """The JSON body of GET /v1/admin/costs (also printed by ``python -m shared.ops.costs``)."""
-    return {
-        "from": report.range.start.isoformat(),
-        "to": report.range.end.isoformat(),
-        "month": report.range.month,
-        "group_by": ",".join(report.group_by),
-        "rolled_through": report.rolled_through.isoformat() if report.rolled_through else None,
-        "rows": [
-            {
-                "group": ",".join(r.keys),
-                **dict(zip(report.group_by, r.keys, strict=True)),
-                **_counters(r),
-            }
-            for r in report.rows
-        ],
-        "totals": _counters(report.totals),
     }

@@ -80,7 +80,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from shared.api.render import render_costs
     from shared.bootstrap import Container
     from shared.config import get_settings
 
@@ -98,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         container.close()
-    print(json.dumps(render_costs(report), indent=2) if args.json else format_table(report))
+    print(json.dumps(reporting.costs_json(report), indent=2) if args.json else format_table(report))
     return 0
 
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.api.handlers.common import path_uuid
 from shared.api.messages import ApiRequest, ApiResponse
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
+    from shared.services.credits import Credit
 
-__all__ = ["create_grant", "get_costs", "grant_boost", "reverse_grant", "set_subscription"]
+__all__ = [
+    "create_grant",
+    "credit_json",
+    "get_costs",
+    "grant_boost",
+    "reverse_grant",
+    "set_subscription",
+]
 
 
 def set_subscription(req: ApiRequest, c: Container) -> ApiResponse:
@@ -32,9 +40,24 @@ def grant_boost(req: ApiRequest, c: Container) -> ApiResponse:
     return ApiResponse.json(200, {"user_id": body.user_id, "expires_at": rfc3339(expires_at)})
 
 
+def credit_json(credit: Credit) -> dict[str, Any]:
+    from shared.api.render import rfc3339
+
+    return {
+        "id": str(credit.id),
+        "user_id": credit.owner_id,
+        "source": credit.source,
+        "units": credit.units,
+        "removed_units": credit.removed_units,
+        "used": credit.used,
+        "remaining": credit.remaining,
+        "expires_at": rfc3339(credit.expires_at),
+        "created_at": rfc3339(credit.created_at),
+    }
+
+
 def create_grant(req: ApiRequest, c: Container) -> ApiResponse:
     from shared.api.models import AdminGrantRequest
-    from shared.api.render import credit_json
     from shared.services import credits
 
     body = req.parse(AdminGrantRequest)
@@ -53,7 +76,6 @@ def create_grant(req: ApiRequest, c: Container) -> ApiResponse:
 
 def reverse_grant(req: ApiRequest, c: Container) -> ApiResponse:
     from shared.api.models import AdminGrantReverseRequest
-    from shared.api.render import credit_json
     from shared.services import credits
 
     body = req.parse(AdminGrantReverseRequest)
@@ -65,11 +87,10 @@ def reverse_grant(req: ApiRequest, c: Container) -> ApiResponse:
 
 def get_costs(req: ApiRequest, c: Container) -> ApiResponse:
     from shared.api.models import CostsQuery
-    from shared.api.render import render_costs
     from shared.services import reporting
 
     query = req.parse_query(CostsQuery)
     report = reporting.report_costs(
         c.db, c.now(), month=query.month, start=query.from_, end=query.to, group_by=query.group_by
     )
-    return ApiResponse.json(200, render_costs(report))
+    return ApiResponse.json(200, reporting.costs_json(report))
