@@ -33,7 +33,7 @@ import pg8000.native
 from bench.env import BenchEnv
 from bench.report import Figure, Report, pct
 from shared.db import AssetPage, AssetStatus, Platform, VariantContent
-from shared.db.assets import _list_sql
+from shared.db.asset_queries import list_sql
 from shared.db.connection import connect
 
 __all__ = ["run"]
@@ -107,7 +107,7 @@ def _explain(env: BenchEnv, owner: str, filters: dict[str, Any], after: Any) -> 
         "tags": tags,
         "q": filters.get("q"),
     }
-    sql, params = _list_sql(owner, binding, after, PAGE)
+    sql, params = list_sql(owner, binding, after, PAGE)
     numbered, values = pg8000.native.to_statement(sql)
     literals = ", ".join(pg8000.native.literal(v) for v in values(params))
     conn = connect(env.database_url)

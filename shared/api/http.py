@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     import flask
 
     from shared.api.auth import Principal
-    from shared.api.routes import Route
+    from shared.api.routing import Route
     from shared.bootstrap import Container
 
 __all__ = [
@@ -193,7 +193,7 @@ def _handle(
     ignored_body = body and route.request_model is None and req.method in _BODY_METHODS
     if ignored_body and route.auth in ("bearer", "admin"):
         api_req.json()
-    return route.resolve()(api_req, container)
+    return route.handler(api_req, container)
 
 
 def dispatch(

@@ -1,70 +1,53 @@
-"""The route table: every public method + path, its Cloud Function, auth and models.
+"""The route table: every public method + path, its handler, Cloud Function, auth, models.
 
 The local server, the OpenAPI generator and each deployed function read this one
-table, so they cannot disagree. Handlers are named as import strings and resolved on
-first use: a function instance imports only its own handlers. Models are named too
-(classes in ``shared.api.models``): building them is most of that module's import
-time, and a request refused before its handler runs (401, 404) never needs them.
+table, so they cannot disagree. Each route names its handler function (follow it with
+go-to-definition); importing the table imports every handler module, so those import
+only what a refused request needs too and load their models and services inside each
+handler (``shared/api/handlers/__init__.py``). Models are named by class (in
+``shared.api.models``): building them is most of that module's import time, and a
+request refused before its handler runs (401, 404) never needs them.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
-from importlib import import_module
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
+from shared.api.handlers import (
+    admin,
+    billing,
+    drafts,
+    generation,
+    health,
+    library,
+    me,
+    stripe_webhook,
+    usage,
+    worker,
+)
 from shared.api.messages import ApiRequest, ApiResponse
+from shared.api.routing import Auth, Handler, Route
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
-__all__ = ["ROUTES", "Auth", "Handler", "Route", "routes_for"]
-
-Auth = Literal["bearer", "admin", "none", "qstash", "stripe"]
-Handler = Callable[[ApiRequest, "Container"], ApiResponse]
+__all__ = ["ROUTES", "Auth", "Handler", "Route", "openapi", "routes_for"]
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One method + path of the public contract, resolved lazily to its handler."""
+def openapi(req: ApiRequest, c: Container) -> ApiResponse:
+    """GET /openapi.json: this table's document. Here, beside the table it describes: a
+    handler module that imported the table would make an import cycle with it."""
+    from shared.api.openapi_document import openapi_document
 
-    method: str
-    pattern: str
-    handler: str  # "module:function", imported on first use (cold starts pay only for theirs)
-    function: str  # the Cloud Function (shared.api.registry name) serving it
-    auth: Auth = "bearer"
-    summary: str = ""
-    # Names of classes in shared.api.models (see the module doc): imported only by handlers
-    # and the OpenAPI generator.
-    request_model: str | None = None
-    response_model: str | None = None
-    query_model: str | None = None
-    status: int = 200
-    idempotent: bool = False
-    # The bearer token may come as ``?access_token=`` when no Authorization header does: a
-    # browser's EventSource cannot send headers. Only paths are logged, never queries.
-    query_token: bool = False
+    return ApiResponse.json(200, openapi_document(ROUTES))
 
-    @property
-    def regex(self) -> re.Pattern[str]:
-        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.pattern) + "$")
-
-    def resolve(self) -> Handler:
-        module, _, attr = self.handler.partition(":")
-        handler: Handler = getattr(import_module(module), attr)
-        return handler
-
-
-_H = "shared.api.handlers"
 
 ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/create",
-        f"{_H}.generation:create",
+        generation.create,
         "create",
         summary="Create a draft and queue its first generation",
         request_model="CreateRequest",
@@ -75,7 +58,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/regenerate",
-        f"{_H}.generation:regenerate",
+        generation.regenerate,
         "regenerate",
         summary="Queue a targeted or full regeneration",
         request_model="RegenerateRequest",
@@ -86,7 +69,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/v1/generations/{id}",
-        f"{_H}.generation:get_generation",
+        generation.get_generation,
         "generations",
         summary="A generation with its variants once succeeded",
         response_model="GenerationResponse",
@@ -94,7 +77,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/v1/generations/{id}/events",
-        f"{_H}.generation:generation_events",
+        generation.generation_events,
         "generations",
         summary="Live status events of a generation (text/event-stream; see the docs)",
         query_token=True,
@@ -102,7 +85,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/generations/{id}/cancel",
-        f"{_H}.generation:cancel_generation",
+        generation.cancel_generation,
         "generations",
         summary="Cancel a generation (queued ends now, running at its next fence point)",
         response_model="GenerationResponse",
@@ -111,7 +94,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/v1/drafts",
-        f"{_H}.drafts:list_drafts",
+        drafts.list_drafts,
         "drafts",
         summary="The caller's drafts, newest first (keyset pagination)",
         response_model="DraftListResponse",
@@ -120,7 +103,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/v1/drafts/{id}",
-        f"{_H}.drafts:get_draft",
+        drafts.get_draft,
         "drafts",
         summary="A draft with its generations",
         response_model="DraftResponse",
@@ -128,7 +111,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "PATCH",
         "/v1/drafts/{id}",
-        f"{_H}.drafts:patch_draft",
+        drafts.patch_draft,
         "drafts",
         summary="Update a draft (If-Match supported)",
         request_model="DraftPatchRequest",
@@ -137,7 +120,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "DELETE",
         "/v1/drafts/{id}",
-        f"{_H}.drafts:delete_draft",
+        drafts.delete_draft,
         "drafts",
         summary="Delete a draft with its generations and variants (saved assets stay)",
         status=204,
@@ -145,7 +128,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/library/assets",
-        f"{_H}.library:create_asset",
+        library.create_asset,
         "library",
         summary="Save a variant or raw content to the library",
         request_model="CreateAssetRequest",
@@ -156,7 +139,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/v1/library/assets",
-        f"{_H}.library:list_assets",
+        library.list_assets,
         "library",
         summary="Search the library (keyset pagination)",
         response_model="AssetListResponse",
@@ -165,7 +148,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/v1/library/assets/{id}",
-        f"{_H}.library:get_asset",
+        library.get_asset,
         "library",
         summary="An asset (with its ETag)",
         response_model="AssetResponse",
@@ -173,7 +156,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "PATCH",
         "/v1/library/assets/{id}",
-        f"{_H}.library:patch_asset",
+        library.patch_asset,
         "library",
         summary="Edit an asset (If-Match supported)",
         request_model="AssetPatchRequest",
@@ -182,7 +165,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "DELETE",
         "/v1/library/assets/{id}",
-        f"{_H}.library:delete_asset",
+        library.delete_asset,
         "library",
         summary="Delete an asset (restorable for 30 days)",
         status=204,
@@ -190,7 +173,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/library/assets/{id}/restore",
-        f"{_H}.library:restore_asset",
+        library.restore_asset,
         "library",
         summary="Restore a deleted asset within 30 days (idempotent)",
         response_model="AssetResponse",
@@ -198,7 +181,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/v1/me/export",
-        f"{_H}.me:export_me",
+        me.export_me,
         "me",
         summary="Everything held about the caller, as one streamed JSON document",
         response_model="AccountExport",
@@ -206,7 +189,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "DELETE",
         "/v1/me",
-        f"{_H}.me:delete_me",
+        me.delete_me,
         "me",
         summary="Delete the account: cancel billing, remove content, pseudonymise usage",
         response_model="AccountDeletionResponse",
@@ -215,7 +198,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/v1/usage",
-        f"{_H}.usage:get_usage",
+        usage.get_usage,
         "usage",
         summary="The caller's plan and usage this month",
         response_model="UsageResponse",
@@ -223,7 +206,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/v1/notices",
-        f"{_H}.usage:list_notices",
+        usage.list_notices,
         "usage",
         summary="The caller's usage notices (pool at 80% / 100%, credits low), newest first",
         response_model="NoticeListResponse",
@@ -231,7 +214,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/notices/{id}/read",
-        f"{_H}.usage:read_notice",
+        usage.read_notice,
         "usage",
         summary="Mark one of the caller's usage notices read",
         response_model="NoticeOut",
@@ -239,7 +222,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/admin/subscriptions",
-        f"{_H}.admin:set_subscription",
+        admin.set_subscription,
         "admin",
         auth="admin",
         summary="Grant or remove a plan",
@@ -248,7 +231,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/admin/boosts",
-        f"{_H}.admin:grant_boost",
+        admin.grant_boost,
         "admin",
         auth="admin",
         summary="Grant a Pro Boost",
@@ -257,7 +240,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/admin/grants",
-        f"{_H}.admin:create_grant",
+        admin.create_grant,
         "admin",
         auth="admin",
         summary="Grant one-off generations to a user, with the reason (audited)",
@@ -267,7 +250,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/admin/grants/{id}/reverse",
-        f"{_H}.admin:reverse_grant",
+        admin.reverse_grant,
         "admin",
         auth="admin",
         summary="Take back a grant's unused generations (audited)",
@@ -276,7 +259,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/v1/admin/costs",
-        f"{_H}.admin:get_costs",
+        admin.get_costs,
         "admin",
         auth="admin",
         summary="Tokens and cost by any of day, user, plan, model for a range, with totals",
@@ -286,7 +269,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/billing/checkout",
-        f"{_H}.billing:checkout",
+        billing.checkout,
         "billing",
         summary="Start a Stripe Checkout session",
         request_model="CheckoutRequest",
@@ -296,7 +279,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/billing/packs/checkout",
-        f"{_H}.billing:pack_checkout",
+        billing.pack_checkout,
         "billing",
         summary="Start a Stripe Checkout session for a generation pack (one-off payment)",
         request_model="PackCheckoutRequest",
@@ -306,7 +289,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/v1/billing/portal",
-        f"{_H}.billing:portal",
+        billing.portal,
         "billing",
         summary="Open the Stripe customer portal",
         response_model="UrlResponse",
@@ -315,18 +298,16 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/webhooks/stripe",
-        f"{_H}.stripe_webhook:stripe_webhook",
+        stripe_webhook.stripe_webhook,
         "stripe-webhook",
         auth="stripe",
         summary="Stripe webhook (Stripe-Signature)",
     ),
-    Route(
-        "GET", "/healthz", f"{_H}.health:healthz", "health", auth="none", summary="Process is up"
-    ),
+    Route("GET", "/healthz", health.healthz, "health", auth="none", summary="Process is up"),
     Route(
         "GET",
         "/readyz",
-        f"{_H}.health:readyz",
+        health.readyz,
         "health",
         auth="none",
         summary="Redis and Postgres reachable",
@@ -334,7 +315,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "GET",
         "/openapi.json",
-        f"{_H}.health:openapi",
+        openapi,
         "health",
         auth="none",
         summary="This document",
@@ -342,7 +323,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/worker/generate",
-        f"{_H}.worker:generate",
+        worker.generate,
         "worker",
         auth="qstash",
         summary="Run one generation job (QStash)",
@@ -350,7 +331,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/worker/failed",
-        f"{_H}.worker:failed",
+        worker.failed,
         "worker",
         auth="qstash",
         summary="QStash failure callback",
@@ -358,7 +339,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/worker/sweep",
-        f"{_H}.worker:sweep",
+        worker.sweep,
         "worker",
         auth="qstash",
         summary="Fail and refund stuck generations; purge rows deleted over 30 days ago",
@@ -366,7 +347,7 @@ ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/worker/rollup",
-        f"{_H}.worker:rollup",
+        worker.rollup,
         "worker",
         auth="qstash",
         summary="Daily usage rollup and spend anomaly check (QStash schedule)",

@@ -25,12 +25,13 @@ from shared.db.accounts import (
 )
 from shared.db.assets import PgAssets
 from shared.db.credits import PgCredits
-from shared.db.drafts import PgDrafts, PgVariants
+from shared.db.drafts import PgDrafts
 from shared.db.generations import PgGenerations
 from shared.db.ledger import PgLedger
 from shared.db.notices import PgNotices
 from shared.db.rollup import PgRollup
 from shared.db.session import ConnectionPool, Session
+from shared.db.variants import PgVariants
 
 __all__ = ["Database", "UnitOfWork"]
 

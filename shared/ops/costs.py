@@ -80,17 +80,15 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from shared.api.handlers.admin import render_costs
     from shared.bootstrap import Container
     from shared.config import get_settings
 
     container = Container(get_settings())
     try:
-        rng = reporting.resolve_range(
-            reporting.utc_day(container.now()), month=args.month, start=args.start, end=args.end
-        )
-        group_by = reporting.parse_group_by(args.group_by)
-        report = reporting.cost_report(container.db, rng, group_by)
+        report = reporting.report_costs(
+            container.db, container.now(), month=args.month, start=args.start, end=args.end,
+            group_by=args.group_by,
+        )  # fmt: skip
     except ValidationFailed as exc:
         fields = exc.details.get("fields", [])
         print(
@@ -99,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         container.close()
-    print(json.dumps(render_costs(report), indent=2) if args.json else format_table(report))
+    print(json.dumps(reporting.costs_json(report), indent=2) if args.json else format_table(report))
     return 0
 
 

@@ -23,6 +23,7 @@ from shared.errors import NotFound
 from shared.observability.logging import log_event
 
 __all__ = [
+    "Credit",
     "CreditChange",
     "grant",
     "pack_credit",

@@ -1,15 +1,16 @@
-"""Drafts beyond create: the listing and the soft delete (SPEC §9)."""
+"""Drafts beyond create: the listing, the PATCH and the soft delete (SPEC §9)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from shared.db import Database, DraftPage, Platform
-from shared.db.assets import unsearchable
+from shared.db.asset_queries import unsearchable
+from shared.services.views import DraftDetail, with_generations
 
-__all__ = ["delete_draft", "list_drafts"]
+__all__ = ["delete_draft", "list_drafts", "update_draft"]
 
 
 def list_drafts(
@@ -50,3 +51,19 @@ def delete_draft(
     with db.uow() as uow:
         uow.drafts.soft_delete(user_id, draft_id, now, expected_version)
         uow.commit()
+
+
+def update_draft(
+    db: Database,
+    *,
+    user_id: str,
+    draft_id: uuid.UUID,
+    changes: Mapping[str, object],
+    expected_version: Collection[int] | None = None,
+) -> DraftDetail:
+    """Apply a PATCH's column ``changes`` (``PreconditionFailed`` when ``expected_version``
+    is given and the draft's is not in it); the draft as committed, with its generations."""
+    with db.uow() as uow:
+        draft = uow.drafts.update(user_id, draft_id, changes, expected_version)
+        uow.commit()
+        return with_generations(uow, draft)

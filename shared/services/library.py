@@ -25,7 +25,7 @@ from shared.db import (
     Platform,
     VariantContent,
 )
-from shared.db.assets import unsearchable
+from shared.db.asset_queries import unsearchable
 from shared.enforcement import Enforcer, StoredResponse, enforce_idempotency
 from shared.errors import IdempotencyKeyReused, NotFound
 from shared.services.generation import fingerprint
@@ -33,8 +33,10 @@ from shared.services.generation import fingerprint
 __all__ = [
     "IDEMPOTENCY_SCOPE",
     "RESTORE_WINDOW",
+    "Asset",
     "RawContent",
     "SaveAsset",
+    "VariantContent",
     "delete_asset",
     "get_asset",
     "list_assets",

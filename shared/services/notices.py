@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import json
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from typing import Final, Protocol
 
 from shared.db import Database
 from shared.db.notices import Notice
+from shared.errors import NotFound
 from shared.observability.logging import log_event
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "NoticePublisher",
     "PublishResult",
     "QStashNoticePublisher",
+    "mark_read",
     "notice_json",
     "publish_pending",
     "sign",
@@ -84,6 +87,17 @@ def notice_json(notice: Notice) -> dict[str, object]:
         "created_at": notice.created_at.isoformat().replace("+00:00", "Z"),
         "read": notice.read_at is not None,
     }
+
+
+def mark_read(db: Database, user_id: str, notice_id: uuid.UUID, now: datetime) -> Notice:
+    """Mark one of the caller's notices read (the first read time stays); ``NotFound``
+    when it is not theirs."""
+    with db.uow() as uow:
+        notice = uow.notices.mark_read(user_id, notice_id, now)
+        uow.commit()
+    if notice is None:
+        raise NotFound("Notice not found.")
+    return notice
 
 
 class QStashNoticePublisher:

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shared.db import AssetStatus, Database, Platform, VariantContent
-from shared.db.assets import MAX_PREFIX_TERMS, search_query
+from shared.db.asset_queries import MAX_PREFIX_TERMS, search_query
 
 SECRET = "terms-cursor-secret"
 # Words over two letters: every short prefix covers many words (one- and two-letter

@@ -18,7 +18,7 @@ from shared.db import (
     Platform,
     VariantContent,
 )
-from shared.db.assets import search_query
+from shared.db.asset_queries import search_query
 from shared.errors import AppError, BadRequest, ValidationFailed
 
 SECRET = "library-cursor-secret"

@@ -18,7 +18,7 @@ from typing import Any
 import pg8000.native
 import pytest
 
-from shared.db.assets import MAX_PREFIX_TERMS, WALK_ROWS_PER_ITEM, _list_sql, search_query
+from shared.db.asset_queries import MAX_PREFIX_TERMS, WALK_ROWS_PER_ITEM, list_sql, search_query
 from shared.db.connection import connect
 from shared.db.cursor import Keyset
 
@@ -82,7 +82,7 @@ def _query(owner: str, **filters: Any) -> tuple[str, dict[str, Any]]:
         "tags": sorted(filters.get("tags", [])),
         "q": filters.get("q"),
     }
-    return _list_sql(
+    return list_sql(
         owner, binding, filters.get("after"), _PAGE, deleted_after=filters.get("deleted_after")
     )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import flask
 import pytest
+from pydantic import BaseModel
 
 from shared.api import models as m
 from shared.api.auth import is_valid_subject
@@ -154,7 +155,7 @@ DRAFT = "0b9c6c1e-4a55-4c5e-9a43-8c7a3d3c0a11"
     ],
 )  # fmt: skip
 def test_json_bodies_are_validated_strictly(
-    model: type[m.BaseModel], body: dict[str, Any], field: str
+    model: type[BaseModel], body: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(ValidationFailed) as err:
         _request(body).parse(model)
@@ -179,9 +180,7 @@ def test_an_integral_float_is_an_integer_as_json_schema_says() -> None:
 @pytest.mark.parametrize(
     "user_id", ["a b", "a\n", "\tx", "a\x00b", "a\x7f", "x" * 129, "", "a\u200bb"]
 )
-def test_admin_user_ids_follow_the_token_subject_rule(
-    model: type[m.BaseModel], user_id: str
-) -> None:
+def test_admin_user_ids_follow_the_token_subject_rule(model: type[BaseModel], user_id: str) -> None:
     assert not is_valid_subject(user_id)
     with pytest.raises(ValidationFailed) as err:
         _request({"user_id": user_id, "plan": "pro"} if "plan" in model.model_fields

@@ -219,6 +219,72 @@ def test_the_checker_finds_a_cycle_through_a_lazy_import() -> None:
     assert cycles(graph) == [["a", "c"]]
 
 
+# -- handlers go through services (issue 24 item 4) -------------------------------------
+# A handler parses, calls one service function and renders: it never opens a unit of
+# work and never imports ``shared.db`` (a read goes through ``shared.services.views``).
+
+HANDLER_PACKAGE = "shared.api.handlers"
+_OPEN_UNIT = frozenset({"uow", "unit_of_work"})
+
+
+def handler_violations(module: str, tree: ast.AST) -> list[str]:
+    """Where ``tree`` (the module ``module``) imports ``shared.db`` or opens a unit of work."""
+    found: list[str] = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        if any(n == "shared.db" or n.startswith("shared.db.") for n in names):
+            found.append(f"{module}:{node.lineno} imports shared.db")
+        unit = None
+        if isinstance(node, ast.Call):  # c.db.uow(), unit_of_work(...)
+            func = node.func
+            unit = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            unit = unit if unit in _OPEN_UNIT else None
+        elif isinstance(node, ast.Name) and node.id == "UnitOfWork":
+            unit = node.id
+        if unit is not None:
+            found.append(f"{module}:{node.lineno} uses {unit} (a unit of work)")
+    return found
+
+
+def test_handlers_reach_the_database_only_through_services() -> None:
+    handlers = {
+        name: path
+        for name, path in _modules().items()
+        if name == HANDLER_PACKAGE or name.startswith(HANDLER_PACKAGE + ".")
+    }
+    assert len(handlers) > 5  # the package is where this test looks
+    found = [
+        line
+        for name, path in sorted(handlers.items())
+        for line in handler_violations(name, ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert found == [], "\n".join(found)
+
+
+def test_the_handler_rule_flags_a_repository_read_and_a_db_import() -> None:
+    source = (
+        "from shared.db import Draft\n"
+        "from shared import db\n"
+        "def get(req, c):\n"
+        "    with c.db.uow() as uow:\n"
+        "        return uow.drafts.get(req.user_id)\n"
+    )
+    assert handler_violations("m", ast.parse(source)) == [
+        "m:1 imports shared.db",
+        "m:2 imports shared.db",
+        "m:4 uses uow (a unit of work)",
+    ]
+    allowed = "from shared.services import views\ndef get(req, c):\n    return views.x(c.db)\n"
+    assert handler_violations("m", ast.parse(allowed)) == []
+
+
+# -- the checker on synthetic graphs (continued) ----------------------------------------
+
+
 def test_the_checker_reads_from_package_import_module_as_the_module() -> None:
     tree = ast.parse("from shared.api import models as m\nfrom shared.api import http\n")
     known = {"shared.api", "shared.api.models", "shared.api.http"}

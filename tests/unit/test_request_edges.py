@@ -9,7 +9,7 @@ import pytest
 
 from shared.api.handlers.common import expected_version
 from shared.api.messages import ApiRequest
-from shared.db.assets import unsearchable
+from shared.db.asset_queries import unsearchable
 from shared.errors import PreconditionFailed, ValidationFailed
 from shared.queue import JobPayload
 from shared.services.reporting import resolve_range

@@ -1,63 +1,48 @@
-"""Admin routes (role admin): grant plans and boosts, read costs."""
+"""Admin routes (role admin): grant plans, boosts and generations, read costs."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from shared.api.handlers.common import path_uuid
-from shared.api.http import ApiRequest, ApiResponse
-from shared.api.models import (
-    AdminBoostRequest,
-    AdminGrantRequest,
-    AdminGrantReverseRequest,
-    AdminSubscriptionRequest,
-    CostsQuery,
-)
-from shared.api.render import rfc3339
-from shared.billing.plans import PlanName
-from shared.db import CostLine, SubscriptionStatus
-from shared.db.credits import Credit
-from shared.services import credits, reporting
+from shared.api.messages import ApiRequest, ApiResponse
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
+    from shared.services.credits import Credit
 
 __all__ = [
-    "CostsQuery",
     "create_grant",
     "credit_json",
     "get_costs",
     "grant_boost",
-    "render_costs",
     "reverse_grant",
     "set_subscription",
 ]
 
 
 def set_subscription(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.api.models import AdminSubscriptionRequest
+    from shared.services import admin
+
     body = req.parse(AdminSubscriptionRequest)
-    with c.db.uow() as uow:
-        uow.users.touch(body.user_id)
-        if body.plan is None:
-            uow.subscriptions.cancel(body.user_id)
-        else:
-            uow.subscriptions.upsert(body.user_id, PlanName(body.plan), SubscriptionStatus.ACTIVE)
-        uow.commit()
-    c.enforcer.invalidate_plan(body.user_id)  # after commit: the next admission reloads
+    admin.set_plan(c.db, c.enforcer, body.user_id, body.plan)
     return ApiResponse.json(200, {"user_id": body.user_id, "plan": body.plan})
 
 
 def grant_boost(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.api.models import AdminBoostRequest
+    from shared.api.render import rfc3339
+    from shared.services import admin
+
     body = req.parse(AdminBoostRequest)
-    with c.db.uow() as uow:
-        uow.users.touch(body.user_id)
-        expires_at = uow.boosts.extend(body.user_id, c.now(), body.days)
-        uow.commit()
-    c.enforcer.invalidate_plan(body.user_id)
+    expires_at = admin.grant_boost(c.db, c.enforcer, body.user_id, c.now(), body.days)
     return ApiResponse.json(200, {"user_id": body.user_id, "expires_at": rfc3339(expires_at)})
 
 
 def credit_json(credit: Credit) -> dict[str, Any]:
+    from shared.api.render import rfc3339
+
     return {
         "id": str(credit.id),
         "user_id": credit.owner_id,
@@ -72,6 +57,9 @@ def credit_json(credit: Credit) -> dict[str, Any]:
 
 
 def create_grant(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.api.models import AdminGrantRequest
+    from shared.services import credits
+
     body = req.parse(AdminGrantRequest)
     credit = credits.grant(
         c.db,
@@ -87,6 +75,9 @@ def create_grant(req: ApiRequest, c: Container) -> ApiResponse:
 
 
 def reverse_grant(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.api.models import AdminGrantReverseRequest
+    from shared.services import credits
+
     body = req.parse(AdminGrantReverseRequest)
     change = credits.reverse_grant(
         c.db, c.enforcer, path_uuid(req), actor=req.user_id, reason=body.reason
@@ -95,39 +86,11 @@ def reverse_grant(req: ApiRequest, c: Container) -> ApiResponse:
 
 
 def get_costs(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.api.models import CostsQuery
+    from shared.services import reporting
+
     query = req.parse_query(CostsQuery)
-    rng = reporting.resolve_range(
-        reporting.utc_day(c.now()), month=query.month, start=query.from_, end=query.to
+    report = reporting.report_costs(
+        c.db, c.now(), month=query.month, start=query.from_, end=query.to, group_by=query.group_by
     )
-    group_by = reporting.parse_group_by(query.group_by)
-    return ApiResponse.json(200, render_costs(reporting.cost_report(c.db, rng, group_by)))
-
-
-def _counters(line: CostLine) -> dict[str, int]:
-    return {
-        "generations": line.generations,
-        "failed": line.failed,
-        "prompt_tokens": line.prompt_tokens,
-        "completion_tokens": line.completion_tokens,
-        "cost_micro_usd": line.cost_micro_usd,
-    }
-
-
-def render_costs(report: reporting.CostReport) -> dict[str, Any]:
-    """The JSON body of GET /v1/admin/costs (also printed by ``python -m shared.ops.costs``)."""
-    return {
-        "from": report.range.start.isoformat(),
-        "to": report.range.end.isoformat(),
-        "month": report.range.month,
-        "group_by": ",".join(report.group_by),
-        "rolled_through": report.rolled_through.isoformat() if report.rolled_through else None,
-        "rows": [
-            {
-                "group": ",".join(r.keys),
-                **dict(zip(report.group_by, r.keys, strict=True)),
-                **_counters(r),
-            }
-            for r in report.rows
-        ],
-        "totals": _counters(report.totals),
-    }
+    return ApiResponse.json(200, reporting.costs_json(report))

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from shared.api.http import ApiRequest, ApiResponse
-from shared.enforcement import StoredResponse
+from shared.api.messages import ApiRequest, ApiResponse
 from shared.errors import NotFound, PreconditionFailed, ValidationFailed
+
+if TYPE_CHECKING:
+    from shared.enforcement import StoredResponse
 
 __all__ = ["expected_version", "idempotency_key", "path_uuid", "stored"]
 

@@ -6,21 +6,14 @@ import json
 import uuid
 from typing import TYPE_CHECKING
 
-from shared.ai.factory import llm_identity
-from shared.api import sse
 from shared.api.handlers.common import idempotency_key, path_uuid, stored
-from shared.api.http import ApiRequest, ApiResponse
-from shared.api.models import CreateRequest, RegenerateRequest
-from shared.api.render import generation_json
-from shared.db import GenerationStatus
-from shared.enforcement import StoredResponse
-from shared.errors import NotFound
-from shared.services import cancel as cancelling
-from shared.services import events
-from shared.services import generation as service
+from shared.api.messages import ApiRequest, ApiResponse
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
+    from shared.enforcement import StoredResponse
+    from shared.services import cancel as cancelling
+    from shared.services import generation as service
 
 __all__ = [
     "accepted_response",
@@ -38,6 +31,8 @@ __all__ = [
 def accepted_response(accepted: service.Accepted) -> StoredResponse:
     """The 202 for a queued generation: what the service stores for idempotent replays, so
     a replay is this answer byte for byte."""
+    from shared.enforcement import StoredResponse
+
     gen = accepted.generation
     body = {"draft_id": str(gen.draft_id), "generation_id": str(gen.id), "status": "queued"}
     headers = {"Content-Type": "application/json", "Location": f"/v1/generations/{gen.id}"}
@@ -50,6 +45,9 @@ def accepted_response(accepted: service.Accepted) -> StoredResponse:
 
 
 def create_command(req: ApiRequest) -> service.CreateGeneration:
+    from shared.api.models import CreateRequest
+    from shared.services import generation as service
+
     body = req.parse(CreateRequest)
     return service.CreateGeneration(
         user_id=req.user_id,
@@ -67,6 +65,9 @@ def create_command(req: ApiRequest) -> service.CreateGeneration:
 
 
 def regenerate_command(req: ApiRequest) -> service.RegenerateDraft:
+    from shared.api.models import RegenerateRequest
+    from shared.services import generation as service
+
     body = req.parse(RegenerateRequest)
     return service.RegenerateDraft(
         user_id=req.user_id,
@@ -83,6 +84,9 @@ def regenerate_command(req: ApiRequest) -> service.RegenerateDraft:
 
 
 def _deps(c: Container) -> service.GenerationDeps:
+    from shared.ai.factory import llm_identity
+    from shared.services import generation as service
+
     provider, model = llm_identity(c.settings)
     return service.GenerationDeps(
         db=c.db,
@@ -95,32 +99,38 @@ def _deps(c: Container) -> service.GenerationDeps:
 
 
 def create(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.services import generation as service
+
     return stored(*service.create(_deps(c), create_command(req), accepted_response))
 
 
 def regenerate(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.services import generation as service
+
     return stored(*service.regenerate(_deps(c), regenerate_command(req), accepted_response))
 
 
 def get_generation(req: ApiRequest, c: Container) -> ApiResponse:
-    generation_id = path_uuid(req)
-    with c.db.uow() as uow:
-        gen = uow.generations.get(req.user_id, generation_id)
-        if gen is None:
-            raise NotFound("Generation not found.")
-        done = gen.status is GenerationStatus.SUCCEEDED
-        variants = uow.variants.list_for_generation(gen.id) if done else []
-    return ApiResponse.json(200, generation_json(gen, variants))
+    from shared.api.render import generation_json
+    from shared.services import views
+
+    detail = views.generation_detail(c.db, req.user_id, path_uuid(req))
+    return ApiResponse.json(200, generation_json(detail.generation, detail.variants))
 
 
 def cancelled_response(cancelled: cancelling.Cancelled) -> StoredResponse:
     """200 with the generation: ``cancelled`` (it was queued), or still ``running`` with
     ``cancel_requested_at`` set (its worker ends it at its next fence point)."""
+    from shared.api.render import generation_json
+    from shared.enforcement import StoredResponse
+
     body = json.dumps(generation_json(cancelled.generation, []), separators=(",", ":"))
     return StoredResponse(status=200, body=body, headers={"Content-Type": "application/json"})
 
 
 def cancel_generation(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.services import cancel as cancelling
+
     cmd = cancelling.CancelGeneration(
         user_id=req.user_id,
         generation_id=path_uuid(req),
@@ -140,6 +150,9 @@ def _last_event_id(req: ApiRequest) -> int:
 def generation_events(req: ApiRequest, c: Container) -> ApiResponse:
     """``text/event-stream`` of the generation's status moves (``shared.services.events``);
     204 once the client has the terminal event (``EventSource`` then stops)."""
+    from shared.api import sse
+    from shared.services import events
+
     deps = events.StreamDeps(db=c.db, board=c.status_board)
     cfg = events.StreamConfig(max_open_s=c.settings.events_max_open_s)
     stream = events.open_stream(deps, req.user_id, path_uuid(req), _last_event_id(req), cfg)

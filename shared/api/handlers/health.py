@@ -1,16 +1,16 @@
-"""GET /healthz, GET /readyz, GET /openapi.json."""
+"""GET /healthz, GET /readyz (GET /openapi.json: ``shared.api.routes.openapi``)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.api.http import ApiRequest, ApiResponse
+from shared.api.messages import ApiRequest, ApiResponse
 from shared.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
 
-__all__ = ["healthz", "openapi", "readyz"]
+__all__ = ["healthz", "readyz"]
 
 
 def healthz(req: ApiRequest, c: Container) -> ApiResponse:
@@ -28,9 +28,3 @@ def readyz(req: ApiRequest, c: Container) -> ApiResponse:
     if any(v != "ok" for v in checks.values()):
         raise ServiceUnavailable("Not ready.", details={"checks": checks})
     return ApiResponse.json(200, {"status": "ready", "checks": checks})
-
-
-def openapi(req: ApiRequest, c: Container) -> ApiResponse:
-    from shared.api.openapi import build_openapi
-
-    return ApiResponse.json(200, build_openapi())

@@ -5,18 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shared.api.handlers.common import expected_version, idempotency_key, path_uuid, stored
-from shared.api.http import ApiRequest, ApiResponse
-from shared.api.models import AssetPatchRequest, AssetQuery, CreateAssetRequest
-from shared.api.render import asset_json, dump
-from shared.db import Asset, AssetStatus, VariantContent
-from shared.enforcement import StoredResponse
-from shared.services import library as service
+from shared.api.messages import ApiRequest, ApiResponse
 
 if TYPE_CHECKING:
+    from shared.api.models import AssetPatchRequest
     from shared.bootstrap import Container
+    from shared.enforcement import StoredResponse
+    from shared.services import library as service
+    from shared.services.library import Asset
 
 __all__ = [
-    "AssetQuery",
     "asset_changes",
     "create_asset",
     "created_response",
@@ -31,15 +29,21 @@ __all__ = [
 
 def created_response(asset: Asset) -> StoredResponse:
     """The 201 for a saved asset: what the service stores for idempotent replays."""
+    from shared.api.render import asset_json, dump
+    from shared.enforcement import StoredResponse
+
     headers = {"Content-Type": "application/json", "ETag": asset.etag}
     return StoredResponse(201, dump(asset_json(asset)), headers)
 
 
 def save_command(req: ApiRequest) -> service.SaveAsset:
+    from shared.api.models import CreateAssetRequest
+    from shared.services import library as service
+
     body = req.parse(CreateAssetRequest)
     raw = None
     if body.raw is not None and body.platform is not None and body.title is not None:
-        content = VariantContent(
+        content = service.VariantContent(
             body.raw.hook, body.raw.script, body.raw.caption, tuple(body.raw.hashtags)
         )
         raw = service.RawContent(content, body.platform, body.title)
@@ -58,6 +62,8 @@ def save_command(req: ApiRequest) -> service.SaveAsset:
 
 def asset_changes(body: AssetPatchRequest) -> dict[str, object]:
     """The PATCH body as column changes (content fields flatten into their columns)."""
+    from shared.api.models import AssetStatus
+
     changes: dict[str, object] = {}
     for name in body.model_fields_set - {"content"}:
         value = getattr(body, name)
@@ -69,10 +75,16 @@ def asset_changes(body: AssetPatchRequest) -> dict[str, object]:
 
 
 def create_asset(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.services import library as service
+
     return stored(*service.save_asset(c.db, c.enforcer, save_command(req), created_response))
 
 
 def list_assets(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.api.models import AssetQuery
+    from shared.api.render import asset_json
+    from shared.services import library as service
+
     query = req.parse_query(AssetQuery)
     page = service.list_assets(
         c.db,
@@ -92,14 +104,21 @@ def list_assets(req: ApiRequest, c: Container) -> ApiResponse:
 
 
 def _one(asset: Asset) -> ApiResponse:
+    from shared.api.render import asset_json
+
     return ApiResponse.json(200, asset_json(asset), {"ETag": asset.etag})
 
 
 def get_asset(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.services import library as service
+
     return _one(service.get_asset(c.db, user_id=req.user_id, asset_id=path_uuid(req)))
 
 
 def patch_asset(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.api.models import AssetPatchRequest
+    from shared.services import library as service
+
     asset_id = path_uuid(req)
     body = req.parse(AssetPatchRequest)
     asset = service.update_asset(
@@ -113,6 +132,8 @@ def patch_asset(req: ApiRequest, c: Container) -> ApiResponse:
 
 
 def delete_asset(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.services import library as service
+
     service.delete_asset(
         c.db, user_id=req.user_id, asset_id=path_uuid(req), now=c.now(),
         expected_version=expected_version(req, "asset"),
@@ -121,6 +142,8 @@ def delete_asset(req: ApiRequest, c: Container) -> ApiResponse:
 
 
 def restore_asset(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.services import library as service
+
     asset = service.restore_asset(
         c.db, user_id=req.user_id, asset_id=path_uuid(req), now=c.now(),
         expected_version=expected_version(req, "asset"),

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.api.export import export_document
-from shared.api.http import ApiRequest, ApiResponse
-from shared.api.models import AccountDeletionResponse
-from shared.services import account as service
+from shared.api.messages import ApiRequest, ApiResponse
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
@@ -16,6 +13,8 @@ __all__ = ["delete_me", "export_me"]
 
 
 def export_me(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.api.export import export_document
+
     stream = export_document(c.db, req.user_id, c.now())
     headers = {
         "Content-Type": "application/json",
@@ -25,6 +24,9 @@ def export_me(req: ApiRequest, c: Container) -> ApiResponse:
 
 
 def delete_me(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.api.models import AccountDeletionResponse
+    from shared.services import account as service
+
     deps = service.AccountDeps(db=c.db, enforcer=c.enforcer, billing=c.billing, now=c.now)
     service.delete_account(deps, req.user_id)
     return ApiResponse.json(202, AccountDeletionResponse(status="deleted"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.api.http import ApiRequest, ApiResponse
+from shared.api.messages import ApiRequest, ApiResponse
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container

@@ -1,11 +1,11 @@
-"""GET /v1/usage."""
+"""GET /v1/usage, GET /v1/notices, POST /v1/notices/{id}/read."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shared.api.http import ApiRequest, ApiResponse
-from shared.api.render import usage_json
+from shared.api.handlers.common import path_uuid
+from shared.api.messages import ApiRequest, ApiResponse
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
@@ -14,27 +14,22 @@ __all__ = ["get_usage", "list_notices", "read_notice"]
 
 
 def get_usage(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.api.render import usage_json
+
     snapshot = c.enforcer.usage(req.user_id, c.now())
     return ApiResponse.json(200, usage_json(snapshot))
 
 
 def list_notices(req: ApiRequest, c: Container) -> ApiResponse:
+    from shared.services import views
     from shared.services.notices import notice_json
 
-    with c.db.uow() as uow:
-        found = uow.notices.for_owner(req.user_id)
-    items = [notice_json(n) for n in found]
+    items = [notice_json(n) for n in views.user_notices(c.db, req.user_id)]
     return ApiResponse.json(200, {"items": items, "unread": sum(1 for i in items if not i["read"])})
 
 
 def read_notice(req: ApiRequest, c: Container) -> ApiResponse:
-    from shared.api.handlers.common import path_uuid
-    from shared.errors import NotFound
-    from shared.services.notices import notice_json
+    from shared.services import notices
 
-    with c.db.uow() as uow:
-        notice = uow.notices.mark_read(req.user_id, path_uuid(req), c.now())
-        uow.commit()
-    if notice is None:
-        raise NotFound("Notice not found.")
-    return ApiResponse.json(200, notice_json(notice))
+    notice = notices.mark_read(c.db, req.user_id, path_uuid(req), c.now())
+    return ApiResponse.json(200, notices.notice_json(notice))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-from shared.api.http import ApiRequest, ApiResponse
+from shared.api.messages import ApiRequest, ApiResponse
 from shared.errors import BadRequest, UndeliverableJob, ValidationFailed
 from shared.observability.logging import log_event
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
     from shared.queue.signing import TokenUse
+    from shared.services.upkeep import NoticeDelivery
 
 __all__ = ["failed", "generate", "rollup", "sweep"]
 
@@ -87,35 +88,30 @@ def failed(req: ApiRequest, c: Container) -> ApiResponse:
 
 def sweep(req: ApiRequest, c: Container) -> ApiResponse:
     _verified(req, c)
-    from shared.services import lifecycle
-    from shared.services import worker as service
+    from shared.services import upkeep
 
-    failed = service.sweep(c.worker_deps())
-    purged = lifecycle.purge_deleted(c.db, c.now())
-    published = _publish_notices(c)
+    report = upkeep.sweep(c.worker_deps(), _notice_delivery(c))
     return ApiResponse.json(
         200,
         {
-            "failed": failed,
-            "purged": {"drafts": purged.drafts, "assets": purged.assets},
-            "notices_published": published,
+            "failed": report.failed,
+            "purged": {"drafts": report.purged.drafts, "assets": report.purged.assets},
+            "notices_published": report.notices_published,
         },
     )
 
 
-def _publish_notices(c: Container) -> int:
-    """Usage notices waiting in the outbox, handed to QStash for the operator's webhook
-    (nothing to do while NOTICE_WEBHOOK_URL / NOTICE_WEBHOOK_SECRET are unset)."""
+def _notice_delivery(c: Container) -> NoticeDelivery | None:
+    """The operator's webhook for usage notices, through QStash; None (nothing to publish)
+    while NOTICE_WEBHOOK_URL / NOTICE_WEBHOOK_SECRET / QSTASH_TOKEN are unset."""
     s = c.settings
     if not (s.notice_webhook_url and s.notice_webhook_secret and s.qstash_token):
-        return 0
-    from shared.services import notices
+        return None
+    from shared.services.notices import QStashNoticePublisher
+    from shared.services.upkeep import NoticeDelivery
 
-    publisher = notices.QStashNoticePublisher(s.qstash_token, s.qstash_url, s.qstash_retries)
-    result = notices.publish_pending(
-        c.db, publisher, url=s.notice_webhook_url, secret=s.notice_webhook_secret, now=c.now()
-    )
-    return result.published
+    publisher = QStashNoticePublisher(s.qstash_token, s.qstash_url, s.qstash_retries)
+    return NoticeDelivery(publisher, s.notice_webhook_url, s.notice_webhook_secret)
 
 
 def rollup(req: ApiRequest, c: Container) -> ApiResponse:
