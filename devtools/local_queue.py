@@ -5,8 +5,9 @@
 connection errors with capped exponential backoff (a ``Retry-After`` answer overrides
 it), and after the last failed retry — or at once on QStash's "do not retry" answer, 489
 with ``Upstash-NonRetryable-Error: true`` — POST one signed, QStash-shaped failure
-callback to ``{worker_url}/worker/failed``. Delivery never happens inside ``enqueue``: the dev server
-is one process, and a request that waited for its own worker would deadlock it.
+callback to ``{worker_url}/worker/failed``. Delivery never happens inside ``enqueue``:
+the dev server is one process, and a request that waited for its own worker would
+deadlock it.
 """
 
 from __future__ import annotations
