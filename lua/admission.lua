@@ -47,6 +47,7 @@
 --#include plans
 --#include plan_cache
 --#include counters
+--#include cooldown
 --#include semaphore
 --#include idempotency
 --#include credits
@@ -113,27 +114,27 @@ if month + 1 > plan.monthly then
     return {'refused', 'MONTHLY_QUOTA_EXCEEDED', plan.monthly, month, 0}
   end
 end
-if hour + 1 > plan.hourly then
+if counter_exceeds(hour, 1, plan.hourly) then
   return {'refused', 'HOURLY_LIMIT_EXCEEDED', plan.hourly, hour, 0}
 end
-if is_full and plan.full_cap >= 0 and full + 1 > plan.full_cap then
+if is_full and counter_exceeds(full, 1, plan.full_cap) then
   return {'refused', 'FULL_REGEN_CAP_EXCEEDED', plan.full_cap, full, 0}
 end
 if is_regen then
-  local until_ms = tonumber(redis.call('GET', KEYS[7]) or '0')
-  if until_ms > now then
-    return {'refused', 'COOLDOWN_ACTIVE', plan.cooldown_ms, 0, until_ms - now}
+  local left = cooldown_left(KEYS[7], now)
+  if left > 0 then
+    return {'refused', 'COOLDOWN_ACTIVE', plan.cooldown_ms, 0, left}
   end
 end
 
 -- (4) semaphores
-local user_in_use = sem_live(KEYS[8], now)
-if user_in_use >= plan.concurrency then
+local user_room, user_in_use = sem_room(KEYS[8], now, plan.concurrency)
+if not user_room then
   return {'refused', 'CONCURRENCY_LIMIT', plan.concurrency, user_in_use, 0}
 end
 local cap = tonumber(ARGV[16])
-local provider_in_use = sem_live(KEYS[9], now)
-if provider_in_use >= cap then
+local provider_room, provider_in_use = sem_room(KEYS[9], now, cap)
+if not provider_room then
   return {'refused', 'PROVIDER_BUSY', cap, provider_in_use, 0}
 end
 
@@ -149,9 +150,8 @@ hour = counter_charge(KEYS[5], 1, ARGV[14])
 if is_full then
   full = counter_charge(KEYS[6], 1, ARGV[13])
 end
-if is_regen and plan.cooldown_ms > 0 then
-  -- The value is authoritative (script time); PX only collects the key afterwards.
-  redis.call('SET', KEYS[7], now + plan.cooldown_ms, 'PX', plan.cooldown_ms)
+if is_regen then
+  cooldown_start(KEYS[7], now, plan.cooldown_ms)
 end
 local lease_ttl = tonumber(ARGV[15])
 local expires = now + lease_ttl

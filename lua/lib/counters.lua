@@ -22,6 +22,11 @@ local function counter_charge(key, n, expireat_s)
   return v
 end
 
+-- True when charging n more units would pass `limit` (-1 = unlimited).
+local function counter_exceeds(used, n, limit)
+  return limit >= 0 and used + n > limit
+end
+
 -- "month,hour,full" — the counters the caller must seed (full only when needed).
 local function missing_counters(month, hour, full, need_full)
   local missing = {}

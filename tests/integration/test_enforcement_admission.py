@@ -11,20 +11,19 @@ import redis
 
 from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import (
-    Admission,
-    AdmissionKind,
     AdmissionRequest,
     AdmissionTicket,
     ChargeRef,
     Enforcer,
-    IdempotencyKind,
     LeaseRef,
-    PlanInfo,
     Scope,
     StatusNote,
     StoredResponse,
     enforce_or_throw,
 )
+from shared.enforcement.ports import PlanInfo
+from shared.enforcement.scripts.admission import Admission, AdmissionKind
+from shared.enforcement.scripts.idempotency import IdempotencyKind
 from shared.errors import LimitExceeded, ServiceUnavailable
 from shared.queue.signing import RedisTokenLedger, TokenUse
 from shared.redis import Keys, RedisPort, month_label
