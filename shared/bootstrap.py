@@ -195,6 +195,7 @@ class Container:
                 plan_cache_ttl_s=self.settings.plan_cache_ttl_s,
                 provider_caps={lane: self.settings.provider_cap(lane) for lane in Lane},
                 truth=DbTruthSource(self.db),
+                clock=self.clock,
             )
 
         return self._get("enforcer", build)

@@ -335,3 +335,27 @@ def test_finish_and_refund_arguments() -> None:
     assert refund_keys(keys, paid)[3] == "p:credits:u"
     assert finish_args(lease, paid, None)[8] == "c1"
     assert finish_keys(keys, lease, paid, None)[9] == "p:credits:u"
+
+
+_WALL_CLOCK = re.compile(r"\butcnow\(|\bdatetime\.now\(|\btime\.time\(")
+
+
+def wall_clock_reads(source: str) -> list[str]:
+    """Lines of ``source`` that read the wall clock instead of an injected clock."""
+    return [line.strip() for line in source.splitlines() if _WALL_CLOCK.search(line)]
+
+
+def test_enforcement_reads_time_only_from_its_injected_clock() -> None:
+    # Script time is Redis TIME + offset; "now" comes from the request or Enforcer(clock=).
+    package = LUA_DIR.parent / "shared" / "enforcement"
+    found = {
+        str(p.relative_to(package)): lines
+        for p in sorted(package.rglob("*.py"))
+        if (lines := wall_clock_reads(p.read_text()))
+    }
+    assert found == {}
+
+
+def test_the_wall_clock_scanner_finds_a_read() -> None:
+    source = "now = now or utcnow()\nstart = datetime.now(UTC)\nclock.now()\n"
+    assert wall_clock_reads(source) == ["now = now or utcnow()", "start = datetime.now(UTC)"]
