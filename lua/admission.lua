@@ -73,7 +73,7 @@ local full = 0
 if is_full then
   full = counter_read(KEYS[6], ARGV[12], ARGV[13])
 end
-local missing = missing_counters(month, hour, full, is_full)
+local missing = missing_counters({{'month', month}, {'hour', hour}, {'full', full}})
 if not base then
   return {'need_plan', missing}
 end

@@ -8,8 +8,9 @@ from datetime import datetime
 from typing import Protocol
 
 from shared.billing.plans import PlanName
+from shared.redis.keys import hour_label, month_label
 
-__all__ = ["PlanInfo", "PlanSource", "Truth", "TruthSource", "UsageSource"]
+__all__ = ["LedgerTruth", "PlanInfo", "PlanSource", "Truth", "TruthSource", "UsageSource"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,8 @@ class PlanSource(Protocol):
 @dataclass(frozen=True, slots=True)
 class Truth:
     """What Postgres knows that Redis is missing: the plan (None when not asked for)
-    and the counts asked for (None otherwise)."""
+    and the counts asked for (None otherwise). The counts are the scripts' seeds: each
+    field is named as the script's ``need_seed`` reply names the counter."""
 
     plan: PlanInfo | None = None
     month: int | None = None
@@ -65,3 +67,24 @@ class UsageSource(Protocol):
     def credits_seed(self, user_id: str) -> str:
         """The user's credits as ``lua/lib/credits.lua`` seeds them ("-" for none)."""
         ...
+
+
+class LedgerTruth:
+    """A ``TruthSource`` over a ``PlanSource`` and a ``UsageSource``: one read per thing
+    asked for (an adapter that can read them together is passed as ``truth`` instead)."""
+
+    def __init__(self, plans: PlanSource, usage: UsageSource) -> None:
+        self._plans = plans
+        self._usage = usage
+
+    def load_truth(
+        self, user_id: str, now: datetime, *, plan: bool, counters: frozenset[str]
+    ) -> Truth:
+        usage, month = self._usage, month_label(now)
+        return Truth(
+            plan=self._plans.load_plan(user_id) if plan else None,
+            month=usage.count_month(user_id, month) if "month" in counters else None,
+            hour=usage.count_hour(user_id, hour_label(now)) if "hour" in counters else None,
+            full=usage.count_full_regens(user_id, month) if "full" in counters else None,
+            credits=usage.credits_seed(user_id) if "credits" in counters else None,
+        )

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from shared.billing.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
 from shared.clock import Clock, SystemClock
-from shared.enforcement.ports import PlanSource, Truth, TruthSource, UsageSource
+from shared.enforcement.ports import LedgerTruth, PlanSource, Truth, TruthSource, UsageSource
 from shared.enforcement.scripts import (
     admission,
     cooldown,
@@ -35,7 +35,6 @@ from shared.enforcement.scripts.common import (
     AdmitConfig,
     Need,
     PlanFill,
-    Seeds,
     fence_arg,
     hour_expireat_s,
     lease_sem_keys,
@@ -56,7 +55,7 @@ from shared.enforcement.values import (
 )
 from shared.errors import ServiceUnavailable
 from shared.redis.client import RedisPort
-from shared.redis.keys import Keys, hour_end, hour_label, month_end, month_label
+from shared.redis.keys import Keys, hour_end, month_end
 
 if TYPE_CHECKING:
     from shared.queue.signing import TokenUse
@@ -94,7 +93,7 @@ class Enforcer:
         self._usage = usage
         # One read of the plan and the missing counts together, when the adapter can;
         # else one read per source (a first request of a period pays for each).
-        self._truth = truth
+        self._truth: TruthSource = truth or LedgerTruth(plans, usage)
         self._lease_ttl_ms = lease_ttl_s * 1000
         self._plan_cache_ttl_s = plan_cache_ttl_s
         self._provider_caps = dict(provider_caps)
@@ -115,7 +114,7 @@ class Enforcer:
         keys = admission.admission_keys(self._keys, req)
         cfg = self._config(req.lane)
 
-        def attempt(fill: PlanFill | None, seeds: Seeds | None) -> Admission | Need:
+        def attempt(fill: PlanFill | None, seeds: Truth | None) -> Admission | Need:
             args = admission.admission_args(req, cfg, fill, seeds)
             return admission.parse_admission(
                 self._redis.run(admission.SCRIPT.name, keys, args), req
@@ -240,7 +239,7 @@ class Enforcer:
         keys = usage.usage_keys(self._keys, user_id, now)
         cfg = self._config(Lane.INTERACTIVE)
 
-        def attempt(fill: PlanFill | None, seeds: Seeds | None) -> UsageSnapshot | Need:
+        def attempt(fill: PlanFill | None, seeds: Truth | None) -> UsageSnapshot | Need:
             args = usage.usage_args(now, cfg, fill, seeds)
             return usage.parse_usage(self._redis.run(usage.SCRIPT.name, keys, args), now)
 
@@ -361,37 +360,21 @@ class Enforcer:
         self,
         user_id: str,
         now: datetime,
-        attempt: Callable[[PlanFill | None, Seeds | None], _T | Need],
+        attempt: Callable[[PlanFill | None, Truth | None], _T | Need],
     ) -> _T:
         fill: PlanFill | None = None
-        seeds: Seeds | None = None
+        seeds: Truth | None = None
         for _ in range(_MAX_TRIPS):
             outcome = attempt(fill, seeds)
             if not isinstance(outcome, Need):
                 return outcome
-            truth = self._load_truth(
+            # The counts are the seeds of this call's retry (each named as need_seed names it).
+            seeds = self._truth.load_truth(
                 user_id, now, plan=outcome.plan and fill is None, counters=outcome.counters
             )
-            if truth.plan is not None:
-                fill = PlanFill.of(truth.plan)
-            seeds = Seeds(
-                month=truth.month, hour=truth.hour, full=truth.full, credits=truth.credits
-            )
+            if seeds.plan is not None:
+                fill = PlanFill.of(seeds.plan)
         raise ServiceUnavailable("Usage counters could not be settled; retry shortly.")
-
-    def _load_truth(
-        self, user_id: str, now: datetime, *, plan: bool, counters: frozenset[str]
-    ) -> Truth:
-        if self._truth is not None:
-            return self._truth.load_truth(user_id, now, plan=plan, counters=counters)
-        month = month_label(now)
-        return Truth(
-            plan=self._plans.load_plan(user_id) if plan else None,
-            month=self._usage.count_month(user_id, month) if "month" in counters else None,
-            hour=self._usage.count_hour(user_id, hour_label(now)) if "hour" in counters else None,
-            full=self._usage.count_full_regens(user_id, month) if "full" in counters else None,
-            credits=self._usage.credits_seed(user_id) if "credits" in counters else None,
-        )
 
     def _now(self, now: datetime | None) -> datetime:
         return self._clock.now() if now is None else now
@@ -413,7 +396,7 @@ class Enforcer:
         }[counter]
         keys = counter_with_limit.counter_keys(key)
 
-        def attempt(_fill: PlanFill | None, seeds: Seeds | None) -> CounterResult | Need:
+        def attempt(_fill: PlanFill | None, seeds: Truth | None) -> CounterResult | Need:
             seed: int | None = getattr(seeds, counter) if seeds else None
             args = counter_with_limit.counter_args(limit, n, expireat_s, seed)
             reply = self._redis.run(counter_with_limit.SCRIPT.name, keys, args)

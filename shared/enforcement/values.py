@@ -1,5 +1,5 @@
 """Values several enforcement scripts share: the scope, the references a ticket carries
-(lease, charge, idempotency key), a status note, a stored response, a meter and a refusal.
+(lease, charge, idempotency key), a status note, a stored response and a meter.
 
 A value that belongs to one script (its request, its reply) lives in that script's module
 under ``scripts/``; the data ports live in ``ports.py``.
@@ -18,8 +18,6 @@ __all__ = [
     "IdempotencyRef",
     "LeaseRef",
     "Meter",
-    "Refusal",
-    "RefusalCode",
     "Scope",
     "StatusNote",
     "StoredResponse",
@@ -110,28 +108,3 @@ class IdempotencyRef:
     scope: str
     key: str
     fingerprint: str
-
-
-class RefusalCode(StrEnum):
-    """Every reason the Lua scripts give for a refusal: the SPEC §4 error codes they
-    return verbatim (a test checks each spelling in ``lua/`` against this list)."""
-
-    SUBSCRIPTION_REQUIRED = "SUBSCRIPTION_REQUIRED"
-    PLAN_FEATURE_UNAVAILABLE = "PLAN_FEATURE_UNAVAILABLE"
-    MONTHLY_QUOTA_EXCEEDED = "MONTHLY_QUOTA_EXCEEDED"
-    HOURLY_LIMIT_EXCEEDED = "HOURLY_LIMIT_EXCEEDED"
-    FULL_REGEN_CAP_EXCEEDED = "FULL_REGEN_CAP_EXCEEDED"
-    COOLDOWN_ACTIVE = "COOLDOWN_ACTIVE"
-    CONCURRENCY_LIMIT = "CONCURRENCY_LIMIT"
-    PROVIDER_BUSY = "PROVIDER_BUSY"
-
-
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a request was not admitted (a SPEC error code and its details)."""
-
-    code: RefusalCode
-    limit: int | None = None
-    used: int | None = None
-    resets_at: datetime | None = None
-    retry_after_s: int | None = None

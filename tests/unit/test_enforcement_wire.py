@@ -20,12 +20,13 @@ from shared.enforcement import (
     enforce_lease,
     enforce_or_throw,
 )
-from shared.enforcement.ports import PlanInfo
+from shared.enforcement.ports import PlanInfo, Truth
 from shared.enforcement.scripts.admission import (
     AdmissionKind,
     Admitted,
     InProgress,
     KeyReused,
+    Refusal,
     Refused,
     Replay,
     admission_args,
@@ -38,7 +39,6 @@ from shared.enforcement.scripts.common import (
     AdmitConfig,
     Need,
     PlanFill,
-    Seeds,
     refund_marker_expireat_s,
 )
 from shared.enforcement.scripts.finish import finish_args, finish_keys
@@ -50,7 +50,7 @@ from shared.enforcement.scripts.idempotency import (
 from shared.enforcement.scripts.refresh_lease import LeaseStatus, parse_refresh
 from shared.enforcement.scripts.refund import refund_args, refund_keys
 from shared.enforcement.scripts.usage import parse_usage
-from shared.enforcement.values import Meter, Refusal
+from shared.enforcement.values import Meter
 from shared.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -137,7 +137,7 @@ def test_admission_keys_and_args_follow_the_script_header() -> None:
     ]
     assert admission_keys(Keys("p"), REQ) == expected_keys
     # ARGV: each slot's description names what it carries; the builder must agree.
-    args = admission_args(REQ, CFG, PlanFill.of(PlanInfo(None)), Seeds(month=3, full=1))
+    args = admission_args(REQ, CFG, PlanFill.of(PlanInfo(None)), Truth(month=3, full=1))
     assert len(args) == len(header["ARGV"])
     for index, text in header["ARGV"].items():
         name = re.split(r"[,:(|]", text)[0].strip()

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from shared.enforcement.scripts import SCRIPT_SLOTS
-from shared.enforcement.scripts.admission import plan_table
+from shared.enforcement.scripts.admission import RefusalCode, plan_table
 from shared.enforcement.scripts.common import wire
 from shared.enforcement.scripts.semaphore_release import SemaphoreReleaseKeys
-from shared.enforcement.values import RefusalCode
 
 LUA_DIR = Path(__file__).resolve().parents[2] / "lua"
 

@@ -13,13 +13,13 @@ from enum import StrEnum
 from typing import Any, ClassVar, TypeAlias, assert_never
 
 from shared.billing.plans import LOW_CREDIT_MARK, NOTICE_POOL_PERCENTS, PLANS, Lane, Plan, PlanName
+from shared.enforcement.ports import Truth
 from shared.enforcement.scripts.common import (
     CONCURRENCY_RETRY_AFTER_S,
     AdmitConfig,
     Need,
     PlanFill,
     ScriptSlots,
-    Seeds,
     from_epoch_ms,
     hour_expireat_s,
     month_expireat_s,
@@ -33,8 +33,6 @@ from shared.enforcement.values import (
     IdempotencyRef,
     LeaseRef,
     Meter,
-    Refusal,
-    RefusalCode,
     Scope,
     StoredResponse,
 )
@@ -69,6 +67,8 @@ __all__ = [
     "Admitted",
     "InProgress",
     "KeyReused",
+    "Refusal",
+    "RefusalCode",
     "Refused",
     "Replay",
     "admission_args",
@@ -99,6 +99,31 @@ class AdmissionRequest:
     draft_id: str | None = None
     idem_key: str | None = None
     fingerprint: str | None = None
+
+
+class RefusalCode(StrEnum):
+    """Every reason the Lua scripts give for a refusal: the SPEC §4 error codes they
+    return verbatim (a test checks each spelling in ``lua/`` against this list)."""
+
+    SUBSCRIPTION_REQUIRED = "SUBSCRIPTION_REQUIRED"
+    PLAN_FEATURE_UNAVAILABLE = "PLAN_FEATURE_UNAVAILABLE"
+    MONTHLY_QUOTA_EXCEEDED = "MONTHLY_QUOTA_EXCEEDED"
+    HOURLY_LIMIT_EXCEEDED = "HOURLY_LIMIT_EXCEEDED"
+    FULL_REGEN_CAP_EXCEEDED = "FULL_REGEN_CAP_EXCEEDED"
+    COOLDOWN_ACTIVE = "COOLDOWN_ACTIVE"
+    CONCURRENCY_LIMIT = "CONCURRENCY_LIMIT"
+    PROVIDER_BUSY = "PROVIDER_BUSY"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a request was not admitted (a SPEC error code and its details)."""
+
+    code: RefusalCode
+    limit: int | None = None
+    used: int | None = None
+    resets_at: datetime | None = None
+    retry_after_s: int | None = None
 
 
 # ---- KEYS and ARGV -------------------------------------------------------------------------
@@ -184,10 +209,10 @@ def admission_keys(keys: Keys, req: AdmissionRequest) -> list[str]:
 
 
 def admission_args(
-    req: AdmissionRequest, cfg: AdmitConfig, fill: PlanFill | None, seeds: Seeds | None
+    req: AdmissionRequest, cfg: AdmitConfig, fill: PlanFill | None, seeds: Truth | None
 ) -> list[str]:
     """ARGV of ``admission.lua``; ``fill``/``seeds`` only on the retry after a NEED reply."""
-    seeds = seeds or Seeds()
+    seeds = seeds or Truth()
     plan_fill, boost_fill = PlanFill.args(fill)
     slots = AdmissionArgs(
         time_offset_ms=str(cfg.time_offset_ms),

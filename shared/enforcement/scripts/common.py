@@ -28,7 +28,6 @@ __all__ = [
     "Need",
     "PlanFill",
     "ScriptSlots",
-    "Seeds",
     "epoch_ms",
     "fence_arg",
     "from_epoch_ms",
@@ -163,16 +162,6 @@ class PlanFill:
     def args(fill: PlanFill | None) -> tuple[str, str]:
         """The (plan fill, boost fill) ARGV slots ("" both: not loaded)."""
         return ("", "") if fill is None else (fill.base_plan, str(fill.boost_until_ms))
-
-
-@dataclass(frozen=True, slots=True)
-class Seeds:
-    """Counter values counted in Postgres for counters Redis is missing."""
-
-    month: int | None = None
-    hour: int | None = None
-    full: int | None = None
-    credits: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

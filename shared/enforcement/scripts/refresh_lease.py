@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from shared.enforcement.scripts.admission import RefusalCode
 from shared.enforcement.scripts.common import (
     CONCURRENCY_RETRY_AFTER_S,
     ScriptSlots,
@@ -18,7 +19,7 @@ from shared.enforcement.scripts.common import (
     status_key,
     wire,
 )
-from shared.enforcement.values import LeaseRef, RefusalCode, StatusNote
+from shared.enforcement.values import LeaseRef, StatusNote
 from shared.errors import ServiceUnavailable
 from shared.redis.keys import Keys
 

@@ -9,12 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from shared.billing.plans import PLANS, PlanName
+from shared.enforcement.ports import Truth
 from shared.enforcement.scripts.common import (
     AdmitConfig,
     Need,
     PlanFill,
     ScriptSlots,
-    Seeds,
     from_epoch_ms,
     hour_expireat_s,
     month_expireat_s,
@@ -82,10 +82,10 @@ def usage_keys(keys: Keys, user_id: str, now: datetime) -> list[str]:
 
 
 def usage_args(
-    now: datetime, cfg: AdmitConfig, fill: PlanFill | None, seeds: Seeds | None
+    now: datetime, cfg: AdmitConfig, fill: PlanFill | None, seeds: Truth | None
 ) -> list[str]:
     """ARGV of ``usage.lua``."""
-    seeds = seeds or Seeds()
+    seeds = seeds or Truth()
     plan_fill, boost_fill = PlanFill.args(fill)
     slots = UsageArgs(
         time_offset_ms=str(cfg.time_offset_ms),
