@@ -18,7 +18,7 @@
 -- ARGV[3]  lease id (= generation id)
 -- ARGV[4]  variants requested, count
 -- ARGV[5]  request fingerprint ("" = no Idempotency-Key)
--- ARGV[6]  plan table, see lib/plans.lua
+-- ARGV[6]  plan table, JSON: plans by name, each limit by name (see lib/plans.lua)
 -- ARGV[7]  plan fill: base plan | "none" | "" (not loaded)
 -- ARGV[8]  boost fill: expiry epoch ms | "0" | "" (not loaded)
 -- ARGV[9]  plan cache TTL, s

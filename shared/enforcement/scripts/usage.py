@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.billing.plans import PLANS, PlanName
+from shared.billing.plans import PLANS, PlanName, resolve_effective_plan
 from shared.enforcement.ports import Truth
 from shared.enforcement.scripts.common import (
     AdmitConfig,
@@ -157,7 +157,7 @@ def parse_usage(reply: Sequence[Any], now: datetime) -> UsageSnapshot | Need:
     if need is not None:
         return need
     base, boost_ms, now_ms = _plan_or_none(str(reply[1])), int(reply[2]), int(reply[7])
-    effective = PlanName.PRO if boost_ms > now_ms else base
+    effective = resolve_effective_plan(base, from_epoch_ms(boost_ms), from_epoch_ms(now_ms))
     plan = PLANS.get(effective) if effective else None
     return UsageSnapshot(
         plan=base,
