@@ -105,7 +105,7 @@ end
 -- The pool first; once it is spent, the credit expiring first (the credits hash is read
 -- only then, so a user within the pool never needs it).
 local source = 'pool'
-if month + 1 > plan.monthly then
+if counter_exceeds(month, 1, plan.monthly) then
   if not credits_ready(KEYS[11], ARGV[18]) then
     return {'need_seed', 'credits'}
   end

@@ -3,7 +3,7 @@
 -- name, each limit by name:
 --   {"<plan>": {"monthly": n, "hourly": n, "max_variants": n, "full_allowed": true|false,
 --               "full_cap": n (-1 unlimited), "concurrency": n, "cooldown_ms": n}, ...}
--- cjson is built into Redis (5 and later) and Upstash's Lua.
+-- cjson is part of Redis's Lua (since 2.6) and of Upstash's.
 local function parse_plans(spec)
   return cjson.decode(spec)
 end
