@@ -121,8 +121,8 @@ if is_full and counter_exceeds(full, 1, plan.full_cap) then
   return {'refused', 'FULL_REGEN_CAP_EXCEEDED', plan.full_cap, full, 0}
 end
 if is_regen then
-  local left = cooldown_left(KEYS[7], now)
-  if left > 0 then
+  local running, left = cooldown_running(KEYS[7], now)
+  if running then
     return {'refused', 'COOLDOWN_ACTIVE', plan.cooldown_ms, 0, left}
   end
 end

@@ -9,8 +9,8 @@
 --#include cooldown
 
 local now = now_ms(ARGV[1])
-local left = cooldown_left(KEYS[1], now)
-if left > 0 then
+local running, left = cooldown_running(KEYS[1], now)
+if running then
   return {0, left}
 end
 cooldown_start(KEYS[1], now, tonumber(ARGV[2]))

@@ -1,13 +1,11 @@
 -- Fragment `cooldown`: a marker whose value is its "until" time (script time, epoch ms);
 -- script time decides, PX only collects the key afterwards.
 
--- Milliseconds left of a running cooldown, 0 when none runs.
-local function cooldown_left(key, now)
+-- Whether a cooldown runs at `now` (it is over at its "until" millisecond), and the
+-- milliseconds left of it.
+local function cooldown_running(key, now)
   local until_ms = tonumber(redis.call('GET', key) or '0')
-  if until_ms > now then
-    return until_ms - now
-  end
-  return 0
+  return until_ms > now, until_ms - now
 end
 
 -- Start a cooldown of `ms` (none when `ms` is 0).
