@@ -18,7 +18,7 @@ from redis.retry import Retry
 
 from bench.env import BenchEnv
 from bench.report import Figure, Report, pct
-from shared.enforcement import Admitted
+from shared.enforcement.scripts.admission import Admitted
 
 __all__ = ["run", "trivial_evalsha_client"]
 

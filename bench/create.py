@@ -27,7 +27,7 @@ from bench.env import BenchEnv
 from bench.report import Figure, Report, pct
 from bench.roundtrips import BRIEF
 from shared.db import GenerationKind, Platform
-from shared.enforcement import Admitted
+from shared.enforcement.scripts.admission import Admitted
 from shared.queue.jobs import JobPayload
 
 __all__ = ["run"]

@@ -38,7 +38,8 @@ from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from shared.db import SubscriptionStatus
 from shared.db.migrate import migrate
-from shared.enforcement import AdmissionRequest, Admitted, LeaseRef, Scope
+from shared.enforcement import AdmissionRequest, LeaseRef, Scope
+from shared.enforcement.scripts.admission import Admitted
 from shared.queue.jobs import JobPayload
 
 __all__ = [

@@ -21,7 +21,7 @@ import httpx
 from bench.env import BenchEnv, count_pg_statements
 from bench.report import Figure, Report
 from devtools.offline_writer import OfflineWriter
-from shared.enforcement import Admitted
+from shared.enforcement.scripts.admission import Admitted
 from shared.services.worker import JobResult, WorkerDeps, run_job
 
 __all__ = ["BRIEF", "Counted", "measure", "run", "worker_deps"]

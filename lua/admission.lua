@@ -18,7 +18,7 @@
 -- ARGV[3]  lease id (= generation id)
 -- ARGV[4]  variants requested, count
 -- ARGV[5]  request fingerprint ("" = no Idempotency-Key)
--- ARGV[6]  plan table, see lib/plans.lua
+-- ARGV[6]  plan table, JSON: plans by name, each limit by name (see lib/plans.lua)
 -- ARGV[7]  plan fill: base plan | "none" | "" (not loaded)
 -- ARGV[8]  boost fill: expiry epoch ms | "0" | "" (not loaded)
 -- ARGV[9]  plan cache TTL, s
@@ -47,6 +47,7 @@
 --#include plans
 --#include plan_cache
 --#include counters
+--#include cooldown
 --#include semaphore
 --#include idempotency
 --#include credits
@@ -72,7 +73,7 @@ local full = 0
 if is_full then
   full = counter_read(KEYS[6], ARGV[12], ARGV[13])
 end
-local missing = missing_counters(month, hour, full, is_full)
+local missing = missing_counters({{'month', month}, {'hour', hour}, {'full', full}})
 if not base then
   return {'need_plan', missing}
 end
@@ -104,7 +105,7 @@ end
 -- The pool first; once it is spent, the credit expiring first (the credits hash is read
 -- only then, so a user within the pool never needs it).
 local source = 'pool'
-if month + 1 > plan.monthly then
+if counter_exceeds(month, 1, plan.monthly) then
   if not credits_ready(KEYS[11], ARGV[18]) then
     return {'need_seed', 'credits'}
   end
@@ -113,27 +114,27 @@ if month + 1 > plan.monthly then
     return {'refused', 'MONTHLY_QUOTA_EXCEEDED', plan.monthly, month, 0}
   end
 end
-if hour + 1 > plan.hourly then
+if counter_exceeds(hour, 1, plan.hourly) then
   return {'refused', 'HOURLY_LIMIT_EXCEEDED', plan.hourly, hour, 0}
 end
-if is_full and plan.full_cap >= 0 and full + 1 > plan.full_cap then
+if is_full and counter_exceeds(full, 1, plan.full_cap) then
   return {'refused', 'FULL_REGEN_CAP_EXCEEDED', plan.full_cap, full, 0}
 end
 if is_regen then
-  local until_ms = tonumber(redis.call('GET', KEYS[7]) or '0')
-  if until_ms > now then
-    return {'refused', 'COOLDOWN_ACTIVE', plan.cooldown_ms, 0, until_ms - now}
+  local running, left = cooldown_running(KEYS[7], now)
+  if running then
+    return {'refused', 'COOLDOWN_ACTIVE', plan.cooldown_ms, 0, left}
   end
 end
 
 -- (4) semaphores
-local user_in_use = sem_live(KEYS[8], now)
-if user_in_use >= plan.concurrency then
+local user_room, user_in_use = sem_room(KEYS[8], now, plan.concurrency)
+if not user_room then
   return {'refused', 'CONCURRENCY_LIMIT', plan.concurrency, user_in_use, 0}
 end
 local cap = tonumber(ARGV[16])
-local provider_in_use = sem_live(KEYS[9], now)
-if provider_in_use >= cap then
+local provider_room, provider_in_use = sem_room(KEYS[9], now, cap)
+if not provider_room then
   return {'refused', 'PROVIDER_BUSY', cap, provider_in_use, 0}
 end
 
@@ -149,9 +150,8 @@ hour = counter_charge(KEYS[5], 1, ARGV[14])
 if is_full then
   full = counter_charge(KEYS[6], 1, ARGV[13])
 end
-if is_regen and plan.cooldown_ms > 0 then
-  -- The value is authoritative (script time); PX only collects the key afterwards.
-  redis.call('SET', KEYS[7], now + plan.cooldown_ms, 'PX', plan.cooldown_ms)
+if is_regen then
+  cooldown_start(KEYS[7], now, plan.cooldown_ms)
 end
 local lease_ttl = tonumber(ARGV[15])
 local expires = now + lease_ttl

@@ -6,13 +6,12 @@
 -- Reply: {1, 0} started | {0, remaining_ms}
 
 --#include clock
+--#include cooldown
 
-local now, cooldown = now_ms(ARGV[1]), tonumber(ARGV[2])
-local until_ms = tonumber(redis.call('GET', KEYS[1]) or '0')
-if until_ms > now then
-  return {0, until_ms - now}
+local now = now_ms(ARGV[1])
+local running, left = cooldown_running(KEYS[1], now)
+if running then
+  return {0, left}
 end
-if cooldown > 0 then
-  redis.call('SET', KEYS[1], now + cooldown, 'PX', cooldown)
-end
+cooldown_start(KEYS[1], now, tonumber(ARGV[2]))
 return {1, 0}

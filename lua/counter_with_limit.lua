@@ -15,7 +15,7 @@ local used = counter_read(KEYS[1], ARGV[4], ARGV[3])
 if not used then
   return {'need_seed', 0, limit}
 end
-if limit >= 0 and used + n > limit then
+if counter_exceeds(used, n, limit) then
   return {'refused', used, limit}
 end
 return {'ok', counter_charge(KEYS[1], n, ARGV[3]), limit}

@@ -43,12 +43,12 @@ local status = 'held'
 if not (held_user and held_provider) then
   status = 'reacquired'
   local limit, cap = tonumber(ARGV[4]), tonumber(ARGV[5])
-  local user_in_use = sem_live(KEYS[1], now)
-  if not held_user and user_in_use >= limit then
+  local user_room, user_in_use = sem_room(KEYS[1], now, limit)
+  if not held_user and not user_room then
     return {'busy', 'CONCURRENCY_LIMIT', limit, user_in_use}
   end
-  local provider_in_use = sem_live(KEYS[2], now)
-  if not held_provider and provider_in_use >= cap then
+  local provider_room, provider_in_use = sem_room(KEYS[2], now, cap)
+  if not held_provider and not provider_room then
     return {'busy', 'PROVIDER_BUSY', cap, provider_in_use}
   end
 end

@@ -14,8 +14,8 @@ local held = tonumber(redis.call('ZSCORE', KEYS[1], member) or '0')
 if held > now then
   return {1, sem_live(KEYS[1], now), held}
 end
-local in_use = sem_live(KEYS[1], now)
-if in_use >= limit then
+local room, in_use = sem_room(KEYS[1], now, limit)
+if not room then
   local first = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
   return {0, in_use, first[2] and (tonumber(first[2]) - now) or 0}
 end

@@ -29,7 +29,7 @@ local base, boost_ms = plan_cache_read(KEYS[1], KEYS[2], ARGV[2], ARGV[3], ARGV[
 local month = counter_read(KEYS[3], ARGV[5], ARGV[8])
 local hour = counter_read(KEYS[4], ARGV[6], ARGV[9])
 local full = counter_read(KEYS[5], ARGV[7], ARGV[8])
-local missing = missing_counters(month, hour, full, true)
+local missing = missing_counters({{'month', month}, {'hour', hour}, {'full', full}})
 if not credits_ready(KEYS[7], ARGV[10]) then
   missing = missing == '' and 'credits' or (missing .. ',credits')
 end

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from shared.api.auth import Authenticator
     from shared.billing.stripe_billing import StripeBilling
     from shared.db.database import Database
-    from shared.enforcement import Enforcer, PlanInfo, Truth
+    from shared.enforcement import Enforcer
+    from shared.enforcement.ports import PlanInfo, Truth
     from shared.queue.base import QueuePort
     from shared.queue.signing import SignatureVerifier, TokenLedger
     from shared.redis.client import RedisPort
@@ -51,7 +52,7 @@ class DbPlanSource:
 
     def load_plan(self, user_id: str) -> PlanInfo:
         from shared.billing.effective import load_effective_plan
-        from shared.enforcement import PlanInfo
+        from shared.enforcement.ports import PlanInfo
 
         with self._db.uow() as uow:
             eff = load_effective_plan(uow, user_id, self._clock.now())
@@ -68,7 +69,7 @@ class DbTruthSource:
     def load_truth(
         self, user_id: str, now: datetime, *, plan: bool, counters: frozenset[str]
     ) -> Truth:
-        from shared.enforcement import PlanInfo, Truth
+        from shared.enforcement.ports import PlanInfo, Truth
         from shared.redis.keys import hour_label, month_label
 
         with self._db.autocommit() as uow:
@@ -194,6 +195,7 @@ class Container:
                 plan_cache_ttl_s=self.settings.plan_cache_ttl_s,
                 provider_caps={lane: self.settings.provider_cap(lane) for lane in Lane},
                 truth=DbTruthSource(self.db),
+                clock=self.clock,
             )
 
         return self._get("enforcer", build)

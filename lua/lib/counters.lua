@@ -22,11 +22,19 @@ local function counter_charge(key, n, expireat_s)
   return v
 end
 
--- "month,hour,full" — the counters the caller must seed (full only when needed).
-local function missing_counters(month, hour, full, need_full)
+-- True when charging n more units would pass `limit` (-1 = unlimited).
+local function counter_exceeds(used, n, limit)
+  return limit >= 0 and used + n > limit
+end
+
+-- "month,hour,full" — the counters the caller must seed: of the {name, value} pairs given,
+-- in order, each name whose value is nil (the names are the Truth fields in Python).
+local function missing_counters(named)
   local missing = {}
-  if not month then missing[#missing + 1] = 'month' end
-  if not hour then missing[#missing + 1] = 'hour' end
-  if need_full and not full then missing[#missing + 1] = 'full' end
+  for _, pair in ipairs(named) do
+    if pair[2] == nil then
+      missing[#missing + 1] = pair[1]
+    end
+  end
   return table.concat(missing, ',')
 end

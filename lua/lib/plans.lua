@@ -1,14 +1,9 @@
--- Fragment `plans`: the plan table passed in ARGV by shared/billing/plans.py (no numbers here).
--- Format: "name:monthly:hourly:max_variants:full_allowed(0|1):full_cap(-1 unlimited):concurrency:cooldown_ms;..."
+-- Fragment `plans`: the plan table passed in ARGV by shared/billing/plans.py (no numbers here),
+-- built by shared/enforcement/scripts/admission.py `plan_table`: a JSON object of plans by
+-- name, each limit by name:
+--   {"<plan>": {"monthly": n, "hourly": n, "max_variants": n, "full_allowed": true|false,
+--               "full_cap": n (-1 unlimited), "concurrency": n, "cooldown_ms": n}, ...}
+-- cjson is part of Redis's Lua (since 2.6) and of Upstash's.
 local function parse_plans(spec)
-  local plans = {}
-  local pattern = '([%w_]+):(%-?%d+):(%-?%d+):(%-?%d+):([01]):(%-?%d+):(%-?%d+):(%-?%d+)'
-  for name, m, h, v, fa, fc, c, cd in string.gmatch(spec, pattern) do
-    plans[name] = {
-      monthly = tonumber(m), hourly = tonumber(h), max_variants = tonumber(v),
-      full_allowed = fa == '1', full_cap = tonumber(fc), concurrency = tonumber(c),
-      cooldown_ms = tonumber(cd),
-    }
-  end
-  return plans
+  return cjson.decode(spec)
 end

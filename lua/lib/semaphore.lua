@@ -5,6 +5,12 @@ local function sem_live(key, now)
   return redis.call('ZCOUNT', key, '(' .. now, '+inf')
 end
 
+-- Whether one more member fits under `limit`, and the live members; read-only.
+local function sem_room(key, now, limit)
+  local in_use = sem_live(key, now)
+  return in_use < limit, in_use
+end
+
 -- Add or move a member; expired members are dropped on every acquire, and the set itself
 -- expires after its last member so idle users leave nothing behind.
 local function sem_add(key, member, expires_ms, now)

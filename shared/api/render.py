@@ -11,7 +11,8 @@ from datetime import datetime
 from typing import Any
 
 from shared.db import Asset, Draft, DraftSummary, Generation, MonthUsage, Variant
-from shared.enforcement import Meter, UsageSnapshot
+from shared.enforcement.scripts.usage import UsageSnapshot
+from shared.enforcement.values import Meter
 
 __all__ = [
     "asset_json",

@@ -1,86 +1,33 @@
 """Enforcement: plan limits, usage counters, leases and idempotency, decided in Redis.
 
-``Enforcer`` is the service; ``enforce_or_throw`` is where being limited stops being a
-value and becomes the SPEC error. ``wire`` holds the pure argument builders and reply
-parsers behind each Lua script.
+The facade is what a service needs: ``Enforcer`` (every decision, one Lua call in the
+common case), the request and the references a ticket carries, and the three places where
+being limited stops being a value and becomes the SPEC error (``enforce_*``). Everything
+else is in its own module: ``scripts/<script>.py`` holds one Lua script's KEYS, ARGV,
+reply type, builder and parser; ``values.py`` the values several scripts share;
+``ports.py`` the data ports (``PlanInfo``, ``Truth`` …).
 """
 
-from shared.enforcement.outcomes import (
-    enforce_idempotency,
-    enforce_lease,
-    enforce_or_throw,
-    refusal_error,
-)
-from shared.enforcement.service import Enforcer
-from shared.enforcement.types import (
-    Admission,
-    AdmissionKind,
+from shared.enforcement.scripts.admission import (
     AdmissionRequest,
     AdmissionTicket,
-    Admitted,
-    ChargeRef,
-    CooldownResult,
-    CounterResult,
-    CreditBalance,
-    IdempotencyKind,
-    IdempotencyRef,
-    IdempotencyState,
-    InProgress,
-    KeyReused,
-    LeaseRef,
-    LeaseStatus,
-    Meter,
-    PlanInfo,
-    PlanSource,
-    Refusal,
-    RefusalCode,
-    Refused,
-    Replay,
-    Scope,
-    SemaphoreResult,
-    StatusNote,
-    StoredResponse,
-    Truth,
-    TruthSource,
-    UsageSnapshot,
-    UsageSource,
+    enforce_or_throw,
 )
+from shared.enforcement.scripts.idempotency import enforce_idempotency
+from shared.enforcement.scripts.refresh_lease import enforce_lease
+from shared.enforcement.service import Enforcer
+from shared.enforcement.values import ChargeRef, LeaseRef, Scope, StatusNote, StoredResponse
 
 __all__ = [
-    "Admission",
-    "AdmissionKind",
     "AdmissionRequest",
     "AdmissionTicket",
-    "Admitted",
     "ChargeRef",
-    "CooldownResult",
-    "CounterResult",
-    "CreditBalance",
     "Enforcer",
-    "IdempotencyKind",
-    "IdempotencyRef",
-    "IdempotencyState",
-    "InProgress",
-    "KeyReused",
     "LeaseRef",
-    "LeaseStatus",
-    "Meter",
-    "PlanInfo",
-    "PlanSource",
-    "Refusal",
-    "RefusalCode",
-    "Refused",
-    "Replay",
     "Scope",
-    "SemaphoreResult",
     "StatusNote",
     "StoredResponse",
-    "Truth",
-    "TruthSource",
-    "UsageSnapshot",
-    "UsageSource",
     "enforce_idempotency",
     "enforce_lease",
     "enforce_or_throw",
-    "refusal_error",
 ]

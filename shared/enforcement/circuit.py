@@ -15,19 +15,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Literal
 
 from shared.billing.plans import Lane
-from shared.enforcement.contract import (
-    CircuitArgs,
-    CircuitKeys,
-    SemaphoreAcquireArgs,
-    SemaphoreAcquireKeys,
-    SemaphoreReleaseArgs,
-    SemaphoreReleaseKeys,
-    wire,
-)
+from shared.enforcement.scripts import circuit, semaphore_acquire, semaphore_release
+from shared.enforcement.scripts.circuit import CircuitReply, CircuitState
 from shared.observability import log_event
 from shared.redis.client import RedisPort
 from shared.redis.keys import Keys
@@ -35,15 +27,6 @@ from shared.redis.keys import Keys
 __all__ = ["CircuitReply", "RedisCircuit", "RedisSlots"]
 
 _log = logging.getLogger("reel.enforcement")
-
-CircuitState = Literal["closed", "open", "half_open"]
-
-
-@dataclass(frozen=True, slots=True)
-class CircuitReply:
-    verdict: str  # allow | trial | deny | recorded | state
-    state: CircuitState
-    changed: bool
 
 
 def _no_offset() -> int:
@@ -67,9 +50,7 @@ class RedisCircuit:
         time_offset_ms: Callable[[], int] = _no_offset,
     ) -> None:
         self._redis = redis
-        self._keys = CircuitKeys(
-            keys.circuit(provider, model), keys.circuit_failures(provider, model)
-        )
+        self._keys = circuit.circuit_keys(keys, provider, model)
         self._provider, self._model = provider, model
         self._failures = failures
         self._window_ms = window_s * 1000
@@ -78,17 +59,16 @@ class RedisCircuit:
         self._offset = time_offset_ms
 
     def _run(self, op: str, caller: str) -> CircuitReply:
-        args = CircuitArgs(
-            time_offset_ms=str(self._offset()),
-            op=op,
-            caller=caller,
-            failures_to_open=str(self._failures),
-            window_ms=str(self._window_ms),
-            cooldown_ms=str(self._cooldown_ms),
-            trial_ttl_ms=str(self._trial_ttl_ms),
+        args = circuit.circuit_args(
+            op,
+            caller,
+            time_offset_ms=self._offset(),
+            failures=self._failures,
+            window_ms=self._window_ms,
+            cooldown_ms=self._cooldown_ms,
+            trial_ttl_ms=self._trial_ttl_ms,
         )
-        verdict, state, changed = self._redis.run("circuit", wire(self._keys), wire(args))
-        reply = CircuitReply(str(verdict), str(state), bool(int(changed)))  # type: ignore[arg-type]
+        reply = circuit.parse_circuit(self._redis.run(circuit.SCRIPT.name, self._keys, args))
         if reply.changed:
             log_event(
                 _log, "circuit_state", level=logging.WARNING, provider=self._provider,
@@ -127,20 +107,17 @@ class RedisSlots:
         self._offset = time_offset_ms
 
     def acquire(self, provider: str, model: str, lane: str, holder: str) -> bool:
-        args = SemaphoreAcquireArgs(
-            time_offset_ms=str(self._offset()),
-            lease_id=holder,
-            limit=str(self._caps[Lane(lane)]),
-            lease_ttl_ms=str(self._lease_ttl_ms),
+        limit = self._caps[Lane(lane)]
+        keys = semaphore_acquire.semaphore_acquire_keys(self._keys.provider(provider, model, lane))
+        args = semaphore_acquire.semaphore_acquire_args(
+            holder, limit, time_offset_ms=self._offset(), lease_ttl_ms=self._lease_ttl_ms
         )
-        keys = SemaphoreAcquireKeys(semaphore=self._keys.provider(provider, model, lane))
-        reply = self._redis.run("semaphore_acquire", wire(keys), wire(args))
-        return int(reply[0]) == 1
+        reply = self._redis.run(semaphore_acquire.SCRIPT.name, keys, args)
+        return semaphore_acquire.parse_semaphore_acquire(reply, limit).acquired
 
     def release(self, provider: str, model: str, lane: str, holder: str) -> None:
-        keys = SemaphoreReleaseKeys(
-            lease_record=self._keys.lease(holder),
-            semaphores=(self._keys.provider(provider, model, lane),),
+        keys = semaphore_release.semaphore_release_keys(
+            self._keys.lease(holder), (self._keys.provider(provider, model, lane),)
         )
-        args = SemaphoreReleaseArgs(lease_id=holder, fence="")
-        self._redis.run("semaphore_release", wire(keys), wire(args))
+        args = semaphore_release.semaphore_release_args(holder, fence="")
+        self._redis.run(semaphore_release.SCRIPT.name, keys, args)

@@ -10,82 +10,52 @@ lets tests expire leases, cooldowns and boosts without sleeping.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from shared.billing.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
-from shared.clock import utcnow
-from shared.enforcement.contract import (
-    CooldownArgs,
-    CooldownKeys,
-    CounterArgs,
-    CounterKeys,
-    CreditSetArgs,
-    CreditSetKeys,
-    IdemBeginArgs,
-    IdemCompleteArgs,
-    IdemDropArgs,
-    IdemKeys,
-    IdemPeekArgs,
-    RefreshLeaseArgs,
-    RefreshLeaseKeys,
-    SemaphoreAcquireArgs,
-    SemaphoreAcquireKeys,
-    SemaphoreReleaseArgs,
-    SemaphoreReleaseKeys,
-    wire,
+from shared.clock import Clock, SystemClock
+from shared.enforcement.ports import LedgerTruth, PlanSource, Truth, TruthSource, UsageSource
+from shared.enforcement.scripts import (
+    admission,
+    cooldown,
+    counter_with_limit,
+    credit_set,
+    finish,
+    idempotency,
+    refresh_lease,
+    refund,
+    semaphore_acquire,
+    semaphore_release,
+    usage,
 )
-from shared.enforcement.types import (
-    Admission,
-    AdmissionRequest,
-    AdmissionTicket,
-    ChargeRef,
-    CooldownResult,
-    CounterResult,
-    IdempotencyRef,
-    IdempotencyState,
-    LeaseRef,
-    LeaseStatus,
-    PlanSource,
-    SemaphoreResult,
-    StatusNote,
-    StoredResponse,
-    Truth,
-    TruthSource,
-    UsageSnapshot,
-    UsageSource,
-)
-from shared.enforcement.wire import (
+from shared.enforcement.scripts.admission import Admission, AdmissionRequest, AdmissionTicket
+from shared.enforcement.scripts.common import (
     AdmitConfig,
     Need,
     PlanFill,
-    Seeds,
-    admission_args,
-    admission_keys,
-    epoch_ms,
     fence_arg,
-    finish_args,
-    finish_keys,
     hour_expireat_s,
     lease_sem_keys,
     month_expireat_s,
-    parse_admission,
-    parse_idempotency,
-    parse_refresh,
-    parse_usage,
-    plan_table,
-    refund_args,
-    refund_keys,
-    status_key,
-    usage_args,
-    usage_keys,
+)
+from shared.enforcement.scripts.cooldown import CooldownResult
+from shared.enforcement.scripts.counter_with_limit import CounterResult
+from shared.enforcement.scripts.idempotency import IdempotencyState
+from shared.enforcement.scripts.refresh_lease import LeaseStatus
+from shared.enforcement.scripts.semaphore_acquire import SemaphoreResult
+from shared.enforcement.scripts.usage import UsageSnapshot
+from shared.enforcement.values import (
+    ChargeRef,
+    IdempotencyRef,
+    LeaseRef,
+    StatusNote,
+    StoredResponse,
 )
 from shared.errors import ServiceUnavailable
 from shared.redis.client import RedisPort
-from shared.redis.keys import Keys, hour_end, hour_label, month_end, month_label
+from shared.redis.keys import Keys, hour_end, month_end
 
 if TYPE_CHECKING:
     from shared.queue.signing import TokenUse
@@ -115,6 +85,7 @@ class Enforcer:
         idempotency_ttl_s: int = 86_400,
         truth: TruthSource | None = None,
         plans_table: Mapping[PlanName, Plan] = PLANS,
+        clock: Clock | None = None,
     ) -> None:
         self._redis = redis
         self._keys = keys
@@ -122,13 +93,17 @@ class Enforcer:
         self._usage = usage
         # One read of the plan and the missing counts together, when the adapter can;
         # else one read per source (a first request of a period pays for each).
-        self._truth = truth
+        self._truth: TruthSource = truth or LedgerTruth(plans, usage)
         self._lease_ttl_ms = lease_ttl_s * 1000
         self._plan_cache_ttl_s = plan_cache_ttl_s
         self._provider_caps = dict(provider_caps)
         self._idempotency_ttl_s = idempotency_ttl_s
-        # The admission's plan table (tests may lift one limit to isolate another).
-        self._plan_table = plan_table(plans_table)
+        # The plan table of every decision (tests may lift one limit to isolate another):
+        # admission reads it encoded in ARGV, the single-limit wrappers here.
+        self._plans_table = dict(plans_table)
+        self._plan_table = admission.plan_table(plans_table)
+        # "now" of the calls that are not given one (the single-limit wrappers).
+        self._clock: Clock = clock or SystemClock()
         self.time_offset_ms = 0
 
     # ---- admission ---------------------------------------------------------------------
@@ -136,12 +111,14 @@ class Enforcer:
     def admit(self, req: AdmissionRequest) -> Admission:
         """Decide ``req`` atomically; a refusal consumes nothing. ``ValueError`` on bad input."""
         _validate(req)
-        keys = admission_keys(self._keys, req)
+        keys = admission.admission_keys(self._keys, req)
         cfg = self._config(req.lane)
 
-        def attempt(fill: PlanFill | None, seeds: Seeds | None) -> Admission | Need:
-            reply = self._redis.run("admission", keys, admission_args(req, cfg, fill, seeds))
-            return parse_admission(reply, req)
+        def attempt(fill: PlanFill | None, seeds: Truth | None) -> Admission | Need:
+            args = admission.admission_args(req, cfg, fill, seeds)
+            return admission.parse_admission(
+                self._redis.run(admission.SCRIPT.name, keys, args), req
+            )
 
         # mypy solves _T from ``Admission | Need`` as the join of Admission's members
         # (object), not their union; _settle returns whatever attempt returns but Need.
@@ -181,10 +158,9 @@ class Enforcer:
         hour: str | None = None,
         note: StatusNote | None = None,
     ) -> bool:
-        keys = finish_keys(self._keys, lease, charge, idem, draft_id, hour, note)
-        args = finish_args(lease, charge, idem, draft_id, hour, note)
-        reply = self._redis.run("finish", keys, args)
-        return bool(int(reply[0]))
+        keys = finish.finish_keys(self._keys, lease, charge, idem, draft_id, hour, note)
+        args = finish.finish_args(lease, charge, idem, draft_id, hour, note)
+        return finish.parse_finish(self._redis.run(finish.SCRIPT.name, keys, args))
 
     def release(self, lease: LeaseRef) -> bool:
         """Release both slots of ``lease`` and drop its record; False when already released."""
@@ -192,8 +168,8 @@ class Enforcer:
 
     def refund(self, charge: ChargeRef) -> bool:
         """Give the unit back once per generation; False when it was already refunded."""
-        reply = self._redis.run("refund", refund_keys(self._keys, charge), refund_args(charge))
-        return bool(int(reply))
+        keys, args = refund.refund_keys(self._keys, charge), refund.refund_args(charge)
+        return refund.parse_refund(self._redis.run(refund.SCRIPT.name, keys, args))
 
     def refresh_lease(
         self,
@@ -211,27 +187,17 @@ class Enforcer:
         when it was used before, and then nothing at all is written. ``note`` (the
         job's ``running``) is published in the same call once the slots are held, and
         only if no status was published before."""
-        user_sem, provider_sem = lease_sem_keys(self._keys, lease)
-        keys = RefreshLeaseKeys(
-            user_semaphore=user_sem,
-            provider_semaphore=provider_sem,
-            lease_record=self._keys.lease(lease.lease_id),
-            # Without a token the slot still names a real key; the script leaves it alone.
-            delivery_token=self._keys.qstash_token(token.token_id if token else "-"),
-            generation_status=status_key(self._keys, lease, note),
+        keys = refresh_lease.refresh_lease_keys(self._keys, lease, token, note)
+        args = refresh_lease.refresh_lease_args(
+            lease,
+            time_offset_ms=self.time_offset_ms,
+            lease_ttl_ms=self._lease_ttl_ms,
+            user_limit=PLANS[plan].concurrent_jobs,
+            provider_cap=self._provider_caps[lease.lane],
+            token=token,
+            note=note,
         )
-        args = RefreshLeaseArgs(
-            time_offset_ms=str(self.time_offset_ms),
-            lease_id=lease.lease_id,
-            lease_ttl_ms=str(self._lease_ttl_ms),
-            user_concurrency_limit=str(PLANS[plan].concurrent_jobs),
-            provider_cap=str(self._provider_caps[lease.lane]),
-            fence=fence_arg(lease),
-            token_ttl_ms=str(token.ttl_s * 1000) if token else "",
-            status=note.status if note else "",
-            status_ttl_ms=str(note.ttl_ms) if note else "",
-        )
-        return parse_refresh(self._redis.run("refresh_lease", wire(keys), wire(args)))
+        return refresh_lease.parse_refresh(self._redis.run(refresh_lease.SCRIPT.name, keys, args))
 
     def forget_user(
         self, user_keys: Sequence[str], leases: Sequence[LeaseRef], *, chunk: int = 500
@@ -260,15 +226,9 @@ class Enforcer:
         """Write a credit into the user's cached credits (not cached: nothing to do, the
         next admission seeds it). The limit never drops below the units already charged,
         so ``limit=0`` takes away exactly the unused units. Returns (cached, used)."""
-        keys = CreditSetKeys(credits=self._keys.credits(user_id))
-        args = CreditSetArgs(
-            credit_id=credit_id,
-            expires_ms=str(epoch_ms(expires_at)),
-            limit_wanted=str(limit),
-            kind=kind,
-        )
-        reply = self._redis.run("credit_set", wire(keys), wire(args))
-        return bool(int(reply[0])), int(reply[2])
+        keys = credit_set.credit_set_keys(self._keys, user_id)
+        args = credit_set.credit_set_args(credit_id, kind, expires_at, limit)
+        return credit_set.parse_credit_set(self._redis.run(credit_set.SCRIPT.name, keys, args))
 
     def invalidate_plan(self, user_id: str) -> None:
         """Forget the cached plan (call on every subscription or boost change)."""
@@ -276,12 +236,12 @@ class Enforcer:
 
     def usage(self, user_id: str, now: datetime) -> UsageSnapshot:
         """The caller's month, hour, full regens and concurrency (GET /v1/usage)."""
-        keys = usage_keys(self._keys, user_id, now)
+        keys = usage.usage_keys(self._keys, user_id, now)
         cfg = self._config(Lane.INTERACTIVE)
 
-        def attempt(fill: PlanFill | None, seeds: Seeds | None) -> UsageSnapshot | Need:
-            reply = self._redis.run("usage", keys, usage_args(now, cfg, fill, seeds))
-            return parse_usage(reply, now)
+        def attempt(fill: PlanFill | None, seeds: Truth | None) -> UsageSnapshot | Need:
+            args = usage.usage_args(now, cfg, fill, seeds)
+            return usage.parse_usage(self._redis.run(usage.SCRIPT.name, keys, args), now)
 
         return self._settle(user_id, now, attempt)
 
@@ -291,89 +251,69 @@ class Enforcer:
         self, user_id: str, scope: str, idem_key: str, fingerprint: str
     ) -> IdempotencyState:
         """Claim ``idem_key`` (new → pending), or say replay / in progress / reused."""
-        keys = IdemKeys(idempotency_record=self._keys.idem(user_id, scope, idem_key))
-        args = IdemBeginArgs(
-            request_fingerprint=fingerprint, record_ttl_s=str(self._idempotency_ttl_s)
-        )
-        return parse_idempotency(self._redis.run("idem_begin", wire(keys), wire(args)))
+        keys = idempotency.idem_keys(self._keys, user_id, scope, idem_key)
+        args = idempotency.idem_begin_args(fingerprint, self._idempotency_ttl_s)
+        reply = self._redis.run(idempotency.BEGIN.name, keys, args)
+        return idempotency.parse_idempotency(reply)
 
     def peek_idempotency(
         self, user_id: str, scope: str, idem_key: str, fingerprint: str
     ) -> IdempotencyState:
         """What ``idem_key`` would answer now (replay / in progress / reused), or ``NEW``
         when it has no record; claims nothing (admission does, atomically)."""
-        keys = IdemKeys(idempotency_record=self._keys.idem(user_id, scope, idem_key))
-        args = IdemPeekArgs(request_fingerprint=fingerprint)
-        return parse_idempotency(self._redis.run("idem_peek", wire(keys), wire(args)))
+        keys = idempotency.idem_keys(self._keys, user_id, scope, idem_key)
+        args = idempotency.idem_peek_args(fingerprint)
+        return idempotency.parse_idempotency(self._redis.run(idempotency.PEEK.name, keys, args))
 
     def complete_idempotent(
         self, user_id: str, scope: str, idem_key: str, fingerprint: str, response: StoredResponse
     ) -> bool:
         """Store the first response for replay; False if the key belongs to another body or
         its pending record is gone (the account was deleted meanwhile, or Redis lost it)."""
-        keys = IdemKeys(idempotency_record=self._keys.idem(user_id, scope, idem_key))
-        args = IdemCompleteArgs(
-            request_fingerprint=fingerprint,
-            http_status=str(response.status),
-            body=response.body,
-            headers_json=json.dumps(response.headers, separators=(",", ":"), sort_keys=True),
-            record_ttl_s=str(self._idempotency_ttl_s),
-        )
-        return bool(int(self._redis.run("idem_complete", wire(keys), wire(args))))
+        keys = idempotency.idem_keys(self._keys, user_id, scope, idem_key)
+        args = idempotency.idem_complete_args(fingerprint, response, self._idempotency_ttl_s)
+        return idempotency.parse_flag(self._redis.run(idempotency.COMPLETE.name, keys, args))
 
     def drop_idempotent(self, user_id: str, scope: str, idem_key: str, fingerprint: str) -> bool:
         """Forget a pending key (the request failed with a 5xx); a done one stays."""
-        keys = IdemKeys(idempotency_record=self._keys.idem(user_id, scope, idem_key))
-        args = IdemDropArgs(request_fingerprint=fingerprint)
-        return bool(int(self._redis.run("idem_drop", wire(keys), wire(args))))
+        keys = idempotency.idem_keys(self._keys, user_id, scope, idem_key)
+        args = idempotency.idem_drop_args(fingerprint)
+        return idempotency.parse_flag(self._redis.run(idempotency.DROP.name, keys, args))
 
-    # ---- thin single-limit wrappers ----------------------------------------------------
+    # ---- the seed's single-limit wrappers --------------------------------------------------
+    # Each runs one single-limit script (its module in ``scripts/``) with the limit of the
+    # user's effective plan in this enforcer's plan table; the script applies the same
+    # ``lua/lib`` rule admission does, a missing counter is seeded as admission's are
+    # (``_settle``), and ``now`` defaults to the injected clock. Production uses ``admit``.
 
     def enforce_monthly_pool(
         self, user_id: str, n: int = 1, *, now: datetime | None = None
     ) -> CounterResult:
         """Charge ``n`` monthly units if the effective plan's pool allows."""
-        now = now or utcnow()
+        now = self._now(now)
         plan = self._effective_plan(user_id, now)
-        key = self._keys.gen_used(user_id, now.strftime("%Y%m"))
-        limit = plan.generations_per_month if plan else 0
-
-        def seed() -> int:
-            return self._usage.count_month(user_id, month_label(now))
-
-        return self._counter(key, limit, n, month_expireat_s(now), seed, month_end(now))
+        return self._counter(user_id, now, "month", plan.generations_per_month if plan else 0, n)
 
     def enforce_hourly_burst(
         self, user_id: str, n: int = 1, *, now: datetime | None = None
     ) -> CounterResult:
         """Charge ``n`` hourly units if the effective plan's burst allows."""
-        now = now or utcnow()
+        now = self._now(now)
         plan = self._effective_plan(user_id, now)
-        key = self._keys.gen_hour(user_id, hour_label(now))
-        limit = plan.generations_per_hour if plan else 0
-
-        def seed() -> int:
-            return self._usage.count_hour(user_id, hour_label(now))
-
-        return self._counter(key, limit, n, hour_expireat_s(now), seed, hour_end(now))
+        return self._counter(user_id, now, "hour", plan.generations_per_hour if plan else 0, n)
 
     def full_regen_cap(self, user_id: str, *, now: datetime | None = None) -> CounterResult:
         """Charge one full regeneration if the plan allows one (UNLIMITED: always)."""
-        now = now or utcnow()
+        now = self._now(now)
         plan = self._effective_plan(user_id, now)
-        key = self._keys.full_regen_used(user_id, now.strftime("%Y%m"))
         limit = plan.full_regens_per_month if plan and plan.full_regen_allowed else 0
-
-        def seed() -> int:
-            return self._usage.count_full_regens(user_id, month_label(now))
-
-        return self._counter(key, limit, 1, month_expireat_s(now), seed, month_end(now))
+        return self._counter(user_id, now, "full", limit, 1)
 
     def acquire_user_concurrency(
         self, user_id: str, lease_id: str, *, now: datetime | None = None
     ) -> SemaphoreResult:
         """Take one of the user's concurrent-job slots for ``lease_id``."""
-        plan = self._effective_plan(user_id, now or utcnow())
+        plan = self._effective_plan(user_id, self._now(now))
         limit = plan.concurrent_jobs if plan else 0
         return self._acquire(self._keys.user_leases(user_id), lease_id, limit)
 
@@ -387,25 +327,22 @@ class Enforcer:
     def release_concurrency(self, lease: LeaseRef) -> int:
         """Remove ``lease`` from both semaphores; the number of slots freed (0, 1 or 2).
         A fenced ``lease`` frees nothing once a newer claim owns it."""
-        keys = SemaphoreReleaseKeys(
-            lease_record=self._keys.lease(lease.lease_id),
-            semaphores=tuple(lease_sem_keys(self._keys, lease)),
+        keys = semaphore_release.semaphore_release_keys(
+            self._keys.lease(lease.lease_id), lease_sem_keys(self._keys, lease)
         )
-        args = SemaphoreReleaseArgs(lease_id=lease.lease_id, fence=fence_arg(lease))
-        return int(self._redis.run("semaphore_release", wire(keys), wire(args)))
+        args = semaphore_release.semaphore_release_args(lease.lease_id, fence_arg(lease))
+        reply = self._redis.run(semaphore_release.SCRIPT.name, keys, args)
+        return semaphore_release.parse_semaphore_release(reply)
 
     def check_and_set_regen_cooldown(
         self, user_id: str, draft_id: str, *, now: datetime | None = None
     ) -> CooldownResult:
         """Start the draft's regeneration cooldown unless one is running."""
-        plan = self._effective_plan(user_id, now or utcnow())
+        plan = self._effective_plan(user_id, self._now(now))
         cooldown_ms = plan.regen_cooldown_s * 1000 if plan else 0
-        keys = CooldownKeys(cooldown_marker=self._keys.regen_cooldown(user_id, draft_id))
-        args = CooldownArgs(time_offset_ms=str(self.time_offset_ms), cooldown_ms=str(cooldown_ms))
-        reply = self._redis.run("cooldown", wire(keys), wire(args))
-        if int(reply[0]) == 1:
-            return CooldownResult(True)
-        return CooldownResult(False, -(-int(reply[1]) // 1000))
+        keys = cooldown.cooldown_keys(self._keys.regen_cooldown(user_id, draft_id))
+        args = cooldown.cooldown_args(self.time_offset_ms, cooldown_ms)
+        return cooldown.parse_cooldown(self._redis.run(cooldown.SCRIPT.name, keys, args))
 
     # ---- helpers -----------------------------------------------------------------------
 
@@ -423,72 +360,57 @@ class Enforcer:
         self,
         user_id: str,
         now: datetime,
-        attempt: Callable[[PlanFill | None, Seeds | None], _T | Need],
+        attempt: Callable[[PlanFill | None, Truth | None], _T | Need],
     ) -> _T:
         fill: PlanFill | None = None
-        seeds: Seeds | None = None
+        seeds: Truth | None = None
         for _ in range(_MAX_TRIPS):
             outcome = attempt(fill, seeds)
             if not isinstance(outcome, Need):
                 return outcome
-            truth = self._load_truth(
+            # The counts are the seeds of this call's retry (each named as need_seed names it).
+            seeds = self._truth.load_truth(
                 user_id, now, plan=outcome.plan and fill is None, counters=outcome.counters
             )
-            if truth.plan is not None:
-                fill = PlanFill.of(truth.plan)
-            seeds = Seeds(
-                month=truth.month, hour=truth.hour, full=truth.full, credits=truth.credits
-            )
+            if seeds.plan is not None:
+                fill = PlanFill.of(seeds.plan)
         raise ServiceUnavailable("Usage counters could not be settled; retry shortly.")
 
-    def _load_truth(
-        self, user_id: str, now: datetime, *, plan: bool, counters: frozenset[str]
-    ) -> Truth:
-        if self._truth is not None:
-            return self._truth.load_truth(user_id, now, plan=plan, counters=counters)
-        month = month_label(now)
-        return Truth(
-            plan=self._plans.load_plan(user_id) if plan else None,
-            month=self._usage.count_month(user_id, month) if "month" in counters else None,
-            hour=self._usage.count_hour(user_id, hour_label(now)) if "hour" in counters else None,
-            full=self._usage.count_full_regens(user_id, month) if "full" in counters else None,
-            credits=self._usage.credits_seed(user_id) if "credits" in counters else None,
-        )
+    def _now(self, now: datetime | None) -> datetime:
+        return self._clock.now() if now is None else now
 
     def _effective_plan(self, user_id: str, now: datetime) -> Plan | None:
         info = self._plans.load_plan(user_id)
         name = resolve_effective_plan(info.base_plan, info.boost_expires_at, now)
-        return PLANS[name] if name else None
+        return self._plans_table[name] if name else None
 
     def _counter(
-        self,
-        key: str,
-        limit: int,
-        n: int,
-        expireat_s: int,
-        seed: Callable[[], int],
-        resets_at: datetime,
+        self, user_id: str, now: datetime, counter: str, limit: int, n: int
     ) -> CounterResult:
-        keys = wire(CounterKeys(counter=key))
-        args = CounterArgs(limit=str(limit), n=str(n), expireat_s=str(expireat_s), seed="")
-        reply = self._redis.run("counter_with_limit", keys, wire(args))
-        if reply[0] == "need_seed":
-            args = replace(args, seed=str(seed()))
-            reply = self._redis.run("counter_with_limit", keys, wire(args))
-        return CounterResult(reply[0] == "ok", int(reply[1]), int(reply[2]), resets_at)
+        """Charge ``counter`` ('month', 'hour' or 'full') of the period of ``now``."""
+        month, hour, full = self._keys.month_counters(user_id, now)
+        key, expireat_s, resets_at = {
+            "month": (month, month_expireat_s(now), month_end(now)),
+            "hour": (hour, hour_expireat_s(now), hour_end(now)),
+            "full": (full, month_expireat_s(now), month_end(now)),
+        }[counter]
+        keys = counter_with_limit.counter_keys(key)
+
+        def attempt(_fill: PlanFill | None, seeds: Truth | None) -> CounterResult | Need:
+            seed: int | None = getattr(seeds, counter) if seeds else None
+            args = counter_with_limit.counter_args(limit, n, expireat_s, seed)
+            reply = self._redis.run(counter_with_limit.SCRIPT.name, keys, args)
+            return counter_with_limit.parse_counter(reply, counter, resets_at)
+
+        return self._settle(user_id, now, attempt)
 
     def _acquire(self, key: str, lease_id: str, limit: int) -> SemaphoreResult:
-        args = SemaphoreAcquireArgs(
-            time_offset_ms=str(self.time_offset_ms),
-            lease_id=lease_id,
-            limit=str(limit),
-            lease_ttl_ms=str(self._lease_ttl_ms),
+        keys = semaphore_acquire.semaphore_acquire_keys(key)
+        args = semaphore_acquire.semaphore_acquire_args(
+            lease_id, limit, time_offset_ms=self.time_offset_ms, lease_ttl_ms=self._lease_ttl_ms
         )
-        keys = SemaphoreAcquireKeys(semaphore=key)
-        reply = self._redis.run("semaphore_acquire", wire(keys), wire(args))
-        if int(reply[0]) == 1:
-            return SemaphoreResult(True, int(reply[1]), limit)
-        return SemaphoreResult(False, int(reply[1]), limit, max(1, -(-int(reply[2]) // 1000)))
+        reply = self._redis.run(semaphore_acquire.SCRIPT.name, keys, args)
+        return semaphore_acquire.parse_semaphore_acquire(reply, limit)
 
 
 def _validate(req: AdmissionRequest) -> None:

@@ -26,7 +26,7 @@ from shared.billing.plans import PACKS, PLANS, Lane, PackName, PlanName
 from shared.bootstrap import Container, DbPlanSource, DbTruthSource, DbUsageSource
 from shared.config import load_settings
 from shared.enforcement import Enforcer
-from shared.enforcement.wire import epoch_ms
+from shared.enforcement.scripts.common import epoch_ms
 from shared.services.leases import charge_of, lease_of
 from tests.e2e.api_support import RecordingQueue, sql
 from tests.load._hammer import hammer

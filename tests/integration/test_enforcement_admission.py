@@ -11,23 +11,23 @@ import redis
 
 from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import (
-    Admission,
-    AdmissionKind,
     AdmissionRequest,
     AdmissionTicket,
     ChargeRef,
     Enforcer,
-    IdempotencyKind,
     LeaseRef,
-    PlanInfo,
     Scope,
     StatusNote,
     StoredResponse,
     enforce_or_throw,
 )
+from shared.enforcement.ports import PlanInfo
+from shared.enforcement.scripts.admission import Admission, AdmissionKind
+from shared.enforcement.scripts.idempotency import IdempotencyKind
 from shared.errors import LimitExceeded, ServiceUnavailable
 from shared.queue.signing import RedisTokenLedger, TokenUse
 from shared.redis import Keys, RedisPort, month_label
+from tests.support.clock import FixedClock
 from tests.support.enforcement_sources import FakePlans, FakeUsage
 
 PROVIDER, MODEL = "minimax", "MiniMax-M2.5"
@@ -74,6 +74,7 @@ class World:
 def make_world(port: RedisPort, run_prefix: str, *, provider_cap: int = 50) -> World:
     keys = Keys(f"{run_prefix}:{uuid.uuid4().hex[:6]}")
     plans, usage = FakePlans(), FakeUsage()
+    now = datetime.now(UTC)
     enforcer = Enforcer(
         port,
         keys,
@@ -82,8 +83,8 @@ def make_world(port: RedisPort, run_prefix: str, *, provider_cap: int = 50) -> W
         lease_ttl_s=60,
         plan_cache_ttl_s=600,
         provider_caps={Lane.INTERACTIVE: provider_cap, Lane.BATCH: 1},
+        clock=FixedClock(now),  # the single-limit wrappers' "now" when none is passed
     )
-    now = datetime.now(UTC)
     return World(enforcer, port, keys, plans, usage, now, f"{PROVIDER}{uuid.uuid4().hex[:4]}")
 
 

@@ -17,15 +17,9 @@ from typing import TypeVar
 import pytest
 
 from shared.billing.plans import Lane, PlanName
-from shared.enforcement import (
-    AdmissionRequest,
-    AdmissionTicket,
-    Admitted,
-    Enforcer,
-    PlanInfo,
-    Refused,
-    Scope,
-)
+from shared.enforcement import AdmissionRequest, AdmissionTicket, Enforcer, Scope
+from shared.enforcement.ports import PlanInfo
+from shared.enforcement.scripts.admission import Admitted, Refused
 from shared.redis import Keys, RedisPort, TcpRedis
 from tests.support.enforcement_sources import FakePlans, FakeUsage
 

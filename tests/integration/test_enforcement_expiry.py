@@ -13,8 +13,10 @@ import pytest
 import redis
 
 from shared.billing.plans import PLANS, PlanName
-from shared.enforcement import AdmissionKind, Meter, Scope, StoredResponse
-from shared.enforcement.wire import hour_expireat_s, month_expireat_s
+from shared.enforcement import Scope, StoredResponse
+from shared.enforcement.scripts.admission import AdmissionKind
+from shared.enforcement.scripts.common import hour_expireat_s, month_expireat_s
+from shared.enforcement.values import Meter
 from shared.redis import RedisPort, ScriptRegistry
 from shared.redis.keys import hour_end, hour_key, month_end, month_key
 from shared.redis.scripts import LUA_DIR

@@ -30,8 +30,9 @@ from hypothesis.stateful import (
 )
 
 from shared.billing.plans import PLANS, Lane, PlanName
-from shared.enforcement import AdmissionRequest, Admitted, Enforcer, PlanInfo, Refused, Scope
-from shared.enforcement.types import AdmissionTicket
+from shared.enforcement import AdmissionRequest, AdmissionTicket, Enforcer, Scope
+from shared.enforcement.ports import PlanInfo
+from shared.enforcement.scripts.admission import Admitted, Refused
 from shared.redis import Keys, RedisPort, hour_key, month_end, month_key, month_label
 from tests.support.enforcement_sources import FakePlans
 

@@ -213,6 +213,14 @@ def test_cooldown_blocks_until_expiry(port: RedisPort, keys: Keys) -> None:
     assert port.run("cooldown", [key], [20_001, 20_000]) == [1, 0]
 
 
+def test_a_zero_cooldown_starts_nothing(port: RedisPort, keys: Keys) -> None:
+    # A plan without a cooldown (the wrapper for a user without a plan) writes no marker.
+    key = keys.regen_cooldown("u", "none")
+    assert port.run("cooldown", [key], [0, 0]) == [1, 0]
+    assert port.get(key) is None
+    assert port.run("cooldown", [key], [0, 0]) == [1, 0]
+
+
 def test_get_set_delete_ping(port: RedisPort, keys: Keys) -> None:
     key = keys.refund_marker(uuid.uuid4().hex)
     assert port.ping() is True

@@ -23,7 +23,8 @@ from shared.api.models import CreateRequest
 from shared.billing.plans import Lane, PlanName
 from shared.bootstrap import Container
 from shared.db import SubscriptionStatus
-from shared.enforcement import Enforcer, LeaseRef, LeaseStatus
+from shared.enforcement import Enforcer, LeaseRef
+from shared.enforcement.scripts.refresh_lease import LeaseStatus
 from shared.errors import ServiceUnavailable
 from shared.queue import JobPayload
 from shared.services import generation, worker

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.enforcement import PlanInfo
+from shared.enforcement.ports import PlanInfo
 
 __all__ = ["FakePlans", "FakeUsage"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from shared.ai import errors as ai_errors
 from shared.db import generations
-from shared.enforcement.types import RefusalCode
+from shared.enforcement.scripts.admission import RefusalCode
 
 __all__ = ["job_codes", "server_codes"]
 

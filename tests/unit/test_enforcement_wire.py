@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
@@ -9,47 +10,47 @@ import pytest
 
 from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import (
-    AdmissionKind,
     AdmissionRequest,
-    Admitted,
     ChargeRef,
-    IdempotencyKind,
-    IdempotencyState,
-    InProgress,
-    KeyReused,
     LeaseRef,
-    LeaseStatus,
-    Meter,
-    PlanInfo,
-    Refusal,
-    Refused,
-    Replay,
     Scope,
     StatusNote,
     StoredResponse,
     enforce_idempotency,
     enforce_lease,
     enforce_or_throw,
+)
+from shared.enforcement.ports import PlanInfo, Truth
+from shared.enforcement.scripts.admission import (
+    AdmissionKind,
+    Admitted,
+    InProgress,
+    KeyReused,
+    Refusal,
+    Refused,
+    Replay,
+    admission_args,
+    admission_keys,
+    parse_admission,
+    plan_table,
     refusal_error,
 )
-from shared.enforcement.wire import (
+from shared.enforcement.scripts.common import (
     AdmitConfig,
     Need,
     PlanFill,
-    Seeds,
-    admission_args,
-    admission_keys,
-    finish_args,
-    finish_keys,
-    parse_admission,
-    parse_idempotency,
-    parse_refresh,
-    parse_usage,
-    plan_table,
-    refund_args,
-    refund_keys,
     refund_marker_expireat_s,
 )
+from shared.enforcement.scripts.finish import finish_args, finish_keys
+from shared.enforcement.scripts.idempotency import (
+    IdempotencyKind,
+    IdempotencyState,
+    parse_idempotency,
+)
+from shared.enforcement.scripts.refresh_lease import LeaseStatus, parse_refresh
+from shared.enforcement.scripts.refund import refund_args, refund_keys
+from shared.enforcement.scripts.usage import parse_usage
+from shared.enforcement.values import Meter
 from shared.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -82,10 +83,18 @@ CFG = AdmitConfig(plan_table(), 600, 60_000, 50, 86_400, 0)
 
 
 def test_plan_table_comes_from_plans_py() -> None:
-    table = plan_table()
-    assert table.split(";")[0] == "basic:60:10:1:0:0:1:20000"
-    assert "pro:900:120:5:1:-1:5:5000" in table
-    assert len(table.split(";")) == len(PLANS)
+    # By name, not by position: each plan under its name, each limit under its own.
+    table = json.loads(plan_table())
+    assert next(iter(table)) == "basic"
+    assert table["basic"] == {
+        "monthly": 60, "hourly": 10, "max_variants": 1, "full_allowed": False, "full_cap": 0,
+        "concurrency": 1, "cooldown_ms": 20000,
+    }  # fmt: skip
+    assert table["pro"] == {
+        "monthly": 900, "hourly": 120, "max_variants": 5, "full_allowed": True, "full_cap": -1,
+        "concurrency": 5, "cooldown_ms": 5000,
+    }  # fmt: skip
+    assert len(table) == len(PLANS)
 
 
 def _header_slots(script: str) -> dict[str, dict[int, str]]:
@@ -128,7 +137,7 @@ def test_admission_keys_and_args_follow_the_script_header() -> None:
     ]
     assert admission_keys(Keys("p"), REQ) == expected_keys
     # ARGV: each slot's description names what it carries; the builder must agree.
-    args = admission_args(REQ, CFG, PlanFill.of(PlanInfo(None)), Seeds(month=3, full=1))
+    args = admission_args(REQ, CFG, PlanFill.of(PlanInfo(None)), Truth(month=3, full=1))
     assert len(args) == len(header["ARGV"])
     for index, text in header["ARGV"].items():
         name = re.split(r"[,:(|]", text)[0].strip()
@@ -326,3 +335,27 @@ def test_finish_and_refund_arguments() -> None:
     assert refund_keys(keys, paid)[3] == "p:credits:u"
     assert finish_args(lease, paid, None)[8] == "c1"
     assert finish_keys(keys, lease, paid, None)[9] == "p:credits:u"
+
+
+_WALL_CLOCK = re.compile(r"\butcnow\(|\bdatetime\.now\(|\btime\.time\(")
+
+
+def wall_clock_reads(source: str) -> list[str]:
+    """Lines of ``source`` that read the wall clock instead of an injected clock."""
+    return [line.strip() for line in source.splitlines() if _WALL_CLOCK.search(line)]
+
+
+def test_enforcement_reads_time_only_from_its_injected_clock() -> None:
+    # Script time is Redis TIME + offset; "now" comes from the request or Enforcer(clock=).
+    package = LUA_DIR.parent / "shared" / "enforcement"
+    found = {
+        str(p.relative_to(package)): lines
+        for p in sorted(package.rglob("*.py"))
+        if (lines := wall_clock_reads(p.read_text()))
+    }
+    assert found == {}
+
+
+def test_the_wall_clock_scanner_finds_a_read() -> None:
+    source = "now = now or utcnow()\nstart = datetime.now(UTC)\nclock.now()\n"
+    assert wall_clock_reads(source) == ["now = now or utcnow()", "start = datetime.now(UTC)"]

@@ -1,19 +1,23 @@
 """What the Lua scripts and the Python calling them must agree on, read from ``lua/``:
-each script's header lists its KEYS and ARGV in the field order of its dataclasses
-in ``shared/enforcement/contract.py``; every refusal code the scripts return is a
-``RefusalCode``; every hash field a script writes is read by some script. Each scanner is
-tested on a snippet, so it cannot pass vacuously."""
+each script's header lists its KEYS and ARGV in the field order of the dataclasses in
+its module under ``shared/enforcement/scripts/`` (``SCRIPT_SLOTS``); every refusal code
+the scripts return is a ``RefusalCode``; every hash field a script writes is read by some
+script; every limit a script reads from its plan is in the plan table, by name. Each
+scanner is tested on a snippet, so it cannot pass vacuously."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from shared.enforcement import RefusalCode
-from shared.enforcement.contract import SCRIPT_SLOTS, SemaphoreReleaseKeys, wire
+from shared.enforcement.scripts import SCRIPT_SLOTS
+from shared.enforcement.scripts.admission import RefusalCode, plan_table
+from shared.enforcement.scripts.common import wire
+from shared.enforcement.scripts.semaphore_release import SemaphoreReleaseKeys
 
 LUA_DIR = Path(__file__).resolve().parents[2] / "lua"
 
@@ -174,3 +178,28 @@ def test_the_header_scanner_reads_a_variadic_slot() -> None:
 def test_wire_spreads_a_variadic_slot_in_place() -> None:
     keys = SemaphoreReleaseKeys(lease_record="l", semaphores=("u", "p"))
     assert wire(keys) == ["l", "u", "p"]
+
+
+# -- the plan table, by name -----------------------------------------------------------------
+
+# ``plan.<field>`` in a script that decodes the table (``lib/plans.lua``).
+_PLAN_FIELD = re.compile(r"\bplan\.([a-z_]+)")
+
+
+def plan_fields(source: str) -> set[str]:
+    """Every limit a script reads from its plan (``plan.monthly`` …)."""
+    return set(_PLAN_FIELD.findall(source))
+
+
+def test_every_plan_limit_the_scripts_read_is_in_the_plan_table() -> None:
+    table = json.loads(plan_table())
+    read = plan_fields(_all_lua())
+    assert read, "the scanner found no plan.<field> read at all"
+    for name, limits in table.items():
+        assert read <= set(limits), (name, read - set(limits))
+        assert set(limits) <= read, (name, "passed but never read", set(limits) - read)
+
+
+def test_the_plan_field_scanner_finds_a_limit_nobody_passes() -> None:
+    source = "if hour + 1 > plan.hourly then\nlocal x = plan.new_limit + plans.y\n"
+    assert plan_fields(source) == {"hourly", "new_limit"}
