@@ -343,10 +343,23 @@ class PgGenerations(GenerationInserts, GenerationCounts):
         self._s.run(
             "INSERT INTO cancel_keys (owner_id, idempotency_key) "
             "SELECT id, :k FROM users WHERE id = :o "
-            "ON CONFLICT ON CONSTRAINT cancel_keys_pkey DO NOTHING",
+            "ON CONFLICT ON CONSTRAINT cancel_keys_pkey DO UPDATE SET created_at = now()",
             o=owner_id,
             k=idempotency_key,
         )
+
+    def purge_cancel_keys(self, used_before: datetime, limit: int) -> int:
+        """Forget up to ``limit`` cancel keys last used before ``used_before`` (their Redis
+        records expired long ago), oldest first."""
+        rows = self._s.run(
+            "DELETE FROM cancel_keys WHERE (owner_id, idempotency_key) IN ("
+            "SELECT owner_id, idempotency_key FROM cancel_keys "
+            "WHERE created_at < CAST(:cutoff AS timestamptz) "
+            "ORDER BY created_at LIMIT CAST(:n AS int)) RETURNING owner_id",
+            cutoff=used_before,
+            n=limit,
+        )
+        return len(rows)
 
     def request_cancel(self, generation_id: UUID, now: datetime) -> Generation | None:
         """running: remember that its owner asked to cancel it (the first time counts);

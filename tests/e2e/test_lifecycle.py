@@ -560,7 +560,7 @@ def test_restore_window_and_purge_on_both_sides_of_30_days(
         # (The sweep is global: rows other tests deleted in real time are purged too.)
         r = env.sweep()
         assert r.status_code == 200, r.text
-        assert set(r.json()["purged"]) == {"drafts", "assets"}
+        assert set(r.json()["purged"]) == {"drafts", "assets", "cancel_keys"}
         assert exists("assets", early["id"])
         assert exists("drafts", draft_id)
 

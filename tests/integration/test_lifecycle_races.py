@@ -371,3 +371,34 @@ def test_purge_keeps_a_draft_charged_this_month_until_the_month_ends(
     # The ledger row outlives the purge (accounting), generation and variants do not.
     assert _count(c, "SELECT count(*) FROM usage_ledger WHERE owner_id = :u", u=user_id) == 1
     assert _count(c, "SELECT count(*) FROM generations WHERE owner_id = :u", u=user_id) == 0
+
+
+def test_purge_forgets_cancel_keys_a_retention_after_their_last_use(
+    container: Container,
+) -> None:
+    c = container
+    user_id = _pro_user(c)
+    old, reused, fresh = "cancel-old", "cancel-reused", "cancel-fresh"
+    with c.db.uow() as uow:
+        for key in (old, reused, fresh):
+            uow.generations.remember_cancel_key(user_id, key)
+        uow.commit()
+    keys = "SELECT idempotency_key FROM cancel_keys WHERE owner_id = :u ORDER BY 1"
+    aged = "UPDATE cancel_keys SET created_at = :t WHERE owner_id = :u AND idempotency_key = :k"
+    now = c.now()
+    with c.db.uow() as uow:
+        for key in (old, reused):
+            uow._session.run(
+                aged, t=now - lifecycle.RETENTION - timedelta(hours=1), u=user_id, k=key
+            )
+        uow.commit()
+    # Used again today: its replay record is new, so the key must outlive this purge.
+    with c.db.uow() as uow:
+        uow.generations.remember_cancel_key(user_id, reused)
+        uow.commit()
+
+    report = lifecycle.purge_deleted(c.db, now)
+
+    assert report.cancel_keys >= 1
+    with c.db.uow() as uow:
+        assert [r[0] for r in uow._session.run(keys, u=user_id)] == [fresh, reused]

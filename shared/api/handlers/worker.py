@@ -95,7 +95,11 @@ def sweep(req: ApiRequest, c: Container) -> ApiResponse:
         200,
         {
             "failed": report.failed,
-            "purged": {"drafts": report.purged.drafts, "assets": report.purged.assets},
+            "purged": {
+                "drafts": report.purged.drafts,
+                "assets": report.purged.assets,
+                "cancel_keys": report.purged.cancel_keys,
+            },
             "notices_published": report.notices_published,
         },
     )
