@@ -33,12 +33,12 @@ from devtools.devservers import (
 )
 from devtools.devtoken import mint_dev_token
 from devtools.local_server import LocalServer
-from shared.billing.plans import Lane, PlanName
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from shared.db import SubscriptionStatus
 from shared.db.migrate import migrate
 from shared.enforcement import AdmissionRequest, Admitted, LeaseRef, Scope
+from shared.plans import Lane, PlanName
 from shared.queue.jobs import JobPayload
 
 __all__ = [

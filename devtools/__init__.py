@@ -2,7 +2,7 @@
 production rehearsal (``make rehearse``).
 
 Nothing here is deployed: a function's zip holds ``main.py``, its ``functions/`` module
-and ``shared/`` (``shared.api.registry`` / Terraform's file list), never ``devtools/``, and
+and ``shared/`` (``shared.registry`` / Terraform's file list), never ``devtools/``, and
 ``tests/unit/test_devtools_boundary.py`` proves no deployed module imports this package
 except behind the development check.
 

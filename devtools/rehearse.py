@@ -63,8 +63,8 @@ from devtools.jwks_server import Issuer, JwksServer, SigningKey, jwks
 from devtools.net import free_port
 from devtools.qstash_server import QStashServer
 from devtools.upstash_rest import UpstashRestServer
-from shared.api.registry import FUNCTIONS, FunctionSpec
 from shared.needs import NEED_SECRETS, Need
+from shared.registry import FUNCTIONS, FunctionSpec
 
 __all__ = ["Rehearsal", "build_packages", "main"]
 

@@ -182,8 +182,8 @@ class Container:
     @property
     def enforcer(self) -> Enforcer:
         def build() -> Enforcer:
-            from shared.billing.plans import Lane
             from shared.enforcement import Enforcer
+            from shared.plans import Lane
 
             return Enforcer(
                 self.redis,
@@ -232,8 +232,8 @@ class Container:
         to ``secondary`` (``time_offset_ms`` moves the breaker's and slots' script time:
         tests)."""
         from shared.ai.fallback import FallbackLLM
-        from shared.billing.plans import Lane
         from shared.enforcement.circuit import RedisCircuit, RedisSlots
+        from shared.plans import Lane
 
         s = self.settings
         offset = {"time_offset_ms": time_offset_ms} if time_offset_ms else {}

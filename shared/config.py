@@ -19,8 +19,8 @@ from dataclasses import replace as dataclasses_replace
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal, NoReturn, Protocol, get_args
 
-from shared.billing.plans import PROVIDER_CONCURRENCY, Lane
 from shared.needs import Need
+from shared.plans import PROVIDER_CONCURRENCY, Lane
 
 __all__ = [
     "DEV_HS256_SECRET",
@@ -61,7 +61,7 @@ def function_needs(app_function: str | None) -> frozenset[Need]:
     (one process serving every route: ``make dev``, the tests)."""
     if app_function is None:
         return frozenset(Need)
-    from shared.api.registry import function_by_name
+    from shared.registry import function_by_name
 
     spec = function_by_name(app_function)
     if spec is None:

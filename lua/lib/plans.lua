@@ -1,4 +1,4 @@
--- Fragment `plans`: the plan table passed in ARGV by shared/billing/plans.py (no numbers here).
+-- Fragment `plans`: the plan table passed in ARGV by shared/plans.py (no numbers here).
 -- Format: "name:monthly:hourly:max_variants:full_allowed(0|1):full_cap(-1 unlimited):concurrency:cooldown_ms;..."
 local function parse_plans(spec)
   local plans = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
-from shared.billing.plans import MAX_VARIANTS
+from shared.plans import MAX_VARIANTS
 
 __all__ = [
     "FIELDS",

@@ -34,7 +34,7 @@ class Route:
     method: str
     pattern: str
     handler: str  # "module:function", imported on first use (cold starts pay only for theirs)
-    function: str  # the Cloud Function (shared.api.registry name) serving it
+    function: str  # the Cloud Function (shared.registry name) serving it
     auth: Auth = "bearer"
     summary: str = ""
     # Names of classes in shared.api.models (see the module doc): imported only by handlers

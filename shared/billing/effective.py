@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from shared.billing.plans import PlanName, resolve_effective_plan
+from shared.plans import PlanName, resolve_effective_plan
 
 if TYPE_CHECKING:  # runtime import would make shared.billing depend on shared.db
     from shared.db.database import UnitOfWork

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from shared.billing.plans import BOOST_DAYS, PackName, PlanName
 from shared.billing.stripe_gateway import (
     MISCONFIGURED_RETRY_AFTER_S,
     StripeGateway,
@@ -49,6 +48,7 @@ from shared.billing.stripe_payloads import (
 )
 from shared.errors import Conflict, NotFound, ServiceUnavailable
 from shared.observability.logging import log_event
+from shared.plans import BOOST_DAYS, PackName, PlanName
 
 if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams as CheckoutSessionCreateParams

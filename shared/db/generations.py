@@ -22,7 +22,6 @@ from datetime import datetime
 from typing import Any, Final
 from uuid import UUID
 
-from shared.billing.plans import PlanName
 from shared.db.credits import SEED_SQL as CREDITS_SEED_SQL
 from shared.db.drafts import variant_rows
 from shared.db.errors import DraftBusy, IdempotencyConflict, OwnerGone, UniqueViolation
@@ -40,6 +39,7 @@ from shared.db.models import (
 )
 from shared.db.session import Session
 from shared.errors import NotFound
+from shared.plans import PlanName
 
 __all__ = ["CANCELLED", "CANCELLED_MESSAGE", "CANCEL_SCOPE", "ENQUEUE_FAILED", "PgGenerations"]
 

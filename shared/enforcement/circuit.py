@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from shared.billing.plans import Lane
 from shared.enforcement.contract import (
     CircuitArgs,
     CircuitKeys,
@@ -29,6 +28,7 @@ from shared.enforcement.contract import (
     wire,
 )
 from shared.observability import log_event
+from shared.plans import Lane
 from shared.redis.client import RedisPort
 from shared.redis.keys import Keys
 

@@ -16,7 +16,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from shared.billing.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
 from shared.clock import utcnow
 from shared.enforcement.contract import (
     CooldownArgs,
@@ -84,6 +83,7 @@ from shared.enforcement.wire import (
     usage_keys,
 )
 from shared.errors import ServiceUnavailable
+from shared.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
 from shared.redis.client import RedisPort
 from shared.redis.keys import Keys, hour_end, hour_label, month_end, month_label
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import ClassVar, Protocol, TypeAlias
 
-from shared.billing.plans import Lane, PlanName
+from shared.plans import Lane, PlanName
 
 __all__ = [
     "Admission",

@@ -14,13 +14,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, assert_never
 
-from shared.billing.plans import (
-    LOW_CREDIT_MARK,
-    NOTICE_POOL_PERCENTS,
-    PLANS,
-    Plan,
-    PlanName,
-)
 from shared.enforcement.contract import (
     AdmissionArgs,
     AdmissionKeys,
@@ -57,6 +50,13 @@ from shared.enforcement.types import (
     StatusNote,
     StoredResponse,
     UsageSnapshot,
+)
+from shared.plans import (
+    LOW_CREDIT_MARK,
+    NOTICE_POOL_PERCENTS,
+    PLANS,
+    Plan,
+    PlanName,
 )
 from shared.redis.keys import (
     Keys,

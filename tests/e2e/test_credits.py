@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.billing.plans import PACKS, PLANS, Lane, PackName, PlanName
 from shared.bootstrap import Container, DbPlanSource, DbTruthSource, DbUsageSource
 from shared.config import load_settings
 from shared.enforcement import Enforcer
 from shared.enforcement.wire import epoch_ms
+from shared.plans import PACKS, PLANS, Lane, PackName, PlanName
 from shared.services.worker import _charge, _lease
 from tests.e2e.api_support import RecordingQueue, sql
 from tests.load._hammer import hammer

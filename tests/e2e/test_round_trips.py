@@ -22,10 +22,10 @@ import httpx
 import pytest
 
 from devtools.offline_writer import OfflineWriter
-from shared.billing.plans import PLANS, PlanName
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from shared.db.connection import connect
+from shared.plans import PLANS, PlanName
 from shared.queue import WORKER_GENERATE_PATH, JobPayload, sign_qstash
 from shared.services.worker import JobResult, WorkerDeps, run_job
 from tests.e2e.api_support import RecordingQueue, seed_charged, sql

@@ -28,11 +28,11 @@ from devtools.fake_minimax import FakeMiniMax, ok
 from shared.ai import Completion, GenerationJob, MiniMaxClient
 from shared.api.handlers.generation import accepted_response, cancelled_response
 from shared.api.models import CreateRequest, RegenerateRequest
-from shared.billing.plans import PlanName
 from shared.billing.stripe_billing import StripeBilling
 from shared.bootstrap import Container
 from shared.db import SubscriptionStatus
 from shared.errors import AppError, NotFound
+from shared.plans import PlanName
 from shared.queue import JobPayload
 from shared.redis.keys import hour_label
 from shared.services import account, cancel, generation, worker

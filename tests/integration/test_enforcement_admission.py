@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import (
     Admission,
     AdmissionKind,
@@ -26,6 +25,7 @@ from shared.enforcement import (
     enforce_or_throw,
 )
 from shared.errors import LimitExceeded, ServiceUnavailable
+from shared.plans import PLANS, Lane, PlanName
 from shared.queue.signing import RedisTokenLedger, TokenUse
 from shared.redis import Keys, RedisPort, month_label
 from tests.support.enforcement_sources import FakePlans, FakeUsage

@@ -16,7 +16,6 @@ from typing import TypeVar
 
 import pytest
 
-from shared.billing.plans import Lane, PlanName
 from shared.enforcement import (
     AdmissionRequest,
     AdmissionTicket,
@@ -26,6 +25,7 @@ from shared.enforcement import (
     Refused,
     Scope,
 )
+from shared.plans import Lane, PlanName
 from shared.redis import Keys, RedisPort, TcpRedis
 from tests.support.enforcement_sources import FakePlans, FakeUsage
 

@@ -29,9 +29,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import AdmissionRequest, Admitted, Enforcer, PlanInfo, Refused, Scope
 from shared.enforcement.types import AdmissionTicket
+from shared.plans import PLANS, Lane, PlanName
 from shared.redis import Keys, RedisPort, hour_key, month_end, month_key, month_label
 from tests.support.enforcement_sources import FakePlans
 

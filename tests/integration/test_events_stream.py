@@ -19,9 +19,9 @@ from devtools.offline_writer import OfflineWriter
 from shared.ai import ProviderError
 from shared.api.handlers.generation import accepted_response
 from shared.api.models import CreateRequest
-from shared.billing.plans import PlanName
 from shared.bootstrap import Container
 from shared.db import GenerationStatus, SubscriptionStatus
+from shared.plans import PlanName
 from shared.services import events, generation, worker
 from shared.services.events import Event, Retry, StatusBoard, StreamConfig, StreamDeps
 from shared.services.leases import lease_of

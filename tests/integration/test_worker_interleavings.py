@@ -20,11 +20,11 @@ from devtools.fake_minimax import FakeMiniMax, ok
 from shared.ai import Completion, GenerationJob, MiniMaxClient, ProviderError
 from shared.api.handlers.generation import accepted_response
 from shared.api.models import CreateRequest
-from shared.billing.plans import Lane, PlanName
 from shared.bootstrap import Container
 from shared.db import SubscriptionStatus
 from shared.enforcement import Enforcer, LeaseRef, LeaseStatus
 from shared.errors import ServiceUnavailable
+from shared.plans import Lane, PlanName
 from shared.queue import JobPayload
 from shared.services import generation, worker
 from tests.support.worker_env import MINIMAX_KEY, MODEL, CapturingQueue, worker_settings

@@ -33,9 +33,9 @@ from hypothesis import HealthCheck, settings
 from devtools.devtoken import mint_dev_token
 from devtools.local_server import LocalServer
 from shared.api.openapi import build_openapi
-from shared.billing.plans import PACKS
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
+from shared.plans import PACKS
 from tests.e2e.api_support import RecordingQueue
 from tests.support.fake_stripe import FakeStripe
 from tests.support.load import load_scale

@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 import pytest
 
 from devtools.net import free_port
-from shared.billing.plans import PlanName
 from shared.billing.stripe_billing import Product, StripeConfig, _skip_subscription_write
 from shared.billing.stripe_gateway import StripeGateway, verify_signature
 from shared.billing.stripe_payloads import (
@@ -23,6 +22,7 @@ from shared.billing.stripe_payloads import (
 from shared.config import load_settings
 from shared.db.models import Subscription, SubscriptionStatus
 from shared.errors import BadRequest, ServiceUnavailable
+from shared.plans import PlanName
 from tests.support.fake_stripe import FakeStripe, decode_form, event, invoice, sign, subscription
 
 SECRET = "whsec_unit"

@@ -14,9 +14,9 @@ from shared.api.models import (
     CostsQuery,
 )
 from shared.api.render import rfc3339
-from shared.billing.plans import PlanName
 from shared.db import CostLine, SubscriptionStatus
 from shared.db.credits import Credit
+from shared.plans import PlanName
 from shared.services import credits, reporting
 
 if TYPE_CHECKING:
