@@ -121,7 +121,7 @@ coverage-gate: install
 
 ## migrate: apply schema.sql and migrations/ to DATABASE_URL
 migrate: install-demo
-	$(BIN)/python -m shared.db.migrate
+	$(BIN)/python -m devtools.compose shared.db.migrate
 
 ## dev: every function on one port (PORT=8080), a Standard-plan user, its token, the example page
 dev: install-demo $(WEB_BUILT)

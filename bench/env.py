@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from devtools.compose import dev_container
 from devtools.devservers import (
     create_database,
     drop_database,
@@ -279,7 +280,7 @@ def bench_env() -> Iterator[BenchEnv]:
             }
         )
         queue = RecordingQueue()
-        container = Container(settings, queue=queue)
+        container = dev_container(settings, queue=queue)
         migrate(container.database_url)
         set_container(container)
         yield BenchEnv(

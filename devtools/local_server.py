@@ -22,6 +22,7 @@ from typing import Any
 from werkzeug.security import safe_join
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from devtools.compose import dev_container
 from shared.bootstrap import Container, set_container
 from shared.config import Settings
 from shared.db.migrate import migrate
@@ -106,7 +107,7 @@ def with_static(app: Any, prefix: str, directory: Path) -> Any:
 
 def prepare_container(settings: Settings) -> Container:
     """Migrate the database (embedded when unconfigured) and install the container."""
-    container = Container(settings)
+    container = dev_container(settings)
     migrate(container.database_url)
     set_container(container)
     return container

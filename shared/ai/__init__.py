@@ -1,8 +1,8 @@
 """AI client: turn a ``GenerationJob`` into validated variants through an ``LLMPort``.
 
 ``MiniMaxClient`` talks to MiniMax over HTTP (retries, deadline, token accounting);
-``llm_from_settings`` picks it, or in development the deterministic demo writer
-(``devtools.offline_writer.OfflineWriter``).
+``llm_from_settings`` picks it; in development ``devtools.compose`` passes the
+deterministic demo writer (``devtools.offline_writer.OfflineWriter``) instead.
 Every failure is a ``ProviderError`` (see ``shared.ai.errors`` for the codes).
 """
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Final
 from shared.ai.minimax import MiniMaxClient
 from shared.ai.openai_compat import OpenAICompatClient
 from shared.ai.pricing import register_price
-from shared.ai.types import LLMPort
+from shared.ai.types import OFFLINE_MODEL, OFFLINE_PROVIDER, LLMPort
 from shared.config import ConfigError
 
 if TYPE_CHECKING:
@@ -26,19 +26,18 @@ def llm_identity(settings: Settings) -> tuple[str, str]:
     create and regenerate record them on the generation but never call the provider, so
     they run without ``MINIMAX_API_KEY`` (only the worker holds it)."""
     if settings.effective_ai_provider == "offline" and settings.is_development:
-        from devtools.offline_writer import OfflineWriter
-
-        return OfflineWriter.provider, OfflineWriter.model
+        return OFFLINE_PROVIDER, OFFLINE_MODEL
     return MiniMaxClient.provider, settings.minimax_model
 
 
 def llm_from_settings(settings: Settings) -> LLMPort:
-    """``MiniMaxClient`` for provider "minimax", in development ``OfflineWriter`` for
-    "offline" (production refuses it). No I/O."""
+    """``MiniMaxClient`` for provider "minimax". Development's "offline" writer
+    (``devtools.offline_writer.OfflineWriter``; production refuses it) is built by
+    ``devtools.compose``, which passes it to the container. No I/O."""
     if settings.effective_ai_provider == "offline" and settings.is_development:
-        from devtools.offline_writer import OfflineWriter
-
-        return OfflineWriter()
+        raise ConfigError(
+            "AI_PROVIDER: 'offline' is built by devtools.compose.dev_container (make dev)"
+        )
     if not settings.minimax_api_key:
         raise ConfigError("MINIMAX_API_KEY: required when AI_PROVIDER=minimax")
     return MiniMaxClient(

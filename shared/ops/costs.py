@@ -3,8 +3,9 @@
     python -m shared.ops.costs --from 2026-11-01 --to 2026-11-30 --group-by plan,model
     python -m shared.ops.costs --month 2026-11 --group-by user --json
 
-Reads ``DATABASE_URL`` like the functions (embedded Postgres in development). Days are
-UTC; ``--to`` defaults to today, ``--from`` to the first day of ``--to``'s month.
+Reads ``DATABASE_URL`` like the functions (in development, ``python -m devtools.compose
+shared.ops.costs …`` points it at the embedded Postgres when unset). Days are UTC;
+``--to`` defaults to today, ``--from`` to the first day of ``--to``'s month.
 """
 
 from __future__ import annotations
@@ -80,7 +81,6 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from shared.api.handlers.admin import render_costs
     from shared.bootstrap import Container
     from shared.config import get_settings
 
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     finally:
         container.close()
-    print(json.dumps(render_costs(report), indent=2) if args.json else format_table(report))
+    print(json.dumps(reporting.costs_json(report), indent=2) if args.json else format_table(report))
     return 0
 
 

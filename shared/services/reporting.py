@@ -35,7 +35,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from shared.db import CostLine, Database
 from shared.db.rollup import GROUP_COLUMNS
@@ -54,6 +54,7 @@ __all__ = [
     "RollupResult",
     "SpendAnomaly",
     "cost_report",
+    "costs_json",
     "parse_group_by",
     "plan_window",
     "resolve_range",
@@ -298,3 +299,34 @@ def _newly_completed(before: date | None, after: date | None) -> list[date]:
     if before is None:
         return [after]  # the first run: check its last day, not the whole history
     return [before + timedelta(days=i) for i in range(1, (after - before).days + 1)]
+
+
+def _counters(line: CostLine) -> dict[str, int]:
+    return {
+        "generations": line.generations,
+        "failed": line.failed,
+        "prompt_tokens": line.prompt_tokens,
+        "completion_tokens": line.completion_tokens,
+        "cost_micro_usd": line.cost_micro_usd,
+    }
+
+
+def costs_json(report: CostReport) -> dict[str, Any]:
+    """The JSON body of GET /v1/admin/costs, also printed by ``python -m shared.ops.costs``
+    (so the command line and the API cannot drift)."""
+    return {
+        "from": report.range.start.isoformat(),
+        "to": report.range.end.isoformat(),
+        "month": report.range.month,
+        "group_by": ",".join(report.group_by),
+        "rolled_through": report.rolled_through.isoformat() if report.rolled_through else None,
+        "rows": [
+            {
+                "group": ",".join(r.keys),
+                **dict(zip(report.group_by, r.keys, strict=True)),
+                **_counters(r),
+            }
+            for r in report.rows
+        ],
+        "totals": _counters(report.totals),
+    }

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from devtools.compose import dev_container
 from devtools.fake_minimax import FakeMiniMax, ok
 from shared.ai import Completion, GenerationJob, MiniMaxClient
 from shared.api.handlers.generation import accepted_response, cancelled_response
@@ -66,7 +67,7 @@ def container(
         MAX_JOB_RUNTIME_S=str(RUNTIME_S),
     )
     llm = MiniMaxClient(MINIMAX_KEY, base_url=fake.url, model=MODEL, max_tokens=256)
-    c = Container(settings, llm=llm, queue=CapturingQueue())
+    c = dev_container(settings, llm=llm, queue=CapturingQueue())
     yield c
     llm.close()
     c.db.close()

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from devtools.compose import dev_container
 from devtools.offline_writer import OfflineWriter
 from shared.ai import ProviderError
 from shared.api.handlers.generation import accepted_response
@@ -40,7 +41,7 @@ def container(database_url: str, redis_url: str, run_prefix: str) -> Iterator[Co
             "AI_PROVIDER": "offline",
         }
     )
-    c = Container(settings, llm=OfflineWriter(latency_s=0.0), queue=CapturingQueue())
+    c = dev_container(settings, llm=OfflineWriter(latency_s=0.0), queue=CapturingQueue())
     yield c
     c.db.close()
 

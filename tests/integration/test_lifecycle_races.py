@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from devtools.compose import dev_container
 from shared.api.handlers.generation import accepted_response
 from shared.api.handlers.library import asset_changes
 from shared.api.models import AssetPatchRequest, CreateRequest, RegenerateRequest
@@ -51,7 +52,7 @@ def container(database_url: str, redis_url: str, run_prefix: str) -> Iterator[Co
             "AI_PROVIDER": "offline",
         }
     )
-    c = Container(settings, queue=CapturingQueue())
+    c = dev_container(settings, queue=CapturingQueue())
     yield c
     c.close()
 

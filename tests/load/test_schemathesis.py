@@ -30,6 +30,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from devtools.compose import dev_container
 from devtools.devtoken import mint_dev_token
 from devtools.local_server import LocalServer
 from shared.api.openapi import build_openapi
@@ -68,7 +69,7 @@ def auth(
     """The pro (and admin) user's headers, over a container whose Stripe is the fake one
     and whose jobs are recorded, not run (creates hold their leases: limits are met too)."""
     with FakeStripe(api_key=STRIPE_KEY) as stripe:
-        c = Container(
+        c = dev_container(
             load_settings(_stripe_env(base_env, stripe)),
             db=container.db,
             redis=container.redis,

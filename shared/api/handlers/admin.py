@@ -14,10 +14,11 @@ from shared.api.models import (
     CostsQuery,
 )
 from shared.api.render import rfc3339
-from shared.db import CostLine, SubscriptionStatus
+from shared.db import SubscriptionStatus
 from shared.db.credits import Credit
 from shared.plans import PlanName
 from shared.services import credits, reporting
+from shared.services.reporting import costs_json as render_costs
 
 if TYPE_CHECKING:
     from shared.bootstrap import Container
@@ -101,33 +102,3 @@ def get_costs(req: ApiRequest, c: Container) -> ApiResponse:
     )
     group_by = reporting.parse_group_by(query.group_by)
     return ApiResponse.json(200, render_costs(reporting.cost_report(c.db, rng, group_by)))
-
-
-def _counters(line: CostLine) -> dict[str, int]:
-    return {
-        "generations": line.generations,
-        "failed": line.failed,
-        "prompt_tokens": line.prompt_tokens,
-        "completion_tokens": line.completion_tokens,
-        "cost_micro_usd": line.cost_micro_usd,
-    }
-
-
-def render_costs(report: reporting.CostReport) -> dict[str, Any]:
-    """The JSON body of GET /v1/admin/costs (also printed by ``python -m shared.ops.costs``)."""
-    return {
-        "from": report.range.start.isoformat(),
-        "to": report.range.end.isoformat(),
-        "month": report.range.month,
-        "group_by": ",".join(report.group_by),
-        "rolled_through": report.rolled_through.isoformat() if report.rolled_through else None,
-        "rows": [
-            {
-                "group": ",".join(r.keys),
-                **dict(zip(report.group_by, r.keys, strict=True)),
-                **_counters(r),
-            }
-            for r in report.rows
-        ],
-        "totals": _counters(report.totals),
-    }
