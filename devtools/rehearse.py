@@ -22,6 +22,14 @@ It prints the gateway URL, the page URL and a token for a user on the Standard p
 writes the same (and every process it started) to ``build/rehearse/rehearsal.json``, and
 runs until Ctrl-C (SIGINT), SIGTERM or SIGHUP, which stop every process group it started,
 drop the database and the run's Redis keys. Logs: ``build/rehearse/logs/``.
+
+Why this module stays whole (over 500 lines): it is one sequence read top to bottom, the
+order in which a deployment comes up (zips, their virtualenv, the database, the stand-ins
+for Upstash, QStash, MiniMax and the issuer, every function, the gateway, the page) and
+goes down in reverse, and every step shares the ``Rehearsal``'s state (ports, started
+process groups, the cleanup stack). The stand-ins and renderers it drives already live in
+their own modules; cutting the sequence itself would make a reader jump between files to
+follow one start-up, and it is development code that no deployment carries.
 """
 
 from __future__ import annotations

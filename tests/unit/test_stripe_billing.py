@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from devtools.net import free_port
-from shared.billing.stripe_billing import Product, StripeConfig, _skip_subscription_write
+from shared.billing.stripe_billing import Product, StripeConfig
 from shared.billing.stripe_gateway import StripeGateway, verify_signature
 from shared.billing.stripe_payloads import (
     StripeEvent,
@@ -19,6 +19,7 @@ from shared.billing.stripe_payloads import (
     map_subscription_status,
     period_end,
 )
+from shared.billing.stripe_webhooks import _skip_subscription_write
 from shared.config import load_settings
 from shared.db.models import Subscription, SubscriptionStatus
 from shared.errors import BadRequest, ServiceUnavailable
