@@ -1,6 +1,6 @@
 """8. Cold start as Cloud Functions pays it: process start to the first answered request.
 
-For every ``FunctionSpec`` in ``shared.api.registry.FUNCTIONS``: the functions-framework
+For every ``FunctionSpec`` in ``shared.registry.FUNCTIONS``: the functions-framework
 CLI (``functions-framework --source functions/<module>.py --target <entry>``) is started
 in a fresh process and one request without credentials is sent as soon as the port
 accepts (polled every 2 ms); the figure is the time from ``Popen`` to that response
@@ -28,7 +28,7 @@ from typing import Any
 from bench.imports import HELLO, ROOT
 from bench.report import Figure, Report
 from devtools.net import free_port
-from shared.api.registry import FUNCTIONS, FunctionSpec
+from shared.registry import FUNCTIONS, FunctionSpec
 
 __all__ = ["run"]
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import redis
 
+from devtools.compose import dev_container
 from devtools.devservers import (
     create_database,
     drop_database,
@@ -33,13 +34,13 @@ from devtools.devservers import (
 )
 from devtools.devtoken import mint_dev_token
 from devtools.local_server import LocalServer
-from shared.billing.plans import Lane, PlanName
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from shared.db import SubscriptionStatus
 from shared.db.migrate import migrate
 from shared.enforcement import AdmissionRequest, LeaseRef, Scope
 from shared.enforcement.scripts.admission import Admitted
+from shared.plans import Lane, PlanName
 from shared.queue.jobs import JobPayload
 
 __all__ = [
@@ -280,7 +281,7 @@ def bench_env() -> Iterator[BenchEnv]:
             }
         )
         queue = RecordingQueue()
-        container = Container(settings, queue=queue)
+        container = dev_container(settings, queue=queue)
         migrate(container.database_url)
         set_container(container)
         yield BenchEnv(

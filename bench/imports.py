@@ -1,6 +1,6 @@
 """6. Cold import per Cloud Function vs a hello-world functions-framework function.
 
-For every ``FunctionSpec`` in ``shared.api.registry.FUNCTIONS``: the wall time of
+For every ``FunctionSpec`` in ``shared.registry.FUNCTIONS``: the wall time of
 ``python -c "import functions.<module>"`` in a fresh process (repository root as the
 working directory), median of ``runs`` after one untimed run (bytecode caches warm, as
 in a deployed image). The bound is a one-file function that only imports
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import Figure, Report
-from shared.api.registry import FUNCTIONS
+from shared.registry import FUNCTIONS
 
 __all__ = ["run"]
 

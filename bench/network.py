@@ -2,7 +2,7 @@
 
 In production every round trip crosses a network (Cloud SQL through the VPC connector,
 Upstash over HTTPS), so round trips, not CPU, set what a creator waits for. Here a
-second container reaches the same servers through ``tests.support.wire_proxy`` (a TCP
+second container reaches the same servers through ``devtools.wire_proxy`` (a TCP
 proxy that counts round trips and forwards each chunk ``BENCH_NET_DELAY_MS`` after it
 arrived, both ways; ``tc netem`` is not available in this kernel) and the local server
 serves it. For create, regenerate (full), a worker job (``run_job``, offline writer at
@@ -34,11 +34,12 @@ import redis
 from bench.env import PROVIDER_CAP, BenchEnv
 from bench.report import Figure, Report, pct
 from bench.roundtrips import BRIEF, worker_deps
+from devtools.compose import dev_container
+from devtools.wire_proxy import WireProxy
 from shared.bootstrap import Container, set_container
 from shared.config import load_settings
 from shared.db.connection import connect
 from shared.services.worker import JobResult, run_job
-from tests.support.wire_proxy import WireProxy
 
 __all__ = ["run"]
 
@@ -81,7 +82,7 @@ def _proxied(env: BenchEnv, delay_s: float) -> Iterator[tuple[Container, WirePro
             "PROVIDER_CAP_INTERACTIVE": str(PROVIDER_CAP),
         }
     )  # fmt: skip
-    c = Container(settings, queue=env.queue)
+    c = dev_container(settings, queue=env.queue)
     set_container(c)
     try:
         yield c, pg_proxy, rd_proxy

@@ -2,9 +2,8 @@
 production rehearsal (``make rehearse``).
 
 Nothing here is deployed: a function's zip holds ``main.py``, its ``functions/`` module
-and ``shared/`` (``shared.api.registry`` / Terraform's file list), never ``devtools/``, and
-``tests/unit/test_devtools_boundary.py`` proves no deployed module imports this package
-except behind the development check.
+and ``shared/`` (``shared.registry`` / Terraform's file list), never ``devtools/``, and
+``tests/unit/test_layers.py`` proves no production module imports this package.
 
 upstash_rest    Upstash's Redis REST protocol in front of a real Redis
 jwks_server     an RS256/ES256 issuer: signing keys, a JWKS URL, ``python -m
@@ -21,7 +20,11 @@ local_queue     QStash's delivery in-process (QUEUE_BACKEND=local): signed, retr
 offline_writer  a deterministic, labelled demo writer in place of MiniMax (AI_PROVIDER=offline)
 devtoken        development HS256 tokens (``python -m devtools.devtoken USER [--admin]``)
 net             ``free_port``: a loopback port nothing listens on (the one such helper)
+wire_proxy      a TCP proxy counting round trips, optionally adding delay (tests, make bench)
+compose         the development composition: ``dev_container`` passes devservers,
+                local_queue and offline_writer to ``shared.bootstrap.Container`` where the
+                settings leave them to development; ``python -m devtools.compose MODULE``
+                runs a production command line (``make migrate``) in it
 
-``shared`` reaches devservers, local_queue and offline_writer only through a lazy import
-guarded by ``settings.is_development`` (the boundary test checks the guard).
+``shared`` never imports this package: development composes its container here.
 """

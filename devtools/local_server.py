@@ -1,6 +1,6 @@
 """The local server: every Cloud Function on one port (``make dev``, e2e tests, demo).
 
-Requests are routed by path (``shared.api.registry``) to the SAME function objects that
+Requests are routed by path (``shared.registry``) to the SAME function objects that
 are deployed (``functions/<module>.py`` entry points), so local runs exercise exactly
 the production request handling. The local queue delivers jobs back to this server's
 ``/worker/generate`` over HTTP with QStash signatures, on its own threads.
@@ -22,10 +22,11 @@ from typing import Any
 from werkzeug.security import safe_join
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from shared.api.registry import function_for_path
+from devtools.compose import dev_container
 from shared.bootstrap import Container, set_container
 from shared.config import Settings
 from shared.db.migrate import migrate
+from shared.registry import function_for_path
 
 __all__ = [
     "LocalServer",
@@ -106,7 +107,7 @@ def with_static(app: Any, prefix: str, directory: Path) -> Any:
 
 def prepare_container(settings: Settings) -> Container:
     """Migrate the database (embedded when unconfigured) and install the container."""
-    container = Container(settings)
+    container = dev_container(settings)
     migrate(container.database_url)
     set_container(container)
     return container

@@ -59,7 +59,7 @@ LUA_PYTEST_ARGS = ["-q", "-x", "-p", "no:randomly", "-p", "no:cacheprovider", "-
 PY_AREAS: dict[str, tuple[list[str], list[str]]] = {
     "auth": (["shared/api/auth.py"], ["tests/unit/test_auth.py", "tests/integration/test_jwks.py"]),
     "billing": (
-        ["shared/billing/"],
+        ["shared/billing/", "shared/plans.py"],
         ["tests/unit/test_plans.py", "tests/unit/test_stripe_billing.py",
          "tests/unit/test_stripe_plan_numbers.py", "tests/e2e/test_billing.py"],
     ),

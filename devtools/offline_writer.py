@@ -21,6 +21,8 @@ from shared.ai.prompts import build_messages
 from shared.ai.types import (
     FIELD_MAX_CHARS,
     MAX_HASHTAGS,
+    OFFLINE_MODEL,
+    OFFLINE_PROVIDER,
     Completion,
     GenerationJob,
     VariantContent,
@@ -60,8 +62,8 @@ def _tokens(chars: int) -> int:
 class OfflineWriter:
     """Deterministic local writer (provider ``offline``, model ``offline-v1``); no network."""
 
-    provider = "offline"
-    model = "offline-v1"
+    provider = OFFLINE_PROVIDER
+    model = OFFLINE_MODEL
 
     def __init__(
         self,

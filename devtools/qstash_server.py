@@ -24,6 +24,12 @@ answer or no answer within the timeout is retried after QStash's backoff
 overrides it); after the last retry the failure callback gets QStash's JSON (``status``,
 ``body``, ``retried``, ``maxRetries``, ``url``, ``sourceMessageId``, base64
 ``sourceBody``, …), itself signed for the callback URL and retried the same way.
+
+Why this module stays whole (over 500 lines): it is one stand-in for one external service,
+whose parts (the publish and schedules API, the delivery loop with its retries and
+failure callback, the signing, the cron schedules) answer to one document, QStash's, and
+share one message store and one clock; the tests and the rehearsal use it as a unit. It
+is development code that no deployment carries.
 """
 
 from __future__ import annotations

@@ -22,6 +22,14 @@ It prints the gateway URL, the page URL and a token for a user on the Standard p
 writes the same (and every process it started) to ``build/rehearse/rehearsal.json``, and
 runs until Ctrl-C (SIGINT), SIGTERM or SIGHUP, which stop every process group it started,
 drop the database and the run's Redis keys. Logs: ``build/rehearse/logs/``.
+
+Why this module stays whole (over 500 lines): it is one sequence read top to bottom, the
+order in which a deployment comes up (zips, their virtualenv, the database, the stand-ins
+for Upstash, QStash, MiniMax and the issuer, every function, the gateway, the page) and
+goes down in reverse, and every step shares the ``Rehearsal``'s state (ports, started
+process groups, the cleanup stack). The stand-ins and renderers it drives already live in
+their own modules; cutting the sequence itself would make a reader jump between files to
+follow one start-up, and it is development code that no deployment carries.
 """
 
 from __future__ import annotations
@@ -63,8 +71,8 @@ from devtools.jwks_server import Issuer, JwksServer, SigningKey, jwks
 from devtools.net import free_port
 from devtools.qstash_server import QStashServer
 from devtools.upstash_rest import UpstashRestServer
-from shared.api.registry import FUNCTIONS, FunctionSpec
 from shared.needs import NEED_SECRETS, Need
+from shared.registry import FUNCTIONS, FunctionSpec
 
 __all__ = ["Rehearsal", "build_packages", "main"]
 

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from shared.api.registry import FUNCTIONS, FunctionSpec
+from shared.registry import FUNCTIONS, FunctionSpec
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 RUNTIME_LOCK: Final = "requirements.lock"

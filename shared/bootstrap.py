@@ -4,13 +4,20 @@ Nothing connects at import or construction (cold starts pay for every import-tim
 side effect). The first request that needs Postgres opens the pool; the first that
 needs Redis opens the client; the Secret Manager client is only ever made by
 ``load_settings`` when a secret name is configured. Tests and the local server build a
-``Container`` with explicit settings or overrides.
+``Container`` with explicit settings, overrides (built adapters) or factories (adapters
+built on first use).
+
+This module builds production's adapters only: it never imports ``devtools``. In
+development the embedded Postgres and Redis, the local queue and the offline writer are
+passed in by ``devtools.compose.dev_container`` (``make dev``, ``make demo``, the tests,
+the benchmarks); a development ``Container`` built without them asks for what production
+would need (``DATABASE_URL`` …) and names that composition.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,7 +26,6 @@ from shared.config import ConfigError, Settings, check_configuration, get_settin
 
 if TYPE_CHECKING:
     from shared.ai.types import LLMPort
-    from shared.api.auth import Authenticator
     from shared.billing.stripe_billing import StripeBilling
     from shared.db.database import Database
     from shared.enforcement import Enforcer
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
     from shared.services.worker import WorkerDeps
 
 __all__ = [
+    "DEV_COMPOSITION",
     "Container",
     "DbPlanSource",
     "DbTruthSource",
@@ -109,22 +116,47 @@ class DbUsageSource:
             return uow.credits.seed(user_id)
 
 
-class Container:
-    """Every dependency of the services, each built on first use."""
+# Where a development Container is composed (named by the errors of one built without it).
+DEV_COMPOSITION = "devtools.compose.dev_container (make dev, make demo, the tests)"
 
-    def __init__(self, settings: Settings, *, clock: Clock | None = None, **overrides: Any) -> None:
+
+class Container:
+    """Every dependency of the services, each built on first use.
+
+    ``overrides`` are adapters already built; ``factories`` build an adapter on first use
+    in place of this class's own recipe (``factories={"queue": lambda c: …}``), so a
+    caller that composes differently (development) keeps the laziness.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        factories: Mapping[str, Callable[[Container], Any]] | None = None,
+        **overrides: Any,
+    ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self._lock = threading.RLock()
         self._built: dict[str, Any] = dict(overrides)
+        self._factories = dict(factories or {})
 
     def _get(self, name: str, build: Callable[[], T]) -> T:
         if name not in self._built:
             with self._lock:
                 if name not in self._built:
-                    self._built[name] = build()
+                    factory = self._factories.get(name)
+                    self._built[name] = factory(self) if factory else build()
         value: T = self._built[name]
         return value
+
+    def provide(self, name: str, build: Callable[[], T]) -> T:
+        """The adapter called ``name``, built by ``build`` on first use (once per
+        container, thread-safely) unless given as an override or a factory: for what a
+        layer above the root adds (the edge's authenticator), which the root must not
+        import."""
+        return self._get(name, build)
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -146,9 +178,9 @@ class Container:
             if self.settings.database_url:
                 return self.settings.database_url
             if self.settings.is_development:
-                from devtools.devservers import embedded_postgres_url
-
-                return embedded_postgres_url(self.settings.local_data_dir)
+                raise ConfigError(
+                    f"DATABASE_URL: not set; embedded Postgres comes from {DEV_COMPOSITION}"
+                )
             raise ConfigError("DATABASE_URL: required when APP_ENV=production")
 
         return self._get("database_url", build)
@@ -183,8 +215,8 @@ class Container:
     @property
     def enforcer(self) -> Enforcer:
         def build() -> Enforcer:
-            from shared.billing.plans import Lane
             from shared.enforcement import Enforcer
+            from shared.plans import Lane
 
             return Enforcer(
                 self.redis,
@@ -234,8 +266,8 @@ class Container:
         to ``secondary`` (``time_offset_ms`` moves the breaker's and slots' script time:
         tests)."""
         from shared.ai.fallback import FallbackLLM
-        from shared.billing.plans import Lane
         from shared.enforcement.circuit import RedisCircuit, RedisSlots
+        from shared.plans import Lane
 
         s = self.settings
         offset = {"time_offset_ms": time_offset_ms} if time_offset_ms else {}
@@ -249,15 +281,6 @@ class Container:
             lease_ttl_s=s.lease_ttl_s, **offset,
         )  # fmt: skip
         return FallbackLLM(primary, secondary, circuit, slots, reserve_s=s.fallback_reserve_s)
-
-    @property
-    def authenticator(self) -> Authenticator:
-        def build() -> Authenticator:
-            from shared.api.auth import Authenticator
-
-            return Authenticator.from_settings(self.settings)
-
-        return self._get("authenticator", build)
 
     @property
     def billing(self) -> StripeBilling:

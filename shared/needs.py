@@ -1,4 +1,4 @@
-"""What a deployed function uses (``shared.api.registry.FunctionSpec.needs``) and the
+"""What a deployed function uses (``shared.registry.FunctionSpec.needs``) and the
 secrets each need mounts.
 
 Its own module so that imports run one way: ``shared.config`` looks the running function
@@ -13,7 +13,7 @@ __all__ = ["NEED_SECRETS", "OPTIONAL_NEEDS", "Need"]
 
 
 class Need(StrEnum):
-    """A capability a deployed function uses (``shared.api.registry.FunctionSpec.needs``).
+    """A capability a deployed function uses (``shared.registry.FunctionSpec.needs``).
 
     It decides which secrets Terraform mounts into the function and which settings the
     function requires at start-up in production: each function holds and checks only

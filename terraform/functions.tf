@@ -1,5 +1,5 @@
 # One Cloud Function (2nd gen) per entry of terraform/functions.json (generated from
-# shared/api/registry.py), each from the zip `make package` built for it
+# shared/registry.py), each from the zip `make package` built for it
 # (build/functions/<name>.zip; scripts/package.py is the one definition of its files).
 # The object is named after the zip's SHA-256 and the zips are reproducible, so a plan
 # redeploys exactly the functions whose zip changed. Run `make package` before planning.

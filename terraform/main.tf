@@ -14,7 +14,7 @@ locals {
     managed-by  = "terraform"
   })
 
-  # The registry (shared/api/registry.py) is the one source of what is deployed: module,
+  # The registry (shared/registry.py) is the one source of what is deployed: module,
   # entry point, auth, sizing and the secrets of every function come from functions.json,
   # which `make functions-json` generates from it (a test keeps the two equal).
   functions = jsondecode(file("${path.module}/functions.json")).functions

@@ -26,7 +26,7 @@ variable "name_prefix" {
 
   validation {
     # The tightest names built from it: service account ids (6-30 chars,
-    # "<prefix>-<function>", function names of 2-15 chars in shared/api/registry.py).
+    # "<prefix>-<function>", function names of 2-15 chars in shared/registry.py).
     condition     = can(regex("^[a-z][a-z0-9-]{2,13}$", var.name_prefix))
     error_message = "name_prefix: 3-14 chars, lowercase letters, digits and dashes."
   }

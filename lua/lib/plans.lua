@@ -1,4 +1,4 @@
--- Fragment `plans`: the plan table passed in ARGV by shared/billing/plans.py (no numbers here),
+-- Fragment `plans`: the plan table passed in ARGV by shared/plans.py (no numbers here),
 -- built by shared/enforcement/scripts/admission.py `plan_table`: a JSON object of plans by
 -- name, each limit by name:
 --   {"<plan>": {"monthly": n, "hourly": n, "max_variants": n, "full_allowed": true|false,

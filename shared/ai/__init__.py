@@ -2,8 +2,9 @@
 
 ``AIClient`` talks to a provider over HTTP (retries, jitter, budget, deadline, token
 accounting) in that provider's wire format (``shared.ai.providers``: ``MiniMaxClient``,
-``OpenAICompatClient``); ``llm_from_settings`` picks the ``AI_PROVIDER``'s, or in
-development the deterministic demo writer (``devtools.offline_writer.OfflineWriter``).
+``OpenAICompatClient``); ``llm_from_settings`` picks the ``AI_PROVIDER``'s; in
+development ``devtools.compose`` passes the deterministic demo writer
+(``devtools.offline_writer.OfflineWriter``) instead.
 Every failure is a ``ProviderError`` (see ``shared.ai.errors`` for the codes).
 """
 

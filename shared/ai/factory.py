@@ -13,7 +13,7 @@ from shared.ai.client import AIClient
 from shared.ai.pricing import register_price
 from shared.ai.providers.minimax import MiniMaxClient
 from shared.ai.providers.openai_compat import OpenAICompatClient
-from shared.ai.types import LLMPort
+from shared.ai.types import OFFLINE_MODEL, OFFLINE_PROVIDER, LLMPort
 from shared.config import ConfigError
 
 if TYPE_CHECKING:
@@ -39,21 +39,20 @@ def llm_identity(settings: Settings) -> tuple[str, str]:
     create and regenerate record them on the generation but never call the provider, so
     they run without ``AI_API_KEY`` (only the worker holds it)."""
     if settings.effective_ai_provider == "offline" and settings.is_development:
-        from devtools.offline_writer import OfflineWriter
-
-        return OfflineWriter.provider, OfflineWriter.model
+        return OFFLINE_PROVIDER, OFFLINE_MODEL
     wire = _client(settings).wire
     return wire.name, settings.ai_model or wire.default_model
 
 
 def llm_from_settings(settings: Settings) -> LLMPort:
-    """The ``AI_PROVIDER``'s client (``CLIENTS``), in development ``OfflineWriter`` for
-    "offline" (production refuses it). No I/O."""
+    """The ``AI_PROVIDER``'s client (``CLIENTS``). Development's "offline" writer
+    (``devtools.offline_writer.OfflineWriter``; production refuses it) is built by
+    ``devtools.compose``, which passes it to the container. No I/O."""
     provider = settings.effective_ai_provider
     if provider == "offline" and settings.is_development:
-        from devtools.offline_writer import OfflineWriter
-
-        return OfflineWriter()
+        raise ConfigError(
+            "AI_PROVIDER: 'offline' is built by devtools.compose.dev_container (make dev)"
+        )
     if not settings.ai_api_key:
         raise ConfigError(f"AI_API_KEY: required when AI_PROVIDER={provider}")
     client = _client(settings)

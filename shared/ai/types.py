@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal, Protocol
 
-from shared.billing.plans import MAX_VARIANTS
+from shared.plans import MAX_VARIANTS
 
 __all__ = [
     "FIELDS",
@@ -13,6 +13,8 @@ __all__ = [
     "HASHTAG_MAX_CHARS",
     "MAX_HASHTAGS",
     "MAX_VARIANTS",
+    "OFFLINE_MODEL",
+    "OFFLINE_PROVIDER",
     "Completion",
     "Field",
     "GenerationJob",
@@ -25,6 +27,11 @@ Field = Literal["hook", "script", "caption", "hashtags"]
 JobKind = Literal["create", "regen_targeted", "regen_full"]
 
 FIELDS: Final[tuple[str, ...]] = ("hook", "script", "caption", "hashtags")
+
+# The development writer's identity (devtools.offline_writer.OfflineWriter), recorded on
+# generations created without calling a provider and priced at nothing (pricing.py).
+OFFLINE_PROVIDER: Final = "offline"
+OFFLINE_MODEL: Final = "offline-v1"
 
 # Variant field limits (SPEC §4): characters for text fields, items for hashtags.
 FIELD_MAX_CHARS: Final[dict[str, int]] = {"hook": 300, "script": 5000, "caption": 2200}

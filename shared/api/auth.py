@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     import httpx
     import jwt
 
+    from shared.bootstrap import Container
     from shared.config import Settings
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "SUBJECT_PATTERN",
     "Authenticator",
     "Principal",
+    "authenticator_of",
     "is_valid_subject",
     "require_admin",
 ]
@@ -260,3 +262,11 @@ def require_admin(principal: Principal) -> None:
     """Raise ``Forbidden`` unless the principal carries ``role: "admin"``."""
     if not principal.is_admin:
         raise Forbidden("Admin role required.")
+
+
+def authenticator_of(container: Container) -> Authenticator:
+    """The container's authenticator (one per instance, built on first use unless the
+    container was given one): the edge adds it, the composition root knows no edge."""
+    return container.provide(
+        "authenticator", lambda: Authenticator.from_settings(container.settings)
+    )

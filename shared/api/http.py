@@ -161,7 +161,9 @@ def _authenticate(route: Route, req: flask.Request, container: Container) -> Pri
     header = req.headers.get(container.settings.auth_header)
     if header is None and route.query_token and req.args.get("access_token"):
         header = f"Bearer {req.args['access_token']}"
-    principal = container.authenticator.authenticate(header)
+    from shared.api.auth import authenticator_of  # bearer functions only (cold starts)
+
+    principal = authenticator_of(container).authenticate(header)
     if route.auth == "admin" and not principal.is_admin:
         raise Forbidden("This route requires the admin role.")
     return principal

@@ -30,7 +30,7 @@ class Route:
     method: str
     pattern: str
     handler: Handler
-    function: str  # the Cloud Function (shared.api.registry name) serving it
+    function: str  # the Cloud Function (shared.registry name) serving it
     auth: Auth = "bearer"
     summary: str = ""
     # Names of classes in shared.api.models: a handler imports its models itself, after

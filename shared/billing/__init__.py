@@ -1,7 +1,7 @@
 """Plans, the Pro Boost and effective-plan resolution (SPEC §2)."""
 
 from shared.billing.effective import EffectivePlan, load_effective_plan
-from shared.billing.plans import (
+from shared.plans import (
     BOOST_DAYS,
     PLANS,
     PROVIDER_CONCURRENCY,

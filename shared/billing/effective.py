@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from shared.billing.plans import PlanName, resolve_effective_plan
+from shared.plans import PlanName, resolve_effective_plan
 
-if TYPE_CHECKING:  # runtime import would make shared.billing depend on shared.db
+if TYPE_CHECKING:  # the caller's unit of work (a layer below: billing reads through db)
     from shared.db.database import UnitOfWork
 
 __all__ = ["EffectivePlan", "load_effective_plan"]

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from shared.billing.plans import PACKS, PackName
+from shared.plans import PACKS, PackName
 
 if TYPE_CHECKING:
     from shared.db import UnitOfWork

@@ -18,12 +18,12 @@ from dataclasses import replace as dataclasses_replace
 from decimal import Decimal
 from typing import Any, Literal
 
-from shared.billing.plans import PROVIDER_CONCURRENCY, Lane
 from shared.config.envvar import ConfigError, EnvVar
 from shared.config.envvar import choice_field as _choice
 from shared.config.envvar import env_field as _env
 from shared.config.secrets import SecretClient, default_secret_client, resolve_secrets
 from shared.needs import Need
+from shared.plans import PROVIDER_CONCURRENCY, Lane
 
 __all__ = [
     "DEV_HS256_SECRET",
@@ -58,7 +58,7 @@ def function_needs(app_function: str | None) -> frozenset[Need]:
     (one process serving every route: ``make dev``, the tests)."""
     if app_function is None:
         return frozenset(Need)
-    from shared.api.registry import function_by_name
+    from shared.registry import function_by_name
 
     spec = function_by_name(app_function)
     if spec is None:

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.billing.plans import PlanName
 from shared.db.generations import CANCEL_SCOPE
 from shared.db.models import Subscription, SubscriptionStatus, User
 from shared.db.session import Session
+from shared.plans import PlanName
 
 __all__ = [
     "PgBoosts",

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.billing.plans import PlanName
 from shared.db.credits import SEED_SQL as CREDITS_SEED_SQL
 from shared.db.generation_sql import ENQUEUE_FAILED, HOUR_GIVEN_BACK_NOT, REFUNDED_NOT
 from shared.db.models import AdmissionTruth, SubscriptionStatus
 from shared.db.session import Session
+from shared.plans import PlanName
 
 __all__ = ["GenerationCounts"]
 

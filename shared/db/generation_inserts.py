@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from shared.billing.plans import PlanName
 from shared.db.errors import DraftBusy, IdempotencyConflict, OwnerGone, UniqueViolation
 from shared.db.generation_sql import (
     GENERATION_COLS,
@@ -23,6 +22,7 @@ from shared.db.generation_sql import (
 from shared.db.models import Generation, GenerationKind, NewDraft, Platform
 from shared.db.session import Session
 from shared.errors import NotFound
+from shared.plans import PlanName
 
 __all__ = ["GenerationInserts"]
 

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 from uuid import UUID
 
-from shared.billing.plans import PlanName
 from shared.db.models import Generation, GenerationKind, GenerationStatus, charged_sql
+from shared.plans import PlanName
 
 __all__ = [
     "CANCELLED",

@@ -24,7 +24,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from shared.billing.plans import PlanName
 from shared.db.generation_counts import GenerationCounts
 from shared.db.generation_inserts import GenerationInserts
 from shared.db.generation_sql import (
@@ -41,6 +40,7 @@ from shared.db.generation_sql import (
 from shared.db.models import Generation, GenerationKind, GenerationStatus, LedgerEntry, NewVariant
 from shared.db.session import Session
 from shared.db.variants import variant_rows
+from shared.plans import PlanName
 
 __all__ = ["CANCELLED", "CANCELLED_MESSAGE", "CANCEL_SCOPE", "ENQUEUE_FAILED", "PgGenerations"]
 

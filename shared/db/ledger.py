@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from shared.billing.plans import PlanName
 from shared.db.models import GenerationKind, LedgerEntry, MonthUsage
 from shared.db.session import Session
+from shared.plans import PlanName
 
 __all__ = ["PSEUDONYM_PREFIX", "PgLedger"]
 

@@ -6,8 +6,9 @@ together with its ``schema_migrations`` row, so a failed file leaves nothing beh
 Everything happens under one ``pg_advisory_lock``: N instances starting at once apply
 each version once and the others wait, then find nothing to do.
 
-``python -m shared.db.migrate`` migrates the configured ``DATABASE_URL`` (embedded
-Postgres in development when unset).
+``python -m shared.db.migrate`` migrates the configured ``DATABASE_URL``; ``make migrate``
+runs it through ``devtools.compose``, which points it at the embedded Postgres in
+development when nothing is configured.
 """
 
 from __future__ import annotations
@@ -109,9 +110,10 @@ def _database_url() -> str:
     if settings.database_url:
         return settings.database_url
     if settings.is_development:
-        from devtools.devservers import embedded_postgres_url
-
-        return embedded_postgres_url(settings.local_data_dir)
+        raise MigrationError(
+            "DATABASE_URL: not set; `make migrate` (python -m devtools.compose "
+            "shared.db.migrate) migrates the embedded Postgres"
+        )
     raise MigrationError("DATABASE_URL: required when APP_ENV=production")
 
 

@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from shared.billing.plans import PlanName
+from shared.plans import PlanName
 
 __all__ = [
     "REFUNDED",

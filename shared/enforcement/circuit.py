@@ -17,10 +17,10 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Literal
 
-from shared.billing.plans import Lane
 from shared.enforcement.scripts import circuit, semaphore_acquire, semaphore_release
 from shared.enforcement.scripts.circuit import CircuitReply, CircuitState
 from shared.observability import log_event
+from shared.plans import Lane
 from shared.redis.client import RedisPort
 from shared.redis.keys import Keys
 

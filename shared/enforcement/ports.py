@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from shared.billing.plans import PlanName
+from shared.plans import PlanName
 from shared.redis.keys import hour_label, month_label
 
 __all__ = ["LedgerTruth", "PlanInfo", "PlanSource", "Truth", "TruthSource", "UsageSource"]

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from shared.billing.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
 from shared.clock import Clock, SystemClock
 from shared.enforcement.ports import LedgerTruth, PlanSource, Truth, TruthSource, UsageSource
 from shared.enforcement.scripts import (
@@ -54,6 +53,7 @@ from shared.enforcement.values import (
     StoredResponse,
 )
 from shared.errors import ServiceUnavailable
+from shared.plans import PLANS, Lane, Plan, PlanName, resolve_effective_plan
 from shared.redis.client import RedisPort
 from shared.redis.keys import Keys, hour_end, month_end
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from shared.billing.plans import Lane
+from shared.plans import Lane
 
 __all__ = [
     "ChargeRef",

@@ -3,8 +3,9 @@
     python -m shared.ops.costs --from 2026-11-01 --to 2026-11-30 --group-by plan,model
     python -m shared.ops.costs --month 2026-11 --group-by user --json
 
-Reads ``DATABASE_URL`` like the functions (embedded Postgres in development). Days are
-UTC; ``--to`` defaults to today, ``--from`` to the first day of ``--to``'s month.
+Reads ``DATABASE_URL`` like the functions (in development, ``python -m devtools.compose
+shared.ops.costs …`` points it at the embedded Postgres when unset). Days are UTC;
+``--to`` defaults to today, ``--from`` to the first day of ``--to``'s month.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from shared.config import ConfigError, Settings
 from shared.queue.base import QueuePort
 from shared.queue.qstash_queue import QStashQueue
 
-__all__ = ["queue_from_settings"]
+__all__ = ["DELIVERY_GRACE_S", "delivery_timeout", "queue_from_settings"]
 
 # The publish happens inside the API request: two quick SDK retries on network errors
 # (the SDK default is five, sleeping ~11 s in total) and a bounded HTTP timeout (the SDK
@@ -21,25 +21,26 @@ PUBLISH_TIMEOUT = httpx.Timeout(10.0, connect=3.0)
 DELIVERY_GRACE_S = 60
 
 
+def delivery_timeout(settings: Settings) -> int:
+    """How long a delivery may take: the job's runtime cap plus the worker's own writes."""
+    return settings.max_job_runtime_s + DELIVERY_GRACE_S
+
+
 def _publish_backoff_ms(retry: int) -> float:
     return 100.0 * 2.0**retry
 
 
 def queue_from_settings(settings: Settings) -> QueuePort:
-    """``QStashQueue`` for ``QUEUE_BACKEND=qstash`` (the production default), in development
-    ``devtools.local_queue.LocalQueue`` for ``local`` (production refuses it).
+    """``QStashQueue`` for ``QUEUE_BACKEND=qstash`` (the production default). Development's
+    ``local`` backend (``devtools.local_queue.LocalQueue``, production refuses it) is
+    built by ``devtools.compose``, which passes it to the container.
 
-    Callers keep one per instance (``shared.bootstrap``); a ``LocalQueue`` owns threads.
+    Callers keep one per instance (``shared.bootstrap``).
     """
-    delivery_timeout_s = settings.max_job_runtime_s + DELIVERY_GRACE_S
+    delivery_timeout_s = delivery_timeout(settings)
     if settings.effective_queue_backend == "local" and settings.is_development:
-        from devtools.local_queue import LocalQueue
-
-        return LocalQueue(
-            worker_url=settings.effective_worker_url,
-            signing_key=settings.effective_signing_keys[0],
-            retries=settings.qstash_retries,
-            timeout_s=delivery_timeout_s,
+        raise ConfigError(
+            "QUEUE_BACKEND: 'local' is built by devtools.compose.dev_container (make dev)"
         )
     if not settings.qstash_token:
         raise ConfigError("QSTASH_TOKEN: required when QUEUE_BACKEND=qstash")

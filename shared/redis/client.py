@@ -279,13 +279,14 @@ def _upstash_errors() -> Iterator[None]:
 
 
 def redis_from_settings(settings: Settings) -> RedisPort:
-    """Upstash when its URL and token are set, else ``REDIS_URL``, else (dev) embedded Redis."""
+    """Upstash when its URL and token are set, else ``REDIS_URL`` (development's embedded
+    Redis is passed to the container by ``devtools.compose``)."""
     if settings.upstash_redis_rest_url and settings.upstash_redis_rest_token:
         return UpstashRedis(settings.upstash_redis_rest_url, settings.upstash_redis_rest_token)
     if settings.redis_url:
         return TcpRedis.from_url(settings.redis_url)
     if settings.is_development:
-        from devtools.devservers import embedded_redis_url
-
-        return TcpRedis.from_url(embedded_redis_url(settings.local_data_dir))
+        raise ConfigError(
+            "REDIS_URL: not set; embedded Redis comes from devtools.compose.dev_container"
+        )
     raise ConfigError("REDIS_URL: set it or UPSTASH_REDIS_REST_URL + _TOKEN in production")

@@ -36,7 +36,6 @@ from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any, Final, Protocol
 
-from shared.billing.plans import Lane
 from shared.db import (
     Asset,
     Database,
@@ -54,6 +53,7 @@ from shared.db.credits import Credit
 from shared.db.ledger import PSEUDONYM_PREFIX
 from shared.enforcement import Enforcer, LeaseRef
 from shared.observability.logging import log_event
+from shared.plans import Lane
 from shared.services.library import IDEMPOTENCY_SCOPE
 
 __all__ = [

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from shared.billing.plans import PlanName
 from shared.db import Database, SubscriptionStatus
 from shared.enforcement import Enforcer
+from shared.plans import PlanName
 
 __all__ = ["grant_boost", "set_plan"]
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from shared.billing.packs import pack_credit, units_kept
-from shared.billing.plans import GRANT_DAYS
 from shared.db import Database
 from shared.db.credits import Credit
 from shared.enforcement import Enforcer
 from shared.errors import NotFound
 from shared.observability.logging import log_event
+from shared.plans import GRANT_DAYS
 
 __all__ = [
     "Credit",

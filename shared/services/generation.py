@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.billing.plans import Lane
 from shared.db import (
     Database,
     Generation,
@@ -56,6 +55,7 @@ from shared.errors import (
     ValidationFailed,
 )
 from shared.observability.logging import annotate, log_event
+from shared.plans import Lane
 from shared.queue.base import QueuePort
 from shared.queue.jobs import JobPayload
 

@@ -6,9 +6,9 @@ job through ``Enforcer.finish`` with these, so they refund and release the same 
 
 from __future__ import annotations
 
-from shared.billing.plans import Lane
 from shared.db import Generation
 from shared.enforcement import ChargeRef, LeaseRef, Scope
+from shared.plans import Lane
 
 __all__ = ["charge_of", "lease_of"]
 

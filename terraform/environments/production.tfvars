@@ -6,7 +6,7 @@ name_prefix = "reel"
 environment = "production"
 
 # One warm instance for each interactive function (create, regenerate, generations).
-# Connection budget with the registry's defaults (shared/api/registry.py): sum(max
+# Connection budget with the registry's defaults (shared/registry.py): sum(max
 # instances) = 63, x db_pool_size 4 = 252, + 20 reserved <= 300.
 hot_min_instances = 1
 max_instances     = {}

@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from devtools.compose import dev_container
+from shared.api.auth import authenticator_of
 from shared.bootstrap import Container
 from shared.clock import utcnow
 from shared.config import load_settings
@@ -215,8 +217,8 @@ def derive(
     if not any(k.startswith(("REDIS_", "PROVIDER_")) for k in env):
         shared |= {"redis": container.redis, "enforcer": container.enforcer}
     if not any(k.startswith("AUTH_") for k in env):
-        shared["authenticator"] = container.authenticator
-    return Container(settings, **{**shared, **overrides})
+        shared["authenticator"] = authenticator_of(container)
+    return dev_container(settings, **{**shared, **overrides})
 
 
 # ---- Postgres --------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.compose import dev_container
 from shared.bootstrap import Container
 from shared.queue import WORKER_ROLLUP_PATH, sign_qstash
 from tests.e2e.api_support import assert_error
@@ -41,7 +42,7 @@ def costs_env(
     use_container: Callable[[Container], Container],
 ) -> Iterator[Container]:
     settings = worker_settings(base_env, DATABASE_URL=report_url, SPEND_ALERT_USD="0.5")
-    c = Container(settings, clock=FixedClock(), redis=container.redis)
+    c = dev_container(settings, clock=FixedClock(), redis=container.redis)
     reset(c.db)
     use_container(c)
     yield c

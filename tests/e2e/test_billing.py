@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.compose import dev_container
 from shared.bootstrap import Container
 from shared.config import load_settings
 from shared.db.accounts import PgUsers
@@ -69,7 +70,7 @@ def fake() -> Iterator[FakeStripe]:
 
 @pytest.fixture(scope="module")
 def stripe_container(base_env: dict[str, str], fake: FakeStripe) -> Iterator[Container]:
-    c = Container(load_settings(_stripe_env(base_env, fake)))
+    c = dev_container(load_settings(_stripe_env(base_env, fake)))
     yield c
     _close(c)
 
@@ -201,7 +202,7 @@ def test_checkout_prices_come_only_from_configured_price_ids(
     """Another deployment's price ids flow through unchanged; no amount is ever sent."""
     other = {p: f"price_other_{p}_{secrets.token_hex(4)}" for p in PRODUCTS}
     env = _stripe_env(base_env, fake, **{f"STRIPE_PRICE_{p.upper()}": v for p, v in other.items()})
-    c = use_container(Container(load_settings(env)))
+    c = use_container(dev_container(load_settings(env)))
     try:
         for product in PRODUCTS:
             a = api()
@@ -315,7 +316,7 @@ def test_a_rejected_api_key_is_503(
     api: Callable[..., Api],
 ) -> None:
     c = use_container(
-        Container(load_settings(_stripe_env(base_env, fake, STRIPE_SECRET_KEY="sk_test_wrong")))
+        dev_container(load_settings(_stripe_env(base_env, fake, STRIPE_SECRET_KEY="sk_test_wrong")))
     )
     try:
         r = api().post("/v1/billing/checkout", {"product": "basic"})
@@ -345,7 +346,7 @@ def test_billing_not_configured_is_503(
     assert "STRIPE_WEBHOOK_SECRET" in r.json()["error"]["message"]
 
     c = use_container(
-        Container(load_settings(_stripe_env(base_env, fake, STRIPE_PRICE_PRO_BOOST="")))
+        dev_container(load_settings(_stripe_env(base_env, fake, STRIPE_PRICE_PRO_BOOST="")))
     )
     try:
         r = a.post("/v1/billing/checkout", {"product": "pro_boost"})

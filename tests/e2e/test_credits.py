@@ -22,11 +22,13 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.billing.plans import PACKS, PLANS, Lane, PackName, PlanName
+from devtools.compose import dev_container
+from shared.api.auth import authenticator_of
 from shared.bootstrap import Container, DbPlanSource, DbTruthSource, DbUsageSource
 from shared.config import load_settings
 from shared.enforcement import Enforcer
 from shared.enforcement.scripts.common import epoch_ms
+from shared.plans import PACKS, PLANS, Lane, PackName, PlanName
 from shared.services.leases import charge_of, lease_of
 from tests.e2e.api_support import RecordingQueue, sql
 from tests.load._hammer import hammer
@@ -82,7 +84,7 @@ def credits_app(
         **{f"STRIPE_PRICE_{k}": v for k, v in PRICES.items()},
     }
     settings = load_settings(env)
-    base = Container(settings, clock=container.clock, db=container.db, queue=RecordingQueue())
+    base = dev_container(settings, clock=container.clock, db=container.db, queue=RecordingQueue())
     enforcer = Enforcer(
         base.redis,
         base.keys,
@@ -94,14 +96,14 @@ def credits_app(
         truth=DbTruthSource(base.db),
         plans_table=_lifted_basic(),
     )
-    app = Container(
+    app = dev_container(
         settings,
         clock=container.clock,
         db=container.db,
         redis=base.redis,
         queue=base.built("queue"),
         enforcer=enforcer,
-        authenticator=container.authenticator,
+        authenticator=authenticator_of(container),
     )
     use_container(app)
     yield app

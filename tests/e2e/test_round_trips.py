@@ -1,7 +1,7 @@
 """Round trips to Postgres and Redis, counted on the wire (issue 17).
 
 Every Postgres and Redis connection of the container goes through a counting TCP proxy
-(``tests.support.wire_proxy``): a round trip is a client burst answered by the server,
+(``devtools.wire_proxy``): a round trip is a client burst answered by the server,
 whatever the driver or the adapter think they do. In production each one crosses a
 network (Cloud SQL through the VPC connector, Upstash over HTTPS), so these counts, not
 CPU, set the latency a creator waits for. The steady state is measured after one warm
@@ -21,15 +21,16 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from devtools.compose import dev_container
 from devtools.offline_writer import OfflineWriter
-from shared.billing.plans import PLANS, PlanName
+from devtools.wire_proxy import WireProxy
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
 from shared.db.connection import connect
+from shared.plans import PLANS, PlanName
 from shared.queue import WORKER_GENERATE_PATH, JobPayload, sign_qstash
 from shared.services.worker import JobResult, WorkerDeps, run_job
 from tests.e2e.api_support import RecordingQueue, seed_charged, sql
-from tests.support.wire_proxy import WireProxy
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ def wire(base_env: dict[str, str], container: Container) -> Iterator[Wire]:
             }
         )
         queue = RecordingQueue()
-        c = Container(settings, queue=queue, llm=OfflineWriter(latency_s=0.0))
+        c = dev_container(settings, queue=queue, llm=OfflineWriter(latency_s=0.0))
         stack.callback(c.close)
         set_container(c)
         stack.callback(set_container, container)

@@ -26,9 +26,9 @@ from devtools.fake_minimax import (
 )
 from shared.ai import cost_micro_usd
 from shared.ai.providers.openai_compat import OpenAICompatClient
-from shared.billing.plans import Lane
 from shared.bootstrap import Container
 from shared.enforcement.circuit import RedisCircuit, RedisSlots
+from shared.plans import Lane
 from tests.support.e2e import Api, WorkerEnvFactory
 from tests.support.worker_env import MODEL, WorkerEnv
 

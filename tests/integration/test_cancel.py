@@ -24,15 +24,16 @@ from typing import Any
 
 import pytest
 
+from devtools.compose import dev_container
 from devtools.fake_minimax import FakeMiniMax, ok
 from shared.ai import Completion, GenerationJob, MiniMaxClient
 from shared.api.handlers.generation import accepted_response, cancelled_response
 from shared.api.models import CreateRequest, RegenerateRequest
-from shared.billing.plans import PlanName
 from shared.billing.stripe_billing import StripeBilling
 from shared.bootstrap import Container
 from shared.db import SubscriptionStatus
 from shared.errors import AppError, NotFound
+from shared.plans import PlanName
 from shared.queue import JobPayload
 from shared.redis.keys import hour_label
 from shared.services import account, cancel, generation, worker
@@ -66,7 +67,7 @@ def container(
         MAX_JOB_RUNTIME_S=str(RUNTIME_S),
     )
     llm = MiniMaxClient(MINIMAX_KEY, base_url=fake.url, model=MODEL, max_tokens=256)
-    c = Container(settings, llm=llm, queue=CapturingQueue())
+    c = dev_container(settings, llm=llm, queue=CapturingQueue())
     yield c
     llm.close()
     c.db.close()

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.billing.plans import Lane
 from shared.enforcement.circuit import RedisCircuit, RedisSlots
+from shared.plans import Lane
 from shared.redis.client import TcpRedis
 from shared.redis.keys import Keys
 

@@ -33,7 +33,7 @@ from google.protobuf.json_format import ParseError
 from openapi_spec_validator import OpenAPIV2SpecValidator
 
 from devtools.gateway import GATEWAY_TEMPLATE, gateway_operations, render_gateway_template
-from shared.api.registry import FUNCTIONS, function_by_name, function_for_path
+from shared.registry import FUNCTIONS, function_by_name, function_for_path
 from tests.integration.test_terraform import TERRAFORM_DIR, Terraform, load_terraform
 from tests.support.tftemplate import TemplateError, render_template
 

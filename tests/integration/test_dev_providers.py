@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from devtools.compose import dev_container
 from devtools.dev_providers import FALLBACK_MODEL, apply_defaults, start_dev_providers
 from scripts.dev_server import welcome
 from shared.ai.types import GenerationJob
@@ -29,7 +30,7 @@ def container_for(redis_url: str, run_prefix: str) -> Iterator[MakeContainer]:
 
     def make(env: dict[str, str]) -> Container:
         settings = load_settings({"REDIS_URL": redis_url, "REDIS_KEY_PREFIX": run_prefix, **env})
-        container = Container(settings)
+        container = dev_container(settings)
         made.append(container)
         return container
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import (
     AdmissionRequest,
     AdmissionTicket,
@@ -25,6 +24,7 @@ from shared.enforcement.ports import PlanInfo
 from shared.enforcement.scripts.admission import Admission, AdmissionKind
 from shared.enforcement.scripts.idempotency import IdempotencyKind
 from shared.errors import LimitExceeded, ServiceUnavailable
+from shared.plans import PLANS, Lane, PlanName
 from shared.queue.signing import RedisTokenLedger, TokenUse
 from shared.redis import Keys, RedisPort, month_label
 from tests.support.clock import FixedClock

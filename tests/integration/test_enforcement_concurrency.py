@@ -16,10 +16,10 @@ from typing import TypeVar
 
 import pytest
 
-from shared.billing.plans import Lane, PlanName
 from shared.enforcement import AdmissionRequest, AdmissionTicket, Enforcer, Scope
 from shared.enforcement.ports import PlanInfo
 from shared.enforcement.scripts.admission import Admitted, Refused
+from shared.plans import Lane, PlanName
 from shared.redis import Keys, RedisPort, TcpRedis
 from tests.support.enforcement_sources import FakePlans, FakeUsage
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.billing.plans import PLANS, PlanName
 from shared.enforcement import Scope, StoredResponse
 from shared.enforcement.scripts.admission import AdmissionKind
 from shared.enforcement.scripts.common import hour_expireat_s, month_expireat_s
 from shared.enforcement.values import Meter
+from shared.plans import PLANS, PlanName
 from shared.redis import RedisPort, ScriptRegistry
 from shared.redis.keys import hour_end, hour_key, month_end, month_key
 from shared.redis.scripts import LUA_DIR
@@ -162,7 +162,7 @@ def test_a_boost_ends_exactly_at_its_expiry_millisecond(
 def test_the_python_rule_and_the_script_agree_at_the_edge(
     raw: redis.Redis, effective_plan_probe: str
 ) -> None:
-    from shared.billing.plans import resolve_effective_plan
+    from shared.plans import resolve_effective_plan
 
     expiry = datetime(2027, 1, 15, 12, tzinfo=UTC)
     boost_ms = int(expiry.timestamp() * 1000)

@@ -29,10 +29,10 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import AdmissionRequest, AdmissionTicket, Enforcer, Scope
 from shared.enforcement.ports import PlanInfo
 from shared.enforcement.scripts.admission import Admitted, Refused
+from shared.plans import PLANS, Lane, PlanName
 from shared.redis import Keys, RedisPort, hour_key, month_end, month_key, month_label
 from tests.support.enforcement_sources import FakePlans
 

@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
+from devtools.compose import dev_container
 from devtools.offline_writer import OfflineWriter
 from shared.ai import ProviderError
 from shared.api.handlers.generation import accepted_response
 from shared.api.models import CreateRequest
-from shared.billing.plans import PlanName
 from shared.bootstrap import Container
 from shared.db import GenerationStatus, SubscriptionStatus
+from shared.plans import PlanName
 from shared.services import events, generation, worker
 from shared.services.events import Event, Retry, StatusBoard, StreamConfig, StreamDeps
 from shared.services.leases import lease_of
@@ -40,7 +41,7 @@ def container(database_url: str, redis_url: str, run_prefix: str) -> Iterator[Co
             "AI_PROVIDER": "offline",
         }
     )
-    c = Container(settings, llm=OfflineWriter(latency_s=0.0), queue=CapturingQueue())
+    c = dev_container(settings, llm=OfflineWriter(latency_s=0.0), queue=CapturingQueue())
     yield c
     c.db.close()
 

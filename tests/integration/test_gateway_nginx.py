@@ -17,7 +17,7 @@ import pytest
 
 from devtools.gateway import render_nginx
 from devtools.net import free_port
-from shared.api.registry import FUNCTIONS
+from shared.registry import FUNCTIONS
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (make rehearse)")

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from devtools.compose import dev_container
 from shared.api.handlers.generation import accepted_response
 from shared.api.handlers.library import asset_changes
 from shared.api.models import AssetPatchRequest, CreateRequest, RegenerateRequest
-from shared.billing.plans import PlanName
 from shared.billing.stripe_billing import StripeBilling
 from shared.bootstrap import Container
 from shared.db import (
@@ -32,6 +32,7 @@ from shared.db import (
     VariantContent,
 )
 from shared.errors import AppError, NotFound, PreconditionFailed
+from shared.plans import PlanName
 from shared.queue import JobPayload
 from shared.services import account, drafts, generation, library, lifecycle, worker
 from tests.support.worker_env import CapturingQueue, worker_settings
@@ -51,7 +52,7 @@ def container(database_url: str, redis_url: str, run_prefix: str) -> Iterator[Co
             "AI_PROVIDER": "offline",
         }
     )
-    c = Container(settings, queue=CapturingQueue())
+    c = dev_container(settings, queue=CapturingQueue())
     yield c
     c.close()
 

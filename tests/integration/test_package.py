@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from scripts.package import DEV_ONLY, NEVER_SHIPPED, build, main_py
-from shared.api.registry import FUNCTIONS, FunctionSpec
 from shared.needs import NEED_SECRETS
+from shared.registry import FUNCTIONS, FunctionSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 

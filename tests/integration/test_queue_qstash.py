@@ -10,6 +10,7 @@ import httpx
 import pytest
 from qstash import QStash
 
+from devtools.compose import queue_from_settings as dev_queue_from_settings
 from devtools.local_queue import LocalQueue
 from devtools.net import free_port
 from devtools.qstash_signing import StubResponse, StubServer, scripted
@@ -134,6 +135,6 @@ def test_factory_refuses_incomplete_qstash_config(env: dict[str, str], variable:
 
 
 def test_factory_defaults_to_local_queue_in_development() -> None:
-    queue = queue_from_settings(load_settings({}))
+    queue = dev_queue_from_settings(load_settings({}))
     assert isinstance(queue, LocalQueue)
     queue.close()

@@ -28,8 +28,8 @@ import pytest
 import yaml
 from hcl2.utils import SerializationOptions
 
-from shared.api.registry import FUNCTIONS, function_for_path, render_manifest
 from shared.needs import NEED_SECRETS, OPTIONAL_NEEDS, Need
+from shared.registry import FUNCTIONS, function_for_path, render_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM_DIR = ROOT / "terraform"
@@ -317,9 +317,7 @@ def check_registry_source(directory: Path) -> list[str]:
     if not path.is_file():
         problems.append(f"{FUNCTIONS_JSON} is missing (make functions-json)")
     elif path.read_text(encoding="utf-8") != render_manifest():
-        problems.append(
-            f"{FUNCTIONS_JSON} differs from shared/api/registry.py: make functions-json"
-        )
+        problems.append(f"{FUNCTIONS_JSON} differs from shared/registry.py: make functions-json")
     if tf.data.get(("archive_file", "source")) or tf.resources_of("archive_file"):
         problems.append("Terraform must not zip sources itself; upload make package's zips")
     for text in tf.texts.values():

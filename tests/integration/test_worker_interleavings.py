@@ -16,16 +16,17 @@ from typing import Any
 
 import pytest
 
+from devtools.compose import dev_container
 from devtools.fake_minimax import FakeMiniMax, ok
 from shared.ai import Completion, GenerationJob, MiniMaxClient, ProviderError
 from shared.api.handlers.generation import accepted_response
 from shared.api.models import CreateRequest
-from shared.billing.plans import Lane, PlanName
 from shared.bootstrap import Container
 from shared.db import SubscriptionStatus
 from shared.enforcement import Enforcer, LeaseRef
 from shared.enforcement.scripts.refresh_lease import LeaseStatus
 from shared.errors import ServiceUnavailable
+from shared.plans import Lane, PlanName
 from shared.queue import JobPayload
 from shared.services import generation, worker
 from tests.support.worker_env import MINIMAX_KEY, MODEL, CapturingQueue, worker_settings
@@ -55,7 +56,7 @@ def container(
         MAX_JOB_RUNTIME_S=str(RUNTIME_S),
     )
     llm = MiniMaxClient(MINIMAX_KEY, base_url=fake.url, model=MODEL, max_tokens=256)
-    c = Container(settings, llm=llm, queue=CapturingQueue())
+    c = dev_container(settings, llm=llm, queue=CapturingQueue())
     yield c
     llm.close()
     c.db.close()

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from devtools.local_server import LocalServer
-from shared.billing.plans import PLANS, PlanName
 from shared.bootstrap import Container
+from shared.plans import PLANS, PlanName
 from tests.e2e.api_support import RecordingQueue, count_rows, derive, sql
 from tests.load._hammer import Result, hammer
 from tests.support.e2e import Api

@@ -30,12 +30,13 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from devtools.compose import dev_container
 from devtools.devtoken import mint_dev_token
 from devtools.local_server import LocalServer
 from shared.api.openapi import build_openapi
-from shared.billing.plans import PACKS
 from shared.bootstrap import Container, set_container
 from shared.config import Settings, load_settings
+from shared.plans import PACKS
 from tests.e2e.api_support import RecordingQueue
 from tests.support.fake_stripe import FakeStripe
 from tests.support.load import load_scale
@@ -68,7 +69,7 @@ def auth(
     """The pro (and admin) user's headers, over a container whose Stripe is the fake one
     and whose jobs are recorded, not run (creates hold their leases: limits are met too)."""
     with FakeStripe(api_key=STRIPE_KEY) as stripe:
-        c = Container(
+        c = dev_container(
             load_settings(_stripe_env(base_env, stripe)),
             db=container.db,
             redis=container.redis,

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 
+from devtools.compose import dev_container
 from devtools.devtoken import mint_dev_token
 from devtools.fake_minimax import FakeMiniMax, Responder, Scripted
 from devtools.local_server import LocalServer
@@ -84,7 +85,7 @@ def settings(base_env: dict[str, str]) -> Settings:
 
 @pytest.fixture(scope="session")
 def container(settings: Settings) -> Iterator[Container]:
-    c = Container(settings, clock=PinnableClock())
+    c = dev_container(settings, clock=PinnableClock())
     set_container(c)
     yield c
     c.close()

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import uuid4
 
-from shared.billing.plans import PlanName
 from shared.db import Database, GenerationKind, LedgerEntry
 from shared.db.connection import connect, parse_database_url
 from shared.db.migrate import migrate
+from shared.plans import PlanName
 from tests.support import servers
 
 # UTC+14: a day boundary in the session's zone is 14 hours away from UTC's.

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from devtools.compose import dev_container
 from devtools.fake_minimax import FakeMiniMax
 from shared.ai import LLMPort, MiniMaxClient
 from shared.bootstrap import Container
@@ -162,7 +163,7 @@ class WorkerEnv:
         # Share the session's pools: a fresh Postgres pool per test would only cost time.
         # Pinned unless the test brings its own: usage counts then name one month and hour
         # however long the test runs (a ShiftedClock container models a later worker).
-        container = Container(
+        container = dev_container(
             settings,
             clock=clock or FixedClock(),
             llm=llm,
@@ -181,14 +182,16 @@ class WorkerEnv:
         the circuit's numbers; ``time_offset_ms``: the breaker's script time)."""
         changed = self.settings.replace(**settings)
         shared = {"db": self.container.db, "redis": self.container.redis}
-        llm = Container(changed, **shared).with_fallback(
+        llm = dev_container(changed, **shared).with_fallback(
             self.llm, secondary, time_offset_ms=time_offset_ms
         )
-        return Container(changed, clock=self.container.clock, llm=llm, queue=self.queue, **shared)
+        return dev_container(
+            changed, clock=self.container.clock, llm=llm, queue=self.queue, **shared
+        )
 
     def with_clock(self, clock: Clock) -> Container:
         """A second container on the same pools and fake, whose time is ``clock``'s."""
-        return Container(
+        return dev_container(
             self.settings,
             clock=clock,
             llm=self.llm,

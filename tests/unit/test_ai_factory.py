@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from devtools.compose import dev_container
+from devtools.compose import llm_from_settings as dev_llm_from_settings
 from devtools.offline_writer import OfflineWriter
 from shared.ai import GenerationJob, MiniMaxClient, VariantContent
 from shared.ai.factory import llm_from_settings
@@ -13,7 +15,7 @@ from shared.config import ConfigError, load_settings
 
 
 def test_offline_without_a_key_in_development() -> None:
-    assert isinstance(llm_from_settings(load_settings(env={})), OfflineWriter)
+    assert isinstance(dev_llm_from_settings(load_settings(env={})), OfflineWriter)
 
 
 def test_minimax_when_a_key_is_set() -> None:
@@ -28,7 +30,7 @@ def test_minimax_when_a_key_is_set() -> None:
 
 def test_explicit_offline_wins_over_a_key() -> None:
     settings = load_settings(env={"AI_API_KEY": "k", "AI_PROVIDER": "offline"})
-    assert isinstance(llm_from_settings(settings), OfflineWriter)
+    assert isinstance(dev_llm_from_settings(settings), OfflineWriter)
 
 
 def test_minimax_without_a_key_is_a_config_error() -> None:
@@ -104,7 +106,6 @@ def test_a_configured_fallback_wraps_minimax_in_the_container() -> None:
     from shared.ai.factory import fallback_from_settings
     from shared.ai.fallback import FallbackLLM
     from shared.ai.providers.openai_compat import OpenAICompatClient
-    from shared.bootstrap import Container
 
     settings = load_settings(
         env={"AI_API_KEY": "k", "FALLBACK_AI_PROVIDER": "openrouter", **_FALLBACK}
@@ -113,16 +114,15 @@ def test_a_configured_fallback_wraps_minimax_in_the_container() -> None:
     assert isinstance(second, OpenAICompatClient)
     assert (second.provider, second.model) == ("openrouter", "some-model")
     assert "fb-secret-key" not in repr(second)
-    llm = Container(settings).llm  # builds no connection: Redis is only used per call
+    llm = dev_container(settings).llm  # builds no connection: Redis is only used per call
     assert isinstance(llm, FallbackLLM)
     assert (llm.provider, llm.model) == ("minimax", "MiniMax-M2.5")  # what create records
 
 
 def test_the_offline_writer_gets_no_fallback() -> None:
-    from shared.bootstrap import Container
 
     settings = load_settings(env={"AI_PROVIDER": "offline", **_FALLBACK})
-    assert isinstance(Container(settings).llm, OfflineWriter)
+    assert isinstance(dev_container(settings).llm, OfflineWriter)
 
 
 @pytest.mark.parametrize("missing", sorted(_FALLBACK))

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.api.registry import FUNCTIONS, function_by_name
 from shared.queue.signing import sign_qstash
+from shared.registry import FUNCTIONS, function_by_name
 
 ROOT = Path(__file__).resolve().parents[2]
 _CONFIG_PREFIXES = (

@@ -220,7 +220,7 @@ def test_without_app_function_production_requires_every_need() -> None:
     ],
 )
 def test_each_function_requires_what_it_uses(function: str, missing: str) -> None:
-    from shared.api.registry import function_by_name
+    from shared.registry import function_by_name
 
     spec = function_by_name(function)
     assert spec is not None

@@ -1,7 +1,8 @@
 """Development code stays out of deployed packages: a module a function zip carries
 (``functions/``, ``shared/``) imports ``devtools`` only lazily, inside the body of an
 ``if`` whose condition reads ``is_development`` (production settings never enter it), so
-a zip without ``devtools/`` still imports and runs."""
+a zip without ``devtools/`` still imports and runs. (No deployed module imports it at
+all any more: ``tests/unit/test_layers.py`` forbids it; this weaker rule is a second line.)"""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from devtools.gateway import gateway_document, gateway_operations, render_nginx
-from shared.api.registry import FUNCTIONS
+from shared.registry import FUNCTIONS
 
 
 def test_gateway_operations_equal_the_api_gateway_document() -> None:

@@ -69,7 +69,7 @@ def test_every_mounted_secret_but_stripes_has_a_value() -> None:
 
 def test_a_function_gets_only_its_own_secrets() -> None:
     from devtools.rehearse import Rehearsal
-    from shared.api.registry import function_by_name
+    from shared.registry import function_by_name
 
     rehearsal = Rehearsal(redis_url="redis://127.0.0.1:1/0", pg_admin_url="postgresql://x@y/z")
     rehearsal.secrets["DATABASE_URL"] = "postgresql://u@127.0.0.1:5432/db"
@@ -101,8 +101,8 @@ def test_the_fallback_settings_are_terraforms() -> None:
 def test_only_the_worker_gets_the_fallback_provider() -> None:
     from devtools.rehearse import Rehearsal, fallback_env
     from shared.ai.factory import fallback_from_settings
-    from shared.api.registry import FUNCTIONS
     from shared.needs import Need
+    from shared.registry import FUNCTIONS
 
     rehearsal = Rehearsal(redis_url="redis://127.0.0.1:1/0", pg_admin_url="postgresql://x@y/z")
     rehearsal.secrets["DATABASE_URL"] = "postgresql://u@127.0.0.1:5432/db"

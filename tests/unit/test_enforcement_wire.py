@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.billing.plans import PLANS, Lane, PlanName
 from shared.enforcement import (
     AdmissionRequest,
     ChargeRef,
@@ -60,6 +59,7 @@ from shared.errors import (
     ServiceUnavailable,
     SubscriptionRequired,
 )
+from shared.plans import PLANS, Lane, PlanName
 from shared.redis import Keys
 from shared.redis.scripts import LUA_DIR
 

@@ -16,11 +16,11 @@ from pydantic import BaseModel
 from shared.api import models as m
 from shared.api.auth import is_valid_subject
 from shared.api.http import ApiRequest, dispatch
-from shared.billing.plans import BOOST_DAYS, PLANS, PlanName
 from shared.bootstrap import Container, set_container
 from shared.config import load_settings, reset_settings_cache
 from shared.errors import ValidationFailed
 from shared.observability.logging import JsonFormatter
+from shared.plans import BOOST_DAYS, PLANS, PlanName
 
 ORIGIN = "https://app.example.com"
 _app = flask.Flask("test-dispatch")

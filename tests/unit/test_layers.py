@@ -4,18 +4,30 @@ Every import statement counts (top-level, lazy inside a function, and type-only 
 ``TYPE_CHECKING``): a lazy import still ties the two modules together, and a type-only
 one still means the lower layer knows the higher one. The layers, highest first::
 
-    entry       functions/ (one thin module per Cloud Function), shared.ops (operator CLIs)
+    tools       scripts/, bench/, tests/support: they may use everything below
+    devtools    devtools/: development stand-ins and the development composition
+    entry       functions/ (one thin module per Cloud Function)
     edge        shared.api: the HTTP wrapper, route table, models, handlers, auth
+    ops         shared.ops: the operator command lines, entry points that speak to the
+                services, never HTTP
     services    shared.services
     domain      shared.enforcement, shared.billing (Stripe use cases, effective plan)
     adapters    shared.db, shared.redis, shared.queue, shared.ai
     base        shared.observability
     leaf        shared.errors, shared.config, shared.clock, shared.needs, and the data
-                modules shared.billing.plans and shared.api.registry
+                every layer reads: shared.plans (the plan table), shared.registry (the
+                deployed functions)
 
 A module may import its own layer or any lower one. ``shared.bootstrap`` is the
-composition root: it builds every layer (so it may import any of them, lazily) and only
-the edge and the entry points may ask it for the container.
+composition root: it builds every production layer (so it may import any of them,
+lazily, but never the development tools above ``entry``: development composes its
+container in ``devtools`` by passing adapters to ``Container``), and only the edge, the
+entry points, the operator commands and the tools may ask it for the container.
+
+Over the finer graph of rooms (each package a room; each module directly in ``shared/``
+a room of its own) the rooms stand on ``FLOORS``; an import from one room to another
+on the same floor or a higher one runs back up. ``JUSTIFIED_UPWARD`` lists the ones
+that remain, each with its reason (docs/architecture.md), and stays at most two.
 
 The checker is tested on small synthetic graphs below, so an always-green scan cannot
 hide.
@@ -33,18 +45,35 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSITION_ROOT = "shared.bootstrap"
 
 LAYERS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("entry", frozenset({"functions", "shared.ops"})),
+    ("tools", frozenset({"scripts", "bench", "tests.support"})),
+    ("devtools", frozenset({"devtools"})),
+    ("entry", frozenset({"functions"})),
     ("edge", frozenset({"shared.api"})),
+    ("ops", frozenset({"shared.ops"})),
     ("services", frozenset({"shared.services"})),
     ("domain", frozenset({"shared.enforcement", "shared.billing"})),
     ("adapters", frozenset({"shared.db", "shared.redis", "shared.queue", "shared.ai"})),
     ("base", frozenset({"shared.observability"})),
-    ("leaf", frozenset({"shared.errors", "shared.config", "shared.clock", "shared.needs"})),
+    (
+        "leaf",
+        frozenset(
+            {
+                "shared.errors",
+                "shared.config",
+                "shared.clock",
+                "shared.needs",
+                "shared.plans",
+                "shared.registry",
+            }
+        ),
+    ),
 )
-# Data every layer may read: the plan table (config defaults, key TTLs, admission) and
-# the function registry (config checks the running function's needs against it).
-LEAF_MODULES = frozenset({"shared", "shared.billing.plans", "shared.api.registry"})
-MAY_IMPORT_ROOT = frozenset({"entry", "edge"})
+# The package's own __init__ (a docstring, no import).
+LEAF_MODULES = frozenset({"shared"})
+MAY_IMPORT_ROOT = frozenset({"tools", "devtools", "entry", "edge", "ops"})
+# Layers the composition root must not reach: production never imports them.
+DEVELOPMENT_LAYERS = frozenset({"tools", "devtools"})
+SCANNED = ("shared", "functions", "devtools", "scripts", "bench", "tests/support")
 
 # Known back edges still to be removed. The test fails when one disappears, so the list
 # shrinks with the code (issue 16 item 4 emptied it: services take command dataclasses,
@@ -60,7 +89,7 @@ def _module_name(path: Path) -> str:
 
 
 def _modules() -> dict[str, Path]:
-    files = [*(ROOT / "shared").rglob("*.py"), *(ROOT / "functions").glob("*.py")]
+    files = [p for folder in SCANNED for p in (ROOT / folder).rglob("*.py")]
     return {_module_name(p): p for p in files}
 
 
@@ -111,6 +140,11 @@ def back_edges(graph: Mapping[str, Iterable[str]]) -> set[tuple[str, str]]:
     bad: set[tuple[str, str]] = set()
     for importer, imported in graph.items():
         if importer == COMPOSITION_ROOT:
+            bad.update(
+                (importer, t)
+                for t in imported
+                if layer_of(t) is None or layer_of(t) in DEVELOPMENT_LAYERS
+            )
             continue
         src = layer_of(importer)
         for target in imported:
@@ -159,6 +193,89 @@ def cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
     return found
 
 
+# -- rooms on floors: the finer, package-level graph -------------------------------------
+
+ROOT_PACKAGE = "shared"
+# Highest first. An import from a room to another room on its own floor or a higher one
+# runs back up. The floors refine LAYERS (test_the_floors_refine_the_layers).
+FLOORS: tuple[frozenset[str], ...] = (
+    frozenset({"scripts", "bench", "tests.support"}),
+    frozenset({"devtools"}),
+    frozenset({"functions"}),
+    frozenset({"shared.api.handlers"}),
+    frozenset({"shared.api"}),
+    frozenset({"shared.ops"}),
+    frozenset({COMPOSITION_ROOT}),
+    frozenset({"shared.services"}),
+    frozenset({"shared.billing"}),
+    frozenset({"shared.enforcement"}),
+    frozenset({"shared.db", "shared.queue", "shared.ai"}),
+    frozenset({"shared.redis"}),
+    frozenset({"shared.observability"}),
+    frozenset({"shared.config"}),
+    frozenset({"shared.registry"}),
+    frozenset({ROOT_PACKAGE, "shared.errors", "shared.clock", "shared.needs", "shared.plans"}),
+)
+# The imports between rooms that still run back up, each with its reason (also written
+# in docs/architecture.md, "Layers"). At most two: the test fails when one is added
+# without its reason, and when one listed here disappears.
+JUSTIFIED_UPWARD: dict[tuple[str, str], str] = {
+    ("shared.api", "shared.api.handlers"): (
+        "the route table (shared.api.routes) names each handler function so a reader and a "
+        "tool can follow a route to its code; the wrapper (shared.api.http) reads the table "
+        "lazily, once it has matched a path"
+    ),
+}
+MAX_UPWARD = 2
+
+
+def packages() -> frozenset[str]:
+    return frozenset(name for name, path in _modules().items() if path.name == "__init__.py")
+
+
+# Packages deeper than ``shared.<name>`` that are rooms of their own; any other deeper
+# package (``shared.enforcement.scripts``, ``shared.ai.providers``, ``shared.api.models``)
+# is part of its parent's room: the parent's facade re-exports it.
+SUB_ROOMS = frozenset({"shared.api.handlers"})
+
+
+def room_of(module: str, packages: Iterable[str]) -> str:
+    """A package is a room; so is each module directly in ``shared/``."""
+    name = module if module in set(packages) else module.rpartition(".")[0]
+    if name in ("", ROOT_PACKAGE):
+        return module
+    while name.count(".") > 1 and name not in SUB_ROOMS:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def room_graph(graph: Mapping[str, Iterable[str]], packages: Iterable[str]) -> dict[str, set[str]]:
+    known = frozenset(packages)
+    rooms: dict[str, set[str]] = {}
+    for importer, imported in graph.items():
+        src = room_of(importer, known)
+        targets = rooms.setdefault(src, set())
+        targets.update(room_of(t, known) for t in imported)
+        targets.discard(src)
+    return rooms
+
+
+def floor_of(room: str) -> int | None:
+    """0 for the top floor; None for a room on no floor."""
+    return next((i for i, floor in enumerate(FLOORS) if room in floor), None)
+
+
+def upward_imports(rooms: Mapping[str, Iterable[str]]) -> set[tuple[str, str]]:
+    """Imports from a room to a room on its own floor or a higher one (or on none)."""
+    found: set[tuple[str, str]] = set()
+    for src, targets in rooms.items():
+        for dst in targets:
+            a, b = floor_of(src), floor_of(dst)
+            if a is None or b is None or b <= a:
+                found.add((src, dst))
+    return found
+
+
 # -- the rules on the real code -------------------------------------------------------
 
 
@@ -178,6 +295,35 @@ def test_known_back_edges_are_still_there() -> None:
 
 def test_no_import_cycles() -> None:
     assert cycles(import_graph()) == []
+
+
+def test_every_room_stands_on_a_floor() -> None:
+    rooms = room_graph(import_graph(), packages())
+    assert sorted(r for r in rooms if floor_of(r) is None) == []
+    assert len(rooms) >= 20  # the scan really saw the packages
+
+
+def test_the_floors_refine_the_layers() -> None:
+    """A room's floor lies inside its layer, and the floors keep the layers' order (the
+    composition root between the operator commands and the services)."""
+    rank = {**_RANK, "root": (_RANK["ops"] + _RANK["services"]) / 2}
+    ranks = [
+        {rank["root" if room == COMPOSITION_ROOT else str(layer_of(room))] for room in floor}
+        for floor in FLOORS
+    ]
+    assert all(len(r) == 1 for r in ranks), ranks
+    flat = [next(iter(r)) for r in ranks]
+    assert flat == sorted(flat, reverse=True)
+
+
+def test_imports_that_run_back_up_are_few_and_each_justified() -> None:
+    upward = upward_imports(room_graph(import_graph(), packages()))
+    assert len(JUSTIFIED_UPWARD) <= MAX_UPWARD
+    assert all(reason.strip() for reason in JUSTIFIED_UPWARD.values())
+    assert sorted(upward) == sorted(JUSTIFIED_UPWARD), (
+        f"{len(upward)} imports run back up (at most {MAX_UPWARD}, each in JUSTIFIED_UPWARD):"
+        f" {sorted(upward)}"
+    )
 
 
 # -- the checker on synthetic graphs ----------------------------------------------------
@@ -203,8 +349,8 @@ def test_the_checker_flags_an_upward_import(importer: str, imported: str) -> Non
         ("functions.create", "shared.api.http"),
         ("shared.api.http", "shared.bootstrap"),
         ("shared.bootstrap", "shared.api.auth"),
-        ("shared.config", "shared.billing.plans"),
-        ("shared.db.models", "shared.billing.plans"),
+        ("shared.config", "shared.plans"),
+        ("shared.db.models", "shared.plans"),
         ("shared.billing.stripe_billing", "shared.db.database"),
         ("shared.queue.signing", "shared.redis.keys"),
     ],
@@ -294,3 +440,59 @@ def test_the_checker_reads_from_package_import_module_as_the_module() -> None:
 def test_the_checker_sees_imports_from_a_namespace_package() -> None:
     tree = ast.parse("from shared.services import library\n")
     assert _imports(tree, {"shared.services.library"}) == {"shared.services.library"}
+
+
+def test_the_composition_root_may_not_reach_the_development_tools() -> None:
+    for tool in ("devtools.devservers", "scripts.dev_server", "tests.support.e2e"):
+        assert back_edges({COMPOSITION_ROOT: {tool}}) == {(COMPOSITION_ROOT, tool)}
+    assert back_edges({COMPOSITION_ROOT: {"shared.api.auth", "shared.db.database"}}) == set()
+
+
+@pytest.mark.parametrize(
+    ("importer", "imported"),
+    [
+        ("shared.redis.client", "devtools.devservers"),  # production reaching development
+        ("shared.ai.factory", "devtools.offline_writer"),
+        ("devtools.local_server", "scripts.dev_server"),
+        ("functions.create", "tests.support.e2e"),
+    ],
+)
+def test_the_checker_keeps_production_below_the_tools(importer: str, imported: str) -> None:
+    assert back_edges({importer: {imported}}) == {(importer, imported)}
+
+
+def test_the_checker_lets_the_tools_compose_a_container() -> None:
+    graph = {
+        "devtools.compose": {"shared.bootstrap", "devtools.local_queue"},
+        "scripts.dev_server": {"devtools.compose", "shared.bootstrap"},
+        "tests.support.e2e": {"devtools.compose", "shared.config"},
+    }
+    assert back_edges(graph) == set()
+
+
+def test_rooms_are_packages_and_the_modules_of_shared() -> None:
+    pkgs = {"shared", "shared.api", "shared.api.handlers", "devtools"}
+    assert room_of("shared.api.handlers.admin", pkgs) == "shared.api.handlers"
+    assert room_of("shared.api.handlers", pkgs) == "shared.api.handlers"
+    assert room_of("shared.services.worker", pkgs) == "shared.services"  # namespace package
+    assert room_of("shared.config", pkgs) == "shared.config"
+    assert room_of("shared", pkgs) == "shared"
+    assert room_of("devtools.devservers", pkgs) == "devtools"
+    assert room_of("tests.support.e2e", pkgs) == "tests.support"
+
+
+def test_the_count_sees_imports_up_and_sideways_but_not_down() -> None:
+    graph = {
+        "shared.config": {"shared.registry", "shared.errors"},  # down
+        "shared.ops.costs": {"shared.api.handlers.admin"},  # up
+        "bench.network": {"tests.support.wire_proxy"},  # sideways, on one floor
+        "shared.db.models": {"shared.db.cursor", "shared.plans"},  # in its room, down
+        "shared.redis.client": {"devtools.devservers"},  # up
+        "shared.unlisted.x": {"shared.errors"},  # a room on no floor
+    }
+    assert upward_imports(room_graph(graph, {"shared"})) == {
+        ("shared.ops", "shared.api.handlers"),
+        ("bench", "tests.support"),
+        ("shared.redis", "devtools"),
+        ("shared.unlisted", "shared.errors"),
+    }

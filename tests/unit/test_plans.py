@@ -2,7 +2,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.billing.plans import (
+from shared.plans import (
     PLANS,
     UNLIMITED,
     PlanName,

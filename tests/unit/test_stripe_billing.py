@@ -11,8 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from devtools.net import free_port
-from shared.billing.plans import PlanName
-from shared.billing.stripe_billing import Product, StripeConfig, _skip_subscription_write
+from shared.billing.stripe_billing import Product, StripeConfig
 from shared.billing.stripe_gateway import StripeGateway, verify_signature
 from shared.billing.stripe_payloads import (
     StripeEvent,
@@ -20,9 +19,11 @@ from shared.billing.stripe_payloads import (
     map_subscription_status,
     period_end,
 )
+from shared.billing.stripe_webhooks import _skip_subscription_write
 from shared.config import load_settings
 from shared.db.models import Subscription, SubscriptionStatus
 from shared.errors import BadRequest, ServiceUnavailable
+from shared.plans import PlanName
 from tests.support.fake_stripe import FakeStripe, decode_form, event, invoice, sign, subscription
 
 SECRET = "whsec_unit"

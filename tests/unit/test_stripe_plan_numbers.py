@@ -1,4 +1,4 @@
-"""``shared/billing/plans.py`` stays the only place plan numbers live.
+"""``shared/plans.py`` stays the only place plan numbers live.
 
 The numbers are read from the plan table itself (so the check follows a price change)
 and searched in the code of ``shared/`` and ``functions/`` (tests and docs may quote
@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.billing.plans import BOOST_DAYS, BOOST_PRICE_CENTS, PLANS, PlanName
+from shared.plans import BOOST_DAYS, BOOST_PRICE_CENTS, PLANS, PlanName
 
 ROOT = Path(__file__).resolve().parents[2]
-PLANS_FILE = ROOT / "shared" / "billing" / "plans.py"
+PLANS_FILE = ROOT / "shared" / "plans.py"
 
 PRICES_CENTS = frozenset({p.price_cents for p in PLANS.values()} | {BOOST_PRICE_CENTS})
 PRICES_DOLLARS = frozenset(c / 100 for c in PRICES_CENTS)
@@ -197,9 +197,7 @@ def test_plan_numbers_live_only_in_plans_py() -> None:
         for f in files
         for v in plan_number_violations(f.read_text("utf-8"), str(f.relative_to(ROOT)))
     ]
-    assert violations == [], "plan numbers outside shared/billing/plans.py:\n" + "\n".join(
-        violations
-    )
+    assert violations == [], "plan numbers outside shared/plans.py:\n" + "\n".join(violations)
 
 
 def test_the_plan_table_itself_would_be_flagged() -> None:

@@ -27,7 +27,9 @@ from pydantic import (
 )
 
 from shared.api.auth import SUBJECT_PATTERN, is_valid_subject
-from shared.billing.plans import (
+from shared.billing.stripe_billing import Product
+from shared.db.models import AssetStatus, Platform
+from shared.plans import (
     BOOST_DAYS,
     GRANT_DAYS,
     GRANT_MAX_GENERATIONS,
@@ -35,8 +37,6 @@ from shared.billing.plans import (
     PackName,
     PlanName,
 )
-from shared.billing.stripe_billing import Product
-from shared.db.models import AssetStatus, Platform
 
 __all__ = [
     "HASHTAG_PATTERN",

@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, ClassVar, TypeAlias, assert_never
 
-from shared.billing.plans import LOW_CREDIT_MARK, NOTICE_POOL_PERCENTS, PLANS, Lane, Plan, PlanName
 from shared.enforcement.ports import Truth
 from shared.enforcement.scripts.common import (
     CONCURRENCY_RETRY_AFTER_S,
@@ -46,6 +45,7 @@ from shared.errors import (
     ServiceUnavailable,
     SubscriptionRequired,
 )
+from shared.plans import LOW_CREDIT_MARK, NOTICE_POOL_PERCENTS, PLANS, Lane, Plan, PlanName
 from shared.redis.keys import (
     Keys,
     hour_end,

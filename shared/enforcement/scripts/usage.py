@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.billing.plans import PLANS, PlanName, resolve_effective_plan
 from shared.enforcement.ports import Truth
 from shared.enforcement.scripts.common import (
     AdmitConfig,
@@ -23,6 +22,7 @@ from shared.enforcement.scripts.common import (
     wire,
 )
 from shared.enforcement.values import Meter
+from shared.plans import PLANS, PlanName, resolve_effective_plan
 from shared.redis.keys import Keys, hour_end, month_end, month_label
 
 __all__ = [

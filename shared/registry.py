@@ -3,7 +3,7 @@
 One entry per function. The local server, the OpenAPI generator, ``make package``
 (``scripts/package.py``) and Terraform all read it; Terraform through
 ``terraform/functions.json``, generated from this module by ``make functions-json``
-(``python -m shared.api.registry``) and kept equal to it by a test, like ``openapi.json``.
+(``python -m shared.registry``) and kept equal to it by a test, like ``openapi.json``.
 Adding a function = one entry here + one module under ``functions/``.
 
 ``module`` is the file under ``functions/``; ``entry_point`` the decorated handler;
@@ -209,7 +209,7 @@ def function_for_path(path: str) -> FunctionSpec | None:
 def deployment_manifest() -> dict[str, Any]:
     """What Terraform deploys per function (``terraform/functions.json``)."""
     return {
-        "_generated": "by `make functions-json` from shared/api/registry.py; do not edit",
+        "_generated": "by `make functions-json` from shared/registry.py; do not edit",
         "functions": {
             f.name: {
                 "module": f.module,
