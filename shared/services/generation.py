@@ -385,9 +385,11 @@ def _targeted_params(cmd: RegenerateDraft) -> dict[str, Any]:
 
 def _keyed_answer(deps: GenerationDeps, cmd: RegenerateDraft, fp: str) -> StoredResponse | None:
     """SPEC §3 decides a keyed request first: the stored answer of ``cmd.idem_key`` (or its
-    409/422) before the draft's own checks, whose 409 GENERATION_IN_PROGRESS would
-    otherwise greet a retry of the very request that made the draft busy. None: a new key.
-    The admission claims it atomically later; this read only answers retries early."""
+    409/422) before the draft's own refusals (404, 422, 409 GENERATION_IN_PROGRESS, which
+    would otherwise greet a retry of the very request that made the draft busy). None: a
+    new key. Read only when one of those refusals is about to answer: on the way to
+    admission the key is claimed there, atomically, and a stored answer replayed there
+    too, so a keyed regenerate costs no Redis call of its own."""
     if cmd.idem_key is None:
         return None
     scope = Scope.REGEN_FULL.endpoint  # one key space for both modes
@@ -416,11 +418,15 @@ def _busy_replay(
 def _resolve_regen(
     deps: GenerationDeps, cmd: RegenerateDraft, fp: str, render: Render
 ) -> tuple[uuid.UUID, int, dict[str, Any]] | StoredResponse:
-    """Check the draft (404), the variant (422), no job in flight (409, unless the job is
-    this keyed request's own: its replay); pick the count."""
+    """Check the draft (404), the variant (422), no job in flight (409); a keyed request's
+    stored answer comes before any of them (its replay); pick the count."""
     variant_id = uuid.UUID(cmd.variant_id or "") if cmd.mode == "targeted" else None
     with deps.db.autocommit() as uow:  # one read: one round trip
         ctx = uow.drafts.regen_context(cmd.user_id, cmd.draft_id, variant_id)
+    if ctx is None or ctx.variant_ok is False or ctx.busy:
+        replay = _keyed_answer(deps, cmd, fp)
+        if replay is not None:
+            return replay
     if ctx is None:
         raise NotFound("Draft not found.")
     if ctx.variant_ok is False:
@@ -443,9 +449,6 @@ def regenerate(
 ) -> tuple[StoredResponse, bool]:
     """Targeted or full regeneration of a draft. Returns (response, replayed)."""
     fp = fingerprint("regenerate", cmd.body)
-    replay = _keyed_answer(deps, cmd, fp)
-    if replay is not None:
-        return replay, True
     resolved = _resolve_regen(deps, cmd, fp, render)
     if isinstance(resolved, StoredResponse):
         return resolved, True

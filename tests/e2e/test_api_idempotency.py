@@ -316,3 +316,39 @@ def test_replay_found_in_postgres_gives_every_unit_back(
     after = assert_usage_matches_postgres(a.get("/v1/usage"), database_url, a.user_id)
     for meter in ("generations", "hourly", "full_regens", "concurrency"):
         assert after[meter] == before[meter], meter
+
+
+@pytest.mark.usefixtures("pinned_clock")
+def test_a_keyed_regenerate_replays_after_its_job_and_after_its_draft_is_gone(
+    api: Callable[..., Api], database_url: str
+) -> None:
+    """The stored answer of a regenerate key comes first (SPEC §3): on an idle draft it is
+    replayed by the admission itself, on a deleted draft (404 otherwise) by the lookup
+    made before that refusal; another body under the key is 422 either way."""
+    a = api("pro")
+    created = a.post("/v1/create", CREATE)
+    assert created.status_code == 202, created.text
+    a.wait(created.json()["generation_id"])
+    draft_id = created.json()["draft_id"]
+    body = {"draft_id": draft_id, "mode": "full"}
+    key = {"Idempotency-Key": f"regen-{uuid.uuid4().hex}"}
+    first = a.post("/v1/regenerate", body, **key)
+    assert first.status_code == 202, first.text
+    a.wait(first.json()["generation_id"])
+    usage = _usage(a)
+
+    idle = a.post("/v1/regenerate", body, **key)
+    assert idle.status_code == 202, idle.text
+    assert idle.headers["Idempotent-Replayed"] == "true"
+    assert idle.json() == first.json()
+    other = {**body, "instructions": "shorter"}
+    assert_error(a.post("/v1/regenerate", other, **key), 422, "IDEMPOTENCY_KEY_REUSED")
+
+    assert a.client.delete(f"/v1/drafts/{draft_id}", headers=a.headers).status_code == 204
+    gone = a.post("/v1/regenerate", body, **key)
+    assert gone.status_code == 202, gone.text
+    assert gone.headers["Idempotent-Replayed"] == "true"
+    assert gone.json() == first.json()
+    assert_error(a.post("/v1/regenerate", other, **key), 422, "IDEMPOTENCY_KEY_REUSED")
+    assert _usage(a) == usage
+    assert count_rows(database_url, "generations", a.user_id) == 2

@@ -54,6 +54,9 @@ EXPECTED = {
     "create crossing a notice mark": Trips(redis=1, postgres=1),
     "regenerate (full)": Trips(redis=1, postgres=2),
     "regenerate (targeted)": Trips(redis=1, postgres=2),
+    # As create: the key is claimed inside the admission call and completed after the
+    # insert; a stored answer is looked up first only when the draft's own checks fail.
+    "regenerate + Idempotency-Key": Trips(redis=2, postgres=2),
     # The running and the terminal status published for the event streams (GET
     # /v1/generations/{id}/events) ride the two script calls the job makes anyway (the
     # lease refresh, the release): 4 + 4 when each was a SET of its own.
@@ -229,6 +232,18 @@ def test_regenerate(wire: Wire, user: Any, mode: str) -> None:
     _post(user, "/v1/regenerate", bodies[0])
     trips, _ = wire.count(lambda: _post(user, "/v1/regenerate", bodies[1]))
     name = f"regenerate ({mode})"
+    assert _counted(name, trips) == EXPECTED[name]
+
+
+def test_regenerate_with_idempotency_key(wire: Wire, user: Any) -> None:
+    created = [_create(user) for _ in range(2)]
+    wire.run_jobs()
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    _post(user, "/v1/regenerate", {"draft_id": created[0]["draft_id"], "mode": "full"}, **key)
+    body = {"draft_id": created[1]["draft_id"], "mode": "full"}
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    trips, _ = wire.count(lambda: _post(user, "/v1/regenerate", body, **key))
+    name = "regenerate + Idempotency-Key"
     assert _counted(name, trips) == EXPECTED[name]
 
 
