@@ -23,6 +23,7 @@ The built-in ``positive_data_acceptance`` check stays off because it also counts
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 
 import httpx
@@ -91,11 +92,20 @@ def auth(
             set_container(container)
 
 
+# The same examples every run (a gate must not pass or fail by chance); SCHEMATHESIS_RANDOM=1
+# explores new ones. A random run once met a false alarm: a negative case whose only
+# mutations were a missing Authorization (which ``auth`` puts back) and an extra query
+# parameter with an empty value (which the client does not send), so the request as sent
+# was valid, and its 200 was reported as "schema-violating request accepted".
+RANDOM = os.environ.get("SCHEMATHESIS_RANDOM") == "1"
+
+
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES * load_scale(),
     deadline=None,
     database=None,
+    derandomize=not RANDOM,
     suppress_health_check=list(HealthCheck),
 )
 def test_api_conforms_to_its_openapi_document(
