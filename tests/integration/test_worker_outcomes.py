@@ -1,0 +1,505 @@
+"""What the worker leaves behind for each way a job ends, on real Postgres and Redis: the
+ledger row of a cancelled job, the answer to a duplicate delivery, the claim handed back
+when a take-over cannot get its slots, the status published for the event streams, and
+the structured log events (name, level, fields — timings from an injected clock) that
+on-call reads. Driven through ``worker.run_job``/``handle_failure_callback``/``sweep``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import secrets
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from devtools.fake_minimax import FakeMiniMax, ok
+from shared.ai import Completion, GenerationJob, MiniMaxClient, ProviderError
+from shared.api.handlers.generation import accepted_response, cancelled_response
+from shared.api.models import CreateRequest, RegenerateRequest
+from shared.billing.plans import PlanName
+from shared.bootstrap import Container
+from shared.db import SubscriptionStatus
+from shared.enforcement import Enforcer, LeaseRef, LeaseStatus, RefusalCode
+from shared.errors import ServiceUnavailable
+from shared.queue import JobPayload
+from shared.services import cancel, generation, worker
+from tests.support.worker_env import MINIMAX_KEY, MODEL, CapturingQueue, worker_settings
+
+RUNTIME_S = 30
+# The worker's clock, this long after the generation's created_at: 1234.567 ms, which
+# the timings round to one decimal.
+DELAY = timedelta(microseconds=1_234_567)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeMiniMax]:
+    with FakeMiniMax(default=ok()) as f:
+        yield f
+
+
+@pytest.fixture(scope="module")
+def container(
+    database_url: str, redis_url: str, run_prefix: str, fake: FakeMiniMax
+) -> Iterator[Container]:
+    settings = worker_settings(
+        {
+            "APP_ENV": "development",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": f"{run_prefix}wo",
+            "QUEUE_BACKEND": "local",
+            "AI_PROVIDER": "offline",
+        },
+        MAX_JOB_RUNTIME_S=str(RUNTIME_S),
+    )
+    llm = MiniMaxClient(MINIMAX_KEY, base_url=fake.url, model=MODEL, max_tokens=256)
+    c = Container(settings, llm=llm, queue=CapturingQueue())
+    yield c
+    llm.close()
+    c.db.close()
+
+
+Events = Callable[[], list[tuple[int, dict[str, Any]]]]
+
+
+@pytest.fixture
+def events(caplog: pytest.LogCaptureFixture) -> Iterator[Events]:
+    """(level, fields) of every event the worker has logged so far in the test."""
+
+    def read() -> list[tuple[int, dict[str, Any]]]:
+        return [
+            (r.levelno, dict(r.fields))  # type: ignore[attr-defined]
+            for r in caplog.records
+            if r.name == "reel.worker"
+        ]
+
+    with caplog.at_level(logging.INFO, logger="reel.worker"):
+        yield read
+
+
+def _deps(c: Container, **over: Any) -> worker.WorkerDeps:
+    return dataclasses.replace(c.worker_deps(), **{"max_job_runtime_s": RUNTIME_S, **over})
+
+
+def _queued_job(c: Container) -> JobPayload:
+    """A queued create of a new pro user (admitted: charged, both slots held)."""
+    user_id = f"u-{secrets.token_hex(6)}"
+    with c.db.uow() as uow:
+        uow.users.ensure(user_id)
+        uow.subscriptions.upsert(user_id, PlanName.PRO, SubscriptionStatus.ACTIVE)
+        uow.commit()
+    body = {"brief": "water", "platform": "tiktok"}
+    req = CreateRequest.model_validate(body)
+    cmd = generation.CreateGeneration(
+        user_id=user_id, brief=req.brief, platform=req.platform, variants=req.variants,
+        title=req.title, tone=req.tone, duration_seconds=req.duration_seconds,
+        language=req.language, body=body, idem_key=None,
+        request_id=f"req-{secrets.token_hex(4)}",
+    )  # fmt: skip
+    gen_deps = generation.GenerationDeps(
+        db=c.db, enforcer=c.enforcer, queue=c.queue, now=c.now, provider="minimax", model=MODEL
+    )
+    response, _ = generation.create(gen_deps, cmd, accepted_response)
+    assert response.status == 202
+    queue = c.queue
+    assert isinstance(queue, CapturingQueue)
+    return queue.jobs[json.loads(response.body)["generation_id"]]
+
+
+def _created_at(c: Container, job: JobPayload) -> datetime:
+    with c.db.uow() as uow:
+        gen = uow.generations.get_any(uuid.UUID(job.generation_id))
+    assert gen is not None
+    assert gen.created_at is not None
+    return gen.created_at
+
+
+def _at(when: datetime) -> Callable[[], datetime]:
+    return lambda: when
+
+
+def _cancel(c: Container, job: JobPayload) -> None:
+    deps = cancel.CancelDeps(db=c.db, enforcer=c.enforcer, now=c.now, board=c.status_board)
+    cmd = cancel.CancelGeneration(
+        user_id=job.user_id, generation_id=uuid.UUID(job.generation_id), idem_key=None,
+        request_id="req-cancel",
+    )  # fmt: skip
+    cancel.cancel(deps, cmd, cancelled_response)
+
+
+def _status(c: Container, job: JobPayload) -> str:
+    with c.db.uow() as uow:
+        gen = uow.generations.get_any(uuid.UUID(job.generation_id))
+    assert gen is not None
+    return gen.status.value
+
+
+def _in_use(c: Container, job: JobPayload) -> int:
+    return c.enforcer.usage(job.user_id, c.now()).concurrency.used
+
+
+def _ledger(c: Container, job: JobPayload) -> Any:
+    with c.db.uow() as uow:
+        row = uow.ledger.get(uuid.UUID(job.generation_id))
+    assert row is not None
+    return row
+
+
+def _published(c: Container, job: JobPayload) -> str | None:
+    status = c.status_board.read(uuid.UUID(job.generation_id))
+    return None if status is None else status.value
+
+
+def _only(events: list[tuple[int, dict[str, Any]]], name: str) -> tuple[int, dict[str, Any]]:
+    found = [e for e in events if e[1]["event"] == name]
+    assert len(found) == 1, (name, events)
+    return found[0]
+
+
+class _Llm:
+    """The container's provider client; ``during`` runs inside the call, ``answers``
+    keeps what it returned."""
+
+    def __init__(self, real: Any, during: Callable[[], object] = lambda: None) -> None:
+        self._real, self._during = real, during
+        self.answers: list[Completion] = []
+
+    def generate(self, job: GenerationJob, *, deadline: float | None = None) -> Completion:
+        result: Completion = self._real.generate(job, deadline=deadline)
+        self.answers.append(result)
+        self._during()
+        return result
+
+
+class _Refusing:
+    """A provider that answers with a permanent error, after spending some tokens."""
+
+    def generate(self, job: GenerationJob, *, deadline: float | None = None) -> Completion:
+        raise ProviderError(
+            "PROVIDER_AUTH", "The provider refused the key.", transient=False,
+            prompt_tokens=11, completion_tokens=0,
+        )  # fmt: skip
+
+
+# ---- succeeded and failed: the log events on-call reads -------------------------------------
+
+
+def test_a_completed_job_logs_its_start_and_its_timings(
+    container: Container, events: Events
+) -> None:
+    c = container
+    job = _queued_job(c)
+    llm = _Llm(c.llm)
+    deps = _deps(c, llm=llm, now=_at(_created_at(c, job) + DELAY))
+
+    assert worker.run_job(deps, job, attempt=3) is worker.JobResult.SUCCEEDED
+
+    level, started = _only(events(), "job_started")
+    assert level == logging.INFO
+    assert started == {
+        "event": "job_started", "attempt": 3, "claim": 1, "enqueue_to_start_ms": 1234.6,
+    }  # fmt: skip
+    level, completed = _only(events(), "job_completed")
+    answer = llm.answers[0]
+    assert level == logging.INFO
+    assert completed == {
+        "event": "job_completed", "generation_id": job.generation_id,
+        "variants": len(answer.variants), "attempts": answer.attempts,
+        "provider_trace_id": answer.trace_id, "enqueue_to_start_ms": 1234.6,
+        "start_to_complete_ms": 0.0, "enqueue_to_complete_ms": 1234.6,
+    }  # fmt: skip
+
+
+def test_a_failed_job_logs_a_warning_with_its_code_and_keeps_its_tokens(
+    container: Container, events: Events
+) -> None:
+    c = container
+    job = _queued_job(c)
+    deps = _deps(c, llm=_Refusing(), now=_at(_created_at(c, job) + DELAY))
+
+    assert worker.run_job(deps, job) is worker.JobResult.FAILED
+
+    level, failed = _only(events(), "job_failed")
+    assert level == logging.WARNING
+    assert failed == {
+        "event": "job_failed", "generation_id": job.generation_id, "code": "PROVIDER_AUTH",
+        "enqueue_to_complete_ms": 1234.6,
+    }  # fmt: skip
+    row = _ledger(c, job)
+    assert (row.prompt_tokens, row.completion_tokens, row.billable) == (11, 0, False)
+    assert (row.provider, row.model) == ("minimax", MODEL)
+    assert _in_use(c, job) == 0
+
+
+def test_a_targeted_regeneration_sends_the_source_variant_to_the_provider(
+    container: Container,
+) -> None:
+    c = container
+    first = _queued_job(c)
+    assert worker.run_job(_deps(c), first) is worker.JobResult.SUCCEEDED
+    with c.db.uow() as uow:
+        gen = uow.generations.get_any(uuid.UUID(first.generation_id))
+        assert gen is not None
+        source = uow.variants.list_for_generation(gen.id)[0]
+    body = {"draft_id": str(gen.draft_id), "mode": "targeted", "variant_id": str(source.id)}
+    req = RegenerateRequest.model_validate(body)
+    cmd = generation.RegenerateDraft(
+        user_id=first.user_id, draft_id=gen.draft_id, mode=req.mode, variant_id=req.variant_id,
+        fields=None, instructions=None, variants=None, body=body, idem_key=None,
+        request_id="req-targeted",
+    )  # fmt: skip
+    gen_deps = generation.GenerationDeps(
+        db=c.db, enforcer=c.enforcer, queue=c.queue, now=c.now, provider="minimax", model=MODEL
+    )
+    response, _ = generation.regenerate(gen_deps, cmd, accepted_response)
+    queue = c.queue
+    assert isinstance(queue, CapturingQueue)
+    regen = queue.jobs[json.loads(response.body)["generation_id"]]
+    seen: list[GenerationJob] = []
+
+    class _Seeing(_Llm):
+        def generate(self, job: GenerationJob, *, deadline: float | None = None) -> Completion:
+            seen.append(job)
+            return super().generate(job, deadline=deadline)
+
+    assert worker.run_job(_deps(c, llm=_Seeing(c.llm)), regen) is worker.JobResult.SUCCEEDED
+    sent = seen[0].source
+    assert sent is not None
+    content = source.content
+    assert (sent.hook, sent.script, sent.caption, sent.hashtags) == (
+        content.hook,
+        content.script,
+        content.caption,
+        tuple(content.hashtags),
+    )
+    assert isinstance(sent.hashtags, tuple)
+
+
+# ---- cancelled: the ledger row and the log line -----------------------------------------------
+
+
+def test_cancelled_before_the_provider_call_records_no_tokens(
+    container: Container, events: Events
+) -> None:
+    c = container
+    job = _queued_job(c)
+
+    class _CancelAtTheDraftRead:
+        def __init__(self, real: Any) -> None:
+            self._real, self._n = real, 0
+
+        def autocommit(self) -> Any:
+            self._n += 1
+            if self._n == 3:  # 1 read, 2 claim, 3 the draft read: the first fence point
+                _cancel(c, job)
+            return self._real.autocommit()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._real, name)
+
+    llm = _Llm(c.llm)
+    deps = _deps(c, db=_CancelAtTheDraftRead(c.db), llm=llm)
+    assert worker.run_job(deps, job) is worker.JobResult.CANCELLED
+
+    assert llm.answers == []
+    row = _ledger(c, job)
+    assert (row.prompt_tokens, row.completion_tokens, row.billable) == (0, 0, False)
+    assert (row.provider, row.model, row.cost_micro_usd) == ("minimax", MODEL, 0)
+    assert (_status(c, job), _published(c, job), _in_use(c, job)) == ("cancelled", "cancelled", 0)
+    level, cancelled = _only(events(), "job_cancelled")
+    assert level == logging.INFO
+    assert cancelled == {
+        "event": "job_cancelled", "generation_id": job.generation_id, "code": "CANCELLED",
+        "stage": "before_provider",
+    }  # fmt: skip
+
+
+def test_cancelled_while_the_provider_ran_records_the_tokens_it_spent(
+    container: Container, events: Events
+) -> None:
+    c = container
+    job = _queued_job(c)
+    llm = _Llm(c.llm, during=lambda: _cancel(c, job))
+
+    assert worker.run_job(_deps(c, llm=llm), job) is worker.JobResult.CANCELLED
+
+    answer = llm.answers[0]
+    row = _ledger(c, job)
+    assert (row.prompt_tokens, row.completion_tokens) == (
+        answer.prompt_tokens,
+        answer.completion_tokens,
+    )
+    assert answer.prompt_tokens > 0
+    assert answer.completion_tokens > 0
+    assert (row.model, row.billable) == (answer.model, False)
+    assert row.cost_micro_usd > 0
+    assert (_status(c, job), _published(c, job), _in_use(c, job)) == ("cancelled", "cancelled", 0)
+    assert _only(events(), "job_cancelled")[1]["stage"] == "after_provider"
+
+
+# ---- a second delivery and a take-over ----------------------------------------------------------
+
+
+def _claimed_elsewhere(c: Container, job: JobPayload) -> uuid.UUID:
+    """The job claimed by a delivery that never published or refreshed anything."""
+    gid = uuid.UUID(job.generation_id)
+    with c.db.autocommit() as uow:
+        assert uow.generations.claim_queued(gid, c.now(), 0) == 1
+    return gid
+
+
+def test_a_duplicate_delivery_is_told_to_come_back_in_30_seconds(container: Container) -> None:
+    c = container
+    job = _queued_job(c)
+    _claimed_elsewhere(c, job)
+
+    with pytest.raises(ServiceUnavailable) as info:
+        worker.run_job(_deps(c), job)
+    assert info.value.status == 503
+    assert info.value.message == "The job is running elsewhere."
+    assert info.value.retry_after == 30
+    assert _status(c, job) == "running"
+
+
+def test_a_take_over_publishes_running(container: Container) -> None:
+    c = container
+    job = _queued_job(c)
+    _claimed_elsewhere(c, job)
+    seen: list[str | None] = []
+    llm = _Llm(c.llm, during=lambda: seen.append(_published(c, job)))
+    late = _deps(c, llm=llm, now=lambda: c.now() + timedelta(seconds=RUNTIME_S + 1))
+
+    assert worker.run_job(late, job) is worker.JobResult.SUCCEEDED
+    assert seen == ["running"]
+
+
+class _RefreshFails:
+    """The real enforcer, except that refreshing a lease raises (Redis gone mid-request)."""
+
+    def __init__(self, real: Enforcer) -> None:
+        self._real = real
+
+    def refresh_lease(self, lease: LeaseRef, *args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("redis went away")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_take_over_that_cannot_refresh_its_slots_hands_the_claim_back(
+    container: Container,
+) -> None:
+    c = container
+    job = _queued_job(c)
+    _claimed_elsewhere(c, job)
+    later = lambda: c.now() + timedelta(seconds=RUNTIME_S + 1)  # noqa: E731
+    broken = _deps(c, enforcer=_RefreshFails(c.enforcer), now=later)
+
+    with pytest.raises(ConnectionError):
+        worker.run_job(broken, job)
+    assert _status(c, job) == "queued"  # a redelivery can take it at once
+    assert worker.run_job(_deps(c), job) is worker.JobResult.SUCCEEDED
+
+
+class _RefreshAnswers:
+    """The real enforcer, except that refreshing a lease answers ``status``."""
+
+    def __init__(self, real: Enforcer, status: LeaseStatus) -> None:
+        self._real, self._status = real, status
+
+    def refresh_lease(self, lease: LeaseRef, *args: Any, **kwargs: Any) -> LeaseStatus:
+        return self._status
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_take_over_whose_slots_are_taken_hands_the_claim_back_and_answers_503(
+    container: Container,
+) -> None:
+    c = container
+    job = _queued_job(c)
+    _claimed_elsewhere(c, job)
+    busy = LeaseStatus("busy", code=RefusalCode.PROVIDER_BUSY, retry_after_s=7)
+    later = lambda: c.now() + timedelta(seconds=RUNTIME_S + 1)  # noqa: E731
+
+    with pytest.raises(ServiceUnavailable) as info:
+        worker.run_job(_deps(c, enforcer=_RefreshAnswers(c.enforcer, busy), now=later), job)
+    assert (info.value.code, info.value.retry_after) == ("PROVIDER_BUSY", 7)
+    assert _status(c, job) == "queued"
+
+
+def test_a_take_over_that_was_itself_taken_over_keeps_its_hands_off(
+    container: Container,
+) -> None:
+    c = container
+    job = _queued_job(c)
+    _claimed_elsewhere(c, job)
+    later = lambda: c.now() + timedelta(seconds=RUNTIME_S + 1)  # noqa: E731
+    superseded = _RefreshAnswers(c.enforcer, LeaseStatus("superseded"))
+
+    with pytest.raises(ServiceUnavailable) as info:
+        worker.run_job(_deps(c, enforcer=superseded, now=later), job)
+    assert info.value.message == "The job is running elsewhere."
+    assert _status(c, job) == "running"  # the newer claim's job: not handed back
+
+
+# ---- ignored deliveries, the failure callback and the sweeper ---------------------------------
+
+
+def test_ignored_deliveries_log_why(container: Container, events: Events) -> None:
+    c = container
+    job = _queued_job(c)
+    unknown = job.model_copy(update={"generation_id": str(uuid.uuid4())})
+    stranger = job.model_copy(update={"user_id": "someone-else"})
+
+    assert worker.run_job(_deps(c), unknown) is worker.JobResult.UNKNOWN
+    assert worker.run_job(_deps(c), stranger) is worker.JobResult.OWNER_MISMATCH
+    assert worker.run_job(_deps(c), job) is worker.JobResult.SUCCEEDED
+    assert worker.run_job(_deps(c), job) is worker.JobResult.ALREADY_TERMINAL
+
+    ignored = [(level, f) for level, f in events() if f["event"] == "job_ignored"]
+    assert ignored == [
+        (logging.INFO, {"event": "job_ignored", "reason": "unknown_generation"}),
+        (logging.WARNING, {"event": "job_ignored", "reason": "owner_mismatch"}),
+        (logging.INFO, {"event": "job_ignored", "reason": "already_terminal"}),
+    ]
+
+
+def test_failure_callback_for_a_live_job_is_ignored_and_logged(
+    container: Container, events: Events
+) -> None:
+    c = container
+    job = _queued_job(c)
+    _claimed_elsewhere(c, job)
+
+    assert worker.handle_failure_callback(_deps(c), job) is False
+    assert _status(c, job) == "running"
+    assert _only(events(), "failure_callback_ignored") == (
+        logging.INFO, {"event": "failure_callback_ignored", "reason": "running"},
+    )  # fmt: skip
+
+
+def test_the_sweeper_logs_what_it_examined_and_failed(container: Container, events: Events) -> None:
+    c = container
+    job = _queued_job(c)
+    gid = _claimed_elsewhere(c, job)
+    with c.db.uow() as uow:  # the oldest candidate: sweep(limit=1) takes only it
+        uow._session.run(
+            "UPDATE generations SET created_at = created_at - interval '20 years', "
+            "started_at = started_at - interval '20 years' WHERE id = CAST(:g AS uuid)",
+            g=str(gid),
+        )
+        uow.commit()
+
+    assert worker.sweep(_deps(c), limit=1) == 1
+    assert _status(c, job) == "failed"
+    assert _only(events(), "sweep_finished") == (
+        logging.INFO, {"event": "sweep_finished", "examined": 1, "failed": 1},
+    )  # fmt: skip
