@@ -61,7 +61,8 @@ PY_AREAS: dict[str, tuple[list[str], list[str]]] = {
     "billing": (
         ["shared/billing/"],
         ["tests/unit/test_plans.py", "tests/unit/test_stripe_billing.py",
-         "tests/unit/test_stripe_plan_numbers.py", "tests/e2e/test_billing.py"],
+         "tests/unit/test_stripe_plan_numbers.py", "tests/e2e/test_billing.py",
+         "tests/e2e/test_credits.py", "tests/integration/test_db_repositories.py"],
     ),
     "enforcement": (
         ["shared/enforcement/"],
@@ -271,7 +272,7 @@ def _scratch_copy(area: str) -> Path:
     return scratch
 
 
-_ALSO_COPY = ["lua", "tests", "devtools", "migrations", "schema.sql", "bench", "scripts",
+_ALSO_COPY = ["lua", "tests", "devtools", "migrations", "schema.sql", "bench", "scripts", "docs",
               "functions", "openapi.json", "terraform", "examples", "redocly.yaml"]  # fmt: skip
 
 

@@ -698,3 +698,73 @@ def test_a_deletion_committing_while_an_event_is_applied_leaves_nothing(
     assert r.status_code == 200, r.text
     assert r.json() == {"received": True, "result": "ignored"}
     _assert_no_account(billing, a.user_id)
+
+
+# ---------------------------------------------------------------- a failed payment, every answer
+
+
+def _outcome(c: Container, evt: dict[str, Any]) -> tuple[Any, ...]:
+    """The webhook's outcome as the service returns it (the route answers only its
+    result; the rest is logged and names the user whose cached plan is invalidated)."""
+    payload, headers = signed_delivery(evt, WEBHOOK_SECRET)
+    o = c.billing.handle_webhook(payload, headers["Stripe-Signature"])
+    return o.event_id, o.type, o.result, o.user_id, o.detail
+
+
+def test_every_answer_to_a_failed_payment(
+    billing: Container, deliver: Callable[..., httpx.Response], api: Callable[..., Api]
+) -> None:
+    a = api()
+    customer = _subscribed(a, billing, deliver, "pro")
+    sub_id = f"sub_{a.user_id}"
+    t = "invoice.payment_failed"
+
+    stranger = event(t, invoice(customer="cus_not_ours", subscription_id=sub_id))
+    assert _outcome(billing, stranger) == (stranger["id"], t, "ignored", None, "unknown customer")
+    other = event(t, invoice(customer=customer, subscription_id="sub_an_older_one"))
+    assert _outcome(billing, other) == (
+        other["id"], t, "ignored", a.user_id, "not the active subscription"
+    )  # fmt: skip
+    older = event(t, invoice(customer=customer, subscription_id=sub_id),
+                  created=int(time.time()) - 3600)  # fmt: skip
+    assert _outcome(billing, older) == (older["id"], t, "stale", a.user_id, "past_due")
+    assert _usage(a)["plan"] == "pro"
+
+    failed = event(t, invoice(customer=customer, subscription_id=sub_id))
+    assert _outcome(billing, failed) == (failed["id"], t, "applied", a.user_id, "past_due")
+    assert _outcome(billing, failed) == (failed["id"], t, "duplicate", a.user_id, None)
+    with billing.db.uow() as uow:
+        sub = uow.subscriptions.get(a.user_id)
+    assert sub is not None
+    assert (sub.status, sub.stripe_subscription_id, sub.plan) == ("past_due", sub_id, "pro")
+    again = event(t, invoice(customer=customer, subscription_id=sub_id))
+    assert _outcome(billing, again) == (
+        again["id"], t, "ignored", a.user_id, "not the active subscription"
+    )  # fmt: skip
+
+
+def test_a_failed_payment_finds_its_user_by_the_invoice_metadata(
+    billing: Container, deliver: Callable[..., httpx.Response], api: Callable[..., Api]
+) -> None:
+    a = api()
+    _subscribed(a, billing, deliver, "pro")
+    sub_id = f"sub_{a.user_id}"
+    # A customer we never linked, but the invoice says whose it is.
+    bill = {**invoice(customer="cus_unlinked", subscription_id=sub_id),
+            "metadata": {"user_id": a.user_id}}  # fmt: skip
+    failed = event("invoice.payment_failed", bill)
+    assert _outcome(billing, failed)[2:] == ("applied", a.user_id, "past_due")
+
+
+def test_a_failed_payment_naming_a_deleted_accounts_customer_is_ignored_as_deleted(
+    billing: Container,
+    fake: FakeStripe,
+    deliver: Callable[..., httpx.Response],
+    api: Callable[..., Api],
+) -> None:
+    a = api()
+    customer = _deleted_subscriber(a, billing, fake, deliver)
+    for sub_id in (f"sub_{a.user_id}", "sub_never_seen"):
+        failed = event("invoice.payment_failed", invoice(customer=customer, subscription_id=sub_id))
+        assert _outcome(billing, failed)[2:] == ("ignored", None, "deleted account")
+    _assert_no_account(billing, a.user_id)

@@ -4,6 +4,7 @@ parsing and Stripe error translation (against the local ``FakeStripe`` server)."
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -253,3 +254,96 @@ def test_a_session_without_url_is_503(fake: FakeStripe) -> None:
     gw = StripeGateway("sk_test_1", api_base=fake.url)
     with pytest.raises(ServiceUnavailable):
         gw.create_checkout_session({"mode": "setup", "ui_mode": "embedded_page"})
+
+
+# ---------------------------------------------------------------- the 503s and 400s, exactly
+
+
+@pytest.mark.parametrize(
+    ("env", "call"),
+    [
+        ({"STRIPE_SECRET_KEY": ""}, lambda c: c.require_secret_key()),
+        ({"STRIPE_PRICE_PRO": ""}, lambda c: c.price_for(Product.PRO)),
+        ({"STRIPE_WEBHOOK_SECRET": ""}, lambda c: c.require_webhook_secret()),
+    ],
+)
+def test_missing_configuration_is_a_503_an_operator_can_act_on(
+    env: dict[str, str], call: object
+) -> None:
+    # Clients are told to come back in an hour (a deploy fixes it, not a retry), and
+    # the details say why in a form a client can branch on.
+    with pytest.raises(ServiceUnavailable) as info:
+        call(_config(**env))  # type: ignore[operator]
+    assert info.value.details == {"reason": "stripe_not_configured"}
+    assert info.value.retry_after == 3600
+    variable = next(iter(env))
+    assert info.value.message == (
+        f"Billing is not configured on this deployment ({variable} is unset)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "stripe_type", "level", "reason", "message", "retry_after"),
+    [
+        (500, "api_error", "WARNING", "stripe_error",
+         "The payment provider is unavailable or refused the request; retry shortly.", 5),
+        (400, "invalid_request_error", "WARNING", "stripe_error",
+         "The payment provider is unavailable or refused the request; retry shortly.", 5),
+        (401, "invalid_request_error", "ERROR", "stripe_auth",
+         "Billing is misconfigured on this deployment (Stripe rejected our API key).", 3600),
+        (403, "invalid_request_error", "ERROR", "stripe_auth",
+         "Billing is misconfigured on this deployment (Stripe rejected our API key).", 3600),
+    ],
+)  # fmt: skip
+def test_a_stripe_error_is_translated_and_logged_for_on_call(
+    fake: FakeStripe,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    stripe_type: str,
+    level: str,
+    reason: str,
+    message: str,
+    retry_after: int,
+) -> None:
+    fake.fail_next(status, stripe_type, "secret detail from stripe", code="some_code")
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        with pytest.raises(ServiceUnavailable) as info:
+            gw.create_portal_session("cus_1", "https://app.example.com")
+    assert (info.value.message, info.value.details) == (message, {"reason": reason})
+    assert info.value.retry_after == retry_after
+    [record] = [r for r in caplog.records if r.name == "reel.billing.stripe"]
+    assert record.levelname == level
+    fields = dict(record.fields)  # type: ignore[attr-defined]
+    request_id = fields.pop("stripe_request_id")
+    assert isinstance(request_id, str)
+    assert request_id.startswith("req_")
+    assert fields == {
+        "event": "stripe_api_error",
+        "operation": "create_portal_session",
+        "error_type": type(info.value.__cause__).__name__,
+        "http_status": status,
+        "stripe_code": info.value.__cause__.code,  # type: ignore[attr-defined]
+    }
+    if status == 400:  # the SDK keeps the code of an invalid request
+        assert fields["stripe_code"] == "some_code"
+
+
+def test_a_bad_signature_says_so_in_a_fixed_message() -> None:
+    for header in (None, sign(b'{"id": "evt_1"}', "whsec_other")):
+        with pytest.raises(BadRequest) as info:
+            verify_signature(b'{"id": "evt_1"}', header, SECRET)
+        assert info.value.code == "INVALID_SIGNATURE"
+        assert info.value.message == (
+            "The Stripe-Signature header is missing or does not match this payload."
+        )
+
+
+def test_a_new_trialing_subscription_replaces_the_current_one() -> None:
+    # Only an ending (not granting) state of another subscription is skipped; a trial is
+    # as good as active.
+    current = _stored("active", "sub_new")
+    assert _skip_subscription_write(current, "sub_x", SubscriptionStatus.TRIALING) is None
+    assert _skip_subscription_write(current, "sub_x", SubscriptionStatus.PAST_DUE) == (
+        "another subscription is current"
+    )
