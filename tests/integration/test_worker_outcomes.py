@@ -27,6 +27,7 @@ from shared.bootstrap import Container
 from shared.db import SubscriptionStatus
 from shared.enforcement import Enforcer, LeaseRef, LeaseStatus, RefusalCode
 from shared.errors import ServiceUnavailable
+from shared.observability.logging import context_fields
 from shared.queue import JobPayload
 from shared.services import cancel, generation, worker
 from tests.support.worker_env import MINIMAX_KEY, MODEL, CapturingQueue, worker_settings
@@ -68,19 +69,39 @@ def container(
 Events = Callable[[], list[tuple[int, dict[str, Any]]]]
 
 
+class _Captured(logging.Handler):
+    """Each worker record as (level, fields, the context bound when it was logged)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = dict(getattr(record, "fields", {}))
+        self.records.append((record.levelno, fields, context_fields()))
+
+
 @pytest.fixture
-def events(caplog: pytest.LogCaptureFixture) -> Iterator[Events]:
+def captured() -> Iterator[_Captured]:
+    handler = _Captured()
+    log = logging.getLogger("reel.worker")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    yield handler
+    log.removeHandler(handler)
+    log.setLevel(level)
+
+
+@pytest.fixture
+def events(captured: _Captured) -> Events:
     """(level, fields) of every event the worker has logged so far in the test."""
+    return lambda: [(level, fields) for level, fields, _ in captured.records]
 
-    def read() -> list[tuple[int, dict[str, Any]]]:
-        return [
-            (r.levelno, dict(r.fields))  # type: ignore[attr-defined]
-            for r in caplog.records
-            if r.name == "reel.worker"
-        ]
 
-    with caplog.at_level(logging.INFO, logger="reel.worker"):
-        yield read
+def _context(captured: _Captured, name: str) -> dict[str, str]:
+    [ctx] = [c for _, f, c in captured.records if f["event"] == name]
+    return ctx
 
 
 def _deps(c: Container, **over: Any) -> worker.WorkerDeps:
@@ -191,7 +212,7 @@ class _Refusing:
 
 
 def test_a_completed_job_logs_its_start_and_its_timings(
-    container: Container, events: Events
+    container: Container, events: Events, captured: _Captured
 ) -> None:
     c = container
     job = _queued_job(c)
@@ -214,6 +235,11 @@ def test_a_completed_job_logs_its_start_and_its_timings(
         "provider_trace_id": answer.trace_id, "enqueue_to_start_ms": 1234.6,
         "start_to_complete_ms": 0.0, "enqueue_to_complete_ms": 1234.6,
     }  # fmt: skip
+    # Every line of the job carries its ids (bound once around the whole delivery).
+    ids = {"generation_id": job.generation_id, "request_id": job.request_id,
+           "user_id": job.user_id}  # fmt: skip
+    assert _context(captured, "job_started") == ids
+    assert _context(captured, "job_completed") == ids
 
 
 def test_a_failed_job_logs_a_warning_with_its_code_and_keeps_its_tokens(
@@ -473,7 +499,7 @@ def test_ignored_deliveries_log_why(container: Container, events: Events) -> Non
 
 
 def test_failure_callback_for_a_live_job_is_ignored_and_logged(
-    container: Container, events: Events
+    container: Container, events: Events, captured: _Captured
 ) -> None:
     c = container
     job = _queued_job(c)
@@ -484,22 +510,70 @@ def test_failure_callback_for_a_live_job_is_ignored_and_logged(
     assert _only(events(), "failure_callback_ignored") == (
         logging.INFO, {"event": "failure_callback_ignored", "reason": "running"},
     )  # fmt: skip
+    assert _context(captured, "failure_callback_ignored") == {
+        "generation_id": job.generation_id, "request_id": job.request_id,
+    }  # fmt: skip
 
 
-def test_the_sweeper_logs_what_it_examined_and_failed(container: Container, events: Events) -> None:
-    c = container
-    job = _queued_job(c)
-    gid = _claimed_elsewhere(c, job)
-    with c.db.uow() as uow:  # the oldest candidate: sweep(limit=1) takes only it
+def _backdate(c: Container, job: JobPayload, years: int) -> datetime:
+    """Move the job's creation (and start, if any) ``years`` back; its new created_at."""
+    with c.db.uow() as uow:
         uow._session.run(
-            "UPDATE generations SET created_at = created_at - interval '20 years', "
-            "started_at = started_at - interval '20 years' WHERE id = CAST(:g AS uuid)",
-            g=str(gid),
+            "UPDATE generations SET created_at = created_at - make_interval(years => :y), "
+            "started_at = started_at - make_interval(years => :y) WHERE id = CAST(:g AS uuid)",
+            g=job.generation_id,
+            y=years,
         )
         uow.commit()
+    return _created_at(c, job)
+
+
+def test_the_sweeper_takes_the_oldest_first_up_to_its_limit_and_logs_it(
+    container: Container, events: Events, captured: _Captured
+) -> None:
+    c = container
+    older, newer = _queued_job(c), _queued_job(c)
+    _claimed_elsewhere(c, older)
+    _claimed_elsewhere(c, newer)
+    _backdate(c, older, 21)  # both the oldest candidates, this one first
+    _backdate(c, newer, 20)
 
     assert worker.sweep(_deps(c), limit=1) == 1
-    assert _status(c, job) == "failed"
+    assert (_status(c, older), _status(c, newer)) == ("failed", "running")
     assert _only(events(), "sweep_finished") == (
         logging.INFO, {"event": "sweep_finished", "examined": 1, "failed": 1},
     )  # fmt: skip
+    with c.db.uow() as uow:
+        gen = uow.generations.get_any(uuid.UUID(older.generation_id))
+    assert gen is not None
+    assert _context(captured, "job_failed") == {
+        "generation_id": older.generation_id, "request_id": gen.request_id,
+    }  # fmt: skip
+    assert worker.sweep(_deps(c), limit=1) == 1
+    assert _status(c, newer) == "failed"
+
+
+def test_the_sweeper_leaves_jobs_inside_their_time_alone(container: Container) -> None:
+    # Two jobs older than anything else in the database (limit=1 takes the oldest), each
+    # looked at by a sweeper whose clock stands just inside, then just past, its time:
+    # a queued job gets the lease TTL from its creation, a running one the max runtime
+    # from its start.
+    c = container
+    deps = _deps(c)
+    queued = _queued_job(c)
+    created = _backdate(c, queued, 40)
+    ttl = timedelta(seconds=deps.lease_ttl_s)
+    assert worker.sweep(_deps(c, now=_at(created + ttl - timedelta(seconds=1))), limit=1) == 0
+    assert _status(c, queued) == "queued"
+    assert worker.sweep(_deps(c, now=_at(created + ttl + timedelta(seconds=1))), limit=1) == 1
+    assert _status(c, queued) == "failed"
+
+    running = _queued_job(c)
+    _claimed_elsewhere(c, running)
+    started = _backdate(c, running, 40)  # claimed at creation (to the second)
+    runtime = timedelta(seconds=RUNTIME_S)
+    assert runtime < ttl
+    assert worker.sweep(_deps(c, now=_at(started + runtime - timedelta(seconds=2))), limit=1) == 0
+    assert _status(c, running) == "running"
+    assert worker.sweep(_deps(c, now=_at(started + runtime + timedelta(seconds=2))), limit=1) == 1
+    assert _status(c, running) == "failed"
