@@ -577,3 +577,76 @@ def test_the_sweeper_leaves_jobs_inside_their_time_alone(container: Container) -
     assert _status(c, running) == "running"
     assert worker.sweep(_deps(c, now=_at(started + runtime + timedelta(seconds=2))), limit=1) == 1
     assert _status(c, running) == "failed"
+
+
+def _row(c: Container, job: JobPayload) -> Any:
+    with c.db.uow() as uow:
+        gen = uow.generations.get_any(uuid.UUID(job.generation_id))
+    assert gen is not None
+    return gen
+
+
+def test_the_failure_callback_leaves_a_job_alone_to_the_last_instant_of_its_runtime(
+    container: Container,
+) -> None:
+    c = container
+    job = _queued_job(c)
+    _claimed_elsewhere(c, job)
+    started = _row(c, job).started_at
+    edge = started + timedelta(seconds=RUNTIME_S)
+
+    assert worker.handle_failure_callback(_deps(c, now=_at(edge)), job) is False
+    assert _status(c, job) == "running"
+    past = _deps(c, now=_at(edge + timedelta(microseconds=1)))
+    assert worker.handle_failure_callback(past, job) is True
+    gen = _row(c, job)
+    assert (gen.status.value, gen.error_code) == ("failed", "DELIVERY_FAILED")
+    assert gen.error_message == "The job could not be delivered."
+
+
+def test_the_sweeper_counts_every_job_it_failed_and_says_why(container: Container) -> None:
+    c = container
+    jobs = [_queued_job(c) for _ in range(2)]
+    for years, job in zip((31, 30), jobs, strict=True):
+        _backdate(c, job, years)  # the two oldest in the database
+
+    assert worker.sweep(_deps(c), limit=2) == 2
+    for job in jobs:
+        gen = _row(c, job)
+        assert (gen.status.value, gen.error_code) == ("failed", "TIMED_OUT")
+        assert gen.error_message == "The job did not finish in time."
+
+
+def test_the_sweeper_fails_only_the_claim_it_examined(container: Container) -> None:
+    # A redelivery takes the stuck job over between the sweeper's read and its write:
+    # the fenced write matches nothing and the job runs on under the new claim.
+    c = container
+    job = _queued_job(c)
+    gid = _claimed_elsewhere(c, job)
+    _backdate(c, job, 32)
+
+    def take_over() -> None:
+        with c.db.autocommit() as uow:
+            now = c.now()
+            assert uow.generations.claim(gid, now, now) == 2
+
+    class _TakeOverBeforeTheWrite:
+        def __init__(self, real: Any) -> None:
+            self._real, self._n = real, 0
+
+        def uow(self) -> Any:
+            self._n += 1
+            if self._n == 2:  # 1 the sweeper's read, 2 its fenced write
+                take_over()
+            return self._real.uow()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._real, name)
+
+    assert worker.sweep(_deps(c, db=_TakeOverBeforeTheWrite(c.db)), limit=1) == 0
+    gen = _row(c, job)
+    assert (gen.status.value, gen.attempts) == ("running", 2)
+    # Leave nothing running behind: past the new claim's runtime the sweeper ends it.
+    later = _deps(c, now=lambda: c.now() + timedelta(seconds=RUNTIME_S + 1))
+    assert worker.sweep(later, limit=1) == 1
+    assert _status(c, job) == "failed"
