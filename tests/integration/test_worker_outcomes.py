@@ -650,3 +650,20 @@ def test_the_sweeper_fails_only_the_claim_it_examined(container: Container) -> N
     later = _deps(c, now=lambda: c.now() + timedelta(seconds=RUNTIME_S + 1))
     assert worker.sweep(later, limit=1) == 1
     assert _status(c, job) == "failed"
+
+
+def test_a_failure_callback_that_is_not_for_a_live_job_of_its_user_does_nothing(
+    container: Container,
+) -> None:
+    c = container
+    job = _queued_job(c)
+    unknown = job.model_copy(update={"generation_id": str(uuid.uuid4())})
+    stranger = job.model_copy(update={"user_id": "someone-else"})
+    late = _deps(c, now=lambda: c.now() + timedelta(seconds=RUNTIME_S + 1))
+
+    assert worker.handle_failure_callback(late, unknown) is False
+    assert worker.handle_failure_callback(late, stranger) is False
+    assert _status(c, job) == "queued"
+    assert worker.handle_failure_callback(late, job) is True
+    assert _status(c, job) == "failed"
+    assert worker.handle_failure_callback(late, job) is False
