@@ -764,7 +764,19 @@ def test_a_failed_payment_naming_a_deleted_accounts_customer_is_ignored_as_delet
 ) -> None:
     a = api()
     customer = _deleted_subscriber(a, billing, fake, deliver)
-    for sub_id in (f"sub_{a.user_id}", "sub_never_seen"):
-        failed = event("invoice.payment_failed", invoice(customer=customer, subscription_id=sub_id))
+    # Named by its customer, by its subscription, or by both.
+    for cus, sub_id in ((customer, f"sub_{a.user_id}"), (customer, "sub_never_seen"),
+                        ("cus_never_seen", f"sub_{a.user_id}")):  # fmt: skip
+        failed = event("invoice.payment_failed", invoice(customer=cus, subscription_id=sub_id))
         assert _outcome(billing, failed)[2:] == ("ignored", None, "deleted account")
     _assert_no_account(billing, a.user_id)
+
+
+def test_the_portal_without_a_billing_account_says_what_to_do(
+    billing: Container, api: Callable[..., Api]
+) -> None:
+    r = api().post("/v1/billing/portal", {})
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["message"] == (
+        "No billing account yet: buy a plan or the Pro Boost first."
+    )
