@@ -615,6 +615,8 @@ def test_the_sweeper_counts_every_job_it_failed_and_says_why(container: Containe
         gen = _row(c, job)
         assert (gen.status.value, gen.error_code) == ("failed", "TIMED_OUT")
         assert gen.error_message == "The job did not finish in time."
+        row = _ledger(c, job)  # nothing was spent: a non-billable row of no tokens
+        assert (row.prompt_tokens, row.completion_tokens, row.billable) == (0, 0, False)
 
 
 def test_the_sweeper_fails_only_the_claim_it_examined(container: Container) -> None:
@@ -667,3 +669,49 @@ def test_a_failure_callback_that_is_not_for_a_live_job_of_its_user_does_nothing(
     assert worker.handle_failure_callback(late, job) is True
     assert _status(c, job) == "failed"
     assert worker.handle_failure_callback(late, job) is False
+
+
+def test_fail_generation_records_the_tokens_it_is_given(container: Container) -> None:
+    c = container
+    job = _queued_job(c)
+    gen = _row(c, job)
+
+    assert worker.fail_generation(
+        _deps(c), gen, "PROVIDER_ERROR", "It broke.", attempt=gen.attempts,
+        prompt_tokens=7, completion_tokens=3,
+    )  # fmt: skip
+    row = _ledger(c, job)
+    assert (row.prompt_tokens, row.completion_tokens, row.billable) == (7, 3, False)
+    assert _in_use(c, job) == 0
+
+
+def test_a_take_over_of_a_job_that_ended_meanwhile_is_acknowledged(container: Container) -> None:
+    # Read as running past its runtime, ended (by the sweeper, say) before the take-over's
+    # claim: the delivery is done with it (200), not told to come back (503).
+    c = container
+    job = _queued_job(c)
+    gid = _claimed_elsewhere(c, job)
+
+    def end_it() -> None:
+        with c.db.uow() as uow:
+            uow.generations.end_failed(gid, "TIMED_OUT", "The job did not finish in time.",
+                                       c.now())  # fmt: skip
+            uow.commit()
+
+    class _EndBeforeTheClaim:
+        def __init__(self, real: Any) -> None:
+            self._real, self._n = real, 0
+
+        def autocommit(self) -> Any:
+            self._n += 1
+            if self._n == 2:  # 1 the delivery's read, 2 its claim
+                end_it()
+            return self._real.autocommit()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._real, name)
+
+    late = _deps(c, db=_EndBeforeTheClaim(c.db),
+                 now=lambda: c.now() + timedelta(seconds=RUNTIME_S + 1))  # fmt: skip
+    assert worker.run_job(late, job) is worker.JobResult.ALREADY_TERMINAL
+    assert _status(c, job) == "failed"
