@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from devtools.fake_minimax import FakeMiniMax, ok
-from shared.ai import Completion, GenerationJob, MiniMaxClient, ProviderError
+from shared.ai import Completion, GenerationJob, MiniMaxClient, ProviderError, cost_micro_usd
 from shared.api.handlers.generation import accepted_response, cancelled_response
 from shared.api.models import CreateRequest, RegenerateRequest
 from shared.billing.plans import PlanName
@@ -257,6 +257,7 @@ def test_a_failed_job_logs_a_warning_with_its_code_and_keeps_its_tokens(
         "event": "job_failed", "generation_id": job.generation_id, "code": "PROVIDER_AUTH",
         "enqueue_to_complete_ms": 1234.6,
     }  # fmt: skip
+    assert _row(c, job).completed_at == _created_at(c, job) + DELAY
     row = _ledger(c, job)
     assert (row.prompt_tokens, row.completion_tokens, row.billable) == (11, 0, False)
     assert (row.provider, row.model) == ("minimax", MODEL)
@@ -330,8 +331,10 @@ def test_cancelled_before_the_provider_call_records_no_tokens(
             return getattr(self._real, name)
 
     llm = _Llm(c.llm)
-    deps = _deps(c, db=_CancelAtTheDraftRead(c.db), llm=llm)
+    ended_at = _created_at(c, job) + DELAY
+    deps = _deps(c, db=_CancelAtTheDraftRead(c.db), llm=llm, now=_at(ended_at))
     assert worker.run_job(deps, job) is worker.JobResult.CANCELLED
+    assert _row(c, job).completed_at == ended_at
 
     assert llm.answers == []
     row = _ledger(c, job)
@@ -715,3 +718,33 @@ def test_a_take_over_of_a_job_that_ended_meanwhile_is_acknowledged(container: Co
                  now=lambda: c.now() + timedelta(seconds=RUNTIME_S + 1))  # fmt: skip
     assert worker.run_job(late, job) is worker.JobResult.ALREADY_TERMINAL
     assert _status(c, job) == "failed"
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "prior"),
+    [("fallback-ai", "fallback-model", 1234), ("", "another-model", 0)],
+)
+def test_a_cancelled_answer_is_charged_to_the_provider_and_model_that_gave_it(
+    container: Container, provider: str, model: str, prior: int
+) -> None:
+    # A fallback answers under its own name (and brings what the first provider spent);
+    # an answer without a provider name is the generation's own, at the model it names.
+    c = container
+    job = _queued_job(c)
+
+    class _Answers(_Llm):
+        def generate(self, job: GenerationJob, *, deadline: float | None = None) -> Completion:
+            real = super().generate(job, deadline=deadline)
+            return dataclasses.replace(
+                real, provider=provider, model=model, prior_cost_micro_usd=prior
+            )
+
+    llm = _Answers(c.llm, during=lambda: _cancel(c, job))
+    assert worker.run_job(_deps(c, llm=llm), job) is worker.JobResult.CANCELLED
+
+    answer = llm.answers[0]
+    row = _ledger(c, job)
+    assert (row.provider, row.model) == (provider or "minimax", model)
+    assert row.cost_micro_usd == (
+        cost_micro_usd(model, answer.prompt_tokens, answer.completion_tokens) + prior
+    )
