@@ -730,6 +730,10 @@ def test_every_answer_to_a_failed_payment(
     assert _outcome(billing, older) == (older["id"], t, "stale", a.user_id, "past_due")
     assert _usage(a)["plan"] == "pro"
 
+    with billing.db.uow() as uow:
+        before = uow.subscriptions.get(a.user_id)
+    assert before is not None
+    assert before.current_period_end is not None
     failed = event(t, invoice(customer=customer, subscription_id=sub_id))
     assert _outcome(billing, failed) == (failed["id"], t, "applied", a.user_id, "past_due")
     assert _outcome(billing, failed) == (failed["id"], t, "duplicate", a.user_id, None)
@@ -737,6 +741,7 @@ def test_every_answer_to_a_failed_payment(
         sub = uow.subscriptions.get(a.user_id)
     assert sub is not None
     assert (sub.status, sub.stripe_subscription_id, sub.plan) == ("past_due", sub_id, "pro")
+    assert sub.current_period_end == before.current_period_end  # the period is kept
     again = event(t, invoice(customer=customer, subscription_id=sub_id))
     assert _outcome(billing, again) == (
         again["id"], t, "ignored", a.user_id, "not the active subscription"
@@ -768,7 +773,9 @@ def test_a_failed_payment_naming_a_deleted_accounts_customer_is_ignored_as_delet
     for cus, sub_id in ((customer, f"sub_{a.user_id}"), (customer, "sub_never_seen"),
                         ("cus_never_seen", f"sub_{a.user_id}")):  # fmt: skip
         failed = event("invoice.payment_failed", invoice(customer=cus, subscription_id=sub_id))
-        assert _outcome(billing, failed)[2:] == ("ignored", None, "deleted account")
+        assert _outcome(billing, failed) == (
+            failed["id"], "invoice.payment_failed", "ignored", None, "deleted account"
+        )  # fmt: skip
     _assert_no_account(billing, a.user_id)
 
 
@@ -780,3 +787,16 @@ def test_the_portal_without_a_billing_account_says_what_to_do(
     assert r.json()["error"]["message"] == (
         "No billing account yet: buy a plan or the Pro Boost first."
     )
+
+
+def test_a_failed_payment_of_a_customer_without_a_subscription_is_ignored(
+    billing: Container, api: Callable[..., Api]
+) -> None:
+    a = api()
+    _checkout(a, "pro_boost")  # a customer, never a subscription
+    customer = _customer_of(billing, a.user_id)
+    assert customer is not None
+    failed = event("invoice.payment_failed", invoice(customer=customer, subscription_id="sub_x"))
+    assert _outcome(billing, failed)[2:] == ("ignored", a.user_id, "not the active subscription")
+    with billing.db.uow() as uow:
+        assert uow.subscriptions.get(a.user_id) is None

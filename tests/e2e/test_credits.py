@@ -619,3 +619,18 @@ def test_credits_add_generations_not_speed(
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "CONCURRENCY_LIMIT"
     assert _usage(busy, database_url)["credits"]["remaining"] == 10 - slots
+
+
+def test_a_pack_checkout_is_paid_by_the_users_own_customer(
+    credits_app: Container, api: Callable[..., Api], fake: FakeStripe
+) -> None:
+    user = api("basic")
+    for _ in range(2):
+        r = user.post("/v1/billing/packs/checkout", {"pack": "pack_200"})
+        assert r.status_code == 201, r.text
+    with credits_app.db.uow() as uow:
+        row = uow.users.get(user.user_id)
+    assert row is not None
+    assert row.stripe_customer_id
+    first, second = fake.calls("/v1/checkout/sessions")[-2:]
+    assert first["customer"] == second["customer"] == row.stripe_customer_id

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from devtools.net import free_port
-from shared.billing.plans import PlanName
+from shared.billing.plans import PackName, PlanName
 from shared.billing.stripe_billing import Product, StripeConfig, _skip_subscription_write
 from shared.billing.stripe_gateway import StripeGateway, verify_signature
 from shared.billing.stripe_payloads import (
@@ -347,3 +347,64 @@ def test_a_new_trialing_subscription_replaces_the_current_one() -> None:
     assert _skip_subscription_write(current, "sub_x", SubscriptionStatus.PAST_DUE) == (
         "another subscription is current"
     )
+
+
+def test_an_unconfigured_pack_price_names_its_variable() -> None:
+    cfg = _config(STRIPE_PRICE_PACK_200="")
+    with pytest.raises(ServiceUnavailable) as info:
+        cfg.pack_price_for(PackName.PACK_200)
+    assert info.value.message == (
+        "Billing is not configured on this deployment (STRIPE_PRICE_PACK_200 is unset)."
+    )
+
+
+# ---------------------------------------------------------------- cancelling (account deletion)
+
+
+def test_cancel_subscription_cancels_once_under_an_idempotency_key(fake: FakeStripe) -> None:
+    fake.add_subscription("sub_c1", "cus_1")
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    assert gw.cancel_subscription("sub_c1") is True
+    assert fake.subscription_status("sub_c1") == "canceled"
+    [sent] = [r for r in fake.requests if r.path == "/v1/subscriptions/sub_c1"]
+    assert sent.method == "DELETE"
+    assert sent.headers["idempotency-key"] == "reel-cancel-sub_c1"
+
+
+def test_cancel_subscription_of_one_stripe_no_longer_has_is_done(fake: FakeStripe) -> None:
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    assert gw.cancel_subscription("sub_gone") is False
+
+
+@pytest.mark.parametrize(
+    ("status", "stripe_type", "code"),
+    [(400, "invalid_request_error", "parameter_invalid"), (500, "api_error", None)],
+)
+def test_cancel_subscription_failures_are_503_and_logged(
+    fake: FakeStripe, caplog: pytest.LogCaptureFixture, status: int, stripe_type: str,
+    code: str | None,
+) -> None:  # fmt: skip
+    fake.add_subscription("sub_c2", "cus_1")
+    fake.fail_next(status, stripe_type, "nope", code=code)
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        with pytest.raises(ServiceUnavailable) as info:
+            gw.cancel_subscription("sub_c2")
+    assert info.value.details == {"reason": "stripe_error"}
+    [record] = [r for r in caplog.records if r.name == "reel.billing.stripe"]
+    assert record.fields["operation"] == "cancel_subscription"  # type: ignore[attr-defined]
+    assert fake.subscription_status("sub_c2") == "active"
+
+
+# ---------------------------------------------------------------- invoices
+
+
+def test_invoice_subscription_metadata_in_both_api_shapes() -> None:
+    current = invoice(customer="cus_1", subscription_id="sub_9")
+    current["parent"]["subscription_details"]["metadata"] = {"user_id": "u-9"}
+    assert invoice_subscription(current) == ("sub_9", {"user_id": "u-9"})
+    # Before API 2025-03-31 the invoice named the subscription and its metadata at the root.
+    legacy = {"id": "in_1", "customer": "cus_1", "subscription": "sub_8",
+              "subscription_details": {"metadata": {"user_id": "u-8"}}}  # fmt: skip
+    assert invoice_subscription(legacy) == ("sub_8", {"user_id": "u-8"})
+    assert invoice_subscription({"id": "in_2"}) == (None, {})
