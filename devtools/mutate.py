@@ -60,8 +60,9 @@ PY_AREAS: dict[str, tuple[list[str], list[str]]] = {
     "auth": (["shared/api/auth.py"], ["tests/unit/test_auth.py", "tests/integration/test_jwks.py"]),
     "billing": (
         ["shared/billing/"],
-        ["tests/unit/test_plans.py", "tests/unit/test_packs.py", "tests/unit/test_stripe_billing.py",
-         "tests/unit/test_stripe_plan_numbers.py", "tests/e2e/test_billing.py",
+        ["tests/unit/test_plans.py", "tests/unit/test_packs.py",
+         "tests/unit/test_stripe_billing.py", "tests/unit/test_stripe_plan_numbers.py",
+         "tests/e2e/test_billing.py",
          "tests/e2e/test_credits.py", "tests/integration/test_db_repositories.py"],
     ),
     "enforcement": (
