@@ -10,6 +10,7 @@ pool and the pack are the limits under test. Jobs are recorded, never delivered.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
@@ -622,15 +623,52 @@ def test_credits_add_generations_not_speed(
 
 
 def test_a_pack_checkout_is_paid_by_the_users_own_customer(
-    credits_app: Container, api: Callable[..., Api], fake: FakeStripe
-) -> None:
+    credits_app: Container, api: Callable[..., Api], fake: FakeStripe,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     user = api("basic")
-    for _ in range(2):
-        r = user.post("/v1/billing/packs/checkout", {"pack": "pack_200"})
-        assert r.status_code == 201, r.text
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        for _ in range(2):
+            r = user.post("/v1/billing/packs/checkout", {"pack": "pack_200"})
+            assert r.status_code == 201, r.text
     with credits_app.db.uow() as uow:
         row = uow.users.get(user.user_id)
     assert row is not None
-    assert row.stripe_customer_id
-    first, second = fake.calls("/v1/checkout/sessions")[-2:]
-    assert first["customer"] == second["customer"] == row.stripe_customer_id
+    customer = row.stripe_customer_id
+    assert customer
+    metadata = {"user_id": user.user_id, "product": "pack", "pack": "pack_200"}
+    settings = credits_app.settings
+    expected = {
+        "customer": customer, "client_reference_id": user.user_id, "metadata": metadata,
+        "line_items": [{"price": PRICES["PACK_200"], "quantity": "1"}],
+        "success_url": settings.stripe_success_url, "cancel_url": settings.stripe_cancel_url,
+        "mode": "payment", "payment_intent_data": {"metadata": metadata},
+    }  # fmt: skip
+    assert fake.calls("/v1/checkout/sessions")[-2:] == [expected, expected]
+    started = [
+        r.fields  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.getMessage() == "pack_checkout_started"
+    ]
+    assert started == [{"event": "pack_checkout_started", "pack": "pack_200",
+                        "customer": customer}] * 2  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("charge", "detail"),
+    [
+        ({"payment_intent": None, "amount": 900, "amount_refunded": 900}, "not a payment"),
+        ({"payment_intent": "pi_x", "amount": "900", "amount_refunded": 900}, "not a payment"),
+        ({"payment_intent": "pi_x", "amount": 900, "amount_refunded": None}, "not a payment"),
+        ({"payment_intent": "pi_x", "amount": 0, "amount_refunded": 0}, "free payment"),
+    ],
+)
+def test_a_refund_that_is_not_of_a_paid_pack_is_ignored(
+    credits_app: Container, charge: dict[str, Any], detail: str
+) -> None:
+    evt = event("charge.refunded", {"id": "ch_x", "object": "charge", **charge})
+    payload, headers = signed_delivery(evt, WEBHOOK_SECRET)
+    o = credits_app.billing.handle_webhook(payload, headers["Stripe-Signature"])
+    assert (o.event_id, o.type, o.result, o.user_id, o.detail) == (
+        evt["id"], "charge.refunded", "ignored", None, detail
+    )  # fmt: skip
