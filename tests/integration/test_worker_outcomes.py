@@ -748,3 +748,47 @@ def test_a_cancelled_answer_is_charged_to_the_provider_and_model_that_gave_it(
     assert row.cost_micro_usd == (
         cost_micro_usd(model, answer.prompt_tokens, answer.completion_tokens) + prior
     )
+
+
+class _FallbackRefuses:
+    """A fallback chain that ends in a permanent error: the tokens were spent by another
+    provider and model, after the first one cost ``prior``; ``during`` runs first."""
+
+    def __init__(self, during: Callable[[], object] = lambda: None) -> None:
+        self._during = during
+
+    def generate(self, job: GenerationJob, *, deadline: float | None = None) -> Completion:
+        self._during()
+        raise ProviderError(
+            "PROVIDER_AUTH", "The fallback refused the key.", transient=False,
+            prompt_tokens=20, completion_tokens=5, provider="fallback-ai",
+            model="fallback-model", prior_cost_micro_usd=321,
+        )  # fmt: skip
+
+
+def test_a_failure_is_charged_to_the_provider_and_model_that_spent_the_tokens(
+    container: Container,
+) -> None:
+    c = container
+    job = _queued_job(c)
+    assert worker.run_job(_deps(c, llm=_FallbackRefuses()), job) is worker.JobResult.FAILED
+    row = _ledger(c, job)
+    assert (row.provider, row.model, row.billable) == ("fallback-ai", "fallback-model", False)
+    assert row.cost_micro_usd == cost_micro_usd("fallback-model", 20, 5) + 321
+
+
+def test_a_provider_failure_after_a_cancel_ends_the_job_cancelled(
+    container: Container, events: Events
+) -> None:
+    c = container
+    job = _queued_job(c)
+    llm = _FallbackRefuses(during=lambda: _cancel(c, job))
+
+    assert worker.run_job(_deps(c, llm=llm), job) is worker.JobResult.CANCELLED
+    assert (_status(c, job), _published(c, job), _in_use(c, job)) == ("cancelled", "cancelled", 0)
+    assert _only(events(), "job_cancelled") == (
+        logging.INFO,
+        {"event": "job_cancelled", "generation_id": job.generation_id, "code": "CANCELLED",
+         "stage": "PROVIDER_AUTH"},
+    )  # fmt: skip
+    assert [f for _, f in events() if f["event"] == "job_failed"] == []
