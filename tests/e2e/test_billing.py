@@ -4,6 +4,7 @@ effect read back through ``/v1/usage`` and ``/v1/create``."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -800,3 +801,31 @@ def test_a_failed_payment_of_a_customer_without_a_subscription_is_ignored(
     assert _outcome(billing, failed)[2:] == ("ignored", a.user_id, "not the active subscription")
     with billing.db.uow() as uow:
         assert uow.subscriptions.get(a.user_id) is None
+
+
+def test_cancel_for_deletion_cancels_only_a_running_stripe_subscription(
+    billing: Container,
+    fake: FakeStripe,
+    deliver: Callable[..., httpx.Response],
+    api: Callable[..., Api],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a = api()
+    assert billing.billing.cancel_for_deletion(a.user_id) is False  # no subscription
+    customer = _subscribed(a, billing, deliver, "pro")
+    sub_id = f"sub_{a.user_id}"
+    fake.add_subscription(sub_id, customer)
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        assert billing.billing.cancel_for_deletion(a.user_id) is True
+    assert fake.subscription_status(sub_id) == "canceled"
+    logged = [r.fields for r in caplog.records if r.getMessage() == "stripe_subscription_cancelled"]  # type: ignore[attr-defined]
+    assert logged == [
+        {"event": "stripe_subscription_cancelled", "user_id": a.user_id, "found": True}
+    ]
+
+    ended = _sub_event("customer.subscription.deleted", a, customer, "pro", status="canceled",
+                       id=sub_id, created=int(time.time()) + 5)  # fmt: skip
+    assert deliver(ended).status_code == 200
+    calls = len(fake.requests)
+    assert billing.billing.cancel_for_deletion(a.user_id) is False  # already canceled
+    assert len(fake.requests) == calls  # and Stripe was not asked

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.billing.packs import units_kept
 from shared.billing.plans import PACKS, PLANS, Lane, PackName, PlanName
 from shared.bootstrap import Container, DbPlanSource, DbTruthSource, DbUsageSource
 from shared.config import load_settings
@@ -672,3 +673,37 @@ def test_a_refund_that_is_not_of_a_paid_pack_is_ignored(
     assert (o.event_id, o.type, o.result, o.user_id, o.detail) == (
         evt["id"], "charge.refunded", "ignored", None, detail
     )  # fmt: skip
+
+
+def test_every_answer_to_a_pack_refund(
+    credits_app: Container, api: Callable[..., Api], database_url: str
+) -> None:
+    """The outcome the service returns (the route answers only its result; the user and
+    the credit ids are what the caller re-syncs in Redis)."""
+    user = api("basic")
+    pack = PACKS[PackName.PACK_50]
+    units, amount = pack.generations, pack.price_cents
+
+    def outcome(evt: dict[str, Any]) -> tuple[Any, ...]:
+        payload, headers = signed_delivery(evt, WEBHOOK_SECRET)
+        o = credits_app.billing.handle_webhook(payload, headers["Stripe-Signature"])
+        assert (o.event_id, o.type) == (evt["id"], evt["type"])
+        return o.result, o.user_id, o.detail, o.credit_ids
+
+    intent = f"pi_{secrets.token_hex(6)}"
+    early = event("charge.refunded", _charge_refunded(intent, amount, 1))
+    assert outcome(early) == ("applied", None, "refund kept", ())
+    paid = event(
+        "checkout.session.completed", _pack_session(user.user_id, PackName.PACK_50, intent)
+    )
+    assert outcome(paid)[:2] == ("applied", user.user_id)
+    [(credit_id, _, _, removed)] = _credit_of(database_url, user.user_id)
+    assert removed == 1  # the early cent took one unit when the pack was granted
+    credit = (str(credit_id),)
+
+    half = event("charge.refunded", _charge_refunded(intent, amount, amount // 2))
+    taken = units - units_kept(units, amount // 2, amount) - 1
+    assert outcome(half) == ("applied", user.user_id, f"removed {taken} unused", credit)
+    assert outcome(half) == ("duplicate", user.user_id, None, credit)
+    same = event("charge.refunded", _charge_refunded(intent, amount, amount // 2))
+    assert outcome(same) == ("ignored", user.user_id, "removed 0 unused", credit)
