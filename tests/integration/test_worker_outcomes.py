@@ -792,3 +792,31 @@ def test_a_provider_failure_after_a_cancel_ends_the_job_cancelled(
          "stage": "PROVIDER_AUTH"},
     )  # fmt: skip
     assert [f for _, f in events() if f["event"] == "job_failed"] == []
+
+
+def test_a_job_failing_after_its_account_was_deleted_leaves_its_cost_in_the_placeholder(
+    container: Container,
+) -> None:
+    # The deletion leaves a pseudonymised zero row for the running job; the failure
+    # writes what the provider spent into it (non-billable), under the model that spent it.
+    from shared.billing.stripe_billing import StripeBilling
+    from shared.services import account
+
+    c = container
+    job = _queued_job(c)
+    deps = account.AccountDeps(
+        db=c.db, enforcer=c.enforcer, now=c.now,
+        billing=StripeBilling.from_settings(c.settings, lambda: c.db, c.clock),
+    )  # fmt: skip
+    llm = _FallbackRefuses(during=lambda: account.delete_account(deps, job.user_id))
+
+    assert worker.run_job(_deps(c, llm=llm), job) is worker.JobResult.ALREADY_TERMINAL
+    with c.db.uow() as uow:
+        rows = uow._session.run(
+            "SELECT model, prompt_tokens, completion_tokens, cost_micro_usd, billable "
+            "FROM usage_ledger WHERE generation_id = CAST(:g AS uuid)",
+            g=job.generation_id,
+        )
+    assert [tuple(r) for r in rows] == [
+        ("fallback-model", 20, 5, cost_micro_usd("fallback-model", 20, 5) + 321, False)
+    ]
