@@ -306,6 +306,13 @@ def test_a_targeted_regeneration_sends_the_source_variant_to_the_provider(
         tuple(content.hashtags),
     )
     assert isinstance(sent.hashtags, tuple)
+    # The new variants remember the one they were made from.
+    with c.db.uow() as uow:
+        made = uow.variants.list_for_generation(uuid.UUID(regen.generation_id))
+    assert made
+    assert {v.source_variant_id for v in made} == {source.id}
+    with c.db.uow() as uow:  # and the first generation's, made from nothing, none
+        assert {v.source_variant_id for v in uow.variants.list_for_generation(gen.id)} == {None}
 
 
 # ---- cancelled: the ledger row and the log line -----------------------------------------------
