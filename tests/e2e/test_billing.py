@@ -829,3 +829,54 @@ def test_cancel_for_deletion_cancels_only_a_running_stripe_subscription(
     calls = len(fake.requests)
     assert billing.billing.cancel_for_deletion(a.user_id) is False  # already canceled
     assert len(fake.requests) == calls  # and Stripe was not asked
+
+
+def test_every_answer_to_a_subscription_event(
+    billing: Container, deliver: Callable[..., httpx.Response], api: Callable[..., Api]
+) -> None:
+    a = api()
+    customer = _subscribed(a, billing, deliver, "pro")
+    sub_id = f"sub_{a.user_id}"
+    now = int(time.time())
+    up = "customer.subscription.updated"
+
+    def sub_event(type: str, product: str, **kw: Any) -> dict[str, Any]:
+        kw.setdefault("id", sub_id)
+        return _sub_event(type, a, customer, product, **kw)
+
+    stranger = _sub_event(up, a, "cus_not_ours", "pro", id="sub_stranger")
+    assert _outcome(billing, stranger) == (stranger["id"], up, "ignored", None, "unknown customer")
+
+    end = now + 40 * 86400
+    changed = sub_event(up, "standard", created=now + 10, current_period_end=end)
+    assert _outcome(billing, changed) == (
+        changed["id"],
+        up,
+        "applied",
+        a.user_id,
+        "standard:active",
+    )
+    assert _outcome(billing, changed) == (changed["id"], up, "duplicate", a.user_id, None)
+    with billing.db.uow() as uow:
+        sub = uow.subscriptions.get(a.user_id)
+    assert sub is not None
+    assert (sub.plan, sub.status, sub.stripe_subscription_id) == ("standard", "active", sub_id)
+    assert sub.current_period_end == datetime.fromtimestamp(end, UTC)
+
+    older = sub_event(up, "basic", created=now + 5)
+    assert _outcome(billing, older) == (older["id"], up, "stale", a.user_id, "basic:active")
+    other_ends = sub_event("customer.subscription.deleted", "pro", id="sub_old", status="canceled",
+                           created=now + 20)  # fmt: skip
+    assert _outcome(billing, other_ends)[2:] == (
+        "ignored", a.user_id, "another subscription is current"
+    )  # fmt: skip
+    foreign = _sub_event(up, a, customer, "pro", id="sub_foreign", created=now + 30)
+    foreign["data"]["object"]["items"]["data"][0]["price"]["id"] = "price_not_ours"
+    assert _outcome(billing, foreign)[2:] == ("ignored", a.user_id, "foreign price")
+
+    ended = sub_event("customer.subscription.deleted", "standard", status="canceled",
+                      created=now + 40)  # fmt: skip
+    assert _outcome(billing, ended) == (
+        ended["id"], "customer.subscription.deleted", "applied", a.user_id, "standard:canceled"
+    )  # fmt: skip
+    assert _usage(a)["plan"] is None
