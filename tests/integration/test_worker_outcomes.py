@@ -7,6 +7,7 @@ on-call reads. Driven through ``worker.run_job``/``handle_failure_callback``/``s
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import json
 import logging
@@ -97,6 +98,12 @@ def captured() -> Iterator[_Captured]:
 def events(captured: _Captured) -> Events:
     """(level, fields) of every event the worker has logged so far in the test."""
     return lambda: [(level, fields) for level, fields, _ in captured.records]
+
+
+def _fresh(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn`` called with no log context bound (the API call that made the job annotated
+    the test's own context with ids the worker must bind by itself)."""
+    return contextvars.Context().run(fn, *args, **kwargs)
 
 
 def _context(captured: _Captured, name: str) -> dict[str, str]:
@@ -219,7 +226,7 @@ def test_a_completed_job_logs_its_start_and_its_timings(
     llm = _Llm(c.llm)
     deps = _deps(c, llm=llm, now=_at(_created_at(c, job) + DELAY))
 
-    assert worker.run_job(deps, job, attempt=3) is worker.JobResult.SUCCEEDED
+    assert _fresh(worker.run_job, deps, job, attempt=3) is worker.JobResult.SUCCEEDED
 
     level, started = _only(events(), "job_started")
     assert level == logging.INFO
@@ -515,7 +522,7 @@ def test_failure_callback_for_a_live_job_is_ignored_and_logged(
     job = _queued_job(c)
     _claimed_elsewhere(c, job)
 
-    assert worker.handle_failure_callback(_deps(c), job) is False
+    assert _fresh(worker.handle_failure_callback, _deps(c), job) is False
     assert _status(c, job) == "running"
     assert _only(events(), "failure_callback_ignored") == (
         logging.INFO, {"event": "failure_callback_ignored", "reason": "running"},
@@ -548,7 +555,7 @@ def test_the_sweeper_takes_the_oldest_first_up_to_its_limit_and_logs_it(
     _backdate(c, older, 21)  # both the oldest candidates, this one first
     _backdate(c, newer, 20)
 
-    assert worker.sweep(_deps(c), limit=1) == 1
+    assert _fresh(worker.sweep, _deps(c), limit=1) == 1
     assert (_status(c, older), _status(c, newer)) == ("failed", "running")
     assert _only(events(), "sweep_finished") == (
         logging.INFO, {"event": "sweep_finished", "examined": 1, "failed": 1},
