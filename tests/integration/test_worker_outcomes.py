@@ -227,6 +227,8 @@ def test_a_completed_job_logs_its_start_and_its_timings(
     deps = _deps(c, llm=llm, now=_at(_created_at(c, job) + DELAY))
 
     assert _fresh(worker.run_job, deps, job, attempt=3) is worker.JobResult.SUCCEEDED
+    assert (_status(c, job), _published(c, job)) == ("succeeded", "succeeded")
+    assert _row(c, job).completed_at == _created_at(c, job) + DELAY
 
     level, started = _only(events(), "job_started")
     assert level == logging.INFO
@@ -834,3 +836,23 @@ def test_a_job_failing_after_its_account_was_deleted_leaves_its_cost_in_the_plac
     assert [tuple(r) for r in rows] == [
         ("fallback-model", 20, 5, cost_micro_usd("fallback-model", 20, 5) + 321, False)
     ]
+
+
+def test_an_answer_for_a_deleted_account_is_discarded_and_logged(
+    container: Container, events: Events
+) -> None:
+    from shared.billing.stripe_billing import StripeBilling
+    from shared.services import account
+
+    c = container
+    job = _queued_job(c)
+    deps = account.AccountDeps(
+        db=c.db, enforcer=c.enforcer, now=c.now,
+        billing=StripeBilling.from_settings(c.settings, lambda: c.db, c.clock),
+    )  # fmt: skip
+    llm = _Llm(c.llm, during=lambda: account.delete_account(deps, job.user_id))
+
+    assert worker.run_job(_deps(c, llm=llm), job) is worker.JobResult.ALREADY_TERMINAL
+    assert _only(events(), "job_result_discarded") == (
+        logging.INFO, {"event": "job_result_discarded", "generation_id": job.generation_id},
+    )  # fmt: skip
