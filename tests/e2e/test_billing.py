@@ -880,3 +880,35 @@ def test_every_answer_to_a_subscription_event(
         ended["id"], "customer.subscription.deleted", "applied", a.user_id, "standard:canceled"
     )  # fmt: skip
     assert _usage(a)["plan"] is None
+
+
+def test_a_second_plan_subscription_is_refused_with_the_way_to_change_plans(
+    billing: Container, deliver: Callable[..., httpx.Response], api: Callable[..., Api]
+) -> None:
+    a = api()
+    _subscribed(a, billing, deliver, "basic")
+    error = a.post("/v1/billing/checkout", {"product": "pro"}).json()["error"]
+    assert error["message"] == (
+        "You already have a subscription; change plans in the billing portal."
+    )
+    assert error["details"] == {"plan": "basic", "portal": "/v1/billing/portal"}
+
+
+def test_a_checkout_logs_the_customer_it_created_and_the_session_it_started(
+    billing: Container, api: Callable[..., Api], caplog: pytest.LogCaptureFixture
+) -> None:
+    a = api()
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        _checkout(a, "pro")
+        _checkout(a, "pro_boost")
+    customer = _customer_of(billing, a.user_id)
+    logged = [
+        r.fields  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "reel.billing.stripe"
+    ]
+    assert logged == [
+        {"event": "stripe_customer_created", "customer": customer},
+        {"event": "checkout_started", "product": "pro", "customer": customer},
+        {"event": "checkout_started", "product": "pro_boost", "customer": customer},
+    ]

@@ -408,3 +408,31 @@ def test_invoice_subscription_metadata_in_both_api_shapes() -> None:
               "subscription_details": {"metadata": {"user_id": "u-8"}}}  # fmt: skip
     assert invoice_subscription(legacy) == ("sub_8", {"user_id": "u-8"})
     assert invoice_subscription({"id": "in_2"}) == (None, {})
+
+
+@pytest.mark.parametrize(
+    "operation", ["create_customer", "create_checkout_session", "create_portal_session"]
+)
+def test_each_stripe_call_names_itself_when_it_fails(
+    fake: FakeStripe, caplog: pytest.LogCaptureFixture, operation: str
+) -> None:
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    calls = {
+        "create_customer": lambda: gw.create_customer("u1", datetime.now(UTC)),
+        "create_checkout_session": lambda: gw.create_checkout_session({"mode": "payment"}),
+        "create_portal_session": lambda: gw.create_portal_session("cus_1", "https://a.example"),
+    }
+    fake.fail_next(500)
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        with pytest.raises(ServiceUnavailable) as info:
+            calls[operation]()
+    assert info.value.details == {"reason": "stripe_error"}
+    [record] = [r for r in caplog.records if r.name == "reel.billing.stripe"]
+    assert record.fields["operation"] == operation  # type: ignore[attr-defined]
+
+
+def test_a_session_without_url_says_so(fake: FakeStripe) -> None:
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    with pytest.raises(ServiceUnavailable) as info:
+        gw.create_checkout_session({"mode": "setup", "ui_mode": "embedded_page"})
+    assert info.value.message == "Stripe returned a Checkout Session without a URL."
