@@ -10,11 +10,11 @@ survivor):
   (``ZREM``, ``DEL``), and off-by-one (``+ 1`` ↔ ``+ 0``,
   ``- 1`` ↔ ``- 0``). Each mutant is written in place, the Lua tests run against it with
   a timeout (``-x``: the first failure kills it), and the file is restored whatever happens.
-* Python (``shared/enforcement``, ``shared/billing``, ``shared/services/worker.py`` and
-  ``job_end.py``, ``shared/api/auth.py``): mutmut, in a scratch copy of the tree
-  (``build/mutate``) with one configuration per area, so each area's mutants run only
-  that area's tests (and mutmut runs, of those, only the tests that reach the mutated
-  function).
+* Python (``shared/enforcement``, ``shared/billing`` and ``shared/plans.py``,
+  ``shared/services/worker.py`` and ``job_end.py``, ``shared/api/auth.py``): mutmut, in a
+  scratch copy of the tree per area (``build/mutate/<area>``: two areas can run side by
+  side) with one configuration each, so each area's mutants run only that area's tests
+  (and mutmut runs, of those, only the tests that reach the mutated function).
 
 Mutants known to be equivalent (no behaviour can tell them apart) are listed with the
 reason in ``devtools/mutate_equivalent.toml``; they count in neither killed nor survived.
@@ -60,8 +60,10 @@ PY_AREAS: dict[str, tuple[list[str], list[str]]] = {
     "auth": (["shared/api/auth.py"], ["tests/unit/test_auth.py", "tests/integration/test_jwks.py"]),
     "billing": (
         ["shared/billing/", "shared/plans.py"],
-        ["tests/unit/test_plans.py", "tests/unit/test_stripe_billing.py",
-         "tests/unit/test_stripe_plan_numbers.py", "tests/e2e/test_billing.py"],
+        ["tests/unit/test_plans.py", "tests/unit/test_packs.py",
+         "tests/unit/test_stripe_billing.py", "tests/unit/test_stripe_plan_numbers.py",
+         "tests/e2e/test_billing.py",
+         "tests/e2e/test_credits.py", "tests/integration/test_db_repositories.py"],
     ),
     "enforcement": (
         ["shared/enforcement/"],
@@ -70,10 +72,16 @@ PY_AREAS: dict[str, tuple[list[str], list[str]]] = {
          "tests/integration/test_enforcement_expiry.py",
          "tests/integration/test_enforcement_concurrency.py", "tests/e2e/test_api_limits.py"],
     ),
+    # The worker's own tests, and those that end a job it runs: cancelled (before or after
+    # the provider), by the fallback provider, or racing an account deletion.
     "worker": (
         ["shared/services/worker.py", "shared/services/job_end.py"],
-        ["tests/integration/test_worker_interleavings.py", "tests/e2e/test_worker_recovery.py",
-         "tests/e2e/test_worker_provider.py", "tests/e2e/test_worker_signatures.py"],
+        ["tests/integration/test_worker_outcomes.py",
+         "tests/integration/test_worker_interleavings.py", "tests/e2e/test_worker_recovery.py",
+         "tests/e2e/test_worker_provider.py", "tests/e2e/test_worker_signatures.py",
+         "tests/integration/test_cancel.py", "tests/e2e/test_cancel.py",
+         "tests/integration/test_lifecycle_races.py", "tests/e2e/test_worker_fallback.py",
+         "tests/e2e/test_worker_observability.py"],
     ),
 }  # fmt: skip
 
@@ -241,12 +249,13 @@ def run_lua(only: Sequence[str], timeout_s: float, scores: dict[str, Score]) -> 
 # ---- Python: mutmut, one area at a time ---------------------------------------------------
 
 
-def _scratch_copy() -> Path:
-    """The tracked tree (plus the venv's interpreter path) in build/mutate: mutmut writes
-    its ``mutants/`` there and never touches the working tree."""
-    if SCRATCH.exists():
-        shutil.rmtree(SCRATCH)
-    SCRATCH.mkdir(parents=True)
+def _scratch_copy(area: str) -> Path:
+    """The tracked tree (plus the venv's interpreter path) in build/mutate/<area>: mutmut
+    writes its ``mutants/`` there and never touches the working tree."""
+    scratch = SCRATCH / area
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.mkdir(parents=True)
     files = subprocess.run(
         ["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
         text=True, check=True,
@@ -254,17 +263,17 @@ def _scratch_copy() -> Path:
     for rel in files:
         src = ROOT / rel
         if src.is_file():
-            dst = SCRATCH / rel
+            dst = scratch / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
     # The Lua scripts as committed: a Lua run may be rewriting one in the working tree.
     archive = subprocess.run(["git", "archive", "HEAD", "lua"], cwd=ROOT, capture_output=True,
                              check=True).stdout  # fmt: skip
-    subprocess.run(["tar", "-x", "-C", str(SCRATCH)], input=archive, check=True)
-    return SCRATCH
+    subprocess.run(["tar", "-x", "-C", str(scratch)], input=archive, check=True)
+    return scratch
 
 
-_ALSO_COPY = ["lua", "tests", "devtools", "migrations", "schema.sql", "bench", "scripts",
+_ALSO_COPY = ["lua", "tests", "devtools", "migrations", "schema.sql", "bench", "scripts", "docs",
               "functions", "openapi.json", "terraform", "examples", "redocly.yaml"]  # fmt: skip
 
 
@@ -291,7 +300,7 @@ def run_python(only: Sequence[str], jobs: int, scores: dict[str, Score]) -> None
     for area, (paths, tests) in PY_AREAS.items():
         if not _wanted(only, "python", area):
             continue
-        scratch = _scratch_copy()
+        scratch = _scratch_copy(area)
         pyproject = scratch / "pyproject.toml"
         pyproject.write_text(
             pyproject.read_text(encoding="utf-8") + _mutmut_config(paths, tests, jobs),

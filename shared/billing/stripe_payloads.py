@@ -97,7 +97,8 @@ def invoice_subscription(invoice: dict[str, Any]) -> tuple[str | None, dict[str,
     """The invoice's subscription id and that subscription's metadata (both API shapes)."""
     details = as_dict(as_dict(invoice.get("parent")).get("subscription_details"))
     sub_id = as_ref(details.get("subscription")) or as_ref(invoice.get("subscription"))
-    return sub_id, as_dict(details.get("metadata")) or as_dict(invoice.get("subscription_details"))
+    legacy = as_dict(invoice.get("subscription_details"))  # before API 2025-03-31
+    return sub_id, as_dict(details.get("metadata")) or as_dict(legacy.get("metadata"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ effect read back through ``/v1/usage`` and ``/v1/create``."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -699,3 +700,216 @@ def test_a_deletion_committing_while_an_event_is_applied_leaves_nothing(
     assert r.status_code == 200, r.text
     assert r.json() == {"received": True, "result": "ignored"}
     _assert_no_account(billing, a.user_id)
+
+
+# ---------------------------------------------------------------- a failed payment, every answer
+
+
+def _outcome(c: Container, evt: dict[str, Any]) -> tuple[Any, ...]:
+    """The webhook's outcome as the service returns it (the route answers only its
+    result; the rest is logged and names the user whose cached plan is invalidated)."""
+    payload, headers = signed_delivery(evt, WEBHOOK_SECRET)
+    o = c.billing.handle_webhook(payload, headers["Stripe-Signature"])
+    return o.event_id, o.type, o.result, o.user_id, o.detail
+
+
+def test_every_answer_to_a_failed_payment(
+    billing: Container, deliver: Callable[..., httpx.Response], api: Callable[..., Api]
+) -> None:
+    a = api()
+    customer = _subscribed(a, billing, deliver, "pro")
+    sub_id = f"sub_{a.user_id}"
+    t = "invoice.payment_failed"
+
+    stranger = event(t, invoice(customer="cus_not_ours", subscription_id=sub_id))
+    assert _outcome(billing, stranger) == (stranger["id"], t, "ignored", None, "unknown customer")
+    other = event(t, invoice(customer=customer, subscription_id="sub_an_older_one"))
+    assert _outcome(billing, other) == (
+        other["id"], t, "ignored", a.user_id, "not the active subscription"
+    )  # fmt: skip
+    older = event(t, invoice(customer=customer, subscription_id=sub_id),
+                  created=int(time.time()) - 3600)  # fmt: skip
+    assert _outcome(billing, older) == (older["id"], t, "stale", a.user_id, "past_due")
+    assert _usage(a)["plan"] == "pro"
+
+    with billing.db.uow() as uow:
+        before = uow.subscriptions.get(a.user_id)
+    assert before is not None
+    assert before.current_period_end is not None
+    failed = event(t, invoice(customer=customer, subscription_id=sub_id))
+    assert _outcome(billing, failed) == (failed["id"], t, "applied", a.user_id, "past_due")
+    assert _outcome(billing, failed) == (failed["id"], t, "duplicate", a.user_id, None)
+    with billing.db.uow() as uow:
+        sub = uow.subscriptions.get(a.user_id)
+    assert sub is not None
+    assert (sub.status, sub.stripe_subscription_id, sub.plan) == ("past_due", sub_id, "pro")
+    assert sub.current_period_end == before.current_period_end  # the period is kept
+    again = event(t, invoice(customer=customer, subscription_id=sub_id))
+    assert _outcome(billing, again) == (
+        again["id"], t, "ignored", a.user_id, "not the active subscription"
+    )  # fmt: skip
+
+
+def test_a_failed_payment_finds_its_user_by_the_invoice_metadata(
+    billing: Container, deliver: Callable[..., httpx.Response], api: Callable[..., Api]
+) -> None:
+    a = api()
+    _subscribed(a, billing, deliver, "pro")
+    sub_id = f"sub_{a.user_id}"
+    # A customer we never linked, but the invoice says whose it is.
+    bill = {**invoice(customer="cus_unlinked", subscription_id=sub_id),
+            "metadata": {"user_id": a.user_id}}  # fmt: skip
+    failed = event("invoice.payment_failed", bill)
+    assert _outcome(billing, failed)[2:] == ("applied", a.user_id, "past_due")
+
+
+def test_a_failed_payment_naming_a_deleted_accounts_customer_is_ignored_as_deleted(
+    billing: Container,
+    fake: FakeStripe,
+    deliver: Callable[..., httpx.Response],
+    api: Callable[..., Api],
+) -> None:
+    a = api()
+    customer = _deleted_subscriber(a, billing, fake, deliver)
+    # Named by its customer, by its subscription, or by both.
+    for cus, sub_id in ((customer, f"sub_{a.user_id}"), (customer, "sub_never_seen"),
+                        ("cus_never_seen", f"sub_{a.user_id}")):  # fmt: skip
+        failed = event("invoice.payment_failed", invoice(customer=cus, subscription_id=sub_id))
+        assert _outcome(billing, failed) == (
+            failed["id"], "invoice.payment_failed", "ignored", None, "deleted account"
+        )  # fmt: skip
+    _assert_no_account(billing, a.user_id)
+
+
+def test_the_portal_without_a_billing_account_says_what_to_do(
+    billing: Container, api: Callable[..., Api]
+) -> None:
+    r = api().post("/v1/billing/portal", {})
+    assert r.status_code == 404, r.text
+    assert r.json()["error"]["message"] == (
+        "No billing account yet: buy a plan or the Pro Boost first."
+    )
+
+
+def test_a_failed_payment_of_a_customer_without_a_subscription_is_ignored(
+    billing: Container, api: Callable[..., Api]
+) -> None:
+    a = api()
+    _checkout(a, "pro_boost")  # a customer, never a subscription
+    customer = _customer_of(billing, a.user_id)
+    assert customer is not None
+    failed = event("invoice.payment_failed", invoice(customer=customer, subscription_id="sub_x"))
+    assert _outcome(billing, failed)[2:] == ("ignored", a.user_id, "not the active subscription")
+    with billing.db.uow() as uow:
+        assert uow.subscriptions.get(a.user_id) is None
+
+
+def test_cancel_for_deletion_cancels_only_a_running_stripe_subscription(
+    billing: Container,
+    fake: FakeStripe,
+    deliver: Callable[..., httpx.Response],
+    api: Callable[..., Api],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a = api()
+    assert billing.billing.cancel_for_deletion(a.user_id) is False  # no subscription
+    customer = _subscribed(a, billing, deliver, "pro")
+    sub_id = f"sub_{a.user_id}"
+    fake.add_subscription(sub_id, customer)
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        assert billing.billing.cancel_for_deletion(a.user_id) is True
+    assert fake.subscription_status(sub_id) == "canceled"
+    logged = [r.fields for r in caplog.records if r.getMessage() == "stripe_subscription_cancelled"]  # type: ignore[attr-defined]
+    assert logged == [
+        {"event": "stripe_subscription_cancelled", "user_id": a.user_id, "found": True}
+    ]
+
+    ended = _sub_event("customer.subscription.deleted", a, customer, "pro", status="canceled",
+                       id=sub_id, created=int(time.time()) + 5)  # fmt: skip
+    assert deliver(ended).status_code == 200
+    calls = len(fake.requests)
+    assert billing.billing.cancel_for_deletion(a.user_id) is False  # already canceled
+    assert len(fake.requests) == calls  # and Stripe was not asked
+
+
+def test_every_answer_to_a_subscription_event(
+    billing: Container, deliver: Callable[..., httpx.Response], api: Callable[..., Api]
+) -> None:
+    a = api()
+    customer = _subscribed(a, billing, deliver, "pro")
+    sub_id = f"sub_{a.user_id}"
+    now = int(time.time())
+    up = "customer.subscription.updated"
+
+    def sub_event(type: str, product: str, **kw: Any) -> dict[str, Any]:
+        kw.setdefault("id", sub_id)
+        return _sub_event(type, a, customer, product, **kw)
+
+    stranger = _sub_event(up, a, "cus_not_ours", "pro", id="sub_stranger")
+    assert _outcome(billing, stranger) == (stranger["id"], up, "ignored", None, "unknown customer")
+
+    end = now + 40 * 86400
+    changed = sub_event(up, "standard", created=now + 10, current_period_end=end)
+    assert _outcome(billing, changed) == (
+        changed["id"],
+        up,
+        "applied",
+        a.user_id,
+        "standard:active",
+    )
+    assert _outcome(billing, changed) == (changed["id"], up, "duplicate", a.user_id, None)
+    with billing.db.uow() as uow:
+        sub = uow.subscriptions.get(a.user_id)
+    assert sub is not None
+    assert (sub.plan, sub.status, sub.stripe_subscription_id) == ("standard", "active", sub_id)
+    assert sub.current_period_end == datetime.fromtimestamp(end, UTC)
+
+    older = sub_event(up, "basic", created=now + 5)
+    assert _outcome(billing, older) == (older["id"], up, "stale", a.user_id, "basic:active")
+    other_ends = sub_event("customer.subscription.deleted", "pro", id="sub_old", status="canceled",
+                           created=now + 20)  # fmt: skip
+    assert _outcome(billing, other_ends)[2:] == (
+        "ignored", a.user_id, "another subscription is current"
+    )  # fmt: skip
+    foreign = _sub_event(up, a, customer, "pro", id="sub_foreign", created=now + 30)
+    foreign["data"]["object"]["items"]["data"][0]["price"]["id"] = "price_not_ours"
+    assert _outcome(billing, foreign)[2:] == ("ignored", a.user_id, "foreign price")
+
+    ended = sub_event("customer.subscription.deleted", "standard", status="canceled",
+                      created=now + 40)  # fmt: skip
+    assert _outcome(billing, ended) == (
+        ended["id"], "customer.subscription.deleted", "applied", a.user_id, "standard:canceled"
+    )  # fmt: skip
+    assert _usage(a)["plan"] is None
+
+
+def test_a_second_plan_subscription_is_refused_with_the_way_to_change_plans(
+    billing: Container, deliver: Callable[..., httpx.Response], api: Callable[..., Api]
+) -> None:
+    a = api()
+    _subscribed(a, billing, deliver, "basic")
+    error = a.post("/v1/billing/checkout", {"product": "pro"}).json()["error"]
+    assert error["message"] == (
+        "You already have a subscription; change plans in the billing portal."
+    )
+    assert error["details"] == {"plan": "basic", "portal": "/v1/billing/portal"}
+
+
+def test_a_checkout_logs_the_customer_it_created_and_the_session_it_started(
+    billing: Container, api: Callable[..., Api], caplog: pytest.LogCaptureFixture
+) -> None:
+    a = api()
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        _checkout(a, "pro")
+        _checkout(a, "pro_boost")
+    customer = _customer_of(billing, a.user_id)
+    logged = [
+        r.fields  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.name == "reel.billing.stripe"
+    ]
+    assert logged == [
+        {"event": "stripe_customer_created", "customer": customer},
+        {"event": "checkout_started", "product": "pro", "customer": customer},
+        {"event": "checkout_started", "product": "pro_boost", "customer": customer},
+    ]

@@ -10,6 +10,7 @@ pool and the pack are the limits under test. Jobs are recorded, never delivered.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
@@ -24,6 +25,7 @@ import pytest
 
 from devtools.compose import dev_container
 from shared.api.auth import authenticator_of
+from shared.billing.packs import units_kept
 from shared.bootstrap import Container, DbPlanSource, DbTruthSource, DbUsageSource
 from shared.config import load_settings
 from shared.enforcement import Enforcer
@@ -621,3 +623,89 @@ def test_credits_add_generations_not_speed(
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "CONCURRENCY_LIMIT"
     assert _usage(busy, database_url)["credits"]["remaining"] == 10 - slots
+
+
+def test_a_pack_checkout_is_paid_by_the_users_own_customer(
+    credits_app: Container, api: Callable[..., Api], fake: FakeStripe,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    user = api("basic")
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        for _ in range(2):
+            r = user.post("/v1/billing/packs/checkout", {"pack": "pack_200"})
+            assert r.status_code == 201, r.text
+    with credits_app.db.uow() as uow:
+        row = uow.users.get(user.user_id)
+    assert row is not None
+    customer = row.stripe_customer_id
+    assert customer
+    metadata = {"user_id": user.user_id, "product": "pack", "pack": "pack_200"}
+    settings = credits_app.settings
+    expected = {
+        "customer": customer, "client_reference_id": user.user_id, "metadata": metadata,
+        "line_items": [{"price": PRICES["PACK_200"], "quantity": "1"}],
+        "success_url": settings.stripe_success_url, "cancel_url": settings.stripe_cancel_url,
+        "mode": "payment", "payment_intent_data": {"metadata": metadata},
+    }  # fmt: skip
+    assert fake.calls("/v1/checkout/sessions")[-2:] == [expected, expected]
+    started = [
+        r.fields  # type: ignore[attr-defined]
+        for r in caplog.records
+        if r.getMessage() == "pack_checkout_started"
+    ]
+    assert started == [{"event": "pack_checkout_started", "pack": "pack_200",
+                        "customer": customer}] * 2  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("charge", "detail"),
+    [
+        ({"payment_intent": None, "amount": 900, "amount_refunded": 900}, "not a payment"),
+        ({"payment_intent": "pi_x", "amount": "900", "amount_refunded": 900}, "not a payment"),
+        ({"payment_intent": "pi_x", "amount": 900, "amount_refunded": None}, "not a payment"),
+        ({"payment_intent": "pi_x", "amount": 0, "amount_refunded": 0}, "free payment"),
+    ],
+)
+def test_a_refund_that_is_not_of_a_paid_pack_is_ignored(
+    credits_app: Container, charge: dict[str, Any], detail: str
+) -> None:
+    evt = event("charge.refunded", {"id": "ch_x", "object": "charge", **charge})
+    payload, headers = signed_delivery(evt, WEBHOOK_SECRET)
+    o = credits_app.billing.handle_webhook(payload, headers["Stripe-Signature"])
+    assert (o.event_id, o.type, o.result, o.user_id, o.detail) == (
+        evt["id"], "charge.refunded", "ignored", None, detail
+    )  # fmt: skip
+
+
+def test_every_answer_to_a_pack_refund(
+    credits_app: Container, api: Callable[..., Api], database_url: str
+) -> None:
+    """The outcome the service returns (the route answers only its result; the user and
+    the credit ids are what the caller re-syncs in Redis)."""
+    user = api("basic")
+    pack = PACKS[PackName.PACK_50]
+    units, amount = pack.generations, pack.price_cents
+
+    def outcome(evt: dict[str, Any]) -> tuple[Any, ...]:
+        payload, headers = signed_delivery(evt, WEBHOOK_SECRET)
+        o = credits_app.billing.handle_webhook(payload, headers["Stripe-Signature"])
+        assert (o.event_id, o.type) == (evt["id"], evt["type"])
+        return o.result, o.user_id, o.detail, o.credit_ids
+
+    intent = f"pi_{secrets.token_hex(6)}"
+    early = event("charge.refunded", _charge_refunded(intent, amount, 1))
+    assert outcome(early) == ("applied", None, "refund kept", ())
+    paid = event(
+        "checkout.session.completed", _pack_session(user.user_id, PackName.PACK_50, intent)
+    )
+    assert outcome(paid)[:2] == ("applied", user.user_id)
+    [(credit_id, _, _, removed)] = _credit_of(database_url, user.user_id)
+    assert removed == 1  # the early cent took one unit when the pack was granted
+    credit = (str(credit_id),)
+
+    half = event("charge.refunded", _charge_refunded(intent, amount, amount // 2))
+    taken = units - units_kept(units, amount // 2, amount) - 1
+    assert outcome(half) == ("applied", user.user_id, f"removed {taken} unused", credit)
+    assert outcome(half) == ("duplicate", user.user_id, None, credit)
+    same = event("charge.refunded", _charge_refunded(intent, amount, amount // 2))
+    assert outcome(same) == ("ignored", user.user_id, "removed 0 unused", credit)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -457,3 +458,49 @@ def test_stale_known_key_does_not_wait_for_a_refresh_in_flight(
         assert auth.authenticate(bearer(token)).user_id == "firebase-uid-1"
         assert time.monotonic() - started < 0.5
         refresher.join(timeout=10)
+
+
+# -- the cache settings, to the second (make mutate) -----------------------------------
+
+
+def test_default_cache_policy_at_its_edges(
+    auth: Authenticator, server: JwksServer, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    # Defaults: keys cached for 300 s; an unknown kid refetches at most every 30 s.
+    auth.authenticate(bearer(rsa_key.sign(claims())))
+    clock.now = NOW + 299.9
+    auth.authenticate(bearer(rsa_key.sign(claims())))
+    assert server.request_count == 1
+    clock.now = NOW + 300
+    auth.authenticate(bearer(rsa_key.sign(claims())))
+    assert server.request_count == 2
+    stranger = SigningKey.rsa(kid="stranger").sign(claims())
+    clock.now = NOW + 300 + 29.9
+    reject(auth, stranger)
+    assert server.request_count == 2
+    clock.now = NOW + 300 + 30
+    reject(auth, stranger)
+    assert server.request_count == 3
+
+
+def test_cache_settings_reach_the_key_cache(
+    make_auth: Any, server: JwksServer, rsa_key: SigningKey, clock: FakeClock
+) -> None:
+    auth = make_auth(jwks_cache_ttl_s=60, min_refresh_interval_s=5)
+    auth.authenticate(bearer(rsa_key.sign(claims())))
+    clock.now = NOW + 60
+    auth.authenticate(bearer(rsa_key.sign(claims())))
+    assert server.request_count == 2
+    clock.now = NOW + 65
+    reject(auth, SigningKey.rsa(kid="stranger").sign(claims()))
+    assert server.request_count == 3
+
+
+def test_unknown_kid_logs_its_reason(
+    auth: Authenticator, rsa_key: SigningKey, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.DEBUG, logger="shared.api.auth"):
+        reject(auth, rsa_key.with_kid("stranger").sign(claims()))
+    assert [r.getMessage() for r in caplog.records if r.name == "shared.api.auth"] == [
+        "auth rejected: no JWKS key for kid"
+    ]

@@ -418,6 +418,14 @@ _REASONS = [
     ("Bearer " + "é" * 4, "token too long or not ASCII"),
     ("Bearer abc", "unreadable header (DecodeError)"),
     (bearer(hand_built({"alg": "none", "typ": "JWT"}, claims())), "algorithm not accepted: 'none'"),
+    # The header's alg is quoted, cut at 16 characters: a hostile header cannot flood the log.
+    (bearer(hand_built({"alg": "A" * 40}, claims())), f"algorithm not accepted: {'A' * 16!r}"),
+    # PyJWT refuses a kid that is not a string while reading the header (so the
+    # authenticator's own "kid is not a string" is a second line; mutate_equivalent.toml).
+    (
+        bearer(hand_built({"alg": "HS256", "kid": 7}, claims(), SECRET.encode())),
+        "unreadable header (InvalidTokenError)",
+    ),
     (bearer(hs_token(claims(), secret="x" * 40)), "verification failed (InvalidSignatureError)"),
     (bearer(hs_token(claims(sub="a b"))), "sub outside the allowed charset or length"),
     (bearer(hs_token(claims(exp=int(NOW) - 31))), "expired"),
@@ -458,3 +466,120 @@ def test_from_settings_passes_issuer_and_audience_on() -> None:
     reject(auth, token("https://other", "reel"))
     reject(auth, token("https://iss", "other"))
     auth.close()  # nothing to close in HS256 mode: no JWKS client
+
+
+# -- the edges of the configuration and of the header (make mutate) --------------------
+
+_NEEDS_A_KEY = "Authenticator needs a JWKS URL or an HS256 secret"
+_SHORT_SECRET = "HS256 secret must be at least 32 bytes"
+_BAD_TIMES = "leeway_s and min_refresh_interval_s must be >= 0, ttl > 0"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"jwks_url": None, "hs256_secret": None}, _NEEDS_A_KEY),
+        ({"jwks_url": "", "hs256_secret": ""}, _NEEDS_A_KEY),
+        ({"jwks_url": None, "hs256_secret": "x" * 31}, _SHORT_SECRET),
+        ({"jwks_url": None, "hs256_secret": "é" * 15}, _SHORT_SECRET),  # 30 bytes
+        ({"jwks_url": None, "hs256_secret": SECRET, "leeway_s": -1}, _BAD_TIMES),
+        ({"jwks_url": None, "hs256_secret": SECRET, "jwks_cache_ttl_s": 0}, _BAD_TIMES),
+        ({"jwks_url": None, "hs256_secret": SECRET, "min_refresh_interval_s": -1}, _BAD_TIMES),
+        # With a JWKS URL too: the authenticator refuses them before the key cache does.
+        ({"jwks_url": "https://x", "hs256_secret": None, "jwks_cache_ttl_s": 0}, _BAD_TIMES),
+        ({"jwks_url": "https://x", "hs256_secret": None, "min_refresh_interval_s": -0.5},
+         _BAD_TIMES),
+    ],
+)  # fmt: skip
+def test_constructor_says_what_is_wrong(kwargs: dict[str, Any], message: str) -> None:
+    # The operator reads this at start-up: it names the setting, in these words.
+    with pytest.raises(ValueError) as info:
+        Authenticator(issuer=None, audience=None, **kwargs)
+    assert str(info.value) == message
+
+
+def test_constructor_accepts_the_edge_values(clock: FakeClock) -> None:
+    secret = "s" * 32  # exactly the minimum
+    auth = Authenticator(
+        jwks_url="https://idp.example/jwks", issuer=None, audience=None, hs256_secret=secret,
+        leeway_s=0, jwks_cache_ttl_s=1, min_refresh_interval_s=0, clock=clock,
+    )  # fmt: skip
+    try:
+        token = hs_token(claims(exp=int(NOW) + 60), secret=secret)
+        assert auth.authenticate(bearer(token)).user_id == "user-1"
+        # No leeway: rejected at exp itself, accepted one second before.
+        clock.now = NOW + 59
+        assert auth.authenticate(bearer(token)).user_id == "user-1"
+        clock.now = NOW + 60
+        assert reject(auth, bearer(token)).message == "Token has expired."
+    finally:
+        auth.close()
+
+
+def test_wrong_scheme_message(auth: Authenticator) -> None:
+    for header in ("Basic dXNlcjpwYXNz", "Bearer", "Bearer a b"):
+        assert reject(auth, header).message == "Authorization header must be 'Bearer <token>'."
+
+
+def _token_of_length(length: int) -> str:
+    """A valid HS256 token exactly ``length`` characters long (padded with a claim)."""
+    for n in range(length):
+        for kid in ("k", "kk", "kkk"):
+            token = hs_token(claims(pad="x" * n), kid=kid)
+            if len(token) == length:
+                return token
+            if len(token) > length + 8:
+                break
+    raise AssertionError(f"no token of {length} characters")
+
+
+def test_token_length_cap_is_exact(auth: Authenticator, caplog: pytest.LogCaptureFixture) -> None:
+    assert auth.authenticate(bearer(_token_of_length(8192))).user_id == "user-1"
+    with caplog.at_level(logging.DEBUG, logger="shared.api.auth"):
+        reject(auth, bearer(_token_of_length(8193)))
+    assert "auth rejected: token too long or not ASCII" in caplog.messages
+
+
+def test_time_claims_follow_the_injected_clock_only() -> None:
+    # PyJWT's own exp/nbf/iat checks (on the system clock, without our leeway) are off:
+    # a token that is valid at the injected instant but long expired by the system clock
+    # (and one not yet valid by it) is accepted.
+    then = 1_000_000_000.0  # 2001
+    auth = Authenticator(
+        jwks_url=None, issuer=None, audience=None, hs256_secret=SECRET, clock=lambda: then
+    )
+    past = claims(iat=int(then), nbf=int(then), exp=int(then) + 60)
+    assert auth.authenticate(bearer(hs_token(past))).user_id == "user-1"
+    later = 4_000_000_000.0  # 2096
+    auth = Authenticator(
+        jwks_url=None, issuer=None, audience=None, hs256_secret=SECRET, clock=lambda: later
+    )
+    future = claims(iat=int(later), nbf=int(later), exp=int(later) + 60)
+    assert auth.authenticate(bearer(hs_token(future))).user_id == "user-1"
+
+
+def test_pyjwt_enforces_the_minimum_key_length_too(
+    monkeypatch: pytest.MonkeyPatch, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A second line behind the constructor's own check: with that check loosened, a
+    # 16-byte HS256 key still verifies nothing (PyJWT's enforce_minimum_key_length).
+    import shared.api.auth as auth_module
+
+    monkeypatch.setattr(auth_module, "MIN_HS256_SECRET_BYTES", 1)
+    short = b"0123456789abcdef"
+    auth = Authenticator(
+        jwks_url=None, issuer=None, audience=None, hs256_secret=short.decode(), clock=clock
+    )
+    with caplog.at_level(logging.DEBUG, logger="shared.api.auth"):
+        reject(auth, bearer(hand_built({"alg": "HS256", "typ": "JWT"}, claims(), short)))
+    assert caplog.messages == ["auth rejected: verification failed (InvalidKeyError)"]
+
+
+def test_from_settings_production_says_what_url_it_needs() -> None:
+    with pytest.raises(ValueError) as info:
+        Authenticator.from_settings(
+            Settings.from_env({"APP_ENV": "production", "AUTH_JWKS_URL": "http://idp.example/j"})
+        )
+    assert str(info.value) == (
+        "AUTH_JWKS_URL: an https:// (or loopback http://) URL is required in production"
+    )

@@ -4,6 +4,7 @@ parsing and Stripe error translation (against the local ``FakeStripe`` server)."
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,7 +24,7 @@ from shared.billing.stripe_webhooks import _skip_subscription_write
 from shared.config import load_settings
 from shared.db.models import Subscription, SubscriptionStatus
 from shared.errors import BadRequest, ServiceUnavailable
-from shared.plans import PlanName
+from shared.plans import PackName, PlanName
 from tests.support.fake_stripe import FakeStripe, decode_form, event, invoice, sign, subscription
 
 SECRET = "whsec_unit"
@@ -254,3 +255,185 @@ def test_a_session_without_url_is_503(fake: FakeStripe) -> None:
     gw = StripeGateway("sk_test_1", api_base=fake.url)
     with pytest.raises(ServiceUnavailable):
         gw.create_checkout_session({"mode": "setup", "ui_mode": "embedded_page"})
+
+
+# ---------------------------------------------------------------- the 503s and 400s, exactly
+
+
+@pytest.mark.parametrize(
+    ("env", "call"),
+    [
+        ({"STRIPE_SECRET_KEY": ""}, lambda c: c.require_secret_key()),
+        ({"STRIPE_PRICE_PRO": ""}, lambda c: c.price_for(Product.PRO)),
+        ({"STRIPE_WEBHOOK_SECRET": ""}, lambda c: c.require_webhook_secret()),
+    ],
+)
+def test_missing_configuration_is_a_503_an_operator_can_act_on(
+    env: dict[str, str], call: object
+) -> None:
+    # Clients are told to come back in an hour (a deploy fixes it, not a retry), and
+    # the details say why in a form a client can branch on.
+    with pytest.raises(ServiceUnavailable) as info:
+        call(_config(**env))  # type: ignore[operator]
+    assert info.value.details == {"reason": "stripe_not_configured"}
+    assert info.value.retry_after == 3600
+    variable = next(iter(env))
+    assert info.value.message == (
+        f"Billing is not configured on this deployment ({variable} is unset)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "stripe_type", "level", "reason", "message", "retry_after"),
+    [
+        (500, "api_error", "WARNING", "stripe_error",
+         "The payment provider is unavailable or refused the request; retry shortly.", 5),
+        (400, "invalid_request_error", "WARNING", "stripe_error",
+         "The payment provider is unavailable or refused the request; retry shortly.", 5),
+        (401, "invalid_request_error", "ERROR", "stripe_auth",
+         "Billing is misconfigured on this deployment (Stripe rejected our API key).", 3600),
+        (403, "invalid_request_error", "ERROR", "stripe_auth",
+         "Billing is misconfigured on this deployment (Stripe rejected our API key).", 3600),
+    ],
+)  # fmt: skip
+def test_a_stripe_error_is_translated_and_logged_for_on_call(
+    fake: FakeStripe,
+    caplog: pytest.LogCaptureFixture,
+    status: int,
+    stripe_type: str,
+    level: str,
+    reason: str,
+    message: str,
+    retry_after: int,
+) -> None:
+    fake.fail_next(status, stripe_type, "secret detail from stripe", code="some_code")
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        with pytest.raises(ServiceUnavailable) as info:
+            gw.create_portal_session("cus_1", "https://app.example.com")
+    assert (info.value.message, info.value.details) == (message, {"reason": reason})
+    assert info.value.retry_after == retry_after
+    [record] = [r for r in caplog.records if r.name == "reel.billing.stripe"]
+    assert record.levelname == level
+    fields = dict(record.fields)  # type: ignore[attr-defined]
+    request_id = fields.pop("stripe_request_id")
+    assert isinstance(request_id, str)
+    assert request_id.startswith("req_")
+    assert fields == {
+        "event": "stripe_api_error",
+        "operation": "create_portal_session",
+        "error_type": type(info.value.__cause__).__name__,
+        "http_status": status,
+        "stripe_code": info.value.__cause__.code,  # type: ignore[attr-defined]
+    }
+    if status == 400:  # the SDK keeps the code of an invalid request
+        assert fields["stripe_code"] == "some_code"
+
+
+def test_a_bad_signature_says_so_in_a_fixed_message() -> None:
+    for header in (None, sign(b'{"id": "evt_1"}', "whsec_other")):
+        with pytest.raises(BadRequest) as info:
+            verify_signature(b'{"id": "evt_1"}', header, SECRET)
+        assert info.value.code == "INVALID_SIGNATURE"
+        assert info.value.message == (
+            "The Stripe-Signature header is missing or does not match this payload."
+        )
+
+
+def test_a_new_trialing_subscription_replaces_the_current_one() -> None:
+    # Only an ending (not granting) state of another subscription is skipped; a trial is
+    # as good as active.
+    current = _stored("active", "sub_new")
+    assert _skip_subscription_write(current, "sub_x", SubscriptionStatus.TRIALING) is None
+    assert _skip_subscription_write(current, "sub_x", SubscriptionStatus.PAST_DUE) == (
+        "another subscription is current"
+    )
+
+
+def test_an_unconfigured_pack_price_names_its_variable() -> None:
+    cfg = _config(STRIPE_PRICE_PACK_200="")
+    with pytest.raises(ServiceUnavailable) as info:
+        cfg.pack_price_for(PackName.PACK_200)
+    assert info.value.message == (
+        "Billing is not configured on this deployment (STRIPE_PRICE_PACK_200 is unset)."
+    )
+
+
+# ---------------------------------------------------------------- cancelling (account deletion)
+
+
+def test_cancel_subscription_cancels_once_under_an_idempotency_key(fake: FakeStripe) -> None:
+    fake.add_subscription("sub_c1", "cus_1")
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    assert gw.cancel_subscription("sub_c1") is True
+    assert fake.subscription_status("sub_c1") == "canceled"
+    [sent] = [r for r in fake.requests if r.path == "/v1/subscriptions/sub_c1"]
+    assert sent.method == "DELETE"
+    assert sent.headers["idempotency-key"] == "reel-cancel-sub_c1"
+
+
+def test_cancel_subscription_of_one_stripe_no_longer_has_is_done(fake: FakeStripe) -> None:
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    assert gw.cancel_subscription("sub_gone") is False
+
+
+@pytest.mark.parametrize(
+    ("status", "stripe_type", "code"),
+    [(400, "invalid_request_error", "parameter_invalid"), (500, "api_error", None)],
+)
+def test_cancel_subscription_failures_are_503_and_logged(
+    fake: FakeStripe, caplog: pytest.LogCaptureFixture, status: int, stripe_type: str,
+    code: str | None,
+) -> None:  # fmt: skip
+    fake.add_subscription("sub_c2", "cus_1")
+    fake.fail_next(status, stripe_type, "nope", code=code)
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        with pytest.raises(ServiceUnavailable) as info:
+            gw.cancel_subscription("sub_c2")
+    assert info.value.details == {"reason": "stripe_error"}
+    [record] = [r for r in caplog.records if r.name == "reel.billing.stripe"]
+    assert record.fields["operation"] == "cancel_subscription"  # type: ignore[attr-defined]
+    assert fake.subscription_status("sub_c2") == "active"
+
+
+# ---------------------------------------------------------------- invoices
+
+
+def test_invoice_subscription_metadata_in_both_api_shapes() -> None:
+    current = invoice(customer="cus_1", subscription_id="sub_9")
+    current["parent"]["subscription_details"]["metadata"] = {"user_id": "u-9"}
+    assert invoice_subscription(current) == ("sub_9", {"user_id": "u-9"})
+    # Before API 2025-03-31 the invoice named the subscription and its metadata at the root.
+    legacy = {"id": "in_1", "customer": "cus_1", "subscription": "sub_8",
+              "subscription_details": {"metadata": {"user_id": "u-8"}}}  # fmt: skip
+    assert invoice_subscription(legacy) == ("sub_8", {"user_id": "u-8"})
+    assert invoice_subscription({"id": "in_2"}) == (None, {})
+
+
+@pytest.mark.parametrize(
+    "operation", ["create_customer", "create_checkout_session", "create_portal_session"]
+)
+def test_each_stripe_call_names_itself_when_it_fails(
+    fake: FakeStripe, caplog: pytest.LogCaptureFixture, operation: str
+) -> None:
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    calls = {
+        "create_customer": lambda: gw.create_customer("u1", datetime.now(UTC)),
+        "create_checkout_session": lambda: gw.create_checkout_session({"mode": "payment"}),
+        "create_portal_session": lambda: gw.create_portal_session("cus_1", "https://a.example"),
+    }
+    fake.fail_next(500)
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        with pytest.raises(ServiceUnavailable) as info:
+            calls[operation]()
+    assert info.value.details == {"reason": "stripe_error"}
+    [record] = [r for r in caplog.records if r.name == "reel.billing.stripe"]
+    assert record.fields["operation"] == operation  # type: ignore[attr-defined]
+
+
+def test_a_session_without_url_says_so(fake: FakeStripe) -> None:
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    with pytest.raises(ServiceUnavailable) as info:
+        gw.create_checkout_session({"mode": "setup", "ui_mode": "embedded_page"})
+    assert info.value.message == "Stripe returned a Checkout Session without a URL."
