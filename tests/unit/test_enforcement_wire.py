@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 
@@ -31,7 +30,9 @@ from shared.enforcement.scripts.admission import (
     admission_args,
     admission_keys,
     parse_admission,
+    plan_limits,
     plan_table,
+    read_plan_table,
     refusal_error,
 )
 from shared.enforcement.scripts.common import (
@@ -84,7 +85,7 @@ CFG = AdmitConfig(plan_table(), 600, 60_000, 50, 86_400, 0)
 
 def test_plan_table_comes_from_plans_py() -> None:
     # By name, not by position: each plan under its name, each limit under its own.
-    table = json.loads(plan_table())
+    table = read_plan_table(plan_table())
     assert next(iter(table)) == "basic"
     assert table["basic"] == {
         "monthly": 60, "hourly": 10, "max_variants": 1, "full_allowed": False, "full_cap": 0,
@@ -95,6 +96,16 @@ def test_plan_table_comes_from_plans_py() -> None:
         "concurrency": 5, "cooldown_ms": 5000,
     }  # fmt: skip
     assert len(table) == len(PLANS)
+
+
+def test_the_plan_table_text_reads_back_to_every_limit_and_nothing_else() -> None:
+    text = plan_table()
+    assert read_plan_table(text) == plan_limits()
+    assert text.startswith("basic{monthly=")  # by name, not by position
+    assert read_plan_table("a{x=1,y=true};b{x=-1,y=false}") == {
+        "a": {"x": 1, "y": True},
+        "b": {"x": -1, "y": False},
+    }
 
 
 def _header_slots(script: str) -> dict[str, dict[int, str]]:

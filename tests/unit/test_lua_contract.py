@@ -7,7 +7,6 @@ scanner is tested on a snippet, so it cannot pass vacuously."""
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.enforcement.scripts import SCRIPT_SLOTS
-from shared.enforcement.scripts.admission import RefusalCode, plan_table
+from shared.enforcement.scripts.admission import RefusalCode, plan_table, read_plan_table
 from shared.enforcement.scripts.common import wire
 from shared.enforcement.scripts.semaphore_release import SemaphoreReleaseKeys
 
@@ -192,7 +191,7 @@ def plan_fields(source: str) -> set[str]:
 
 
 def test_every_plan_limit_the_scripts_read_is_in_the_plan_table() -> None:
-    table = json.loads(plan_table())
+    table = read_plan_table(plan_table())
     read = plan_fields(_all_lua())
     assert read, "the scanner found no plan.<field> read at all"
     for name, limits in table.items():

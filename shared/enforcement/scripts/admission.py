@@ -4,8 +4,8 @@ at the service boundary (``enforce_or_throw``)."""
 
 from __future__ import annotations
 
-import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -171,10 +171,9 @@ class AdmissionArgs:
 SCRIPT = ScriptSlots("admission", AdmissionKeys, AdmissionArgs)
 
 
-def plan_table(plans: Mapping[PlanName, Plan] = PLANS) -> str:
-    """The plan table as ``lua/lib/plans.lua`` decodes it: a JSON object of plans by name,
-    each limit by name (numbers only from plans.py)."""
-    table = {
+def plan_limits(plans: Mapping[PlanName, Plan] = PLANS) -> dict[str, dict[str, int | bool]]:
+    """Each plan's limits by name, as admission.lua reads them (``plan.monthly`` …)."""
+    return {
         plan.name.value: {
             "monthly": plan.generations_per_month,
             "hourly": plan.generations_per_hour,
@@ -186,7 +185,37 @@ def plan_table(plans: Mapping[PlanName, Plan] = PLANS) -> str:
         }
         for plan in plans.values()
     }
-    return json.dumps(table, separators=(",", ":"))
+
+
+def _lua_value(value: int | bool) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+def plan_table(plans: Mapping[PlanName, Plan] = PLANS) -> str:
+    """The plan table as ``lua/lib/plans.lua`` reads it: each plan by name, each limit by
+    name, ``basic{monthly=60,hourly=10,…};standard{…}`` (integers, ``true``/``false``;
+    numbers only from plans.py). Read with Lua's core string functions, so it needs no
+    library a Redis-compatible server might lack."""
+    return ";".join(
+        name + "{" + ",".join(f"{k}={_lua_value(v)}" for k, v in limits.items()) + "}"
+        for name, limits in plan_limits(plans).items()
+    )
+
+
+_PLAN = re.compile(r"([A-Za-z0-9_]+)\{([^}]*)\}")
+_LIMIT = re.compile(r"([A-Za-z0-9_]+)=([^,]+)")
+
+
+def read_plan_table(text: str) -> dict[str, dict[str, int | bool]]:
+    """``plan_table``'s text read back as ``lib/plans.lua`` reads it (for tests and tools)."""
+
+    def value(raw: str) -> int | bool:
+        return raw == "true" if raw in ("true", "false") else int(raw)
+
+    return {
+        name: {key: value(raw) for key, raw in _LIMIT.findall(body)}
+        for name, body in _PLAN.findall(text)
+    }
 
 
 def admission_keys(keys: Keys, req: AdmissionRequest) -> list[str]:
