@@ -70,7 +70,12 @@ PY_AREAS: dict[str, tuple[list[str], list[str]]] = {
         ["tests/unit/test_enforcement_wire.py", "tests/unit/test_lua_contract.py",
          "tests/integration/test_enforcement_admission.py",
          "tests/integration/test_enforcement_expiry.py",
-         "tests/integration/test_enforcement_concurrency.py", "tests/e2e/test_api_limits.py"],
+         "tests/integration/test_enforcement_concurrency.py", "tests/e2e/test_api_limits.py",
+         # The circuit and provider slots, credits, a keyed regenerate's early answer and
+         # an account deletion's forget_user: none of the tests above reach them.
+         "tests/integration/test_circuit.py", "tests/integration/test_redis_scripts.py",
+         "tests/e2e/test_credits.py", "tests/e2e/test_api_idempotency.py",
+         "tests/integration/test_lifecycle_races.py"],
     ),
     # The worker's own tests, and those that end a job it runs: cancelled (before or after
     # the provider), by the fallback provider, or racing an account deletion.
