@@ -172,6 +172,13 @@ def test_a_refund_delivered_before_the_payment_is_applied_at_once(
         ("purchased", 50, actor, None),
         ("refunded", 17, actor, None),
     ]
+    # The session's second event finds the credit: the kept refund is not applied again.
+    again = event("checkout.session.async_payment_succeeded", session)
+    assert _deliver(hooks, again) == WebhookOutcome(
+        again["id"], again["type"], "ignored", user, "pack already granted"
+    )
+    with db.uow() as uow:
+        assert uow.credits.get(credit.id) == credit
 
 
 def test_a_pack_paid_without_a_payment_intent_is_credited_in_full(
