@@ -5,6 +5,7 @@ link and boost, a subscription's row (``_on_subscription``)."""
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -322,3 +323,78 @@ def test_a_foreign_price_is_ignored_unless_it_ends_the_row_we_hold(
         row = uow.subscriptions.get(user)
     assert row is not None
     assert (row.plan, row.status) == (PlanName.PRO, SubscriptionStatus.CANCELED)
+
+
+def test_an_ended_foreign_price_with_no_row_of_ours_is_ignored(hooks: StripeWebhooks) -> None:
+    user = _user()
+    sub = subscription(customer=f"cus_{secrets.token_hex(6)}", price="price_other",
+                       status="canceled", metadata={"user_id": user})  # fmt: skip
+    evt = event("customer.subscription.deleted", sub)
+    assert _deliver(hooks, evt) == WebhookOutcome(
+        evt["id"], evt["type"], "ignored", user, "foreign price"
+    )
+
+
+def test_the_old_subscription_ending_leaves_the_current_one(
+    hooks: StripeWebhooks, db: Database
+) -> None:
+    user, customer = _user(), f"cus_{secrets.token_hex(6)}"
+    created = int(NOW.timestamp())
+    current = subscription(customer=customer, price="price_p", metadata={"user_id": user},
+                           id=f"sub_{secrets.token_hex(4)}")  # fmt: skip
+    _deliver(hooks, event("customer.subscription.created", current, created=created))
+    old = subscription(customer=customer, price="price_b", status="past_due",
+                       metadata={"user_id": user}, id=f"sub_{secrets.token_hex(4)}")  # fmt: skip
+    evt = event("customer.subscription.updated", old, created=created + 5)
+    assert _deliver(hooks, evt) == WebhookOutcome(
+        evt["id"], evt["type"], "ignored", user, "another subscription is current"
+    )
+    with db.uow() as uow:
+        row = uow.subscriptions.get(user)
+    assert row is not None
+    assert (row.plan, row.status, row.stripe_subscription_id) == (
+        PlanName.PRO, SubscriptionStatus.ACTIVE, current["id"],
+    )  # fmt: skip
+    # The event id is remembered: its redelivery is a duplicate.
+    assert _deliver(hooks, evt).result == "duplicate"
+
+
+def test_events_naming_a_deleted_accounts_customer_or_subscription_change_nothing(
+    hooks: StripeWebhooks, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    user, customer = _user(), f"cus_{secrets.token_hex(6)}"
+    created = int(NOW.timestamp())
+    sub = subscription(customer=customer, price="price_s", metadata={"user_id": user},
+                       id=f"sub_{secrets.token_hex(4)}")  # fmt: skip
+    _deliver(hooks, event("customer.subscription.created", sub, created=created))
+    with db.uow() as uow:
+        assert uow.stripe_tombstones.bury_user(user, NOW) == 2
+        uow.commit()
+        before = uow.subscriptions.get(user)
+    new_customer, new_sub = f"cus_{secrets.token_hex(6)}", f"sub_{secrets.token_hex(4)}"
+    by_subscription = event(
+        "customer.subscription.updated",
+        {**sub, "customer": new_customer, "status": "canceled"},
+        created=created + 1,
+    )
+    by_customer = event(
+        "customer.subscription.updated", {**sub, "id": new_sub, "status": "canceled"},
+        created=created + 2,
+    )  # fmt: skip
+    by_checkout = event(
+        "checkout.session.completed",
+        checkout_session(mode="subscription", customer=new_customer, client_reference_id=user,
+                         subscription_id=sub["id"]),
+    )  # fmt: skip
+    for evt in (by_subscription, by_customer, by_checkout):
+        with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+            outcome = _deliver(hooks, evt)
+        assert outcome == WebhookOutcome(evt["id"], evt["type"], "ignored", None, "deleted account")
+        [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert warning.fields["event_id"] == evt["id"]  # type: ignore[attr-defined]
+        caplog.clear()
+    with db.uow() as uow:
+        assert uow.subscriptions.get(user) == before
+        user_row = uow.users.get(user)
+    assert user_row is not None
+    assert user_row.stripe_customer_id == customer
