@@ -272,6 +272,11 @@ def test_a_subscription_event_writes_every_field(hooks: StripeWebhooks, db: Data
     assert _deliver(hooks, older) == WebhookOutcome(
         older["id"], older["type"], "stale", user, "standard:past_due"
     )
+    # Older with the same status: still stale (the newer write stands, not this one).
+    same = event("customer.subscription.updated", sub, created=created - 5)
+    assert _deliver(hooks, same) == WebhookOutcome(
+        same["id"], same["type"], "stale", user, "standard:active"
+    )
     gone = event("customer.subscription.deleted", sub, created=created + 10)
     assert _deliver(hooks, gone) == WebhookOutcome(
         gone["id"], gone["type"], "applied", user, "standard:canceled"
@@ -292,6 +297,13 @@ def test_a_subscription_event_is_matched_by_customer_or_ignored(
     evt = event("customer.subscription.created", sub)
     assert _deliver(hooks, evt) == WebhookOutcome(
         evt["id"], evt["type"], "applied", user, "basic:active"
+    )
+    # A later checkout naming only the customer is the same user's.
+    by_customer = event(
+        "checkout.session.completed", checkout_session(mode="payment", customer=customer)
+    )
+    assert _deliver(hooks, by_customer) == WebhookOutcome(
+        by_customer["id"], by_customer["type"], "applied", user, "customer linked"
     )
     stranger = subscription(customer=f"cus_{secrets.token_hex(6)}", price="price_b")
     evt = event("customer.subscription.created", stranger)
