@@ -398,7 +398,11 @@ def test_events_naming_a_deleted_accounts_customer_or_subscription_change_nothin
         checkout_session(mode="subscription", customer=new_customer, client_reference_id=user,
                          subscription_id=sub["id"]),
     )  # fmt: skip
-    for evt in (by_subscription, by_customer, by_checkout):
+    by_checkout_customer = event(
+        "checkout.session.completed",
+        checkout_session(mode="payment", customer=customer, client_reference_id=user),
+    )
+    for evt in (by_subscription, by_customer, by_checkout, by_checkout_customer):
         with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
             outcome = _deliver(hooks, evt)
         assert outcome == WebhookOutcome(evt["id"], evt["type"], "ignored", None, "deleted account")
