@@ -63,7 +63,8 @@ PY_AREAS: dict[str, tuple[list[str], list[str]]] = {
         ["tests/unit/test_plans.py", "tests/unit/test_packs.py",
          "tests/unit/test_stripe_billing.py", "tests/unit/test_stripe_plan_numbers.py",
          "tests/e2e/test_billing.py",
-         "tests/e2e/test_credits.py", "tests/integration/test_db_repositories.py"],
+         "tests/e2e/test_credits.py", "tests/integration/test_db_repositories.py",
+         "tests/integration/test_stripe_webhook_effects.py"],
     ),
     "enforcement": (
         ["shared/enforcement/"],

@@ -219,6 +219,7 @@ class _Failure:
     type: str
     message: str
     code: str | None = None
+    retry: bool = False  # Stripe-Should-Retry: true (the SDK retries it)
 
 
 @dataclass
@@ -315,6 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.requests.append(RecordedRequest("POST", self.path, headers, params))
             key = headers.get("idempotency-key")
+            retry = False
             if state.api_key is not None and headers.get("authorization") != (
                 f"Bearer {state.api_key}"
             ):
@@ -322,13 +324,14 @@ class _Handler(BaseHTTPRequestHandler):
             elif state.failures:
                 f = state.failures.popleft()
                 status, body = _error(f.status, f.type, f.message, f.code)
+                retry = f.retry
             elif key and key in state.idempotent:
                 status, body = state.idempotent[key]
             else:
                 status, body = _handle(state, self.path, params)
                 if key and status < 500:
                     state.idempotent[key] = (status, body)
-        self._send(status, body)
+        self._send(status, body, retry=retry)
 
     def do_DELETE(self) -> None:
         """``DELETE /v1/subscriptions/{id}``: cancel now (what the SDK's cancel sends)."""
@@ -357,14 +360,15 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._send(*_error(404, "invalid_request_error", "GET is not served by the fake"))
 
-    def _send(self, status: int, body: Any) -> None:
+    def _send(self, status: int, body: Any, *, retry: bool = False) -> None:
         data = json.dumps(body).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Request-Id", _id("req"))
-        # Scripted failures are final: the SDK must not sleep and retry in tests.
-        self.send_header("Stripe-Should-Retry", "false")
+        # Scripted failures are final unless scripted otherwise: the SDK must not sleep
+        # and retry in tests that do not test retrying.
+        self.send_header("Stripe-Should-Retry", "true" if retry else "false")
         self.end_headers()
         self.wfile.write(data)
 
@@ -435,8 +439,15 @@ class FakeStripe:
             return None if sub is None else str(sub["status"])
 
     def fail_next(
-        self, status: int, type: str = "api_error", message: str = "boom", code: str | None = None
+        self,
+        status: int,
+        type: str = "api_error",
+        message: str = "boom",
+        code: str | None = None,
+        *,
+        retry: bool = False,
     ) -> None:
-        """The next request (any path) gets this Stripe error instead of an answer."""
+        """The next request (any path) gets this Stripe error instead of an answer;
+        ``retry``: one Stripe says may be retried (a POST's; DELETEs are never retried)."""
         with self._state.lock:
-            self._state.failures.append(_Failure(status, type, message, code))
+            self._state.failures.append(_Failure(status, type, message, code, retry))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -437,3 +438,45 @@ def test_a_session_without_url_says_so(fake: FakeStripe) -> None:
     with pytest.raises(ServiceUnavailable) as info:
         gw.create_checkout_session({"mode": "setup", "ui_mode": "embedded_page"})
     assert info.value.message == "Stripe returned a Checkout Session without a URL."
+
+
+# ---------------------------------------------------------------- the client's settings
+
+
+def test_a_failure_stripe_says_to_retry_is_retried_under_the_same_key(fake: FakeStripe) -> None:
+    fake.fail_next(500, retry=True)
+    gw = StripeGateway("sk_test_1", api_base=fake.url)
+    born = datetime(2026, 1, 2, tzinfo=UTC)
+    customer = gw.create_customer("u-retry", born)
+    sent = fake.calls("/v1/customers")
+    assert len(sent) == 2
+    assert customer in fake.customers
+    keys = {r.headers["idempotency-key"] for r in fake.requests}
+    assert len(keys) == 1
+    # Without retries the same failure is the caller's 503.
+    fake.fail_next(500, retry=True)
+    once = StripeGateway("sk_test_1", api_base=fake.url, max_network_retries=0)
+    with pytest.raises(ServiceUnavailable):
+        once.create_customer("u-retry-2", born)
+    assert len(fake.calls("/v1/customers")) == 3
+
+
+def test_a_stripe_that_never_answers_is_a_503_within_the_timeout() -> None:
+    # A socket that accepts connections (the kernel's backlog) but never answers.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        gw = StripeGateway("sk_test_1", api_base=f"http://127.0.0.1:{port}", timeout_s=0.5,
+                           max_network_retries=0)  # fmt: skip
+        started = time.monotonic()
+        with pytest.raises(ServiceUnavailable):
+            gw.create_portal_session("cus_1", "https://a.example")
+        assert time.monotonic() - started < 10  # not the SDK's default of 80 s
+
+
+def test_the_client_is_built_once_and_talks_to_stripe_by_default() -> None:
+    gw = StripeGateway("sk_test_1")
+    client = gw._stripe()
+    assert gw._stripe() is client
+    assert client._requestor.base_addresses.get("api") == "https://api.stripe.com"
