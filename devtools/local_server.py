@@ -154,13 +154,24 @@ class LocalServer:
 
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
-    """Turn SIGTERM (and SIGHUP) into ``KeyboardInterrupt``, as Ctrl-C already is, so a
-    ``finally`` that stops the embedded servers runs however the process is told to stop."""
+    """Turn the first SIGINT, SIGTERM or SIGHUP into ``KeyboardInterrupt``, so a
+    ``finally`` that stops the embedded servers runs however the process is told to stop.
+
+    Only the first: the rest are swallowed while the stop runs. ``make`` passes its own
+    SIGTERM on to the server, so a second one often arrives at once; raised inside
+    ``shut_down`` it would leave the embedded Redis running (it was, now and then).
+    """
+    stopping = False
 
     def interrupt(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, interrupt) for sig in watched}
     try:
         yield
     finally:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from werkzeug.test import Client
 
-from devtools.local_server import with_static
+from devtools.local_server import stop_on_signals, with_static
 from scripts.dev_server import NOT_BUILT_DIR, development_origins, example_dir, welcome
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +107,25 @@ def test_the_page_origin_is_allowed_by_default() -> None:
     assert len(page) == 1, printed
     # The page opens signed in: the token rides in the fragment (never sent to a server).
     assert page[0].endswith(" http://127.0.0.1:8080/example/#token=T0K"), page
+
+
+def _signal_self(sig: signal.Signals) -> None:
+    os.kill(os.getpid(), sig)
+    time.sleep(0.2)  # the handler runs in the main thread at the next bytecode
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_only_the_first_stop_signal_interrupts_so_the_stop_itself_runs_to_its_end(
+    sig: signal.Signals,
+) -> None:
+    """make passes its own SIGTERM on: a second signal must not interrupt shut_down (it
+    left the embedded Redis running now and then)."""
+    finished = False
+    with stop_on_signals():
+        with pytest.raises(KeyboardInterrupt):
+            _signal_self(sig)
+        _signal_self(signal.SIGTERM)  # arrives while the servers stop
+        _signal_self(sig)
+        finished = True
+    assert finished
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
