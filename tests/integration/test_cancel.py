@@ -24,9 +24,8 @@ from typing import Any
 
 import pytest
 
-from devtools.compose import dev_container
 from devtools.fake_minimax import FakeMiniMax, ok
-from shared.ai import Completion, GenerationJob, MiniMaxClient
+from shared.ai import Completion, GenerationJob
 from shared.api.handlers.generation import accepted_response, cancelled_response
 from shared.api.models import CreateRequest, RegenerateRequest
 from shared.billing.stripe_billing import StripeBilling
@@ -38,7 +37,11 @@ from shared.queue import JobPayload
 from shared.redis.keys import hour_label
 from shared.services import account, cancel, generation, worker
 from tests.support.usage_truth import postgres_usage
-from tests.support.worker_env import MINIMAX_KEY, MODEL, CapturingQueue, worker_settings
+from tests.support.worker_env import (
+    MODEL,
+    CapturingQueue,
+    fake_minimax_container,
+)
 
 RUNTIME_S = 30
 TRIALS = 30
@@ -55,22 +58,10 @@ def fake() -> Iterator[FakeMiniMax]:
 def container(
     database_url: str, redis_url: str, run_prefix: str, fake: FakeMiniMax
 ) -> Iterator[Container]:
-    settings = worker_settings(
-        {
-            "APP_ENV": "development",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "REDIS_KEY_PREFIX": f"{run_prefix}cx",
-            "QUEUE_BACKEND": "local",
-            "AI_PROVIDER": "offline",
-        },
-        MAX_JOB_RUNTIME_S=str(RUNTIME_S),
-    )
-    llm = MiniMaxClient(MINIMAX_KEY, base_url=fake.url, model=MODEL, max_tokens=256)
-    c = dev_container(settings, llm=llm, queue=CapturingQueue())
-    yield c
-    llm.close()
-    c.db.close()
+    with fake_minimax_container(
+        database_url, redis_url, f"{run_prefix}cx", fake.url, RUNTIME_S
+    ) as c:
+        yield c
 
 
 # ---- helpers -----------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from devtools.fake_minimax import FakeMiniMax, ok
-from shared.ai import Completion, GenerationJob, MiniMaxClient, ProviderError, cost_micro_usd
+from shared.ai import Completion, GenerationJob, ProviderError, cost_micro_usd
 from shared.api.handlers.generation import accepted_response, cancelled_response
 from shared.api.models import CreateRequest, RegenerateRequest
 from shared.bootstrap import Container
@@ -33,7 +33,11 @@ from shared.observability.logging import context_fields
 from shared.plans import PlanName
 from shared.queue import JobPayload
 from shared.services import cancel, generation, worker
-from tests.support.worker_env import MINIMAX_KEY, MODEL, CapturingQueue, worker_settings
+from tests.support.worker_env import (
+    MODEL,
+    CapturingQueue,
+    fake_minimax_container,
+)
 
 RUNTIME_S = 30
 # The worker's clock, this long after the generation's created_at: 1234.567 ms, which
@@ -51,22 +55,10 @@ def fake() -> Iterator[FakeMiniMax]:
 def container(
     database_url: str, redis_url: str, run_prefix: str, fake: FakeMiniMax
 ) -> Iterator[Container]:
-    settings = worker_settings(
-        {
-            "APP_ENV": "development",
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "REDIS_KEY_PREFIX": f"{run_prefix}wo",
-            "QUEUE_BACKEND": "local",
-            "AI_PROVIDER": "offline",
-        },
-        MAX_JOB_RUNTIME_S=str(RUNTIME_S),
-    )
-    llm = MiniMaxClient(MINIMAX_KEY, base_url=fake.url, model=MODEL, max_tokens=256)
-    c = Container(settings, llm=llm, queue=CapturingQueue())
-    yield c
-    llm.close()
-    c.db.close()
+    with fake_minimax_container(
+        database_url, redis_url, f"{run_prefix}wo", fake.url, RUNTIME_S
+    ) as c:
+        yield c
 
 
 Events = Callable[[], list[tuple[int, dict[str, Any]]]]

@@ -14,7 +14,8 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -46,6 +47,7 @@ __all__ = [
     "ShiftedClock",
     "WorkerEnv",
     "failure_callback_body",
+    "fake_minimax_container",
     "worker_settings",
 ]
 
@@ -93,6 +95,32 @@ def worker_settings(base_env: Mapping[str, str], **env: str) -> Settings:
             **env,
         }
     )
+
+
+@contextmanager
+def fake_minimax_container(
+    database_url: str, redis_url: str, key_prefix: str, fake_url: str, runtime_s: int
+) -> Iterator[Container]:
+    """A development container whose worker calls the fake MiniMax at ``fake_url`` and
+    whose queue keeps its jobs (``CapturingQueue``), jobs timing out after ``runtime_s``."""
+    settings = worker_settings(
+        {
+            "APP_ENV": "development",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": key_prefix,
+            "QUEUE_BACKEND": "local",
+            "AI_PROVIDER": "offline",
+        },
+        MAX_JOB_RUNTIME_S=str(runtime_s),
+    )
+    llm = MiniMaxClient(MINIMAX_KEY, base_url=fake_url, model=MODEL, max_tokens=256)
+    c = dev_container(settings, llm=llm, queue=CapturingQueue())
+    try:
+        yield c
+    finally:
+        llm.close()
+        c.db.close()
 
 
 def failure_callback_body(job: JobPayload, *, status: int = 503, retried: int = 3) -> bytes:
