@@ -20,13 +20,16 @@ Mutants known to be equivalent (no behaviour can tell them apart) are listed wit
 reason in ``devtools/mutate_equivalent.toml``; they count in neither killed nor survived.
 
 Environment: ``MUTATE_ONLY`` = ``lua`` | ``python`` | an area or Lua file name (comma
-list; default everything); ``MUTATE_TIMEOUT_S`` (per Lua mutant, default 180);
+list; default everything); ``MUTATE_MUTANTS`` (mutmut names or ``fnmatch`` patterns, comma
+list: run and report only those, e.g. one function's ``shared.services.worker.x_run_job*``);
+``MUTATE_TIMEOUT_S`` (per Lua mutant, default 180);
 ``MUTATE_JOBS`` (mutmut's parallel children, default 2). Exit status 1 when a module's
 score is under ``MUTATE_FLOOR`` (default 95).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shutil
@@ -301,10 +304,15 @@ def _mutmut_config(paths: list[str], tests: list[str], jobs: int) -> str:
 _RESULT = re.compile(r"^\s*([\w.]+__mutmut_\d+): (\w[\w ]*)$", re.MULTILINE)
 
 
-def run_python(only: Sequence[str], jobs: int, scores: dict[str, Score]) -> None:
+def run_python(
+    only: Sequence[str], jobs: int, scores: dict[str, Score], patterns: Sequence[str] = ()
+) -> None:
     equiv = equivalents()
     for area, (paths, tests) in PY_AREAS.items():
         if not _wanted(only, "python", area):
+            continue
+        selected = _area_patterns(patterns, paths)
+        if patterns and not selected:
             continue
         scratch = _scratch_copy(area)
         pyproject = scratch / "pyproject.toml"
@@ -314,13 +322,16 @@ def run_python(only: Sequence[str], jobs: int, scores: dict[str, Score]) -> None
         )
         mutmut = str(Path(sys.executable).with_name("mutmut"))
         started = time.monotonic()
-        subprocess.run([mutmut, "run"], cwd=scratch, check=False)
+        subprocess.run([mutmut, "run", *selected], cwd=scratch,
+                       check=False)  # fmt: skip
         results = subprocess.run(
             [mutmut, "results", "--all", "true"], cwd=scratch, capture_output=True, text=True,
             check=False,
         ).stdout  # fmt: skip
         print(f"[mutate] python {area}: {time.monotonic() - started:.0f} s", flush=True)
         for name, status in _RESULT.findall(results):
+            if patterns and not _selected(name, patterns):
+                continue
             module = _module_of(name, paths)
             score = scores.setdefault(module, Score())
             score.mutants += 1
@@ -330,6 +341,18 @@ def run_python(only: Sequence[str], jobs: int, scores: dict[str, Score]) -> None
                 score.killed += 1
             else:
                 score.survivors.append(f"{name}: {status.strip()}  (mutmut show {name})")
+
+
+def _area_patterns(patterns: Sequence[str], paths: list[str]) -> list[str]:
+    """The patterns that name a mutant of this area (mutmut refuses a filter that matches
+    nothing). ``shared/services/`` → ``shared.services.``."""
+    prefixes = [p.removesuffix(".py").removesuffix("/").replace("/", ".") for p in paths]
+    return [p for p in patterns if any(p.startswith(x) or x.startswith(p.rstrip("*"))
+                                       for x in prefixes)]  # fmt: skip
+
+
+def _selected(name: str, patterns: Sequence[str]) -> bool:
+    return any(name == p or fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
 def _module_of(mutant: str, paths: list[str]) -> str:
@@ -349,6 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     timeout_s = float(os.environ.get("MUTATE_TIMEOUT_S", "180"))
     jobs = int(os.environ.get("MUTATE_JOBS", "2"))
     floor = float(os.environ.get("MUTATE_FLOOR", "95"))
+    patterns = [x.strip() for x in os.environ.get("MUTATE_MUTANTS", "").split(",") if x.strip()]
     started = time.monotonic()
     scores: dict[str, Score] = {}
     lua_names = (
@@ -358,7 +382,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not only or set(only) & lua_names:
             run_lua(only if set(only) - {"lua"} else [], timeout_s, scores)
         if not only or set(only) & ({"python"} | set(PY_AREAS)):
-            run_python([x for x in only if x != "python"], jobs, scores)
+            run_python([x for x in only if x != "python"], jobs, scores, patterns)
     except KeyboardInterrupt:  # Ctrl-C: the script under test is already restored
         print("[mutate] interrupted: the scores below cover the mutants run so far")
     print(report(scores, time.monotonic() - started))
