@@ -27,6 +27,7 @@ from shared.errors import LimitExceeded, ServiceUnavailable
 from shared.plans import PLANS, Lane, PlanName
 from shared.queue.signing import RedisTokenLedger, TokenUse
 from shared.redis import Keys, RedisPort, month_label
+from shared.redis.keys import hour_end, month_end
 from tests.support.clock import FixedClock
 from tests.support.enforcement_sources import FakePlans, FakeUsage
 
@@ -509,3 +510,104 @@ def test_finish_publishes_the_terminal_status_unless_a_newer_claim_holds_the_lea
     assert _status(world, live) == "succeeded"
     assert _concurrency(world, user) == 0
     assert 59_000 < _status_ttl_ms(world, live, redis_url) <= 60_000
+
+
+# ---- the wrappers' plan, period and clock, to the value (make mutate) -------------------
+
+
+def _boosted_until_tomorrow(world: World) -> tuple[str, datetime]:
+    """A Basic user boosted to Pro until a day after the enforcer's clock, and a ``now``
+    40 days on (another month and hour, the boost over)."""
+    user = world.user(PlanName.BASIC, boost=world.now + timedelta(days=1))
+    return user, world.now + timedelta(days=40)
+
+
+def test_the_counters_use_the_plan_and_period_of_the_given_now(world: World) -> None:
+    enforcer = world.enforcer
+    user, later = _boosted_until_tomorrow(world)
+    basic, pro = PLANS[PlanName.BASIC], PLANS[PlanName.PRO]
+    month = enforcer.enforce_monthly_pool(user, now=later)
+    assert (month.allowed, month.used, month.limit) == (True, 1, basic.generations_per_month)
+    assert month.resets_at == month_end(later)
+    hour = enforcer.enforce_hourly_burst(user, now=later)
+    assert (hour.used, hour.limit, hour.resets_at) == (1, basic.generations_per_hour,
+                                                        hour_end(later))  # fmt: skip
+    assert enforcer.full_regen_cap(user, now=later).allowed is False  # Basic again
+    # No ``now``: the enforcer's clock, where the boost still runs.
+    boosted = enforcer.enforce_monthly_pool(user)
+    assert (boosted.limit, boosted.resets_at) == (pro.generations_per_month,
+                                                  month_end(world.now))  # fmt: skip
+    assert enforcer.enforce_hourly_burst(user).limit == pro.generations_per_hour
+    full = enforcer.full_regen_cap(user)
+    assert (full.allowed, full.used) == (True, 1)
+
+
+def test_the_semaphore_and_cooldown_use_the_plan_of_the_given_now(world: World) -> None:
+    enforcer = world.enforcer
+    user, later = _boosted_until_tomorrow(world)
+    basic, pro = PLANS[PlanName.BASIC], PLANS[PlanName.PRO]
+    assert basic.concurrent_jobs == 1 < pro.concurrent_jobs
+    first = enforcer.acquire_user_concurrency(user, "l1", now=later)
+    assert (first.acquired, first.in_use, first.limit) == (True, 1, 1)
+    blocked = enforcer.acquire_user_concurrency(user, "l2", now=later)
+    assert (blocked.acquired, blocked.in_use, blocked.limit) == (False, 1, 1)
+    now_boosted = enforcer.acquire_user_concurrency(user, "l2")  # the clock: Pro
+    assert (now_boosted.acquired, now_boosted.limit) == (True, pro.concurrent_jobs)
+    assert enforcer.check_and_set_regen_cooldown(user, "d", now=later).allowed
+    again = enforcer.check_and_set_regen_cooldown(user, "d", now=later)
+    assert again.retry_after_s == basic.regen_cooldown_s
+    assert enforcer.check_and_set_regen_cooldown(user, "e").allowed
+    assert enforcer.check_and_set_regen_cooldown(user, "e").retry_after_s == pro.regen_cooldown_s
+
+
+def test_a_user_without_a_plan_gets_nothing_from_the_wrappers(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    enforcer, nobody = world.enforcer, world.user(None)
+    hour = enforcer.enforce_hourly_burst(nobody)
+    assert (hour.allowed, hour.limit) == (False, 0)
+    full = enforcer.full_regen_cap(nobody)
+    assert (full.allowed, full.limit) == (False, 0)
+    slot = enforcer.acquire_user_concurrency(nobody, "l1")
+    assert (slot.acquired, slot.limit) == (False, 0)
+    sent: list[tuple[str, list[str]]] = []
+    run = world.port.run
+
+    def recording(name: str, keys: object, args: list[str]) -> object:
+        sent.append((name, [str(a) for a in args]))
+        return run(name, keys, args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(world.port, "run", recording)
+    assert enforcer.check_and_set_regen_cooldown(nobody, "d").allowed
+    assert sent == [("cooldown", ["0", "0"])]  # no plan: no cooldown is started
+
+
+def test_a_stale_slot_is_taken_back_once_script_time_passes_its_expiry(world: World) -> None:
+    enforcer, user = world.enforcer, world.user(PlanName.BASIC)
+    assert enforcer.acquire_user_concurrency(user, "crashed").acquired
+    assert not enforcer.acquire_user_concurrency(user, "next").acquired
+    enforcer.time_offset_ms = 60_001  # the lease TTL of this world is 60 s
+    taken = enforcer.acquire_user_concurrency(user, "next")
+    assert (taken.acquired, taken.in_use) == (True, 1)
+
+
+def test_forget_user_deletes_in_chunks_and_counts_what_existed(
+    world: World, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [f"{world.keys.prefix}:forget:{i}" for i in range(1001)]
+    raw = redis.Redis.from_url(redis_url)
+    try:
+        raw.mset(dict.fromkeys(names[::3], "1"))  # 334 of them exist
+    finally:
+        raw.close()
+    calls: list[int] = []
+    delete = world.port.delete
+
+    def counting(*keys: str) -> int:
+        calls.append(len(keys))
+        return delete(*keys)
+
+    monkeypatch.setattr(world.port, "delete", counting)
+    assert world.enforcer.forget_user(names, []) == 334
+    assert calls == [500, 500, 1]
+    assert world.enforcer.forget_user(names, []) == 0

@@ -25,6 +25,7 @@ from shared.enforcement.scripts.admission import (
     InProgress,
     KeyReused,
     Refusal,
+    RefusalCode,
     Refused,
     Replay,
     admission_args,
@@ -34,6 +35,7 @@ from shared.enforcement.scripts.admission import (
     plan_table,
     read_plan_table,
     refusal_error,
+    refusal_for,
 )
 from shared.enforcement.scripts.common import (
     AdmitConfig,
@@ -41,6 +43,8 @@ from shared.enforcement.scripts.common import (
     PlanFill,
     refund_marker_expireat_s,
 )
+from shared.enforcement.scripts.cooldown import CooldownResult, parse_cooldown
+from shared.enforcement.scripts.counter_with_limit import CounterResult, parse_counter
 from shared.enforcement.scripts.finish import finish_args, finish_keys
 from shared.enforcement.scripts.idempotency import (
     IdempotencyKind,
@@ -49,6 +53,7 @@ from shared.enforcement.scripts.idempotency import (
 )
 from shared.enforcement.scripts.refresh_lease import LeaseStatus, parse_refresh
 from shared.enforcement.scripts.refund import refund_args, refund_keys
+from shared.enforcement.scripts.semaphore_acquire import SemaphoreResult, parse_semaphore_acquire
 from shared.enforcement.scripts.usage import parse_usage
 from shared.enforcement.values import Meter
 from shared.errors import (
@@ -370,3 +375,37 @@ def test_enforcement_reads_time_only_from_its_injected_clock() -> None:
 def test_the_wall_clock_scanner_finds_a_read() -> None:
     source = "now = now or utcnow()\nstart = datetime.now(UTC)\nclock.now()\n"
     assert wall_clock_reads(source) == ["now = now or utcnow()", "start = datetime.now(UTC)"]
+
+
+# ---- the single-limit scripts' replies, to the value (make mutate) ----------------------
+
+
+def test_a_semaphore_reply_reads_each_slot_and_rounds_the_wait_up() -> None:
+    assert parse_semaphore_acquire([1, 2, 987_654], 3) == SemaphoreResult(True, 2, 3)
+    assert parse_semaphore_acquire([0, 3, 2001], 3) == SemaphoreResult(False, 3, 3, 3)
+    assert parse_semaphore_acquire([0, 1, 1000], 1).retry_after_s == 1
+    assert parse_semaphore_acquire([0, 1, 1], 1).retry_after_s == 1  # never "retry in 0 s"
+    assert parse_semaphore_acquire([0, 1, 0], 1).retry_after_s == 1
+
+
+def test_a_cooldown_reply_rounds_the_wait_up_to_whole_seconds() -> None:
+    assert parse_cooldown([1, 0]) == CooldownResult(True)
+    assert parse_cooldown([0, 2001]) == CooldownResult(False, 3)
+    assert parse_cooldown([0, 1000]) == CooldownResult(False, 1)
+
+
+def test_a_counter_reply_and_its_seed_request() -> None:
+    resets = datetime(2026, 2, 1, tzinfo=UTC)
+    assert parse_counter(["need_seed"], "hour", resets) == Need(
+        plan=False, counters=frozenset({"hour"})
+    )
+    assert parse_counter(["ok", 4, 10], "hour", resets) == CounterResult(True, 4, 10, resets)
+    assert parse_counter(["limit", 10, 10], "month", resets) == CounterResult(False, 10, 10, resets)
+
+
+def test_a_cooldown_refusal_under_a_second_says_one_second() -> None:
+    now = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+    refusal = refusal_for(RefusalCode.COOLDOWN_ACTIVE, 500, 0, 300, now)
+    assert (refusal.limit, refusal.retry_after_s) == (1, 1)
+    longer = refusal_for(RefusalCode.COOLDOWN_ACTIVE, 20_000, 0, 2001, now)
+    assert (longer.limit, longer.retry_after_s) == (20, 3)
