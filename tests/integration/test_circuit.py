@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
 from shared.enforcement.circuit import RedisCircuit, RedisSlots
 from shared.plans import Lane
-from shared.redis.client import TcpRedis
+from shared.redis.client import Arg, TcpRedis
 from shared.redis.keys import Keys
 
 
@@ -161,12 +162,14 @@ def test_state_changes_are_logged(
     caplog.set_level("WARNING", logger="reel.enforcement")
     _half_open(circuit, clock)
     circuit.record("trial", ok=True)
-    states = [
-        r.fields["state"]  # type: ignore[attr-defined]
+    fields = [
+        getattr(r, "fields", {})
         for r in caplog.records
         if getattr(r, "fields", {}).get("event") == "circuit_state"
     ]
-    assert states == ["open", "half_open", "closed"]
+    assert [f["state"] for f in fields] == ["open", "half_open", "closed"]
+    assert {(f["provider"], f["model"]) for f in fields} == {("minimax", "MiniMax-M2.5")}
+    assert [f["cause"] for f in fields] == ["failure", "admit", "success"]
 
 
 def test_circuits_of_two_models_are_separate(
@@ -197,3 +200,50 @@ def test_slots_are_taken_up_to_the_lane_cap_and_given_back(
     assert redis._client.zcard(keys.provider("openrouter", "m", "interactive")) == 2
     clock.advance(61)  # a holder that died: its slot expires with the lease TTL
     assert take("d")
+
+
+def _recording(
+    monkeypatch: pytest.MonkeyPatch, redis: TcpRedis
+) -> list[tuple[str, list[str], list[str]]]:
+    """Every script call's name, KEYS and ARGV, as sent (the call still runs)."""
+    sent: list[tuple[str, list[str], list[str]]] = []
+    run = redis.run
+
+    def recording(name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
+        sent.append((name, list(keys), [str(a) for a in args]))
+        return run(name, keys, args)
+
+    monkeypatch.setattr(redis, "run", recording)
+    return sent
+
+
+def test_the_circuit_sends_its_settings_in_milliseconds_and_moves_no_time(
+    redis: TcpRedis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    circuit = RedisCircuit(
+        redis, keys, "minimax", "M", failures=3, window_s=10, cooldown_s=20, trial_ttl_s=30
+    )  # production's: no time offset
+    sent = _recording(monkeypatch, redis)
+    circuit.record("c1", ok=False)
+    circuit.record("c2", ok=True)
+    assert circuit.state() == "closed"
+    settings = ["3", "10000", "20000", "30000"]
+    assert [args for _, _, args in sent] == [
+        ["0", "failure", "c1", *settings],
+        ["0", "success", "c2", *settings],
+        ["0", "peek", "", *settings],
+    ]
+
+
+def test_a_slot_is_taken_and_given_back_by_its_holder_alone(
+    redis: TcpRedis, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slots = RedisSlots(redis, keys, {Lane.INTERACTIVE: 2, Lane.BATCH: 1}, lease_ttl_s=60)
+    sent = _recording(monkeypatch, redis)
+    assert slots.acquire("openrouter", "m", "interactive", "h1")
+    slots.release("openrouter", "m", "interactive", "h1")
+    semaphore = keys.provider("openrouter", "m", "interactive")
+    assert sent == [
+        ("semaphore_acquire", [semaphore], ["0", "h1", "2", "60000"]),
+        ("semaphore_release", [keys.lease("h1"), semaphore], ["h1", ""]),
+    ]

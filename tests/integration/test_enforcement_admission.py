@@ -611,3 +611,36 @@ def test_forget_user_deletes_in_chunks_and_counts_what_existed(
     assert world.enforcer.forget_user(names, []) == 334
     assert calls == [500, 500, 1]
     assert world.enforcer.forget_user(names, []) == 0
+
+
+def test_finishing_a_job_that_never_ran_gives_its_hour_back(world: World) -> None:
+    """A cancel while queued names the hour the admission charged: that unit comes back
+    with the month's; a finish without it (the job ran) keeps the hour spent."""
+    user = world.user(PlanName.BASIC)
+    queued = world.ticket(user)
+    assert world.enforcer.finish(queued.lease, queued.charge, hour=queued.hour) is True
+    usage = world.enforcer.usage(user, world.now)
+    assert (usage.generations.used, usage.hourly.used) == (0, 0)
+    ran = world.ticket(user)
+    assert world.enforcer.finish(ran.lease, ran.charge) is True
+    usage = world.enforcer.usage(user, world.now)
+    assert (usage.generations.used, usage.hourly.used) == (0, 1)
+
+
+def test_a_status_note_is_published_under_its_own_generation(world: World) -> None:
+    user = world.user(PlanName.BASIC)
+    ticket = world.ticket(user)
+    lease, other = ticket.lease, f"gen-{uuid.uuid4().hex[:8]}"
+    note = StatusNote(other, "running", ttl_ms=60_000)
+    assert world.enforcer.refresh_lease(lease, PlanName.BASIC, note=note).ok
+    assert world.port.get(world.keys.generation_status(other)) == "running"
+    world.enforcer.finish(lease, note=StatusNote(other, "succeeded", ttl_ms=60_000))
+    assert world.port.get(world.keys.generation_status(other)) == "succeeded"
+    assert world.port.get(world.keys.generation_status(lease.lease_id)) is None
+
+
+def test_user_state_keys_include_the_named_drafts_and_periods(world: World) -> None:
+    user = world.user(PlanName.BASIC)
+    found = world.enforcer.user_state_keys(user, world.now, draft_ids=["d1"], months=["2020-01"])
+    assert world.keys.regen_cooldown(user, "d1") in found
+    assert world.keys.gen_used(user, "202001") in found

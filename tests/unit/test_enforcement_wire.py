@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -41,6 +42,7 @@ from shared.enforcement.scripts.common import (
     AdmitConfig,
     Need,
     PlanFill,
+    parse_stored,
     refund_marker_expireat_s,
 )
 from shared.enforcement.scripts.cooldown import CooldownResult, parse_cooldown
@@ -49,9 +51,15 @@ from shared.enforcement.scripts.finish import finish_args, finish_keys
 from shared.enforcement.scripts.idempotency import (
     IdempotencyKind,
     IdempotencyState,
+    idem_complete_args,
     parse_idempotency,
 )
-from shared.enforcement.scripts.refresh_lease import LeaseStatus, parse_refresh
+from shared.enforcement.scripts.refresh_lease import (
+    LeaseStatus,
+    parse_refresh,
+    refresh_lease_args,
+    refresh_lease_keys,
+)
 from shared.enforcement.scripts.refund import refund_args, refund_keys
 from shared.enforcement.scripts.semaphore_acquire import SemaphoreResult, parse_semaphore_acquire
 from shared.enforcement.scripts.usage import parse_usage
@@ -66,6 +74,7 @@ from shared.errors import (
     SubscriptionRequired,
 )
 from shared.plans import PLANS, Lane, PlanName
+from shared.queue.signing import TokenUse
 from shared.redis import Keys
 from shared.redis.scripts import LUA_DIR
 
@@ -409,3 +418,81 @@ def test_a_cooldown_refusal_under_a_second_says_one_second() -> None:
     assert (refusal.limit, refusal.retry_after_s) == (1, 1)
     longer = refusal_for(RefusalCode.COOLDOWN_ACTIVE, 20_000, 0, 2001, now)
     assert (longer.limit, longer.retry_after_s) == (20, 3)
+
+
+def test_unused_finish_slots_name_fixed_keys_of_the_user() -> None:
+    """A finish with nothing to refund, no key, draft, hour or note still sends eleven real
+    keys of this user (one hash slot, nothing the script touches): fixed placeholders."""
+    keys, lease = Keys("p"), LeaseRef("g", "u", "mm", "M", Lane.BATCH)
+    assert finish_keys(keys, lease, None, None) == [
+        keys.user_leases("u"), keys.provider("mm", "M", "batch"), "p:conc:lease:g",
+        "p:refund:g", "p:usage:u:gen_used:000000", "p:usage:u:full_regen_used:000000",
+        keys.idem("u", "-", "-"), keys.regen_cooldown("u", "-"),
+        "p:burst:u:gen_hour:0000000000", "p:credits:u", "p:gen:status:g",
+    ]  # fmt: skip
+    # The charge names its own generation's marker; the note its own generation's status.
+    charge = ChargeRef("gen-2", "u", "2026-11", Scope.CREATE)
+    note = StatusNote("gen-3", "cancelled", 1000)
+    sent = finish_keys(keys, lease, charge, None, note=note)
+    assert (sent[3], sent[10]) == ("p:refund:gen-2", "p:gen:status:gen-3")
+
+
+def test_refresh_lease_slots_and_arguments() -> None:
+    keys, lease = Keys("p"), LeaseRef("g", "u", "mm", "M", Lane.BATCH)
+    plain = refresh_lease_keys(keys, lease, None, None)
+    assert plain[3:] == [keys.qstash_token("-"), "p:gen:status:g"]
+    token = TokenUse("tok-1", 600, ledger=None)  # type: ignore[arg-type]
+    note = StatusNote("gen-3", "running", 5000)
+    assert refresh_lease_keys(keys, lease, token, note)[3:] == [
+        keys.qstash_token("tok-1"), "p:gen:status:gen-3",
+    ]  # fmt: skip
+    common = {"time_offset_ms": 7, "lease_ttl_ms": 60_000, "user_limit": 2, "provider_cap": 9}
+    assert refresh_lease_args(lease, token=None, note=None, **common) == [
+        "7", "g", "60000", "2", "9", "", "", "", "",
+    ]  # fmt: skip
+    assert refresh_lease_args(lease, token=token, note=note, **common)[6:] == [
+        "600000", "running", "5000",
+    ]  # fmt: skip
+
+
+def test_a_busy_lease_says_when_to_retry() -> None:
+    with pytest.raises(ServiceUnavailable) as info:
+        enforce_lease(LeaseStatus("busy", code="CONCURRENCY_LIMIT", retry_after_s=7))
+    assert info.value.retry_after == 7
+
+
+def test_idempotency_answers_never_proceed_on_a_replay_without_its_response() -> None:
+    with pytest.raises(Conflict) as info:
+        enforce_idempotency(IdempotencyState(IdempotencyKind.IN_PROGRESS))
+    assert info.value.code == "IDEMPOTENCY_IN_PROGRESS"
+    with pytest.raises(IdempotencyKeyReused):  # not None, which would run it again
+        enforce_idempotency(IdempotencyState(IdempotencyKind.REPLAY))
+
+
+def test_a_stored_response_is_sent_as_compact_sorted_json() -> None:
+    stored = StoredResponse(201, '{"id": 1}', {"b": "2", "a": "1"})
+    assert idem_complete_args("fp", stored, 86_400) == [
+        "fp", "201", '{"id": 1}', '{"a":"1","b":"2"}', "86400",
+    ]  # fmt: skip
+    assert parse_stored(["replay", 201, "body", ""]) == StoredResponse(201, "body", {})
+
+
+def test_the_refund_marker_outlives_the_month_in_any_local_time_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    expected = refund_marker_expireat_s("2026-11")
+    monkeypatch.setenv("TZ", "Pacific/Auckland")
+    time.tzset()
+    try:
+        assert refund_marker_expireat_s("2026-11") == expected == DEC1 + 2 * 86_400
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_a_full_regen_refund_names_the_full_regen_counter() -> None:
+    keys = Keys("p")
+    full = ChargeRef("g", "u", "2026-11", Scope.REGEN_FULL)
+    assert refund_keys(keys, full)[2] == "p:usage:u:full_regen_used:202611"
+    assert refund_args(full)[1] == "1"
+    assert refund_args(ChargeRef("g", "u", "2026-11", Scope.REGEN_TARGETED))[1] == "0"

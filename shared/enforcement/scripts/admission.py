@@ -484,7 +484,7 @@ def enforce_or_throw(admission: Admission) -> AdmissionTicket | StoredResponse:
         case Refused(refusal=refusal):
             raise refusal_error(refusal)
         case InProgress():
-            raise Conflict(code="IDEMPOTENCY_IN_PROGRESS")
+            raise Conflict()  # its code is IDEMPOTENCY_IN_PROGRESS
         case KeyReused():
             raise IdempotencyKeyReused()
     assert_never(admission)

@@ -146,5 +146,5 @@ def enforce_idempotency(state: IdempotencyState) -> StoredResponse | None:
     if state.kind is IdempotencyKind.REPLAY and state.replay is not None:
         return state.replay
     if state.kind is IdempotencyKind.IN_PROGRESS:
-        raise Conflict(code="IDEMPOTENCY_IN_PROGRESS")
+        raise Conflict()  # its code is IDEMPOTENCY_IN_PROGRESS
     raise IdempotencyKeyReused()
