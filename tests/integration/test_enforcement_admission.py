@@ -644,3 +644,27 @@ def test_user_state_keys_include_the_named_drafts_and_periods(world: World) -> N
     found = world.enforcer.user_state_keys(user, world.now, draft_ids=["d1"], months=["2020-01"])
     assert world.keys.regen_cooldown(user, "d1") in found
     assert world.keys.gen_used(user, "202001") in found
+
+
+def test_release_says_true_when_only_one_of_the_two_slots_was_left(
+    world: World, redis_url: str
+) -> None:
+    user = world.user(PlanName.BASIC)
+    lease = world.ticket(user).lease
+    raw = redis.Redis.from_url(redis_url)
+    try:  # the provider slot went already (say, a sweep), the user's is still held
+        raw.zrem(world.keys.provider(lease.provider, lease.model, lease.lane.value), lease.lease_id)
+    finally:
+        raw.close()
+    assert world.enforcer.release(lease) is True
+    assert world.enforcer.release(lease) is False
+
+
+def test_invalidate_plan_forgets_the_cached_plan_and_boost(world: World) -> None:
+    user = world.user(PlanName.BASIC)
+    world.admit(user)  # caches the plan
+    cached = [world.keys.plan_effective(user), world.keys.boost_until(user)]
+    world.port.set(cached[1], "0")
+    assert [world.port.get(k) is not None for k in cached] == [True, True]
+    world.enforcer.invalidate_plan(user)
+    assert [world.port.get(k) for k in cached] == [None, None]

@@ -19,7 +19,7 @@ from shared.enforcement import (
     enforce_lease,
     enforce_or_throw,
 )
-from shared.enforcement.ports import PlanInfo, Truth
+from shared.enforcement.ports import LedgerTruth, PlanInfo, Truth
 from shared.enforcement.scripts.admission import (
     AdmissionKind,
     Admitted,
@@ -47,6 +47,7 @@ from shared.enforcement.scripts.common import (
 )
 from shared.enforcement.scripts.cooldown import CooldownResult, parse_cooldown
 from shared.enforcement.scripts.counter_with_limit import CounterResult, parse_counter
+from shared.enforcement.scripts.credit_set import parse_credit_set
 from shared.enforcement.scripts.finish import finish_args, finish_keys
 from shared.enforcement.scripts.idempotency import (
     IdempotencyKind,
@@ -77,6 +78,7 @@ from shared.plans import PLANS, Lane, PlanName
 from shared.queue.signing import TokenUse
 from shared.redis import Keys
 from shared.redis.scripts import LUA_DIR
+from tests.support.enforcement_sources import FakePlans, FakeUsage
 
 NOW = datetime(2026, 11, 27, 17, 30, tzinfo=UTC)
 DEC1 = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp())
@@ -496,3 +498,34 @@ def test_a_full_regen_refund_names_the_full_regen_counter() -> None:
     assert refund_keys(keys, full)[2] == "p:usage:u:full_regen_used:202611"
     assert refund_args(full)[1] == "1"
     assert refund_args(ChargeRef("g", "u", "2026-11", Scope.REGEN_TARGETED))[1] == "0"
+
+
+def test_the_ledger_truth_reads_only_what_was_asked() -> None:
+    plans = FakePlans({"u": PlanInfo(PlanName.STANDARD)})
+    usage = FakeUsage(month={("u", "2026-11"): 7}, hour={("u", "2026112717"): 2},
+                      full={("u", "2026-11"): 1}, credits={"u": "c1:3"})  # fmt: skip
+    truth = LedgerTruth(plans, usage)
+    at = datetime(2026, 11, 27, 17, 30, tzinfo=UTC)
+    assert truth.load_truth("u", at, plan=False, counters=frozenset()) == Truth()
+    assert plans.loads == 0
+    assert truth.load_truth("u", at, plan=True, counters=frozenset({"credits"})) == Truth(
+        plan=PlanInfo(PlanName.STANDARD), credits="c1:3"
+    )
+    every = frozenset({"month", "hour", "full"})
+    assert truth.load_truth("u", at, plan=False, counters=every) == Truth(month=7, hour=2, full=1)
+
+
+def test_a_credit_set_reply() -> None:
+    assert parse_credit_set([1, 10, 4]) == (True, 4)
+    assert parse_credit_set([0, 10, 0]) == (False, 0)
+
+
+def test_each_limit_error_says_its_own_message() -> None:
+    now = datetime(2026, 1, 15, 12, 0, 0, tzinfo=UTC)
+    hourly = refusal_error(refusal_for(RefusalCode.HOURLY_LIMIT_EXCEEDED, 10, 10, 0, now))
+    assert hourly.message == "Hourly generation limit reached; try again later."
+    busy = refusal_error(refusal_for(RefusalCode.PROVIDER_BUSY, 5, 5, 0, now))
+    assert busy.message == "The AI provider is at capacity; retry shortly."
+    unknown = refusal_error(Refusal("NOT_A_CODE"))  # type: ignore[arg-type]
+    assert isinstance(unknown, InternalError)
+    assert unknown.message == "unknown refusal code NOT_A_CODE"
