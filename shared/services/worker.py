@@ -86,7 +86,7 @@ def _build_job(deps: WorkerDeps, gen: Generation) -> tuple[GenerationJob, bool]:
             else None
         )
     if draft is None:
-        raise ProviderError("DRAFT_MISSING", "The draft no longer exists.", transient=False)
+        raise ProviderError("DRAFT_MISSING", "The draft no longer exists.")  # not transient
     fields = tuple(gen.params.get("fields") or ("hook", "script", "caption", "hashtags"))
     job = GenerationJob(
         kind=gen.kind.value,

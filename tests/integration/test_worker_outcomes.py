@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import redis
 
 from devtools.fake_minimax import FakeMiniMax, ok
 from shared.ai import Completion, GenerationJob, ProviderError, cost_micro_usd
@@ -25,6 +26,7 @@ from shared.api.handlers.generation import accepted_response, cancelled_response
 from shared.api.models import CreateRequest, RegenerateRequest
 from shared.bootstrap import Container
 from shared.db import SubscriptionStatus
+from shared.db.generations import PgGenerations
 from shared.enforcement import Enforcer, LeaseRef
 from shared.enforcement.scripts.admission import RefusalCode
 from shared.enforcement.scripts.refresh_lease import LeaseStatus
@@ -109,14 +111,16 @@ def _deps(c: Container, **over: Any) -> worker.WorkerDeps:
     return dataclasses.replace(c.worker_deps(), **{"max_job_runtime_s": RUNTIME_S, **over})
 
 
-def _queued_job(c: Container) -> JobPayload:
+def _queued_job(c: Container, title: str | None = None) -> JobPayload:
     """A queued create of a new pro user (admitted: charged, both slots held)."""
     user_id = f"u-{secrets.token_hex(6)}"
     with c.db.uow() as uow:
         uow.users.ensure(user_id)
         uow.subscriptions.upsert(user_id, PlanName.PRO, SubscriptionStatus.ACTIVE)
         uow.commit()
-    body = {"brief": "water", "platform": "tiktok"}
+    body: dict[str, Any] = {"brief": "water", "platform": "tiktok"}
+    if title is not None:
+        body["title"] = title
     req = CreateRequest.model_validate(body)
     cmd = generation.CreateGeneration(
         user_id=user_id, brief=req.brief, platform=req.platform, variants=req.variants,
@@ -267,30 +271,46 @@ def test_a_failed_job_logs_a_warning_with_its_code_and_keeps_its_tokens(
     assert _in_use(c, job) == 0
 
 
-def test_a_targeted_regeneration_sends_the_source_variant_to_the_provider(
-    container: Container,
-) -> None:
-    c = container
-    first = _queued_job(c)
-    assert worker.run_job(_deps(c), first) is worker.JobResult.SUCCEEDED
+def _regenerate_targeted(
+    c: Container, first: JobPayload, fields: list[str] | None = None
+) -> JobPayload:
+    """The queued targeted regeneration of ``first``'s first variant (``fields``: all)."""
     with c.db.uow() as uow:
         gen = uow.generations.get_any(uuid.UUID(first.generation_id))
         assert gen is not None
         source = uow.variants.list_for_generation(gen.id)[0]
-    body = {"draft_id": str(gen.draft_id), "mode": "targeted", "variant_id": str(source.id)}
+    body: dict[str, Any] = {
+        "draft_id": str(gen.draft_id), "mode": "targeted", "variant_id": str(source.id),
+    }  # fmt: skip
+    if fields is not None:
+        body["fields"] = fields
     req = RegenerateRequest.model_validate(body)
     cmd = generation.RegenerateDraft(
         user_id=first.user_id, draft_id=gen.draft_id, mode=req.mode, variant_id=req.variant_id,
-        fields=None, instructions=None, variants=None, body=body, idem_key=None,
+        fields=req.fields, instructions=None, variants=None, body=body, idem_key=None,
         request_id="req-targeted",
     )  # fmt: skip
     gen_deps = generation.GenerationDeps(
         db=c.db, enforcer=c.enforcer, queue=c.queue, now=c.now, provider="minimax", model=MODEL
     )
     response, _ = generation.regenerate(gen_deps, cmd, accepted_response)
+    assert response.status == 202, response.body
     queue = c.queue
     assert isinstance(queue, CapturingQueue)
-    regen = queue.jobs[json.loads(response.body)["generation_id"]]
+    return queue.jobs[json.loads(response.body)["generation_id"]]
+
+
+def test_a_targeted_regeneration_sends_the_source_variant_to_the_provider(
+    container: Container,
+) -> None:
+    c = container
+    first = _queued_job(c)
+    assert worker.run_job(_deps(c), first) is worker.JobResult.SUCCEEDED
+    regen = _regenerate_targeted(c, first)
+    with c.db.uow() as uow:
+        gen = uow.generations.get_any(uuid.UUID(first.generation_id))
+        assert gen is not None
+        source = uow.variants.list_for_generation(gen.id)[0]
     seen: list[GenerationJob] = []
 
     class _Seeing(_Llm):
@@ -850,3 +870,115 @@ def test_an_answer_for_a_deleted_account_is_discarded_and_logged(
     assert _only(events(), "job_result_discarded") == (
         logging.INFO, {"event": "job_result_discarded", "generation_id": job.generation_id},
     )  # fmt: skip
+
+
+# ---- what a queued job's delivery writes before and during its provider call (make mutate) ----
+
+
+def test_a_queued_job_is_published_running_and_fenced_while_the_provider_works(
+    container: Container, redis_url: str
+) -> None:
+    """The first script call of a delivery publishes ``running`` and records, in the lease
+    record, the job's claim number as read (0 for a job never claimed): an older delivery
+    of the same job is refused from then on."""
+    c = container
+    job = _queued_job(c)
+    seen: dict[str, object] = {}
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def during() -> None:
+        seen["published"] = _published(c, job)
+        seen["fence"] = raw.hget(c.keys.lease(job.generation_id), "attempt")
+
+    try:
+        llm = _Llm(c.llm, during=during)
+        assert worker.run_job(_deps(c, llm=llm), job) is worker.JobResult.SUCCEEDED
+    finally:
+        raw.close()
+    assert seen == {"published": "running", "fence": "0"}
+
+
+def test_the_job_sent_to_the_provider_carries_the_draft_and_the_fields_asked_for(
+    container: Container,
+) -> None:
+    c = container
+    first = _queued_job(c, title="Water, daily")
+    seen: list[GenerationJob] = []
+
+    class _Seeing(_Llm):
+        def generate(self, job: GenerationJob, *, deadline: float | None = None) -> Completion:
+            seen.append(job)
+            return super().generate(job, deadline=deadline)
+
+    assert worker.run_job(_deps(c, llm=_Seeing(c.llm)), first) is worker.JobResult.SUCCEEDED
+    assert (seen[0].title, seen[0].brief) == ("Water, daily", "water")
+    assert seen[0].fields == ("hook", "script", "caption", "hashtags")  # all, by default
+    regen = _regenerate_targeted(c, first, ["caption", "hook"])
+    assert worker.run_job(_deps(c, llm=_Seeing(c.llm)), regen) is worker.JobResult.SUCCEEDED
+    assert seen[1].fields == ("caption", "hook")
+
+
+def test_a_job_whose_draft_is_gone_fails_for_good_and_gives_everything_back(
+    container: Container,
+) -> None:
+    """Drafts with a live job cannot be deleted through the API; should one vanish anyway
+    (a manual fix, an account purge mid-flight), the job fails, non-retryable, refunded."""
+    c = container
+    job = _queued_job(c)
+    with c.db.uow() as uow:
+        uow._session.run(
+            "UPDATE drafts SET deleted_at = now() WHERE id = "
+            "(SELECT draft_id FROM generations WHERE id = CAST(:g AS uuid))",
+            g=job.generation_id,
+        )
+        uow.commit()
+    assert worker.run_job(_deps(c), job) is worker.JobResult.FAILED
+    row = _row(c, job)
+    assert (row.status.value, row.error_code, row.error_message) == (
+        "failed", "DRAFT_MISSING", "The draft no longer exists.",
+    )  # fmt: skip
+    usage = c.enforcer.usage(job.user_id, c.now())
+    assert (usage.generations.used, usage.concurrency.used) == (0, 0)
+
+
+def _counting_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The generation ids the worker reads by ``get_any`` (each read is a round trip)."""
+    reads: list[str] = []
+    real = PgGenerations.get_any
+
+    def get_any(self: PgGenerations, generation_id: uuid.UUID) -> Any:
+        reads.append(str(generation_id))
+        return real(self, generation_id)
+
+    monkeypatch.setattr(PgGenerations, "get_any", get_any)
+    return reads
+
+
+def test_a_delivery_that_wins_its_claim_reads_the_job_once(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read after a claim is for a lost claim only (did the job end, or is it running
+    elsewhere?); a won claim needs none, queued or taken over."""
+    c = container
+    queued, stale = _queued_job(c), _queued_job(c)
+    _claimed_elsewhere(c, stale)
+    reads = _counting_reads(monkeypatch)
+    assert worker.run_job(_deps(c), queued) is worker.JobResult.SUCCEEDED
+    late = _deps(c, now=lambda: c.now() + timedelta(seconds=RUNTIME_S + 1))
+    assert worker.run_job(late, stale) is worker.JobResult.SUCCEEDED
+    assert reads == [queued.generation_id, stale.generation_id]
+
+
+def test_the_sweeper_takes_a_hundred_jobs_a_run(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[int] = []
+    real = PgGenerations.find_stuck
+
+    def find_stuck(self: PgGenerations, **kw: Any) -> Any:
+        asked.append(kw["limit"])
+        return real(self, **kw)
+
+    monkeypatch.setattr(PgGenerations, "find_stuck", find_stuck)
+    worker.sweep(_deps(container))
+    assert asked == [100]
