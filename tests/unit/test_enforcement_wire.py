@@ -185,7 +185,8 @@ def test_plan_fill_of_a_boost() -> None:
 
 def test_every_ticket_meter_comes_from_its_own_reply_slot() -> None:
     # Every number in the reply differs, so a meter read from a neighbour's slot shows.
-    reply = ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000]
+    reply = ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000,
+             "pool", -1, ""]  # fmt: skip
     admitted = parse_admission(reply, REQ)
     assert isinstance(admitted, Admitted)
     assert admitted.ticket is not None
@@ -197,8 +198,9 @@ def test_every_ticket_meter_comes_from_its_own_reply_slot() -> None:
 
 def test_parse_admission_outcomes() -> None:
     admitted = parse_admission(
-        ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000], REQ
-    )
+        ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000,
+         "pool", -1, ""], REQ,
+    )  # fmt: skip
     assert isinstance(admitted, Admitted)
     assert admitted.ticket is not None
     ticket = admitted.ticket
@@ -227,6 +229,7 @@ def test_parse_admission_outcomes() -> None:
     [
         ["admitted"],
         ["admitted", "standard", 5, 300, 2, 40, 1, 30],
+        ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000],
         ["refused", "MONTHLY_QUOTA_EXCEEDED", 60],
         ["replay", 202, "{}"],
     ],
@@ -529,3 +532,25 @@ def test_each_limit_error_says_its_own_message() -> None:
     unknown = refusal_error(Refusal("NOT_A_CODE"))  # type: ignore[arg-type]
     assert isinstance(unknown, InternalError)
     assert unknown.message == "unknown refusal code NOT_A_CODE"
+
+
+@pytest.mark.parametrize(
+    ("tail", "credit_id", "credits_left", "notices"),
+    [
+        (["pool", -1, ""], "", None, ()),
+        (["pool", 7, "pool_80"], "", None, ("pool_80",)),  # the pool paid: no credit count
+        (["c1", 0, "pool_100,credits_low"], "c1", 0, ("pool_100", "credits_low")),
+        (["c1", 3, ""], "c1", 3, ()),
+        (["c1", -1, ""], "c1", None, ()),  # a keyed early answer: the count was not read
+    ],
+)  # fmt: skip
+def test_who_paid_what_is_left_and_the_notices_come_from_the_last_three_slots(
+    tail: list[object], credit_id: str, credits_left: int | None, notices: tuple[str, ...]
+) -> None:
+    reply = ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000]
+    admitted = parse_admission([*reply, *tail], REQ)
+    assert isinstance(admitted, Admitted)
+    ticket = admitted.ticket
+    assert (ticket.charge.credit_id, ticket.credits_left, ticket.notices) == (
+        credit_id, credits_left, notices,
+    )  # fmt: skip

@@ -369,8 +369,7 @@ def refusal_for(
 
 def _source(reply: Sequence[Any]) -> tuple[str, int | None]:
     """(credit id or "" for the pool, credits left after a credit paid or None)."""
-    source = str(reply[10]) if len(reply) > 10 else "pool"
-    left = int(reply[11]) if len(reply) > 11 else -1
+    source, left = str(reply[10]), int(reply[11])
     if source == "pool":
         return "", None
     return source, left if left >= 0 else None
@@ -378,8 +377,7 @@ def _source(reply: Sequence[Any]) -> tuple[str, int | None]:
 
 def _notices(reply: Sequence[Any]) -> tuple[str, ...]:
     """The thresholds this admission crossed (``pool_80``, ``pool_100``, ``credits_low``)."""
-    raw = str(reply[12]) if len(reply) > 12 else ""
-    return tuple(part for part in raw.split(",") if part)
+    return tuple(part for part in str(reply[12]).split(",") if part)
 
 
 def _ticket(reply: Sequence[Any], req: AdmissionRequest) -> AdmissionTicket:
@@ -404,9 +402,9 @@ def _ticket(reply: Sequence[Any], req: AdmissionRequest) -> AdmissionTicket:
     )
 
 
-# The fewest values each admission reply carries (``_ticket`` reads up to reply[8]).
+# The fewest values each admission reply carries (``_ticket`` reads up to reply[12]).
 _MIN_REPLY = {
-    AdmissionKind.ADMITTED: 9,
+    AdmissionKind.ADMITTED: 13,
     AdmissionKind.REFUSED: 5,
     AdmissionKind.REPLAY: 4,
     AdmissionKind.IN_PROGRESS: 1,
