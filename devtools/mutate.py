@@ -21,7 +21,8 @@ reason in ``devtools/mutate_equivalent.toml``; they count in neither killed nor 
 
 Environment: ``MUTATE_ONLY`` = ``lua`` | ``python`` | an area or Lua file name (comma
 list; default everything); ``MUTATE_MUTANTS`` (mutmut names or ``fnmatch`` patterns, comma
-list: run and report only those, e.g. one function's ``shared.services.worker.x_run_job*``);
+list, or ``@file`` with one a line: run and report only those, e.g. one function's
+``shared.services.worker.x_run_job*``);
 ``MUTATE_TIMEOUT_S`` (per Lua mutant, default 180);
 ``MUTATE_JOBS`` (mutmut's parallel children, default 2). Exit status 1 when a module's
 score is under ``MUTATE_FLOOR`` (default 95).
@@ -351,6 +352,14 @@ def _area_patterns(patterns: Sequence[str], paths: list[str]) -> list[str]:
                                        for x in prefixes)]  # fmt: skip
 
 
+def _patterns(spec: str) -> list[str]:
+    """``MUTATE_MUTANTS``: a comma list, or ``@file`` with one name or pattern a line (a
+    previous run's survivors can be many)."""
+    if spec.startswith("@"):
+        spec = Path(spec[1:]).read_text(encoding="utf-8").replace("\n", ",")
+    return [x.strip() for x in spec.split(",") if x.strip()]
+
+
 def _selected(name: str, patterns: Sequence[str]) -> bool:
     return any(name == p or fnmatch.fnmatchcase(name, p) for p in patterns)
 
@@ -372,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     timeout_s = float(os.environ.get("MUTATE_TIMEOUT_S", "180"))
     jobs = int(os.environ.get("MUTATE_JOBS", "2"))
     floor = float(os.environ.get("MUTATE_FLOOR", "95"))
-    patterns = [x.strip() for x in os.environ.get("MUTATE_MUTANTS", "").split(",") if x.strip()]
+    patterns = _patterns(os.environ.get("MUTATE_MUTANTS", ""))
     started = time.monotonic()
     scores: dict[str, Score] = {}
     lua_names = (

@@ -68,3 +68,14 @@ def test_the_report_counts_equivalents_out_of_the_score() -> None:
     assert total.split()[1:6] == ["14", "2", "11", "1", "91.7%"]
     assert "(1.5 min)" in total
     assert text.rstrip().endswith("lua/b.lua:3: drop line")
+
+
+def test_the_mutants_can_come_from_a_file(tmp_path: Path) -> None:
+    listed = tmp_path / "survivors.txt"
+    listed.write_text("shared.api.auth.x_a__mutmut_1\n\nshared.api.auth.x_b*\n", encoding="utf-8")
+    assert mutate._patterns(f"@{listed}") == [
+        "shared.api.auth.x_a__mutmut_1",
+        "shared.api.auth.x_b*",
+    ]
+    assert mutate._patterns(" a , b ,") == ["a", "b"]
+    assert mutate._patterns("") == []
