@@ -34,6 +34,7 @@ from shared.errors import ServiceUnavailable
 from shared.observability.logging import context_fields
 from shared.plans import PlanName
 from shared.queue import JobPayload
+from shared.queue.signing import RedisTokenLedger, TokenUse
 from shared.services import cancel, generation, worker
 from tests.support.worker_env import (
     MODEL,
@@ -111,7 +112,7 @@ def _deps(c: Container, **over: Any) -> worker.WorkerDeps:
     return dataclasses.replace(c.worker_deps(), **{"max_job_runtime_s": RUNTIME_S, **over})
 
 
-def _queued_job(c: Container, title: str | None = None) -> JobPayload:
+def _queued_job(c: Container, title: str | None = None, tone: str | None = None) -> JobPayload:
     """A queued create of a new pro user (admitted: charged, both slots held)."""
     user_id = f"u-{secrets.token_hex(6)}"
     with c.db.uow() as uow:
@@ -121,6 +122,8 @@ def _queued_job(c: Container, title: str | None = None) -> JobPayload:
     body: dict[str, Any] = {"brief": "water", "platform": "tiktok"}
     if title is not None:
         body["title"] = title
+    if tone is not None:
+        body["tone"] = tone
     req = CreateRequest.model_validate(body)
     cmd = generation.CreateGeneration(
         user_id=user_id, brief=req.brief, platform=req.platform, variants=req.variants,
@@ -272,7 +275,10 @@ def test_a_failed_job_logs_a_warning_with_its_code_and_keeps_its_tokens(
 
 
 def _regenerate_targeted(
-    c: Container, first: JobPayload, fields: list[str] | None = None
+    c: Container,
+    first: JobPayload,
+    fields: list[str] | None = None,
+    instructions: str | None = None,
 ) -> JobPayload:
     """The queued targeted regeneration of ``first``'s first variant (``fields``: all)."""
     with c.db.uow() as uow:
@@ -284,10 +290,12 @@ def _regenerate_targeted(
     }  # fmt: skip
     if fields is not None:
         body["fields"] = fields
+    if instructions is not None:
+        body["instructions"] = instructions
     req = RegenerateRequest.model_validate(body)
     cmd = generation.RegenerateDraft(
         user_id=first.user_id, draft_id=gen.draft_id, mode=req.mode, variant_id=req.variant_id,
-        fields=req.fields, instructions=None, variants=None, body=body, idem_key=None,
+        fields=req.fields, instructions=req.instructions, variants=None, body=body, idem_key=None,
         request_id="req-targeted",
     )  # fmt: skip
     gen_deps = generation.GenerationDeps(
@@ -718,7 +726,9 @@ def test_fail_generation_records_the_tokens_it_is_given(container: Container) ->
     assert _in_use(c, job) == 0
 
 
-def test_a_take_over_of_a_job_that_ended_meanwhile_is_acknowledged(container: Container) -> None:
+def test_a_take_over_of_a_job_that_ended_meanwhile_is_acknowledged(
+    container: Container, events: Events
+) -> None:
     # Read as running past its runtime, ended (by the sweeper, say) before the take-over's
     # claim: the delivery is done with it (200), not told to come back (503).
     c = container
@@ -748,6 +758,9 @@ def test_a_take_over_of_a_job_that_ended_meanwhile_is_acknowledged(container: Co
                  now=lambda: c.now() + timedelta(seconds=RUNTIME_S + 1))  # fmt: skip
     assert worker.run_job(late, job) is worker.JobResult.ALREADY_TERMINAL
     assert _status(c, job) == "failed"
+    assert _only(events(), "job_ignored") == (
+        logging.INFO, {"event": "job_ignored", "reason": "already_terminal"},
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -902,7 +915,7 @@ def test_the_job_sent_to_the_provider_carries_the_draft_and_the_fields_asked_for
     container: Container,
 ) -> None:
     c = container
-    first = _queued_job(c, title="Water, daily")
+    first = _queued_job(c, title="Water, daily", tone="calm")
     seen: list[GenerationJob] = []
 
     class _Seeing(_Llm):
@@ -911,11 +924,20 @@ def test_the_job_sent_to_the_provider_carries_the_draft_and_the_fields_asked_for
             return super().generate(job, deadline=deadline)
 
     assert worker.run_job(_deps(c, llm=_Seeing(c.llm)), first) is worker.JobResult.SUCCEEDED
-    assert (seen[0].title, seen[0].brief) == ("Water, daily", "water")
-    assert seen[0].fields == ("hook", "script", "caption", "hashtags")  # all, by default
-    regen = _regenerate_targeted(c, first, ["caption", "hook"])
+    made = seen[0]
+    assert (made.title, made.brief, made.tone) == ("Water, daily", "water", "calm")
+    assert made.fields == ("hook", "script", "caption", "hashtags")  # all, by default
+    assert (made.instructions, made.lane) == (None, "interactive")
+    regen = _regenerate_targeted(c, first, ["caption", "hook"], "Shorter, please.")
+    with c.db.uow() as uow:  # the batch lane (a bulk job's), which the fallback honours
+        uow._session.run("UPDATE generations SET lane = 'batch' WHERE id = CAST(:g AS uuid)",
+                         g=regen.generation_id)  # fmt: skip
+        uow.commit()
     assert worker.run_job(_deps(c, llm=_Seeing(c.llm)), regen) is worker.JobResult.SUCCEEDED
-    assert seen[1].fields == ("caption", "hook")
+    again = seen[1]
+    assert (again.fields, again.instructions, again.lane) == (
+        ("caption", "hook"), "Shorter, please.", "batch",
+    )  # fmt: skip
 
 
 def test_a_job_whose_draft_is_gone_fails_for_good_and_gives_everything_back(
@@ -982,3 +1004,41 @@ def test_the_sweeper_takes_a_hundred_jobs_a_run(
     monkeypatch.setattr(PgGenerations, "find_stuck", find_stuck)
     worker.sweep(_deps(container))
     assert asked == [100]
+
+
+def _token(c: Container) -> TokenUse:
+    return TokenUse(f"jti-{secrets.token_hex(6)}", 300, RedisTokenLedger(c.redis, c.keys))
+
+
+def _recorded(c: Container, token: TokenUse) -> bool:
+    return c.redis.get(c.keys.qstash_token(token.token_id)) == "1"
+
+
+def test_a_delivery_ignored_for_its_owner_still_uses_up_its_token(container: Container) -> None:
+    c = container
+    stranger = _queued_job(c).model_copy(update={"user_id": "someone-else"})
+    token = _token(c)
+    assert worker.run_job(_deps(c), stranger, token=token) is worker.JobResult.OWNER_MISMATCH
+    assert _recorded(c, token)
+
+
+def test_a_delivery_whose_read_fails_still_uses_up_its_token(container: Container) -> None:
+    """Postgres gone at the first read: a 5xx (QStash retries with a new token), and this
+    token is spent, so a replay of it is a 401 as if its check had come first."""
+    c = container
+    job, token = _queued_job(c), _token(c)
+
+    class _Down:
+        def autocommit(self) -> Any:
+            raise ConnectionError("postgres went away")
+
+    with pytest.raises(ConnectionError):
+        worker.run_job(_deps(c, db=_Down()), job, token=token)
+    assert _recorded(c, token)
+
+
+def test_a_first_delivery_logs_attempt_zero(container: Container, events: Events) -> None:
+    c = container
+    assert worker.run_job(_deps(c), _queued_job(c)) is worker.JobResult.SUCCEEDED
+    _, started = _only(events(), "job_started")
+    assert started["attempt"] == 0
