@@ -35,7 +35,7 @@ from shared.observability.logging import context_fields
 from shared.plans import PlanName
 from shared.queue import JobPayload
 from shared.queue.signing import RedisTokenLedger, TokenUse
-from shared.services import cancel, generation, worker
+from shared.services import cancel, generation, job_end, worker
 from tests.support.worker_env import (
     MODEL,
     CapturingQueue,
@@ -1042,3 +1042,18 @@ def test_a_first_delivery_logs_attempt_zero(container: Container, events: Events
     assert worker.run_job(_deps(c), _queued_job(c)) is worker.JobResult.SUCCEEDED
     _, started = _only(events(), "job_started")
     assert started["attempt"] == 0
+
+
+def test_a_worker_without_a_status_board_still_runs_jobs(container: Container) -> None:
+    """The event streams' board is optional (no streams, nothing published)."""
+    c = container
+    job = _queued_job(c)
+    assert worker.run_job(_deps(c, board=None), job) is worker.JobResult.SUCCEEDED
+    assert _published(c, job) is None
+    assert _status(c, job) == "succeeded"
+
+
+def test_a_timing_without_its_start_is_left_out() -> None:
+    later = datetime(2026, 1, 1, 12, 0, 1, 234_567)
+    assert job_end.elapsed_ms(later, None) is None
+    assert job_end.elapsed_ms(later, later - timedelta(seconds=2)) == 2000.0
