@@ -149,6 +149,13 @@ def _created_at(c: Container, job: JobPayload) -> datetime:
     return gen.created_at
 
 
+def _sql(c: Container, query: str, **params: Any) -> None:
+    """Run ``query`` in its own committed transaction (a state no API call makes)."""
+    with c.db.uow() as uow:
+        uow._session.run(query, **params)
+        uow.commit()
+
+
 def _at(when: datetime) -> Callable[[], datetime]:
     return lambda: when
 
@@ -929,10 +936,9 @@ def test_the_job_sent_to_the_provider_carries_the_draft_and_the_fields_asked_for
     assert made.fields == ("hook", "script", "caption", "hashtags")  # all, by default
     assert (made.instructions, made.lane) == (None, "interactive")
     regen = _regenerate_targeted(c, first, ["caption", "hook"], "Shorter, please.")
-    with c.db.uow() as uow:  # the batch lane (a bulk job's), which the fallback honours
-        uow._session.run("UPDATE generations SET lane = 'batch' WHERE id = CAST(:g AS uuid)",
-                         g=regen.generation_id)  # fmt: skip
-        uow.commit()
+    # The batch lane (a bulk job's), which the fallback honours.
+    _sql(c, "UPDATE generations SET lane = 'batch' WHERE id = CAST(:g AS uuid)",
+         g=regen.generation_id)  # fmt: skip
     assert worker.run_job(_deps(c, llm=_Seeing(c.llm)), regen) is worker.JobResult.SUCCEEDED
     again = seen[1]
     assert (again.fields, again.instructions, again.lane) == (
@@ -947,13 +953,9 @@ def test_a_job_whose_draft_is_gone_fails_for_good_and_gives_everything_back(
     (a manual fix, an account purge mid-flight), the job fails, non-retryable, refunded."""
     c = container
     job = _queued_job(c)
-    with c.db.uow() as uow:
-        uow._session.run(
-            "UPDATE drafts SET deleted_at = now() WHERE id = "
+    _sql(c, "UPDATE drafts SET deleted_at = now() WHERE id = "
             "(SELECT draft_id FROM generations WHERE id = CAST(:g AS uuid))",
-            g=job.generation_id,
-        )
-        uow.commit()
+         g=job.generation_id)  # fmt: skip
     assert worker.run_job(_deps(c), job) is worker.JobResult.FAILED
     row = _row(c, job)
     assert (row.status.value, row.error_code, row.error_message) == (
