@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -22,6 +23,7 @@ from shared.enforcement import (
 from shared.enforcement.ports import LedgerTruth, PlanInfo, Truth
 from shared.enforcement.scripts.admission import (
     AdmissionKind,
+    AdmissionTicket,
     Admitted,
     InProgress,
     KeyReused,
@@ -42,6 +44,9 @@ from shared.enforcement.scripts.common import (
     AdmitConfig,
     Need,
     PlanFill,
+    hour_expireat_s,
+    month_expireat_s,
+    parse_need,
     parse_stored,
     refund_marker_expireat_s,
 )
@@ -63,8 +68,15 @@ from shared.enforcement.scripts.refresh_lease import (
 )
 from shared.enforcement.scripts.refund import refund_args, refund_keys
 from shared.enforcement.scripts.semaphore_acquire import SemaphoreResult, parse_semaphore_acquire
-from shared.enforcement.scripts.usage import parse_usage
-from shared.enforcement.values import Meter
+from shared.enforcement.scripts.usage import (
+    CreditBalance,
+    UsageSnapshot,
+    parse_credits,
+    parse_usage,
+    usage_args,
+    usage_keys,
+)
+from shared.enforcement.values import IdempotencyRef, Meter
 from shared.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -312,14 +324,14 @@ def test_idempotency_and_lease_parsing() -> None:
 
 def test_usage_parsing() -> None:
     now_ms = 1_764_264_600_000
-    snap = parse_usage(["usage", "basic", now_ms + 1, 3, 1, 0, 1, now_ms], NOW)
+    snap = parse_usage(["usage", "basic", now_ms + 1, 3, 1, 0, 1, now_ms, ""], NOW)
     assert not isinstance(snap, Need)
     assert snap.plan is PlanName.BASIC
     assert snap.effective_plan is PlanName.PRO
     assert snap.generations == Meter(3, 900, datetime(2026, 12, 1, tzinfo=UTC))
     assert snap.generations.remaining == 897
     assert snap.full_regens.remaining == -1
-    nobody = parse_usage(["usage", "none", 0, 0, 0, 0, 0, now_ms], NOW)
+    nobody = parse_usage(["usage", "none", 0, 0, 0, 0, 0, now_ms, ""], NOW)
     assert not isinstance(nobody, Need)
     assert nobody.effective_plan is None
     assert nobody.generations.limit == 0
@@ -554,3 +566,88 @@ def test_who_paid_what_is_left_and_the_notices_come_from_the_last_three_slots(
     assert (ticket.charge.credit_id, ticket.credits_left, ticket.notices) == (
         credit_id, credits_left, notices,
     )  # fmt: skip
+
+
+def test_an_admitted_reply_becomes_the_whole_ticket() -> None:
+    reply = ["admitted", "standard", 5, 300, 2, 40, 1, 30, 1_764_264_660_000, 1_764_264_600_000,
+             "c9", 4, "credits_low"]  # fmt: skip
+    admitted = parse_admission(reply, REQ)
+    assert isinstance(admitted, Admitted)
+    assert admitted.ticket == AdmissionTicket(
+        lease=LeaseRef("g1", "u", "minimax", "M", Lane.INTERACTIVE),
+        charge=ChargeRef("g1", "u", "2026-11", Scope.REGEN_FULL, "c9"),
+        plan=PlanName.STANDARD,
+        monthly=Meter(5, 300, datetime(2026, 12, 1, tzinfo=UTC)),
+        hourly=Meter(2, 40, datetime(2026, 11, 27, 18, tzinfo=UTC)),
+        lease_expires_at=datetime.fromtimestamp(1_764_264_660, UTC),
+        idempotency=IdempotencyRef("u", "regenerate", "k", "fp"),
+        draft_id="d",
+        hour="2026112717",
+        credits_left=4,
+        notices=("credits_low",),
+    )
+    create = replace(REQ, scope=Scope.CREATE, lease_id="g2", lane=Lane.BATCH, idem_key=None)
+    plain = parse_admission([*reply[:10], "pool", -1, ""], create)
+    assert isinstance(plain, Admitted)
+    ticket = plain.ticket
+    assert (ticket.idempotency, ticket.draft_id, ticket.credit_id) == (None, None, None)
+    assert ticket.charge == ChargeRef("g2", "u", "2026-11", Scope.CREATE, "")
+    assert ticket.lease.lane is Lane.BATCH
+
+
+def test_a_usage_reply_becomes_the_whole_snapshot() -> None:
+    now_ms = int(NOW.timestamp() * 1000)
+    later = now_ms + 86_400_000
+    credits = (f"p2:{later + 5}:10:3:pack;;g1:{later}:5:5:grant;"
+               f"old:{now_ms}:9:0:pack;gone:{later}:0:0:pack")  # fmt: skip
+    snap = parse_usage(["usage", "standard", 0, 12, 4, 2, 1, now_ms, credits], NOW)
+    standard = PLANS[PlanName.STANDARD]
+    month_end, hour_end = datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 11, 27, 18, tzinfo=UTC)
+    assert snap == UsageSnapshot(
+        plan=PlanName.STANDARD,
+        effective_plan=PlanName.STANDARD,
+        boost_expires_at=None,
+        period="2026-11",
+        generations=Meter(12, standard.generations_per_month, month_end),
+        hourly=Meter(4, standard.generations_per_hour, hour_end),
+        full_regens=Meter(2, standard.full_regens_per_month, month_end),
+        concurrency=Meter(1, standard.concurrent_jobs),
+        credits=(  # earliest expiry first; the expired and the wholly taken back left out
+            CreditBalance("g1", "grant", datetime.fromtimestamp(later / 1000, UTC), 5, 5),
+            CreditBalance("p2", "pack", datetime.fromtimestamp((later + 5) / 1000, UTC), 10, 3),
+        ),
+    )
+    assert snap.credits[0].remaining == 0
+    assert snap.credits[1].remaining == 7
+    expired_boost = parse_usage(["usage", "basic", now_ms, 0, 0, 0, 0, now_ms, ""], NOW)
+    assert not isinstance(expired_boost, Need)
+    assert (expired_boost.effective_plan, expired_boost.boost_expires_at) == (PlanName.BASIC, None)
+    same_expiry = f"b:{later}:1:0:pack;a:{later}:1:0:grant"
+    assert [c.credit_id for c in parse_credits(same_expiry, now_ms)] == ["a", "b"]
+
+
+def test_usage_keys_and_arguments() -> None:
+    keys = Keys("p")
+    assert usage_keys(keys, "u", NOW) == [
+        keys.plan_effective("u"), keys.boost_until("u"), "p:usage:u:gen_used:202611",
+        "p:burst:u:gen_hour:2026112717", "p:usage:u:full_regen_used:202611",
+        keys.user_leases("u"), "p:credits:u",
+    ]  # fmt: skip
+    cfg = AdmitConfig(plan_table(), 600, 60_000, 50, 86_400, 7)
+    assert usage_args(NOW, cfg, None, None) == [
+        "7", "", "", "600", "", "", "", str(month_expireat_s(NOW)), str(hour_expireat_s(NOW)), "",
+    ]  # fmt: skip
+    fill = PlanFill("pro", 123)
+    seeds = Truth(month=3, hour=1, full=0, credits="c1:9:1:0:pack")
+    assert usage_args(NOW, cfg, fill, seeds)[1:7] == ["pro", "123", "600", "3", "1", "0"]
+    assert usage_args(NOW, cfg, fill, seeds)[9] == "c1:9:1:0:pack"
+
+
+def test_a_need_reply_names_what_is_missing() -> None:
+    assert parse_need(["need_plan", ""]) == Need(True, frozenset())
+    assert parse_need(["need_seed", "month,,credits"]) == Need(
+        False, frozenset({"month", "credits"})
+    )
+    assert parse_need(["admitted"]) is None
+    assert PlanFill.args(None) == ("", "")
+    assert PlanFill.of(PlanInfo(None)) == PlanFill("none", 0)

@@ -168,5 +168,5 @@ def parse_usage(reply: Sequence[Any], now: datetime) -> UsageSnapshot | Need:
         hourly=Meter(int(reply[4]), plan.generations_per_hour if plan else 0, hour_end(now)),
         full_regens=Meter(int(reply[5]), plan.full_regens_per_month if plan else 0, month_end(now)),
         concurrency=Meter(int(reply[6]), plan.concurrent_jobs if plan else 0),
-        credits=parse_credits(str(reply[8]) if len(reply) > 8 else "", now_ms),
+        credits=parse_credits(str(reply[8]), now_ms),
     )
