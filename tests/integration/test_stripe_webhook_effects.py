@@ -414,3 +414,28 @@ def test_events_naming_a_deleted_accounts_customer_or_subscription_change_nothin
         user_row = uow.users.get(user)
     assert user_row is not None
     assert user_row.stripe_customer_id == customer
+
+
+def test_a_one_cent_payment_refunded_in_full_takes_its_units_back(
+    hooks: StripeWebhooks, db: Database
+) -> None:
+    user = _user()
+    session = _pack_session(user, "pack_50")
+    assert _deliver(hooks, event("checkout.session.completed", session)).result == "applied"
+    charge = {"id": "ch_1c", "object": "charge", "payment_intent": session["payment_intent"],
+              "amount": 1, "amount_refunded": 1}  # fmt: skip
+    outcome = _deliver(hooks, event("charge.refunded", charge))
+    assert (outcome.result, outcome.detail) == ("applied", "removed 50 unused")
+    with db.uow() as uow:
+        [credit] = uow.credits.for_owner(user)
+    assert credit.limit == 0
+
+
+def test_a_refund_of_an_unknown_payment_delivered_twice_is_a_duplicate_of_nobody(
+    hooks: StripeWebhooks,
+) -> None:
+    charge = {"id": "ch_u", "object": "charge", "payment_intent": f"pi_{secrets.token_hex(6)}",
+              "amount": 495, "amount_refunded": 495}  # fmt: skip
+    evt = event("charge.refunded", charge)
+    assert _deliver(hooks, evt).detail == "refund kept"
+    assert _deliver(hooks, evt) == WebhookOutcome(evt["id"], evt["type"], "duplicate", None)
