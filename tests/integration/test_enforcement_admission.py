@@ -387,10 +387,11 @@ def test_duplicate_admission_of_one_lease_charges_once(world: World) -> None:
 
 def test_invalid_requests(world: World) -> None:
     user = world.user()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^variants must be at least 1$"):
         world.admit(user, variants=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^an Idempotency-Key needs the request fingerprint$"):
         world.admit(user, idem_key="k")
+    assert world.admit(user, variants=1).kind is AdmissionKind.ADMITTED  # the edge is allowed
 
 
 # ---- thin wrappers -----------------------------------------------------------------------
