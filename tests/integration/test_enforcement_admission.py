@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -21,7 +23,12 @@ from shared.enforcement import (
     enforce_or_throw,
 )
 from shared.enforcement.ports import PlanInfo
-from shared.enforcement.scripts.admission import Admission, AdmissionKind
+from shared.enforcement.scripts.admission import (
+    Admission,
+    AdmissionArgs,
+    AdmissionKind,
+    plan_table,
+)
 from shared.enforcement.scripts.idempotency import IdempotencyKind
 from shared.errors import LimitExceeded, ServiceUnavailable
 from shared.plans import PLANS, Lane, PlanName
@@ -669,3 +676,39 @@ def test_invalidate_plan_forgets_the_cached_plan_and_boost(world: World) -> None
     assert [world.port.get(k) is not None for k in cached] == [True, True]
     world.enforcer.invalidate_plan(user)
     assert [world.port.get(k) for k in cached] == [None, None]
+
+
+def test_admission_sends_the_enforcers_own_settings(
+    port: RedisPort, run_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Production's defaults (no time offset, Idempotency-Keys kept 24 h, the plan table of
+    plans.py) and the deployment's numbers, slot by slot, for the request's lane."""
+    plans = FakePlans()
+    enforcer = Enforcer(
+        port, Keys(f"{run_prefix}:{uuid.uuid4().hex[:6]}"), plans, FakeUsage(),
+        lease_ttl_s=61, plan_cache_ttl_s=601, provider_caps={Lane.INTERACTIVE: 7, Lane.BATCH: 3},
+    )  # fmt: skip
+    user = f"u{uuid.uuid4().hex[:10]}"
+    plans.plans[user] = PlanInfo(PlanName.PRO)
+    sent: list[list[str]] = []
+    run = port.run
+
+    def recording(name: str, keys: Any, args: Any) -> Any:
+        sent.append([str(a) for a in args])
+        return run(name, keys, args)
+
+    monkeypatch.setattr(port, "run", recording)
+    req = AdmissionRequest(
+        user_id=user, scope=Scope.CREATE, lease_id=uuid.uuid4().hex, now=datetime.now(UTC),
+        provider="minimax", model=MODEL, lane=Lane.BATCH, idem_key="k", fingerprint="f",
+    )  # fmt: skip
+    assert enforcer.admit(req).kind is AdmissionKind.ADMITTED
+    slots = dict(zip([f.name for f in dataclasses.fields(AdmissionArgs)], sent[-1], strict=True))
+    assert {name: slots[name] for name in (
+        "time_offset_ms", "lease_ttl_ms", "plan_cache_ttl_s", "provider_cap",
+        "idempotency_record_ttl_s", "plan_table",
+    )} == {
+        "time_offset_ms": "0", "lease_ttl_ms": "61000", "plan_cache_ttl_s": "601",
+        "provider_cap": "3", "idempotency_record_ttl_s": "86400",
+        "plan_table": plan_table(PLANS),
+    }  # fmt: skip
