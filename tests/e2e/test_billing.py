@@ -913,3 +913,30 @@ def test_a_checkout_logs_the_customer_it_created_and_the_session_it_started(
         {"event": "checkout_started", "product": "pro", "customer": customer},
         {"event": "checkout_started", "product": "pro_boost", "customer": customer},
     ]
+
+
+def test_a_checkout_that_lost_the_customer_race_uses_the_stored_customer(
+    billing: Container, fake: FakeStripe, api: Callable[..., Api], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another first checkout stored its customer while ours was being created (without
+    Stripe's idempotency making them one): the stored one is used, ours left unused."""
+    a = api()
+    gateway = billing.billing.gateway
+    real = gateway.create_customer
+
+    racer: list[str] = []
+
+    def racing(user_id: str, created_at: Any) -> str:
+        racer.append(real(f"{user_id}-racer", created_at))  # another customer at Stripe
+        with billing.db.uow() as uow:
+            assert uow.users.claim_stripe_customer(user_id, racer[0]) == racer[0]
+            uow.commit()
+        return real(user_id, created_at)
+
+    monkeypatch.setattr(gateway, "create_customer", racing)
+    _checkout(a, "pro_boost")
+    sessions = [
+        p for p in fake.calls("/v1/checkout/sessions") if p["client_reference_id"] == a.user_id
+    ]
+    assert {s["customer"] for s in sessions} == set(racer)
+    assert _customer_of(billing, a.user_id) == racer[0]

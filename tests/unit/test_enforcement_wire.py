@@ -186,6 +186,12 @@ def test_admission_keys_and_args_follow_the_script_header() -> None:
     )
     plain = admission_args(plain_request, CFG, None, None)
     assert plain[4] == ""
+    # No key: no fingerprint is sent, even when the request has one.
+    assert admission_args(replace(plain_request, fingerprint="fp"), CFG, None, None)[4] == ""
+    # Unused slots name fixed keys of the user: no key, no draft.
+    sent_keys = admission_keys(Keys("p"), plain_request)
+    assert Keys("p").idem("u", "create", "") in sent_keys
+    assert Keys("p").regen_cooldown("u", "-") in sent_keys
     assert plain[6:8] == ["", ""]
     assert plain[9:12] == ["", "", ""]
 
