@@ -90,7 +90,6 @@ class Enforcer:
         self._redis = redis
         self._keys = keys
         self._plans = plans
-        self._usage = usage
         # One read of the plan and the missing counts together, when the adapter can;
         # else one read per source (a first request of a period pays for each).
         self._truth: TruthSource = truth or LedgerTruth(plans, usage)

@@ -334,6 +334,7 @@ def test_usage_parsing() -> None:
     assert not isinstance(snap, Need)
     assert snap.plan is PlanName.BASIC
     assert snap.effective_plan is PlanName.PRO
+    assert snap.boost_expires_at == datetime.fromtimestamp((now_ms + 1) / 1000, UTC)
     assert snap.generations == Meter(3, 900, datetime(2026, 12, 1, tzinfo=UTC))
     assert snap.generations.remaining == 897
     assert snap.full_regens.remaining == -1
@@ -341,6 +342,8 @@ def test_usage_parsing() -> None:
     assert not isinstance(nobody, Need)
     assert nobody.effective_plan is None
     assert nobody.generations.limit == 0
+    limits = (nobody.hourly.limit, nobody.full_regens.limit, nobody.concurrency.limit)
+    assert limits == (0, 0, 0)
     assert nobody.boost_expires_at is None
 
 
