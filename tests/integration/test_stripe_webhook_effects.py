@@ -407,7 +407,10 @@ def test_events_naming_a_deleted_accounts_customer_or_subscription_change_nothin
             outcome = _deliver(hooks, evt)
         assert outcome == WebhookOutcome(evt["id"], evt["type"], "ignored", None, "deleted account")
         [warning] = [r for r in caplog.records if r.levelname == "WARNING"]
-        assert warning.fields["event_id"] == evt["id"]  # type: ignore[attr-defined]
+        fields = getattr(warning, "fields", {})
+        assert (fields["event"], fields["event_id"], fields["event_type"]) == (
+            "stripe_event_for_deleted_account", evt["id"], evt["type"],
+        )  # fmt: skip
         caplog.clear()
     with db.uow() as uow:
         assert uow.subscriptions.get(user) == before
@@ -439,3 +442,27 @@ def test_a_refund_of_an_unknown_payment_delivered_twice_is_a_duplicate_of_nobody
     evt = event("charge.refunded", charge)
     assert _deliver(hooks, evt).detail == "refund kept"
     assert _deliver(hooks, evt) == WebhookOutcome(evt["id"], evt["type"], "duplicate", None)
+
+
+def _linked(db: Database, user: str) -> str | None:
+    with db.uow() as uow:
+        row = uow.users.get(user)
+    return row.stripe_customer_id if row else None
+
+
+def test_a_checkout_never_moves_a_linked_customer_nor_takes_anothers(
+    hooks: StripeWebhooks, db: Database
+) -> None:
+    """The first customer stays (portal and lookups keep pointing at it), and a customer
+    already linked to another user is not linked a second time."""
+    user, first, second = _user(), f"cus_{secrets.token_hex(6)}", f"cus_{secrets.token_hex(6)}"
+    for customer in (first, second):
+        session = checkout_session(mode="subscription", customer=customer,
+                                   client_reference_id=user, subscription_id="sub_m")  # fmt: skip
+        assert _deliver(hooks, event("checkout.session.completed", session)).result == "applied"
+    assert _linked(db, user) == first
+    other = _user()
+    session = checkout_session(mode="subscription", customer=first, client_reference_id=other,
+                               subscription_id="sub_n")  # fmt: skip
+    _deliver(hooks, event("checkout.session.completed", session))
+    assert (_linked(db, other), _linked(db, user)) == (None, first)

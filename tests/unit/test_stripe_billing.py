@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 
 from devtools.net import free_port
-from shared.billing.stripe_billing import Product, StripeConfig
+from shared.billing.stripe_billing import Product, StripeBilling, StripeConfig
 from shared.billing.stripe_gateway import StripeGateway, verify_signature
 from shared.billing.stripe_payloads import (
     StripeEvent,
@@ -22,7 +22,9 @@ from shared.billing.stripe_payloads import (
     period_end,
 )
 from shared.billing.stripe_webhooks import _skip_subscription_write
+from shared.clock import SystemClock
 from shared.config import load_settings
+from shared.db.database import Database
 from shared.db.models import Subscription, SubscriptionStatus
 from shared.errors import BadRequest, ServiceUnavailable
 from shared.plans import PackName, PlanName
@@ -480,3 +482,14 @@ def test_the_client_is_built_once_and_talks_to_stripe_by_default() -> None:
     client = gw._stripe()
     assert gw._stripe() is client
     assert client._requestor.base_addresses.get("api") == "https://api.stripe.com"
+
+
+def test_a_gateway_given_to_the_billing_is_the_one_it_uses() -> None:
+    settings = load_settings({"STRIPE_SECRET_KEY": "sk_test_1", "STRIPE_WEBHOOK_SECRET": "w"})
+    gateway = StripeGateway("sk_test_1")
+
+    def no_db() -> Database:
+        raise AssertionError("the gateway needs no database")
+
+    billing = StripeBilling(StripeConfig.from_settings(settings), no_db, SystemClock(), gateway)
+    assert billing.gateway is gateway
