@@ -712,3 +712,19 @@ def test_admission_sends_the_enforcers_own_settings(
         "provider_cap": "3", "idempotency_record_ttl_s": "86400",
         "plan_table": plan_table(PLANS),
     }  # fmt: skip
+
+
+def test_the_wrappers_read_the_injected_clock_not_the_system_one(
+    port: RedisPort, run_prefix: str
+) -> None:
+    then = datetime.now(UTC) + timedelta(days=45, hours=3)  # another month and hour (a past
+    plans = FakePlans()  # one would not do: counters expire at their period's end + grace)
+    enforcer = Enforcer(
+        port, Keys(f"{run_prefix}:{uuid.uuid4().hex[:6]}"), plans, FakeUsage(),
+        lease_ttl_s=60, plan_cache_ttl_s=600, provider_caps={Lane.INTERACTIVE: 5, Lane.BATCH: 1},
+        clock=FixedClock(then),
+    )  # fmt: skip
+    user = f"u{uuid.uuid4().hex[:10]}"
+    plans.plans[user] = PlanInfo(PlanName.BASIC)
+    assert enforcer.enforce_monthly_pool(user).resets_at == month_end(then)
+    assert enforcer.enforce_hourly_burst(user).resets_at == hour_end(then)

@@ -411,6 +411,7 @@ def test_events_naming_a_deleted_accounts_customer_or_subscription_change_nothin
         assert (fields["event"], fields["event_id"], fields["event_type"]) == (
             "stripe_event_for_deleted_account", evt["id"], evt["type"],
         )  # fmt: skip
+        assert customer in fields["stripe_ids"] or sub["id"] in fields["stripe_ids"]
         caplog.clear()
     with db.uow() as uow:
         assert uow.subscriptions.get(user) == before
@@ -466,3 +467,15 @@ def test_a_checkout_never_moves_a_linked_customer_nor_takes_anothers(
                                subscription_id="sub_n")  # fmt: skip
     _deliver(hooks, event("checkout.session.completed", session))
     assert (_linked(db, other), _linked(db, user)) == (None, first)
+
+
+def test_a_user_id_of_the_longest_length_the_schema_allows_is_taken(
+    hooks: StripeWebhooks, db: Database
+) -> None:
+    user = "u" + secrets.token_hex(64)[:127]  # 128 characters: users.id's CHECK allows it
+    assert len(user) == 128
+    session = _pack_session(user, "pack_50")
+    outcome = _deliver(hooks, event("checkout.session.completed", session))
+    assert (outcome.result, outcome.user_id) == ("applied", user)
+    longer = _pack_session(user + "x", "pack_50")
+    assert _deliver(hooks, event("checkout.session.completed", longer)).user_id is None

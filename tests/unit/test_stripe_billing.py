@@ -122,19 +122,24 @@ def test_event_parse_reads_id_type_created_and_object() -> None:
     assert parsed.created == datetime.fromtimestamp(1_700_000_000, UTC)
 
 
+_LACKS = "The event lacks id, type, created or data.object."
+
+
 @pytest.mark.parametrize(
-    "payload",
+    ("payload", "message"),
     [
-        b"not json",
-        b"[]",
-        b'{"id": "evt_1", "type": "x", "created": 1}',
-        b'{"data": {"object": {}}}',
+        (b"not json", "The event is not valid JSON."),
+        (b"[]", _LACKS),
+        (b'{"id": "evt_1", "type": "x", "created": 1}', _LACKS),
+        (b'{"data": {"object": {}}}', _LACKS),
+        (b'{"id": "evt_1", "type": "x", "data": {"object": {}}}', _LACKS),  # no created
+        (b'{"id": "evt_1", "created": 1, "data": {"object": {}}}', _LACKS),  # no type
     ],
 )
-def test_malformed_events_are_400(payload: bytes) -> None:
+def test_malformed_events_are_400(payload: bytes, message: str) -> None:
     with pytest.raises(BadRequest) as info:
         StripeEvent.parse(payload)
-    assert info.value.code in ("INVALID_EVENT",)
+    assert (info.value.code, info.value.message) == ("INVALID_EVENT", message)
 
 
 @pytest.mark.parametrize(
