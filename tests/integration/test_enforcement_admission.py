@@ -728,3 +728,25 @@ def test_the_wrappers_read_the_injected_clock_not_the_system_one(
     plans.plans[user] = PlanInfo(PlanName.BASIC)
     assert enforcer.enforce_monthly_pool(user).resets_at == month_end(then)
     assert enforcer.enforce_hourly_burst(user).resets_at == hour_end(then)
+
+
+def test_counters_that_cannot_be_settled_fail_closed_after_four_trips(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A counter that vanishes between its seed and the retry (here: a period so far past
+    that its seeded counter expires at once) is retried a bounded number of times, then
+    the paid limit fails closed with a 503."""
+    user = world.user(PlanName.BASIC)
+    trips: list[str] = []
+    run = world.port.run
+
+    def counting(name: str, keys: Any, args: Any) -> Any:
+        trips.append(name)
+        return run(name, keys, args)
+
+    monkeypatch.setattr(world.port, "run", counting)
+    long_ago = datetime(2020, 2, 10, 9, 30, tzinfo=UTC)
+    with pytest.raises(ServiceUnavailable) as info:
+        world.admit(user, now=long_ago)
+    assert info.value.message == "Usage counters could not be settled; retry shortly."
+    assert trips == ["admission"] * 4
