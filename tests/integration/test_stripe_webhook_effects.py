@@ -479,3 +479,25 @@ def test_a_user_id_of_the_longest_length_the_schema_allows_is_taken(
     assert (outcome.result, outcome.user_id) == ("applied", user)
     longer = _pack_session(user + "x", "pack_50")
     assert _deliver(hooks, event("checkout.session.completed", longer)).user_id is None
+
+
+def test_every_event_is_answered_and_logged_once_with_its_outcome(
+    hooks: StripeWebhooks, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = event("customer.created", {"id": f"cus_{secrets.token_hex(4)}", "object": "customer"})
+    user = _user()
+    pack = event("checkout.session.completed", _pack_session(user, "pack_50"))
+    with caplog.at_level(logging.INFO, logger="reel.billing.stripe"):
+        ignored, applied = _deliver(hooks, other), _deliver(hooks, pack)
+    assert ignored == WebhookOutcome(other["id"], other["type"], "ignored", detail="unhandled type")
+    lines = [
+        getattr(r, "fields", {})
+        for r in caplog.records
+        if getattr(r, "fields", {}).get("event") == "stripe_event"
+    ]
+    assert lines == [
+        {"event": "stripe_event", "event_id": other["id"], "event_type": "customer.created",
+         "result": "ignored", "detail": "unhandled type", "user_id": None},
+        {"event": "stripe_event", "event_id": pack["id"], "event_type": pack["type"],
+         "result": "applied", "detail": applied.detail, "user_id": user},
+    ]  # fmt: skip

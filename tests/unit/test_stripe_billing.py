@@ -134,6 +134,8 @@ _LACKS = "The event lacks id, type, created or data.object."
         (b'{"data": {"object": {}}}', _LACKS),
         (b'{"id": "evt_1", "type": "x", "data": {"object": {}}}', _LACKS),  # no created
         (b'{"id": "evt_1", "created": 1, "data": {"object": {}}}', _LACKS),  # no type
+        (b'{"type": "x", "created": 1, "data": {"object": {}}}', _LACKS),  # no id
+        (b'{"id": "evt_1", "type": "x", "created": 0, "data": {"object": {}}}', _LACKS),
     ],
 )
 def test_malformed_events_are_400(payload: bytes, message: str) -> None:
@@ -498,3 +500,10 @@ def test_a_gateway_given_to_the_billing_is_the_one_it_uses() -> None:
 
     billing = StripeBilling(StripeConfig.from_settings(settings), no_db, SystemClock(), gateway)
     assert billing.gateway is gateway
+
+
+def test_an_event_created_at_the_first_second_of_the_epoch_is_taken() -> None:
+    parsed = StripeEvent.parse(
+        b'{"id": "evt_1", "type": "x", "created": 1, "data": {"object": {}}}'
+    )
+    assert parsed.created == datetime.fromtimestamp(1, UTC)
