@@ -79,3 +79,12 @@ def test_the_mutants_can_come_from_a_file(tmp_path: Path) -> None:
     ]
     assert mutate._patterns(" a , b ,") == ["a", "b"]
     assert mutate._patterns("") == []
+
+
+def test_each_equivalent_is_named_once_with_a_reason() -> None:
+    import tomllib
+
+    rows = tomllib.loads(mutate.EQUIVALENT.read_text(encoding="utf-8"))["equivalent"]
+    names = [row["mutant"] for row in rows]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
+    assert [n for n, row in zip(names, rows, strict=True) if len(row["reason"].split()) < 8] == []
