@@ -56,6 +56,8 @@ LUA_TESTS = [
     "tests/integration/test_enforcement_admission.py",
     "tests/integration/test_enforcement_concurrency.py",
     "tests/integration/test_enforcement_stateful.py",
+    "tests/integration/test_circuit.py",  # lua/circuit.lua, which no test above runs
+    "tests/e2e/test_credits.py",  # lua/lib/credits.lua end to end: packs, grants, refunds
 ]
 LUA_PYTEST_ARGS = ["-q", "-x", "-p", "no:randomly", "-p", "no:cacheprovider", "-k", "not upstash"]
 

@@ -61,13 +61,17 @@ def _fail(circuit: RedisCircuit, n: int) -> None:
         circuit.record(uuid.uuid4().hex, ok=False)
 
 
-def test_n_failures_within_the_window_open_it(circuit: RedisCircuit) -> None:
+def test_n_failures_within_the_window_open_it(
+    circuit: RedisCircuit, redis: TcpRedis, keys: Keys
+) -> None:
     assert circuit.state() == "closed"
     _fail(circuit, 2)
     assert circuit.state() == "closed"
     _fail(circuit, 1)
     assert circuit.state() == "open"
     assert circuit.admit("a") == "deny"
+    # Opening forgets the failures that opened it (a later close starts from none).
+    assert redis._client.exists(keys.circuit_failures("minimax", "MiniMax-M2.5")) == 0
 
 
 def test_failures_spread_wider_than_the_window_do_not(
@@ -247,3 +251,34 @@ def test_a_slot_is_taken_and_given_back_by_its_holder_alone(
         ("semaphore_acquire", [semaphore], ["0", "h1", "2", "60000"]),
         ("semaphore_release", [keys.lease("h1"), semaphore], ["h1", ""]),
     ]
+
+
+_EDGE_TRIES = 100
+
+
+def _redis_now_ms(redis: TcpRedis) -> int:
+    sec, usec = redis._client.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+def test_the_cooldown_and_a_lost_trial_end_at_their_millisecond(
+    circuit: RedisCircuit, redis: TcpRedis, keys: Keys, clock: FakeTime
+) -> None:
+    """Script time can't be pinned, but it can be aimed (as the regeneration cooldown's
+    edge test does): the stored instant is Redis TIME now, the script runs with the
+    cool-down (or trial TTL) as its offset, so most tries run at exactly that end. At that
+    instant the next caller becomes the trial, for an open circuit and a half-open one
+    whose trial never reported."""
+    state = keys.circuit("minimax", "MiniMax-M2.5")
+    clock.ms = 20_000  # the fixture's cool-down; its trial TTL is 30 s
+    for _ in range(_EDGE_TRIES):
+        redis._client.hset(state, mapping={
+            "state": "open", "opened_at": _redis_now_ms(redis), "trial": "", "trial_until": 0,
+        })  # fmt: skip
+        assert circuit.admit("next") == "trial"
+    clock.ms = 30_000
+    for _ in range(_EDGE_TRIES):
+        redis._client.hset(state, mapping={
+            "state": "half_open", "trial": "lost", "trial_until": _redis_now_ms(redis) + 30_000,
+        })  # fmt: skip
+        assert circuit.admit("next") == "trial"

@@ -31,7 +31,7 @@ from shared.enforcement.scripts.admission import (
 )
 from shared.enforcement.scripts.idempotency import IdempotencyKind
 from shared.errors import LimitExceeded, ServiceUnavailable
-from shared.plans import PLANS, Lane, PlanName
+from shared.plans import LOW_CREDIT_MARK, PLANS, Lane, PlanName
 from shared.queue.signing import RedisTokenLedger, TokenUse
 from shared.redis import Keys, RedisPort, month_label
 from shared.redis.keys import hour_end, month_end
@@ -750,3 +750,20 @@ def test_counters_that_cannot_be_settled_fail_closed_after_four_trips(
         world.admit(user, now=long_ago)
     assert info.value.message == "Usage counters could not be settled; retry shortly."
     assert trips == ["admission"] * 4
+
+
+def test_credits_low_is_noticed_on_the_unit_that_leaves_the_mark_only(world: World) -> None:
+    user = world.user(PlanName.BASIC)
+    world.usage.month[(user, month_label(world.now))] = PLANS[PlanName.BASIC].generations_per_month
+    expires_ms = int((world.now + timedelta(days=30)).timestamp() * 1000)
+    world.usage.credits[user] = f"c1:{expires_ms}:{LOW_CREDIT_MARK + 2}:0:grant"
+    seen = []
+    for _ in range(3):
+        ticket = world.ticket(user)  # the pool is spent: the grant pays
+        seen.append((ticket.credit_id, ticket.credits_left, ticket.notices))
+        world.enforcer.release(ticket.lease)
+    assert seen == [
+        ("c1", LOW_CREDIT_MARK + 1, ()),
+        ("c1", LOW_CREDIT_MARK, ("credits_low",)),
+        ("c1", LOW_CREDIT_MARK - 1, ()),
+    ]
