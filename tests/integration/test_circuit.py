@@ -74,6 +74,14 @@ def test_n_failures_within_the_window_open_it(
     assert redis._client.exists(keys.circuit_failures("minimax", "MiniMax-M2.5")) == 0
 
 
+def test_the_failures_of_a_closed_circuit_expire_with_their_window(
+    circuit: RedisCircuit, redis: TcpRedis, keys: Keys
+) -> None:
+    _fail(circuit, 1)
+    ttl_ms = redis._client.pttl(keys.circuit_failures("minimax", "MiniMax-M2.5"))
+    assert 9_000 < ttl_ms <= 10_000  # the fixture's window: 10 s
+
+
 def test_failures_spread_wider_than_the_window_do_not(
     circuit: RedisCircuit, clock: FakeTime
 ) -> None:
