@@ -767,3 +767,32 @@ def test_credits_low_is_noticed_on_the_unit_that_leaves_the_mark_only(world: Wor
         ("c1", LOW_CREDIT_MARK, ("credits_low",)),
         ("c1", LOW_CREDIT_MARK - 1, ()),
     ]
+
+
+def test_a_first_usage_read_costs_two_trips_whatever_is_missing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plan, counters and credits all missing: the first call names them all at once, the
+    second carries them; never a third."""
+    user = world.user(PlanName.STANDARD)
+    trips: list[str] = []
+    run = world.port.run
+
+    def counting(name: str, keys: Any, args: Any) -> Any:
+        trips.append(name)
+        return run(name, keys, args)
+
+    monkeypatch.setattr(world.port, "run", counting)
+    assert world.enforcer.usage(user, world.now).generations.used == 0
+    assert trips == ["usage", "usage"]
+
+
+def test_aborting_a_regeneration_lifts_its_drafts_cooldown(world: World) -> None:
+    user = world.user(PlanName.PRO)
+    ticket = world.ticket(user, Scope.REGEN_TARGETED, draft_id="d")
+    assert refusal_code(world.admit(user, Scope.REGEN_TARGETED, draft_id="d")) in (
+        "COOLDOWN_ACTIVE", "CONCURRENCY_LIMIT",
+    )  # fmt: skip
+    assert world.enforcer.abort(ticket) is True
+    assert world.port.get(world.keys.regen_cooldown(user, "d")) is None
+    assert world.admit(user, Scope.REGEN_TARGETED, draft_id="d").kind is AdmissionKind.ADMITTED
