@@ -39,7 +39,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,6 +132,18 @@ def _code_part(line: str) -> tuple[str, str]:
 
 
 def lua_mutants(path: Path) -> Iterator[Mutant]:
+    """Each mutant of ``path``; a second mutant of the same kind on one line is named with
+    its place (``flip < -> <= #2``), so each name means one mutant."""
+    seen: dict[tuple[int, str], int] = {}
+    for mutant in _lua_mutants(path):
+        key = (mutant.line, mutant.kind)
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > 1:
+            mutant = replace(mutant, kind=f"{mutant.kind} #{seen[key]}")
+        yield mutant
+
+
+def _lua_mutants(path: Path) -> Iterator[Mutant]:
     module = str(path.relative_to(ROOT))
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         code, comment = _code_part(line)

@@ -302,3 +302,43 @@ def test_a_pending_idempotency_record_expires_in_24_hours(world: World, raw: red
     assert_pttl(raw, world.keys.idem(user, "assets", "pending"), 86_400_000)
     world.ticket(user, idem_key="adm", fingerprint="f")
     assert_pttl(raw, world.keys.idem(user, "create", "adm"), 86_400_000)
+
+
+# ---- which credit pays: unexpired, not used up, earliest expiry, then lowest id ----------
+
+
+@pytest.fixture
+def credit_pick_probe(tmp_path: Path) -> str:
+    """The real ``credits`` fragment asked which credit pays at an exact millisecond."""
+    (tmp_path / "lib").symlink_to(LUA_DIR / "lib")
+    (tmp_path / "probe.lua").write_text(
+        "--#include credits\nreturn credit_pick(KEYS[1], tonumber(ARGV[1])) or ''\n"
+    )
+    return ScriptRegistry(tmp_path).get("probe").source
+
+
+def test_the_credit_that_pays_is_the_earliest_to_expire_then_the_lowest_id(
+    raw: redis.Redis, credit_pick_probe: str, run_prefix: str
+) -> None:
+    key = f"{run_prefix}:credit-pick"
+    expires = 1_800_000_000_000
+    tied = ["d", "b", "f", "a", "e", "c"]  # one expiry for all six: the id decides
+    fields = {"_": "1", "c:z": f"{expires + 1}:5:pack", "u:z": "0"}
+    for credit in tied:
+        fields[f"c:{credit}"], fields[f"u:{credit}"] = f"{expires}:5:pack", "0"
+    raw.hset(key, mapping=fields)
+
+    def pick(now_ms: int) -> str:
+        return str(raw.eval(credit_pick_probe, 1, key, now_ms))
+
+    order = []
+    for _ in tied:
+        order.append(pick(expires - 1))
+        raw.hset(key, f"u:{order[-1]}", "5")  # used up: the next one pays
+    assert order == sorted(tied)
+    assert pick(expires - 1) == "z"
+    for credit in tied:
+        raw.hset(key, f"u:{credit}", "0")
+    assert pick(expires - 1) == "a"
+    assert pick(expires) == "z"  # the six expire at that millisecond: not usable then
+    assert pick(expires + 1) == ""

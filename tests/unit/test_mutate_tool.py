@@ -88,3 +88,16 @@ def test_each_equivalent_is_named_once_with_a_reason() -> None:
     names = [row["mutant"] for row in rows]
     assert sorted({n for n in names if names.count(n) > 1}) == []
     assert [n for n, row in zip(names, rows, strict=True) if len(row["reason"].split()) < 8] == []
+
+
+def test_two_mutants_of_one_kind_on_one_line_have_two_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mutate, "ROOT", tmp_path)
+    (tmp_path / "lua").mkdir()
+    path = tmp_path / "lua" / "probe.lua"
+    path.write_text("if a < b or (a == b and c < d) then x() end\n", encoding="utf-8")
+    names = [m.name for m in mutate.lua_mutants(path)]
+    assert "lua/probe.lua:1: flip < -> <=" in names
+    assert "lua/probe.lua:1: flip < -> <= #2" in names
+    assert len(names) == len(set(names))
