@@ -312,7 +312,8 @@ def credit_pick_probe(tmp_path: Path) -> str:
     """The real ``credits`` fragment asked which credit pays at an exact millisecond."""
     (tmp_path / "lib").symlink_to(LUA_DIR / "lib")
     (tmp_path / "probe.lua").write_text(
-        "--#include credits\nreturn credit_pick(KEYS[1], tonumber(ARGV[1])) or ''\n"
+        "--#include credits\nlocal now = tonumber(ARGV[1])\n"
+        "return {credit_pick(KEYS[1], now) or '', credits_left(KEYS[1], now)}\n"
     )
     return ScriptRegistry(tmp_path).get("probe").source
 
@@ -329,7 +330,10 @@ def test_the_credit_that_pays_is_the_earliest_to_expire_then_the_lowest_id(
     raw.hset(key, mapping=fields)
 
     def pick(now_ms: int) -> str:
-        return str(raw.eval(credit_pick_probe, 1, key, now_ms))
+        return str(raw.eval(credit_pick_probe, 1, key, now_ms)[0])
+
+    def left(now_ms: int) -> int:
+        return int(raw.eval(credit_pick_probe, 1, key, now_ms)[1])
 
     order = []
     for _ in tied:
@@ -337,8 +341,12 @@ def test_the_credit_that_pays_is_the_earliest_to_expire_then_the_lowest_id(
         raw.hset(key, f"u:{order[-1]}", "5")  # used up: the next one pays
     assert order == sorted(tied)
     assert pick(expires - 1) == "z"
+    assert left(expires - 1) == 5  # the six used up count for nothing
     for credit in tied:
         raw.hset(key, f"u:{credit}", "0")
     assert pick(expires - 1) == "a"
+    assert left(expires - 1) == 35
     assert pick(expires) == "z"  # the six expire at that millisecond: not usable then
+    assert left(expires) == 5
     assert pick(expires + 1) == ""
+    assert left(expires + 1) == 0
