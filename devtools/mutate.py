@@ -22,7 +22,8 @@ reason in ``devtools/mutate_equivalent.toml``; they count in neither killed nor 
 Environment: ``MUTATE_ONLY`` = ``lua`` | ``python`` | an area or Lua file name (comma
 list; default everything); ``MUTATE_MUTANTS`` (mutmut names or ``fnmatch`` patterns, comma
 list, or ``@file`` with one a line: run and report only those, e.g. one function's
-``shared.services.worker.x_run_job*``);
+``shared.services.worker.x_run_job*``, or a Lua mutant as the report names it,
+``lua/circuit.lua:40: flip < -> <=``);
 ``MUTATE_TIMEOUT_S`` (per Lua mutant, default 180);
 ``MUTATE_JOBS`` (mutmut's parallel children, default 2). Exit status 1 when a module's
 score is under ``MUTATE_FLOOR`` (default 95).
@@ -245,13 +246,17 @@ def _wanted(only: Sequence[str], *names: str) -> bool:
     return not only or any(n in only for n in names)
 
 
-def run_lua(only: Sequence[str], timeout_s: float, scores: dict[str, Score]) -> None:
+def run_lua(
+    only: Sequence[str], timeout_s: float, scores: dict[str, Score], patterns: Sequence[str] = ()
+) -> None:
     equiv = equivalents()
     files = sorted(LUA.glob("*.lua")) + sorted((LUA / "lib").glob("*.lua"))
     for path in files:
         if not _wanted(only, "lua", path.name, path.stem):
             continue
         for mutant in lua_mutants(path):
+            if patterns and not _selected(mutant.name, patterns):
+                continue
             score = scores.setdefault(mutant.module, Score())
             if mutant.name in equiv:
                 score.mutants += 1
@@ -403,7 +408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         if not only or set(only) & lua_names:
-            run_lua(only if set(only) - {"lua"} else [], timeout_s, scores)
+            lua_patterns = [p for p in patterns if p.startswith("lua/")]
+            run_lua(only if set(only) - {"lua"} else [], timeout_s, scores, lua_patterns)
         if not only or set(only) & ({"python"} | set(PY_AREAS)):
             run_python([x for x in only if x != "python"], jobs, scores, patterns)
     except KeyboardInterrupt:  # Ctrl-C: the script under test is already restored
