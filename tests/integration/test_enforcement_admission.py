@@ -590,13 +590,37 @@ def test_a_user_without_a_plan_gets_nothing_from_the_wrappers(
     assert sent == [("cooldown", ["0", "0"])]  # no plan: no cooldown is started
 
 
-def test_a_stale_slot_is_taken_back_once_script_time_passes_its_expiry(world: World) -> None:
+def test_a_stale_slot_is_taken_back_once_script_time_passes_its_expiry(
+    world: World, redis_url: str
+) -> None:
     enforcer, user = world.enforcer, world.user(PlanName.BASIC)
     assert enforcer.acquire_user_concurrency(user, "crashed").acquired
     assert not enforcer.acquire_user_concurrency(user, "next").acquired
     enforcer.time_offset_ms = 60_001  # the lease TTL of this world is 60 s
     taken = enforcer.acquire_user_concurrency(user, "next")
     assert (taken.acquired, taken.in_use) == (True, 1)
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:  # the expired member is dropped, not just outnumbered
+        assert raw.zrange(world.keys.user_leases(user), 0, -1) == ["next"]
+    finally:
+        raw.close()
+
+
+def test_a_refund_never_takes_a_credits_use_below_zero(world: World, redis_url: str) -> None:
+    """A credits hash re-seeded from Postgres after the failure no longer counts the
+    failed generation: its refund must not count one unit back twice."""
+    user = world.user(PlanName.BASIC)
+    expires_ms = int((world.now + timedelta(days=30)).timestamp() * 1000)
+    raw = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        raw.hset(world.keys.credits(user), mapping={
+            "_": "1", "c:c1": f"{expires_ms}:5:grant", "u:c1": "0",
+        })  # fmt: skip
+        charge = ChargeRef(uuid.uuid4().hex, user, month_label(world.now), Scope.CREATE, "c1")
+        assert world.enforcer.refund(charge) is True
+        assert raw.hget(world.keys.credits(user), "u:c1") == "0"
+    finally:
+        raw.close()
 
 
 def test_forget_user_deletes_in_chunks_and_counts_what_existed(
