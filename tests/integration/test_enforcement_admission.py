@@ -602,6 +602,8 @@ def test_a_stale_slot_is_taken_back_once_script_time_passes_its_expiry(
     raw = redis.Redis.from_url(redis_url, decode_responses=True)
     try:  # the expired member is dropped, not just outnumbered
         assert raw.zrange(world.keys.user_leases(user), 0, -1) == ["next"]
+        # and the set itself goes a second after its last member's lease would
+        assert 60_000 < raw.pttl(world.keys.user_leases(user)) <= 61_000
     finally:
         raw.close()
 
