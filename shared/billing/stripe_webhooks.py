@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from shared.db.database import Database, UnitOfWork
     from shared.db.models import Subscription, SubscriptionStatus
 
-__all__ = ["Result", "StripeWebhooks", "WebhookOutcome"]
+__all__ = ["HANDLED_EVENTS", "Result", "StripeWebhooks", "WebhookOutcome"]
 
 _log = logging.getLogger("reel.billing.stripe")
 
@@ -80,6 +80,16 @@ _SUBSCRIPTION_EVENTS: Final = frozenset(
 _CHECKOUT_EVENTS: Final = frozenset(
     {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 )
+HANDLED_EVENTS: Final = (
+    _SUBSCRIPTION_EVENTS
+    | _CHECKOUT_EVENTS
+    | {
+        "invoice.payment_failed",
+        "charge.refunded",
+    }
+)
+"""The event types the webhook acts on: the Stripe Dashboard's endpoint must send each
+(docs/deploy.md lists them; any other type is answered 200 and ignored)."""
 _PAID: Final = frozenset({"paid", "no_payment_required"})
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from shared.billing.stripe_config import StripeConfig
-from shared.billing.stripe_webhooks import StripeWebhooks, WebhookOutcome
+from shared.billing.stripe_webhooks import HANDLED_EVENTS, StripeWebhooks, WebhookOutcome
 from shared.config import load_settings
 from shared.db.database import Database
 from shared.db.models import SubscriptionStatus
@@ -501,3 +501,13 @@ def test_every_event_is_answered_and_logged_once_with_its_outcome(
         {"event": "stripe_event", "event_id": pack["id"], "event_type": pack["type"],
          "result": "applied", "detail": applied.detail, "user_id": user},
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("event_type", sorted(HANDLED_EVENTS))
+def test_each_handled_event_type_reaches_its_handler(
+    hooks: StripeWebhooks, event_type: str
+) -> None:
+    """HANDLED_EVENTS (what docs/deploy.md subscribes the endpoint to) and the dispatch
+    agree: none of them is answered "unhandled type"."""
+    evt = event(event_type, {"id": f"obj_{secrets.token_hex(4)}", "object": "x"})
+    assert _deliver(hooks, evt).detail != "unhandled type"

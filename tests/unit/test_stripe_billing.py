@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +23,7 @@ from shared.billing.stripe_payloads import (
     map_subscription_status,
     period_end,
 )
-from shared.billing.stripe_webhooks import _skip_subscription_write
+from shared.billing.stripe_webhooks import HANDLED_EVENTS, _skip_subscription_write
 from shared.clock import SystemClock
 from shared.config import load_settings
 from shared.db.database import Database
@@ -507,3 +509,12 @@ def test_an_event_created_at_the_first_second_of_the_epoch_is_taken() -> None:
         b'{"id": "evt_1", "type": "x", "created": 1, "data": {"object": {}}}'
     )
     assert parsed.created == datetime.fromtimestamp(1, UTC)
+
+
+def test_the_deploy_guide_subscribes_the_endpoint_to_every_event_the_webhook_handles() -> None:
+    """The Dashboard endpoint is set up by hand from docs/deploy.md: an event missing
+    there never arrives (a pack's refund would never take its units back)."""
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "deploy.md").read_text("utf-8")
+    step = guide[guide.index("**Webhook endpoint**") : guide.index("**Configuration**")]
+    listed = set(re.findall(r"`([a-z_]+(?:\.[a-z_]+)+)`", step))
+    assert listed == HANDLED_EVENTS
