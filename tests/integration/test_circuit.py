@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
 from shared.enforcement.circuit import RedisCircuit, RedisSlots
 from shared.plans import Lane
-from shared.redis.client import Arg, TcpRedis
+from shared.redis.client import TcpRedis
 from shared.redis.keys import Keys
+from tests.support.script_calls import record_script_calls
 
 
 class FakeTime:
@@ -214,28 +214,13 @@ def test_slots_are_taken_up_to_the_lane_cap_and_given_back(
     assert take("d")
 
 
-def _recording(
-    monkeypatch: pytest.MonkeyPatch, redis: TcpRedis
-) -> list[tuple[str, list[str], list[str]]]:
-    """Every script call's name, KEYS and ARGV, as sent (the call still runs)."""
-    sent: list[tuple[str, list[str], list[str]]] = []
-    run = redis.run
-
-    def recording(name: str, keys: Sequence[str], args: Sequence[Arg]) -> Any:
-        sent.append((name, list(keys), [str(a) for a in args]))
-        return run(name, keys, args)
-
-    monkeypatch.setattr(redis, "run", recording)
-    return sent
-
-
 def test_the_circuit_sends_its_settings_in_milliseconds_and_moves_no_time(
     redis: TcpRedis, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     circuit = RedisCircuit(
         redis, keys, "minimax", "M", failures=3, window_s=10, cooldown_s=20, trial_ttl_s=30
     )  # production's: no time offset
-    sent = _recording(monkeypatch, redis)
+    sent = record_script_calls(monkeypatch, redis)
     circuit.record("c1", ok=False)
     circuit.record("c2", ok=True)
     assert circuit.state() == "closed"
@@ -251,7 +236,7 @@ def test_a_slot_is_taken_and_given_back_by_its_holder_alone(
     redis: TcpRedis, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slots = RedisSlots(redis, keys, {Lane.INTERACTIVE: 2, Lane.BATCH: 1}, lease_ttl_s=60)
-    sent = _recording(monkeypatch, redis)
+    sent = record_script_calls(monkeypatch, redis)
     assert slots.acquire("openrouter", "m", "interactive", "h1")
     slots.release("openrouter", "m", "interactive", "h1")
     semaphore = keys.provider("openrouter", "m", "interactive")

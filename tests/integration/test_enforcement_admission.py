@@ -6,7 +6,6 @@ import dataclasses
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 import redis
@@ -37,6 +36,7 @@ from shared.redis import Keys, RedisPort, month_label
 from shared.redis.keys import hour_end, month_end
 from tests.support.clock import FixedClock
 from tests.support.enforcement_sources import FakePlans, FakeUsage
+from tests.support.script_calls import record_script_calls
 
 PROVIDER, MODEL = "minimax", "MiniMax-M2.5"
 
@@ -578,15 +578,9 @@ def test_a_user_without_a_plan_gets_nothing_from_the_wrappers(
     assert (full.allowed, full.limit) == (False, 0)
     slot = enforcer.acquire_user_concurrency(nobody, "l1")
     assert (slot.acquired, slot.limit) == (False, 0)
-    sent: list[tuple[str, list[str]]] = []
-    run = world.port.run
-
-    def recording(name: str, keys: object, args: list[str]) -> object:
-        sent.append((name, [str(a) for a in args]))
-        return run(name, keys, args)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(world.port, "run", recording)
+    calls = record_script_calls(monkeypatch, world.port)
     assert enforcer.check_and_set_regen_cooldown(nobody, "d").allowed
+    sent = [(call.name, call.args) for call in calls]
     assert sent == [("cooldown", ["0", "0"])]  # no plan: no cooldown is started
 
 
@@ -716,20 +710,14 @@ def test_admission_sends_the_enforcers_own_settings(
     )  # fmt: skip
     user = f"u{uuid.uuid4().hex[:10]}"
     plans.plans[user] = PlanInfo(PlanName.PRO)
-    sent: list[list[str]] = []
-    run = port.run
-
-    def recording(name: str, keys: Any, args: Any) -> Any:
-        sent.append([str(a) for a in args])
-        return run(name, keys, args)
-
-    monkeypatch.setattr(port, "run", recording)
+    calls = record_script_calls(monkeypatch, port)
     req = AdmissionRequest(
         user_id=user, scope=Scope.CREATE, lease_id=uuid.uuid4().hex, now=datetime.now(UTC),
         provider="minimax", model=MODEL, lane=Lane.BATCH, idem_key="k", fingerprint="f",
     )  # fmt: skip
     assert enforcer.admit(req).kind is AdmissionKind.ADMITTED
-    slots = dict(zip([f.name for f in dataclasses.fields(AdmissionArgs)], sent[-1], strict=True))
+    names = [f.name for f in dataclasses.fields(AdmissionArgs)]
+    slots = dict(zip(names, calls[-1].args, strict=True))
     assert {name: slots[name] for name in (
         "time_offset_ms", "lease_ttl_ms", "plan_cache_ttl_s", "provider_cap",
         "idempotency_record_ttl_s", "plan_table",
@@ -763,19 +751,12 @@ def test_counters_that_cannot_be_settled_fail_closed_after_four_trips(
     that its seeded counter expires at once) is retried a bounded number of times, then
     the paid limit fails closed with a 503."""
     user = world.user(PlanName.BASIC)
-    trips: list[str] = []
-    run = world.port.run
-
-    def counting(name: str, keys: Any, args: Any) -> Any:
-        trips.append(name)
-        return run(name, keys, args)
-
-    monkeypatch.setattr(world.port, "run", counting)
+    calls = record_script_calls(monkeypatch, world.port)
     long_ago = datetime(2020, 2, 10, 9, 30, tzinfo=UTC)
     with pytest.raises(ServiceUnavailable) as info:
         world.admit(user, now=long_ago)
     assert info.value.message == "Usage counters could not be settled; retry shortly."
-    assert trips == ["admission"] * 4
+    assert [call.name for call in calls] == ["admission"] * 4
 
 
 def test_credits_low_is_noticed_on_the_unit_that_leaves_the_mark_only(world: World) -> None:
@@ -801,16 +782,9 @@ def test_a_first_usage_read_costs_two_trips_whatever_is_missing(
     """Plan, counters and credits all missing: the first call names them all at once, the
     second carries them; never a third."""
     user = world.user(PlanName.STANDARD)
-    trips: list[str] = []
-    run = world.port.run
-
-    def counting(name: str, keys: Any, args: Any) -> Any:
-        trips.append(name)
-        return run(name, keys, args)
-
-    monkeypatch.setattr(world.port, "run", counting)
+    calls = record_script_calls(monkeypatch, world.port)
     assert world.enforcer.usage(user, world.now).generations.used == 0
-    assert trips == ["usage", "usage"]
+    assert [call.name for call in calls] == ["usage", "usage"]
 
 
 def test_aborting_a_regeneration_lifts_its_drafts_cooldown(world: World) -> None:
