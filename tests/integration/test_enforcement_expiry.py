@@ -132,16 +132,19 @@ def test_an_expired_lease_cannot_reacquire_when_its_users_slots_are_full(
 # ---- the boost's edge, on the fragment the scripts share ----------------------------------
 
 
+def fragment_probe(tmp_path: Path, fragment: str, body: str) -> str:
+    """A script that includes the real ``lib/<fragment>.lua`` and runs ``body``, so script
+    time is an argument: an edge is hit at exactly its millisecond."""
+    (tmp_path / "lib").symlink_to(LUA_DIR / "lib")
+    (tmp_path / "probe.lua").write_text(f"--#include {fragment}\n{body}\n")
+    return ScriptRegistry(tmp_path).get("probe").source
+
+
 @pytest.fixture
 def effective_plan_probe(tmp_path: Path) -> str:
-    """A script that includes the real ``plan_cache`` fragment and asks it one question,
-    so script time is an argument: the edge is hit at exactly the millisecond."""
-    (tmp_path / "lib").symlink_to(LUA_DIR / "lib")
-    (tmp_path / "probe.lua").write_text(
-        "--#include plan_cache\n"
-        "return effective_plan(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))\n"
-    )
-    return ScriptRegistry(tmp_path).get("probe").source
+    """``plan_cache``'s effective plan of (base, boost ms, now ms)."""
+    body = "return effective_plan(ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]))"
+    return fragment_probe(tmp_path, "plan_cache", body)
 
 
 def test_a_boost_ends_exactly_at_its_expiry_millisecond(
@@ -309,13 +312,13 @@ def test_a_pending_idempotency_record_expires_in_24_hours(world: World, raw: red
 
 @pytest.fixture
 def credit_pick_probe(tmp_path: Path) -> str:
-    """The real ``credits`` fragment asked which credit pays at an exact millisecond."""
-    (tmp_path / "lib").symlink_to(LUA_DIR / "lib")
-    (tmp_path / "probe.lua").write_text(
-        "--#include credits\nlocal now = tonumber(ARGV[1])\n"
-        "return {credit_pick(KEYS[1], now) or '', credits_left(KEYS[1], now)}\n"
+    """The real ``credits`` fragment asked which credit pays, and how many units are left,
+    at an exact millisecond."""
+    body = (
+        "local now = tonumber(ARGV[1])\n"
+        "return {credit_pick(KEYS[1], now) or '', credits_left(KEYS[1], now)}"
     )
-    return ScriptRegistry(tmp_path).get("probe").source
+    return fragment_probe(tmp_path, "credits", body)
 
 
 def test_the_credit_that_pays_is_the_earliest_to_expire_then_the_lowest_id(
